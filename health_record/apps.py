@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class HealthRecordConfig(AppConfig):
+    name = "health_record"
+    verbose_name = "Dossier du patient"

@@ -1,0 +1,58 @@
+"""The one access-checked fetch per object type (STYLE.md §3).
+
+Every view fetches mailboxes, entries and attachments through these functions. "Not yours" and
+"does not exist" both raise Http404, so an id reveals nothing.
+
+Who reaches a mailbox:
+- nominative: its owner's account;
+- organisational and applicative: their members;
+- patient: the patient's account.
+"""
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from mailboxes.models import Attachment, Entry, Mailbox
+
+
+def mailboxes_for_user(user) -> QuerySet[Mailbox]:
+    if not getattr(user, "is_authenticated", False):
+        return Mailbox.objects.none()
+    return (
+        Mailbox.objects.filter(
+            Q(owner__user=user) | Q(memberships__user=user) | Q(kind=Mailbox.Kind.PATIENT, patient__user=user),
+            is_active=True,
+        )
+        .distinct()
+        .order_by("kind", "address")
+    )
+
+
+def mailbox_for_user(user, mailbox_id) -> Mailbox:
+    try:
+        return mailboxes_for_user(user).get(pk=int(mailbox_id))
+    except (Mailbox.DoesNotExist, TypeError, ValueError):
+        raise Http404("Boîte aux lettres introuvable") from None
+
+
+def entries_for_user(user) -> QuerySet[Entry]:
+    return Entry.objects.filter(mailbox__in=mailboxes_for_user(user).values("pk"))
+
+
+def entry_for_user(user, entry_id) -> Entry:
+    try:
+        return entries_for_user(user).select_related("message", "mailbox", "folder").get(pk=int(entry_id))
+    except (Entry.DoesNotExist, TypeError, ValueError):
+        raise Http404("Message introuvable") from None
+
+
+def attachment_for_user(user, attachment_id) -> tuple[Attachment, Entry]:
+    """The attachment, and the entry through which this user reaches its message."""
+    try:
+        attachment = Attachment.objects.select_related("message").get(pk=int(attachment_id))
+    except (Attachment.DoesNotExist, TypeError, ValueError):
+        raise Http404("Pièce jointe introuvable") from None
+    entry = entries_for_user(user).filter(message_id=attachment.message_id).select_related("mailbox").first()
+    if entry is None:
+        raise Http404("Pièce jointe introuvable")
+    return attachment, entry

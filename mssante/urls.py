@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from accounts import views as account_views
+
+admin.site.site_header = "Administration MSSanté"
+admin.site.site_title = "Administration MSSanté"
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("healthz", account_views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("comptes/", include("allauth.urls")),
+    path("pro/", include("webmail.urls")),
+    path("patient/", include("patients.urls")),
+    path("dossier/", include("health_record.urls")),
+    path("operateur/", include("mailboxes.urls")),
+]

@@ -1,0 +1,136 @@
+"""Mon espace santé: the patient (INS), and the state the conversation rules need.
+
+RULES.md §3. The rules themselves live in `patients/policy.py`; these are the facts they read:
+the patient's space state, the blocks they set, the pharmacies that dispensed to them, and
+which professional box closed the exchange with them.
+"""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext as _
+
+from mailboxes import identifiers
+
+
+class Patient(models.Model):
+    class SpaceState(models.TextChoices):
+        ACTIVE = "active", "actif"
+        CLOSED = "closed", "clôturé par le patient"
+        NOT_CREATED = "not_created", "pas encore créé"
+        OPPOSED = "opposed", "opposition à la création"
+
+    class Sex(models.TextChoices):
+        F = "F", "féminin"
+        M = "M", "masculin"
+        U = "U", "inconnu"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="patient"
+    )
+    # The patient inbox (kind PAT, `<INS>@<patient domain>`), created with the patient.
+    mailbox = models.OneToOneField(
+        "mailboxes.Mailbox", null=True, blank=True, on_delete=models.PROTECT, related_name="patient"
+    )
+    ins = models.CharField("matricule INS", max_length=15, unique=True, validators=[identifiers.validate_ins])
+    ins_qualified = models.BooleanField("INS qualifiée", default=True)
+    birth_name = models.CharField("nom de naissance", max_length=100)
+    usage_name = models.CharField("nom d'usage", max_length=100, blank=True)
+    first_names = models.CharField("prénoms", max_length=200)
+    birth_date = models.DateField("date de naissance")
+    sex = models.CharField("sexe", max_length=1, choices=Sex.choices, default=Sex.U)
+    notification_email = models.EmailField("e-mail personnel pour les notifications", blank=True)
+    space_state = models.CharField(
+        "état de l'espace", max_length=12, choices=SpaceState.choices, default=SpaceState.ACTIVE
+    )
+    space_closed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "patient"
+        verbose_name_plural = "patients"
+        ordering = ["birth_name", "first_names"]
+        indexes = [models.Index(fields=["birth_name", "first_names"])]
+
+    def __str__(self) -> str:
+        return f"patient #{self.pk}"
+
+    @property
+    def first_name(self) -> str:
+        return self.first_names.split(" ")[0] if self.first_names else ""
+
+    @property
+    def display_name(self) -> str:
+        last = self.usage_name or self.birth_name
+        return f"{self.first_name} {last.upper()}".strip()
+
+    @property
+    def address(self) -> str:
+        return f"{self.ins}@{settings.PATIENT_DOMAIN}"
+
+    def clean(self):
+        self.ins = identifiers.normalise_ins(self.ins)
+        if self.ins and not identifiers.ins_error(self.ins) and self.sex != self.Sex.U:
+            if (self.ins[0] in "137") != (self.sex == self.Sex.M):
+                raise ValidationError({"sex": _("Le sexe ne correspond pas au premier chiffre du matricule INS.")})
+
+
+class PharmacyDispensation(models.Model):
+    """A pharmacy dispensed a reimbursed prescription to the patient: they may write first to it
+    within a year (RULES.md §3). Set by the pharmacy's import or by `manage.py provision`."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="dispensations")
+    pharmacy_mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="dispensations")
+    dispensed_on = models.DateField("date de délivrance")
+
+    class Meta:
+        verbose_name = "délivrance en officine"
+        verbose_name_plural = "délivrances en officine"
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "pharmacy_mailbox", "dispensed_on"], name="dispensation_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"délivrance #{self.pk}"
+
+
+class Block(models.Model):
+    """The patient blocked a professional or structure box."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="blocks")
+    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="blocked_by")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "blocage"
+        verbose_name_plural = "blocages"
+        constraints = [models.UniqueConstraint(fields=["patient", "mailbox"], name="block_unique")]
+
+    def __str__(self) -> str:
+        return f"blocage #{self.pk}"
+
+
+class Conversation(models.Model):
+    """The exchange between one professional box and one patient: open until `[FIN]`."""
+
+    class State(models.TextChoices):
+        OPEN = "open", "ouvert"
+        CLOSED = "closed", "clôturé"
+
+    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="patient_conversations")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="conversations")
+    state = models.CharField(max_length=6, choices=State.choices, default=State.OPEN)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closing_message = models.ForeignKey(
+        "mailboxes.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_message_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "échange"
+        verbose_name_plural = "échanges"
+        constraints = [models.UniqueConstraint(fields=["mailbox", "patient"], name="conversation_unique")]
+
+    def __str__(self) -> str:
+        return f"échange #{self.pk} ({self.state})"
