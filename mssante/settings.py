@@ -174,7 +174,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 if (BASE_DIR / "node_modules" / "htmx.org" / "dist").is_dir():
     STATICFILES_DIRS.append(("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"))
 MEDIA_ROOT = VAR_DIR / "media"
-MEDIA_URL = None  # stored files are never served directly: every download is access-checked
+# Stored files are never served by URL: every download goes through an access-checked view.
+MEDIA_URL = "/_stored-files-are-not-served/"
 
 S3_BUCKET = env_str("S3_BUCKET")
 if S3_BUCKET:
@@ -320,3 +321,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# The patient-domain policy the delivery path asks (mailboxes/patient_domain.py).
+PATIENT_POLICY = env_str("PATIENT_POLICY", "patients.policy.PatientPolicy")
