@@ -251,7 +251,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
-CELERY_BEAT_SCHEDULE = {}
+CELERY_BEAT_SCHEDULE = {
+    "purge-audit-events": {"task": "audit.tasks.purge_audit_events", "schedule": 24 * 3600},
+}
 
 # --- Cache --------------------------------------------------------------------------------
 REDIS_CACHE_URL = env_str("CACHE_URL", "")

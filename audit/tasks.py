@@ -1,0 +1,8 @@
+from celery import shared_task
+
+from audit.retention import purge_expired_events
+
+
+@shared_task(acks_late=True)
+def purge_audit_events() -> int:
+    return purge_expired_events()
