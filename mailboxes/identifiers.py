@@ -74,11 +74,9 @@ def validate_siret(value: str) -> None:
     number = normalise_number(value)
     if not re.fullmatch(r"\d{14}", number):
         raise ValidationError(_("Un numéro SIRET compte 14 chiffres (reçu : « %(v)s »).") % {"v": value})
-    # La Poste's establishments (SIREN 356000000) use a digit sum multiple of 5 instead of Luhn.
-    if number.startswith("356000000"):
-        valid = sum(int(c) for c in number) % 5 == 0
-    else:
-        valid = luhn_valid(number)
+    # La Poste's establishments (SIREN 356000000) use a digit sum multiple of 5 instead of Luhn;
+    # its head office (35600000000048) keeps a Luhn key.
+    valid = luhn_valid(number) or (number.startswith("356000000") and sum(int(c) for c in number) % 5 == 0)
     if not valid:
         raise ValidationError(
             _("Le numéro SIRET « %(v)s » est invalide : sa clé de contrôle ne correspond pas.") % {"v": value}

@@ -289,7 +289,8 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# The header only declares the wish; submitting the domain to the preload list stays a manual step.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
@@ -326,3 +327,43 @@ LOGGING = {
 
 # The patient-domain policy the delivery path asks (mailboxes/patient_domain.py).
 PATIENT_POLICY = env_str("PATIENT_POLICY", "patients.policy.PatientPolicy")
+
+# --- Mail in and out: SMTP gateway TLS and workers, relay retries (docs/smtp.md) -----------
+# The four suites of the MSSanté TLS 1.2 profile (RULES.md §5).
+SMTPD_TLS_CIPHERS = env_str(
+    "SMTPD_TLS_CIPHERS",
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256",
+)
+# "1.2" pins the listener to TLS 1.2 exactly; empty also allows TLS 1.3.
+SMTPD_TLS_MAX_VERSION = env_str("SMTPD_TLS_MAX_VERSION", "")
+SMTPD_HOSTNAME = env_str("SMTPD_HOSTNAME", "")
+SMTPD_WORKERS = env_int("SMTPD_WORKERS", 8)
+SMTPD_PROCESSES = env_int("SMTPD_PROCESSES", 1)
+# MAIL and RCPT answers are reused this long (DATA always decides again from the database).
+SMTPD_DECISION_CACHE_SECONDS = env_int("SMTPD_DECISION_CACHE_SECONDS", 5)
+SMTPD_TIMEOUT = env_int("SMTPD_TIMEOUT", 300)
+SMTPD_MAX_RECIPIENTS = env_int("SMTPD_MAX_RECIPIENTS", 100)
+RELAY_TLS_CA_FILE = env_str("RELAY_TLS_CA_FILE", "")
+RELAY_TLS_VERIFY = env_bool("RELAY_TLS_VERIFY", True)
+RELAY_HELO_NAME = env_str("RELAY_HELO_NAME", "")
+RELAY_RETRY_BASE_SECONDS = env_int("RELAY_RETRY_BASE_SECONDS", 60)
+RELAY_RETRY_MAX_SECONDS = env_int("RELAY_RETRY_MAX_SECONDS", 3600)
+# A row left in "sending" longer than this lost its worker: the sweeper puts it back in line.
+RELAY_SENDING_TIMEOUT_SECONDS = env_int("RELAY_SENDING_TIMEOUT_SECONDS", 15 * 60)
+# The sweeper leaves fresh rows to the task enqueued on commit for this long.
+RELAY_SWEEP_GRACE_SECONDS = env_int("RELAY_SWEEP_GRACE_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["relay-sweep-outbox"] = {
+    "task": "mailboxes.tasks.sweep_outbox",
+    "schedule": env_int("RELAY_SWEEP_INTERVAL_SECONDS", 60),
+}
+
+CELERY_BEAT_SCHEDULE["webmail-purge-expired-trash"] = {
+    # Empties what sat longer than TRASH_RETENTION_DAYS in a trash (webmail/tasks.py).
+    "task": "webmail.purge_expired_trash",
+    "schedule": 3600.0,
+}
+
+# --- Message store and delivery path (docs/messaging.md) ------------------------------------
+# The patient domain's system sender (automatic returns, MDNs of patients, test answers);
+# hosted domains use mailer-daemon@<domain> (mailboxes/reports.py).
+PATIENT_SYSTEM_ADDRESS = env_str("PATIENT_SYSTEM_ADDRESS", f"ne-pas-repondre@{PATIENT_DOMAIN}").lower()

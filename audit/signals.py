@@ -1,0 +1,70 @@
+"""Every change made in the Django admin leaves an audit event (RULES.md §5: every access and
+exchange traced). The admin writes a LogEntry for each addition, change and deletion; this
+module turns each into an `admin.change` event: the admin as actor, the object type and id, the
+kind of change and the names of the changed fields — never their values.
+
+One LogEntry is saved (post_save below); several at once (deleting a selection) go through
+`bulk_create`, which sends no signal, so `install()` also wraps `LogEntryManager.log_actions`
+for that case only.
+"""
+
+import json
+
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from audit.events import record
+from audit.models import AuditEvent
+
+FLAGS = {ADDITION: "added", CHANGE: "changed", DELETION: "deleted"}
+
+
+def changed_fields(change_message: str) -> list[str]:
+    try:
+        parts = json.loads(change_message or "[]")
+    except ValueError:
+        return []
+    names = []
+    for part in parts if isinstance(parts, list) else []:
+        if isinstance(part, dict):
+            names.extend((part.get("changed") or {}).get("fields") or [])
+    return names
+
+
+def record_log_entry(entry: LogEntry) -> AuditEvent:
+    detail = {"change": FLAGS.get(entry.action_flag, str(entry.action_flag))}
+    fields = changed_fields(entry.change_message)
+    if fields:
+        detail["fields"] = fields
+    return record(
+        AuditEvent.Action.ADMIN_CHANGE,
+        actor=entry.user,
+        object_type=entry.content_type.model if entry.content_type_id else "",
+        object_id=entry.object_id or "",
+        detail=detail,
+    )
+
+
+@receiver(post_save, sender=LogEntry, dispatch_uid="audit_admin_log_entry")
+def record_admin_change(sender, instance: LogEntry, created: bool, raw: bool = False, **kwargs):
+    if created and not raw:
+        record_log_entry(instance)
+
+
+def install() -> None:
+    manager_class = type(LogEntry.objects)
+    original = manager_class.log_actions
+    if getattr(original, "audited", False):
+        return
+
+    def log_actions(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        entries = result if isinstance(result, list) else [result]
+        if len(entries) > 1:  # written by bulk_create: no post_save was sent
+            for entry in entries:
+                record_log_entry(entry)
+        return result
+
+    log_actions.audited = True
+    manager_class.log_actions = log_actions
