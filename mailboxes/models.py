@@ -423,6 +423,8 @@ class Message(models.Model):
     x_mss_headers = models.JSONField(default=dict, blank=True)
     auto_submitted = models.BooleanField(default=False)
     is_report = models.BooleanField(default=False)
+    # "disposition-notification" (MDN, RFC 8098) or "delivery-status" (DSN, RFC 3464).
+    report_type = models.CharField(max_length=60, blank=True)
     has_attachments = models.BooleanField(default=False)
     size = models.BigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, db_index=True)

@@ -1,0 +1,577 @@
+"""The one delivery path (DESIGN.md "One message store, one delivery path"; RULES.md §1–3).
+
+Every message goes through `send_message`, whoever sends it: the webmail, the patient space, the
+API, the SMTP gateway and the system (MDNs, DSNs, automatic returns). In order:
+
+1. parse the raw bytes once (`mailboxes.mime`), check the per-message size on the *encoded*
+   size (`len(raw)`), the sender against the trust space, each recipient address strictly;
+2. decide each recipient: a hosted box (exists, active, under its size limit and quota), the
+   patient domain (25 MB for the whole message, then the patient-domain policy and an existing
+   active patient box), a trusted external domain (only for local senders: never a relay for
+   mail that came in over SMTP), or a refusal with a code;
+3. if no recipient is accepted, raise `DeliveryRefused`: nothing is stored;
+4. otherwise write the raw bytes once (named by content hash) and each attachment once (by
+   content hash) to Django storage, then in one transaction: the Message, its Attachments, an
+   Entry in each local recipient's INBOX and in the sender's SENT, one Delivery per recipient,
+   one Outbox row per external domain (relayed after commit), the audit events (ids only), the
+   boxes' used space; then the patient-domain policy's `refused` and `after_delivery`.
+
+`check_sender` and `check_recipient` give the same decisions one address at a time, for the SMTP
+gateway's MAIL FROM and RCPT TO.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, OuterRef, Q, Subquery
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from audit.events import record_many
+from audit.models import AuditEvent
+from mailboxes import relay
+from mailboxes.identifiers import ins_error
+from mailboxes.mime import MalformedMessage, ParsedMessage, first_msgid, parse_message
+from mailboxes.models import Attachment, Delivery, Entry, Folder, Mailbox, Message, Outbox
+from mailboxes.patient_domain import Decision, Envelope, get_policy
+from mailboxes.store import store_attachment, store_blob, store_raw  # noqa: F401 - store_blob re-exported
+from mailboxes.trust import InvalidAddress, classify_domains, domain_of, normalise_address
+
+log = logging.getLogger(__name__)
+
+SOURCES = frozenset({"webmail", "patient", "smtp", "api", "system"})
+
+# Decision code → SMTP reply code, for refusals of a whole message.
+SMTP_CODES = {
+    "invalid_address": 553,
+    "unknown_recipient": 550,
+    "untrusted_domain": 550,
+    "not_hosted": 550,
+    "too_large": 552,
+    "over_quota": 552,
+    "malformed": 554,
+    "sender_not_allowed": 550,
+}
+
+
+class DeliveryRefused(Exception):
+    """The whole message is refused: nothing was stored."""
+
+    def __init__(self, code: str, reason: str, smtp_code: int | None = None, refused: dict | None = None):
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+        self.smtp_code = smtp_code or SMTP_CODES.get(code, 550)
+        self.refused: dict[str, Decision] = refused or {}
+
+
+@dataclass
+class DeliveryResult:
+    message: Message
+    delivered: list[Mailbox] = field(default_factory=list)
+    queued: list[str] = field(default_factory=list)
+    refused: dict[str, Decision] = field(default_factory=dict)
+
+
+# --- decisions ---------------------------------------------------------------------------------
+
+
+def refuse(code: str, reason: str, automatic_return: bool = False) -> Decision:
+    return Decision(deliver=False, code=code, reason=reason, automatic_return=automatic_return)
+
+
+def refuse_invalid(address: str) -> Decision:
+    return refuse("invalid_address", _("« %(a)s » n'est pas une adresse électronique valide.") % {"a": address[:254]})
+
+
+def refuse_untrusted(domain: str) -> Decision:
+    return refuse(
+        "untrusted_domain",
+        _("Le domaine « %(d)s » n'appartient pas à l'espace de confiance MSSanté.") % {"d": domain},
+    )
+
+
+def refuse_unknown() -> Decision:
+    return refuse("unknown_recipient", _("Aucune boîte aux lettres active ne porte cette adresse."))
+
+
+def refuse_not_hosted(domain: str) -> Decision:
+    return refuse(
+        "not_hosted",
+        _("Le domaine « %(d)s » n'est pas hébergé ici : ce serveur ne relaie pas vers d'autres opérateurs.")
+        % {"d": domain},
+    )
+
+
+def refuse_too_large(size: int, limit: int, automatic_return: bool = False) -> Decision:
+    return refuse(
+        "too_large",
+        _("Le message pèse %(s)s une fois encodé : la limite est de %(m)s.")
+        % {"s": filesizeformat(size), "m": filesizeformat(limit)},
+        automatic_return,
+    )
+
+
+def refuse_over_quota() -> Decision:
+    return refuse("over_quota", _("La boîte aux lettres du destinataire est pleine : le message n'a pas été remis."))
+
+
+def refuse_patient_without_box(local_part: str) -> Decision:
+    if ins_error(local_part):
+        return refuse("wrong_ins", _("L'adresse ne correspond à aucun patient : le matricule INS est invalide."), True)
+    return refuse("patient_not_found", _("Aucun espace santé actif ne correspond à ce matricule INS."), True)
+
+
+def check_sender(envelope_from: str) -> Decision:
+    """MAIL FROM: the empty reverse-path (reports) is allowed; otherwise the sender's domain must
+    be in the trust space."""
+    if (envelope_from or "").strip() in ("", "<>"):
+        return Decision.ok()
+    try:
+        address = normalise_address(envelope_from)
+    except InvalidAddress:
+        return refuse_invalid(envelope_from)
+    domain = domain_of(address)
+    if classify_domains({domain})[domain] == "untrusted":
+        return refuse_untrusted(domain)
+    return Decision.ok()
+
+
+def check_recipient(envelope_from: str, address: str, *, sender_mailbox: Mailbox | None = None) -> Decision:
+    """RCPT TO for a message coming from outside (the SMTP gateway): a hosted active box, a
+    patient of the patient domain accepted by the policy, or, only for a local sender
+    (`sender_mailbox` given), a trusted external domain."""
+    try:
+        recipient = normalise_address(address)
+    except InvalidAddress:
+        return refuse_invalid(address)
+    sender = "" if (envelope_from or "").strip() in ("", "<>") else envelope_from
+    try:
+        sender = normalise_address(sender) if sender else ""
+    except InvalidAddress:
+        return refuse_invalid(envelope_from)
+    envelope = Envelope(sender_address=sender, sender_mailbox=sender_mailbox, subject="", size=0, message_id="")
+    plan = _plan([recipient], envelope, local_sender=sender_mailbox is not None, size=0)
+    return plan.refused.get(recipient) or Decision.ok()
+
+
+@dataclass
+class _Plan:
+    local: dict[str, Mailbox] = field(default_factory=dict)  # address → box
+    external: dict[str, list[str]] = field(default_factory=dict)  # domain → addresses
+    refused: dict[str, Decision] = field(default_factory=dict)
+
+
+def _plan(
+    recipients: list[str], envelope: Envelope, *, local_sender: bool, size: int, classes: dict | None = None
+) -> _Plan:
+    """Decide every (already normalised, de-duplicated) recipient, in a few queries."""
+    plan = _Plan()
+    if classes is None:
+        classes = classify_domains({domain_of(r) for r in recipients})
+    local_addresses = [r for r in recipients if classes[domain_of(r)] in ("hosted", "patient")]
+    inbox = Folder.objects.filter(mailbox_id=OuterRef("pk"), role=Folder.Role.INBOX).values("id")[:1]
+    boxes = (
+        {
+            box.address: box
+            for box in Mailbox.objects.filter(address__in=local_addresses, is_active=True)
+            .only("id", "kind", "address", "quota_bytes", "used_bytes", "max_message_bytes", "display_name")
+            .annotate(inbox_folder_id=Subquery(inbox))
+        }
+        if local_addresses
+        else {}
+    )
+    policy = None
+    sender_box = envelope.sender_mailbox
+    for address in recipients:
+        domain = domain_of(address)
+        kind = classes[domain]
+        decision = None
+        box = None
+        if kind == "untrusted":
+            decision = refuse_untrusted(domain)
+        elif kind == "trusted":
+            if not local_sender:
+                decision = refuse_not_hosted(domain)
+        elif kind == "hosted":
+            box = boxes.get(address)
+            if box is None or box.kind == Mailbox.Kind.PATIENT:
+                decision = refuse_unknown()
+        else:  # the patient domain
+            if size > settings.PATIENT_MAX_MESSAGE_BYTES:
+                decision = refuse_too_large(size, settings.PATIENT_MAX_MESSAGE_BYTES, automatic_return=True)
+            else:
+                policy = policy or get_policy()
+                decision = policy.decide_recipient(envelope, address)
+                if decision.deliver:
+                    box = boxes.get(address)
+                    decision = None
+                    if box is None or box.kind != Mailbox.Kind.PATIENT:
+                        decision = refuse_patient_without_box(address.split("@", 1)[0])
+        if decision is None and box is not None:
+            if box.max_message_bytes and size > box.max_message_bytes:
+                decision = refuse_too_large(size, box.max_message_bytes, automatic_return=box.is_patient)
+            elif size and box.used_bytes + size > box.quota_bytes:
+                decision = refuse_over_quota()
+        if decision is None and sender_box is not None and sender_box.kind == Mailbox.Kind.PATIENT:
+            policy = policy or get_policy()
+            patient_decision = policy.decide_patient_sender(envelope, address)
+            if not patient_decision.deliver:
+                decision = patient_decision
+        if decision is not None and not decision.deliver:
+            plan.refused[address] = decision
+        elif box is not None:
+            plan.local[address] = box
+        else:
+            plan.external.setdefault(domain, []).append(address)
+    return plan
+
+
+# --- storage -----------------------------------------------------------------------------------
+
+
+def _thread_key(parsed: ParsedMessage, message_id: str) -> str:
+    candidates = ([parsed.in_reply_to] if parsed.in_reply_to else []) + list(reversed(parsed.references))
+    if not candidates:
+        return message_id
+    found = dict(
+        Message.objects.filter(message_id__in=candidates)
+        .exclude(thread_key="")
+        .order_by("id")
+        .values_list("message_id", "thread_key")
+    )
+    for candidate in candidates:
+        if candidate in found:
+            return found[candidate]
+    return parsed.references[0] if parsed.references else parsed.in_reply_to
+
+
+def _event(action, *, actor=None, actor_label="", message_id=None, mailbox_id=None, outcome="ok", detail=None):
+    return {
+        "action": action,
+        "actor": actor if getattr(actor, "is_authenticated", False) else None,
+        "actor_label": actor_label,
+        "object_type": "message",
+        "object_id": str(message_id or ""),
+        "mailbox_id": mailbox_id,
+        "message_id": message_id,
+        "outcome": outcome,
+        "detail": detail or {},
+    }
+
+
+# --- the delivery function ---------------------------------------------------------------------
+
+
+def send_message(
+    raw: bytes,
+    *,
+    envelope_from: str,
+    envelope_to: list[str],
+    source: str,
+    actor=None,
+    sender_mailbox: Mailbox | None = None,
+) -> DeliveryResult:
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}")
+    size = len(raw)
+    sender_box_id = sender_mailbox.pk if sender_mailbox is not None else None
+
+    def refused_whole(code: str, reason: str, refused: dict | None = None, smtp_code: int | None = None):
+        record_many(
+            [
+                _event(
+                    AuditEvent.Action.REFUSED,
+                    actor=actor,
+                    actor_label=source,
+                    mailbox_id=sender_box_id,
+                    outcome=code,
+                    detail={"source": source, "recipients": len(envelope_to)},
+                )
+            ]
+        )
+        log.info("delivery refused: code=%s source=%s sender_box=%s", code, source, sender_box_id)
+        return DeliveryRefused(code, reason, smtp_code, refused)
+
+    # 1. Sender, size, parsing.
+    sender = "" if (envelope_from or "").strip() in ("", "<>") else envelope_from
+    try:
+        sender = normalise_address(sender) if sender else ""
+    except InvalidAddress:
+        raise refused_whole("invalid_address", refuse_invalid(envelope_from).reason) from None
+    if sender_mailbox is not None:
+        if not sender_mailbox.is_active:
+            raise refused_whole("sender_not_allowed", _("Cette boîte aux lettres est désactivée."))
+        if sender and sender != sender_mailbox.address:
+            raise refused_whole(
+                "sender_not_allowed", _("L'expéditeur de l'enveloppe n'est pas la boîte aux lettres qui envoie.")
+            )
+    limit = settings.MAILBOX_MAX_MESSAGE_BYTES
+    if sender_mailbox is not None and sender_mailbox.max_message_bytes:
+        limit = min(limit, sender_mailbox.max_message_bytes)
+    if size > limit:
+        raise refused_whole("too_large", refuse_too_large(size, limit).reason)
+    try:
+        parsed = parse_message(raw)
+    except MalformedMessage:
+        raise refused_whole(
+            "malformed", _("Le message est illisible : ce n'est pas un message électronique.")
+        ) from None
+    if not envelope_to:
+        raise refused_whole("unknown_recipient", _("Le message n'a aucun destinataire."))
+
+    # 2. Recipients.
+    refused: dict[str, Decision] = {}
+    recipients: list[str] = []
+    for value in envelope_to:
+        try:
+            address = normalise_address(value)
+        except InvalidAddress:
+            refused[str(value)] = refuse_invalid(str(value))
+            continue
+        if address not in recipients:
+            recipients.append(address)
+    # One query classifies the sender's and the recipients' domains (trust space).
+    sender_domain = domain_of(sender) if sender else ""
+    classes = classify_domains({domain_of(r) for r in recipients} | ({sender_domain} if sender else set()))
+    if sender and classes[sender_domain] == "untrusted":
+        raise refused_whole("untrusted_domain", refuse_untrusted(sender_domain).reason)
+    # Mail that came in over SMTP is never relayed out: only local senders reach other operators.
+    local_sender = sender_mailbox is not None or (source == "system")
+    message_id = parsed.message_id or f"<{uuid.uuid4().hex}@{domain_of(sender) if sender else 'mssante.invalid'}>"
+    envelope = Envelope(
+        sender_address=sender,
+        sender_mailbox=sender_mailbox,
+        subject=parsed.subject,
+        size=size,
+        message_id=message_id,
+        in_reply_to=parsed.in_reply_to,
+        references=tuple(parsed.references),
+        auto_submitted=parsed.auto_submitted,
+        is_report=parsed.is_report,
+        x_mss_headers=dict(parsed.x_mss_headers),
+    )
+    plan = _plan(recipients, envelope, local_sender=local_sender, size=size, classes=classes) if recipients else _Plan()
+    refused.update(plan.refused)
+
+    # 3. Nobody accepts it: nothing is stored.
+    if not plan.local and not plan.external:
+        _tell_policy_refused(envelope, None, refused)
+        first = next(iter(refused.values()), refuse_unknown())
+        raise refused_whole(first.code, first.reason, refused)
+
+    # 4. Store the bytes once, named by content hash, before the rows that point at them.
+    sha256, raw_name = store_raw(raw)
+    attachment_rows = []
+    for position, parsed_attachment in enumerate(parsed.attachments):
+        data = parsed_attachment.data
+        digest, name = store_attachment(data)
+        attachment_rows.append(
+            Attachment(
+                filename=parsed_attachment.filename[:255],
+                content_type=parsed_attachment.content_type[:255],
+                size=len(data),
+                sha256=digest,
+                file=name,
+                content_id=parsed_attachment.content_id[:255],
+                is_inline=parsed_attachment.is_inline,
+                position=position,
+            )
+        )
+        del data
+
+    delivered = list(dict.fromkeys(plan.local.values()))
+    queued = [address for addresses in plan.external.values() for address in addresses]
+    now = timezone.now()
+    with transaction.atomic():
+        message = Message.objects.create(
+            message_id=message_id[:998],
+            in_reply_to=parsed.in_reply_to[:998],
+            references=" ".join(parsed.references),
+            thread_key=_thread_key(parsed, message_id)[:998],
+            from_address=(parsed.from_address or sender)[:254],
+            from_name=parsed.from_name[:300],
+            to=parsed.to,
+            cc=parsed.cc,
+            envelope_from=sender,
+            envelope_to=recipients,
+            subject=parsed.subject,
+            date=parsed.date,
+            text_body=parsed.text_body,
+            html_body=parsed.html_body,
+            mdn_requested_to=parsed.mdn_requested_to[:254],
+            x_mss_headers=parsed.x_mss_headers,
+            auto_submitted=parsed.auto_submitted,
+            is_report=parsed.is_report,
+            report_type=parsed.report_type,
+            has_attachments=any(not a.is_inline for a in attachment_rows),
+            size=size,
+            sha256=sha256,
+            raw=raw_name,
+            sender_mailbox=sender_mailbox,
+        )
+        for row in attachment_rows:
+            row.message = message
+        if attachment_rows:
+            Attachment.objects.bulk_create(attachment_rows)
+
+        # Entries: INBOX of each recipient box, SENT of the sender's box (one entry per box).
+        box_ids = [box.pk for box in delivered]
+        sender_in_sent = sender_box_id is not None and sender_box_id not in box_ids
+        entries = [
+            Entry(mailbox_id=box.pk, message=message, folder_id=_folder_id(box, Folder.Role.INBOX), received_at=now)
+            for box in delivered
+        ]
+        if sender_in_sent:
+            entries.append(
+                Entry(
+                    mailbox_id=sender_box_id,
+                    message=message,
+                    folder_id=_folder_id(sender_mailbox, Folder.Role.SENT),
+                    received_at=now,
+                    seen=True,
+                )
+            )
+        Entry.objects.bulk_create(entries)
+
+        deliveries = [
+            Delivery(message=message, address=address, mailbox_id=box.pk, status=Delivery.Status.DELIVERED)
+            for address, box in plan.local.items()
+        ]
+        deliveries += [Delivery(message=message, address=a, status=Delivery.Status.QUEUED) for a in queued]
+        refused_deliveries = [
+            Delivery(
+                message=message,
+                address=address[:254],
+                status=Delivery.Status.RETURNED if decision.automatic_return else Delivery.Status.BOUNCED,
+                reason=decision.code[:60],
+            )
+            for address, decision in refused.items()
+        ]
+        Delivery.objects.bulk_create(deliveries + refused_deliveries)
+        outboxes = [
+            Outbox(message=message, domain=domain, recipients=addresses) for domain, addresses in plan.external.items()
+        ]
+        if outboxes:
+            Outbox.objects.bulk_create(outboxes)
+
+        events = [
+            _event(
+                AuditEvent.Action.SUBMITTED,
+                actor=actor,
+                actor_label=source,
+                message_id=message.pk,
+                mailbox_id=sender_box_id,
+                detail={
+                    "source": source,
+                    "delivered": len(delivered),
+                    "queued": len(queued),
+                    "refused": len(refused),
+                    "outbox": [o.pk for o in outboxes],
+                },
+            )
+        ]
+        events += [
+            _event(AuditEvent.Action.DELIVERED, actor_label=source, message_id=message.pk, mailbox_id=box.pk)
+            for box in delivered
+        ]
+        events += [
+            _event(
+                AuditEvent.Action.REFUSED,
+                actor_label=source,
+                message_id=message.pk,
+                mailbox_id=sender_box_id,
+                outcome=d.reason[:40],
+                detail={"delivery": d.pk, "status": d.status},
+            )
+            for d in refused_deliveries
+        ]
+        if parsed.is_report and parsed.report_type == "disposition-notification" and delivered:
+            events += _record_read_receipt(parsed, delivered, message)
+        record_many(events)
+
+        counted = set(box_ids) | ({sender_box_id} if sender_in_sent else set())
+        Mailbox.objects.filter(pk__in=counted).update(used_bytes=F("used_bytes") + size, last_used_at=now)
+
+        if refused:
+            _tell_policy_refused(envelope, message, refused)
+        get_policy().after_delivery(message, delivered)
+        for outbox in outboxes:
+            transaction.on_commit(functools.partial(_enqueue, outbox.pk))
+
+    log.info(
+        "delivery ok: message=%s source=%s delivered=%d queued=%d refused=%d",
+        message.pk,
+        source,
+        len(delivered),
+        len(queued),
+        len(refused),
+    )
+    return DeliveryResult(message=message, delivered=delivered, queued=queued, refused=refused)
+
+
+def _enqueue(outbox_id: int) -> None:
+    relay.enqueue(outbox_id)
+
+
+def _tell_policy_refused(envelope: Envelope, message: Message | None, refused: dict[str, Decision]) -> None:
+    from mailboxes.trust import is_patient_domain
+
+    policy = None
+    for address, decision in refused.items():
+        if "@" in address and (is_patient_domain(domain_of(address)) or decision.automatic_return):
+            policy = policy or get_policy()
+            policy.refused(envelope, message, address, decision)
+
+
+def _folder_id(box: Mailbox, role: str) -> int:
+    """The id of a system folder of `box` (the INBOX id comes annotated from the recipients'
+    query); a box created without its folders gets them now."""
+    if role == Folder.Role.INBOX and getattr(box, "inbox_folder_id", None):
+        return box.inbox_folder_id
+    folder_id = Folder.objects.filter(mailbox_id=box.pk, role=role).values_list("id", flat=True).first()
+    if folder_id is None:
+        box.ensure_system_folders()
+        folder_id = Folder.objects.filter(mailbox_id=box.pk, role=role).values_list("id", flat=True).get()
+    return folder_id
+
+
+def _record_read_receipt(parsed: ParsedMessage, delivered: list[Mailbox], mdn: Message) -> list[dict]:
+    """An MDN reached a local box (RFC 8098): the original's Delivery to the Final-Recipient
+    becomes "read". Only for originals sent by, or asking receipts for, a box that got the MDN."""
+    fields = parsed.report_fields
+    original_id = first_msgid(fields.get("original-message-id", ""))
+    final = fields.get("final-recipient", "").split(";", 1)[-1].strip().strip("<>").lower()
+    disposition = fields.get("disposition", "").lower()
+    if not original_id or not final or "displayed" not in disposition:
+        return []
+    ids = [box.pk for box in delivered]
+    addresses = [box.address for box in delivered]
+    rows = list(
+        Delivery.objects.filter(message__message_id=original_id, address=final)
+        .filter(Q(message__sender_mailbox_id__in=ids) | Q(message__mdn_requested_to__in=addresses))
+        .exclude(status=Delivery.Status.READ)
+        .values_list("id", "message_id", "mailbox_id")
+    )
+    if not rows:
+        return []
+    Delivery.objects.filter(pk__in=[r[0] for r in rows]).update(
+        status=Delivery.Status.READ, reason="mdn", updated_at=timezone.now()
+    )
+    return [
+        _event(
+            AuditEvent.Action.READ,
+            actor_label="mdn",
+            message_id=message_id,
+            mailbox_id=mailbox_id,
+            detail={"delivery": delivery_id, "mdn": mdn.pk},
+        )
+        for delivery_id, message_id, mailbox_id in rows
+    ]

@@ -1,0 +1,100 @@
+"""`python manage.py import_whitelist FILE.xml`: load the national white list of MSSanté operator
+domains (RULES.md §1; namespace https://listeblanche.mssante.fr/schema, domains at //Domaine/Nom).
+
+Idempotent: adds the new domains, keeps those already there, removes the white-list domains that
+are no longer listed (domains added by hand stay). All or nothing: a malformed file, a DTD or
+entity declaration (refused outright, as defusedxml would) or an invalid domain name changes
+nothing and says why.
+"""
+
+import xml.etree.ElementTree as ET  # noqa: S405 - DTDs and entities are refused below
+from pathlib import Path
+from xml.parsers import expat  # noqa: S407
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from audit.events import record
+from audit.models import AuditEvent
+from mailboxes.models import TrustedDomain, domain_error
+
+NAMESPACE = "https://listeblanche.mssante.fr/schema"
+
+
+class WhitelistError(ValueError):
+    pass
+
+
+def _forbid(*_args, **_kwargs):
+    raise WhitelistError("le fichier déclare une DTD ou des entités, ce qui est refusé")
+
+
+def parse_whitelist(data: bytes) -> list[str]:
+    """The domain names of a white list document, lower-cased and de-duplicated, in order."""
+    # A first pass with bare expat refuses any DTD or entity declaration before ElementTree
+    # sees the document (no entity expansion, no external resource).
+    guard = expat.ParserCreate()
+    guard.StartDoctypeDeclHandler = _forbid
+    guard.EntityDeclHandler = _forbid
+    guard.UnparsedEntityDeclHandler = _forbid
+    guard.ExternalEntityRefHandler = _forbid
+    try:
+        guard.Parse(data, True)
+        root = ET.fromstring(data)  # noqa: S314 - checked above: no DTD, no entity
+    except (expat.ExpatError, ET.ParseError) as exc:
+        raise WhitelistError(f"XML mal formé ({exc})") from None
+    if root.tag.split("}")[0].lstrip("{") != NAMESPACE:
+        raise WhitelistError(f"l'espace de noms attendu est « {NAMESPACE} »")
+    names: list[str] = []
+    errors: list[str] = []
+    for element in root.iter(f"{{{NAMESPACE}}}Domaine"):
+        for name_element in element.findall(f"{{{NAMESPACE}}}Nom"):
+            name = (name_element.text or "").strip().lower().rstrip(".")
+            error = domain_error(name)
+            if error:
+                errors.append(error)
+            elif name not in names:
+                names.append(name)
+    if errors:
+        raise WhitelistError(f"{len(errors)} nom(s) de domaine invalide(s), dont : {errors[0]}")
+    if not names:
+        raise WhitelistError("aucun domaine trouvé (éléments Domaine/Nom)")
+    return names
+
+
+@transaction.atomic
+def apply_whitelist(names: list[str]) -> dict[str, int]:
+    existing = {d.name: d for d in TrustedDomain.objects.select_for_update()}
+    wanted = set(names)
+    to_add = [TrustedDomain(name=n, source=TrustedDomain.Source.WHITELIST) for n in names if n not in existing]
+    to_remove = [
+        d.pk for name, d in existing.items() if d.source == TrustedDomain.Source.WHITELIST and name not in wanted
+    ]
+    TrustedDomain.objects.bulk_create(to_add)
+    TrustedDomain.objects.filter(pk__in=to_remove).delete()
+    counts = {"added": len(to_add), "kept": len(wanted) - len(to_add), "removed": len(to_remove)}
+    record(AuditEvent.Action.ADMIN_CHANGE, actor_label="import_whitelist", object_type="trusteddomain", detail=counts)
+    return counts
+
+
+class Command(BaseCommand):
+    help = "Importe la liste blanche des domaines MSSanté (XML) : ajoute, conserve, retire."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="le fichier XML de la liste blanche")
+
+    def handle(self, *args, **options):
+        path = Path(options["file"])
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CommandError(f"Impossible de lire « {path} » : {exc.strerror}") from None
+        try:
+            names = parse_whitelist(data)
+        except WhitelistError as exc:
+            raise CommandError(f"Liste blanche refusée, rien n'a été modifié : {exc}.") from None
+        counts = apply_whitelist(names)
+        self.stdout.write(
+            f"Liste blanche importée : {counts['added']} ajouté(s), {counts['kept']} conservé(s), "
+            f"{counts['removed']} retiré(s)."
+        )

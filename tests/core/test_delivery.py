@@ -1,0 +1,342 @@
+"""The one delivery path: store once, enter N times, Sent, deliveries, outbox, audit, threads."""
+
+import email
+
+import pytest
+from django.core.files.storage import default_storage
+
+from audit.models import AuditEvent
+from mailboxes import relay
+from mailboxes.compose import send_from_mailbox
+from mailboxes.delivery import DeliveryRefused, send_message
+from mailboxes.models import Attachment, Delivery, Entry, Folder, Mailbox, Message, Outbox, TrustedDomain
+from tests.core.conftest import raw_message
+
+
+def test_message_to_four_local_boxes_is_stored_once_and_entered_in_each(cast, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        result = send_from_mailbox(
+            cast.charlie_box,
+            cast.charlie,
+            to=[cast.alice_box.address, cast.cardio.address, cast.paul_box.address],
+            cc=[cast.pauline_box.address],
+            subject="Résultats",
+            text="Bonjour, voici les résultats.",
+            attachments=[("bilan.pdf", "application/pdf", b"%PDF-1.4 bilan")],
+        )
+    message = result.message
+    assert Message.objects.count() == 1
+    assert {b.pk for b in result.delivered} == {
+        cast.alice_box.pk,
+        cast.cardio.pk,
+        cast.paul_box.pk,
+        cast.pauline_box.pk,
+    }
+    inbox_entries = Entry.objects.filter(message=message, folder__role=Folder.Role.INBOX)
+    assert sorted(inbox_entries.values_list("mailbox_id", flat=True)) == sorted(b.pk for b in result.delivered)
+    assert not inbox_entries.filter(seen=True).exists()
+    sent = Entry.objects.get(message=message, folder__role=Folder.Role.SENT)
+    assert sent.mailbox_id == cast.charlie_box.pk and sent.seen
+    assert Entry.objects.filter(message=message).count() == 5
+
+    # Raw bytes kept once, identical to what was sent; attachment stored by content hash.
+    with default_storage.open(message.raw.name, "rb") as handle:
+        stored = handle.read()
+    assert len(stored) == message.size
+    assert stored.startswith(b"From: ") and b"Subject: =?utf-8?q?R=C3=A9sultats?=" in stored
+    attachment = Attachment.objects.get(message=message)
+    assert attachment.filename == "bilan.pdf" and attachment.size == len(b"%PDF-1.4 bilan")
+    assert attachment.file.name == f"att/{attachment.sha256[:2]}/{attachment.sha256}"
+    assert message.has_attachments
+
+    statuses = dict(Delivery.objects.filter(message=message).values_list("address", "status"))
+    assert statuses == {b.address: "delivered" for b in result.delivered}
+    assert message.subject == "Résultats" and message.from_address == cast.charlie_box.address
+    assert message.from_name == cast.charlie_box.display_name
+
+    events = AuditEvent.objects.filter(message_id=message.pk)
+    assert events.filter(action="message.submitted", actor=cast.charlie, mailbox_id=cast.charlie_box.pk).count() == 1
+    assert set(events.filter(action="message.delivered").values_list("mailbox_id", flat=True)) == {
+        b.pk for b in result.delivered
+    }
+    # Ids and codes only in the trail: no subject, no address.
+    for event in events:
+        assert "Résultats" not in str(event.detail) and "@" not in str(event.detail)
+
+    for box in result.delivered + [cast.charlie_box]:
+        box.refresh_from_db()
+        assert box.used_bytes == message.size and box.last_used_at is not None
+
+
+def test_the_same_attachment_twice_is_one_stored_file(cast):
+    pdf = b"%PDF-1.4 " + b"x" * 5000
+    first = send_from_mailbox(
+        cast.alice_box,
+        cast.alice,
+        to=[cast.charlie_box.address],
+        subject="A",
+        text="a",
+        attachments=[("a.pdf", "application/pdf", pdf)],
+    )
+    second = send_from_mailbox(
+        cast.alice_box,
+        cast.alice,
+        to=[cast.charlie_box.address],
+        subject="B",
+        text="b",
+        attachments=[("ordonnance générée.pdf", "application/pdf", pdf)],
+    )
+    a = Attachment.objects.get(message=first.message)
+    b = Attachment.objects.get(message=second.message)
+    assert a.file.name == b.file.name and a.sha256 == b.sha256
+    assert [a.filename, b.filename] == ["a.pdf", "ordonnance générée.pdf"]  # RFC 2231 round trip
+
+
+def test_reply_threads_with_in_reply_to_and_references(cast):
+    first = send_from_mailbox(
+        cast.charlie_box, cast.charlie, to=[cast.alice_box.address], subject="Patient X", text="1"
+    )
+    reply = send_from_mailbox(
+        cast.alice_box,
+        cast.alice,
+        to=[cast.charlie_box.address],
+        subject="Re: Patient X",
+        text="2",
+        in_reply_to=first.message,
+    )
+    third = send_from_mailbox(
+        cast.charlie_box,
+        cast.charlie,
+        to=[cast.alice_box.address],
+        subject="Re: Patient X",
+        text="3",
+        in_reply_to=reply.message,
+    )
+    m1, m2, m3 = first.message, reply.message, third.message
+    assert m1.message_id.endswith("@clinique-du-lac.mssante.fr>")
+    assert m2.in_reply_to == m1.message_id and m2.references == m1.message_id
+    assert m3.in_reply_to == m2.message_id and m3.references.split() == [m1.message_id, m2.message_id]
+    with default_storage.open(m3.raw.name, "rb") as handle:
+        raw = handle.read()
+    headers = email.message_from_bytes(raw)
+    assert headers["In-Reply-To"] == m2.message_id
+    assert headers["References"].split() == [m1.message_id, m2.message_id]
+    assert m1.thread_key == m2.thread_key == m3.thread_key == m1.message_id
+    # The replied entry is flagged answered in the box that replied.
+    assert Entry.objects.get(mailbox=cast.alice_box, message=m1).answered
+
+
+def test_thread_of_an_unknown_parent_is_its_first_reference(cast):
+    raw = raw_message(
+        message_id="<child@clinique-du-lac.mssante.fr>",
+        headers={"In-Reply-To": "<parent@x.mssante.fr>", "References": "<root@x.mssante.fr> <parent@x.mssante.fr>"},
+    )
+    result = send_message(
+        raw,
+        envelope_from="charlie.durand@clinique-du-lac.mssante.fr",
+        envelope_to=["alice.martin@ch-troispics.mssante.fr"],
+        source="smtp",
+    )
+    assert result.message.thread_key == "<root@x.mssante.fr>"
+    alone = send_message(
+        raw_message(message_id="<alone@clinique-du-lac.mssante.fr>"),
+        envelope_from="charlie.durand@clinique-du-lac.mssante.fr",
+        envelope_to=["alice.martin@ch-troispics.mssante.fr"],
+        source="smtp",
+    )
+    assert alone.message.thread_key == "<alone@clinique-du-lac.mssante.fr>"
+
+
+def test_inbound_smtp_message_has_no_sender_box_and_no_sent_entry(cast):
+    raw = raw_message(
+        headers={
+            "X-MSS-INS": "1580375001001 12",
+            "Disposition-Notification-To": "charlie.durand@clinique-du-lac.mssante.fr",
+        }
+    )
+    result = send_message(
+        raw,
+        envelope_from="Charlie.Durand@Clinique-du-Lac.mssante.fr",
+        envelope_to=["ALICE.MARTIN@ch-troispics.mssante.fr"],
+        source="smtp",
+    )
+    message = result.message
+    assert message.sender_mailbox is None and message.envelope_from == "charlie.durand@clinique-du-lac.mssante.fr"
+    assert message.envelope_to == ["alice.martin@ch-troispics.mssante.fr"]
+    assert list(Entry.objects.filter(message=message).values_list("mailbox_id", flat=True)) == [cast.alice_box.pk]
+    assert message.x_mss_headers == {"x-mss-ins": "1580375001001 12"}
+    assert message.mdn_requested_to == "charlie.durand@clinique-du-lac.mssante.fr"
+    assert message.message_id == "<cr-1@clinique-du-lac.mssante.fr>"
+
+
+def test_external_recipients_are_queued_per_domain_and_relayed_after_commit(
+    cast, monkeypatch, django_capture_on_commit_callbacks
+):
+    TrustedDomain.objects.create(name="ch-ailleurs.mssante.fr")
+    TrustedDomain.objects.create(name="chu-loin.mssante.fr")
+    enqueued = []
+    monkeypatch.setattr(relay, "enqueue", enqueued.append)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        result = send_from_mailbox(
+            cast.alice_box,
+            cast.alice,
+            to=[
+                "a@ch-ailleurs.mssante.fr",
+                "b@ch-ailleurs.mssante.fr",
+                "c@chu-loin.mssante.fr",
+                cast.charlie_box.address,
+            ],
+            subject="S",
+            text="t",
+        )
+        assert enqueued == []  # nothing leaves before the commit
+    for callback in callbacks:
+        callback()
+    outboxes = {o.domain: o for o in Outbox.objects.filter(message=result.message)}
+    assert set(outboxes) == {"ch-ailleurs.mssante.fr", "chu-loin.mssante.fr"}
+    assert outboxes["ch-ailleurs.mssante.fr"].recipients == ["a@ch-ailleurs.mssante.fr", "b@ch-ailleurs.mssante.fr"]
+    assert sorted(enqueued) == sorted(o.pk for o in outboxes.values())
+    assert sorted(result.queued) == ["a@ch-ailleurs.mssante.fr", "b@ch-ailleurs.mssante.fr", "c@chu-loin.mssante.fr"]
+    assert Delivery.objects.filter(message=result.message, status="queued").count() == 3
+    assert [b.pk for b in result.delivered] == [cast.charlie_box.pk]
+
+
+def test_mail_from_outside_is_never_relayed_to_another_operator(cast):
+    TrustedDomain.objects.create(name="ch-ailleurs.mssante.fr")
+    with pytest.raises(DeliveryRefused) as refused:
+        send_message(
+            raw_message(to=("x@ch-ailleurs.mssante.fr",)),
+            envelope_from="charlie.durand@clinique-du-lac.mssante.fr",
+            envelope_to=["x@ch-ailleurs.mssante.fr"],
+            source="smtp",
+        )
+    assert refused.value.code == "not_hosted" and refused.value.smtp_code == 550
+    assert Message.objects.count() == 0
+
+
+def test_partial_refusal_delivers_the_others_and_records_the_bounce(cast):
+    result = send_from_mailbox(
+        cast.alice_box,
+        cast.alice,
+        to=["personne@ch-troispics.mssante.fr", cast.charlie_box.address],
+        subject="S",
+        text="t",
+    )
+    assert [b.pk for b in result.delivered] == [cast.charlie_box.pk]
+    assert result.refused["personne@ch-troispics.mssante.fr"].code == "unknown_recipient"
+    bounce = Delivery.objects.get(message=result.message, address="personne@ch-troispics.mssante.fr")
+    assert (bounce.status, bounce.reason) == ("bounced", "unknown_recipient")
+    event = AuditEvent.objects.get(action="message.refused", message_id=result.message.pk)
+    assert event.outcome == "unknown_recipient" and event.detail["delivery"] == bounce.pk
+
+
+def test_nothing_is_written_when_no_recipient_is_accepted(cast):
+    with pytest.raises(DeliveryRefused) as refused:
+        send_from_mailbox(cast.alice_box, cast.alice, to=["personne@ch-troispics.mssante.fr"], subject="S", text="t")
+    assert refused.value.code == "unknown_recipient"
+    assert "personne@ch-troispics.mssante.fr" in refused.value.refused
+    assert (Message.objects.count(), Entry.objects.count(), Delivery.objects.count()) == (0, 0, 0)
+    assert AuditEvent.objects.filter(action="message.refused", mailbox_id=cast.alice_box.pk, message_id=None).exists()
+
+
+def test_inactive_box_neither_sends_nor_receives(cast):
+    Mailbox.objects.filter(pk=cast.charlie_box.pk).update(is_active=False)
+    with pytest.raises(DeliveryRefused) as refused:
+        send_from_mailbox(cast.alice_box, cast.alice, to=[cast.charlie_box.address], subject="S", text="t")
+    assert refused.value.code == "unknown_recipient"
+    cast.charlie_box.refresh_from_db()
+    with pytest.raises(DeliveryRefused):
+        send_from_mailbox(cast.charlie_box, cast.charlie, to=[cast.alice_box.address], subject="S", text="t")
+
+
+def test_patient_domain_policy_is_asked_and_told(cast, recording_policy):
+    recording_policy.refuse = {cast.pauline_box.address: "space_closed"}
+    result = send_from_mailbox(
+        cast.alice_box,
+        cast.alice,
+        to=[cast.paul_box.address, cast.pauline_box.address, cast.charlie_box.address],
+        subject="S",
+        text="t",
+    )
+    message = result.message
+    calls = recording_policy.calls
+    assert ("decide_recipient", cast.paul_box.address, message.size) in calls
+    assert ("refused", cast.pauline_box.address, message.pk, "space_closed") in calls
+    assert ("after_delivery", message.pk, sorted([cast.paul_box.pk, cast.charlie_box.pk])) in calls
+    returned = Delivery.objects.get(message=message, address=cast.pauline_box.address)
+    assert (returned.status, returned.reason) == ("returned", "space_closed")
+
+    # A patient box sending: every recipient goes through decide_patient_sender.
+    recording_policy.calls.clear()
+    reply = send_from_mailbox(
+        cast.paul_box,
+        cast.paul,
+        to=[cast.alice_box.address],
+        subject="Re: S",
+        text="r",
+        in_reply_to=message,
+        source="patient",
+    )
+    assert ("decide_patient_sender", cast.alice_box.address, reply.message.size) in recording_policy.calls
+
+
+def test_unknown_patient_and_wrong_ins_are_refused_with_automatic_return(cast, recording_policy):
+    from tests.factories import make_ins
+
+    unknown = f"{make_ins(seq=987654)}@patient.mssante.fr"
+    wrong = "158037500100199@patient.mssante.fr"
+    with pytest.raises(DeliveryRefused) as refused:
+        send_from_mailbox(cast.alice_box, cast.alice, to=[unknown, wrong], subject="S", text="t")
+    decisions = refused.value.refused
+    assert decisions[unknown].code == "patient_not_found" and decisions[unknown].automatic_return
+    assert decisions[wrong].code == "wrong_ins"
+    # The policy was told (message None: nothing stored) so that it sends its automatic returns.
+    assert ("refused", unknown, None, "patient_not_found") in recording_policy.calls
+    assert Message.objects.count() == 0
+
+
+def test_delivery_costs_a_handful_of_queries_whatever_the_number_of_recipients(cast):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    peer = "charlie.durand@clinique-du-lac.mssante.fr"
+    with CaptureQueriesContext(connection) as one:
+        send_message(
+            raw_message(message_id="<q1@x>"), envelope_from=peer, envelope_to=[cast.alice_box.address], source="smtp"
+        )
+    many = [cast.alice_box.address, cast.cardio.address, cast.paul_box.address, cast.pauline_box.address]
+    with CaptureQueriesContext(connection) as four:
+        send_message(raw_message(message_id="<q4@x>"), envelope_from=peer, envelope_to=many, source="smtp")
+    assert len(one) <= 9  # incl. the test transaction's SAVEPOINT/RELEASE
+    assert len(four) == len(one)
+
+
+NASTY = [
+    # NUL bytes and 8-bit garbage in headers, an unknown charset, broken base64, no Message-ID.
+    b"From: Dr \xff\x00 <charlie.durand@clinique-du-lac.mssante.fr>\r\nTo: <a\x00b@x.fr>, alice.martin@ch-troispics"
+    b'.mssante.fr\r\nSubject: caf\xe9 \x00\r\nX-MSS-INS: \xfe\x00\r\nContent-Type: multipart/mixed; boundary="z"\r\n\r\n'
+    b"--z\r\nContent-Type: text/plain; charset=klingon\r\n\r\n\x00caf\xe9\r\n--z\r\nContent-Type: image/\x00png; "
+    b'name="a\x00.png"\r\nContent-Transfer-Encoding: base64\r\nContent-ID: <\x00x>\r\n\r\n!!!AAAA=\r\n--z',
+    # A report whose machine part carries NULs.
+    b"From: <mailer-daemon@clinique-du-lac.mssante.fr>\r\nMessage-ID: <r\x00@x>\r\nContent-Type: multipart/report; "
+    b'report-type="disposition-\x00notification"; boundary="r"\r\n\r\n--r\r\nContent-Type: message/disposition-notification'
+    b"\r\n\r\nOriginal-Message-ID: <o\x00@x>\r\nFinal-Recipient: rfc822;\x00a@x\r\nDisposition: displayed\r\n--r--\r\n",
+    # Deep nesting.
+    b"From: a@clinique-du-lac.mssante.fr\r\n"
+    + b"".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n'.encode() for i in range(60))
+    + b"Content-Type: text/plain\r\n\r\nfond\r\n",
+]
+
+
+@pytest.mark.parametrize("raw", NASTY, ids=["nul-and-8bit", "report-nul", "deep"])
+def test_malformed_mime_is_stored_cleanly_through_the_real_path(cast, raw):
+    result = send_message(
+        raw,
+        envelope_from="charlie.durand@clinique-du-lac.mssante.fr",
+        envelope_to=[cast.alice_box.address],
+        source="smtp",
+    )
+    message = Message.objects.get(pk=result.message.pk)
+    assert message.size == len(raw) and message.message_id.startswith("<")
+    with default_storage.open(message.raw.name, "rb") as handle:
+        assert handle.read() == raw

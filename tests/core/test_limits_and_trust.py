@@ -1,0 +1,198 @@
+"""Limits on the encoded size and quotas; the trust space; the white list import."""
+
+import base64
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from mailboxes.delivery import DeliveryRefused, check_recipient, check_sender, send_message
+from mailboxes.models import Delivery, Mailbox, Message, TrustedDomain
+
+MB25 = 25 * 1024 * 1024
+
+
+def sized_message(size: int, to: str) -> bytes:
+    """A message of exactly `size` encoded bytes: a big base64 attachment plus a padded text part."""
+    head = (
+        "From: Dr Alice MARTIN <alice.martin@ch-troispics.mssante.fr>\r\n"
+        f"To: {to}\r\nSubject: Imagerie\r\nMessage-ID: <big-{size}@ch-troispics.mssante.fr>\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    ).encode()
+    data = b"%PDF-1.4\n" + b"\x00" * (18 * 1024 * 1024)
+    tail = (
+        b'\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="irm.pdf"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(data).replace(b"\n", b"\r\n") + b"--b--\r\n"
+    )
+    padding = size - len(head) - len(tail)
+    assert padding > 0
+    lines, rest = divmod(padding, 78)
+    raw = head + (b"a" * 76 + b"\r\n") * lines + b"a" * rest + tail
+    assert len(raw) == size
+    return raw
+
+
+@pytest.mark.parametrize("delta", [-1, +1])
+def test_patient_domain_takes_25_mb_minus_one_and_refuses_plus_one_on_the_encoded_size(cast, settings, delta):
+    # Pros may exchange more than the patient domain's 25 MB here, so the patient rule is what bites.
+    settings.MAILBOX_MAX_MESSAGE_BYTES = 40 * 1024 * 1024
+    Mailbox.objects.filter(pk__in=[cast.alice_box.pk, cast.charlie_box.pk]).update(max_message_bytes=0)
+    cast.alice_box.refresh_from_db()
+    raw = sized_message(MB25 + delta, cast.paul_box.address)
+    result = send_message(
+        raw,
+        envelope_from=cast.alice_box.address,
+        envelope_to=[cast.paul_box.address, cast.charlie_box.address],
+        source="webmail",
+        actor=cast.alice,
+        sender_mailbox=cast.alice_box,
+    )
+    assert result.message.size == MB25 + delta
+    patient = Delivery.objects.get(message=result.message, address=cast.paul_box.address)
+    if delta < 0:
+        assert patient.status == "delivered"
+        assert result.message.attachments.get().size == 9 + 18 * 1024 * 1024
+    else:
+        assert (patient.status, patient.reason) == ("returned", "too_large")
+        assert result.refused[cast.paul_box.address].automatic_return
+    assert Delivery.objects.get(message=result.message, address=cast.charlie_box.address).status == "delivered"
+
+
+def test_whole_message_over_the_size_limit_is_refused_before_anything_is_stored(cast):
+    raw = sized_message(MB25 + 1, cast.charlie_box.address)
+    with pytest.raises(DeliveryRefused) as refused:
+        send_message(
+            raw,
+            envelope_from=cast.alice_box.address,
+            envelope_to=[cast.charlie_box.address],
+            source="webmail",
+            sender_mailbox=cast.alice_box,
+        )
+    assert (refused.value.code, refused.value.smtp_code) == ("too_large", 552)
+    assert Message.objects.count() == 0
+
+
+def test_over_quota_box_refuses_and_others_still_receive(cast):
+    from tests.core.conftest import raw_message
+
+    raw = raw_message()
+    Mailbox.objects.filter(pk=cast.alice_box.pk).update(quota_bytes=1000, used_bytes=1000 - len(raw) + 1)
+    Mailbox.objects.filter(pk=cast.cardio.pk).update(quota_bytes=1000, used_bytes=1000 - len(raw))
+    result = send_message(
+        raw,
+        envelope_from="charlie.durand@clinique-du-lac.mssante.fr",
+        envelope_to=[cast.alice_box.address, cast.cardio.address],
+        source="smtp",
+    )
+    assert result.refused[cast.alice_box.address].code == "over_quota"
+    assert [b.pk for b in result.delivered] == [cast.cardio.pk]
+    cast.cardio.refresh_from_db()
+    assert cast.cardio.used_bytes == 1000  # exactly full is allowed
+    with pytest.raises(DeliveryRefused) as refused:
+        send_message(
+            raw,
+            envelope_from="charlie.durand@clinique-du-lac.mssante.fr",
+            envelope_to=[cast.alice_box.address],
+            source="smtp",
+        )
+    assert (refused.value.code, refused.value.smtp_code) == ("over_quota", 552)
+
+
+def test_untrusted_sender_and_recipient_domains(cast):
+    from tests.core.conftest import raw_message
+
+    assert check_sender("spam@gmail.com").code == "untrusted_domain"
+    assert check_sender("x@inconnu.mssante.fr").code == "untrusted_domain"
+    assert check_sender("charlie.durand@clinique-du-lac.mssante.fr").deliver
+    assert check_sender("").deliver  # reports use the null sender
+    assert check_sender("Bob <a@b.fr>").code == "invalid_address"
+    with pytest.raises(DeliveryRefused) as refused:
+        send_message(
+            raw_message(sender="spam@gmail.com"),
+            envelope_from="spam@gmail.com",
+            envelope_to=[cast.alice_box.address],
+            source="smtp",
+        )
+    assert refused.value.code == "untrusted_domain"
+    with pytest.raises(DeliveryRefused) as refused:
+        send_message(
+            raw_message(to=("x@gmail.com",)),
+            envelope_from=cast.alice_box.address,
+            envelope_to=["x@gmail.com"],
+            source="webmail",
+            sender_mailbox=cast.alice_box,
+        )
+    assert refused.value.code == "untrusted_domain"
+
+
+def test_check_recipient_decisions(cast, settings):
+    peer = "charlie.durand@clinique-du-lac.mssante.fr"
+    assert check_recipient(peer, "Alice.Martin@CH-TROISPICS.mssante.fr").deliver
+    assert check_recipient(peer, "personne@ch-troispics.mssante.fr").code == "unknown_recipient"
+    assert check_recipient(peer, "x@gmail.com").code == "untrusted_domain"
+    assert check_recipient(peer, cast.paul_box.address).deliver
+    assert check_recipient(peer, "158037500100199@patient.mssante.fr").code == "wrong_ins"
+    assert check_recipient(peer, "not an address").code == "invalid_address"
+    TrustedDomain.objects.create(name="ch-ailleurs.mssante.fr")
+    assert check_recipient(peer, "x@ch-ailleurs.mssante.fr").code == "not_hosted"
+    assert check_recipient(cast.alice_box.address, "x@ch-ailleurs.mssante.fr", sender_mailbox=cast.alice_box).deliver
+    settings.TRUST_ALL_MSSANTE = True
+    assert check_sender("x@inconnu.mssante.fr").deliver
+
+
+WHITELIST = """<?xml version="1.0" encoding="UTF-8"?>
+<ListeBlanche xmlns="https://listeblanche.mssante.fr/schema">
+  <Operateur><Nom>Opérateur A</Nom>
+    {domains}
+  </Operateur>
+</ListeBlanche>
+"""
+
+
+def whitelist_file(tmp_path, names, name="liste.xml"):
+    domains = "\n".join(f"<Domaine><Nom>{n}</Nom></Domaine>" for n in names)
+    path = tmp_path / name
+    path.write_text(WHITELIST.format(domains=domains), encoding="utf-8")
+    return str(path)
+
+
+def test_whitelist_import_is_idempotent_and_removes_only_whitelisted_domains(db, tmp_path, capsys):
+    TrustedDomain.objects.create(name="manuel.mssante.fr", source="manual")
+    call_command(
+        "import_whitelist", whitelist_file(tmp_path, ["ch-a.mssante.fr", "CH-B.mssante.fr", "manuel.mssante.fr"])
+    )
+    assert "2 ajouté(s), 1 conservé(s), 0 retiré(s)" in capsys.readouterr().out
+    call_command(
+        "import_whitelist", whitelist_file(tmp_path, ["ch-a.mssante.fr", "ch-b.mssante.fr", "manuel.mssante.fr"])
+    )
+    assert "0 ajouté(s), 3 conservé(s), 0 retiré(s)" in capsys.readouterr().out
+    call_command("import_whitelist", whitelist_file(tmp_path, ["ch-b.mssante.fr", "ch-c.mssante.fr"]))
+    assert "1 ajouté(s), 1 conservé(s), 1 retiré(s)" in capsys.readouterr().out
+    assert dict(TrustedDomain.objects.values_list("name", "source")) == {
+        "ch-b.mssante.fr": "whitelist",
+        "ch-c.mssante.fr": "whitelist",
+        "manuel.mssante.fr": "manual",  # added by hand: never removed by an import
+    }
+    assert check_sender("x@ch-c.mssante.fr").deliver and check_sender("x@ch-a.mssante.fr").code == "untrusted_domain"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "<ListeBlanche xmlns='https://listeblanche.mssante.fr/schema'><Domaine><Nom>ch-x.mssante.fr</Nom></Domaine>",
+        '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY e "ch-x.mssante.fr">]>'
+        "<ListeBlanche xmlns='https://listeblanche.mssante.fr/schema'><Domaine><Nom>&e;</Nom></Domaine></ListeBlanche>",
+        "<ListeBlanche xmlns='https://autre/schema'><Domaine><Nom>ch-x.mssante.fr</Nom></Domaine></ListeBlanche>",
+        "<ListeBlanche xmlns='https://listeblanche.mssante.fr/schema'><Domaine><Nom>ch-x.mssante.fr</Nom></Domaine>"
+        "<Domaine><Nom>evil.com</Nom></Domaine></ListeBlanche>",
+        "<ListeBlanche xmlns='https://listeblanche.mssante.fr/schema'></ListeBlanche>",
+    ],
+    ids=["truncated", "entity", "namespace", "bad-domain", "empty"],
+)
+def test_malformed_whitelist_changes_nothing(db, tmp_path, content):
+    TrustedDomain.objects.create(name="ch-ancien.mssante.fr", source="whitelist")
+    path = tmp_path / "bad.xml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(CommandError, match="rien n'a été modifié"):
+        call_command("import_whitelist", str(path))
+    assert list(TrustedDomain.objects.values_list("name", flat=True)) == ["ch-ancien.mssante.fr"]
