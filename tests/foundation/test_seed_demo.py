@@ -63,3 +63,21 @@ def test_seed_demo_builds_the_demo_setting_and_is_idempotent():
     for who, username, password, _ in DEMO_LOGINS:
         assert f"{username}  " in out and password in out, who
         assert get_user_model().objects.get(username=username).check_password(password), username
+
+
+def test_demo_messages_are_delivered_once_through_the_delivery_path(db):
+    from mailboxes.models import Entry, Message
+
+    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", stdout=io.StringIO())
+
+    assert Message.objects.filter(message_id__startswith="<demo-").count() == 4
+    paul_inbox = Entry.objects.filter(mailbox__address="158037511204568@patient.mssante.fr", folder__role="inbox")
+    assert paul_inbox.count() == 1
+    convocation = paul_inbox.get().message
+    assert convocation.mdn_requested_to == "cardiologie@ch-troispics.mssante.fr"
+    assert convocation.attachments.get().content_type == "application/pdf"
+    # The sender keeps a copy in Sent, as for any message.
+    assert (
+        Entry.objects.filter(mailbox__address="cardiologie@ch-troispics.mssante.fr", folder__role="sent").count() == 1
+    )

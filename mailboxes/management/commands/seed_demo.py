@@ -67,6 +67,9 @@ class Command(BaseCommand):
             raise CommandError("Les données de démonstration n'ont pas pu être chargées.") from None
         for line in report.summary_lines():
             self.stdout.write(line)
+        from mailboxes.demo.messages import seed_demo_messages
+
+        self.stdout.write(f"messages de démonstration envoyés : {seed_demo_messages()}")
         self.stdout.write("")
         self.stdout.write("Comptes de démonstration :")
         widths = [max(len(row[i]) for row in DEMO_LOGINS + [HEADER]) for i in range(4)]
