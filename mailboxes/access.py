@@ -47,12 +47,14 @@ def entry_for_user(user, entry_id) -> Entry:
 
 
 def attachment_for_user(user, attachment_id) -> tuple[Attachment, Entry]:
-    """The attachment, and the entry through which this user reaches its message."""
+    """The attachment, and the entry through which this user reaches its message. The access
+    check comes first and is the same query whether the attachment does not exist or is not
+    this user's, so neither the answer nor its timing tells them apart."""
     try:
-        attachment = Attachment.objects.select_related("message").get(pk=int(attachment_id))
-    except (Attachment.DoesNotExist, TypeError, ValueError):
+        pk = int(attachment_id)
+    except (TypeError, ValueError):
         raise Http404("Pièce jointe introuvable") from None
-    entry = entries_for_user(user).filter(message_id=attachment.message_id).select_related("mailbox").first()
+    entry = entries_for_user(user).filter(message__attachments__pk=pk).select_related("mailbox").order_by("pk").first()
     if entry is None:
         raise Http404("Pièce jointe introuvable")
-    return attachment, entry
+    return Attachment.objects.select_related("message").get(pk=pk), entry

@@ -23,16 +23,20 @@ from mailboxes.trust import InvalidAddress, normalise_address
 
 def _address(value: str, name: str = "") -> Address:
     local, _, domain = value.strip().rpartition("@")
-    return Address(display_name=name or "", username=local, domain=domain)
+    # A display name is one line: no CR/LF (header injection), whatever the box's settings hold.
+    return Address(display_name=" ".join((name or "").split()), username=local, domain=domain)
 
 
 def _reply_headers(parent: Message) -> tuple[str, str]:
-    """In-Reply-To and References for a reply to `parent` (RFC 5322 §3.6.4)."""
+    """In-Reply-To and References for a reply to `parent` (RFC 5322 §3.6.4). A long chain is
+    trimmed in the middle: the first reference (the thread's root) and the latest ones stay."""
     references = parent.references.split() if parent.references else []
     if not references and parent.in_reply_to:
         references = [parent.in_reply_to]
     references = [r for r in references if r != parent.message_id] + [parent.message_id]
-    return parent.message_id, " ".join(references[-20:])
+    if len(references) > 20:
+        references = references[:1] + references[-19:]
+    return parent.message_id, " ".join(references)
 
 
 def build_message(

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models.functions import Greatest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -47,6 +48,7 @@ from mailboxes.trust import InvalidAddress, classify_domains, domain_of, normali
 log = logging.getLogger(__name__)
 
 SOURCES = frozenset({"webmail", "patient", "smtp", "api", "system"})
+LOCAL_KINDS = frozenset({"hosted", "patient"})
 
 # Decision code → SMTP reply code, for refusals of a whole message.
 SMTP_CODES = {
@@ -129,9 +131,21 @@ def refuse_patient_without_box(local_part: str) -> Decision:
     return refuse("patient_not_found", _("Aucun espace santé actif ne correspond à ce matricule INS."), True)
 
 
+def refuse_forged_local(domain: str) -> Decision:
+    return refuse(
+        "sender_not_allowed",
+        _(
+            "L'expéditeur se présente sous le domaine « %(d)s », hébergé ici : un message de ce domaine "
+            "ne peut pas arriver de l'extérieur."
+        )
+        % {"d": domain},
+    )
+
+
 def check_sender(envelope_from: str) -> Decision:
-    """MAIL FROM: the empty reverse-path (reports) is allowed; otherwise the sender's domain must
-    be in the trust space."""
+    """MAIL FROM of mail from another operator: the empty reverse-path (reports) is allowed;
+    otherwise the sender's domain must be in the trust space and must not be one of ours (hosted
+    or patient domain): our own users send through their box, never from outside."""
     if (envelope_from or "").strip() in ("", "<>"):
         return Decision.ok()
     try:
@@ -139,8 +153,11 @@ def check_sender(envelope_from: str) -> Decision:
     except InvalidAddress:
         return refuse_invalid(envelope_from)
     domain = domain_of(address)
-    if classify_domains({domain})[domain] == "untrusted":
+    kind = classify_domains({domain})[domain]
+    if kind == "untrusted":
         return refuse_untrusted(domain)
+    if kind in LOCAL_KINDS:
+        return refuse_forged_local(domain)
     return Decision.ok()
 
 
@@ -167,27 +184,39 @@ class _Plan:
     local: dict[str, Mailbox] = field(default_factory=dict)  # address → box
     external: dict[str, list[str]] = field(default_factory=dict)  # domain → addresses
     refused: dict[str, Decision] = field(default_factory=dict)
+    # address → box that already holds a message with this Message-ID (a peer's retry)
+    duplicates: dict[str, Mailbox] = field(default_factory=dict)
 
 
 def _plan(
-    recipients: list[str], envelope: Envelope, *, local_sender: bool, size: int, classes: dict | None = None
+    recipients: list[str],
+    envelope: Envelope,
+    *,
+    local_sender: bool,
+    size: int,
+    classes: dict | None = None,
+    dedupe_message_id: str = "",
 ) -> _Plan:
-    """Decide every (already normalised, de-duplicated) recipient, in a few queries."""
+    """Decide every (already normalised, de-duplicated) recipient, in a few queries. With
+    `dedupe_message_id`, a box that already holds a message of that Message-ID is set apart
+    (same query: an EXISTS annotation)."""
     plan = _Plan()
     if classes is None:
         classes = classify_domains({domain_of(r) for r in recipients})
     local_addresses = [r for r in recipients if classes[domain_of(r)] in ("hosted", "patient")]
     inbox = Folder.objects.filter(mailbox_id=OuterRef("pk"), role=Folder.Role.INBOX).values("id")[:1]
-    boxes = (
-        {
-            box.address: box
-            for box in Mailbox.objects.filter(address__in=local_addresses, is_active=True)
-            .only("id", "kind", "address", "quota_bytes", "used_bytes", "max_message_bytes", "display_name")
-            .annotate(inbox_folder_id=Subquery(inbox))
-        }
-        if local_addresses
-        else {}
+    query = (
+        Mailbox.objects.filter(address__in=local_addresses, is_active=True)
+        .only("id", "kind", "address", "quota_bytes", "used_bytes", "max_message_bytes", "display_name")
+        .annotate(inbox_folder_id=Subquery(inbox))
     )
+    if dedupe_message_id:
+        query = query.annotate(
+            already_delivered=Exists(
+                Entry.objects.filter(mailbox_id=OuterRef("pk"), message__message_id=dedupe_message_id)
+            )
+        )
+    boxes = {box.address: box for box in query} if local_addresses else {}
     policy = None
     sender_box = envelope.sender_mailbox
     for address in recipients:
@@ -195,6 +224,9 @@ def _plan(
         kind = classes[domain]
         decision = None
         box = None
+        if getattr(boxes.get(address), "already_delivered", False):
+            plan.duplicates[address] = boxes[address]
+            continue
         if kind == "untrusted":
             decision = refuse_untrusted(domain)
         elif kind == "trusted":
@@ -340,11 +372,23 @@ def send_message(
             recipients.append(address)
     # One query classifies the sender's and the recipients' domains (trust space).
     sender_domain = domain_of(sender) if sender else ""
-    classes = classify_domains({domain_of(r) for r in recipients} | ({sender_domain} if sender else set()))
+    header_domain = domain_of(parsed.from_address) if parsed.from_address else ""
+    classes = classify_domains({domain_of(r) for r in recipients} | {d for d in (sender_domain, header_domain) if d})
     if sender and classes[sender_domain] == "untrusted":
         raise refused_whole("untrusted_domain", refuse_untrusted(sender_domain).reason)
     # Mail that came in over SMTP is never relayed out: only local senders reach other operators.
     local_sender = sender_mailbox is not None or (source == "system")
+    # Sender identity (RULES.md §1, no repudiation): a local box sends under its own address, and
+    # mail from outside never claims one of our domains, in the envelope or in `From:`.
+    if sender_mailbox is not None:
+        if parsed.from_address and parsed.from_address.lower() != sender_mailbox.address:
+            raise refused_whole(
+                "sender_not_allowed", _("L'en-tête From du message n'est pas la boîte aux lettres qui envoie.")
+            )
+    elif not local_sender:
+        for domain in (sender_domain, header_domain):
+            if domain and classes[domain] in LOCAL_KINDS:
+                raise refused_whole("sender_not_allowed", refuse_forged_local(domain).reason)
     message_id = parsed.message_id or f"<{uuid.uuid4().hex}@{domain_of(sender) if sender else 'mssante.invalid'}>"
     envelope = Envelope(
         sender_address=sender,
@@ -358,8 +402,26 @@ def send_message(
         is_report=parsed.is_report,
         x_mss_headers=dict(parsed.x_mss_headers),
     )
-    plan = _plan(recipients, envelope, local_sender=local_sender, size=size, classes=classes) if recipients else _Plan()
+    # A peer that did not get our 250 (timeout, lost connection) sends the message again, with
+    # the same Message-ID: a box that already holds it does not get a second copy.
+    dedupe = parsed.message_id if source == "smtp" else ""
+    plan = (
+        _plan(recipients, envelope, local_sender=local_sender, size=size, classes=classes, dedupe_message_id=dedupe)
+        if recipients
+        else _Plan()
+    )
     refused.update(plan.refused)
+    if plan.duplicates and not plan.local and not plan.external:
+        existing = (
+            Message.objects.filter(message_id=message_id, entries__mailbox__in=list(plan.duplicates.values()))
+            .order_by("-id")
+            .first()
+        )
+        if existing is not None:
+            log.info("delivery duplicate: message=%s source=%s boxes=%d", existing.pk, source, len(plan.duplicates))
+            return DeliveryResult(message=existing, delivered=[], queued=[], refused=refused)
+        plan = _plan(recipients, envelope, local_sender=local_sender, size=size, classes=classes)  # purged since
+        refused.update(plan.refused)
 
     # 3. Nobody accepts it: nothing is stored.
     if not plan.local and not plan.external:
@@ -387,124 +449,157 @@ def send_message(
         )
         del data
 
-    delivered = list(dict.fromkeys(plan.local.values()))
-    queued = [address for addresses in plan.external.values() for address in addresses]
     now = timezone.now()
-    with transaction.atomic():
-        message = Message.objects.create(
-            message_id=message_id[:998],
-            in_reply_to=parsed.in_reply_to[:998],
-            references=" ".join(parsed.references),
-            thread_key=_thread_key(parsed, message_id)[:998],
-            from_address=(parsed.from_address or sender)[:254],
-            from_name=parsed.from_name[:300],
-            to=parsed.to,
-            cc=parsed.cc,
-            envelope_from=sender,
-            envelope_to=recipients,
-            subject=parsed.subject,
-            date=parsed.date,
-            text_body=parsed.text_body,
-            html_body=parsed.html_body,
-            mdn_requested_to=parsed.mdn_requested_to[:254],
-            x_mss_headers=parsed.x_mss_headers,
-            auto_submitted=parsed.auto_submitted,
-            is_report=parsed.is_report,
-            report_type=parsed.report_type,
-            has_attachments=any(not a.is_inline for a in attachment_rows),
-            size=size,
-            sha256=sha256,
-            raw=raw_name,
-            sender_mailbox=sender_mailbox,
-        )
-        for row in attachment_rows:
-            row.message = message
-        if attachment_rows:
-            Attachment.objects.bulk_create(attachment_rows)
-
-        # Entries: INBOX of each recipient box, SENT of the sender's box (one entry per box).
-        box_ids = [box.pk for box in delivered]
-        sender_in_sent = sender_box_id is not None and sender_box_id not in box_ids
-        entries = [
-            Entry(mailbox_id=box.pk, message=message, folder_id=_folder_id(box, Folder.Role.INBOX), received_at=now)
-            for box in delivered
-        ]
-        if sender_in_sent:
-            entries.append(
-                Entry(
-                    mailbox_id=sender_box_id,
-                    message=message,
-                    folder_id=_folder_id(sender_mailbox, Folder.Role.SENT),
-                    received_at=now,
-                    seen=True,
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                if attempt == 2:
+                    _refuse_boxes_now_full(plan, refused, size)
+                    if not plan.local and not plan.external:
+                        raise _NothingLeft
+                delivered = list(dict.fromkeys(plan.local.values()))
+                queued = [address for addresses in plan.external.values() for address in addresses]
+                box_ids = [box.pk for box in delivered]
+                sender_in_sent = sender_box_id is not None and sender_box_id not in box_ids
+                # Quota first, in the same UPDATE that counts the space (never a lost update): a
+                # recipient box filled by a concurrent delivery since the plan fails the condition,
+                # and the second attempt re-reads the boxes under lock.
+                counted = set(box_ids) | ({sender_box_id} if sender_in_sent else set())
+                if counted:
+                    updated = (
+                        Mailbox.objects.filter(pk__in=counted)
+                        .filter(
+                            Q(pk=sender_box_id if sender_in_sent else None) | Q(used_bytes__lte=F("quota_bytes") - size)
+                        )
+                        .update(used_bytes=F("used_bytes") + size, last_used_at=now)
+                    )
+                    if updated != len(counted):
+                        raise _QuotaRace
+                message = Message.objects.create(
+                    message_id=message_id[:998],
+                    in_reply_to=parsed.in_reply_to[:998],
+                    references=" ".join(parsed.references),
+                    thread_key=_thread_key(parsed, message_id)[:998],
+                    from_address=(parsed.from_address or sender)[:254],
+                    from_name=parsed.from_name[:300],
+                    to=parsed.to,
+                    cc=parsed.cc,
+                    envelope_from=sender,
+                    envelope_to=recipients,
+                    subject=parsed.subject,
+                    date=parsed.date,
+                    text_body=parsed.text_body,
+                    html_body=parsed.html_body,
+                    mdn_requested_to=parsed.mdn_requested_to[:254],
+                    x_mss_headers=parsed.x_mss_headers,
+                    auto_submitted=parsed.auto_submitted,
+                    is_report=parsed.is_report,
+                    report_type=parsed.report_type,
+                    has_attachments=any(not a.is_inline for a in attachment_rows),
+                    size=size,
+                    sha256=sha256,
+                    raw=raw_name,
+                    sender_mailbox=sender_mailbox,
                 )
-            )
-        Entry.objects.bulk_create(entries)
+                for row in attachment_rows:
+                    row.message = message
+                if attachment_rows:
+                    Attachment.objects.bulk_create(attachment_rows)
 
-        deliveries = [
-            Delivery(message=message, address=address, mailbox_id=box.pk, status=Delivery.Status.DELIVERED)
-            for address, box in plan.local.items()
-        ]
-        deliveries += [Delivery(message=message, address=a, status=Delivery.Status.QUEUED) for a in queued]
-        refused_deliveries = [
-            Delivery(
-                message=message,
-                address=address[:254],
-                status=Delivery.Status.RETURNED if decision.automatic_return else Delivery.Status.BOUNCED,
-                reason=decision.code[:60],
-            )
-            for address, decision in refused.items()
-        ]
-        Delivery.objects.bulk_create(deliveries + refused_deliveries)
-        outboxes = [
-            Outbox(message=message, domain=domain, recipients=addresses) for domain, addresses in plan.external.items()
-        ]
-        if outboxes:
-            Outbox.objects.bulk_create(outboxes)
+                # Entries: INBOX of each recipient box, SENT of the sender's box (one entry per box).
+                entries = [
+                    Entry(
+                        mailbox_id=box.pk,
+                        message=message,
+                        folder_id=_folder_id(box, Folder.Role.INBOX),
+                        received_at=now,
+                    )
+                    for box in delivered
+                ]
+                if sender_in_sent:
+                    entries.append(
+                        Entry(
+                            mailbox_id=sender_box_id,
+                            message=message,
+                            folder_id=_folder_id(sender_mailbox, Folder.Role.SENT),
+                            received_at=now,
+                            seen=True,
+                        )
+                    )
+                Entry.objects.bulk_create(entries)
 
-        events = [
-            _event(
-                AuditEvent.Action.SUBMITTED,
-                actor=actor,
-                actor_label=source,
-                message_id=message.pk,
-                mailbox_id=sender_box_id,
-                detail={
-                    "source": source,
-                    "delivered": len(delivered),
-                    "queued": len(queued),
-                    "refused": len(refused),
-                    "outbox": [o.pk for o in outboxes],
-                },
-            )
-        ]
-        events += [
-            _event(AuditEvent.Action.DELIVERED, actor_label=source, message_id=message.pk, mailbox_id=box.pk)
-            for box in delivered
-        ]
-        events += [
-            _event(
-                AuditEvent.Action.REFUSED,
-                actor_label=source,
-                message_id=message.pk,
-                mailbox_id=sender_box_id,
-                outcome=d.reason[:40],
-                detail={"delivery": d.pk, "status": d.status},
-            )
-            for d in refused_deliveries
-        ]
-        if parsed.is_report and parsed.report_type == "disposition-notification" and delivered:
-            events += _record_read_receipt(parsed, delivered, message)
-        record_many(events)
+                deliveries = [
+                    Delivery(message=message, address=address, mailbox_id=box.pk, status=Delivery.Status.DELIVERED)
+                    for address, box in plan.local.items()
+                ]
+                deliveries += [Delivery(message=message, address=a, status=Delivery.Status.QUEUED) for a in queued]
+                refused_deliveries = [
+                    Delivery(
+                        message=message,
+                        address=address[:254],
+                        status=Delivery.Status.RETURNED if decision.automatic_return else Delivery.Status.BOUNCED,
+                        reason=decision.code[:60],
+                    )
+                    for address, decision in refused.items()
+                ]
+                Delivery.objects.bulk_create(deliveries + refused_deliveries)
+                outboxes = [
+                    Outbox(message=message, domain=domain, recipients=addresses)
+                    for domain, addresses in plan.external.items()
+                ]
+                if outboxes:
+                    Outbox.objects.bulk_create(outboxes)
 
-        counted = set(box_ids) | ({sender_box_id} if sender_in_sent else set())
-        Mailbox.objects.filter(pk__in=counted).update(used_bytes=F("used_bytes") + size, last_used_at=now)
+                events = [
+                    _event(
+                        AuditEvent.Action.SUBMITTED,
+                        actor=actor,
+                        actor_label=source,
+                        message_id=message.pk,
+                        mailbox_id=sender_box_id,
+                        detail={
+                            "source": source,
+                            "delivered": len(delivered),
+                            "queued": len(queued),
+                            "refused": len(refused),
+                            "outbox": [o.pk for o in outboxes],
+                        },
+                    )
+                ]
+                events += [
+                    _event(AuditEvent.Action.DELIVERED, actor_label=source, message_id=message.pk, mailbox_id=box.pk)
+                    for box in delivered
+                ]
+                events += [
+                    _event(
+                        AuditEvent.Action.REFUSED,
+                        actor_label=source,
+                        message_id=message.pk,
+                        mailbox_id=sender_box_id,
+                        outcome=d.reason[:40],
+                        detail={"delivery": d.pk, "status": d.status},
+                    )
+                    for d in refused_deliveries
+                ]
+                if parsed.is_report and parsed.report_type == "disposition-notification" and delivered:
+                    events += _record_read_receipt(parsed, delivered, message)
+                record_many(events)
 
-        if refused:
-            _tell_policy_refused(envelope, message, refused)
-        get_policy().after_delivery(message, delivered)
-        for outbox in outboxes:
-            transaction.on_commit(functools.partial(_enqueue, outbox.pk))
+                if refused:
+                    _tell_policy_refused(envelope, message, refused)
+                get_policy().after_delivery(message, delivered)
+                for outbox in outboxes:
+                    transaction.on_commit(functools.partial(_enqueue, outbox.pk))
+
+            break
+        except _QuotaRace:
+            continue
+        except _NothingLeft:
+            _tell_policy_refused(envelope, None, refused)
+            first = next(iter(refused.values()))
+            raise refused_whole(first.code, first.reason, refused) from None
+    else:  # a box still changed under the lock (deleted, say): a temporary refusal, the peer retries
+        raise refused_whole("over_quota", refuse_over_quota().reason, refused, smtp_code=452)
 
     log.info(
         "delivery ok: message=%s source=%s delivered=%d queued=%d refused=%d",
@@ -515,6 +610,47 @@ def send_message(
         len(refused),
     )
     return DeliveryResult(message=message, delivered=delivered, queued=queued, refused=refused)
+
+
+class _QuotaRace(Exception):
+    """A recipient box filled up between the plan and the transaction (rolled back, retried)."""
+
+
+class _NothingLeft(Exception):
+    """On the retry, every recipient box turned out full."""
+
+
+def _refuse_boxes_now_full(plan: _Plan, refused: dict[str, Decision], size: int) -> None:
+    """Inside the transaction: lock the recipient boxes (in id order, so two deliveries never
+    deadlock) and move those that no longer have room from `plan.local` to `refused`."""
+    ids = sorted({box.pk for box in plan.local.values()})
+    room = {
+        pk: quota - used
+        for pk, used, quota in Mailbox.objects.select_for_update()
+        .filter(pk__in=ids)
+        .order_by("pk")
+        .values_list("pk", "used_bytes", "quota_bytes")
+    }
+    for address, box in list(plan.local.items()):
+        if room.get(box.pk, 0) < size:
+            del plan.local[address]
+            refused[address] = refuse_over_quota()
+
+
+def release_space(entries) -> dict[int, int]:
+    """Quota accounting when entries are deleted for good (emptied trash, purge): each box gets
+    back the encoded size of its deleted messages, in one conditional UPDATE per box that never
+    goes below zero. Call it in the transaction that deletes the entries, before the messages
+    themselves may go. Returns box id → bytes released."""
+    entries = list(entries)
+    sizes = dict(Message.objects.filter(pk__in={e.message_id for e in entries}).values_list("pk", "size"))
+    freed: dict[int, int] = {}
+    for entry in entries:
+        freed[entry.mailbox_id] = freed.get(entry.mailbox_id, 0) + sizes.get(entry.message_id, 0)
+    for box_id, amount in freed.items():
+        if amount:
+            Mailbox.objects.filter(pk=box_id).update(used_bytes=Greatest(F("used_bytes") - amount, 0))
+    return freed
 
 
 def _enqueue(outbox_id: int) -> None:
@@ -545,12 +681,16 @@ def _folder_id(box: Mailbox, role: str) -> int:
 
 def _record_read_receipt(parsed: ParsedMessage, delivered: list[Mailbox], mdn: Message) -> list[dict]:
     """An MDN reached a local box (RFC 8098): the original's Delivery to the Final-Recipient
-    becomes "read". Only for originals sent by, or asking receipts for, a box that got the MDN."""
+    becomes "read". Only for originals sent by, or asking receipts for, a box that got the MDN,
+    and only when the receipt comes from the Final-Recipient's own domain: nobody reports a
+    reading on behalf of another operator's (or our own) user."""
     fields = parsed.report_fields
     original_id = first_msgid(fields.get("original-message-id", ""))
     final = fields.get("final-recipient", "").split(";", 1)[-1].strip().strip("<>").lower()
     disposition = fields.get("disposition", "").lower()
     if not original_id or not final or "displayed" not in disposition:
+        return []
+    if not parsed.from_address or domain_of(final) != domain_of(parsed.from_address):
         return []
     ids = [box.pk for box in delivered]
     addresses = [box.address for box in delivered]

@@ -21,10 +21,16 @@ def attachment_name(sha256: str) -> str:
 
 
 def store_blob(name: str, data: bytes) -> str:
-    """Write `data` under its content-hash `name` unless it is already there; return the name.
-    `ContentFile` wraps the bytes without copying them."""
-    if default_storage.exists(name):
-        return name
+    """Write `data` under its content-hash `name` unless it is already there, whole; return the
+    name actually used. A file of another size under that name (a write cut short by a crash, or
+    still in progress in another process) is never trusted: the bytes are written again, and the
+    storage picks a free name (local folder) or replaces the object (S3). `ContentFile` wraps the
+    bytes without copying them."""
+    try:
+        if default_storage.size(name) == len(data):
+            return name
+    except Exception:  # noqa: S110 - absent (FileNotFoundError, S3 404...): written below
+        pass
     return default_storage.save(name, ContentFile(data))
 
 

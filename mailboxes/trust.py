@@ -5,14 +5,23 @@ domains (national white list or added by hand) and, when `TRUST_ALL_MSSANTE` is 
 Addresses are parsed strictly with `email.headerregistry.Address`: the normalised address
 returned here (lower-cased, as every MSSanté address is) is the one every
 later decision and delivery uses, so what was checked is what is delivered.
+
+The hosted and trusted domain names are few and read on every message: each process keeps them
+for `TRUST_CACHE_SECONDS`, forgets them as soon as it saves or deletes a domain itself, and other
+processes see a change within that delay. Inside a transaction the database is read directly,
+so a decision never rests on rows another transaction has not committed (or may roll back).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from email.headerregistry import Address
 
 from django.conf import settings
+from django.db import connection, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
 from mailboxes.models import Domain, TrustedDomain
 
@@ -51,13 +60,55 @@ def is_patient_domain(domain: str) -> bool:
     return domain == settings.PATIENT_DOMAIN
 
 
+# (expires at, hosted names, trusted names), replaced as a whole so that threads share it safely.
+_domain_sets: tuple[float, frozenset[str], frozenset[str]] | None = None
+
+
+def invalidate_domain_cache() -> None:
+    global _domain_sets
+    _domain_sets = None
+
+
+@receiver(post_save, sender=Domain)
+@receiver(post_delete, sender=Domain)
+@receiver(post_save, sender=TrustedDomain)
+@receiver(post_delete, sender=TrustedDomain)
+def _domain_changed(**_kwargs) -> None:
+    # Now, and again once the change is visible to every reader (after the commit).
+    invalidate_domain_cache()
+    transaction.on_commit(invalidate_domain_cache)
+
+
+def cached_domain_sets() -> tuple[frozenset[str], frozenset[str]] | None:
+    """(hosted, trusted) domain names from this process's cache, or None when it must not be
+    used: caching switched off (`TRUST_CACHE_SECONDS = 0`) or inside a transaction."""
+    global _domain_sets
+    ttl = getattr(settings, "TRUST_CACHE_SECONDS", 0)
+    if ttl <= 0 or connection.in_atomic_block:
+        return None
+    now = time.monotonic()
+    cached = _domain_sets
+    if cached is None or cached[0] <= now:
+        cached = (
+            now + ttl,
+            frozenset(Domain.objects.values_list("name", flat=True)),
+            frozenset(TrustedDomain.objects.values_list("name", flat=True)),
+        )
+        _domain_sets = cached
+    return cached[1], cached[2]
+
+
 def is_local_domain(domain: str) -> bool:
     """Hosted here (a Domain row) or the patient domain."""
-    return is_patient_domain(domain) or Domain.objects.filter(name=domain).exists()
+    if is_patient_domain(domain):
+        return True
+    sets = cached_domain_sets()
+    return domain in sets[0] if sets is not None else Domain.objects.filter(name=domain).exists()
 
 
 def classify_domains(domains: set[str]) -> dict[str, str]:
-    """Each domain → "patient", "hosted", "trusted" or "untrusted", in at most two queries."""
+    """Each domain → "patient", "hosted", "trusted" or "untrusted", in at most two queries
+    (none while the process's cache of domain names is fresh)."""
     result: dict[str, str] = {}
     rest = set()
     for domain in domains:
@@ -65,6 +116,17 @@ def classify_domains(domains: set[str]) -> dict[str, str]:
             result[domain] = "patient"
         else:
             rest.add(domain)
+    sets = cached_domain_sets() if rest else None
+    if sets is not None:
+        hosted, trusted = sets
+        for domain in rest:
+            if domain in hosted:
+                result[domain] = "hosted"
+            elif domain in trusted or (settings.TRUST_ALL_MSSANTE and domain.endswith(".mssante.fr")):
+                result[domain] = "trusted"
+            else:
+                result[domain] = "untrusted"
+        return result
     if rest:
         for name in Domain.objects.filter(name__in=rest).values_list("name", flat=True):
             result[name] = "hosted"

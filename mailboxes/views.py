@@ -18,6 +18,17 @@ from mailboxes.store import open_raw
 
 # A previewed file is shown as a document of its own, with no script, form or plugin rights.
 PREVIEW_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+# A downloaded file is never rendered by the browser; should one try, it runs nothing.
+DOWNLOAD_CSP = "sandbox; default-src 'none'"
+# Declared types a browser would run as a page or script: such a file downloads as opaque bytes.
+ACTIVE_SUBTYPES = frozenset({"html", "xml", "javascript", "x-javascript", "ecmascript", "css", "x-shockwave-flash"})
+
+
+def _download_type(declared: str) -> str:
+    maintype, _, subtype = (declared or "").lower().partition("/")
+    if not subtype or maintype == "multipart" or subtype in ACTIVE_SUBTYPES or subtype.endswith("+xml"):
+        return "application/octet-stream"
+    return f"{maintype}/{subtype}"
 
 
 def _client_ip(request):
@@ -64,13 +75,15 @@ def attachment_download(request, attachment_id):
         handle,
         as_attachment=inline_type is None,
         filename=attachment.filename or f"piece-jointe-{attachment.pk}",
-        content_type=inline_type or attachment.content_type or "application/octet-stream",
+        content_type=inline_type or _download_type(attachment.content_type),
     )
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     if inline_type:
         response["Content-Security-Policy"] = PREVIEW_CSP
         response["X-Frame-Options"] = "SAMEORIGIN"
+    else:
+        response["Content-Security-Policy"] = DOWNLOAD_CSP
     record(
         AuditEvent.Action.DOWNLOADED,
         actor=request.user,

@@ -266,6 +266,8 @@ else:
 PATIENT_DOMAIN = (env_str("PATIENT_DOMAIN", "patient.mssante.fr") or "").lower()
 # Trust every domain under .mssante.fr, beside the hosted domains and the imported white list.
 TRUST_ALL_MSSANTE = env_bool("TRUST_ALL_MSSANTE", False)
+# How long a process keeps the hosted and trusted domain names (0: read them on every message).
+TRUST_CACHE_SECONDS = env_int("TRUST_CACHE_SECONDS", 10)
 MAILBOX_DEFAULT_QUOTA = env_int("MAILBOX_DEFAULT_QUOTA", 2 * 1024**3)
 MAILBOX_MAX_MESSAGE_BYTES = env_int("MAILBOX_MAX_MESSAGE_BYTES", 25 * 1024**2)
 PATIENT_MAX_MESSAGE_BYTES = env_int("PATIENT_MAX_MESSAGE_BYTES", 25 * 1024**2)

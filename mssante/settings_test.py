@@ -23,6 +23,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Tests flush the database between them (no signal): read the trust space on every message
+# unless a test turns the per-process cache on.
+TRUST_CACHE_SECONDS = 0
 # Unit tests run tasks in process; integration tests flip this and start a real worker.
 CELERY_TASK_ALWAYS_EAGER = True
 MEDIA_ROOT = VAR_DIR / "test-media" / str(os.getpid())

@@ -5,13 +5,17 @@ from email.message import EmailMessage
 
 import pytest
 
+# Another operator's domain (trusted, not hosted here): mail "from outside" comes from it.
+PEER = "autre-operateur.mssante.fr"
+PEER_SENDER = f"dr.externe@{PEER}"
+
 
 def raw_message(
-    sender="charlie.durand@clinique-du-lac.mssante.fr",
+    sender=PEER_SENDER,
     to=("alice.martin@ch-troispics.mssante.fr",),
     subject="Compte rendu",
     body="Bonjour,\nvoici le compte rendu.\n",
-    message_id="<cr-1@clinique-du-lac.mssante.fr>",
+    message_id=f"<cr-1@{PEER}>",
     headers=None,
     attachments=(),
 ) -> bytes:
@@ -29,6 +33,16 @@ def raw_message(
         maintype, subtype = content_type.split("/")
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return message.as_bytes()
+
+
+@pytest.fixture(autouse=True)
+def trusted_peer(request):
+    """With the test cast, the peer operator's domain is in the trust space."""
+    if "cast" in request.fixturenames:
+        from mailboxes.models import TrustedDomain
+
+        request.getfixturevalue("cast")
+        TrustedDomain.objects.get_or_create(name=PEER)
 
 
 @pytest.fixture

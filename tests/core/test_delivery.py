@@ -10,7 +10,7 @@ from mailboxes import relay
 from mailboxes.compose import send_from_mailbox
 from mailboxes.delivery import DeliveryRefused, send_message
 from mailboxes.models import Attachment, Delivery, Entry, Folder, Mailbox, Message, Outbox, TrustedDomain
-from tests.core.conftest import raw_message
+from tests.core.conftest import PEER, PEER_SENDER, raw_message
 
 
 def test_message_to_four_local_boxes_is_stored_once_and_entered_in_each(cast, django_capture_on_commit_callbacks):
@@ -133,14 +133,14 @@ def test_thread_of_an_unknown_parent_is_its_first_reference(cast):
     )
     result = send_message(
         raw,
-        envelope_from="charlie.durand@clinique-du-lac.mssante.fr",
+        envelope_from=PEER_SENDER,
         envelope_to=["alice.martin@ch-troispics.mssante.fr"],
         source="smtp",
     )
     assert result.message.thread_key == "<root@x.mssante.fr>"
     alone = send_message(
         raw_message(message_id="<alone@clinique-du-lac.mssante.fr>"),
-        envelope_from="charlie.durand@clinique-du-lac.mssante.fr",
+        envelope_from=PEER_SENDER,
         envelope_to=["alice.martin@ch-troispics.mssante.fr"],
         source="smtp",
     )
@@ -151,22 +151,22 @@ def test_inbound_smtp_message_has_no_sender_box_and_no_sent_entry(cast):
     raw = raw_message(
         headers={
             "X-MSS-INS": "1580375001001 12",
-            "Disposition-Notification-To": "charlie.durand@clinique-du-lac.mssante.fr",
+            "Disposition-Notification-To": PEER_SENDER,
         }
     )
     result = send_message(
         raw,
-        envelope_from="Charlie.Durand@Clinique-du-Lac.mssante.fr",
+        envelope_from="Dr.Externe@Autre-Operateur.mssante.fr",
         envelope_to=["ALICE.MARTIN@ch-troispics.mssante.fr"],
         source="smtp",
     )
     message = result.message
-    assert message.sender_mailbox is None and message.envelope_from == "charlie.durand@clinique-du-lac.mssante.fr"
+    assert message.sender_mailbox is None and message.envelope_from == PEER_SENDER
     assert message.envelope_to == ["alice.martin@ch-troispics.mssante.fr"]
     assert list(Entry.objects.filter(message=message).values_list("mailbox_id", flat=True)) == [cast.alice_box.pk]
     assert message.x_mss_headers == {"x-mss-ins": "1580375001001 12"}
-    assert message.mdn_requested_to == "charlie.durand@clinique-du-lac.mssante.fr"
-    assert message.message_id == "<cr-1@clinique-du-lac.mssante.fr>"
+    assert message.mdn_requested_to == PEER_SENDER
+    assert message.message_id == f"<cr-1@{PEER}>"
 
 
 def test_external_recipients_are_queued_per_domain_and_relayed_after_commit(
@@ -206,7 +206,7 @@ def test_mail_from_outside_is_never_relayed_to_another_operator(cast):
     with pytest.raises(DeliveryRefused) as refused:
         send_message(
             raw_message(to=("x@ch-ailleurs.mssante.fr",)),
-            envelope_from="charlie.durand@clinique-du-lac.mssante.fr",
+            envelope_from=PEER_SENDER,
             envelope_to=["x@ch-ailleurs.mssante.fr"],
             source="smtp",
         )
@@ -299,7 +299,7 @@ def test_delivery_costs_a_handful_of_queries_whatever_the_number_of_recipients(c
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    peer = "charlie.durand@clinique-du-lac.mssante.fr"
+    peer = PEER_SENDER
     with CaptureQueriesContext(connection) as one:
         send_message(
             raw_message(message_id="<q1@x>"), envelope_from=peer, envelope_to=[cast.alice_box.address], source="smtp"
@@ -307,22 +307,22 @@ def test_delivery_costs_a_handful_of_queries_whatever_the_number_of_recipients(c
     many = [cast.alice_box.address, cast.cardio.address, cast.paul_box.address, cast.pauline_box.address]
     with CaptureQueriesContext(connection) as four:
         send_message(raw_message(message_id="<q4@x>"), envelope_from=peer, envelope_to=many, source="smtp")
-    assert len(one) <= 9  # incl. the test transaction's SAVEPOINT/RELEASE
+    assert len(one) <= 10  # incl. the test transaction's SAVEPOINT/RELEASE; the peer is trusted: 2 domain queries
     assert len(four) == len(one)
 
 
 NASTY = [
     # NUL bytes and 8-bit garbage in headers, an unknown charset, broken base64, no Message-ID.
-    b"From: Dr \xff\x00 <charlie.durand@clinique-du-lac.mssante.fr>\r\nTo: <a\x00b@x.fr>, alice.martin@ch-troispics"
+    b"From: Dr \xff\x00 <charlie.durand@autre-operateur.mssante.fr>\r\nTo: <a\x00b@x.fr>, alice.martin@ch-troispics"
     b'.mssante.fr\r\nSubject: caf\xe9 \x00\r\nX-MSS-INS: \xfe\x00\r\nContent-Type: multipart/mixed; boundary="z"\r\n\r\n'
     b"--z\r\nContent-Type: text/plain; charset=klingon\r\n\r\n\x00caf\xe9\r\n--z\r\nContent-Type: image/\x00png; "
     b'name="a\x00.png"\r\nContent-Transfer-Encoding: base64\r\nContent-ID: <\x00x>\r\n\r\n!!!AAAA=\r\n--z',
     # A report whose machine part carries NULs.
-    b"From: <mailer-daemon@clinique-du-lac.mssante.fr>\r\nMessage-ID: <r\x00@x>\r\nContent-Type: multipart/report; "
+    b"From: <mailer-daemon@autre-operateur.mssante.fr>\r\nMessage-ID: <r\x00@x>\r\nContent-Type: multipart/report; "
     b'report-type="disposition-\x00notification"; boundary="r"\r\n\r\n--r\r\nContent-Type: message/disposition-notification'
     b"\r\n\r\nOriginal-Message-ID: <o\x00@x>\r\nFinal-Recipient: rfc822;\x00a@x\r\nDisposition: displayed\r\n--r--\r\n",
     # Deep nesting.
-    b"From: a@clinique-du-lac.mssante.fr\r\n"
+    b"From: a@autre-operateur.mssante.fr\r\n"
     + b"".join(f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n'.encode() for i in range(60))
     + b"Content-Type: text/plain\r\n\r\nfond\r\n",
 ]
@@ -332,7 +332,7 @@ NASTY = [
 def test_malformed_mime_is_stored_cleanly_through_the_real_path(cast, raw):
     result = send_message(
         raw,
-        envelope_from="charlie.durand@clinique-du-lac.mssante.fr",
+        envelope_from=PEER_SENDER,
         envelope_to=[cast.alice_box.address],
         source="smtp",
     )
@@ -340,3 +340,86 @@ def test_malformed_mime_is_stored_cleanly_through_the_real_path(cast, raw):
     assert message.size == len(raw) and message.message_id.startswith("<")
     with default_storage.open(message.raw.name, "rb") as handle:
         assert handle.read() == raw
+
+
+def test_display_names_and_subjects_never_inject_header_lines(cast):
+    """CR/LF in a box's display name (the sender's or the applicative box's return box) or in a
+    subject never starts a new header line."""
+    Mailbox.objects.filter(pk=cast.cardio.pk).update(display_name="Cardiologie\r\nBcc: espion@gmail.com")
+    cast.cardio.refresh_from_db()
+    app = Mailbox.objects.create(
+        kind=Mailbox.Kind.APPLICATIVE,
+        address="envois-noreply@ch-troispics.mssante.fr",
+        domain=cast.d_troispics,
+        return_mailbox=cast.cardio,
+        display_name="DPI\nX-Injected: 1",
+    )
+    result = send_from_mailbox(
+        app, None, to=[cast.charlie_box.address], subject="Convocation\r\nBcc: espion@gmail.com", text="t", source="api"
+    )
+    with default_storage.open(result.message.raw.name, "rb") as handle:
+        headers = email.message_from_binary_file(handle)
+    assert headers["Bcc"] is None and headers["X-Injected"] is None
+    assert "Cardiologie Bcc: espion@gmail.com" in str(headers["Reply-To"])
+    assert result.message.subject == "Convocation Bcc: espion@gmail.com"
+
+
+def test_a_long_reference_chain_keeps_its_root(cast):
+    ids = [f"<m{i}@clinique-du-lac.mssante.fr>" for i in range(30)]
+    parent = Message.objects.create(
+        message_id=ids[-1], references=" ".join(ids[:-1]), from_address=cast.charlie_box.address, sha256="0" * 64
+    )
+    Entry.objects.create(
+        mailbox=cast.alice_box, message=parent, folder=cast.alice_box.folder("inbox"), received_at=parent.created_at
+    )
+    reply = send_from_mailbox(
+        cast.alice_box, cast.alice, to=[cast.charlie_box.address], subject="Re", text="r", in_reply_to=parent
+    )
+    references = reply.message.references.split()
+    assert len(references) == 20 and references[0] == ids[0] and references[-1] == ids[-1]
+    assert reply.message.thread_key == ids[0]
+
+
+def test_a_truncated_file_under_the_content_hash_is_never_reused(cast):
+    """A write cut short (crash, or another process still writing) leaves a short file under the
+    hash name: the next message carrying the same bytes stores them whole, never points at it."""
+    import hashlib
+
+    from django.core.files.base import ContentFile
+
+    from mailboxes.store import attachment_name
+
+    pdf = b"%PDF-1.4 " + b"z" * 20000
+    name = attachment_name(hashlib.sha256(pdf).hexdigest())
+    default_storage.save(name, ContentFile(pdf[:1000]))
+    result = send_from_mailbox(
+        cast.alice_box,
+        cast.alice,
+        to=[cast.charlie_box.address],
+        subject="S",
+        text="t",
+        attachments=[("cr.pdf", "application/pdf", pdf)],
+    )
+    attachment = Attachment.objects.get(message=result.message)
+    with default_storage.open(attachment.file.name, "rb") as handle:
+        assert handle.read() == pdf
+    with default_storage.open(result.message.raw.name, "rb") as handle:
+        assert len(handle.read()) == result.message.size
+
+
+def test_a_peers_retry_of_the_same_message_id_is_not_delivered_twice(cast):
+    """A peer that lost our 250 sends the message again: the boxes that hold it get no second
+    copy (no second count of the space either), the others still get theirs."""
+    raw = raw_message(message_id="<retry-1@autre-operateur.mssante.fr>")
+    first = send_message(raw, envelope_from=PEER_SENDER, envelope_to=[cast.alice_box.address], source="smtp")
+    again = send_message(raw, envelope_from=PEER_SENDER, envelope_to=[cast.alice_box.address], source="smtp")
+    assert again.message.pk == first.message.pk and again.delivered == []
+    assert Message.objects.count() == 1 and Entry.objects.filter(mailbox=cast.alice_box).count() == 1
+    assert Mailbox.objects.get(pk=cast.alice_box.pk).used_bytes == len(raw)
+
+    more = send_message(
+        raw, envelope_from=PEER_SENDER, envelope_to=[cast.alice_box.address, cast.cardio.address], source="smtp"
+    )
+    assert more.delivered == [cast.cardio]
+    assert Entry.objects.filter(mailbox=cast.alice_box).count() == 1
+    assert Entry.objects.filter(mailbox=cast.cardio).count() == 1

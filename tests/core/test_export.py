@@ -6,7 +6,7 @@ from audit.models import AuditEvent
 from mailboxes.compose import send_from_mailbox
 from mailboxes.delivery import send_message
 from mailboxes.models import Attachment, Entry
-from tests.core.conftest import raw_message
+from tests.core.conftest import PEER_SENDER, raw_message
 
 PDF = b"%PDF-1.4\n" + b"0" * 2000
 HTML_AS_PDF = b"<html><script>alert(1)</script></html>"
@@ -19,7 +19,7 @@ def _inbound(cast):
     )  # trailing bytes that a re-serialisation would not reproduce
     result = send_message(
         raw,
-        envelope_from="charlie.durand@clinique-du-lac.mssante.fr",
+        envelope_from=PEER_SENDER,
         envelope_to=[cast.alice_box.address, cast.cardio.address],
         source="smtp",
     )
@@ -101,3 +101,42 @@ def test_download_is_an_attachment_and_inline_only_for_real_previewable_types(ca
     assert _content(response) == HTML_AS_PDF
     events = AuditEvent.objects.filter(action="attachment.downloaded", actor=cast.alice, message_id=message.pk)
     assert events.count() == 3 and {e.object_id for e in events} == {str(pdf.pk), str(trap.pk)}
+
+
+def test_a_download_declared_as_a_page_or_script_is_served_as_opaque_bytes(cast, client):
+    """An attachment declared text/html or SVG is never served with that type, even as a download."""
+    page = b"<html><body><script>alert(document.cookie)</script></body></html>"
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    raw = raw_message(attachments=[("page.html", "text/html", page), ("logo.svg", "image/svg+xml", svg)])
+    message = send_message(raw, envelope_from=PEER_SENDER, envelope_to=[cast.alice_box.address], source="smtp").message
+    client.force_login(cast.alice)
+    for attachment in Attachment.objects.filter(message=message):
+        for query in ("", "?inline=1"):
+            response = client.get(reverse("mailboxes:attachment_download", args=[attachment.pk]) + query)
+            assert response.status_code == 200
+            assert response["Content-Type"] == "application/octet-stream"
+            assert response["Content-Disposition"].startswith("attachment;")
+            assert response["Content-Security-Policy"].startswith("sandbox")
+            assert _content(response) in (page, svg)
+
+
+def test_not_yours_and_does_not_exist_cost_the_same_single_query(cast):
+    """No timing oracle on attachment ids: a missing attachment and another user's attachment
+    are refused after the same one access-checked query."""
+    import pytest
+    from django.db import connection
+    from django.http import Http404
+    from django.test.utils import CaptureQueriesContext
+
+    from mailboxes.access import attachment_for_user
+
+    _, message = _inbound(cast)
+    attachment = Attachment.objects.filter(message=message).first()
+    counts = []
+    for attachment_id in (attachment.pk, 999999):
+        with CaptureQueriesContext(connection) as queries, pytest.raises(Http404):
+            attachment_for_user(cast.charlie, attachment_id)
+        counts.append(len(queries))
+    assert counts == [1, 1]
+    found, entry = attachment_for_user(cast.bob, attachment.pk)
+    assert found == attachment and entry.mailbox_id == cast.cardio.pk

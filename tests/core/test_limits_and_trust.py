@@ -6,7 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from mailboxes.delivery import DeliveryRefused, check_recipient, check_sender, send_message
-from mailboxes.models import Delivery, Mailbox, Message, TrustedDomain
+from mailboxes.models import Delivery, Entry, Mailbox, Message, TrustedDomain
+from tests.core.conftest import PEER_SENDER
 
 MB25 = 25 * 1024 * 1024
 
@@ -80,7 +81,7 @@ def test_over_quota_box_refuses_and_others_still_receive(cast):
     Mailbox.objects.filter(pk=cast.cardio.pk).update(quota_bytes=1000, used_bytes=1000 - len(raw))
     result = send_message(
         raw,
-        envelope_from="charlie.durand@clinique-du-lac.mssante.fr",
+        envelope_from=PEER_SENDER,
         envelope_to=[cast.alice_box.address, cast.cardio.address],
         source="smtp",
     )
@@ -91,7 +92,7 @@ def test_over_quota_box_refuses_and_others_still_receive(cast):
     with pytest.raises(DeliveryRefused) as refused:
         send_message(
             raw,
-            envelope_from="charlie.durand@clinique-du-lac.mssante.fr",
+            envelope_from=PEER_SENDER,
             envelope_to=[cast.alice_box.address],
             source="smtp",
         )
@@ -103,7 +104,7 @@ def test_untrusted_sender_and_recipient_domains(cast):
 
     assert check_sender("spam@gmail.com").code == "untrusted_domain"
     assert check_sender("x@inconnu.mssante.fr").code == "untrusted_domain"
-    assert check_sender("charlie.durand@clinique-du-lac.mssante.fr").deliver
+    assert check_sender(PEER_SENDER).deliver
     assert check_sender("").deliver  # reports use the null sender
     assert check_sender("Bob <a@b.fr>").code == "invalid_address"
     with pytest.raises(DeliveryRefused) as refused:
@@ -116,7 +117,7 @@ def test_untrusted_sender_and_recipient_domains(cast):
     assert refused.value.code == "untrusted_domain"
     with pytest.raises(DeliveryRefused) as refused:
         send_message(
-            raw_message(to=("x@gmail.com",)),
+            raw_message(sender=cast.alice_box.address, to=("x@gmail.com",)),
             envelope_from=cast.alice_box.address,
             envelope_to=["x@gmail.com"],
             source="webmail",
@@ -126,7 +127,7 @@ def test_untrusted_sender_and_recipient_domains(cast):
 
 
 def test_check_recipient_decisions(cast, settings):
-    peer = "charlie.durand@clinique-du-lac.mssante.fr"
+    peer = PEER_SENDER
     assert check_recipient(peer, "Alice.Martin@CH-TROISPICS.mssante.fr").deliver
     assert check_recipient(peer, "personne@ch-troispics.mssante.fr").code == "unknown_recipient"
     assert check_recipient(peer, "x@gmail.com").code == "untrusted_domain"
@@ -196,3 +197,132 @@ def test_malformed_whitelist_changes_nothing(db, tmp_path, content):
     with pytest.raises(CommandError, match="rien n'a été modifié"):
         call_command("import_whitelist", str(path))
     assert list(TrustedDomain.objects.values_list("name", flat=True)) == ["ch-ancien.mssante.fr"]
+
+
+def test_mail_from_outside_never_claims_a_local_sender(cast, recording_policy):
+    """No forged local sender from outside: a hosted or patient address in MAIL FROM or in `From:`
+    of mail coming in over SMTP is refused, and nothing is stored."""
+    from tests.core.conftest import raw_message
+
+    assert check_sender(cast.charlie_box.address).code == "sender_not_allowed"
+    assert check_sender(cast.paul_box.address).code == "sender_not_allowed"
+    forged = [
+        (cast.charlie_box.address, raw_message(sender=cast.charlie_box.address)),  # envelope and header
+        (PEER_SENDER, raw_message(sender=f"Dr Durand <{cast.charlie_box.address}>")),  # header only
+        ("", raw_message(sender=cast.paul_box.address)),  # null sender, a patient in From:
+    ]
+    for envelope_from, raw in forged:
+        with pytest.raises(DeliveryRefused) as refused:
+            send_message(raw, envelope_from=envelope_from, envelope_to=[cast.alice_box.address], source="smtp")
+        assert refused.value.code == "sender_not_allowed" and refused.value.smtp_code == 550
+    assert Message.objects.count() == 0
+    # The patient policy never saw the forged patient message.
+    assert recording_policy.calls == []
+
+
+def test_a_local_box_sends_under_its_own_from_address(cast):
+    from tests.core.conftest import raw_message
+
+    raw = raw_message(sender=cast.alice_box.address, to=(cast.charlie_box.address,))
+    with pytest.raises(DeliveryRefused) as refused:
+        send_message(
+            raw,
+            envelope_from=cast.charlie_box.address,
+            envelope_to=[cast.alice_box.address],
+            source="api",
+            sender_mailbox=cast.charlie_box,
+        )
+    assert refused.value.code == "sender_not_allowed"
+    own = raw_message(sender=f"Dr Charlie Durand <{cast.charlie_box.address.upper()}>")
+    result = send_message(
+        own,
+        envelope_from=cast.charlie_box.address,
+        envelope_to=[cast.alice_box.address],
+        source="api",
+        sender_mailbox=cast.charlie_box,
+    )
+    assert result.delivered == [cast.alice_box]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_domain_names_are_cached_per_process_and_forgotten_on_change(settings):
+    """Outside a transaction the trust space is read from the process cache (no query per
+    message); saving or deleting a domain, or importing the white list, is seen at once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from mailboxes.management.commands.import_whitelist import apply_whitelist
+    from mailboxes.models import Domain, Structure
+    from mailboxes.trust import classify_domains, invalidate_domain_cache
+
+    settings.TRUST_CACHE_SECONDS = 3600
+    invalidate_domain_cache()
+    structure = Structure.objects.create(name="CH", finess="750000013")
+    classify_domains({"ch-x.mssante.fr"})
+    with CaptureQueriesContext(connection) as queries:
+        assert classify_domains({"ch-x.mssante.fr", "ch-y.mssante.fr"}) == {
+            "ch-x.mssante.fr": "untrusted",
+            "ch-y.mssante.fr": "untrusted",
+        }
+    assert len(queries) == 0
+    Domain.objects.create(name="ch-x.mssante.fr", structure=structure)
+    TrustedDomain.objects.create(name="ch-y.mssante.fr")
+    assert classify_domains({"ch-x.mssante.fr", "ch-y.mssante.fr"}) == {
+        "ch-x.mssante.fr": "hosted",
+        "ch-y.mssante.fr": "trusted",
+    }
+    apply_whitelist(["ch-z.mssante.fr"])  # bulk insert: no post_save, invalidated explicitly
+    assert classify_domains({"ch-z.mssante.fr"}) == {"ch-z.mssante.fr": "trusted"}
+    TrustedDomain.objects.filter(name="ch-y.mssante.fr").delete()
+    assert check_sender("x@ch-y.mssante.fr").code == "untrusted_domain"
+    assert check_sender("x@ch-x.mssante.fr").code == "sender_not_allowed"
+    invalidate_domain_cache()
+
+
+def test_a_box_filled_by_a_concurrent_delivery_is_not_pushed_over_its_quota(cast, monkeypatch):
+    """The quota is checked again in the transaction that counts the space: a box that another
+    delivery filled after this one's plan refuses the message instead of going over quota."""
+    from mailboxes import delivery
+    from tests.core.conftest import raw_message
+
+    raw = raw_message(to=(cast.alice_box.address, cast.cardio.address))
+    Mailbox.objects.filter(pk=cast.alice_box.pk).update(quota_bytes=len(raw) * 3, used_bytes=0)
+    real_store_raw = delivery.store_raw
+
+    def concurrent_delivery_then_store(data):
+        # Between the plan (room for it) and the transaction, another delivery fills alice's box.
+        Mailbox.objects.filter(pk=cast.alice_box.pk).update(used_bytes=len(raw) * 3 - 10)
+        return real_store_raw(data)
+
+    monkeypatch.setattr(delivery, "store_raw", concurrent_delivery_then_store)
+    result = send_message(
+        raw, envelope_from=PEER_SENDER, envelope_to=[cast.alice_box.address, cast.cardio.address], source="smtp"
+    )
+    assert result.delivered == [cast.cardio]
+    assert result.refused[cast.alice_box.address].code == "over_quota"
+    assert Delivery.objects.get(message=result.message, address=cast.alice_box.address).status == "bounced"
+    assert Mailbox.objects.get(pk=cast.alice_box.pk).used_bytes == len(raw) * 3 - 10
+    assert Mailbox.objects.get(pk=cast.cardio.pk).used_bytes == len(raw)
+
+    # The only recipient filled meanwhile: refused as a whole, nothing written, nothing counted.
+    Mailbox.objects.filter(pk=cast.alice_box.pk).update(used_bytes=0)
+    with pytest.raises(DeliveryRefused) as refused:
+        send_message(raw, envelope_from=PEER_SENDER, envelope_to=[cast.alice_box.address], source="smtp")
+    assert refused.value.code == "over_quota"
+    assert Message.objects.count() == 1 and Entry.objects.filter(mailbox=cast.alice_box).count() == 0
+    assert Mailbox.objects.get(pk=cast.alice_box.pk).used_bytes == len(raw) * 3 - 10
+
+
+def test_deleting_entries_gives_the_space_back_and_never_below_zero(cast):
+    from mailboxes.delivery import release_space
+    from tests.core.conftest import raw_message
+
+    raw = raw_message()
+    message = send_message(
+        raw, envelope_from=PEER_SENDER, envelope_to=[cast.alice_box.address, cast.cardio.address], source="smtp"
+    ).message
+    Mailbox.objects.filter(pk=cast.cardio.pk).update(used_bytes=10)  # drifted below the real use
+    entries = list(Entry.objects.filter(message=message))
+    assert release_space(entries) == {cast.alice_box.pk: len(raw), cast.cardio.pk: len(raw)}
+    assert Mailbox.objects.get(pk=cast.alice_box.pk).used_bytes == 0
+    assert Mailbox.objects.get(pk=cast.cardio.pk).used_bytes == 0

@@ -10,7 +10,7 @@ from mailboxes.delivery import send_message
 from mailboxes.mime import parse_message
 from mailboxes.models import Delivery, Entry, Message
 from mailboxes.reports import build_dsn, build_mdn, send_dsn, send_mdn, system_address
-from tests.core.conftest import raw_message
+from tests.core.conftest import PEER_SENDER, raw_message
 
 
 def test_mdn_is_a_disposition_notification_report(cast):
@@ -83,13 +83,13 @@ def test_inbound_mdn_over_smtp_marks_the_delivery_read(cast, settings):
 def test_no_mdn_for_automatic_messages_or_reports(cast):
     raw = raw_message(
         headers={
-            "Disposition-Notification-To": "charlie.durand@clinique-du-lac.mssante.fr",
+            "Disposition-Notification-To": PEER_SENDER,
             "Auto-Submitted": "auto-generated",
         }
     )
     automatic = send_message(
         raw,
-        envelope_from="charlie.durand@clinique-du-lac.mssante.fr",
+        envelope_from=PEER_SENDER,
         envelope_to=[cast.alice_box.address],
         source="smtp",
     )
@@ -100,8 +100,8 @@ def test_no_mdn_for_automatic_messages_or_reports(cast):
     assert entry.mdn_sent_at is None
 
     report = (
-        b"From: <mailer-daemon@clinique-du-lac.mssante.fr>\r\nMessage-ID: <rep@x>\r\n"
-        b"Disposition-Notification-To: charlie.durand@clinique-du-lac.mssante.fr\r\n"
+        b"From: <mailer-daemon@autre-operateur.mssante.fr>\r\nMessage-ID: <rep@x>\r\n"
+        b"Disposition-Notification-To: dr.externe@autre-operateur.mssante.fr\r\n"
         b'Content-Type: multipart/report; report-type=delivery-status; boundary="r"\r\n\r\n'
         b"--r\r\nContent-Type: text/plain\r\n\r\nx\r\n--r--\r\n"
     )
@@ -164,3 +164,24 @@ def test_patient_mdn_comes_from_the_patient_domain_system_address(cast):
     mdn = Message.objects.get(is_report=True)
     assert mdn.from_address == "ne-pas-repondre@patient.mssante.fr"
     assert Delivery.objects.get(message=sent.message).status == "read"
+
+
+def test_a_receipt_only_counts_from_the_final_recipients_own_domain(cast):
+    """Another operator cannot mark as read a message delivered to one of our patients."""
+    from mailboxes.models import TrustedDomain
+
+    TrustedDomain.objects.create(name="ch-ailleurs.mssante.fr")
+    sent = send_from_mailbox(
+        cast.alice_box, cast.alice, to=[cast.paul_box.address], subject="S", text="t", request_mdn=True
+    )
+    forged = (
+        "From: <doc@ch-ailleurs.mssante.fr>\r\nTo: <alice.martin@ch-troispics.mssante.fr>\r\n"
+        "Message-ID: <mdn-2@ch-ailleurs.mssante.fr>\r\nAuto-Submitted: auto-replied\r\n"
+        'Content-Type: multipart/report; report-type=disposition-notification; boundary="r"\r\n\r\n'
+        "--r\r\nContent-Type: text/plain\r\n\r\nLu.\r\n--r\r\nContent-Type: message/disposition-notification\r\n\r\n"
+        f"Final-Recipient: rfc822;{cast.paul_box.address}\r\nOriginal-Message-ID: {sent.message.message_id}\r\n"
+        "Disposition: automatic-action/MDN-sent-automatically; displayed\r\n--r--\r\n"
+    ).encode()
+    send_message(forged, envelope_from="", envelope_to=[cast.alice_box.address], source="smtp")
+    assert Delivery.objects.get(message=sent.message).status == "delivered"
+    assert not AuditEvent.objects.filter(action="message.read", message_id=sent.message.pk).exists()

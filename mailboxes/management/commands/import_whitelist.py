@@ -17,6 +17,7 @@ from django.db import transaction
 from audit.events import record
 from audit.models import AuditEvent
 from mailboxes.models import TrustedDomain, domain_error
+from mailboxes.trust import invalidate_domain_cache
 
 NAMESPACE = "https://listeblanche.mssante.fr/schema"
 
@@ -70,8 +71,9 @@ def apply_whitelist(names: list[str]) -> dict[str, int]:
     to_remove = [
         d.pk for name, d in existing.items() if d.source == TrustedDomain.Source.WHITELIST and name not in wanted
     ]
-    TrustedDomain.objects.bulk_create(to_add)
+    TrustedDomain.objects.bulk_create(to_add)  # no post_save signal: forget the cached names below
     TrustedDomain.objects.filter(pk__in=to_remove).delete()
+    transaction.on_commit(invalidate_domain_cache)
     counts = {"added": len(to_add), "kept": len(wanted) - len(to_add), "removed": len(to_remove)}
     record(AuditEvent.Action.ADMIN_CHANGE, actor_label="import_whitelist", object_type="trusteddomain", detail=counts)
     return counts
