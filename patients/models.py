@@ -66,7 +66,8 @@ class Patient(models.Model):
 
     @property
     def address(self) -> str:
-        return f"{self.ins}@{settings.PATIENT_DOMAIN}"
+        # Addresses are stored lower-case (Mailbox.save); Corsican INS carry 2A/2B.
+        return f"{self.ins.lower()}@{settings.PATIENT_DOMAIN}"
 
     def clean(self):
         self.ins = identifiers.normalise_ins(self.ins)
@@ -134,3 +135,45 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return f"échange #{self.pk} ({self.state})"
+
+
+class Notification(models.Model):
+    """An e-mail telling someone a message waits in the space (RULES.md §3: no health content).
+
+    One row per (entry, recipient), written in the delivery transaction; the Celery task claims
+    it with a conditional update, so a duplicate run sends nothing twice.
+    """
+
+    class Kind(models.TextChoices):
+        PATIENT = "patient", "patient : nouveau message"
+        PROFESSIONAL = "pro", "professionnel : réponse d'un patient"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "à envoyer"
+        SENDING = "sending", "en cours"
+        SENT = "sent", "envoyée"
+        SKIPPED = "skipped", "sans adresse"
+        FAILED = "failed", "échec"
+
+    entry = models.ForeignKey("mailboxes.Entry", on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=7, choices=Kind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    status = models.CharField(max_length=7, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "notification"
+        verbose_name_plural = "notifications"
+        constraints = [
+            models.UniqueConstraint(fields=["entry", "kind", "user"], name="notification_unique_user"),
+            models.UniqueConstraint(
+                fields=["entry", "kind"], condition=models.Q(user__isnull=True), name="notification_unique_patient"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"notification #{self.pk} ({self.status})"

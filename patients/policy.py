@@ -1,7 +1,400 @@
-"""The MSS-C rules (RULES.md §3). Placeholder until the patient-space work lands: delivers everything."""
+"""The MSS-C rules of Mon espace santé messaging (RULES.md §3), in one module.
 
-from mailboxes.patient_domain import DeliverEverything
+The delivery path (`mailboxes/delivery.py`) asks this policy through the small interface of
+`mailboxes/patient_domain.py`: for each recipient in the patient domain (`decide_recipient`),
+for each recipient of a message sent by a patient box (`decide_patient_sender`), then, once the
+message is stored, `after_delivery` (conversations, notifications, the test address) and
+`refused` (automatic returns). Each rule below is a small function with its own docstring, so a
+reader can check them one by one against RULES.md §3. Nothing here reads a body or logs content.
+
+Refusal codes (`Decision.code`), the sentence the sender gets, and whether an automatic return
+message is sent back to the sender's box:
+
+| code | when | automatic return |
+| --- | --- | --- |
+| `wrong_ins` | the INS of the address is malformed or its key is wrong | yes ("patient not found") |
+| `too_large` | the whole message is over 25 MB | yes |
+| `patient_not_found` | no space: unknown INS, not created yet, opposed | yes |
+| `ins_not_qualified` | `INS_REQUIRE_QUALIFIED` and the patient's INS is not qualified | yes |
+| `space_closed` | the patient closed their space | yes |
+| `blocked` | the patient blocked the sending box | no: "non distribué", nothing more |
+| `patient_to_patient` | a patient writes to a patient | no (the patient sees the refusal) |
+| `patient_may_not_initiate` | a patient writes first to a box that never wrote to them | no |
+| `conversation_closed` | a patient writes to a box that closed the exchange (`[FIN]`) | no |
+
+The test address `reponse.automatique-test@<patient domain>` is delivered to a box nobody reads
+and answered after commit with the predefined acknowledgement (subject and body containing TEST).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import re
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.events import record
+from audit.models import AuditEvent
+from mailboxes.identifiers import ins_error, normalise_ins
+from mailboxes.models import Mailbox, Message, Structure
+from mailboxes.patient_domain import Decision, Envelope, is_patient_address
+from patients.models import Block, Conversation, Patient, PharmacyDispensation
+
+log = logging.getLogger(__name__)
+
+TEST_LOCAL_PART = "reponse.automatique-test"
+DISPENSATION_VALIDITY_DAYS = 365
+FIN_RE = re.compile(r"^(?:\[fin\]|fin)$", re.IGNORECASE)
 
 
-class PatientPolicy(DeliverEverything):
-    pass
+# --- Addresses ------------------------------------------------------------------------------
+
+
+def test_address() -> str:
+    return f"{TEST_LOCAL_PART}@{settings.PATIENT_DOMAIN}"
+
+
+def system_address() -> str:
+    from mailboxes.reports import system_address as core_system_address
+
+    return core_system_address(settings.PATIENT_DOMAIN).lower()
+
+
+def ins_of(address: str) -> str:
+    return normalise_ins(address.rsplit("@", 1)[0])
+
+
+def is_closing_subject(subject: str) -> bool:
+    """Closing (RULES.md §3): the subject is exactly `[FIN]` or the word `FIN` alone, trimmed,
+    any case. Nothing looser: "Fin de traitement", "Re: [FIN]" or "FIN." close nothing."""
+    return bool(FIN_RE.match((subject or "").strip()))
+
+
+def ensure_test_mailbox(using: str = "default") -> Mailbox:
+    """The test address (RULES.md §3) is a real box of the patient domain that nobody reads:
+    mail to it is stored like any other, then answered by `queue_test_answer`."""
+    box = Mailbox.objects.using(using).filter(address=test_address()).first()
+    if box is None:
+        box = Mailbox(kind=Mailbox.Kind.PATIENT, address=test_address(), display_name="Adresse de test")
+        box.save(using=using)  # not full_clean(): its local part is not an INS, on purpose
+    return box
+
+
+def queue_test_answer(message: Message) -> None:
+    """The test address (RULES.md §3): a message whose subject and body both contain `TEST`
+    gets the predefined acknowledgement in the sending box (`returns.answer_test_address`);
+    never an automatic message or a report (RFC 3834)."""
+    from patients import tasks
+
+    if message.auto_submitted or message.is_report:
+        return
+    message_pk = message.pk
+    transaction.on_commit(lambda: tasks.answer_test_address.delay(message_pk))
+
+
+# --- Refusals -------------------------------------------------------------------------------
+
+NOT_DELIVERED = "Message non distribué."
+
+
+def _refuse(code: str, reason: str, automatic_return: bool) -> Decision:
+    return Decision(deliver=False, code=code, reason=reason, automatic_return=automatic_return)
+
+
+def refuse_wrong_ins() -> Decision:
+    """Patient address (RULES.md §3): `<INS>@<patient domain>`, the INS being a NIR of 13
+    characters plus a 2-digit key. A wrong key is a wrong address, refused before any look-up."""
+    return _refuse(
+        "wrong_ins", "Adresse patient invalide : le matricule INS est erroné (clé de contrôle incorrecte).", True
+    )
+
+
+def refuse_too_large(size: int) -> Decision:
+    """Automatic return 3 (RULES.md §3): the whole encoded message is over 25 MB."""
+    return _refuse(
+        "too_large", "Message trop volumineux pour un patient (25 Mo au plus, pièces jointes comprises).", True
+    )
+
+
+def refuse_patient_not_found() -> Decision:
+    """Automatic return 2 (RULES.md §3): no space at this address: unknown INS, space not
+    created yet, or the patient opposed its creation. The three look alike to the sender."""
+    return _refuse("patient_not_found", "Aucune messagerie Mon espace santé n'est ouverte à cette adresse.", True)
+
+
+def refuse_space_closed() -> Decision:
+    """Automatic return 1 (RULES.md §3): the patient closed their space on purpose."""
+    return _refuse("space_closed", "Le titulaire de cette adresse a clôturé son espace Mon espace santé.", True)
+
+
+def refuse_ins_not_qualified() -> Decision:
+    """The INS policy setting (RULES.md §3): with `INS_REQUIRE_QUALIFIED`, a patient whose INS
+    is not qualified receives nothing; the sender is told to qualify the identity first."""
+    return _refuse(
+        "ins_not_qualified",
+        "L'identité de ce patient n'est pas qualifiée : la messagerie exige une INS qualifiée.",
+        True,
+    )
+
+
+def refuse_blocked() -> Decision:
+    """Blocks (RULES.md §3): the patient blocked this professional or structure box.
+    What the blocked box receives: the same short "non distribué" any transport refusal gives,
+    without an automatic return message and without saying that a block exists."""
+    return _refuse("blocked", NOT_DELIVERED, False)
+
+
+# --- Rules on a message to a patient --------------------------------------------------------
+
+
+def patient_for_address(address: str) -> Patient | None:
+    return Patient.objects.select_related("mailbox").filter(ins=ins_of(address)).first()
+
+
+def pro_may_write_to(envelope: Envelope, patient: Patient) -> Decision:
+    """Only professionals and structures initiate (RULES.md §3): any box kind (nominative,
+    organisational, applicative) may write to a patient whose space is open, unless the patient
+    blocked that box. Patients never write to patients."""
+    sender_box = envelope.sender_mailbox
+    if (sender_box is not None and sender_box.kind == Mailbox.Kind.PATIENT) or is_patient_address(
+        envelope.sender_address
+    ):
+        if envelope.sender_address.lower() != system_address():
+            return _refuse("patient_to_patient", "Un patient ne peut pas écrire à un autre patient.", False)
+    if sender_box is not None and Block.objects.filter(patient=patient, mailbox=sender_box).exists():
+        return refuse_blocked()
+    return Decision.ok()
+
+
+def space_decision(patient: Patient | None) -> Decision:
+    """Automatic returns 1 and 2 (RULES.md §3), and the INS qualification setting."""
+    if patient is None or patient.mailbox_id is None or not patient.mailbox.is_active:
+        return refuse_patient_not_found()
+    if patient.space_state in (Patient.SpaceState.NOT_CREATED, Patient.SpaceState.OPPOSED):
+        return refuse_patient_not_found()
+    if patient.space_state == Patient.SpaceState.CLOSED:
+        return refuse_space_closed()
+    if settings.INS_REQUIRE_QUALIFIED and not patient.ins_qualified:
+        return refuse_ins_not_qualified()
+    return Decision.ok()
+
+
+# --- Rules on a message from a patient ------------------------------------------------------
+
+
+def latest_conversation(patient: Patient, box: Mailbox) -> Conversation | None:
+    """The exchange that governs replies to `box`: its own, or that of an applicative box whose
+    replies go to it (RULES.md §2: an applicative box is paired with an organisational return
+    box), whichever saw the most recent message."""
+    candidates = list(
+        Conversation.objects.filter(patient=patient).filter(
+            Q(mailbox=box) | Q(mailbox__kind=Mailbox.Kind.APPLICATIVE, mailbox__return_mailbox=box)
+        )
+    )
+    if not candidates:
+        return None
+    epoch = datetime.datetime.min.replace(tzinfo=datetime.UTC)
+    return max(candidates, key=lambda c: (c.last_message_at or c.opened_at or epoch, c.pk))
+
+
+def has_recent_dispensation(patient: Patient, box: Mailbox, today: datetime.date | None = None) -> bool:
+    """The pharmacy exception (RULES.md §3): a patient may write first to a pharmacy's
+    organisational box when that pharmacy dispensed them a reimbursed prescription within the
+    past year (`PharmacyDispensation`, set by the pharmacy's import or `manage.py
+    record_dispensation`)."""
+    if box.kind != Mailbox.Kind.ORGANISATIONAL:
+        return False
+    if box.structure_id is None or box.structure.kind != Structure.Kind.PHARMACY:
+        return False
+    today = today or timezone.localdate()
+    since = today - datetime.timedelta(days=DISPENSATION_VALIDITY_DAYS)
+    return PharmacyDispensation.objects.filter(
+        patient=patient, pharmacy_mailbox=box, dispensed_on__gte=since, dispensed_on__lte=today
+    ).exists()
+
+
+def external_exchange_state(patient: Patient, address: str) -> str | None:
+    """For a box hosted by another operator (no local mailbox, so no Conversation row): the
+    exchange is "open" when that address wrote to the patient and its latest message was not a
+    closing one, "closed" when it was, None when it never wrote."""
+    latest = (
+        Message.objects.filter(entries__mailbox=patient.mailbox, from_address__iexact=address, is_report=False)
+        .order_by("-created_at", "-id")
+        .only("subject")
+        .first()
+    )
+    if latest is None:
+        return None
+    return Conversation.State.CLOSED if is_closing_subject(latest.subject) else Conversation.State.OPEN
+
+
+def patient_may_write_to(patient: Patient, recipient_address: str) -> Decision:
+    """Who a patient may write to (RULES.md §3):
+    - never to a patient;
+    - a box that wrote to them (reply, or a new conversation), unless that box closed the
+      exchange with `[FIN]` (then `conversation_closed` until the box writes again);
+    - a pharmacy's organisational box that dispensed them a reimbursed prescription in the
+      past year, even without a previous message;
+    - nobody else: `patient_may_not_initiate`."""
+    if patient.space_state != Patient.SpaceState.ACTIVE:
+        return refuse_space_closed()
+    if is_patient_address(recipient_address):
+        return _refuse("patient_to_patient", "Un patient ne peut pas écrire à un autre patient.", False)
+    box = Mailbox.objects.select_related("structure").filter(address=recipient_address.lower()).first()
+    if box is None:
+        state = external_exchange_state(patient, recipient_address)
+    else:
+        if has_recent_dispensation(patient, box):
+            return Decision.ok()
+        conversation = latest_conversation(patient, box)
+        state = conversation.state if conversation else None
+    if state == Conversation.State.OPEN:
+        return Decision.ok()
+    if state == Conversation.State.CLOSED:
+        return _refuse(
+            "conversation_closed",
+            "Ce professionnel ou cette structure a clôturé l'échange : vous ne pouvez plus lui répondre.",
+            False,
+        )
+    return _refuse(
+        "patient_may_not_initiate",
+        "Vous ne pouvez écrire qu'à un professionnel ou une structure qui vous a déjà écrit.",
+        False,
+    )
+
+
+def allowed_recipients(patient: Patient) -> list[Mailbox]:
+    """The local boxes a patient may write to now (for the "write a message" page)."""
+    boxes: dict[int, Mailbox] = {}
+    for conversation in Conversation.objects.filter(patient=patient).select_related("mailbox__return_mailbox"):
+        target = conversation.mailbox
+        if target.kind == Mailbox.Kind.APPLICATIVE and target.return_mailbox_id:
+            target = target.return_mailbox
+        boxes[target.pk] = target
+    since = timezone.localdate() - datetime.timedelta(days=DISPENSATION_VALIDITY_DAYS)
+    for dispensation in PharmacyDispensation.objects.filter(patient=patient, dispensed_on__gte=since).select_related(
+        "pharmacy_mailbox"
+    ):
+        boxes[dispensation.pharmacy_mailbox_id] = dispensation.pharmacy_mailbox
+    return sorted(
+        (b for b in boxes.values() if b.is_active and patient_may_write_to(patient, b.address).deliver),
+        key=lambda b: (b.display_name or b.address).lower(),
+    )
+
+
+# --- After delivery: conversations, notifications ---------------------------------------------
+
+
+def record_pro_message(message: Message, patient: Patient) -> None:
+    """A pro box wrote to the patient: it opens the exchange, reopens it after a `[FIN]` (a new
+    episode of care), or closes it when the subject is `[FIN]` / `FIN` (RULES.md §3)."""
+    box = message.sender_mailbox
+    if box is None or box.kind == Mailbox.Kind.PATIENT:
+        return
+    now = timezone.now()
+    closing = is_closing_subject(message.subject)
+    conversation, created = Conversation.objects.select_for_update().get_or_create(
+        mailbox=box, patient=patient, defaults={"opened_at": now, "last_message_at": now}
+    )
+    was_closed = conversation.state == Conversation.State.CLOSED
+    conversation.last_message_at = now
+    if closing:
+        conversation.state = Conversation.State.CLOSED
+        conversation.closed_at = now
+        conversation.closing_message = message
+    elif was_closed:
+        conversation.state = Conversation.State.OPEN
+        conversation.opened_at = now
+        conversation.closed_at = None
+        conversation.closing_message = None
+    conversation.save()
+    if closing and not was_closed:
+        record(
+            AuditEvent.Action.CONVERSATION_CLOSED,
+            actor_label="system",
+            obj=conversation,
+            mailbox_id=box.pk,
+            message_id=message.pk,
+        )
+    elif was_closed and not closing:
+        record(
+            AuditEvent.Action.CONVERSATION_REOPENED,
+            actor_label="system",
+            obj=conversation,
+            mailbox_id=box.pk,
+            message_id=message.pk,
+        )
+
+
+def record_patient_message(message: Message, box: Mailbox) -> None:
+    patient = getattr(message.sender_mailbox, "patient", None)
+    if patient is None:
+        return
+    Conversation.objects.filter(patient=patient, mailbox=box).update(last_message_at=timezone.now())
+
+
+class PatientPolicy:
+    """The implementation of `mailboxes.patient_domain.PatientDomainPolicy`."""
+
+    def decide_recipient(self, envelope: Envelope, recipient_address: str) -> Decision:
+        """Order: the test address; the address itself (INS key) before any look-up; the size;
+        then the space (not found, closed, INS qualification); then who writes (patients never
+        to patients, blocks)."""
+        address = recipient_address.lower()
+        if address == test_address():
+            ensure_test_mailbox()
+            return Decision.ok()
+        if ins_error(ins_of(address)):
+            return refuse_wrong_ins()
+        if envelope.size > settings.PATIENT_MAX_MESSAGE_BYTES:
+            return refuse_too_large(envelope.size)
+        patient = patient_for_address(address)
+        decision = space_decision(patient)
+        if not decision.deliver:
+            return decision
+        return pro_may_write_to(envelope, patient)
+
+    def decide_patient_sender(self, envelope: Envelope, recipient_address: str) -> Decision:
+        patient = getattr(envelope.sender_mailbox, "patient", None)
+        if patient is None:
+            return refuse_patient_not_found()
+        return patient_may_write_to(patient, recipient_address)
+
+    def after_delivery(self, message: Message, delivered_to: list[Mailbox]) -> None:
+        from patients import notifications
+
+        if message.is_report:
+            return
+        sender_box = message.sender_mailbox
+        from_system = message.from_address.lower() == system_address()
+        for box in delivered_to:
+            if box.address == test_address():
+                queue_test_answer(message)
+            elif box.kind == Mailbox.Kind.PATIENT:
+                patient = Patient.objects.filter(mailbox=box).first()
+                if patient is None:
+                    continue
+                if not from_system:
+                    record_pro_message(message, patient)
+                notifications.queue_patient_notification(message, box)
+            elif sender_box is not None and sender_box.kind == Mailbox.Kind.PATIENT:
+                record_patient_message(message, box)
+                notifications.queue_professional_notifications(message, box)
+
+    def refused(self, envelope: Envelope, message: Message | None, recipient_address: str, decision: Decision) -> None:
+        """Automatic returns go back to the sender's box as messages through the same path,
+        after commit, and never answer an automatic message or a report (RFC 3834)."""
+        from patients import tasks
+
+        if not decision.automatic_return or envelope.auto_submitted or envelope.is_report:
+            return
+        sender = (envelope.sender_address or "").lower()
+        if not sender or sender == system_address() or is_patient_address(sender):
+            return
+        log.info("patient policy refused: code=%s message=%s", decision.code, getattr(message, "pk", None))
+        args = (decision.code, sender, recipient_address.lower(), envelope.message_id, timezone.now().isoformat())
+        transaction.on_commit(lambda: tasks.send_automatic_return.delay(*args))

@@ -1,13 +1,350 @@
-from django.contrib.auth.decorators import login_required
-from django.http import Http404
-from django.shortcuts import render
+"""The patient's inbox (RULES.md §3) and the professional's "close the conversation" action.
 
-from mailboxes.access import mailboxes_for_user
+Views parse and answer: every object is fetched through an access-checked function (404 for
+"not yours"), and every change is an action of `patients/` modules named after the process.
+"""
+
+import logging
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from audit.events import record
+from audit.models import AuditEvent
+from mailboxes.access import attachment_for_user, mailbox_for_user
+from mailboxes.delivery import DeliveryRefused
+from mailboxes.filetypes import PREVIEWABLE
+from mailboxes.models import Mailbox
+from patients import conversation as pro_conversation
+from patients import inbox as selectors
+from patients import policy, sending, space
+from patients.display import box_name, sender_name
+from patients.forms import CloseSpaceForm, ComposeForm, NotificationEmailForm, SaveDocumentForm
+from patients.models import Block, Conversation, Patient
+
+log = logging.getLogger(__name__)
+
+
+def _client_ip(request):
+    return request.META.get("REMOTE_ADDR")
+
+
+def _space_is_open(patient: Patient) -> bool:
+    return patient.space_state == Patient.SpaceState.ACTIVE
 
 
 @login_required
 def inbox(request):
-    mailbox = mailboxes_for_user(request.user).filter(kind="PAT").first()
-    if mailbox is None:
-        raise Http404("Aucune messagerie patient pour ce compte")
-    return render(request, "patients/inbox.html", {"mailbox": mailbox})
+    patient = selectors.patient_for_user(request.user)
+    rows = selectors.conversations(patient)
+    return render(
+        request,
+        "patients/inbox.html",
+        {
+            "patient": patient,
+            "mailbox": patient.mailbox,
+            "rows": rows,
+            "can_write": _space_is_open(patient) and bool(policy.allowed_recipients(patient)),
+            "space_open": _space_is_open(patient),
+        },
+    )
+
+
+@login_required
+def conversation(request, entry_id):
+    patient = selectors.patient_for_user(request.user)
+    entry = selectors.entry_for_patient(request.user, patient, entry_id)
+    state = selectors.reply_state(patient, entry)
+    entries = selectors.thread(patient, entry)
+    return render(
+        request,
+        "patients/conversation.html",
+        {
+            "patient": patient,
+            "entry": entry,
+            "name": sender_name(entry.message),
+            "entries": entries,
+            "state": state,
+            "space_open": _space_is_open(patient),
+            "can_block": entry.message.sender_mailbox_id is not None
+            and entry.message.sender_mailbox.kind != Mailbox.Kind.PATIENT,
+        },
+    )
+
+
+@login_required
+def message_detail(request, entry_id):
+    """Opening a message marks it read, is audited, and sends the read receipt the professional
+    asked for, once, without asking the patient (RULES.md §3, return 4)."""
+    from mailboxes import reports
+
+    patient = selectors.patient_for_user(request.user)
+    entry = selectors.entry_for_patient(request.user, patient, entry_id)
+    message = entry.message
+    if not entry.seen:
+        type(entry).objects.filter(pk=entry.pk).update(seen=True)
+        entry.seen = True
+    record(
+        AuditEvent.Action.READ,
+        actor=request.user,
+        object_type="entry",
+        object_id=entry.pk,
+        mailbox_id=entry.mailbox_id,
+        message_id=message.pk,
+        ip=_client_ip(request),
+    )
+    if message.mdn_requested_to and entry.mdn_sent_at is None and entry.folder.role == "inbox":
+        reports.send_mdn(entry)
+    attachments = [
+        {"attachment": a, "previewable": a.content_type in PREVIEWABLE, "image": a.content_type.startswith("image/")}
+        for a in message.attachments.filter(is_inline=False)
+    ]
+    return render(
+        request,
+        "patients/message.html",
+        {
+            "patient": patient,
+            "entry": entry,
+            "message": message,
+            "name": sender_name(message) if entry.folder.role == "inbox" else "Vous",
+            "attachments": attachments,
+            "state": selectors.reply_state(patient, entry),
+            "space_open": _space_is_open(patient),
+        },
+    )
+
+
+def _documents(patient):
+    from health_record.api import documents_for_patient
+
+    return list(documents_for_patient(patient))
+
+
+def _compose(request, patient, *, entry=None):
+    """The composer, for a reply (`entry`) or a first message to an allowed box."""
+    if not _space_is_open(patient):
+        raise Http404("Espace clôturé")
+    documents = _documents(patient)
+    recipients = None
+    state = None
+    if entry is not None:
+        state = selectors.reply_state(patient, entry)
+        if not state.allowed:
+            messages.error(request, "Vous ne pouvez pas répondre à ce message.")
+            return redirect("patients:message", entry_id=entry.pk)
+    else:
+        recipients = [(b.address, box_name(b)) for b in policy.allowed_recipients(patient)]
+        if not recipients:
+            raise Http404("Aucun destinataire possible")
+    form = ComposeForm(
+        request.POST or None, request.FILES or None, recipients=recipients, documents=documents, show_profile=True
+    )
+    error = ""
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if entry is not None:
+            to = state.target
+            subject = entry.message.subject
+            subject = subject if subject.lower().startswith("re:") else f"Re: {subject}".strip()
+        else:
+            to, subject = data["to"], data["subject"]
+        try:
+            with transaction.atomic():
+                sending.send_from_patient(
+                    patient,
+                    request.user,
+                    to=to,
+                    subject=subject,
+                    text=data["text"],
+                    in_reply_to=entry.message if entry is not None else None,
+                    include_profile=data.get("include_profile", False),
+                    document_ids=data.get("documents", []),
+                    uploads=data.get("files", []),
+                )
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        except DeliveryRefused as exc:
+            error = exc.reason
+        else:
+            if entry is not None:
+                type(entry).objects.filter(pk=entry.pk).update(answered=True)
+            messages.success(request, "Votre message a été envoyé.")
+            return redirect("patients:conversation", entry_id=entry.pk) if entry else redirect("patients:inbox")
+        error += " Votre texte est conservé ; choisissez à nouveau vos fichiers s'il y en avait."
+    return render(
+        request,
+        "patients/compose.html",
+        {
+            "patient": patient,
+            "entry": entry,
+            "name": sender_name(entry.message) if entry else "",
+            "form": form,
+            "error": error,
+        },
+        status=400 if error else 200,
+    )
+
+
+@login_required
+def reply(request, entry_id):
+    patient = selectors.patient_for_user(request.user)
+    entry = selectors.entry_for_patient(request.user, patient, entry_id)
+    return _compose(request, patient, entry=entry)
+
+
+@login_required
+def compose(request):
+    patient = selectors.patient_for_user(request.user)
+    return _compose(request, patient)
+
+
+@login_required
+def save_attachment(request, attachment_id):
+    """ "Enregistrer dans mes documents" (RULES.md §3): title, date, category; ≤ 5 MB; formats."""
+    from django.conf import settings
+    from django.template.defaultfilters import filesizeformat
+
+    from health_record.api import save_document
+
+    patient = selectors.patient_for_user(request.user)
+    attachment, entry = attachment_for_user(request.user, attachment_id)
+    if entry.mailbox_id != patient.mailbox_id:
+        raise Http404("Pièce jointe introuvable")
+    title = attachment.filename.rsplit(".", 1)[0]
+    date = timezone.localdate(entry.message.date or entry.received_at)
+    form = SaveDocumentForm(request.POST or None, initial={"title": title, "date": date, "kind": "health"})
+    error = ""
+    if attachment.size > settings.HEALTH_DOCUMENT_MAX_BYTES:
+        error = (
+            f"Ce fichier pèse {filesizeformat(attachment.size)} : un document de votre dossier ne peut pas "
+            f"dépasser {filesizeformat(settings.HEALTH_DOCUMENT_MAX_BYTES)}."
+        )
+    elif request.method == "POST" and form.is_valid():
+        with attachment.file.open("rb") as handle:
+            data = handle.read()
+        try:
+            save_document(
+                patient,
+                data=data,
+                filename=attachment.filename,
+                title=form.cleaned_data["title"],
+                date=form.cleaned_data["date"],
+                category=form.cleaned_data["category"],
+                kind=form.cleaned_data["kind"],
+                actor=request.user,
+                source_attachment=attachment,
+            )
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            messages.success(request, "Le document a été enregistré dans vos documents.")
+            return redirect("patients:message", entry_id=entry.pk)
+    return render(
+        request,
+        "patients/save_attachment.html",
+        {"patient": patient, "entry": entry, "attachment": attachment, "form": form, "error": error},
+        status=400 if error else 200,
+    )
+
+
+@login_required
+def settings_page(request):
+    patient = selectors.patient_for_user(request.user)
+    form = NotificationEmailForm(request.POST or None, initial={"notification_email": patient.notification_email})
+    if request.method == "POST" and form.is_valid():
+        space.set_notification_email(patient, form.cleaned_data["notification_email"], request.user)
+        messages.success(request, "Votre adresse de notification est enregistrée.")
+        return redirect("patients:settings")
+    blocks = list(Block.objects.filter(patient=patient).select_related("mailbox"))
+    blocked_ids = {b.mailbox_id for b in blocks}
+    candidates = [b for b in space.blockable_mailboxes(patient) if b.pk not in blocked_ids]
+    return render(
+        request,
+        "patients/settings.html",
+        {
+            "patient": patient,
+            "form": form,
+            "blocks": [(b, box_name(b.mailbox)) for b in blocks],
+            "candidates": [(b, box_name(b)) for b in candidates],
+            "space_open": _space_is_open(patient),
+        },
+    )
+
+
+@login_required
+@require_POST
+def block(request, mailbox_id):
+    patient = selectors.patient_for_user(request.user)
+    mailbox = get_object_or_404(space.blockable_mailboxes(patient), pk=mailbox_id)
+    space.block_mailbox(patient, mailbox, request.user)
+    messages.success(request, f"{box_name(mailbox)} ne pourra plus vous écrire.")
+    return redirect("patients:settings")
+
+
+@login_required
+@require_POST
+def unblock(request, block_id):
+    patient = selectors.patient_for_user(request.user)
+    block_row = get_object_or_404(Block.objects.select_related("mailbox"), pk=block_id, patient=patient)
+    name = box_name(block_row.mailbox)
+    space.unblock_mailbox(patient, block_row, request.user)
+    messages.success(request, f"{name} peut de nouveau vous écrire.")
+    return redirect("patients:settings")
+
+
+@login_required
+def close_space(request):
+    patient = selectors.patient_for_user(request.user)
+    if not _space_is_open(patient):
+        return redirect("patients:settings")
+    form = CloseSpaceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        space.close_space(patient, request.user)
+        messages.success(
+            request, "Votre messagerie est clôturée. Les professionnels en seront avertis s'ils vous écrivent."
+        )
+        return redirect("patients:settings")
+    return render(request, "patients/close_space.html", {"patient": patient, "form": form})
+
+
+# --- The professional side ----------------------------------------------------------------------
+
+
+@login_required
+def pro_close_conversation(request, mailbox_id, patient_id):
+    """ "Clôturer l'échange": sends `[FIN]` from the professional's box (RULES.md §3)."""
+    mailbox = mailbox_for_user(request.user, mailbox_id)
+    if mailbox.kind == Mailbox.Kind.PATIENT:
+        raise Http404("Boîte aux lettres introuvable")
+    conversation = get_object_or_404(
+        Conversation.objects.select_related("patient"), mailbox=mailbox, patient_id=patient_id
+    )
+    patient = conversation.patient
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = ""
+    # The confirmation is asked before the POST: the panel's required checkbox, or this
+    # view's GET page for a link.
+    if request.method == "POST":
+        try:
+            pro_conversation.close_conversation(mailbox, patient, request.user)
+        except DeliveryRefused as exc:
+            messages.error(request, f"L'échange n'a pas pu être clôturé : {exc.reason}")
+        else:
+            messages.success(request, "L'échange est clôturé : le patient ne peut plus vous répondre.")
+        return redirect(next_url or reverse("home"))
+    return render(
+        request,
+        "patients/pro_close_confirm.html",
+        {"mailbox": mailbox, "patient": patient, "conversation": conversation, "next": next_url},
+    )

@@ -1,0 +1,87 @@
+"""Forms of the patient space: labels and errors in French."""
+
+from django import forms
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault(
+            "widget",
+            MultipleFileInput(
+                attrs={"accept": ".pdf,.jpg,.jpeg,.png,.rtf,.tif,.tiff", "aria-describedby": "files-help"}
+            ),
+        )
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        if isinstance(data, (list, tuple)):
+            return [super(MultipleFileField, self).clean(item, initial) for item in data if item]
+        return [super().clean(data, initial)] if data else []
+
+
+class ComposeForm(forms.Form):
+    to = forms.ChoiceField(label="Destinataire", required=False)
+    subject = forms.CharField(label="Objet", max_length=200, required=False)
+    text = forms.CharField(
+        label="Votre message",
+        widget=forms.Textarea(attrs={"rows": 8}),
+        max_length=20000,
+        error_messages={"required": "Écrivez votre message avant de l'envoyer."},
+    )
+    include_profile = forms.BooleanField(label="Joindre mon profil médical (PDF)", required=False)
+    documents = forms.MultipleChoiceField(
+        label="Documents de mon dossier", required=False, widget=forms.CheckboxSelectMultiple
+    )
+    files = MultipleFileField(
+        label="Fichiers de mon appareil",
+        required=False,
+        help_text="PDF, JPG, PNG, RTF ou TIFF uniquement, 10 Mo au plus par fichier, 25 Mo au plus en tout.",
+    )
+
+    def __init__(self, *args, recipients=None, documents=(), show_profile=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if recipients is None:
+            del self.fields["to"]
+            del self.fields["subject"]
+        else:
+            self.fields["to"].choices = recipients
+            self.fields["to"].required = True
+            self.fields["subject"].required = True
+        self.fields["documents"].choices = [(str(d.pk), f"{d.title} ({d.date:%d/%m/%Y})") for d in documents]
+        if not documents:
+            del self.fields["documents"]
+        if not show_profile:
+            del self.fields["include_profile"]
+
+
+class NotificationEmailForm(forms.Form):
+    notification_email = forms.EmailField(
+        label="Adresse e-mail personnelle pour les notifications",
+        required=False,
+        help_text="Nous vous y prévenons d'un nouveau message, sans jamais en donner le contenu.",
+    )
+
+
+class CloseSpaceForm(forms.Form):
+    confirm = forms.BooleanField(
+        label="Je comprends que les professionnels ne pourront plus m'écrire dans cette messagerie.",
+        error_messages={"required": "Cochez la case pour confirmer la clôture."},
+    )
+
+
+class SaveDocumentForm(forms.Form):
+    title = forms.CharField(label="Titre", max_length=200)
+    date = forms.DateField(label="Date du document", widget=forms.DateInput(attrs={"type": "date"}))
+    category = forms.ChoiceField(label="Catégorie")
+    kind = forms.ChoiceField(label="Nature")
+
+    def __init__(self, *args, **kwargs):
+        from health_record.models import Document
+
+        super().__init__(*args, **kwargs)
+        self.fields["category"].choices = Document.Category.choices
+        self.fields["kind"].choices = Document.Kind.choices

@@ -1,0 +1,131 @@
+"""What the patient's inbox shows (RULES.md §3), read through access-checked fetches.
+
+- `patient_for_user`: the patient behind an account, else 404;
+- `entry_for_patient`: one entry of *their* box, else 404 (another patient's id looks absent);
+- `conversations`: the inbox grouped by correspondent (one professional or structure box), with
+  the unread count and whether that box closed the exchange;
+- `reply_state`: may the patient reply to this message, and if not, the banner to show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.http import Http404
+
+from mailboxes.access import entry_for_user
+from mailboxes.models import Entry, Folder, Mailbox, Message
+from patients import policy
+from patients.display import sender_name
+from patients.models import Conversation, Patient
+
+
+def patient_for_user(user) -> Patient:
+    patient = None
+    if getattr(user, "is_authenticated", False):
+        patient = Patient.objects.select_related("mailbox").filter(user=user).first()
+    if patient is None or patient.mailbox_id is None:
+        raise Http404("Aucune messagerie patient pour ce compte")
+    return patient
+
+
+def entry_for_patient(user, patient: Patient, entry_id) -> Entry:
+    entry = entry_for_user(user, entry_id)
+    if entry.mailbox_id != patient.mailbox_id:
+        raise Http404("Message introuvable")
+    return entry
+
+
+def correspondent_address(message: Message) -> str:
+    return (message.from_address or "").lower()
+
+
+def reply_target(message: Message) -> str:
+    """Where the patient's reply goes: an applicative box's organisational return box
+    (RULES.md §2), else the sender."""
+    box = message.sender_mailbox
+    if box is not None and box.kind == Mailbox.Kind.APPLICATIVE and box.return_mailbox_id:
+        return box.return_mailbox.address
+    return correspondent_address(message)
+
+
+@dataclass
+class ConversationRow:
+    name: str
+    address: str
+    latest: Entry
+    unread: int = 0
+    count: int = 0
+    closed: bool = False
+    entries: list[Entry] = field(default_factory=list)
+
+
+def inbox_entries(patient: Patient):
+    return (
+        Entry.objects.filter(mailbox=patient.mailbox, folder__role=Folder.Role.INBOX, trashed_at__isnull=True)
+        .select_related("message__sender_mailbox__return_mailbox")
+        .order_by("-received_at", "-id")
+    )
+
+
+def closed_boxes(patient: Patient) -> dict[int, Conversation]:
+    return {
+        c.mailbox_id: c
+        for c in Conversation.objects.filter(patient=patient, state=Conversation.State.CLOSED).select_related("mailbox")
+    }
+
+
+def conversations(patient: Patient) -> list[ConversationRow]:
+    closed = closed_boxes(patient)
+    rows: dict[str, ConversationRow] = {}
+    for entry in inbox_entries(patient):
+        message = entry.message
+        address = correspondent_address(message)
+        row = rows.get(address)
+        if row is None:
+            row = rows[address] = ConversationRow(name=sender_name(message), address=address, latest=entry)
+            if message.sender_mailbox_id:
+                row.closed = message.sender_mailbox_id in closed
+            else:
+                row.closed = policy.external_exchange_state(patient, address) == Conversation.State.CLOSED
+        row.count += 1
+        row.unread += 0 if entry.seen else 1
+        row.entries.append(entry)
+    return list(rows.values())
+
+
+def thread(patient: Patient, entry: Entry) -> list[Entry]:
+    """Every message exchanged with the correspondent of `entry`: what they sent (inbox) and
+    what the patient sent them (sent folder), oldest first."""
+    address = correspondent_address(entry.message)
+    targets = {address, reply_target(entry.message)}
+    received = [e for e in inbox_entries(patient) if correspondent_address(e.message) == address]
+    sent = [
+        e
+        for e in Entry.objects.filter(mailbox=patient.mailbox, folder__role=Folder.Role.SENT).select_related("message")
+        if {(r.get("address") or "").lower() for r in e.message.to} & targets
+    ]
+    return sorted(received + sent, key=lambda e: (e.received_at, e.pk))
+
+
+@dataclass
+class ReplyState:
+    allowed: bool
+    closed_by: str = ""  # the name in the closed-conversation banner
+    target: str = ""
+
+
+def reply_state(patient: Patient, entry: Entry) -> ReplyState:
+    """RULES.md §3: a patient replies to a box that wrote to them; when that box closed the
+    exchange, the banner says so and no message it sent before offers a reply."""
+    message = entry.message
+    if entry.folder.role != Folder.Role.INBOX or message.is_report:
+        return ReplyState(allowed=False)
+    if message.from_address.lower() == policy.system_address():
+        return ReplyState(allowed=False)
+    target = reply_target(message)
+    decision = policy.patient_may_write_to(patient, target)
+    if decision.deliver:
+        return ReplyState(allowed=True, target=target)
+    closed_by = sender_name(message) if decision.code == "conversation_closed" else ""
+    return ReplyState(allowed=False, closed_by=closed_by, target=target)

@@ -1,0 +1,172 @@
+"""Automatic returns of the patient domain (RULES.md §3), sent back to the sender's box as
+messages through the one delivery path, from the patient domain's system address.
+
+1. closed space, 2. patient not found (no space, opposed, wrong INS), 3. over 25 MB, plus the
+INS-qualification refusal and the acknowledgement of the test address. Each says in French what
+happened and what to do, carries no health content (never the subject or body of the original),
+is marked `Auto-Submitted: auto-replied` (RFC 3834) and has a Message-ID derived from what it
+answers, so sending it twice stores it once.
+"""
+
+import hashlib
+import logging
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from mailboxes.models import Message
+
+log = logging.getLogger(__name__)
+
+SUBJECT_RETURN = "Message non distribué : retour automatique de Mon espace santé"
+SUBJECT_TEST = "Accusé de réception : adresse de test de Mon espace santé"
+
+WHAT_HAPPENED = {
+    "space_closed": (
+        "Il n'a pas été distribué : le titulaire de cette adresse a clôturé son espace Mon espace santé. "
+        "Le message n'a pas été conservé."
+    ),
+    "patient_not_found": (
+        "Il n'a pas été distribué : aucune messagerie Mon espace santé n'est ouverte à cette adresse. "
+        "Soit l'espace du patient n'a pas encore été créé, soit le patient s'est opposé à sa création, "
+        "soit le matricule INS de l'adresse est erroné."
+    ),
+    "wrong_ins": (
+        "Il n'a pas été distribué : le matricule INS de l'adresse est erroné (sa clé de contrôle ne "
+        "correspond pas au numéro). Aucune messagerie Mon espace santé ne peut exister à cette adresse."
+    ),
+    "too_large": (
+        "Il n'a pas été distribué : sa taille totale dépasse 25 Mo, la limite d'un message adressé à un "
+        "patient (pièces jointes comprises)."
+    ),
+    "ins_not_qualified": (
+        "Il n'a pas été distribué : l'identité de ce patient n'est pas qualifiée, et votre opérateur "
+        "n'accepte d'écrire aux patients qu'avec une INS qualifiée."
+    ),
+}
+
+WHAT_TO_DO = {
+    "space_closed": "Transmettez ces informations au patient par un autre moyen (courrier, téléphone, consultation).",
+    "patient_not_found": (
+        "Vérifiez le matricule INS (15 caractères, clé comprise) dans le dossier du patient, de préférence "
+        "une INS qualifiée par le téléservice INSi, puis renvoyez le message. Sinon, communiquez avec le "
+        "patient par un autre moyen."
+    ),
+    "wrong_ins": (
+        "Vérifiez le matricule INS dans le dossier du patient (de préférence une INS qualifiée par le "
+        "téléservice INSi), corrigez l'adresse et renvoyez le message."
+    ),
+    "too_large": (
+        "Renvoyez le contenu en plusieurs messages plus légers, ou réduisez la taille des pièces jointes "
+        "(PDF compressé, images de résolution réduite)."
+    ),
+    "ins_not_qualified": (
+        "Qualifiez l'identité du patient (vérification des pièces d'identité et appel au téléservice INSi), "
+        "puis renvoyez le message."
+    ),
+}
+
+
+def from_header(label: str = "Mon espace santé") -> str:
+    from patients.policy import system_address
+
+    return formataddr((label, system_address()))
+
+
+def stable_message_id(*parts: str) -> str:
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+    return f"<auto.{digest}@{settings.PATIENT_DOMAIN}>"
+
+
+def already_sent(message_id: str) -> bool:
+    return Message.objects.filter(message_id__in=[message_id, message_id.strip("<>")]).exists()
+
+
+def _base(to: str, subject: str, message_id: str, original_message_id: str) -> EmailMessage:
+    mail = EmailMessage()
+    mail["From"] = from_header()
+    mail["To"] = to
+    mail["Subject"] = subject
+    mail["Date"] = format_datetime(timezone.now())
+    mail["Message-ID"] = message_id
+    mail["Auto-Submitted"] = "auto-replied"
+    if original_message_id:
+        original = original_message_id if original_message_id.startswith("<") else f"<{original_message_id}>"
+        mail["In-Reply-To"] = original
+        mail["References"] = original
+    return mail
+
+
+def build_return(
+    code: str, sender: str, recipient: str, original_message_id: str, refused_at: str
+) -> tuple[str, bytes]:
+    """The automatic return for one refused recipient: (Message-ID, raw bytes)."""
+    message_id = stable_message_id("return", code, sender, recipient, original_message_id)
+    when = parse_datetime(refused_at) or timezone.now()
+    when_text = timezone.localtime(when).strftime("%d/%m/%Y à %H:%M")
+    happened = WHAT_HAPPENED.get(code, WHAT_HAPPENED["patient_not_found"])
+    to_do = WHAT_TO_DO.get(code, WHAT_TO_DO["patient_not_found"])
+    text = (
+        "Bonjour,\n\n"
+        f"Votre message du {when_text} adressé à {recipient} n'a pas été remis à son destinataire.\n\n"
+        f"Ce qui s'est passé : {happened}\n\n"
+        f"Que faire : {to_do}\n\n"
+        "Les autres destinataires éventuels de votre message ne sont pas concernés par ce retour.\n"
+        "Ce message est envoyé automatiquement par la messagerie de Mon espace santé ; "
+        "n'y répondez pas.\n"
+    )
+    mail = _base(sender, SUBJECT_RETURN, message_id, original_message_id)
+    mail.set_content(text)
+    return message_id, mail.as_bytes()
+
+
+def build_test_acknowledgement(sender: str, original_message_id: str) -> tuple[str, bytes]:
+    from patients.policy import test_address
+
+    message_id = stable_message_id("test", sender, original_message_id)
+    text = (
+        "Bonjour,\n\n"
+        f"Votre message de test adressé à {test_address()} a bien été reçu par la messagerie de "
+        "Mon espace santé.\n\n"
+        "Votre messagerie peut donc écrire aux patients. Ce message ne sera lu par personne.\n"
+        "Ce message est envoyé automatiquement ; n'y répondez pas.\n"
+    )
+    mail = _base(sender, SUBJECT_TEST, message_id, original_message_id)
+    mail.set_content(text)
+    return message_id, mail.as_bytes()
+
+
+def send_system_message(message_id: str, raw: bytes, to: str) -> bool:
+    from mailboxes.delivery import send_message
+    from patients.policy import system_address
+
+    if already_sent(message_id):
+        return False
+    send_message(raw, envelope_from=system_address(), envelope_to=[to], source="system")
+    return True
+
+
+def send_return(code: str, sender: str, recipient: str, original_message_id: str, refused_at: str) -> bool:
+    message_id, raw = build_return(code, sender, recipient, original_message_id, refused_at)
+    sent = send_system_message(message_id, raw, sender)
+    log.info("automatic return: code=%s sent=%s", code, sent)
+    return sent
+
+
+def contains_test(text: str) -> bool:
+    return "TEST" in (text or "")
+
+
+def answer_test_address(message: Message) -> bool:
+    """The test address (RULES.md §3): subject AND body containing `TEST` get the predefined
+    acknowledgement back in the sending box; anything else gets nothing."""
+    if message.auto_submitted or message.is_report:
+        return False
+    if not (contains_test(message.subject) and contains_test(message.text_body or message.html_body)):
+        return False
+    sender = message.envelope_from or message.from_address
+    message_id, raw = build_test_acknowledgement(sender, message.message_id)
+    return send_system_message(message_id, raw, sender)

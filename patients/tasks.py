@@ -1,0 +1,36 @@
+"""Celery tasks of the patient space: thin wrappers taking ids or plain strings, safe to run
+twice (STYLE.md §4). RULES.md §3: notifications and automatic returns."""
+
+import smtplib
+
+from celery import shared_task
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(smtplib.SMTPException, ConnectionError, TimeoutError, OSError),
+    retry_backoff=30,
+    retry_backoff_max=3600,
+    max_retries=8,
+)
+def send_notification(notification_id: int) -> None:
+    from patients import notifications
+
+    notifications.send_notification(notification_id)
+
+
+@shared_task(acks_late=True, autoretry_for=(ConnectionError, TimeoutError), retry_backoff=30, max_retries=5)
+def send_automatic_return(code: str, sender: str, recipient: str, original_message_id: str, refused_at: str) -> None:
+    from patients import returns
+
+    returns.send_return(code, sender, recipient, original_message_id, refused_at)
+
+
+@shared_task(acks_late=True, autoretry_for=(ConnectionError, TimeoutError), retry_backoff=30, max_retries=5)
+def answer_test_address(message_id: int) -> None:
+    from mailboxes.models import Message
+    from patients import returns
+
+    message = Message.objects.filter(pk=message_id).first()
+    if message is not None:
+        returns.answer_test_address(message)

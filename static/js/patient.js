@@ -1,0 +1,27 @@
+// Patient composer: say which files are chosen and warn, before sending, about a file over the
+// limit (the server checks again, by content). No inline script: CSP is strict.
+(function () {
+  "use strict";
+  document.addEventListener("DOMContentLoaded", function () {
+    var error = document.getElementById("compose-error");
+    if (error) { error.focus(); }
+    var form = document.querySelector("form[data-max-file]");
+    if (!form) { return; }
+    var input = form.querySelector("input[type=file]");
+    var summary = form.querySelector("[data-role=file-summary]");
+    var max = parseInt(form.getAttribute("data-max-file"), 10);
+    if (!input || !summary) { return; }
+    input.addEventListener("change", function () {
+      var names = [];
+      var tooBig = [];
+      Array.prototype.forEach.call(input.files, function (file) {
+        names.push(file.name);
+        if (file.size > max) { tooBig.push(file.name); }
+      });
+      summary.textContent = names.length ? "Fichiers choisis : " + names.join(", ") : "";
+      if (tooBig.length) {
+        summary.textContent += ". Trop volumineux (10 Mo au plus) : " + tooBig.join(", ");
+      }
+    });
+  });
+})();

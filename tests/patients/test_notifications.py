@@ -1,0 +1,132 @@
+"""Notifications to personal addresses carry no health content (RULES.md §3): sentinel strings
+put everywhere a leak could come from must never appear in any notification."""
+
+import pytest
+from django.core import mail
+
+from mailboxes.models import Mailbox, Structure
+from patients.models import Notification
+from tests.patients.conftest import PDF, inbox_of, patient_send, pro_send
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SENTINELS = [
+    "SENTINEL-SUBJECT",
+    "SENTINEL-BODY",
+    "SENTINEL-FILE",
+    "SENTINEL-STRUCTURE",
+    "SENTINEL-PRO",
+    "SENTINEL-PATIENT",
+]
+
+
+@pytest.fixture
+def sentinel_cast(cast):
+    Structure.objects.filter(pk=cast.troispics.pk).update(name="SENTINEL-STRUCTURE Hôpital")
+    Mailbox.objects.filter(pk=cast.cardio.pk).update(display_name="SENTINEL-PRO Cardiologie SENTINEL-STRUCTURE")
+    cast.cardio.refresh_from_db()
+    cast.alice_pro.notify_patient_replies = True
+    cast.alice_pro.save()
+    cast.paul_patient.first_names = "SENTINEL-PATIENT"
+    cast.paul_patient.save()
+    return cast
+
+
+def all_notification_text() -> str:
+    parts = []
+    for message in mail.outbox:
+        parts += [message.subject, message.body, " ".join(message.to)]
+        parts += [content for content, _type in getattr(message, "alternatives", [])]
+        assert not message.attachments
+    return "\n".join(parts)
+
+
+def test_no_health_content_in_any_notification(sentinel_cast):
+    cast = sentinel_cast
+    sent = pro_send(
+        cast.cardio,
+        cast.bob,
+        cast.paul_patient.address,
+        subject="SENTINEL-SUBJECT bilan",
+        text="SENTINEL-BODY résultats",
+        attachments=[("SENTINEL-FILE.pdf", "application/pdf", PDF)],
+    ).message
+    assert [m.to for m in mail.outbox] == [["paul.perso@exemple.org"]]
+    patient_mail = mail.outbox[0]
+    assert "https://messagerie.exemple.fr/patient/" in patient_mail.body
+    assert "un professionnel de santé" in patient_mail.body.lower()
+
+    # Alice (member of cardiologie@, asked to be notified) hears of Paul's reply; Bob did not ask.
+    patient_send(
+        cast.paul_patient,
+        cast.cardio.address,
+        subject="SENTINEL-SUBJECT réponse",
+        text="SENTINEL-BODY merci",
+        in_reply_to=sent,
+        attachments=[("SENTINEL-FILE-2.pdf", "application/pdf", PDF)],
+    )
+    assert [m.to for m in mail.outbox][1:] == [[cast.alice.email]]
+    assert "https://messagerie.exemple.fr/" in mail.outbox[1].body
+
+    text = all_notification_text()
+    for sentinel in SENTINELS:
+        assert sentinel not in text
+    assert cast.paul_patient.ins not in text
+
+
+def test_each_new_message_notifies_once(cast):
+    pro_send(cast.alice_box, cast.alice, cast.paul_patient.address)
+    pro_send(cast.alice_box, cast.alice, cast.paul_patient.address, subject="Rappel")
+    assert len(mail.outbox) == 2
+    assert Notification.objects.filter(status=Notification.Status.SENT).count() == 2
+
+
+def test_running_the_task_twice_sends_one_email(cast):
+    from patients.tasks import send_notification
+
+    pro_send(cast.alice_box, cast.alice, cast.paul_patient.address)
+    notification = Notification.objects.get()
+    send_notification.delay(notification.pk)
+    send_notification(notification.pk)
+    assert len(mail.outbox) == 1
+
+
+def test_no_email_without_a_personal_address(cast):
+    cast.paul_patient.notification_email = ""
+    cast.paul_patient.save()
+    pro_send(cast.alice_box, cast.alice, cast.paul_patient.address)
+    assert mail.outbox == []
+    assert Notification.objects.get().status == Notification.Status.SKIPPED
+
+
+def test_pro_without_the_setting_is_not_notified(cast):
+    sent = pro_send(cast.alice_box, cast.alice, cast.paul_patient.address).message
+    mail.outbox.clear()
+    patient_send(cast.paul_patient, cast.alice_box.address, in_reply_to=sent)
+    assert mail.outbox == []
+    assert inbox_of(cast.alice_box).count() == 1
+
+
+def test_failed_send_is_retried_later(cast, monkeypatch):
+    from django.core.mail import EmailMultiAlternatives
+
+    from patients.notifications import send_notification
+
+    calls = {"n": 0}
+    original = EmailMultiAlternatives.send
+
+    def flaky(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("relais indisponible")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EmailMultiAlternatives, "send", flaky)
+    monkeypatch.setattr("patients.notifications.transaction.on_commit", lambda fn: None)
+    pro_send(cast.alice_box, cast.alice, cast.paul_patient.address)
+    notification = Notification.objects.get()
+    with pytest.raises(ConnectionError):
+        send_notification(notification.pk)
+    assert Notification.objects.get().status == Notification.Status.PENDING
+    assert send_notification(notification.pk)
+    assert len(mail.outbox) == 1

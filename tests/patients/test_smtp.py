@@ -1,0 +1,111 @@
+"""The MSS-C rules through an SMTP exchange with the inbound gateway (`runsmtpd`): the policy's
+refusal is the SMTP refusal, and what it accepts follows the same rules as the webmail."""
+
+import smtplib
+
+import pytest
+
+from mailboxes.models import Outbox, TrustedDomain
+from patients import policy
+from patients.models import Patient
+from tests.factories import make_ins
+from tests.patients.conftest import inbox_of, patient_send, raw_from
+from tests.transport.conftest import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+PEER = "autre-operateur.mssante.fr"
+EXTERNAL = f"dr.externe@{PEER}"
+
+
+@pytest.fixture
+def smtp(cast):
+    from mailboxes.smtp_gateway import GatewayController
+
+    TrustedDomain.objects.create(name=PEER)
+    controller = GatewayController("127.0.0.1", free_port())
+    controller.start()
+    client = smtplib.SMTP(controller.hostname, controller.port, timeout=10)
+    try:
+        client.ehlo("mx.autre-operateur.mssante.fr")
+        yield client
+    finally:
+        try:
+            client.quit()
+        except smtplib.SMTPException:
+            pass
+        controller.stop()
+
+
+def rcpt(client, sender, recipient):
+    client.rset()
+    code, text = client.mail(sender)
+    assert code == 250, (code, text)
+    return client.rcpt(recipient)
+
+
+def test_external_pro_writes_to_a_patient_who_replies(cast, smtp):
+    refused = smtp.sendmail(
+        EXTERNAL, [cast.paul_patient.address], raw_from(EXTERNAL, cast.paul_patient.address, from_name="Dr Externe")
+    )
+    assert refused == {}
+    entry = inbox_of(cast.paul_box).get()
+    assert entry.message.from_name == "Dr Externe"
+    result = patient_send(cast.paul_patient, EXTERNAL, in_reply_to=entry.message)
+    assert result.queued == [EXTERNAL]
+
+
+def test_wrong_ins_is_refused_at_rcpt(cast, smtp):
+    ins = cast.paul_patient.ins
+    wrong = ins[:13] + f"{(int(ins[13:]) + 1) % 97:02d}"
+    code, text = rcpt(smtp, EXTERNAL, f"{wrong}@patient.mssante.fr")
+    assert code == 550 and b"5.1.1" in text and b"INS" in text
+
+
+def test_unknown_and_closed_spaces_are_refused_at_rcpt(cast, smtp):
+    code, _ = rcpt(smtp, EXTERNAL, f"{make_ins(sex='2', seq=555)}@patient.mssante.fr")
+    assert code == 550
+    Patient.objects.filter(pk=cast.pauline_patient.pk).update(space_state=Patient.SpaceState.CLOSED)
+    code, text = rcpt(smtp, EXTERNAL, cast.pauline_patient.address)
+    assert code == 550 and b"cloture" in text
+
+
+def test_patient_to_patient_is_refused(cast, smtp):
+    """Refused at MAIL FROM (the patient domain is hosted here, it never arrives from outside)
+    or, failing that, at RCPT TO by the policy."""
+    smtp.rset()
+    code, _ = smtp.mail(cast.pauline_patient.address)
+    if code == 250:
+        code, _ = smtp.rcpt(cast.paul_patient.address)
+    assert code == 550
+    assert not inbox_of(cast.paul_box).exists()
+
+
+def test_too_large_for_a_patient_is_refused(cast, smtp, settings):
+    settings.PATIENT_MAX_MESSAGE_BYTES = 50_000
+    raw = raw_from(EXTERNAL, [cast.paul_patient.address, cast.alice_box.address], body="x" * 60_000)
+    refused = smtp.sendmail(EXTERNAL, [cast.paul_patient.address, cast.alice_box.address], raw)
+    assert refused == {}  # accepted at RCPT (size unknown yet), delivered to the pro only
+    assert not inbox_of(cast.paul_box).exists()
+    assert inbox_of(cast.alice_box).count() == 1
+    outbox = Outbox.objects.get(domain=PEER)
+    assert outbox.message.from_address == policy.system_address()
+    assert "25 Mo" in outbox.message.text_body
+
+
+def test_fin_over_smtp_closes_the_exchange(cast, smtp):
+    smtp.sendmail(EXTERNAL, [cast.paul_patient.address], raw_from(EXTERNAL, cast.paul_patient.address))
+    smtp.sendmail(EXTERNAL, [cast.paul_patient.address], raw_from(EXTERNAL, cast.paul_patient.address, subject="[FIN]"))
+    from mailboxes.delivery import DeliveryRefused
+
+    with pytest.raises(DeliveryRefused) as refused:
+        patient_send(cast.paul_patient, EXTERNAL)
+    assert refused.value.code == "conversation_closed"
+
+
+def test_test_address_over_smtp(cast, smtp):
+    raw = raw_from(EXTERNAL, policy.test_address(), subject="TEST de connexion", body="Message de TEST")
+    assert smtp.sendmail(EXTERNAL, [policy.test_address()], raw) == {}
+    outbox = Outbox.objects.get(domain=PEER)
+    assert outbox.message.subject.startswith("Accusé de réception")
+    assert outbox.message.auto_submitted

@@ -1,0 +1,65 @@
+"""Notifications through a real Celery worker on Redis (DB 4): the task is queued after commit
+with only an id, the worker sends the e-mail (file backend), and a duplicate task sends nothing."""
+
+import time
+
+import pytest
+import redis
+
+from patients.models import Notification
+from tests.patients.conftest import pro_send
+from tests.transport.conftest import process_env, start_worker, wait_until  # noqa: F401 - fixtures
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+REDIS_URL = "redis://127.0.0.1:6379/4"
+
+
+def forget_pools(app, close: bool = False) -> None:
+    """Drop the app's connection and producer pools so the next publish uses the broker set
+    now (an earlier test may have built them for another broker). Kombu keeps pools in a
+    global registry shared with other tests: only close the one this test created."""
+    if close and app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def broker_db4():
+    from mssante.celery import app
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    saved = {k: app.conf[k] for k in ("task_always_eager", "broker_url")}
+    forget_pools(app)
+    app.conf.update(task_always_eager=False, broker_url=REDIS_URL)
+    try:
+        yield client
+    finally:
+        forget_pools(app, close=True)
+        app.conf.update(saved)
+        client.flushdb()
+        client.close()
+
+
+def test_worker_sends_the_notification_once(cast, broker_db4, start_worker, tmp_path):  # noqa: F811
+    from patients.tasks import send_notification
+
+    mail_dir = tmp_path / "mails"
+    mail_dir.mkdir()
+    worker = start_worker(CELERY_BROKER_URL=REDIS_URL, EMAIL_FILE_PATH=str(mail_dir))
+    pro_send(cast.alice_box, cast.alice, cast.paul_patient.address, subject="SENTINEL-SUBJECT")
+    notification = Notification.objects.get()
+    try:
+        wait_until(lambda: Notification.objects.get(pk=notification.pk).status == Notification.Status.SENT, timeout=20)
+    except AssertionError:
+        raise AssertionError(worker.output()[-3000:]) from None
+    send_notification.delay(notification.pk)  # a duplicate delivery of the task
+    files = wait_until(lambda: list(mail_dir.iterdir()), timeout=10)
+    content = "".join(f.read_text() for f in files)
+    assert "paul.perso@exemple.org" in content
+    assert "SENTINEL" not in content
+    wait_until(lambda: broker_db4.llen("celery") == 0, timeout=10)
+    time.sleep(0.5)  # let a wrongly duplicated send land before counting
+    assert sum(f.read_text().count("Message-ID:") for f in mail_dir.iterdir()) == 1
