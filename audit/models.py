@@ -39,6 +39,8 @@ class AuditEvent(models.Model):
         ADMIN_CHANGE = "admin.change", "modification d'administration"
         PROVISIONED = "admin.provisioned", "provisionnement"
         NOTIFIED = "notification.sent", "notification envoyée"
+        MAILBOX_INACTIVITY_WARNED = "mailbox.inactivity_warned", "BAL inactive : titulaire averti"
+        MAILBOX_DELETED_INACTIVE = "mailbox.deleted_inactive", "BAL inactive supprimée"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(

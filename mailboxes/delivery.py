@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Greatest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
@@ -471,7 +471,11 @@ def send_message(
                         .filter(
                             Q(pk=sender_box_id if sender_in_sent else None) | Q(used_bytes__lte=F("quota_bytes") - size)
                         )
-                        .update(used_bytes=F("used_bytes") + size, last_used_at=now)
+                        .update(
+                            used_bytes=F("used_bytes") + size,
+                            # Only sending is a use of the box (AU-037); receiving is not.
+                            last_used_at=Case(When(pk=sender_box_id, then=Value(now)), default=F("last_used_at")),
+                        )
                     )
                     if updated != len(counted):
                         raise _QuotaRace

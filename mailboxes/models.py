@@ -227,6 +227,9 @@ class Mailbox(models.Model):
     is_preferred = models.BooleanField("BAL préférée", default=False)
     is_active = models.BooleanField("active", default=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # When the owner was warned that the unused box will be deleted (RULES.md §5,
+    # mailboxes/inactivity.py); a use after this moment voids the warning.
+    inactivity_warned_at = models.DateTimeField("averti de l'inactivité le", null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -16,6 +16,7 @@ from email.header import Header
 from email.utils import format_datetime, make_msgid
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from audit.events import record
@@ -162,35 +163,40 @@ def may_answer(message: Message) -> bool:
 
 def send_mdn(entry: Entry) -> bool:
     """Send the read receipt asked by the entry's message, once (a conditional UPDATE on
-    `mdn_sent_at` claims it), through the delivery path. True only for the call that sent it."""
+    `mdn_sent_at` claims it), through the delivery path. True only for the call that sent it.
+
+    The claim and the sending are one transaction: if sending fails (an error, not a refusal),
+    the claim is rolled back with it, so the receipt stays unsent and a later call sends it. A
+    refusal is final: the receipt stays marked and the refusal is audited."""
     message = entry.message
     if not message.mdn_requested_to or not may_answer(message):
         return False
-    claimed = Entry.objects.filter(pk=entry.pk, mdn_sent_at__isnull=True).update(mdn_sent_at=timezone.now())
-    if not claimed:
-        return False
-    raw = build_mdn(message, entry.mailbox)
-    try:
-        result = send_message(raw, envelope_from="", envelope_to=[message.mdn_requested_to], source="system")
-    except DeliveryRefused as exc:
-        log.info("mdn refused: entry=%s code=%s", entry.pk, exc.code)
+    with transaction.atomic():
+        claimed = Entry.objects.filter(pk=entry.pk, mdn_sent_at__isnull=True).update(mdn_sent_at=timezone.now())
+        if not claimed:
+            return False
+        raw = build_mdn(message, entry.mailbox)
+        try:
+            result = send_message(raw, envelope_from="", envelope_to=[message.mdn_requested_to], source="system")
+        except DeliveryRefused as exc:
+            log.info("mdn refused: entry=%s code=%s", entry.pk, exc.code)
+            record(
+                AuditEvent.Action.MDN_SENT,
+                actor_label="system",
+                obj=message,
+                mailbox_id=entry.mailbox_id,
+                message_id=message.pk,
+                outcome=exc.code[:40],
+            )
+            return False
         record(
             AuditEvent.Action.MDN_SENT,
             actor_label="system",
             obj=message,
             mailbox_id=entry.mailbox_id,
             message_id=message.pk,
-            outcome=exc.code[:40],
+            detail={"mdn": result.message.pk},
         )
-        return False
-    record(
-        AuditEvent.Action.MDN_SENT,
-        actor_label="system",
-        obj=message,
-        mailbox_id=entry.mailbox_id,
-        message_id=message.pk,
-        detail={"mdn": result.message.pk},
-    )
     return True
 
 

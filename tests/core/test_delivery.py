@@ -65,7 +65,10 @@ def test_message_to_four_local_boxes_is_stored_once_and_entered_in_each(cast, dj
 
     for box in result.delivered + [cast.charlie_box]:
         box.refresh_from_db()
-        assert box.used_bytes == message.size and box.last_used_at is not None
+        assert box.used_bytes == message.size
+    # Sending is a use of the box (AU-037 inactivity); receiving is not.
+    assert cast.charlie_box.last_used_at is not None
+    assert all(box.last_used_at is None for box in result.delivered)
 
 
 def test_the_same_attachment_twice_is_one_stored_file(cast):

@@ -185,3 +185,34 @@ def test_a_receipt_only_counts_from_the_final_recipients_own_domain(cast):
     send_message(forged, envelope_from="", envelope_to=[cast.alice_box.address], source="smtp")
     assert Delivery.objects.get(message=sent.message).status == "delivered"
     assert not AuditEvent.objects.filter(action="message.read", message_id=sent.message.pk).exists()
+
+
+def test_a_receipt_whose_sending_fails_stays_unsent_and_the_next_call_sends_it(cast, monkeypatch):
+    import mailboxes.reports as reports
+
+    sent = send_from_mailbox(
+        cast.alice_box, cast.alice, to=[cast.charlie_box.address], subject="Convocation", text="t", request_mdn=True
+    )
+    entry = Entry.objects.get(mailbox=cast.charlie_box, message=sent.message)
+    calls = []
+
+    def fails_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("storage unavailable")
+        return send_message(*args, **kwargs)
+
+    monkeypatch.setattr(reports, "send_message", fails_once)
+    with pytest.raises(OSError):
+        send_mdn(entry)
+    entry.refresh_from_db()
+    assert entry.mdn_sent_at is None  # the claim went back with the failed send
+    assert not Message.objects.filter(is_report=True).exists()
+    assert not AuditEvent.objects.filter(action="message.mdn_sent").exists()
+
+    assert send_mdn(entry) is True
+    entry.refresh_from_db()
+    assert entry.mdn_sent_at is not None and len(calls) == 2
+    assert Message.objects.filter(is_report=True, report_type="disposition-notification").count() == 1
+    assert Delivery.objects.get(message=sent.message, address=cast.charlie_box.address).status == "read"
+    assert send_mdn(entry) is False and len(calls) == 2
