@@ -1,10 +1,279 @@
-"""Outbound relay to other MSSanté operators (DESIGN.md "Mail in and out").
+"""Outbound relay to other MSSanté operators (issue 3 item 6; DESIGN.md "Mail in and out").
 
-`enqueue(outbox_id)` is what the delivery path calls after commit for each Outbox row.
+RULES.md §1: exchanges are traceable, with no loss of messages. The delivery path writes one
+`Outbox` row per external domain in the same transaction as the message, and calls `enqueue`
+after commit. `send_outbox` then:
+
+1. claims the row by a conditional UPDATE (pending → sending): a duplicate task is a no-op;
+2. sends the stored raw bytes unchanged (same Message-ID) to the relay of the settings;
+3. on 250: row sent, deliveries relayed, audit `message.relayed`;
+   on 4xx or a connection problem: row back to pending with exponential backoff;
+   on 5xx, or once the retry window has passed: row failed, deliveries bounced, audit
+   `message.bounced`, and one non-delivery report (RFC 3464) in the sender's box — never
+   for a report, so no loop.
+
+A worker killed between the claim and the end leaves the row in "sending": `sweep_outbox`
+(Celery beat, or `manage.py relay_sweep` from cron) puts it back in line after
+RELAY_SENDING_TIMEOUT_SECONDS, and re-queues pending rows whose task was lost. The message
+then goes out at least once, always with the same bytes. Logs carry ids and codes only.
 """
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from audit import events
+from mailboxes import store
+from mailboxes.models import Delivery, Message, Outbox
+
+log = logging.getLogger("mailboxes.relay")
+
+SWEEP_BATCH = 1000
+BARE_LF_RE = re.compile(rb"(?<!\r)\n")
+ENHANCED_CODE_RE = re.compile(rb"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
 
 
 def enqueue(outbox_id: int) -> None:
     from mailboxes.tasks import relay_outbox
 
-    relay_outbox.delay(outbox_id)
+    # RELAY_QUEUE lets dedicated workers (`celery worker -Q relay`) carry the relay alone.
+    relay_outbox.apply_async((outbox_id,), queue=settings.RELAY_QUEUE or None)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # "ok", "temporary" or "permanent"
+    code: int = 250
+    text: str = ""
+
+    @property
+    def status(self) -> str:
+        """The RFC 3463 status for a DSN: the peer's enhanced code when it gave one."""
+        match = ENHANCED_CODE_RE.match(self.text.encode("ascii", "replace"))
+        if match:
+            return match.group(1).decode()
+        return {"ok": "2.0.0", "temporary": "4.0.0"}.get(self.kind, "5.0.0")
+
+    @property
+    def diagnostic(self) -> str:
+        """The peer's reply, for the DSN's `Diagnostic-Code: smtp; ...`."""
+        return f"{self.code} {self.text}".strip() if self.code else self.text
+
+
+OK = Outcome("ok")
+
+
+def classify(code: int, text: bytes | str) -> Outcome:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    text = " ".join(text.split())[:250]
+    if 200 <= code < 300:
+        return OK
+    return Outcome("permanent" if 500 <= code < 600 else "temporary", code, text)
+
+
+def client_tls_context() -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=settings.RELAY_TLS_CA_FILE or None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(settings.SMTPD_TLS_CIPHERS)
+    if not settings.RELAY_TLS_VERIFY:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def transmit(sender: str, recipients: list[str], raw: bytes) -> dict[str, Outcome]:
+    """One SMTP transaction with the relay: the outcome for each recipient."""
+    if not settings.RELAY_HOST:
+        return dict.fromkeys(recipients, Outcome("temporary", 0, "no relay configured (RELAY_HOST)"))
+    try:
+        with smtplib.SMTP(
+            settings.RELAY_HOST,
+            settings.RELAY_PORT,
+            local_hostname=settings.RELAY_HELO_NAME or None,
+            timeout=settings.RELAY_TIMEOUT,
+        ) as client:
+            client.ehlo()
+            if settings.RELAY_USE_TLS:
+                client.starttls(context=client_tls_context())
+                client.ehlo()
+            if settings.RELAY_USERNAME:
+                client.login(settings.RELAY_USERNAME, settings.RELAY_PASSWORD)
+            refused = client.sendmail(sender, recipients, raw)
+    except smtplib.SMTPRecipientsRefused as exc:
+        return {
+            r: classify(*exc.recipients[r]) if r in exc.recipients else Outcome("temporary", 0, "") for r in recipients
+        }
+    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+        # About this message: the reply class decides.
+        return dict.fromkeys(recipients, classify(exc.smtp_code, exc.smtp_error))
+    except (smtplib.SMTPException, OSError) as exc:
+        # Connection, TLS, greeting, authentication: about our link to the relay, never the
+        # message; retried until fixed or until the window closes.
+        code = getattr(exc, "smtp_code", 0)
+        return dict.fromkeys(recipients, Outcome("temporary", 0, f"{type(exc).__name__} {code or ''}".strip()))
+    return {r: classify(*refused[r]) if r in refused else OK for r in recipients}
+
+
+def envelope_sender(message: Message) -> str:
+    if message.is_report:
+        return ""  # RFC 3464 / 8098: reports travel with the null reverse-path
+    if message.envelope_from:
+        return message.envelope_from
+    return message.sender_mailbox.address if message.sender_mailbox_id else ""
+
+
+def read_raw(message: Message) -> bytes:
+    raw = store.read_raw(message)
+    # SMTP wants CRLF line ends; messages built in Python may carry bare LF.
+    if BARE_LF_RE.search(raw):
+        raw = re.sub(rb"\r?\n", b"\r\n", raw)
+    return raw
+
+
+def backoff_seconds(attempts: int) -> int:
+    base = settings.RELAY_RETRY_BASE_SECONDS
+    return min(settings.RELAY_RETRY_MAX_SECONDS, base * 2 ** max(0, attempts - 1))
+
+
+def claim(outbox_id: int) -> bool:
+    now = timezone.now()
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + timedelta(seconds=1))
+    return bool(
+        Outbox.objects.filter(due, pk=outbox_id, status=Outbox.Status.PENDING).update(
+            status=Outbox.Status.SENDING, attempts=F("attempts") + 1, updated_at=now
+        )
+    )
+
+
+def send_outbox(outbox_id: int) -> int | None:
+    """Try to relay one Outbox row. Returns the seconds before the next attempt when it must be
+    retried, else None (sent, failed for good, or not ours to send)."""
+    if not claim(outbox_id):
+        log.info("relay outbox=%s not claimed (done, taken or not due)", outbox_id)
+        return None
+    row = Outbox.objects.select_related("message", "message__sender_mailbox").get(pk=outbox_id)
+    message = row.message
+    recipients = list(row.recipients)
+    try:
+        raw = read_raw(message)
+    except Exception:
+        log.exception("relay outbox=%s message=%s raw unreadable", row.pk, message.pk)
+        outcomes = dict.fromkeys(recipients, Outcome("temporary", 0, "stored message unreadable"))
+    else:
+        outcomes = transmit(envelope_sender(message), recipients, raw)
+        del raw
+    return record_outcomes(row, outcomes)
+
+
+def record_outcomes(row: Outbox, outcomes: dict[str, Outcome]) -> int | None:
+    message = row.message
+    now = timezone.now()
+    accepted = [r for r, o in outcomes.items() if o.kind == "ok"]
+    permanent = {r: o for r, o in outcomes.items() if o.kind == "permanent"}
+    temporary = {r: o for r, o in outcomes.items() if o.kind == "temporary"}
+    if temporary and now - row.created_at >= timedelta(seconds=settings.RELAY_RETRY_WINDOW_SECONDS):
+        for r, o in temporary.items():
+            permanent[r] = Outcome("permanent", o.code, f"4.4.7 delivery time expired ({o.text})".strip())
+        temporary = {}
+    retry_in = None
+    with transaction.atomic():
+        if accepted:
+            Delivery.objects.filter(message=message, address__in=accepted).update(
+                status=Delivery.Status.RELAYED, reason="smtp_250", updated_at=now
+            )
+            events.record(
+                "message.relayed",
+                actor_label="relay",
+                object_type="outbox",
+                object_id=row.pk,
+                message_id=message.pk,
+                detail={"recipients": len(accepted), "attempt": row.attempts},
+            )
+        if permanent:
+            for address, outcome in permanent.items():
+                Delivery.objects.filter(message=message, address=address).update(
+                    status=Delivery.Status.BOUNCED, reason=f"smtp_{outcome.code or 'expired'}"[:60], updated_at=now
+                )
+            events.record(
+                "message.bounced",
+                actor_label="relay",
+                object_type="outbox",
+                object_id=row.pk,
+                message_id=message.pk,
+                outcome="failed",
+                detail={"recipients": len(permanent), "codes": sorted({o.status for o in permanent.values()})},
+            )
+        last = next(iter(temporary.values() or permanent.values()), None)
+        last_error = (f"{last.code} {last.text}" if last and last.code else (last.text if last else ""))[:300]
+        if temporary:
+            retry_in = backoff_seconds(row.attempts)
+            updated = Outbox.objects.filter(pk=row.pk, status=Outbox.Status.SENDING).update(
+                status=Outbox.Status.PENDING,
+                recipients=list(temporary),
+                next_attempt_at=now + timedelta(seconds=retry_in),
+                last_error=last_error,
+                updated_at=now,
+            )
+        else:
+            final = Outbox.Status.SENT if accepted or not permanent else Outbox.Status.FAILED
+            # "pending" too: the sweeper may have taken the row back while this send was slow.
+            updated = Outbox.objects.filter(
+                pk=row.pk, status__in=[Outbox.Status.SENDING, Outbox.Status.PENDING]
+            ).update(status=final, next_attempt_at=None, last_error=last_error, updated_at=now)
+        if permanent and updated and not (message.is_report or message.auto_submitted):
+            from mailboxes import reports
+
+            reports.send_dsn(message, [(r, o.status, o.diagnostic) for r, o in permanent.items()])
+    log.info(
+        "relay outbox=%s message=%s attempt=%s accepted=%s permanent=%s temporary=%s",
+        row.pk,
+        message.pk,
+        row.attempts,
+        len(accepted),
+        len(permanent),
+        len(temporary),
+    )
+    return retry_in
+
+
+def sweep_outbox() -> dict[str, int]:
+    """Put back in line what a lost task or a killed worker left behind; enqueue what is due."""
+    now = timezone.now()
+    stuck_before = now - timedelta(seconds=settings.RELAY_SENDING_TIMEOUT_SECONDS)
+    grace = timedelta(seconds=settings.RELAY_SWEEP_GRACE_SECONDS)
+    stuck_ids = list(
+        Outbox.objects.filter(status=Outbox.Status.SENDING, updated_at__lt=stuck_before).values_list("pk", flat=True)[
+            :SWEEP_BATCH
+        ]
+    )
+    stuck = 0
+    if stuck_ids:
+        stuck = Outbox.objects.filter(
+            pk__in=stuck_ids, status=Outbox.Status.SENDING, updated_at__lt=stuck_before
+        ).update(
+            status=Outbox.Status.PENDING, next_attempt_at=now, updated_at=now, last_error="worker lost during send"
+        )
+    due = Q(next_attempt_at__isnull=True, updated_at__lte=now - grace) | Q(next_attempt_at__lte=now - grace)
+    if stuck:
+        due |= Q(pk__in=stuck_ids)
+    pending_ids = list(
+        Outbox.objects.filter(due, status=Outbox.Status.PENDING)
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    for outbox_id in pending_ids:
+        transaction.on_commit(lambda outbox_id=outbox_id: enqueue(outbox_id))
+    if stuck or pending_ids:
+        log.info("relay sweep: stuck=%s requeued=%s", stuck, len(pending_ids))
+    return {"pending": len(pending_ids) - stuck, "stuck": stuck}

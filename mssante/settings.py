@@ -277,6 +277,16 @@ HEALTH_DOCUMENT_MAX_BYTES = env_int("HEALTH_DOCUMENT_MAX_BYTES", 5 * 1024**2)
 INS_REQUIRE_QUALIFIED = env_bool("INS_REQUIRE_QUALIFIED", False)
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 183)
 MAILBOX_INACTIVITY_DAYS = env_int("MAILBOX_INACTIVITY_DAYS", 365)
+# The owner of an unused box is warned this many days before its deletion (mailboxes/inactivity.py).
+MAILBOX_INACTIVITY_WARNING_DAYS = env_int("MAILBOX_INACTIVITY_WARNING_DAYS", 30)
+CELERY_BEAT_SCHEDULE["mailbox-inactivity-warn"] = {
+    "task": "mailboxes.tasks.warn_inactive_mailboxes",
+    "schedule": 24 * 3600,
+}
+CELERY_BEAT_SCHEDULE["mailbox-inactivity-delete"] = {
+    "task": "mailboxes.tasks.delete_inactive_mailboxes",
+    "schedule": 24 * 3600,
+}
 TRASH_RETENTION_DAYS = env_int("TRASH_RETENTION_DAYS", 30)
 
 # Inbound SMTP gateway (manage.py runsmtpd).
@@ -354,6 +364,8 @@ RELAY_RETRY_MAX_SECONDS = env_int("RELAY_RETRY_MAX_SECONDS", 3600)
 RELAY_SENDING_TIMEOUT_SECONDS = env_int("RELAY_SENDING_TIMEOUT_SECONDS", 15 * 60)
 # The sweeper leaves fresh rows to the task enqueued on commit for this long.
 RELAY_SWEEP_GRACE_SECONDS = env_int("RELAY_SWEEP_GRACE_SECONDS", 60)
+# Celery queue of the relay tasks (empty: the default queue).
+RELAY_QUEUE = env_str("RELAY_QUEUE", "")
 CELERY_BEAT_SCHEDULE["relay-sweep-outbox"] = {
     "task": "mailboxes.tasks.sweep_outbox",
     "schedule": env_int("RELAY_SWEEP_INTERVAL_SECONDS", 60),

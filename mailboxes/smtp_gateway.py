@@ -1,0 +1,451 @@
+"""Inbound SMTP gateway: mail from other MSSanté operators enters through here (issue 3 item 5).
+
+RULES.md §1 (trust space: only hosted domains and trusted operator domains), §3 (patient
+domain: the policy's refusal is the SMTP refusal, in French) and §5 (TLS 1.2 with the four
+ECDHE-RSA AES-GCM/CBC suites, plaintext refused where TLS is configured).
+
+The SMTP dialogue runs on asyncio (aiosmtpd); every decision is taken by the delivery path
+(`mailboxes.delivery`): `check_sender` at MAIL FROM, `check_recipient` at RCPT TO and
+`send_message` at the end of DATA. The Django ORM is synchronous, so those calls run in a pool of
+threads, each keeping its database connection between messages.
+
+Replies: `250` only once `send_message` has returned (its transaction committed); a refusal by
+a rule is a `5xx` saying why; anything unexpected (database down, a bug) is `451 4.3.0`, so the
+peer keeps the message and retries: a temporary problem never loses mail. Logs carry ids and
+codes, never an address, a subject or a body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import signal
+import ssl
+import threading
+import time
+import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import MISSING, SMTP, syntax
+from django.conf import settings
+from django.db import close_old_connections, connections
+
+log = logging.getLogger("mailboxes.smtp")
+
+# A decision code of the delivery path → (SMTP code, enhanced status code, RFC 3463).
+REPLY_CODES: dict[str, tuple[int, str]] = {
+    "unknown_recipient": (550, "5.1.1"),
+    "patient_not_found": (550, "5.1.1"),
+    "wrong_ins": (550, "5.1.1"),
+    "untrusted_domain": (550, "5.7.1"),
+    "not_hosted": (550, "5.7.1"),
+    "too_large": (552, "5.3.4"),
+    "over_quota": (552, "5.2.2"),
+    "inactive": (550, "5.2.1"),
+}
+DEFAULT_REFUSAL = (550, "5.7.1")
+TEMPORARY_FAILURE = "451 4.3.0 Erreur temporaire du serveur, merci de reessayer plus tard"
+# aiosmtpd counts dot-stuffed lines as received; the exact limit on the encoded message is the
+# delivery path's (`too_large`). The slack only caps the memory a peer can make us hold.
+SIZE_SLACK = 64 * 1024
+
+
+def max_message_bytes() -> int:
+    return max(settings.MAILBOX_MAX_MESSAGE_BYTES, settings.PATIENT_MAX_MESSAGE_BYTES)
+
+
+TYPOGRAPHY = [
+    ("\u00a0", " "),
+    ("\u202f", " "),
+    ("« ", '"'),
+    (" »", '"'),
+    ("«", '"'),
+    ("»", '"'),
+    ("’", "'"),
+    ("–", "-"),
+    ("—", "-"),
+    ("…", "..."),
+]
+
+
+def ascii_text(text: str) -> str:
+    """SMTP replies are ASCII unless SMTPUTF8 was negotiated: keep the French, drop the accents."""
+    for typographic, plain in TYPOGRAPHY:
+        text = text.replace(typographic, plain)
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return " ".join(folded.replace("\r", " ").replace("\n", " ").split())[:400]
+
+
+def refusal_reply(code: str, reason: str, smtp_code: int | None = None) -> str:
+    base_code, enhanced = REPLY_CODES.get(code, DEFAULT_REFUSAL)
+    smtp_code = smtp_code or base_code
+    if smtp_code // 100 == 4:
+        enhanced = "4" + enhanced[1:]
+    elif enhanced[0] != "5":
+        enhanced = "5" + enhanced[1:]
+    return f"{smtp_code} {enhanced} {ascii_text(reason) or 'Refuse'}"
+
+
+def too_large_reply(limit: int) -> str:
+    return f"552 5.3.4 Message trop volumineux : la taille maximale est de {limit} octets"
+
+
+def declared_size(mail_options: list[str]) -> int | None:
+    for option in mail_options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return None
+
+
+class DecisionCache:
+    """MAIL and RCPT decisions for a few seconds (SMTPD_DECISION_CACHE_SECONDS), per process.
+
+    Only the early answers are cached: at the end of DATA, `send_message` decides every
+    recipient again from the database, so a stale entry can delay a refusal to DATA, never
+    deliver what the rules refuse."""
+
+    MAX_ITEMS = 10_000
+
+    def __init__(self, ttl: float):
+        self.ttl = ttl
+        self.items: dict = {}
+
+    def get(self, key):
+        item = self.items.get(key)
+        if item is not None and item[0] > time.monotonic():
+            return item[1]
+        return None
+
+    def put(self, key, decision) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self.items) >= self.MAX_ITEMS:
+            self.items.clear()
+        self.items[key] = (time.monotonic() + self.ttl, decision)
+
+
+def _in_thread(fn, *args, **kwargs):
+    # Each pool thread keeps its own connection; drop it if it died or outlived CONN_MAX_AGE.
+    close_old_connections()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        close_old_connections()
+
+
+class GatewayHandler:
+    """aiosmtpd hooks: MAIL, RCPT and DATA answered by the delivery path."""
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or settings.SMTPD_WORKERS
+        self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="smtpd-orm")
+        self.max_bytes = max_message_bytes()
+        self.decisions = DecisionCache(settings.SMTPD_DECISION_CACHE_SECONDS)
+
+    async def _decide(self, key, fn, *args):
+        decision = self.decisions.get(key)
+        if decision is None:
+            decision = await self._run(fn, *args)
+            self.decisions.put(key, decision)
+        return decision
+
+    def close(self) -> None:
+        """Close the database connection of every pool thread, then stop the pool."""
+        workers = self.workers
+        barrier = threading.Barrier(workers)
+
+        def close_here():
+            # Each job waits for the others, so every thread of the pool runs exactly one.
+            try:
+                barrier.wait(timeout=5)
+            except threading.BrokenBarrierError:
+                pass
+            connections.close_all()
+
+        for future in [self.executor.submit(close_here) for _ in range(workers)]:
+            future.result()
+        self.executor.shutdown(wait=True)
+
+    async def _run(self, fn, *args, **kwargs):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(_in_thread, fn, *args, **kwargs))
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        # Advertise the real limit, not aiosmtpd's memory cap (which includes a small slack).
+        return [f"250-SIZE {self.max_bytes}" if r.startswith("250-SIZE") else r for r in responses]
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        from mailboxes import delivery
+
+        size = declared_size(mail_options)
+        if size is not None and size > self.max_bytes:
+            log.info("smtp refused at MAIL: declared size %s over %s", size, self.max_bytes)
+            return too_large_reply(self.max_bytes)
+        try:
+            sender = envelope_sender(address)
+            decision = await self._decide(("mail", sender), delivery.check_sender, sender)
+        except Exception:
+            log.exception("smtp temporary failure at MAIL")
+            return TEMPORARY_FAILURE
+        if not decision.deliver:
+            log.info("smtp refused at MAIL: %s", decision.code)
+            return refusal_reply(decision.code, decision.reason)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        from mailboxes import delivery
+
+        if len(envelope.rcpt_tos) >= settings.SMTPD_MAX_RECIPIENTS:
+            return "452 4.5.3 Trop de destinataires pour ce message"
+        try:
+            sender = envelope_sender(envelope.mail_from)
+            decision = await self._decide(("rcpt", sender, address), delivery.check_recipient, sender, address)
+        except Exception:
+            log.exception("smtp temporary failure at RCPT")
+            return TEMPORARY_FAILURE
+        if not decision.deliver:
+            log.info("smtp refused at RCPT: %s", decision.code)
+            return refusal_reply(decision.code, decision.reason)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        from mailboxes import delivery
+
+        # Keep one reference to the bytes: the envelope's two attributes point at the same object.
+        raw = envelope.original_content
+        envelope.original_content = envelope.content = None
+        if len(raw) > self.max_bytes:
+            log.info("smtp refused at DATA: size %s over %s", len(raw), self.max_bytes)
+            return too_large_reply(self.max_bytes)
+        try:
+            result = await self._run(deliver_inbound, raw, envelope_sender(envelope.mail_from), list(envelope.rcpt_tos))
+        except delivery.DeliveryRefused as exc:
+            log.info("smtp refused at DATA: %s", exc.code)
+            return refusal_reply(exc.code, exc.reason, exc.smtp_code)
+        except Exception:
+            log.exception("smtp temporary failure at DATA")
+            return TEMPORARY_FAILURE
+        finally:
+            del raw
+        message = result.message
+        log.info(
+            "smtp accepted message=%s delivered=%s queued=%s refused=%s",
+            message.pk,
+            len(result.delivered),
+            len(result.queued),
+            len(result.refused),
+        )
+        return f"250 2.0.0 OK message {message.pk}"
+
+
+def deliver_inbound(raw: bytes, sender: str, recipients: list[str]):
+    """`send_message` for mail from another operator. A recipient accepted at RCPT but refused
+    once the message is known (over quota, too large for that box) is told to the sender by a
+    non-delivery report relayed back, since the 250 made us responsible for it. The
+    patient-domain policy answers its own refusals (automatic returns)."""
+    from mailboxes import delivery, reports
+
+    result = delivery.send_message(raw, envelope_from=sender, envelope_to=recipients, source="smtp")
+    late = {address: d for address, d in result.refused.items() if not d.automatic_return}
+    if late and sender and reports.may_answer(result.message):
+        failures = [
+            (address, REPLY_CODES.get(d.code, DEFAULT_REFUSAL)[1], refusal_reply(d.code, d.reason))
+            for address, d in late.items()
+        ]
+        dsn = reports.build_dsn(result.message, failures, reports.reporting_host())
+        try:
+            delivery.send_message(dsn, envelope_from="", envelope_to=[sender], source="system")
+        except Exception:
+            # The message itself is committed: answering 4xx now would make the peer send it twice.
+            log.exception("smtp late refusal report failed: message=%s", result.message.pk)
+    return result
+
+
+def envelope_sender(address: str | None) -> str:
+    """The null reverse-path `<>` (bounces, MDNs) is the empty sender."""
+    address = address or ""
+    return "" if address.strip() in ("<>", "") else address
+
+
+class GatewaySMTP(SMTP):
+    """aiosmtpd's SMTP with enhanced status codes on its own size refusals, and a DATA phase
+    that gathers the message in one growing buffer instead of one object per line (a 25 MB
+    message in 78-byte lines is 330,000 objects, 1.7 times its size, before aiosmtpd joins them)."""
+
+    async def push(self, status):
+        if isinstance(status, str) and status.startswith("552 Error:"):
+            status = too_large_reply(max_message_bytes())
+        await super().push(status)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        buffer = bytearray()
+        received = 0
+        limit = self.data_size_limit
+        state = "ok"
+        in_long_line = False
+        while self.transport is not None:
+            try:
+                line = await self._reader.readuntil(b"\r\n")
+            except asyncio.CancelledError:
+                self._writer.close()
+                raise
+            except asyncio.LimitOverrunError as exc:
+                # A line longer than the stream limit (RFC 5321 §4.5.3.1.6): drain, answer at the end.
+                state = "too_long" if state == "ok" else state
+                buffer = bytearray()
+                line = await self._reader.read(exc.consumed)
+            if not in_long_line and line == b".\r\n":
+                break
+            received += len(line)
+            if state == "ok" and limit and received > limit:
+                state = "too_much"
+                buffer = bytearray()
+            if state == "ok":
+                # Dot-unstuffing (RFC 5321 §4.5.2), straight into the one buffer.
+                buffer += line[1:] if line.startswith(b".") else line
+            in_long_line = not line.endswith(b"\r\n")
+        if state != "ok":
+            self._set_post_data_state()
+            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)" if state == "too_long" else "552 Error:")
+            return
+        raw = bytes(buffer)
+        del buffer
+        self.envelope.content = self.envelope.original_content = raw
+        del raw
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+
+def tls_context() -> ssl.SSLContext | None:
+    """The listener's TLS settings (RULES.md §5), or None when no certificate is configured."""
+    if not (settings.SMTPD_TLS_CERT and settings.SMTPD_TLS_KEY):
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.SMTPD_TLS_MAX_VERSION == "1.2":
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(settings.SMTPD_TLS_CIPHERS)
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    context.load_cert_chain(settings.SMTPD_TLS_CERT, settings.SMTPD_TLS_KEY)
+    return context
+
+
+def smtp_kwargs() -> dict:
+    context = tls_context()
+    return {
+        "data_size_limit": max_message_bytes() + SIZE_SLACK,
+        "hostname": settings.SMTPD_HOSTNAME or None,
+        "ident": "MSSante SMTP",
+        "tls_context": context,
+        "require_starttls": bool(context) and settings.SMTPD_REQUIRE_TLS,
+        "timeout": settings.SMTPD_TIMEOUT,
+        "decode_data": False,
+        "enable_SMTPUTF8": False,
+    }
+
+
+class GatewayController(Controller):
+    """The gateway in a background thread with its own event loop (tests, embedded runs)."""
+
+    def __init__(self, host: str, port: int, handler: GatewayHandler | None = None):
+        quiet_aiosmtpd_log()
+        kwargs = smtp_kwargs()
+        server_hostname = kwargs.pop("hostname")
+        super().__init__(
+            handler or GatewayHandler(), hostname=host, port=port, server_hostname=server_hostname, **kwargs
+        )
+
+    def factory(self):
+        return GatewaySMTP(self.handler, **self.SMTP_kwargs)
+
+    def stop(self, no_assert: bool = False):
+        super().stop(no_assert=no_assert)
+        self.handler.close()
+
+
+def quiet_aiosmtpd_log() -> None:
+    # aiosmtpd logs addresses and commands at INFO: keep its logger for warnings (ids-only logs).
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+async def serve(host: str, port: int, ready=None, reuse_port: bool = False) -> None:
+    """Run the gateway until SIGTERM or SIGINT (manage.py runsmtpd)."""
+    quiet_aiosmtpd_log()
+    handler = GatewayHandler()
+    kwargs = smtp_kwargs()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: GatewaySMTP(handler, loop=loop, **kwargs), host=host, port=port, reuse_port=reuse_port or None
+    )
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "smtp gateway listening on %s:%s (tls=%s, require_tls=%s)",
+        host,
+        port,
+        bool(kwargs["tls_context"]),
+        kwargs["require_starttls"],
+    )
+    if ready is not None:
+        ready()
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        await server.wait_closed()
+        await loop.run_in_executor(None, handler.close)
+        log.info("smtp gateway stopped")
+
+
+def serve_processes(host: str, port: int, processes: int, ready=None) -> int:
+    """Run `processes` gateways sharing the port (SO_REUSEPORT): the delivery path is Python and
+    holds the GIL, so one process uses one core. Returns the exit status."""
+    connections.close_all()  # never share a database connection across fork
+    children = []
+    for _ in range(processes):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child process
+            code = 0
+            try:
+                asyncio.run(serve(host, port, ready=ready, reuse_port=True))
+            except BaseException:
+                log.exception("smtp gateway process failed")
+                code = 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def forward(signum, frame):
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    failed = 0
+    for child in children:
+        _, status = os.waitpid(child, 0)
+        failed |= os.waitstatus_to_exitcode(status) != 0
+    return int(failed)

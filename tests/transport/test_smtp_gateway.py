@@ -1,0 +1,283 @@
+"""The inbound SMTP gateway through the real path: smtplib → aiosmtpd gateway → delivery → box.
+
+Issue 3 item 5: trust space at MAIL/RCPT with a 5xx that says why, 552 for oversize (SIZE= and
+actual size), 250 only once committed, 451 on a temporary problem, STARTTLS per RULES.md §5.
+"""
+
+import signal
+import smtplib
+import ssl
+import subprocess
+import sys
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import pytest
+from django.db import OperationalError
+
+from audit.models import AuditEvent
+from mailboxes.models import Delivery, Entry, Folder, Mailbox, Message, TrustedDomain
+from tests.transport.conftest import ROOT, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+PEER = "autre-operateur.mssante.fr"
+PEER_SENDER = f"dr.externe@{PEER}"
+
+
+def make_raw(to: str, *, subject="Compte rendu", body="Bonjour,\nvoici le compte rendu.\n", attachment=None) -> bytes:
+    message = EmailMessage()
+    message["From"] = f"Dr Externe <{PEER_SENDER}>"
+    message["To"] = to
+    message["Subject"] = subject
+    message["Message-ID"] = make_msgid(domain=PEER)
+    message.set_content(body)
+    if attachment:
+        message.add_attachment(attachment, maintype="application", subtype="pdf", filename="compte-rendu.pdf")
+    return message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+@pytest.fixture
+def trusted_peer(cast):
+    TrustedDomain.objects.create(name=PEER)
+    return cast
+
+
+def client_for(controller) -> smtplib.SMTP:
+    client = smtplib.SMTP("127.0.0.1", controller.port, timeout=10)
+    client.ehlo("mx.autre-operateur.mssante.fr")
+    return client
+
+
+def test_message_from_trusted_operator_is_committed_then_250(trusted_peer, start_gateway):
+    cast = trusted_peer
+    gateway = start_gateway()
+    raw = make_raw(cast.alice_box.address, attachment=b"%PDF-1.4\n" + b"x" * 5000)
+    with client_for(gateway) as client:
+        code, _ = client.mail(PEER_SENDER)
+        assert code == 250
+        assert client.rcpt(cast.alice_box.address)[0] == 250
+        assert client.rcpt(cast.cardio.address)[0] == 250
+        code, reply = client.data(raw)
+    assert code == 250, reply
+    message = Message.objects.get()
+    assert reply.decode().endswith(f"message {message.pk}")
+    # Kept exactly as received, stored once, entered in both boxes' inboxes.
+    with message.raw.open("rb") as fh:
+        assert fh.read() == raw
+    assert message.envelope_from == PEER_SENDER
+    inbox_boxes = set(
+        Entry.objects.filter(message=message, folder__role=Folder.Role.INBOX).values_list("mailbox_id", flat=True)
+    )
+    assert inbox_boxes == {cast.alice_box.pk, cast.cardio.pk}
+    assert message.attachments.get().size == 5009
+    assert set(Delivery.objects.filter(message=message).values_list("status", flat=True)) == {"delivered"}
+    submitted = AuditEvent.objects.get(action="message.submitted", message_id=message.pk)
+    assert submitted.actor_label == "smtp"
+
+
+def test_null_sender_report_is_accepted(trusted_peer, start_gateway):
+    gateway = start_gateway()
+    with client_for(gateway) as client:
+        assert client.mail("<>")[0] == 250
+        assert client.rcpt(trusted_peer.alice_box.address)[0] == 250
+        assert client.data(make_raw(trusted_peer.alice_box.address))[0] == 250
+    assert Message.objects.get().envelope_from == ""
+
+
+def test_unknown_recipient_and_untrusted_domains_are_refused_with_reason(trusted_peer, start_gateway):
+    cast = trusted_peer
+    gateway = start_gateway()
+    with client_for(gateway) as client:
+        code, reply = client.mail("pirate@exemple.com")
+        assert (code, reply[:5]) == (550, b"5.7.1")
+        assert b"exemple.com" in reply and b"espace de confiance" in reply
+        client.rset()
+        # Our own domains never arrive from outside: a forged local sender is refused.
+        code, reply = client.mail(f"alice.martin@{cast.d_troispics.name}")
+        assert (code, reply[:5]) == (550, b"5.7.1")
+        assert f'"{cast.d_troispics.name}"'.encode() in reply
+        client.rset()
+        assert client.mail(PEER_SENDER)[0] == 250
+        code, reply = client.rcpt(f"personne@{cast.d_troispics.name}")
+        assert (code, reply[:5]) == (550, b"5.1.1")
+        assert b"Aucune boite aux lettres" in reply
+        code, reply = client.rcpt("quelquun@exemple.com")
+        assert (code, reply[:5]) == (550, b"5.7.1")
+        # A trusted domain hosted elsewhere: this gateway is not an open relay.
+        code, reply = client.rcpt(f"confrere@{PEER}")
+        assert (code, reply[:5]) == (550, b"5.7.1")
+        assert client.rcpt(cast.alice_box.address)[0] == 250
+        code, _ = client.data(make_raw(cast.alice_box.address))
+        assert code == 250
+    message = Message.objects.get()
+    assert message.envelope_to == [cast.alice_box.address]
+
+
+def test_wrong_patient_ins_is_refused_at_rcpt_with_the_policy_reason(trusted_peer, start_gateway, settings):
+    cast = trusted_peer
+    gateway = start_gateway()
+    ins = cast.paul_box.local_part
+    wrong_key = f"{ins[:13]}{(int(ins[13:]) + 1) % 97:02d}"
+    with client_for(gateway) as client:
+        assert client.mail(PEER_SENDER)[0] == 250
+        code, reply = client.rcpt(f"{wrong_key}@{settings.PATIENT_DOMAIN}")
+        assert code == 550
+        assert reply.startswith(b"5.1.1") and b"INS" in reply
+    assert not Message.objects.exists()
+
+
+def test_oversize_is_refused_with_552(trusted_peer, settings, start_gateway):
+    settings.MAILBOX_MAX_MESSAGE_BYTES = settings.PATIENT_MAX_MESSAGE_BYTES = 100_000
+    cast = trusted_peer
+    gateway = start_gateway()
+    base = make_raw(cast.alice_box.address, body="")
+    padding = 100_000 - len(base)
+    lines, rest = divmod(padding, 78)
+    exact = base + (b"a" * 76 + b"\r\n") * lines + b"b" * (rest - 2) + b"\r\n"
+    assert len(exact) == 100_000
+    over = exact[:-2] + b"c\r\n"
+    with client_for(gateway) as client:
+        assert client.has_extn("size") and client.esmtp_features["size"] == "100000"
+        code, reply = client.mail(PEER_SENDER, ["SIZE=100001"])
+        assert (code, reply[:5]) == (552, b"5.3.4")
+        assert client.mail(PEER_SENDER)[0] == 250
+        assert client.rcpt(cast.alice_box.address)[0] == 250
+        code, reply = client.data(over)
+        assert (code, reply[:5]) == (552, b"5.3.4")
+        assert client.mail(PEER_SENDER, ["SIZE=100000"])[0] == 250
+        assert client.rcpt(cast.alice_box.address)[0] == 250
+        assert client.data(exact)[0] == 250
+    assert Message.objects.get().size == 100_000
+
+
+def test_far_oversize_is_refused_without_being_kept(trusted_peer, settings, start_gateway):
+    settings.MAILBOX_MAX_MESSAGE_BYTES = settings.PATIENT_MAX_MESSAGE_BYTES = 20_000
+    gateway = start_gateway()
+    with client_for(gateway) as client:
+        assert client.mail(PEER_SENDER)[0] == 250
+        assert client.rcpt(trusted_peer.alice_box.address)[0] == 250
+        code, reply = client.data(make_raw(trusted_peer.alice_box.address, body="z" * 200_000))
+    assert (code, reply[:5]) == (552, b"5.3.4")
+    assert not Message.objects.exists()
+
+
+def test_recipient_refused_after_data_gets_a_report_relayed_to_the_sender(trusted_peer, start_gateway, sink):
+    cast = trusted_peer
+    Mailbox.objects.filter(pk=cast.alice_box.pk).update(quota_bytes=1000, used_bytes=900)
+    gateway = start_gateway()
+    with client_for(gateway) as client:
+        assert client.mail(PEER_SENDER)[0] == 250
+        assert client.rcpt(cast.alice_box.address)[0] == 250  # the size is not known yet
+        assert client.rcpt(cast.cardio.address)[0] == 250
+        code, _ = client.data(make_raw(cast.alice_box.address))
+    assert code == 250
+    original = Message.objects.get(is_report=False)
+    assert Entry.objects.filter(message=original).get().mailbox_id == cast.cardio.pk
+    assert Delivery.objects.get(message=original, address=cast.alice_box.address).reason == "over_quota"
+    # The 250 made us responsible: a non-delivery report goes back to the sender, relayed.
+    [got] = sink.handler.received
+    assert got.rcpt_tos == [PEER_SENDER] and got.mail_from == "<>"
+    assert b"report-type=delivery-status" in got.raw and b"Status: 5.2.2" in got.raw
+    assert original.message_id.encode() in got.raw
+
+
+def test_temporary_problem_answers_451_and_the_retry_succeeds(trusted_peer, start_gateway, monkeypatch):
+    from mailboxes import delivery
+
+    cast = trusted_peer
+    real_send, real_check = delivery.send_message, delivery.check_recipient
+
+    def database_down(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    gateway = start_gateway()
+    raw = make_raw(cast.alice_box.address)
+    with client_for(gateway) as client:
+        monkeypatch.setattr(delivery, "check_recipient", database_down)
+        assert client.mail(PEER_SENDER)[0] == 250
+        code, reply = client.rcpt(cast.alice_box.address)
+        assert (code, reply[:5]) == (451, b"4.3.0")
+        monkeypatch.setattr(delivery, "check_recipient", real_check)
+        assert client.rcpt(cast.alice_box.address)[0] == 250
+        monkeypatch.setattr(delivery, "send_message", database_down)
+        code, reply = client.data(raw)
+        assert (code, reply[:5]) == (451, b"4.3.0")
+        assert not Message.objects.exists()
+        # The peer keeps the message and tries again later: nothing is lost.
+        monkeypatch.setattr(delivery, "send_message", real_send)
+        assert client.mail(PEER_SENDER)[0] == 250
+        assert client.rcpt(cast.alice_box.address)[0] == 250
+        assert client.data(raw)[0] == 250
+    assert Message.objects.count() == 1
+
+
+def tls_client_context(ciphers=None, maximum=None):
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if ciphers:
+        context.set_ciphers(ciphers)
+    if maximum:
+        context.maximum_version = maximum
+    return context
+
+
+def test_starttls_required_before_mail_with_the_mssante_suites(trusted_peer, tls_files, settings, start_gateway):
+    settings.SMTPD_TLS_CERT, settings.SMTPD_TLS_KEY = tls_files.cert, tls_files.key
+    settings.SMTPD_REQUIRE_TLS = True
+    settings.SMTPD_TLS_MAX_VERSION = "1.2"
+    cast = trusted_peer
+    gateway = start_gateway()
+    with client_for(gateway) as client:
+        assert client.has_extn("starttls")
+        code, _ = client.mail(PEER_SENDER)
+        assert code == 530
+        client.starttls(context=tls_client_context())
+        assert client.sock.version() == "TLSv1.2"
+        assert client.sock.cipher()[0] in {
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            "ECDHE-RSA-AES128-GCM-SHA256",
+            "ECDHE-RSA-AES256-SHA384",
+            "ECDHE-RSA-AES128-SHA256",
+        }
+        client.ehlo("mx.autre-operateur.mssante.fr")
+        assert client.mail(PEER_SENDER)[0] == 250
+        assert client.rcpt(cast.alice_box.address)[0] == 250
+        assert client.data(make_raw(cast.alice_box.address))[0] == 250
+    # A suite outside the profile cannot negotiate.
+    with client_for(gateway) as client, pytest.raises((ssl.SSLError, smtplib.SMTPServerDisconnected)):
+        client.starttls(context=tls_client_context("ECDHE-RSA-CHACHA20-POLY1305", ssl.TLSVersion.TLSv1_2))
+    assert Message.objects.count() == 1
+
+
+def test_runsmtpd_command_serves_and_stops_on_sigterm(trusted_peer, process_env):
+    cast = trusted_peer
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "runsmtpd", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=process_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        startup = b""
+        while b"ready" not in startup:
+            line = proc.stdout.readline()
+            assert line, startup
+            startup += line
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            refused = client.sendmail(PEER_SENDER, [cast.alice_box.address], make_raw(cast.alice_box.address))
+            assert refused == {}
+        assert Entry.objects.filter(mailbox=cast.alice_box, folder__role=Folder.Role.INBOX).count() == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        output = startup + proc.stdout.read()
+        # Logs carry ids, never an address.
+        assert cast.alice_box.address.encode() not in output and PEER_SENDER.encode() not in output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
