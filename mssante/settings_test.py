@@ -28,6 +28,9 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 TRUST_CACHE_SECONDS = 0
 # Unit tests run tasks in process; integration tests flip this and start a real worker.
 CELERY_TASK_ALWAYS_EAGER = True
+# Celery reads CELERY_BROKER_URL from the environment before its configuration: drop it from the
+# test process so that the integration fixtures can point the app at their own Redis database.
+os.environ.pop("CELERY_BROKER_URL", None)
 MEDIA_ROOT = VAR_DIR / "test-media" / str(os.getpid())
 if STORAGES["default"]["BACKEND"].endswith("FileSystemStorage"):  # noqa: F405
     STORAGES["default"] = {  # noqa: F405
