@@ -1,0 +1,227 @@
+/* The professional webmail: keyboard shortcuts, recipient suggestions, signatures, drafts saved
+   automatically, attachments by drag and drop with the encoded size checked before sending and
+   a progress bar while uploading. Everything works without it; it only adds comfort. */
+(function () {
+  "use strict";
+
+  function formatSize(bytes) {
+    if (bytes < 1024) return bytes + " o";
+    if (bytes < 1024 * 1024) return (bytes / 1024).toFixed(1).replace(".", ",") + " Kio";
+    return (bytes / 1024 / 1024).toFixed(1).replace(".", ",") + " Mio";
+  }
+
+  function typing(target) {
+    if (!target) return false;
+    var tag = target.tagName;
+    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable;
+  }
+
+  /* --- keyboard shortcuts (documented on /pro/aide/) ------------------------------------- */
+  function listRows() {
+    var list = document.querySelector("[data-message-list]");
+    return list ? Array.prototype.slice.call(list.querySelectorAll("tbody tr")) : [];
+  }
+
+  function moveInList(step) {
+    var rows = listRows();
+    if (!rows.length) return;
+    var index = rows.findIndex(function (r) { return r.classList.contains("selected"); });
+    var next = index === -1 ? 0 : Math.min(Math.max(index + step, 0), rows.length - 1);
+    if (next === index) return;
+    var link = rows[next].querySelector(".subject a");
+    if (link) window.location.href = link.href;
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    var key = event.key;
+    if (key === "j") { moveInList(1); event.preventDefault(); return; }
+    if (key === "k") { moveInList(-1); event.preventDefault(); return; }
+    if (key === "/") {
+      var search = document.querySelector("[data-search]");
+      if (search) { search.focus(); event.preventDefault(); }
+      return;
+    }
+    if (["r", "a", "f", "e", "#", "c"].indexOf(key) === -1) return;
+    var target = document.querySelector('[data-shortcut="' + (key === "#" ? "\\#" : key) + '"]');
+    if (target) { event.preventDefault(); target.click(); }
+  });
+
+  document.addEventListener("click", function (event) {
+    var printButton = event.target.closest("[data-print]");
+    if (printButton) { window.print(); return; }
+    var suggestion = event.target.closest(".suggestion");
+    if (suggestion) {
+      var input = document.getElementById("id_" + suggestion.dataset.field);
+      if (!input) return;
+      var parts = input.value.split(/[,;]/);
+      parts[parts.length - 1] = " " + suggestion.dataset.address;
+      input.value = parts.map(function (p) { return p.trim(); }).filter(Boolean).join(", ") + ", ";
+      var box = suggestion.closest(".suggestions");
+      if (box) box.innerHTML = "";
+      input.focus();
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+  });
+
+  /* --- compose ------------------------------------------------------------------------ */
+  var form = document.getElementById("compose-form");
+  if (!form) return;
+  var maxBytes = parseInt(form.dataset.maxBytes, 10);
+  var attachmentMax = parseInt(form.dataset.attachmentMax, 10);
+  var fileInput = form.querySelector("#id_attachments");
+  var fileList = form.querySelector("[data-file-list]");
+  var estimateBox = form.querySelector("[data-size-estimate]");
+  var errorsBox = document.getElementById("compose-errors");
+  var body = form.querySelector("#id_body");
+  var sender = form.querySelector("[data-signatures]");
+  var draftStatus = form.querySelector("[data-draft-status]");
+  var dirty = false;
+
+  function encodedEstimate() {
+    // The same estimate as mailboxes.compose.estimated_encoded_size: base64 adds a third and
+    // line ends; the server checks the exact size again before sending.
+    var total = 4096 + new Blob([body.value]).size * 2;
+    Array.prototype.forEach.call(fileInput.files, function (f) {
+      total += Math.ceil(f.size / 3) * 4 * 78 / 76 + 512;
+    });
+    form.querySelectorAll("input[name=keep_attachments]:checked").forEach(function (box) {
+      total += Math.ceil(parseInt(box.dataset.size, 10) / 3) * 4 * 78 / 76 + 512;
+    });
+    return Math.round(total);
+  }
+
+  function refreshFiles() {
+    fileList.innerHTML = "";
+    var problems = [];
+    Array.prototype.forEach.call(fileInput.files, function (f, index) {
+      var item = document.createElement("li");
+      item.textContent = f.name + " (" + formatSize(f.size) + ")";
+      var remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "btn-link";
+      remove.textContent = "Retirer";
+      remove.setAttribute("aria-label", "Retirer " + f.name);
+      remove.addEventListener("click", function () {
+        var dt = new DataTransfer();
+        Array.prototype.forEach.call(fileInput.files, function (g, i) { if (i !== index) dt.items.add(g); });
+        fileInput.files = dt.files;
+        refreshFiles();
+      });
+      item.appendChild(remove);
+      fileList.appendChild(item);
+      if (f.size > attachmentMax) {
+        problems.push("« " + f.name + " » pèse " + formatSize(f.size) + " : une pièce jointe ne peut dépasser " + formatSize(attachmentMax) + ".");
+      }
+    });
+    var size = encodedEstimate();
+    if (size > maxBytes) {
+      problems.push("Une fois encodé pour l'envoi, le message pèserait environ " + formatSize(size) +
+        " : la limite est de " + formatSize(maxBytes) + ". Retirez des pièces jointes ou répartissez-les sur plusieurs messages.");
+    }
+    estimateBox.textContent = problems.length ? problems.join(" ") :
+      (fileInput.files.length ? "Taille estimée une fois encodé : " + formatSize(size) + "." : "");
+    estimateBox.classList.toggle("over", problems.length > 0);
+    return problems;
+  }
+
+  fileInput.addEventListener("change", refreshFiles);
+  form.querySelectorAll("input[name=keep_attachments]").forEach(function (box) { box.addEventListener("change", refreshFiles); });
+
+  var zone = form.querySelector("[data-dropzone]");
+  ["dragenter", "dragover"].forEach(function (name) {
+    zone.addEventListener(name, function (event) { event.preventDefault(); zone.classList.add("dragover"); });
+  });
+  ["dragleave", "drop"].forEach(function (name) {
+    zone.addEventListener(name, function () { zone.classList.remove("dragover"); });
+  });
+  zone.addEventListener("drop", function (event) {
+    event.preventDefault();
+    if (!event.dataTransfer || !event.dataTransfer.files.length) return;
+    var dt = new DataTransfer();
+    Array.prototype.forEach.call(fileInput.files, function (f) { dt.items.add(f); });
+    Array.prototype.forEach.call(event.dataTransfer.files, function (f) { dt.items.add(f); });
+    fileInput.files = dt.files;
+    refreshFiles();
+    dirty = true;
+  });
+
+  // Switching the sending box swaps its signature when the body still holds the previous one.
+  if (sender) {
+    var previous = sender.selectedOptions[0] ? sender.selectedOptions[0].dataset.signature : "";
+    sender.addEventListener("change", function () {
+      var next = sender.selectedOptions[0].dataset.signature || "";
+      var oldBlock = previous ? "\n\n-- \n" + previous : "";
+      var newBlock = next ? "\n\n-- \n" + next : "";
+      if (oldBlock && body.value.indexOf(oldBlock) !== -1) body.value = body.value.replace(oldBlock, newBlock);
+      else if (!oldBlock && newBlock && body.value.indexOf(newBlock) === -1) body.value = newBlock + body.value;
+      previous = next;
+    });
+  }
+
+  function csrf() { return form.querySelector("input[name=csrfmiddlewaretoken]").value; }
+
+  function showErrors(errors) {
+    errorsBox.innerHTML = "";
+    var list = document.createElement("ul");
+    list.className = "errorlist";
+    errors.forEach(function (e) { var li = document.createElement("li"); li.textContent = e; list.appendChild(li); });
+    errorsBox.appendChild(list);
+    errorsBox.focus();
+  }
+
+  // Drafts: saved every 15 seconds while something changed (never the attachments).
+  form.addEventListener("input", function () { dirty = true; });
+  function saveDraft() {
+    if (!dirty) return;
+    dirty = false;
+    var data = new FormData(form);
+    data.delete("attachments");
+    fetch(form.dataset.draftUrl, { method: "POST", body: data, headers: { "X-CSRFToken": csrf() }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (json) {
+        if (!json || !json.saved) return;
+        form.querySelector("input[name=draft]").value = json.draft;
+        var now = new Date();
+        draftStatus.textContent = "Brouillon enregistré à " + now.getHours() + " h " + String(now.getMinutes()).padStart(2, "0") + ".";
+      })
+      .catch(function () { dirty = true; });
+  }
+  window.setInterval(saveDraft, 15000);
+  form.saveDraftNow = function () { dirty = true; saveDraft(); };
+
+  // Sending: the size is checked first, then the upload shows its progress.
+  var progressBox = form.querySelector("[data-progress]");
+  var progress = progressBox.querySelector("progress");
+  var sendButton = form.querySelector("[data-send]");
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var problems = refreshFiles();
+    if (problems.length) { showErrors(problems); return; }
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action || window.location.href);
+    xhr.setRequestHeader("X-Webmail-Upload", "1");
+    xhr.setRequestHeader("X-CSRFToken", csrf());
+    sendButton.disabled = true;
+    progressBox.hidden = false;
+    progress.value = 0;
+    xhr.upload.addEventListener("progress", function (e) {
+      if (e.lengthComputable) progress.value = Math.round(e.loaded * 100 / e.total);
+    });
+    xhr.addEventListener("load", function () {
+      var json = null;
+      try { json = JSON.parse(xhr.responseText); } catch (err) { json = null; }
+      if (json && json.redirect) { window.location.href = json.redirect; return; }
+      sendButton.disabled = false;
+      progressBox.hidden = true;
+      showErrors(json && json.errors ? json.errors : ["L'envoi a échoué ; réessayez."]);
+    });
+    xhr.addEventListener("error", function () {
+      sendButton.disabled = false;
+      progressBox.hidden = true;
+      showErrors(["La connexion a été interrompue pendant l'envoi ; réessayez."]);
+    });
+    dirty = false;
+    xhr.send(new FormData(form));
+  });
+})();

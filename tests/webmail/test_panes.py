@@ -1,0 +1,139 @@
+"""The three panes: boxes with folders and unread counts, the list by keyset, empty states."""
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from mailboxes.models import Folder
+from tests.webmail.conftest import bulk_entries
+
+pytestmark = pytest.mark.django_db
+
+
+def test_landing_lists_the_users_boxes_and_their_folders(cast, client, received):
+    client.force_login(cast.alice)
+    response = client.get(reverse("webmail:home"))
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert cast.alice_box.address in text
+    assert cast.cardio.address in text
+    assert cast.charlie_box.address not in text
+    assert "Boîte de réception" in text and "Corbeille" in text
+
+
+def test_unread_count_and_bold_row(cast, client, received):
+    client.force_login(cast.bob)
+    inbox = cast.cardio.folder(Folder.Role.INBOX)
+    response = client.get(reverse("webmail:folder", args=[cast.cardio.pk, inbox.pk]))
+    html = response.content.decode()
+    assert re.search(r'Boîte de réception <span class="count">1<', html)
+    assert '<tr class="unread' in html
+    assert "Adressage de M. Lambert" in html
+    assert 'aria-label="pièce jointe"' in html
+    assert "Dr Charlie DURAND" in html
+
+
+def test_reading_marks_read_and_count_drops(cast, client, received):
+    client.force_login(cast.bob)
+    client.get(reverse("webmail:message", args=[received.pk]))
+    received.refresh_from_db()
+    assert received.seen
+    inbox = cast.cardio.folder(Folder.Role.INBOX)
+    html = client.get(reverse("webmail:folder", args=[cast.cardio.pk, inbox.pk])).content.decode()
+    assert not re.search(r'Boîte de réception <span class="count">', html)
+
+
+def test_keyset_pages_walk_forward_and_back(cast, client):
+    entries = bulk_entries(cast.alice_box, 120)
+    client.force_login(cast.alice)
+    inbox = cast.alice_box.folder(Folder.Role.INBOX)
+    url = reverse("webmail:folder", args=[cast.alice_box.pk, inbox.pk])
+    first = client.get(url).context
+    rows = [r.entry.pk for r in first["page"].rows]
+    assert len(rows) == 50
+    assert rows[0] == entries[-1].pk  # newest first
+    assert first["page"].prev_cursor is None
+    second = client.get(url, {"apres": first["page"].next_cursor}).context["page"]
+    assert [r.entry.pk for r in second.rows] == [e.pk for e in reversed(entries)][50:100]
+    third = client.get(url, {"apres": second.next_cursor}).context["page"]
+    assert len(third.rows) == 20 and third.next_cursor is None
+    back = client.get(url, {"avant": third.prev_cursor}).context["page"]
+    assert [r.entry.pk for r in back.rows] == [r.entry.pk for r in second.rows]
+
+
+def test_queries_per_page_do_not_grow_with_the_page(cast, client):
+    client.force_login(cast.alice)
+    inbox = cast.alice_box.folder(Folder.Role.INBOX)
+    url = reverse("webmail:folder", args=[cast.alice_box.pk, inbox.pk])
+    bulk_entries(cast.alice_box, 3, subject="Peu")
+    client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        client.get(url)
+    bulk_entries(cast.alice_box, 80, subject="Beaucoup", thread_key="<fil@x>")
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(url)
+    assert len(response.context["page"].rows) == 50
+    assert len(many) <= len(few) + 1  # + the thread-size query, once per page
+    assert len(many) <= 12
+
+
+def test_thread_messages_are_grouped_under_the_first(cast, client, send):
+    first = send(cast.charlie_box, cast.charlie, to=[cast.alice_box.address], subject="Bilan")
+    send(cast.charlie_box, cast.charlie, to=[cast.alice_box.address], subject="Autre sujet")
+    send(cast.charlie_box, cast.charlie, to=[cast.alice_box.address], subject="RE : Bilan", in_reply_to=first.message)
+    client.force_login(cast.alice)
+    inbox = cast.alice_box.folder(Folder.Role.INBOX)
+    page = client.get(reverse("webmail:folder", args=[cast.alice_box.pk, inbox.pk])).context["page"]
+    subjects = [(r.entry.message.subject, r.child, r.thread_size) for r in page.rows]
+    assert subjects == [("RE : Bilan", False, 2), ("Bilan", True, 2), ("Autre sujet", False, 1)]
+
+
+def test_empty_states(cast, client):
+    client.force_login(cast.alice)
+    trash = cast.alice_box.folder(Folder.Role.TRASH)
+    html = client.get(reverse("webmail:folder", args=[cast.alice_box.pk, trash.pk])).content.decode()
+    assert "La corbeille est vide." in html
+
+
+def test_user_without_box_sees_an_explanation(cast, client):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(username="nouvelle"))
+    response = client.get(reverse("webmail:home"))
+    assert "Aucune boîte aux lettres" in response.content.decode()
+
+
+def test_anonymous_is_sent_to_login(client):
+    response = client.get(reverse("webmail:home"))
+    assert response.status_code == 302 and "/comptes/login/" in response["Location"]
+
+
+def test_pager_loads_the_list_pane_alone(cast, client):
+    bulk_entries(cast.alice_box, 60)
+    client.force_login(cast.alice)
+    inbox = cast.alice_box.folder(Folder.Role.INBOX)
+    url = reverse("webmail:folder", args=[cast.alice_box.pk, inbox.pk])
+    full = client.get(url).content.decode()
+    assert 'hx-target="#list-pane"' in full and "Mes boîtes aux lettres" in full
+    partial = client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="list-pane").content.decode()
+    assert "<html" not in partial and "Mes boîtes aux lettres" not in partial
+    assert partial.count("<tr") == 51 and "Suivants" in partial  # the header row and 50 messages
+
+
+def test_list_escapes_subjects_and_names(cast, client, send):
+    send(cast.charlie_box, cast.charlie, to=[cast.alice_box.address], subject='<img src=x onerror="alert(1)">')
+    client.force_login(cast.alice)
+    html = client.get(reverse("webmail:home")).content.decode()
+    assert '<img src=x onerror="alert(1)">' not in html
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+
+
+def test_sent_folder_lists_recipients_with_patient_names(cast, client, send):
+    send(cast.alice_box, cast.alice, to=[cast.paul_patient.address], subject="Consignes")
+    client.force_login(cast.alice)
+    sent = cast.alice_box.folder(Folder.Role.SENT)
+    html = client.get(reverse("webmail:folder", args=[cast.alice_box.pk, sent.pk])).content.decode()
+    assert f"Paul LAMBERT ({cast.paul_patient.address})" in html

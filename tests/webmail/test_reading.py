@@ -1,0 +1,84 @@
+"""The reading pane: sandboxed HTML with its own CSP, headers on demand, attachments with sizes,
+print, the `.eml` link, and the "opened" audit event."""
+
+import pytest
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from mailboxes.models import EntryView, Message
+
+pytestmark = pytest.mark.django_db
+
+HOSTILE = (
+    '<p>Bonjour</p><script>fetch("http://127.0.0.1:9/x")</script>'
+    '<img src="http://127.0.0.1:9/pixel.png" onerror="alert(1)">'
+    '<a href="javascript:alert(2)">clic</a>'
+)
+
+
+def test_reading_pane_shows_message_attachments_and_links(cast, client, received):
+    client.force_login(cast.bob)
+    response = client.get(reverse("webmail:message", args=[received.pk]))
+    html = response.content.decode()
+    assert "Adressage de M. Lambert" in html
+    assert "je vous adresse M. Lambert" in html
+    assert "courrier-adressage.pdf" in html
+    assert "2,0\xa0Kio" in html
+    assert reverse("mailboxes:message_eml", args=[received.pk]) in html
+    assert reverse("webmail:message_print", args=[received.pk]) in html
+    assert "?inline=1" in html  # PDF preview
+
+
+def test_opening_records_who_read_it(cast, client, received):
+    client.force_login(cast.bob)
+    client.get(reverse("webmail:message", args=[received.pk]))
+    assert EntryView.objects.filter(entry=received, user=cast.bob).exists()
+    event = AuditEvent.objects.get(action=AuditEvent.Action.READ, actor=cast.bob)
+    assert event.message_id == received.message_id and event.mailbox_id == cast.cardio.pk
+    client.force_login(cast.alice)
+    html = client.get(reverse("webmail:message", args=[received.pk])).content.decode()
+    assert "Bob Leroy" in html  # Alice sees that Bob read it
+
+
+def test_html_body_goes_in_a_sandboxed_frame_with_a_strict_policy(cast, client, send):
+    result = send(cast.charlie_box, cast.charlie, to=[cast.alice_box.address], subject="HTML", html=HOSTILE)
+    entry = result.message.entries.get(mailbox=cast.alice_box)
+    client.force_login(cast.alice)
+    page = client.get(reverse("webmail:message", args=[entry.pk])).content.decode()
+    assert 'sandbox="allow-popups allow-popups-to-escape-sandbox"' in page
+    assert "allow-scripts" not in page and "allow-same-origin" not in page
+    assert "<script>fetch" not in page  # the body is not in the page itself
+    body = client.get(reverse("webmail:message_body", args=[entry.pk]))
+    csp = body["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "img-src data:;" in csp and "script-src" not in csp
+    assert body["X-Frame-Options"] == "SAMEORIGIN"
+    content = body.content.decode()
+    assert "<script" not in content and "onerror" not in content and "javascript:" not in content
+    with_images = client.get(reverse("webmail:message_body", args=[entry.pk]), {"images": "1"})
+    assert "img-src data: https: http:" in with_images["Content-Security-Policy"]
+
+
+def test_headers_on_demand_and_print(cast, client, received):
+    client.force_login(cast.bob)
+    html = client.get(reverse("webmail:message_headers", args=[received.pk])).content.decode()
+    assert "Message-ID" in html and received.message.message_id.strip("<>") in html
+    partial = client.get(reverse("webmail:message_headers", args=[received.pk]), HTTP_HX_REQUEST="true")
+    assert b"<html" not in partial.content and b"Message-ID" in partial.content
+    printed = client.get(reverse("webmail:message_print", args=[received.pk])).content.decode()
+    assert "je vous adresse M. Lambert" in printed and "data-print" in printed
+
+
+def test_text_body_is_escaped(cast, client, send):
+    result = send(cast.charlie_box, cast.charlie, to=[cast.alice_box.address], text="<b>gras</b> <script>x</script>")
+    entry = result.message.entries.get(mailbox=cast.alice_box)
+    client.force_login(cast.alice)
+    html = client.get(reverse("webmail:message", args=[entry.pk])).content.decode()
+    assert "&lt;script&gt;x&lt;/script&gt;" in html
+
+
+def test_patient_sender_is_shown_with_their_name(cast, client, received):
+    message = received.message
+    Message.objects.filter(pk=message.pk).update(from_address=cast.paul_patient.address, from_name="")
+    client.force_login(cast.bob)
+    html = client.get(reverse("webmail:message", args=[received.pk])).content.decode()
+    assert "Paul LAMBERT" in html and cast.paul_patient.address in html

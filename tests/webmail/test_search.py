@@ -1,0 +1,110 @@
+"""Search in a box: full text over subject, body, sender and attachment names (PostgreSQL
+full-text search, plain `icontains` on SQLite), with its filters."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from mailboxes.models import Entry
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def box(cast, send, received):
+    """cardiologie@ holds: the referral (PDF, unread), a follow-up from Alice (read, no attachment)."""
+    other = send(
+        cast.alice_box,
+        cast.alice,
+        to=[cast.cardio.address],
+        subject="Planning des consultations",
+        text="Les rendez-vous de décembre sont confirmés.",
+    )
+    entry = Entry.objects.get(mailbox=cast.cardio, message=other.message)
+    Entry.objects.filter(pk=entry.pk).update(seen=True, received_at=timezone.now() - datetime.timedelta(days=10))
+    return {"referral": received, "planning": entry}
+
+
+def found(client, cast, **params):
+    response = client.get(reverse("webmail:search", args=[cast.cardio.pk]), params)
+    assert response.status_code == 200
+    page = response.context["page"]
+    return {row.entry.message.subject for row in page.rows} if page else None
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["Adressage", "échographie", "courrier", "Durand", "rendez-vous décembre"],
+)
+def test_text_matches_subject_body_attachment_and_sender(cast, client, box, query):
+    client.force_login(cast.bob)
+    expected = {"Planning des consultations"} if "décembre" in query else {"Adressage de M. Lambert"}
+    assert found(client, cast, q=query) == expected
+
+
+def test_no_match_says_so(cast, client, box):
+    client.force_login(cast.bob)
+    response = client.get(reverse("webmail:search", args=[cast.cardio.pk]), {"q": "introuvable"})
+    assert "Aucun message ne correspond" in response.content.decode()
+
+
+def test_filters(cast, client, box):
+    client.force_login(cast.bob)
+    assert found(client, cast, unread="on") == {"Adressage de M. Lambert"}
+    assert found(client, cast, attachments="on") == {"Adressage de M. Lambert"}
+    assert found(client, cast, sender="alice.martin") == {"Planning des consultations"}
+    today = timezone.localdate()
+    assert found(client, cast, since=(today - datetime.timedelta(days=2)).isoformat()) == {"Adressage de M. Lambert"}
+    assert found(client, cast, until=(today - datetime.timedelta(days=5)).isoformat()) == {"Planning des consultations"}
+    assert found(client, cast) is None  # nothing asked, nothing listed
+
+
+def test_inverted_dates_are_explained(cast, client, box):
+    client.force_login(cast.bob)
+    response = client.get(
+        reverse("webmail:search", args=[cast.cardio.pk]), {"since": "2026-05-02", "until": "2026-05-01"}
+    )
+    assert "La date de début est après la date de fin." in response.content.decode()
+
+
+def test_search_follows_the_store(cast, send):
+    """What is stored is found (attachment names included), what is deleted is not; on
+    PostgreSQL through the stored documents kept by triggers."""
+    from webmail.search import Criteria, search_page
+
+    result = send(
+        cast.alice_box,
+        cast.alice,
+        to=[cast.charlie_box.address],
+        subject="Holter",
+        attachments=[("holter-rythmique.pdf", "application/pdf", b"%PDF-1.4 h")],
+    )
+
+    def found(word):
+        return [r.entry.message_id for r in search_page(cast.charlie_box, Criteria(text=word)).rows]
+
+    assert found("rythmique") == found("holter") == found("Martin") == [result.message.pk]
+    result.message.delete()
+    assert found("rythmique") == []
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM webmail_message_search WHERE message_id = %s", [result.message.pk])
+            assert cursor.fetchone()[0] == 0
+
+
+def test_results_are_paged_by_keyset(cast, client):
+    from tests.webmail.conftest import bulk_entries
+
+    entries = bulk_entries(cast.alice_box, 70, subject="Bilan")
+    client.force_login(cast.alice)
+    url = reverse("webmail:search", args=[cast.alice_box.pk])
+    first = client.get(url, {"q": "Bilan"}).context["page"]
+    assert len(first.rows) == 50 and first.next_cursor and first.prev_cursor is None
+    second = client.get(url, {"q": "Bilan", "apres": first.next_cursor}).context["page"]
+    assert [r.entry.pk for r in second.rows] == [e.pk for e in reversed(entries)][50:]
+    assert second.next_cursor is None
+    back = client.get(url, {"q": "Bilan", "avant": second.prev_cursor}).context["page"]
+    assert [r.entry.pk for r in back.rows] == [r.entry.pk for r in first.rows]

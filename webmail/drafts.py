@@ -1,0 +1,82 @@
+"""Drafts saved automatically while writing (issue 6 §2): a draft is a real message in the
+Drafts folder of the sending box, replaced at each save and removed once the message is sent.
+It is never delivered: it does not go through the delivery path, only into the sender's box.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import transaction
+from django.utils import timezone
+
+from mailboxes import compose
+from mailboxes.delivery import store_blob
+from mailboxes.mime import parse_message
+from mailboxes.models import Entry, Folder, Message
+from webmail.selectors import pro_entry
+
+
+@transaction.atomic
+def save_draft(form, user) -> Entry:
+    data = form.cleaned_data
+    sender = data["sender"]
+    parent = None
+    if data.get("reply_to") and data.get("mode") in ("reply", "all"):
+        parent = pro_entry(user, data["reply_to"]).message
+    raw = compose.build_message(
+        sender=sender,
+        to=data.get("to") or [],
+        cc=data.get("cc") or [],
+        subject=data.get("subject") or "",
+        text=data.get("body") or "",
+        in_reply_to=parent,
+        request_mdn=bool(data.get("request_mdn")),
+    )
+    parsed = parse_message(raw)
+    digest = hashlib.sha256(raw).hexdigest()
+    name = store_blob(f"raw/{digest[:2]}/{digest}.eml", raw)
+    fields = {
+        "message_id": parsed.message_id,
+        "in_reply_to": parsed.in_reply_to,
+        "references": " ".join(parsed.references),
+        "from_address": sender.address,
+        "from_name": sender.display_name,
+        "to": [{"address": a, "name": ""} for a in data.get("to") or []],
+        "cc": [{"address": a, "name": ""} for a in data.get("cc") or []],
+        "subject": data.get("subject") or "",
+        "date": timezone.now(),
+        "text_body": data.get("body") or "",
+        "mdn_requested_to": sender.address if data.get("request_mdn") else "",
+        "size": len(raw),
+        "sha256": digest,
+        "raw": name,
+        "sender_mailbox": sender,
+    }
+    existing = None
+    if data.get("draft"):
+        existing = (
+            Entry.objects.select_for_update()
+            .filter(pk=data["draft"], is_draft=True, mailbox__in=list(form.boxes))
+            .select_related("message")
+            .first()
+        )
+    if existing is not None and existing.mailbox_id == sender.pk:
+        Message.objects.filter(pk=existing.message_id).update(
+            **{k: v for k, v in fields.items() if k != "sender_mailbox"}, sender_mailbox=sender
+        )
+        Entry.objects.filter(pk=existing.pk).update(received_at=timezone.now())
+        return existing
+    if existing is not None:  # the sending box changed: the draft moves with it
+        from webmail.organise import delete_entries
+
+        delete_entries([existing], actor=user)
+    message = Message.objects.create(**fields)
+    return Entry.objects.create(
+        mailbox=sender,
+        message=message,
+        folder=sender.folder(Folder.Role.DRAFTS),
+        received_at=timezone.now(),
+        seen=True,
+        is_draft=True,
+    )

@@ -1,0 +1,189 @@
+"""Organising a mailbox (issue 6 §4): move, archive, trash and restore, flags, read state,
+user folders, and the retention of the trash (`settings.TRASH_RETENTION_DAYS`).
+
+Every action takes an entry or mailbox already fetched through `mailboxes.access` and leaves an
+audit event with ids only (RULES.md §5).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from audit.events import record
+from audit.models import AuditEvent
+from mailboxes.models import Entry, Folder, Mailbox, Message
+
+logger = logging.getLogger(__name__)
+
+
+def _folder(mailbox: Mailbox, role: str) -> Folder:
+    folder = mailbox.folders.filter(role=role).first()
+    if folder is None:
+        mailbox.ensure_system_folders()
+        folder = mailbox.folders.get(role=role)
+    return folder
+
+
+@transaction.atomic
+def move_entry(entry: Entry, folder: Folder, actor) -> Entry:
+    """Move a message to another folder of the same box (trash included)."""
+    if folder.mailbox_id != entry.mailbox_id:
+        raise ValidationError(_("Ce dossier n'appartient pas à cette boîte aux lettres."))
+    if folder.pk == entry.folder_id:
+        return entry
+    previous = entry.folder_id
+    entry.folder = folder
+    entry.trashed_at = timezone.now() if folder.role == Folder.Role.TRASH else None
+    entry.save(update_fields=["folder", "trashed_at"])
+    record(
+        AuditEvent.Action.DELETED if folder.role == Folder.Role.TRASH else AuditEvent.Action.MOVED,
+        actor=actor,
+        obj=entry,
+        mailbox_id=entry.mailbox_id,
+        message_id=entry.message_id,
+        detail={"from_folder": previous, "to_folder": folder.pk, "to_role": folder.role},
+    )
+    return entry
+
+
+def archive_entry(entry: Entry, actor) -> Entry:
+    return move_entry(entry, _folder(entry.mailbox, Folder.Role.ARCHIVE), actor)
+
+
+def trash_entry(entry: Entry, actor) -> Entry:
+    return move_entry(entry, _folder(entry.mailbox, Folder.Role.TRASH), actor)
+
+
+def restore_entry(entry: Entry, actor) -> Entry:
+    """Out of the trash, back to the inbox (or Sent for what the box sent)."""
+    role = Folder.Role.SENT if entry.message.sender_mailbox_id == entry.mailbox_id else Folder.Role.INBOX
+    return move_entry(entry, _folder(entry.mailbox, role), actor)
+
+
+def set_flag(entry: Entry, *, flagged: bool) -> Entry:
+    if entry.flagged != flagged:
+        entry.flagged = flagged
+        entry.save(update_fields=["flagged"])
+    return entry
+
+
+def set_seen(entry: Entry, *, seen: bool) -> Entry:
+    if entry.seen != seen:
+        entry.seen = seen
+        entry.save(update_fields=["seen"])
+    return entry
+
+
+@transaction.atomic
+def delete_entries(entries, actor=None, actor_label: str = "") -> int:
+    """Delete entries for good; a message no box holds any more goes with them."""
+    entries = list(entries)
+    if not entries:
+        return 0
+    message_ids = {e.message_id for e in entries}
+    events = [
+        {
+            "action": AuditEvent.Action.DELETED,
+            "actor": actor if getattr(actor, "is_authenticated", False) else None,
+            "actor_label": actor_label,
+            "object_type": "entry",
+            "object_id": str(e.pk),
+            "mailbox_id": e.mailbox_id,
+            "message_id": e.message_id,
+            "detail": {"final": True},
+        }
+        for e in entries
+    ]
+    Entry.objects.filter(pk__in=[e.pk for e in entries]).delete()
+    # A message still waiting for the relay or held elsewhere stays.
+    orphans = Message.objects.filter(pk__in=message_ids, entries__isnull=True, outbox__isnull=True)
+    orphans.delete()
+    AuditEvent.objects.bulk_create([AuditEvent(**e) for e in events])
+    return len(entries)
+
+
+def delete_entry(entry: Entry, actor) -> None:
+    if entry.folder.role != Folder.Role.TRASH:
+        raise ValidationError(_("Seul un message de la corbeille peut être supprimé définitivement."))
+    delete_entries([entry], actor=actor)
+
+
+def empty_trash(mailbox: Mailbox, actor) -> int:
+    trash = _folder(mailbox, Folder.Role.TRASH)
+    return delete_entries(Entry.objects.filter(folder=trash), actor=actor)
+
+
+def purge_expired_trash(now=None, batch: int = 1000) -> int:
+    """Delete what sits in a trash for longer than TRASH_RETENTION_DAYS (Celery beat)."""
+    now = now or timezone.now()
+    limit = now - datetime.timedelta(days=settings.TRASH_RETENTION_DAYS)
+    total = 0
+    while True:
+        chunk = list(
+            Entry.objects.filter(folder__role=Folder.Role.TRASH, trashed_at__lt=limit).only(
+                "id", "mailbox_id", "message_id"
+            )[:batch]
+        )
+        if not chunk:
+            break
+        total += delete_entries(chunk, actor_label="system")
+    if total:
+        logger.info("trash purge: %d entries deleted", total)
+    return total
+
+
+def _name_taken(mailbox: Mailbox, name: str, exclude=None) -> bool:
+    # Compared in Python: SQLite folds the case of ASCII letters only ("É" vs "é").
+    wanted = name.casefold()
+    return any(
+        other.casefold() == wanted for other in mailbox.folders.exclude(pk=exclude).values_list("name", flat=True)
+    )
+
+
+def create_folder(mailbox: Mailbox, name: str) -> Folder:
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError(_("Donnez un nom au dossier."))
+    if len(name) > 100:
+        raise ValidationError(_("Un nom de dossier compte au plus 100 caractères."))
+    if _name_taken(mailbox, name):
+        raise ValidationError(_("Un dossier « %(n)s » existe déjà dans cette boîte.") % {"n": name})
+    return Folder.objects.create(mailbox=mailbox, role=Folder.Role.USER, name=name, position=100)
+
+
+def rename_folder(folder: Folder, name: str) -> Folder:
+    if folder.role != Folder.Role.USER:
+        raise ValidationError(_("Les dossiers du système ne se renomment pas."))
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError(_("Donnez un nom au dossier."))
+    if _name_taken(folder.mailbox, name, exclude=folder.pk):
+        raise ValidationError(_("Un dossier « %(n)s » existe déjà dans cette boîte.") % {"n": name})
+    folder.name = name
+    folder.save(update_fields=["name"])
+    return folder
+
+
+@transaction.atomic
+def delete_folder(folder: Folder, actor) -> int:
+    """A user folder goes; its messages go to the trash (nothing is lost silently)."""
+    if folder.role != Folder.Role.USER:
+        raise ValidationError(_("Les dossiers du système ne se suppriment pas."))
+    trash = _folder(folder.mailbox, Folder.Role.TRASH)
+    moved = Entry.objects.filter(folder=folder).update(folder=trash, trashed_at=timezone.now())
+    record(
+        AuditEvent.Action.MOVED,
+        actor=actor,
+        obj=folder,
+        mailbox_id=folder.mailbox_id,
+        detail={"folder_deleted": folder.pk, "entries": moved},
+    )
+    folder.delete()
+    return moved

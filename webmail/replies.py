@@ -1,0 +1,228 @@
+"""Writing in the webmail (issue 6 §2): the initial content of a new message, a reply, a reply
+to all, a forward or a reopened draft, and sending through `mailboxes.compose` — the one
+delivery path. Replies are built with `in_reply_to`, so compose sets In-Reply-To and References.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.contrib import messages
+from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+
+from mailboxes import compose
+from mailboxes.delivery import DeliveryRefused
+from mailboxes.models import Entry, Folder
+from mailboxes.patient_domain import is_patient_address
+from webmail import organise
+from webmail.selectors import pro_entry
+
+logger = logging.getLogger(__name__)
+
+
+def _prefixed(prefix: str, subject: str) -> str:
+    subject = subject or ""
+    stripped = subject.lstrip()
+    if stripped.upper().startswith(prefix.upper()):
+        return subject
+    return f"{prefix} {stripped}".strip()
+
+
+def _signature(box) -> str:
+    return f"\n\n-- \n{box.signature}" if box.signature else ""
+
+
+def _quoted(message) -> str:
+    when = date_format(timezone.localtime(message.date), "DATETIME_FORMAT") if message.date else ""
+    who = f"{message.from_name} <{message.from_address}>" if message.from_name else message.from_address
+    lines = (message.text_body or "").splitlines() or [""]
+    header = _("Le %(d)s, %(w)s a écrit :") % {"d": when, "w": who}
+    return "\n\n" + header + "\n" + "\n".join("> " + line for line in lines[:2000])
+
+
+def _forwarded(message) -> str:
+    to = ", ".join(r.get("address", "") for r in message.to or [])
+    when = date_format(timezone.localtime(message.date), "DATETIME_FORMAT") if message.date else ""
+    return (
+        "\n\n-------- "
+        + _("Message transféré")
+        + " --------\n"
+        + _("De : %(v)s") % {"v": message.from_address}
+        + "\n"
+        + _("Date : %(v)s") % {"v": when}
+        + "\n"
+        + _("Objet : %(v)s") % {"v": message.subject}
+        + "\n"
+        + _("À : %(v)s") % {"v": to}
+        + "\n\n"
+        + (message.text_body or "")
+    )
+
+
+def forward_attachments_for(user, data) -> list:
+    """The attachments of the message being forwarded (access-checked), if any."""
+    if data.get("mode") != "forward" or not data.get("reply_to"):
+        return []
+    entry = pro_entry(user, data.get("reply_to"))
+    return list(entry.message.attachments.filter(is_inline=False).order_by("position"))
+
+
+def initial_for(request, boxes) -> tuple[dict, dict]:
+    by_id = {b.pk: b for b in boxes}
+    default = next((b for b in boxes if b.kind == "PER"), boxes[0])
+    try:
+        sender = by_id.get(int(request.GET.get("bal", "")), default)
+    except ValueError:
+        sender = default
+    initial = {"sender": sender.pk, "body": _signature(sender)}
+    extra: dict = {"forward_attachments": [], "original": None}
+
+    if request.GET.get("brouillon"):
+        entry = pro_entry(request.user, request.GET["brouillon"])
+        if not entry.is_draft:
+            return initial, extra
+        message = entry.message
+        parent = None
+        if message.in_reply_to:
+            parent = (
+                Entry.objects.filter(mailbox_id=entry.mailbox_id, message__message_id=message.in_reply_to)
+                .only("id")
+                .first()
+            )
+        initial = {
+            "sender": entry.mailbox_id,
+            "to": ", ".join(r.get("address", "") for r in message.to or []),
+            "cc": ", ".join(r.get("address", "") for r in message.cc or []),
+            "subject": message.subject,
+            "body": message.text_body,
+            "request_mdn": bool(message.mdn_requested_to),
+            "draft": entry.pk,
+            "reply_to": parent.pk if parent else None,
+            "mode": "reply" if parent else "",
+        }
+        return initial, extra
+
+    mode = request.GET.get("mode", "reply")
+    if not request.GET.get("reponse"):
+        return initial, extra
+    entry = pro_entry(request.user, request.GET["reponse"])
+    message = entry.message
+    sender = by_id.get(entry.mailbox_id, sender)
+    own = {b.address for b in boxes}
+    sent_here = message.sender_mailbox_id == entry.mailbox_id
+    original_to = [r.get("address", "") for r in message.to or []]
+    original_cc = [r.get("address", "") for r in message.cc or []]
+    extra["original"] = entry
+    initial.update({"sender": sender.pk, "reply_to": entry.pk, "mode": mode})
+    if mode == "forward":
+        attachments = list(message.attachments.filter(is_inline=False).order_by("position"))
+        extra["forward_attachments"] = attachments
+        initial.update(
+            {
+                "subject": _prefixed("TR :", message.subject),
+                "body": _signature(sender) + _forwarded(message),
+                "keep_attachments": [a.pk for a in attachments],
+            }
+        )
+        return initial, extra
+    if sent_here:
+        to = original_to
+        cc = original_cc if mode == "all" else []
+    else:
+        to = [message.from_address]
+        if mode == "all":
+            to += [a for a in original_to if a not in own]
+        cc = [a for a in original_cc if a not in own] if mode == "all" else []
+    to = list(dict.fromkeys(a for a in to if a))
+    initial.update(
+        {
+            "to": ", ".join(to),
+            "cc": ", ".join(a for a in dict.fromkeys(cc) if a not in to),
+            "subject": _prefixed("RE :", message.subject),
+            "body": _signature(sender) + _quoted(message),
+        }
+    )
+    return initial, extra
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    redirect: str = ""
+    errors: list[str] = field(default_factory=list)
+
+
+def _limit_for(sender, recipients) -> int:
+    limit = sender.max_message_bytes or settings.MAILBOX_MAX_MESSAGE_BYTES
+    if any(is_patient_address(a) for a in recipients):
+        limit = min(limit, settings.PATIENT_MAX_MESSAGE_BYTES)
+    return limit
+
+
+def send(request, form) -> Outcome:
+    data = form.cleaned_data
+    sender = data["sender"]
+    parent_entry = pro_entry(request.user, data["reply_to"]) if data.get("reply_to") else None
+    attachments = []
+    for upload in data.get("attachments") or []:
+        content_type = upload.content_type or mimetypes.guess_type(upload.name)[0] or "application/octet-stream"
+        attachments.append((upload.name, content_type, upload.read()))
+    keep = set(data.get("keep_attachments") or [])
+    for item in form.forward_attachments:
+        if item.pk in keep:
+            with item.file.open("rb") as handle:
+                attachments.append((item.filename, item.content_type, handle.read()))
+    in_reply_to = parent_entry.message if parent_entry and data.get("mode") in ("reply", "all") else None
+    arguments = {
+        "to": data["to"],
+        "cc": data["cc"],
+        "subject": data["subject"],
+        "text": data["body"],
+        "attachments": attachments,
+        "in_reply_to": in_reply_to,
+        "request_mdn": data["request_mdn"],
+    }
+    size = compose.encoded_size(sender=sender, **arguments)
+    limit = _limit_for(sender, data["to"] + data["cc"])
+    if size > limit:
+        return Outcome(
+            ok=False,
+            errors=[
+                _(
+                    "Une fois encodé pour l'envoi, le message pèserait %(s)s : la limite est de %(l)s. "
+                    "Retirez des pièces jointes ou répartissez-les sur plusieurs messages."
+                )
+                % {"s": filesizeformat(size), "l": filesizeformat(limit)}
+            ],
+        )
+    try:
+        result = compose.send_from_mailbox(sender, request.user, source="webmail", **arguments)
+    except DeliveryRefused as refusal:
+        reasons = [d.reason for d in (getattr(refusal, "refused", None) or {}).values() if getattr(d, "reason", "")]
+        return Outcome(ok=False, errors=reasons or [refusal.reason])
+    if parent_entry is not None and data.get("mode") == "forward":
+        Entry.objects.filter(pk=parent_entry.pk).update(forwarded=True)
+    elif parent_entry is not None:
+        Entry.objects.filter(pk=parent_entry.pk).update(answered=True)
+    if data.get("draft"):
+        draft = Entry.objects.filter(pk=data["draft"], mailbox=sender, is_draft=True).first()
+        if draft is None:
+            draft = Entry.objects.filter(pk=data["draft"], is_draft=True, mailbox__in=form.boxes).first()
+        if draft is not None:
+            organise.delete_entries([draft], actor=request.user)
+    for address, decision in result.refused.items():
+        messages.warning(request, _("Non distribué à %(a)s : %(r)s") % {"a": address, "r": decision.reason})
+    delivered = len(result.delivered) + len(result.queued)
+    if delivered:
+        messages.success(request, _("Message envoyé."))
+    sent = Entry.objects.filter(mailbox=sender, message=result.message).only("id").first()
+    if sent is not None:
+        return Outcome(ok=True, redirect=reverse("webmail:message", args=[sent.pk]))
+    return Outcome(ok=True, redirect=reverse("webmail:folder", args=[sender.pk, sender.folder(Folder.Role.SENT).pk]))

@@ -1,0 +1,284 @@
+"""Read side of the webmail (RULES.md §1–2, issue 6 "three panes"): the boxes a professional
+works on, their folders with unread counts, and one page of a folder's list by keyset.
+
+Boxes and entries come through `mailboxes.access`; ids from the request are only looked up among
+them. The number of SQL queries per page is constant: one for the boxes, one for the folders with
+their unread counts, one for the page of entries with the size of each one's thread.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from django.db import connections
+from django.db.models.expressions import RawSQL
+from django.http import Http404
+
+from mailboxes.access import entry_for_user, mailbox_for_user, mailboxes_for_user
+from mailboxes.models import Entry, Folder, Mailbox, Membership
+
+PAGE_SIZE = 50
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+# What a row of the list needs, and nothing else (the bodies stay in the database).
+LIST_FIELDS = (
+    "id",
+    "mailbox_id",
+    "folder_id",
+    "received_at",
+    "seen",
+    "flagged",
+    "answered",
+    "forwarded",
+    "is_draft",
+    "assigned_to_id",
+    "done_at",
+    "message__id",
+    "message__from_address",
+    "message__from_name",
+    "message__subject",
+    "message__has_attachments",
+    "message__thread_key",
+    "message__date",
+)
+
+
+def pro_mailboxes(user):
+    """The boxes of the professional webmail: nominative, organisational, applicative."""
+    return mailboxes_for_user(user).exclude(kind=Mailbox.Kind.PATIENT)
+
+
+def pro_mailbox(user, mailbox_id) -> Mailbox:
+    box = mailbox_for_user(user, mailbox_id)
+    if box.kind == Mailbox.Kind.PATIENT:
+        raise Http404("Boîte aux lettres introuvable")
+    return box
+
+
+def pro_entry(user, entry_id) -> Entry:
+    entry = entry_for_user(user, entry_id)
+    if entry.mailbox.kind == Mailbox.Kind.PATIENT:
+        raise Http404("Message introuvable")
+    return entry
+
+
+def folder_of(mailbox: Mailbox, folder_id) -> Folder:
+    try:
+        return mailbox.folders.get(pk=int(folder_id))
+    except (Folder.DoesNotExist, TypeError, ValueError):
+        raise Http404("Dossier introuvable") from None
+
+
+def can_manage(user, mailbox: Mailbox) -> bool:
+    """Owner of a nominative box, manager (or responsible professional) of a shared one."""
+    if mailbox.kind == Mailbox.Kind.NOMINATIVE:
+        return mailbox.owner is not None and mailbox.owner.user_id == user.pk
+    if mailbox.responsible_id and getattr(mailbox.responsible, "user_id", None) == user.pk:
+        return True
+    return Membership.objects.filter(mailbox=mailbox, user=user, role=Membership.Role.MANAGER).exists()
+
+
+@dataclass
+class FolderNode:
+    folder: Folder
+    unread: int = 0
+
+
+@dataclass
+class BoxNode:
+    mailbox: Mailbox
+    folders: list[FolderNode] = field(default_factory=list)
+    unread: int = 0
+
+
+def navigation(user) -> list[BoxNode]:
+    """The left pane: each box the user reaches (`mailboxes.access`) with its folders and their
+    unread counts, in one query (the counts are correlated subqueries on the partial index of
+    unread entries, migration 0002)."""
+    folders = (
+        Folder.objects.filter(mailbox__in=pro_mailboxes(user).values("pk"))
+        .select_related("mailbox")
+        .annotate(unread=RawSQL(UNREAD_SQL, ()))  # noqa: S611 - a constant, no parameter
+        .order_by("mailbox__kind", "mailbox__address", "position", "name")
+    )
+    nodes: dict[int, BoxNode] = {}
+    for folder in folders:
+        node = nodes.get(folder.mailbox_id)
+        if node is None:
+            node = nodes[folder.mailbox_id] = BoxNode(mailbox=folder.mailbox)
+        node.folders.append(FolderNode(folder=folder, unread=folder.unread))
+        if folder.role == Folder.Role.INBOX:
+            node.unread = folder.unread
+    return list(nodes.values())
+
+
+def locate(nav: list[BoxNode], mailbox_id, folder_id=None) -> tuple[Mailbox, Folder]:
+    """The box (and folder, else its inbox) from the navigation already loaded: the boxes there
+    come from `mailboxes.access`, so an id that is not in it is a 404."""
+    try:
+        mailbox_id = int(mailbox_id)
+        folder_id = int(folder_id) if folder_id is not None else None
+    except (TypeError, ValueError):
+        raise Http404("Boîte aux lettres introuvable") from None
+    for node in nav:
+        if node.mailbox.pk == mailbox_id:
+            for item in node.folders:
+                if (folder_id is None and item.folder.role == Folder.Role.INBOX) or item.folder.pk == folder_id:
+                    return node.mailbox, item.folder
+            raise Http404("Dossier introuvable")
+    raise Http404("Boîte aux lettres introuvable")
+
+
+def encode_cursor(entry: Entry) -> str:
+    delta = entry.received_at - EPOCH
+    micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return f"{micros}-{entry.pk}"
+
+
+def decode_cursor(value: str | None):
+    if not value:
+        return None
+    try:
+        micros, pk = value.split("-", 1)
+        return EPOCH + datetime.timedelta(microseconds=int(micros)), int(pk)
+    except (ValueError, OverflowError):
+        return None
+
+
+@dataclass
+class Row:
+    entry: Entry
+    thread_size: int = 1
+    child: bool = False  # a later message of a thread already shown higher on the page
+    # What the cells show, set by webmail.rows.prepare.
+    who: str = ""
+    css: str = ""
+    marks: str = ""
+    badges: str = ""
+    subject: str = ""
+    iso: str = ""
+    when: str = ""
+    current: bool = False
+    pk: int = 0
+
+
+@dataclass
+class Page:
+    rows: list[Row]
+    next_cursor: str | None
+    prev_cursor: str | None
+    is_first: bool
+
+
+def keyset(queryset, *, after: str | None = None, before: str | None = None, size: int = PAGE_SIZE):
+    """Newest first, `size` entries after (older than) or before (newer than) a cursor.
+
+    The row comparison `(received_at, id) < (t, i)` lets PostgreSQL walk the
+    (folder, -received_at, -id) index from the cursor: a deep page costs what the first does.
+    """
+    after_key, before_key = decode_cursor(after), decode_cursor(before)
+    # Raw parameters are not adapted by the ORM: give the database its own datetime format.
+    adapt = connections[queryset.db].ops.adapt_datetimefield_value
+    after_key = (adapt(after_key[0]), after_key[1]) if after_key else None
+    before_key = (adapt(before_key[0]), before_key[1]) if before_key else None
+    qs = queryset
+    if before_key:
+        qs = qs.extra(
+            where=["(mailboxes_entry.received_at, mailboxes_entry.id) > (%s, %s)"], params=list(before_key)
+        ).order_by("received_at", "id")
+    else:
+        if after_key:
+            qs = qs.extra(
+                where=["(mailboxes_entry.received_at, mailboxes_entry.id) < (%s, %s)"], params=list(after_key)
+            )
+        qs = qs.order_by("-received_at", "-id")
+    entries = list(qs[: size + 1])
+    more = len(entries) > size
+    entries = entries[:size]
+    if before_key:
+        entries.reverse()
+        has_newer, has_older = more, True
+    else:
+        has_newer, has_older = bool(after_key), more
+    return entries, has_newer, has_older
+
+
+# Correlated subqueries written once as SQL: building them with the ORM cost more per page than
+# running them (they read the thread_key index and the partial unread index).
+THREAD_SIZE_SQL = (
+    "CASE WHEN mailboxes_message.thread_key = '' THEN 1 ELSE (SELECT COUNT(*) FROM mailboxes_entry ts_e "
+    "JOIN mailboxes_message ts_m ON ts_m.id = ts_e.message_id WHERE ts_e.mailbox_id = mailboxes_entry.mailbox_id "
+    "AND ts_m.thread_key = mailboxes_message.thread_key) END"
+)
+UNREAD_SQL = "SELECT COUNT(*) FROM mailboxes_entry ur WHERE ur.folder_id = mailboxes_folder.id AND NOT ur.seen"
+
+
+def with_thread_size(queryset):
+    """Each entry with the number of entries of its thread in its box, in the same query
+    (the queryset joins mailboxes_message, by select_related)."""
+    return queryset.annotate(thread_size=RawSQL(THREAD_SIZE_SQL, ()))  # noqa: S611 - a constant
+
+
+def list_entries(mailbox: Mailbox, folder: Folder | None = None):
+    qs = Entry.objects.filter(mailbox=mailbox)
+    fields = LIST_FIELDS
+    if folder is not None:
+        qs = qs.filter(folder=folder)
+        if folder.role in (Folder.Role.SENT, Folder.Role.DRAFTS):
+            fields = (*LIST_FIELDS, "message__to")  # the list shows the recipients there
+    return with_thread_size(qs.select_related("message").only(*fields))
+
+
+def page_of(queryset, mailbox: Mailbox, *, after=None, before=None, size=PAGE_SIZE) -> Page:
+    entries, has_newer, has_older = keyset(queryset, after=after, before=before, size=size)
+    return make_page(entries, has_newer, has_older)
+
+
+def make_page(entries: list[Entry], has_newer: bool, has_older: bool) -> Page:
+    return Page(
+        rows=group_threads(entries),
+        next_cursor=encode_cursor(entries[-1]) if entries and has_older else None,
+        prev_cursor=encode_cursor(entries[0]) if entries and has_newer else None,
+        is_first=not has_newer,
+    )
+
+
+def group_threads(entries: list[Entry]) -> list[Row]:
+    """Keep the page's order by date, but put the later messages of a thread right under the
+    first one shown; `thread_size` comes annotated with the page's query."""
+    groups: dict[str, list[Row]] = {}
+    ordered: list[list[Row]] = []
+    for entry in entries:
+        key = entry.message.thread_key or f"#{entry.pk}"
+        row = Row(entry=entry, thread_size=getattr(entry, "thread_size", None) or 1)
+        if key in groups:
+            row.child = True
+            groups[key].append(row)
+        else:
+            groups[key] = [row]
+            ordered.append(groups[key])
+    return [row for group in ordered for row in group]
+
+
+def thread_of(entry: Entry) -> list[Entry]:
+    """The other messages of the same thread in the same box, oldest first."""
+    key = entry.message.thread_key
+    if not key:
+        return []
+    return list(
+        Entry.objects.filter(mailbox_id=entry.mailbox_id, message__thread_key=key)
+        .exclude(pk=entry.pk)
+        .select_related("message")
+        .only(
+            "id",
+            "received_at",
+            "seen",
+            "folder_id",
+            "message__from_address",
+            "message__from_name",
+            "message__subject",
+            "message__date",
+        )
+        .order_by("received_at", "id")[:50]
+    )

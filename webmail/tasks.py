@@ -1,0 +1,11 @@
+"""Housekeeping of the webmail: the trash is emptied after TRASH_RETENTION_DAYS (issue 6 §4)."""
+
+from celery import shared_task
+
+from webmail.organise import purge_expired_trash
+
+
+@shared_task(name="webmail.purge_expired_trash", acks_late=True)
+def purge_expired_trash_task() -> int:
+    # Idempotent: a second run finds nothing older than the limit.
+    return purge_expired_trash()
