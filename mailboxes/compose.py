@@ -16,6 +16,7 @@ from email.utils import format_datetime, make_msgid
 
 from django.utils import timezone
 
+from mailboxes.cda import mss_headers_for
 from mailboxes.delivery import DeliveryRefused, DeliveryResult, refuse_invalid, send_message
 from mailboxes.models import Entry, Mailbox, Message
 from mailboxes.trust import InvalidAddress, normalise_address
@@ -73,7 +74,11 @@ def build_message(
     if sender.kind == Mailbox.Kind.APPLICATIVE and sender.return_mailbox_id:
         return_box = sender.return_mailbox
         message["Reply-To"] = _address(return_box.address, return_box.display_name)
-    for name, value in (extra_headers or {}).items():
+    # X-MSS-CODECDA is set when, and only when, CDA documents travel in an IHE_XDM archive: the
+    # value comes from the documents themselves, never from the caller.
+    headers = {k: v for k, v in (extra_headers or {}).items() if k.lower() != "x-mss-codecda"}
+    headers.update(mss_headers_for(attachments))
+    for name, value in headers.items():
         del message[name]
         message[name] = value
     message.set_content(text or "", charset="utf-8")

@@ -7,15 +7,15 @@ entity declaration (refused outright, as defusedxml would) or an invalid domain 
 nothing and says why.
 """
 
-import xml.etree.ElementTree as ET  # noqa: S405 - DTDs and entities are refused below
+import xml.etree.ElementTree as ET  # noqa: S405 - parsed through mailboxes.safexml
 from pathlib import Path
-from xml.parsers import expat  # noqa: S407
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from audit.events import record
 from audit.models import AuditEvent
+from mailboxes import safexml
 from mailboxes.models import TrustedDomain, domain_error
 from mailboxes.trust import invalidate_domain_cache
 
@@ -26,23 +26,13 @@ class WhitelistError(ValueError):
     pass
 
 
-def _forbid(*_args, **_kwargs):
-    raise WhitelistError("le fichier déclare une DTD ou des entités, ce qui est refusé")
-
-
 def parse_whitelist(data: bytes) -> list[str]:
     """The domain names of a white list document, lower-cased and de-duplicated, in order."""
-    # A first pass with bare expat refuses any DTD or entity declaration before ElementTree
-    # sees the document (no entity expansion, no external resource).
-    guard = expat.ParserCreate()
-    guard.StartDoctypeDeclHandler = _forbid
-    guard.EntityDeclHandler = _forbid
-    guard.UnparsedEntityDeclHandler = _forbid
-    guard.ExternalEntityRefHandler = _forbid
     try:
-        guard.Parse(data, True)
-        root = ET.fromstring(data)  # noqa: S314 - checked above: no DTD, no entity
-    except (expat.ExpatError, ET.ParseError) as exc:
+        root = safexml.parse(data)
+    except safexml.UnsafeXML as exc:
+        raise WhitelistError(str(exc).replace("le document", "le fichier")) from None
+    except ET.ParseError as exc:
         raise WhitelistError(f"XML mal formé ({exc})") from None
     if root.tag.split("}")[0].lstrip("{") != NAMESPACE:
         raise WhitelistError(f"l'espace de noms attendu est « {NAMESPACE} »")
