@@ -34,6 +34,11 @@ def record(
     )
 
 
+def audit_rows(events: list[dict]) -> list[AuditEvent]:
+    """The unsaved rows of `events` (the delivery path writes them with its other rows)."""
+    return [AuditEvent(**e) for e in events]
+
+
 def record_many(events: list[dict]) -> None:
     """Bulk variant for the delivery path (one INSERT for all recipients)."""
-    AuditEvent.objects.bulk_create([AuditEvent(**e) for e in events])
+    AuditEvent.objects.bulk_create(audit_rows(events))

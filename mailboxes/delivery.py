@@ -16,6 +16,10 @@ API, the SMTP gateway and the system (MDNs, DSNs, automatic returns). In order:
    one Outbox row per external domain (relayed after commit), the audit events (ids only), the
    boxes' used space; then the patient-domain policy's `refused` and `after_delivery`.
 
+Cost (issue 3, SMTP ingest): on PostgreSQL one message to local boxes is three round trips to the
+database besides BEGIN: the recipients' query (a prepared statement that also reserves the
+message's id), every row of the transaction in one batch (`_Writes`), and COMMIT.
+
 `check_sender` and `check_recipient` give the same decisions one address at a time, for the SMTP
 gateway's MAIL FROM and RCPT TO.
 """
@@ -25,17 +29,18 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
+import weakref
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Greatest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from audit.events import record_many
+from audit.events import audit_rows, record_many
 from audit.models import AuditEvent
 from mailboxes import relay
 from mailboxes.identifiers import ins_error
@@ -186,6 +191,8 @@ class _Plan:
     refused: dict[str, Decision] = field(default_factory=dict)
     # address → box that already holds a message with this Message-ID (a peer's retry)
     duplicates: dict[str, Mailbox] = field(default_factory=dict)
+    # A Message id reserved by the same query (PostgreSQL, `reserve_message_id`), or None.
+    message_pk: int | None = None
 
 
 def _plan(
@@ -196,6 +203,7 @@ def _plan(
     size: int,
     classes: dict | None = None,
     dedupe_message_id: str = "",
+    reserve_message_id: bool = False,
 ) -> _Plan:
     """Decide every (already normalised, de-duplicated) recipient, in a few queries. With
     `dedupe_message_id`, a box that already holds a message of that Message-ID is set apart
@@ -204,19 +212,12 @@ def _plan(
     if classes is None:
         classes = classify_domains({domain_of(r) for r in recipients})
     local_addresses = [r for r in recipients if classes[domain_of(r)] in ("hosted", "patient")]
-    inbox = Folder.objects.filter(mailbox_id=OuterRef("pk"), role=Folder.Role.INBOX).values("id")[:1]
-    query = (
-        Mailbox.objects.filter(address__in=local_addresses, is_active=True)
-        .only("id", "kind", "address", "quota_bytes", "used_bytes", "max_message_bytes", "display_name")
-        .annotate(inbox_folder_id=Subquery(inbox))
+    boxes = (
+        {box.address: box for box in _local_boxes(local_addresses, dedupe_message_id, reserve_message_id)}
+        if local_addresses
+        else {}
     )
-    if dedupe_message_id:
-        query = query.annotate(
-            already_delivered=Exists(
-                Entry.objects.filter(mailbox_id=OuterRef("pk"), message__message_id=dedupe_message_id)
-            )
-        )
-    boxes = {box.address: box for box in query} if local_addresses else {}
+    plan.message_pk = next((getattr(box, "reserved_message_id", None) for box in boxes.values()), None)
     policy = None
     sender_box = envelope.sender_mailbox
     for address in recipients:
@@ -264,6 +265,54 @@ def _plan(
         else:
             plan.external.setdefault(domain, []).append(address)
     return plan
+
+
+def _local_boxes(addresses: list[str], dedupe_message_id: str = "", reserve_message_id: bool = False):
+    """The active boxes of `addresses`, each with the id of its INBOX (`inbox_folder_id`) and,
+    with `dedupe_message_id`, whether it already holds a message of that Message-ID
+    (`already_delivered`): one query. It runs for every message, so its SQL is written once
+    here rather than compiled by the ORM each time, and on PostgreSQL it is a prepared statement
+    of the connection: planning it cost more than running it. With `reserve_message_id` (on
+    PostgreSQL) each row also carries a fresh value of the Message id sequence
+    (`reserved_message_id`), which saves `send_message` a round trip."""
+    from django.db import connection
+
+    boxes, folders, entries, messages = (model._meta.db_table for model in (Mailbox, Folder, Entry, Message))
+    # Table names from the models; every value is a bound parameter.
+    select = (
+        "SELECT b.id, b.kind, b.address, b.quota_bytes, b.used_bytes, b.max_message_bytes, b.display_name, "  # noqa: S608
+        f'(SELECT f.id FROM "{folders}" f WHERE f.mailbox_id = b.id AND f.role = {{role}} ORDER BY f.id LIMIT 1) '
+        "AS inbox_folder_id, "
+        f'EXISTS (SELECT 1 FROM "{entries}" e INNER JOIN "{messages}" m ON m.id = e.message_id '
+        "WHERE e.mailbox_id = b.id AND m.message_id = {message_id}) AS already_delivered{reserve} "
+        f'FROM "{boxes}" b WHERE b.address {{addresses}} AND b.is_active'
+    )
+    role, message_id = Folder.Role.INBOX.value, dedupe_message_id or None  # NULL matches no message
+    if connection.vendor != "postgresql":
+        placeholders = ", ".join(["%s"] * len(addresses))
+        sql = select.format(role="%s", message_id="%s", addresses=f"IN ({placeholders})", reserve="")
+        return Mailbox.objects.raw(sql, [role, message_id, *addresses])
+    name = f"{_LOCAL_BOXES}_id" if reserve_message_id else _LOCAL_BOXES
+    connection.ensure_connection()
+    prepared = _prepared.setdefault(connection.connection, set())
+    if name not in prepared:
+        reserve = ", nextval($4::regclass) AS reserved_message_id" if reserve_message_id else ""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"PREPARE {name} (text, text, text[]{', text' if reserve else ''}) AS "
+                + select.format(role="$1", message_id="$2", addresses="= ANY($3)", reserve=reserve)
+            )
+        prepared.add(name)
+    params = [role, message_id, list(addresses)]
+    if reserve_message_id:
+        params.append(_message_sequence(connection))
+    return Mailbox.objects.raw(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", params)
+
+
+# Prepared statements live as long as their PostgreSQL session: the psycopg connections that
+# have them (a new connection prepares again).
+_LOCAL_BOXES = "mss_local_boxes"
+_prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 # --- storage -----------------------------------------------------------------------------------
@@ -406,7 +455,15 @@ def send_message(
     # the same Message-ID: a box that already holds it does not get a second copy.
     dedupe = parsed.message_id if source == "smtp" else ""
     plan = (
-        _plan(recipients, envelope, local_sender=local_sender, size=size, classes=classes, dedupe_message_id=dedupe)
+        _plan(
+            recipients,
+            envelope,
+            local_sender=local_sender,
+            size=size,
+            classes=classes,
+            dedupe_message_id=dedupe,
+            reserve_message_id=True,
+        )
         if recipients
         else _Plan()
     )
@@ -420,7 +477,10 @@ def send_message(
         if existing is not None:
             log.info("delivery duplicate: message=%s source=%s boxes=%d", existing.pk, source, len(plan.duplicates))
             return DeliveryResult(message=existing, delivered=[], queued=[], refused=refused)
-        plan = _plan(recipients, envelope, local_sender=local_sender, size=size, classes=classes)  # purged since
+        # The message holding that Message-ID was purged since: plan again, without the set-apart boxes.
+        plan = _plan(
+            recipients, envelope, local_sender=local_sender, size=size, classes=classes, reserve_message_id=True
+        )
         refused.update(plan.refused)
 
     # 3. Nobody accepts it: nothing is stored.
@@ -461,25 +521,24 @@ def send_message(
                 queued = [address for addresses in plan.external.values() for address in addresses]
                 box_ids = [box.pk for box in delivered]
                 sender_in_sent = sender_box_id is not None and sender_box_id not in box_ids
+                writes = _Writes()
                 # Quota first, in the same UPDATE that counts the space (never a lost update): a
                 # recipient box filled by a concurrent delivery since the plan fails the condition,
-                # and the second attempt re-reads the boxes under lock.
+                # the transaction rolls back, and the second attempt re-reads the boxes under lock.
                 counted = set(box_ids) | ({sender_box_id} if sender_in_sent else set())
                 if counted:
-                    updated = (
-                        Mailbox.objects.filter(pk__in=counted)
-                        .filter(
-                            Q(pk=sender_box_id if sender_in_sent else None) | Q(used_bytes__lte=F("quota_bytes") - size)
+                    room = Q(used_bytes__lte=F("quota_bytes") - size)
+                    changes = {"used_bytes": F("used_bytes") + size}
+                    if sender_box_id is not None:
+                        if sender_in_sent:
+                            room |= Q(pk=sender_box_id)
+                        # Only sending is a use of the box (AU-037); receiving is not.
+                        changes["last_used_at"] = Case(
+                            When(pk=sender_box_id, then=Value(now)), default=F("last_used_at")
                         )
-                        .update(
-                            used_bytes=F("used_bytes") + size,
-                            # Only sending is a use of the box (AU-037); receiving is not.
-                            last_used_at=Case(When(pk=sender_box_id, then=Value(now)), default=F("last_used_at")),
-                        )
-                    )
-                    if updated != len(counted):
-                        raise _QuotaRace
-                message = Message.objects.create(
+                    writes.update(Mailbox.objects.filter(room, pk__in=counted), len(counted), **changes)
+                message = Message(
+                    id=plan.message_pk or writes.next_message_id(),
                     message_id=message_id[:998],
                     in_reply_to=parsed.in_reply_to[:998],
                     references=" ".join(parsed.references),
@@ -505,10 +564,14 @@ def send_message(
                     raw=raw_name,
                     sender_mailbox=sender_mailbox,
                 )
+                if message.pk is None:  # no sequence to reserve from: the message row first
+                    writes.flush()
+                    message.save(force_insert=True)
+                else:
+                    writes.insert([message])
                 for row in attachment_rows:
                     row.message = message
-                if attachment_rows:
-                    Attachment.objects.bulk_create(attachment_rows)
+                writes.insert(attachment_rows)
 
                 # Entries: INBOX of each recipient box, SENT of the sender's box (one entry per box).
                 entries = [
@@ -530,7 +593,7 @@ def send_message(
                             seen=True,
                         )
                     )
-                Entry.objects.bulk_create(entries)
+                writes.insert(entries)
 
                 deliveries = [
                     Delivery(message=message, address=address, mailbox_id=box.pk, status=Delivery.Status.DELIVERED)
@@ -546,13 +609,16 @@ def send_message(
                     )
                     for address, decision in refused.items()
                 ]
-                Delivery.objects.bulk_create(deliveries + refused_deliveries)
                 outboxes = [
                     Outbox(message=message, domain=domain, recipients=addresses)
                     for domain, addresses in plan.external.items()
                 ]
-                if outboxes:
-                    Outbox.objects.bulk_create(outboxes)
+                # The audit events below name the refused deliveries and the outbox rows: their
+                # ids come back first (RETURNING) when there are any.
+                writes.insert(deliveries + refused_deliveries, returning=bool(refused_deliveries))
+                writes.insert(outboxes, returning=True)
+                if refused_deliveries or outboxes:
+                    writes.flush()
 
                 events = [
                     _event(
@@ -586,8 +652,10 @@ def send_message(
                     for d in refused_deliveries
                 ]
                 if parsed.is_report and parsed.report_type == "disposition-notification" and delivered:
+                    writes.flush()  # the receipt's own queries come after this message's rows
                     events += _record_read_receipt(parsed, delivered, message)
-                record_many(events)
+                writes.insert(audit_rows(events))
+                writes.flush()
 
                 if refused:
                     _tell_policy_refused(envelope, message, refused)
@@ -639,6 +707,124 @@ def _refuse_boxes_now_full(plan: _Plan, refused: dict[str, Decision], size: int)
         if room.get(box.pk, 0) < size:
             del plan.local[address]
             refused[address] = refuse_over_quota()
+
+
+# --- the writes of one delivery ----------------------------------------------------------------
+
+
+class _Writes:
+    """The rows of one delivery, written in as few round trips as the database allows.
+
+    On PostgreSQL (psycopg 3, client-side binding) the statements compiled by the ORM are sent
+    together in one `execute` (one round trip instead of one per table), inside the delivery's
+    transaction: the quota UPDATE's row count is read from the first result, and a failed count
+    rolls the whole transaction back. Elsewhere (SQLite in tests) each statement goes through
+    the ORM as before. Either way the same statements run, in the same order."""
+
+    def __init__(self):
+        from django.db import connection
+
+        self.connection = connection
+        self.batched = connection.vendor == "postgresql" and _is_psycopg3()
+        self.steps: list[tuple] = []
+
+    def next_message_id(self) -> int | None:
+        """The next Message primary key, reserved from its sequence (PostgreSQL only), so that
+        the message and the rows that point at it can be written together."""
+        if not self.batched:
+            return None
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT nextval(%s)", [_message_sequence(self.connection)])
+            return cursor.fetchone()[0]
+
+    def update(self, queryset, expected: int, **values) -> None:
+        """An UPDATE that must change exactly `expected` rows (or the delivery is retried)."""
+        self.steps.append(("update", queryset, expected, values))
+
+    def insert(self, objs: list, *, returning: bool = False) -> None:
+        if objs:
+            self.steps.append(("insert", objs, returning))
+
+    def flush(self) -> None:
+        steps, self.steps = self.steps, []
+        if not steps:
+            return
+        if not self.batched:
+            for step in steps:
+                if step[0] == "update":
+                    _kind, queryset, expected, values = step
+                    if queryset.update(**values) != expected:
+                        raise _QuotaRace
+                else:
+                    objs = step[1]
+                    type(objs[0]).objects.bulk_create(objs)
+            return
+        from django.db.models import sql
+        from psycopg import ClientCursor
+
+        using = self.connection.alias
+        statements = []
+        self.connection.ensure_connection()
+        mogrifier = ClientCursor(self.connection.connection)
+        for step in steps:
+            if step[0] == "update":
+                _kind, queryset, _expected, values = step
+                query = queryset.query.chain(sql.UpdateQuery)
+                query.add_update_values(values)
+                compiled = [query.get_compiler(using).as_sql()]
+            else:
+                _kind, objs, returning = step
+                model = type(objs[0])
+                opts = model._meta
+                with_pk = objs[0].pk is not None
+                fields = [f for f in opts.concrete_fields if not f.generated and (with_pk or f is not opts.pk)]
+                for obj in objs:
+                    obj._prepare_related_fields_for_save(operation_name="bulk_create")
+                query = sql.InsertQuery(model)
+                query.insert_values(fields, objs, raw=False)
+                compiler = query.get_compiler(using)
+                compiler.returning_fields = [opts.pk] if returning else None
+                compiled = compiler.as_sql()
+            if len(compiled) != 1:  # one statement per step: its result is read back below
+                raise RuntimeError(f"{len(compiled)} statements compiled for one step")
+            statements += [mogrifier.mogrify(text, params) for text, params in compiled]
+        with self.connection.cursor() as cursor:
+            cursor.execute(";\n".join(statements))
+            raw_cursor = cursor.cursor
+            for index, step in enumerate(steps):
+                if index:
+                    raw_cursor.nextset()
+                if step[0] == "update":
+                    if raw_cursor.rowcount != step[2]:
+                        raise _QuotaRace
+                    continue
+                _kind, objs, returning = step
+                if returning:
+                    for obj, (pk,) in zip(objs, raw_cursor.fetchall(), strict=True):
+                        obj.pk = pk
+                for obj in objs:
+                    obj._state.adding = False
+                    obj._state.db = using
+
+
+def _is_psycopg3() -> bool:
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return is_psycopg3
+
+
+_sequences: dict[tuple, str] = {}
+
+
+def _message_sequence(connection) -> str:
+    """The name of the Message id sequence, looked up once per database."""
+    key = (connection.alias, connection.settings_dict["NAME"])
+    name = _sequences.get(key)
+    if name is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [Message._meta.db_table, Message._meta.pk.column])
+            name = _sequences[key] = cursor.fetchone()[0]
+    return name
 
 
 def release_space(entries) -> dict[int, int]:

@@ -14,6 +14,7 @@ so a decision never rests on rows another transaction has not committed (or may 
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from email.headerregistry import Address
@@ -34,7 +35,15 @@ class InvalidAddress(ValueError):
 
 def normalise_address(value: str) -> str:
     """`Jean.Dupont@CH-X.mssante.fr` → `jean.dupont@ch-x.mssante.fr`; InvalidAddress when the
-    value is not exactly one plain addr-spec (no display name, no comment, no route, ASCII)."""
+    value is not exactly one plain addr-spec (no display name, no comment, no route, ASCII).
+    A pure function of its text, asked several times per message: valid addresses are
+    remembered (a bounded cache; a refusal is worked out again each time)."""
+    if not isinstance(value, str):
+        return _normalise_address(value)
+    return _normalise_cached(value)
+
+
+def _normalise_address(value: str) -> str:
     text = (value or "").strip()
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1]
@@ -50,6 +59,9 @@ def normalise_address(value: str) -> str:
         raise InvalidAddress(value)
     # MSSanté addresses are lower case by convention (RULES.md §1): one spelling per box.
     return f"{local.lower()}@{domain}"
+
+
+_normalise_cached = functools.lru_cache(maxsize=4096)(_normalise_address)
 
 
 def domain_of(address: str) -> str:

@@ -76,6 +76,29 @@ def test_message_from_trusted_operator_is_committed_then_250(trusted_peer, start
     assert submitted.actor_label == "smtp"
 
 
+def test_data_keeps_dot_stuffed_lines_and_refuses_over_long_lines_on_the_same_connection(trusted_peer, start_gateway):
+    """DATA reads ahead of the line being parsed: dot-unstuffing, the 1001-character line limit
+    (RFC 5321 §4.5.3.1.6, aiosmtpd's) and the connection's next message are unaffected."""
+    cast = trusted_peer
+    gateway = start_gateway()
+    head = make_raw(cast.alice_box.address, body="debut\n")
+    longest = b"a" * 1001
+    with client_for(gateway) as client:
+        accepted = head + b".ligne pointee\r\n..\r\n" + longest + b"\r\nfin\r\n"
+        assert client.sendmail(PEER_SENDER, [cast.alice_box.address], accepted) == {}
+        for size in (1002, 70_000):
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                client.sendmail(PEER_SENDER, [cast.alice_box.address], head + b"a" * size + b"\r\n")
+            assert refused.value.smtp_code == 500
+        again = make_raw(cast.cardio.address)
+        assert client.sendmail(PEER_SENDER, [cast.cardio.address], again) == {}
+    stored = Message.objects.order_by("id")
+    assert stored.count() == 2
+    with stored[0].raw.open("rb") as fh:
+        # smtplib stuffed the dots; the gateway took them out again: the bytes as written.
+        assert fh.read() == accepted
+
+
 def test_null_sender_report_is_accepted(trusted_peer, start_gateway):
     gateway = start_gateway()
     with client_for(gateway) as client:
