@@ -9,14 +9,17 @@ their unread counts, one for the page of entries with the size of each one's thr
 from __future__ import annotations
 
 import datetime
+import functools
+import threading
 from dataclasses import dataclass, field
 
-from django.db import connections
+from django.db import connections, router
 from django.db.models.expressions import RawSQL
 from django.http import Http404
+from django.urls import get_script_prefix, get_urlconf, reverse
 
 from mailboxes.access import entry_for_user, mailbox_for_user, mailboxes_for_user
-from mailboxes.models import Entry, Folder, Mailbox, Membership
+from mailboxes.models import Entry, Folder, Mailbox, Membership, Message
 
 PAGE_SIZE = 50
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -83,6 +86,7 @@ def can_manage(user, mailbox: Mailbox) -> bool:
 class FolderNode:
     folder: Folder
     unread: int = 0
+    url: str = ""
 
 
 @dataclass
@@ -90,26 +94,86 @@ class BoxNode:
     mailbox: Mailbox
     folders: list[FolderNode] = field(default_factory=list)
     unread: int = 0
+    url: str = ""
+    kind_label: str = ""
+    folder_create_url: str = ""
+    signature_url: str = ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _url(name: str, args: tuple, prefix: str, urlconf) -> str:
+    return reverse(name, args=args, urlconf=urlconf)
+
+
+def link(name: str, *args) -> str:
+    """`reverse`, remembered: the links of the left pane are the same on every page, and
+    reversing them was a good part of its rendering time (the script prefix and URLconf are
+    part of the key)."""
+    return _url(name, args, get_script_prefix(), get_urlconf())
+
+
+# The navigation query, compiled once per user and thread: compiling it (the access subquery of
+# `mailboxes.access` plus the joins) cost more than running it. The SQL is still run on every
+# page, so the boxes listed are always those the user reaches right now. A compiler holds its
+# thread's database connection, so each thread keeps its own (and drops them when it ends).
+_NAV_FOLDER_FIELDS = tuple(f.attname for f in Folder._meta.concrete_fields)
+_NAV_BOX_FIELDS = tuple(f.attname for f in Mailbox._meta.concrete_fields)
+_NAV_CACHE_SIZE = 512
+_nav_local = threading.local()
+
+
+def _navigation_compiler(user, using: str):
+    cache = getattr(_nav_local, "compilers", None)
+    if cache is None:
+        cache = _nav_local.compilers = {}
+    key = (using, user.pk)
+    compiler = cache.get(key)
+    if compiler is None or compiler.connection is not connections[using]:
+        rows = (
+            Folder.objects.using(using)
+            .filter(mailbox__in=pro_mailboxes(user).values("pk"))
+            .annotate(unread=RawSQL(UNREAD_SQL, ()))  # noqa: S611 - a constant, no parameter
+            .order_by("mailbox__kind", "mailbox__address", "position", "name")
+            .values_list(*_NAV_FOLDER_FIELDS, "unread", *(f"mailbox__{name}" for name in _NAV_BOX_FIELDS))
+        )
+        compiler = rows.query.get_compiler(using=using)
+        compiled = compiler.as_sql()  # also sets up the compiler's select list and converters
+        compiler.as_sql = lambda *args, **kwargs: compiled
+        if len(cache) >= _NAV_CACHE_SIZE:
+            cache.clear()
+        cache[key] = compiler
+    return compiler
 
 
 def navigation(user) -> list[BoxNode]:
     """The left pane: each box the user reaches (`mailboxes.access`) with its folders and their
     unread counts, in one query (the counts are correlated subqueries on the partial index of
     unread entries, migration 0002)."""
-    folders = (
-        Folder.objects.filter(mailbox__in=pro_mailboxes(user).values("pk"))
-        .select_related("mailbox")
-        .annotate(unread=RawSQL(UNREAD_SQL, ()))  # noqa: S611 - a constant, no parameter
-        .order_by("mailbox__kind", "mailbox__address", "position", "name")
-    )
+    if not getattr(user, "is_authenticated", False):
+        return []
+    using = router.db_for_read(Folder)
+    width = len(_NAV_FOLDER_FIELDS)
     nodes: dict[int, BoxNode] = {}
-    for folder in folders:
+    for values in _navigation_compiler(user, using).results_iter():
+        folder = Folder.from_db(using, _NAV_FOLDER_FIELDS, values[:width])
+        unread = values[width]
         node = nodes.get(folder.mailbox_id)
         if node is None:
-            node = nodes[folder.mailbox_id] = BoxNode(mailbox=folder.mailbox)
-        node.folders.append(FolderNode(folder=folder, unread=folder.unread))
+            mailbox = Mailbox.from_db(using, _NAV_BOX_FIELDS, values[width + 1 :])
+            node = nodes[folder.mailbox_id] = BoxNode(
+                mailbox=mailbox,
+                url=link("webmail:mailbox", mailbox.pk),
+                kind_label=mailbox.get_kind_display(),
+                folder_create_url=link("webmail:folder_create", mailbox.pk),
+                signature_url=link("webmail:signature", mailbox.pk),
+            )
+        folder.mailbox = node.mailbox
+        folder.unread = unread
+        node.folders.append(
+            FolderNode(folder=folder, unread=unread, url=link("webmail:folder", folder.mailbox_id, folder.pk))
+        )
         if folder.role == Folder.Role.INBOX:
-            node.unread = folder.unread
+            node.unread = unread
     return list(nodes.values())
 
 
@@ -233,6 +297,81 @@ def list_entries(mailbox: Mailbox, folder: Folder | None = None):
 def page_of(queryset, mailbox: Mailbox, *, after=None, before=None, size=PAGE_SIZE) -> Page:
     entries, has_newer, has_older = keyset(queryset, after=after, before=before, size=size)
     return make_page(entries, has_newer, has_older)
+
+
+# A folder's page, the other query of every list page, compiled once per thread and shape
+# (database, recipients shown or not, cursor direction): every value comes as a parameter, so one
+# compiled statement serves every box and folder. `from_db` wants its values in the model's field
+# order, hence the sorted field lists.
+_PAGE_WANTED = {name.removeprefix("message__") for name in LIST_FIELDS if name.startswith("message__")}
+_PAGE_ENTRY_FIELDS = tuple(f.attname for f in Entry._meta.concrete_fields if f.attname in {*LIST_FIELDS, "message_id"})
+_PAGE_MESSAGE_FIELDS = {
+    with_to: tuple(
+        f.attname for f in Message._meta.concrete_fields if f.attname in _PAGE_WANTED | ({"to"} if with_to else set())
+    )
+    for with_to in (False, True)
+}
+_PAGE_WHERE = {
+    "after": "(mailboxes_entry.received_at, mailboxes_entry.id) < (%s, %s)",
+    "before": "(mailboxes_entry.received_at, mailboxes_entry.id) > (%s, %s)",
+}
+_page_local = threading.local()
+
+
+def _folder_page_compiler(using: str, with_to: bool, direction: str | None, size: int):
+    cache = getattr(_page_local, "compilers", None)
+    if cache is None:
+        cache = _page_local.compilers = {}
+    key = (using, with_to, direction, size)
+    entry = cache.get(key)
+    if entry is None or entry[0].connection is not connections[using]:
+        where = ["mailboxes_entry.mailbox_id = %s", "mailboxes_entry.folder_id = %s"]
+        if direction:
+            where.append(_PAGE_WHERE[direction])
+        order = ("received_at", "id") if direction == "before" else ("-received_at", "-id")
+        rows = (
+            Entry.objects.using(using)
+            .extra(where=where)  # noqa: S610 - constant clauses; the values are given on each run, in order
+            .annotate(thread_size=RawSQL(THREAD_SIZE_SQL, ()))  # noqa: S611 - a constant
+            .order_by(*order)
+            .values_list(
+                *_PAGE_ENTRY_FIELDS, *(f"message__{name}" for name in _PAGE_MESSAGE_FIELDS[with_to]), "thread_size"
+            )[: size + 1]
+        )
+        compiler = rows.query.get_compiler(using=using)
+        sql, params = compiler.as_sql()  # also sets up the select list and its converters
+        assert not params, "every value of the page query is given on each run"
+        entry = cache[key] = (compiler, sql)
+    return entry
+
+
+def folder_page(mailbox: Mailbox, folder: Folder, *, after=None, before=None, size=PAGE_SIZE) -> Page:
+    """One page of a folder (newest first, keyset on (received_at, id)): the same rows as
+    `page_of(list_entries(mailbox, folder), ...)`, from a statement compiled once per thread.
+    `mailbox` and `folder` come from `locate` (the navigation, `mailboxes.access`)."""
+    using = router.db_for_read(Entry)
+    after_key, before_key = decode_cursor(after), decode_cursor(before)
+    direction, cursor = ("before", before_key) if before_key else ("after", after_key) if after_key else (None, None)
+    params = [mailbox.pk, folder.pk]
+    if cursor:
+        params += [connections[using].ops.adapt_datetimefield_value(cursor[0]), cursor[1]]
+    with_to = folder.role in (Folder.Role.SENT, Folder.Role.DRAFTS)  # the list shows the recipients there
+    compiler, sql = _folder_page_compiler(using, with_to, direction, size)
+    compiler.as_sql = lambda *args, **kwargs: (sql, params)
+    message_fields = _PAGE_MESSAGE_FIELDS[with_to]
+    width, end = len(_PAGE_ENTRY_FIELDS), len(_PAGE_ENTRY_FIELDS) + len(message_fields)
+    entries = []
+    for values in compiler.results_iter():
+        entry = Entry.from_db(using, _PAGE_ENTRY_FIELDS, values[:width])
+        entry.message = Message.from_db(using, message_fields, values[width:end])
+        entry.thread_size = values[end]
+        entries.append(entry)
+    more = len(entries) > size
+    entries = entries[:size]
+    if before_key:
+        entries.reverse()
+        return make_page(entries, more, True)
+    return make_page(entries, bool(after_key), more)
 
 
 def make_page(entries: list[Entry], has_newer: bool, has_older: bool) -> Page:

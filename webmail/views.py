@@ -34,10 +34,9 @@ from webmail.search import search_page
 from webmail.selectors import (
     can_manage,
     folder_of,
-    list_entries,
+    folder_page,
     locate,
     navigation,
-    page_of,
     pro_entry,
     pro_mailbox,
     thread_of,
@@ -60,9 +59,7 @@ def _default_box(nav):
 
 
 def _list_context(request, mailbox, folder, current_id=None):
-    page = page_of(
-        list_entries(mailbox, folder), mailbox, after=request.GET.get("apres"), before=request.GET.get("avant")
-    )
+    page = folder_page(mailbox, folder, after=request.GET.get("apres"), before=request.GET.get("avant"))
     prepare(page.rows, recipients=folder.role in (Folder.Role.SENT, Folder.Role.DRAFTS), current_id=current_id)
     return {"page": page, "list_url": reverse("webmail:folder", args=[mailbox.pk, folder.pk])}
 
@@ -76,7 +73,7 @@ def _panes(request, nav, mailbox, folder, *, entry=None, extra=None):
         "folder": folder,
         "entry": entry,
         "is_shared": sharing.is_shared(mailbox),
-        "search_form": SearchForm(),
+        "search_form": None,  # the search view brings its bound form, with `searching`
         "message_base": reverse("webmail:message", args=[0])[:-2],
         "move_targets": [f for n in nav if n.mailbox.pk == mailbox.pk for f in n.folders] if entry else [],
     }

@@ -137,3 +137,64 @@ def test_sent_folder_lists_recipients_with_patient_names(cast, client, send):
     sent = cast.alice_box.folder(Folder.Role.SENT)
     html = client.get(reverse("webmail:folder", args=[cast.alice_box.pk, sent.pk])).content.decode()
     assert f"Paul LAMBERT ({cast.paul_patient.address})" in html
+
+
+def test_left_pane_follows_access_changes_between_pages(cast, client):
+    """The navigation query is compiled once per user and connection, but run on every page:
+    a membership removed (or given) shows on the very next page, links included."""
+    from mailboxes.models import Membership
+
+    client.force_login(cast.bob)
+    inbox = cast.cardio.folder(Folder.Role.INBOX)
+    folder_url = reverse("webmail:folder", args=[cast.cardio.pk, inbox.pk])
+    html = client.get(reverse("webmail:home")).content.decode()
+    assert cast.cardio.address in html
+    assert f'href="{folder_url}"' in html
+    assert f'href="{reverse("webmail:mailbox", args=[cast.cardio.pk])}"' in html
+
+    Membership.objects.filter(mailbox=cast.cardio, user=cast.bob).delete()
+    html = client.get(reverse("webmail:home")).content.decode()
+    assert cast.cardio.address not in html
+    assert client.get(folder_url).status_code == 404
+
+    Membership.objects.create(mailbox=cast.cardio, user=cast.bob)
+    html = client.get(folder_url).content.decode()
+    assert cast.cardio.address in html and 'aria-current="page"' in html
+
+
+def _page_signature(page):
+    return (
+        [
+            (r.entry.pk, r.entry.message.subject, r.entry.message.to, r.thread_size, r.child, r.entry.seen)
+            for r in page.rows
+        ],
+        page.next_cursor,
+        page.prev_cursor,
+        page.is_first,
+    )
+
+
+def test_compiled_folder_page_matches_the_orm_page_in_every_box_and_direction(cast, send):
+    """`folder_page` (one statement compiled per thread, reused for every box) returns what the
+    ORM page does: first page, older, newer, threads, another box, a sent folder."""
+    from webmail.selectors import folder_page, list_entries, page_of
+
+    bulk_entries(cast.alice_box, 70, thread_key="fil-a")
+    bulk_entries(cast.cardio, 60, seen=False)
+    send(cast.alice_box, cast.alice, to=[cast.paul_patient.address], subject="Consignes")
+    for box, role in (
+        (cast.alice_box, Folder.Role.INBOX),
+        (cast.cardio, Folder.Role.INBOX),
+        (cast.alice_box, Folder.Role.SENT),
+    ):
+        folder = box.folder(role)
+        first = folder_page(box, folder)
+        assert first.rows
+        assert _page_signature(first) == _page_signature(page_of(list_entries(box, folder), box))
+        if first.next_cursor:
+            older = folder_page(box, folder, after=first.next_cursor)
+            orm_older = page_of(list_entries(box, folder), box, after=first.next_cursor)
+            assert _page_signature(older) == _page_signature(orm_older)
+            newer = folder_page(box, folder, before=older.prev_cursor)
+            assert _page_signature(newer) == _page_signature(first)
+    assert folder_page(cast.alice_box, cast.alice_box.folder(Folder.Role.INBOX)).rows[0].thread_size == 70
