@@ -21,7 +21,7 @@ def prepare(rows, *, recipients: bool, current_id=None, show_folder: bool = Fals
     unread_mark = format_html('<span class="sr-only">{} </span>', _("non lu"))
     flag_mark = format_html('<span class="mark" title="{}" aria-label="{}">★</span>', _("Suivi"), _("suivi"))
     clip_mark = format_html(
-        '<span class="mark" title="{}" aria-label="{}">📎</span>', _("Pièce jointe"), _("pièce jointe")
+        '<span class="mark mark-pj" title="{}" aria-label="{}">PJ</span>', _("Pièce jointe"), _("pièce jointe")
     )
     answered_mark = format_html('<span class="mark" title="{}" aria-label="{}">↩</span>', _("Répondu"), _("répondu"))
     done_badge = format_html(' <span class="badge badge-done">{}</span>', _("traité"))
@@ -36,6 +36,7 @@ def prepare(rows, *, recipients: bool, current_id=None, show_folder: bool = Fals
             addresses.update(r.get("address", "") for r in (message.to or [])[:5])
     names = names_for_addresses(addresses)
     tz = timezone.get_current_timezone()
+    today = timezone.localdate()
     # Who handles what (shared boxes only): one query for the page, none when nobody is assigned.
     assigned_ids = {row.entry.assigned_to_id for row in rows if row.entry.assigned_to_id}
     assignees = {}
@@ -88,8 +89,20 @@ def prepare(rows, *, recipients: bool, current_id=None, show_folder: bool = Fals
         row.subject = (("↳ " if row.child else "") + message.subject) if message.subject else no_subject
         local = entry.received_at.astimezone(tz)
         row.iso = local.isoformat()
-        row.when = local.strftime("%d/%m/%Y %H:%M")
+        row.when = short_date(local, today)
         row.pk = entry.pk
+
+
+MONTHS = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc.")
+
+
+def short_date(moment, today) -> str:
+    """What a mail list shows: the time today, the day and month this year, else the full date."""
+    if moment.date() == today:
+        return moment.strftime("%H:%M")
+    if moment.year == today.year:
+        return f"{moment.day} {MONTHS[moment.month - 1]}"
+    return moment.strftime("%d/%m/%Y")
 
 
 ROW_HTML = (

@@ -198,3 +198,14 @@ def test_compiled_folder_page_matches_the_orm_page_in_every_box_and_direction(ca
             newer = folder_page(box, folder, before=older.prev_cursor)
             assert _page_signature(newer) == _page_signature(first)
     assert folder_page(cast.alice_box, cast.alice_box.folder(Folder.Role.INBOX)).rows[0].thread_size == 70
+
+
+def test_the_list_shows_the_time_today_the_day_this_year_and_the_full_date_before():
+    import datetime as dt
+
+    from webmail.rows import short_date
+
+    today = dt.date(2026, 11, 22)
+    assert short_date(dt.datetime(2026, 11, 22, 9, 5), today) == "09:05"
+    assert short_date(dt.datetime(2026, 2, 3, 9, 5), today) == "3 févr."
+    assert short_date(dt.datetime(2025, 12, 31, 9, 5), today) == "31/12/2025"
