@@ -3,33 +3,14 @@ measures, documents, a document preview): no serious or critical violation, and 
 scroll at a phone's width."""
 
 import datetime
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from health_record.api import save_document
+from tests.e2e.a11y.conftest import serious_violations
 from tests.record.profiles import fill_profile
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-AXE = Path(settings.BASE_DIR) / "node_modules" / "axe-core" / "axe.min.js"
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    # axe is injected as an inline script, which the product's strict CSP rightly refuses.
-    return {**browser_context_args, "bypass_csp": True}
-
-
-def violations(page):
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [
-        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def test_record_pages_pass_axe_and_fit_a_phone(cast, login, live_server):
@@ -58,13 +39,13 @@ def test_record_pages_pass_axe_and_fit_a_phone(cast, login, live_server):
     for name, url in pages.items():
         page.goto(url)
         page.wait_for_load_state("networkidle")
-        found[name] = violations(page)
+        found[name] = serious_violations(page)
     # A form showing its errors.
     page.goto(pages["mesures"])
     page.select_option("select[name=kind]", "weight")
     page.fill("input[name=value]", "700")
     page.click("button[type=submit]")
-    found["erreurs"] = violations(page)
+    found["erreurs"] = serious_violations(page)
     assert found == {name: [] for name in found}
 
     page.set_viewport_size({"width": 375, "height": 800})

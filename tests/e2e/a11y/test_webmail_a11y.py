@@ -1,32 +1,12 @@
 """axe-core on the three main pages of the webmail: no serious or critical violation."""
 
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 
 from mailboxes import compose
 from mailboxes.models import Entry
+from tests.e2e.a11y.conftest import serious_violations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-AXE = Path(settings.BASE_DIR) / "node_modules" / "axe-core" / "axe.min.js"
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    # axe is injected as an inline script, which the product's strict CSP rightly refuses.
-    return {**browser_context_args, "bypass_csp": True}
-
-
-def violations(page):
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [
-        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def test_list_reading_and_compose_pages_pass_axe(cast, login, live_server):
@@ -51,7 +31,7 @@ def test_list_reading_and_compose_pages_pass_axe(cast, login, live_server):
     for name, url in pages.items():
         page.goto(url)
         page.wait_for_load_state("networkidle")
-        found[name] = violations(page)
+        found[name] = serious_violations(page)
     assert found == {name: [] for name in pages}
     # At a tablet's width the panes still fit without a horizontal scroll.
     page.set_viewport_size({"width": 820, "height": 1100})
