@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import smtplib
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,29 +30,13 @@ import time
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from urllib.parse import urlparse
+
+from common import free_port, recreate_database  # noqa: E402 - bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER = "operateur-externe.mssante.fr"
 DOMAIN = "ch-bench.mssante.fr"
 BOXES = 20
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = parsed._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def vm_hwm_kb(pid: int) -> int:
