@@ -1,6 +1,9 @@
 """Drafts saved automatically while writing (issue 6 §2): a draft is a real message in the
 Drafts folder of the sending box, replaced at each save and removed once the message is sent.
 It is never delivered: it does not go through the delivery path, only into the sender's box.
+Its attachments (uploaded files, kept ones of the draft or of a forwarded message) are in its raw
+message and stored like any message's: bytes by content hash (`mailboxes.store`), one
+`Attachment` row each, so reopening the draft lists them and sending it can keep them.
 """
 
 from __future__ import annotations
@@ -11,10 +14,42 @@ from django.db import transaction
 from django.utils import timezone
 
 from mailboxes import compose
-from mailboxes.delivery import store_blob
 from mailboxes.mime import parse_message
-from mailboxes.models import Entry, Folder, Message
+from mailboxes.models import Attachment, Entry, Folder, Message
+from mailboxes.store import store_attachment, store_blob
+from webmail.replies import chosen_attachments
 from webmail.selectors import pro_entry
+
+
+def _store_attachments(message: Message, parsed) -> None:
+    """Make the draft's Attachment rows those of its new raw message. A file kept from the
+    previous save keeps its row (and id), so the editor's "conserver" boxes stay valid."""
+    previous = {}
+    for row in message.attachments.all():
+        previous.setdefault((row.sha256, row.filename), []).append(row)
+    for position, item in enumerate(parsed.attachments):
+        data = item.data
+        digest, name = store_attachment(data)
+        same = previous.get((digest, item.filename[:255])) or []
+        if same:
+            row = same.pop(0)
+            if row.position != position:
+                Attachment.objects.filter(pk=row.pk).update(position=position)
+            continue
+        Attachment.objects.create(
+            message=message,
+            filename=item.filename[:255],
+            content_type=item.content_type[:255],
+            size=len(data),
+            sha256=digest,
+            file=name,
+            content_id=item.content_id[:255],
+            is_inline=item.is_inline,
+            position=position,
+        )
+    stale = [row.pk for rows in previous.values() for row in rows]
+    if stale:
+        Attachment.objects.filter(pk__in=stale).delete()
 
 
 @transaction.atomic
@@ -32,6 +67,7 @@ def save_draft(form, user) -> Entry:
         text=data.get("body") or "",
         in_reply_to=parent,
         request_mdn=bool(data.get("request_mdn")),
+        attachments=chosen_attachments(form),
     )
     parsed = parse_message(raw)
     digest = hashlib.sha256(raw).hexdigest()
@@ -49,6 +85,7 @@ def save_draft(form, user) -> Entry:
         "text_body": data.get("body") or "",
         "mdn_requested_to": sender.address if data.get("request_mdn") else "",
         "size": len(raw),
+        "has_attachments": any(not a.is_inline for a in parsed.attachments),
         "sha256": digest,
         "raw": name,
         "sender_mailbox": sender,
@@ -66,12 +103,14 @@ def save_draft(form, user) -> Entry:
             **{k: v for k, v in fields.items() if k != "sender_mailbox"}, sender_mailbox=sender
         )
         Entry.objects.filter(pk=existing.pk).update(received_at=timezone.now())
+        _store_attachments(existing.message, parsed)
         return existing
     if existing is not None:  # the sending box changed: the draft moves with it
         from webmail.organise import delete_entries
 
         delete_entries([existing], actor=user)
     message = Message.objects.create(**fields)
+    _store_attachments(message, parsed)
     return Entry.objects.create(
         mailbox=sender,
         message=message,

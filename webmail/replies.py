@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib import messages
+from django.http import Http404
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
@@ -67,11 +68,42 @@ def _forwarded(message) -> str:
 
 
 def forward_attachments_for(user, data) -> list:
-    """The attachments of the message being forwarded (access-checked), if any."""
-    if data.get("mode") != "forward" or not data.get("reply_to"):
+    """The stored attachments the form may keep (access-checked): those of the message being
+    forwarded and those already saved in the draft being edited."""
+    items = []
+    if data.get("mode") == "forward" and data.get("reply_to"):
+        entry = pro_entry(user, data.get("reply_to"))
+        items += list(entry.message.attachments.filter(is_inline=False).order_by("position"))
+    if data.get("draft"):
+        try:
+            items += draft_attachments(pro_entry(user, data.get("draft")))
+        except Http404:  # sent or deleted meanwhile, or not this user's: nothing to keep
+            pass
+    return items
+
+
+def draft_attachments(entry: Entry) -> list:
+    """The attachments of a draft `entry` (fetched through `pro_entry`)."""
+    if not entry.is_draft:
         return []
-    entry = pro_entry(user, data.get("reply_to"))
     return list(entry.message.attachments.filter(is_inline=False).order_by("position"))
+
+
+def chosen_attachments(form) -> list[tuple[str, str, bytes]]:
+    """(filename, content type, bytes) of the files uploaded with the form, then of the stored
+    attachments it keeps (forwarded message, draft), read from the message store."""
+    data = form.cleaned_data
+    attachments = []
+    for upload in data.get("attachments") or []:
+        content_type = upload.content_type or mimetypes.guess_type(upload.name)[0] or "application/octet-stream"
+        upload.seek(0)
+        attachments.append((upload.name, content_type, upload.read()))
+    keep = set(data.get("keep_attachments") or [])
+    for item in form.forward_attachments:
+        if item.pk in keep:
+            with item.file.open("rb") as handle:
+                attachments.append((item.filename, item.content_type, handle.read()))
+    return attachments
 
 
 def initial_for(request, boxes) -> tuple[dict, dict]:
@@ -107,6 +139,9 @@ def initial_for(request, boxes) -> tuple[dict, dict]:
             "reply_to": parent.pk if parent else None,
             "mode": "reply" if parent else "",
         }
+        extra["forward_attachments"] = draft_attachments(entry)
+        extra["draft_entry"] = entry
+        initial["keep_attachments"] = [a.pk for a in extra["forward_attachments"]]
         return initial, extra
 
     mode = request.GET.get("mode", "reply")
@@ -170,15 +205,7 @@ def send(request, form) -> Outcome:
     data = form.cleaned_data
     sender = data["sender"]
     parent_entry = pro_entry(request.user, data["reply_to"]) if data.get("reply_to") else None
-    attachments = []
-    for upload in data.get("attachments") or []:
-        content_type = upload.content_type or mimetypes.guess_type(upload.name)[0] or "application/octet-stream"
-        attachments.append((upload.name, content_type, upload.read()))
-    keep = set(data.get("keep_attachments") or [])
-    for item in form.forward_attachments:
-        if item.pk in keep:
-            with item.file.open("rb") as handle:
-                attachments.append((item.filename, item.content_type, handle.read()))
+    attachments = chosen_attachments(form)
     in_reply_to = parent_entry.message if parent_entry and data.get("mode") in ("reply", "all") else None
     arguments = {
         "to": data["to"],

@@ -423,14 +423,21 @@ def compose(request):
     if not boxes:
         raise Http404("Aucune boîte aux lettres")
     if request.method == "POST":
+        saving_draft = request.POST.get("action") == "draft"  # "Enregistrer le brouillon"
         form = ComposeForm(
             request.POST,
             request.FILES,
             boxes=boxes,
             user=request.user,
+            draft=saving_draft,
             forward_attachments=forward_attachments_for(request.user, request.POST),
         )
         wants_json = request.headers.get("X-Webmail-Upload") == "1"
+        if form.is_valid() and saving_draft:
+            entry = drafts.save_draft(form, request.user)
+            messages.success(request, _("Brouillon enregistré."))
+            target = f"{reverse('webmail:compose')}?brouillon={entry.pk}"
+            return JsonResponse({"redirect": target}) if wants_json else redirect(target)
         if form.is_valid():
             outcome = send(request, form)
             if outcome.ok:
@@ -477,15 +484,24 @@ def _compose_context(request, form, boxes):
 @login_required
 @require_POST
 def draft_save(request):
-    """Automatic save of the message being written (Drafts folder); answers JSON."""
+    """Automatic save of the message being written (Drafts folder); answers JSON with the
+    draft's id and its attachments (the script posts the files only when they changed)."""
+    from webmail.replies import draft_attachments, forward_attachments_for
+
     boxes = list(navigation_boxes(request.user))
-    data = request.POST.copy()
-    data.pop("keep_attachments", None)
-    form = ComposeForm(data, boxes=boxes, user=request.user, draft=True)
+    form = ComposeForm(
+        request.POST,
+        request.FILES,
+        boxes=boxes,
+        user=request.user,
+        draft=True,
+        forward_attachments=forward_attachments_for(request.user, request.POST),
+    )
     if not form.is_valid():
         return JsonResponse({"saved": False}, status=400)
     entry = drafts.save_draft(form, request.user)
-    return JsonResponse({"saved": True, "draft": entry.pk})
+    attachments = [{"id": a.pk, "filename": a.filename, "size": a.size} for a in draft_attachments(entry)]
+    return JsonResponse({"saved": True, "draft": entry.pk, "attachments": attachments})
 
 
 @login_required

@@ -77,6 +77,9 @@
   var sender = form.querySelector("[data-signatures]");
   var draftStatus = form.querySelector("[data-draft-status]");
   var dirty = false;
+  var filesDirty = false;  // the chosen files changed since the last save of the draft
+  var leaving = false;     // sending or saving on purpose: no warning when the page changes
+  var keptBox = form.querySelector("[data-kept-attachments]");
 
   function encodedEstimate() {
     // The same estimate as mailboxes.compose.estimated_encoded_size: base64 adds a third and
@@ -106,6 +109,7 @@
         var dt = new DataTransfer();
         Array.prototype.forEach.call(fileInput.files, function (g, i) { if (i !== index) dt.items.add(g); });
         fileInput.files = dt.files;
+        filesDirty = true;
         refreshFiles();
       });
       item.appendChild(remove);
@@ -125,8 +129,10 @@
     return problems;
   }
 
-  fileInput.addEventListener("change", refreshFiles);
-  form.querySelectorAll("input[name=keep_attachments]").forEach(function (box) { box.addEventListener("change", refreshFiles); });
+  fileInput.addEventListener("change", function () { filesDirty = true; refreshFiles(); });
+  form.addEventListener("change", function (event) {
+    if (event.target.name === "keep_attachments") { dirty = true; refreshFiles(); }
+  });
 
   var zone = form.querySelector("[data-dropzone]");
   ["dragenter", "dragover"].forEach(function (name) {
@@ -144,6 +150,7 @@
     fileInput.files = dt.files;
     refreshFiles();
     dirty = true;
+    filesDirty = true;
   });
 
   // Switching the sending box swaps its signature when the body still holds the previous one.
@@ -170,25 +177,71 @@
     errorsBox.focus();
   }
 
-  // Drafts: saved every 15 seconds while something changed (never the attachments).
+  // Drafts: saved every 15 seconds while something changed. The chosen files go with the save
+  // only when the file list changed (and is within the limits); once saved they belong to the
+  // draft and are listed with a "conserver" box, so later saves stay light.
+  function showKept(attachments) {
+    if (!keptBox || !attachments) return;
+    var shown = Array.prototype.map.call(keptBox.querySelectorAll("input[name=keep_attachments]"), function (b) {
+      return b.checked ? b.value : "-";
+    }).join(",");
+    if (shown === attachments.map(function (a) { return String(a.id); }).join(",")) return;  // unchanged: focus stays
+    keptBox.querySelectorAll("label").forEach(function (label) { label.remove(); });
+    attachments.forEach(function (a) {
+      var label = document.createElement("label");
+      var box = document.createElement("input");
+      box.type = "checkbox";
+      box.name = "keep_attachments";
+      box.value = a.id;
+      box.dataset.size = a.size;
+      box.checked = true;
+      label.appendChild(box);
+      label.appendChild(document.createTextNode(" conserver " + a.filename + " (" + formatSize(a.size) + ")"));
+      keptBox.appendChild(label);
+    });
+    keptBox.querySelector("[data-kept-legend]").textContent = "Pièces jointes du brouillon";
+    keptBox.hidden = attachments.length === 0;
+  }
+
   form.addEventListener("input", function () { dirty = true; });
   function saveDraft() {
-    if (!dirty) return;
+    var withFiles = filesDirty && refreshFiles().length === 0;
+    if (!dirty && !withFiles) return;
+    var sentFiles = withFiles ? Array.prototype.slice.call(fileInput.files) : [];
     dirty = false;
+    if (withFiles) filesDirty = false;
     var data = new FormData(form);
     data.delete("attachments");
+    if (withFiles) {
+      sentFiles.forEach(function (f) { data.append("attachments", f); });
+    }
     fetch(form.dataset.draftUrl, { method: "POST", body: data, headers: { "X-CSRFToken": csrf() }, credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (json) {
-        if (!json || !json.saved) return;
+        if (!json || !json.saved) { dirty = true; if (withFiles) filesDirty = true; return; }
         form.querySelector("input[name=draft]").value = json.draft;
+        if (withFiles) {
+          var rest = new DataTransfer();
+          Array.prototype.forEach.call(fileInput.files, function (f) { if (sentFiles.indexOf(f) === -1) rest.items.add(f); });
+          fileInput.files = rest.files;
+        }
+        // The draft's attachments as saved (an unticked one is no longer in it).
+        showKept(json.attachments);
+        refreshFiles();
         var now = new Date();
         draftStatus.textContent = "Brouillon enregistré à " + now.getHours() + " h " + String(now.getMinutes()).padStart(2, "0") + ".";
       })
-      .catch(function () { dirty = true; });
+      .catch(function () { dirty = true; if (withFiles) filesDirty = true; });
   }
   window.setInterval(saveDraft, 15000);
   form.saveDraftNow = function () { dirty = true; saveDraft(); };
+
+  // Leaving the page with unsaved changes or files not yet in the draft asks first.
+  window.addEventListener("beforeunload", function (event) {
+    if (leaving || (!dirty && !fileInput.files.length)) return;
+    event.preventDefault();
+    event.returnValue = "";
+  });
 
   // Sending: the size is checked first, then the upload shows its progress.
   var progressBox = form.querySelector("[data-progress]");
@@ -198,8 +251,11 @@
     event.preventDefault();
     var problems = refreshFiles();
     if (problems.length) { showErrors(problems); return; }
+    var data = new FormData(form);
+    var submitter = event.submitter;
+    if (submitter && submitter.name) data.append(submitter.name, submitter.value);
     var xhr = new XMLHttpRequest();
-    xhr.open("POST", form.action || window.location.href);
+    xhr.open("POST", form.getAttribute("action") || window.location.href);
     xhr.setRequestHeader("X-Webmail-Upload", "1");
     xhr.setRequestHeader("X-CSRFToken", csrf());
     sendButton.disabled = true;
@@ -211,7 +267,7 @@
     xhr.addEventListener("load", function () {
       var json = null;
       try { json = JSON.parse(xhr.responseText); } catch (err) { json = null; }
-      if (json && json.redirect) { window.location.href = json.redirect; return; }
+      if (json && json.redirect) { leaving = true; window.location.href = json.redirect; return; }
       sendButton.disabled = false;
       progressBox.hidden = true;
       showErrors(json && json.errors ? json.errors : ["L'envoi a échoué ; réessayez."]);
@@ -222,6 +278,6 @@
       showErrors(["La connexion a été interrompue pendant l'envoi ; réessayez."]);
     });
     dirty = false;
-    xhr.send(new FormData(form));
+    xhr.send(data);
   });
 })();

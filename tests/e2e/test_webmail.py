@@ -55,6 +55,59 @@ def test_compose_with_attachments_by_input_and_drop(cast, login, live_server, tm
     assert Entry.objects.filter(mailbox=cast.charlie_box, message=message).exists()
 
 
+def test_draft_keeps_its_attachment_autosaved_and_reopened(cast, login, live_server, tmp_path):
+    page = login("alice")
+    page.goto(f"{live_server.url}/pro/ecrire/?bal={cast.alice_box.pk}")
+    page.fill("#id_to", cast.charlie_box.address)
+    page.fill("#id_subject", "Convocation au staff")
+    unsaved = """() => {
+        const event = new Event("beforeunload", {cancelable: true});
+        window.dispatchEvent(event);
+        return event.defaultPrevented;
+    }"""
+    assert page.evaluate(unsaved)  # typed text not saved yet: leaving asks first
+    convocation = tmp_path / "convocation.pdf"
+    convocation.write_bytes(b"%PDF-1.4\n% convocation\n" + b"1" * 3000)
+    page.set_input_files("#id_attachments", str(convocation))
+    # The automatic save posts the changed file list once; the file then belongs to the draft.
+    page.evaluate("() => document.getElementById('compose-form').saveDraftNow()")
+    page.locator("[data-draft-status]", has_text="Brouillon enregistré").wait_for()
+    assert page.inner_text("[data-file-list]") == ""
+    assert "conserver convocation.pdf" in page.inner_text("[data-kept-attachments]")
+    assert not page.evaluate(unsaved)
+    draft = Entry.objects.get(mailbox=cast.alice_box, is_draft=True)
+    assert list(draft.message.attachments.values_list("filename", flat=True)) == ["convocation.pdf"]
+    # Explicit save, then the draft reopens with its file ticked; sending carries it.
+    page.fill("#id_body", "Bonjour,\nvoici la convocation.")
+    page.click("[data-save-draft]")
+    page.wait_for_url(re.compile(rf"/pro/ecrire/\?brouillon={draft.pk}$"))
+    kept = page.get_by_label(re.compile("conserver convocation.pdf"))
+    assert kept.is_checked()
+    assert page.input_value("#id_body") == "Bonjour,\nvoici la convocation."
+    page.click("[data-send]")
+    page.wait_for_url(re.compile(r"/pro/message/\d+/$"))
+    message = Message.objects.get(subject="Convocation au staff", sender_mailbox=cast.alice_box)
+    assert list(message.attachments.values_list("filename", flat=True)) == ["convocation.pdf"]
+    assert not Entry.objects.filter(pk=draft.pk).exists()
+
+
+def test_unticked_draft_attachment_leaves_the_draft(cast, login, live_server, tmp_path):
+    page = login("alice")
+    page.goto(f"{live_server.url}/pro/ecrire/?bal={cast.alice_box.pk}")
+    page.fill("#id_subject", "Brouillon avec PJ")
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(b"%PDF-1.4\n% scan\n")
+    page.set_input_files("#id_attachments", str(scan))
+    page.click("[data-save-draft]")
+    page.wait_for_url(re.compile(r"/pro/ecrire/\?brouillon=\d+$"))
+    draft = Entry.objects.get(mailbox=cast.alice_box, is_draft=True)
+    page.get_by_label(re.compile("conserver scan.pdf")).uncheck()
+    page.evaluate("() => document.getElementById('compose-form').saveDraftNow()")
+    page.locator("[data-draft-status]", has_text="Brouillon enregistré").wait_for()
+    assert page.locator("[data-kept-attachments]").is_hidden()
+    assert not draft.message.attachments.exists()
+
+
 def test_size_over_the_limit_is_explained_before_sending(cast, login, live_server, tmp_path):
     from mailboxes.models import Mailbox
 
