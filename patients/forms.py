@@ -24,8 +24,20 @@ class MultipleFileField(forms.FileField):
 
 
 class ComposeForm(forms.Form):
-    to = forms.ChoiceField(label="Destinataire", required=False)
-    subject = forms.CharField(label="Objet", max_length=200, required=False)
+    to = forms.ChoiceField(
+        label="Destinataire",
+        required=False,
+        error_messages={
+            "required": "Choisissez à qui envoyer votre message dans la liste.",
+            "invalid_choice": "Choisissez à qui envoyer votre message dans la liste.",
+        },
+    )
+    subject = forms.CharField(
+        label="Objet",
+        max_length=200,
+        required=False,
+        error_messages={"required": "Indiquez en quelques mots l'objet de votre message (par exemple « Ordonnance »)."},
+    )
     text = forms.CharField(
         label="Votre message",
         widget=forms.Textarea(attrs={"rows": 8}),

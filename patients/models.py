@@ -177,3 +177,26 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"notification #{self.pk} ({self.status})"
+
+
+class PendingReturn(models.Model):
+    """An automatic return (RULES.md §3) waiting for its Celery task.
+
+    The refusal writes this row and queues only its id, so the addresses (the patient's holds
+    the INS, a professional's often a name) never travel in task arguments or appear in worker
+    logs. The row is kept once sent (`sent_at`) so a duplicate run sends nothing twice.
+    """
+
+    code = models.CharField(max_length=40)
+    sender = models.CharField(max_length=254)
+    recipient = models.CharField(max_length=254)
+    original_message_id = models.CharField(max_length=998, blank=True)
+    refused_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "retour automatique en attente"
+        verbose_name_plural = "retours automatiques en attente"
+
+    def __str__(self) -> str:
+        return f"retour automatique #{self.pk} ({self.code})"

@@ -42,7 +42,7 @@ from audit.models import AuditEvent
 from mailboxes.identifiers import ins_error, normalise_ins
 from mailboxes.models import Mailbox, Message, Structure
 from mailboxes.patient_domain import Decision, Envelope, is_patient_address
-from patients.models import Block, Conversation, Patient, PharmacyDispensation
+from patients.models import Block, Conversation, Patient, PendingReturn, PharmacyDispensation
 
 log = logging.getLogger(__name__)
 
@@ -395,6 +395,18 @@ class PatientPolicy:
         sender = (envelope.sender_address or "").lower()
         if not sender or sender == system_address() or is_patient_address(sender):
             return
-        log.info("patient policy refused: code=%s message=%s", decision.code, getattr(message, "pk", None))
-        args = (decision.code, sender, recipient_address.lower(), envelope.message_id, timezone.now().isoformat())
-        transaction.on_commit(lambda: tasks.send_automatic_return.delay(*args))
+        pending = PendingReturn.objects.create(
+            code=decision.code,
+            sender=sender,
+            recipient=recipient_address.lower(),
+            original_message_id=envelope.message_id or "",
+            refused_at=timezone.now(),
+        )
+        log.info(
+            "patient policy refused: code=%s message=%s return=%s",
+            decision.code,
+            getattr(message, "pk", None),
+            pending.pk,
+        )
+        # Only the row's id goes to the broker: no address (INS, names) in task arguments.
+        transaction.on_commit(lambda: tasks.send_automatic_return.delay(pending.pk))

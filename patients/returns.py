@@ -156,6 +156,24 @@ def send_return(code: str, sender: str, recipient: str, original_message_id: str
     return sent
 
 
+def send_pending_return(pending_return_id: int) -> bool:
+    """The task's entry point: the refusal stored a `PendingReturn` row and queued its id."""
+    from patients.models import PendingReturn
+
+    pending = PendingReturn.objects.filter(pk=pending_return_id, sent_at__isnull=True).first()
+    if pending is None:
+        return False
+    sent = send_return(
+        pending.code,
+        pending.sender,
+        pending.recipient,
+        pending.original_message_id,
+        pending.refused_at.isoformat(),
+    )
+    PendingReturn.objects.filter(pk=pending.pk).update(sent_at=timezone.now())
+    return sent
+
+
 def contains_test(text: str) -> bool:
     return "TEST" in (text or "")
 

@@ -1,5 +1,6 @@
 """Celery tasks of the patient space: thin wrappers taking ids or plain strings, safe to run
-twice (STYLE.md §4). RULES.md §3: notifications and automatic returns."""
+twice (STYLE.md §4). RULES.md §3: notifications and automatic returns. Arguments are row ids,
+never addresses, names, subjects or INS."""
 
 import smtplib
 
@@ -20,10 +21,10 @@ def send_notification(notification_id: int) -> None:
 
 
 @shared_task(acks_late=True, autoretry_for=(ConnectionError, TimeoutError), retry_backoff=30, max_retries=5)
-def send_automatic_return(code: str, sender: str, recipient: str, original_message_id: str, refused_at: str) -> None:
+def send_automatic_return(pending_return_id: int) -> None:
     from patients import returns
 
-    returns.send_return(code, sender, recipient, original_message_id, refused_at)
+    returns.send_pending_return(pending_return_id)
 
 
 @shared_task(acks_late=True, autoretry_for=(ConnectionError, TimeoutError), retry_backoff=30, max_retries=5)

@@ -131,7 +131,8 @@ def _documents(patient):
 def _compose(request, patient, *, entry=None):
     """The composer, for a reply (`entry`) or a first message to an allowed box."""
     if not _space_is_open(patient):
-        raise Http404("Espace clôturé")
+        messages.error(request, "Votre messagerie est clôturée : vous ne pouvez plus envoyer de message.")
+        return redirect("patients:inbox")
     documents = _documents(patient)
     recipients = None
     state = None
@@ -143,7 +144,12 @@ def _compose(request, patient, *, entry=None):
     else:
         recipients = [(b.address, box_name(b)) for b in policy.allowed_recipients(patient)]
         if not recipients:
-            raise Http404("Aucun destinataire possible")
+            messages.info(
+                request,
+                "Vous pourrez écrire à un professionnel ou une structure dès qu'il vous aura écrit, "
+                "ou à une pharmacie qui vous a délivré une ordonnance remboursée dans l'année.",
+            )
+            return redirect("patients:inbox")
     form = ComposeForm(
         request.POST or None, request.FILES or None, recipients=recipients, documents=documents, show_profile=True
     )
@@ -280,13 +286,18 @@ def settings_page(request):
 
 
 @login_required
-@require_POST
 def block(request, mailbox_id):
+    """Blocking is confirmed first (a page that says what it does, or the conversation page's
+    unfolded explanation): a POST without `confirm` only shows the confirmation."""
     patient = selectors.patient_for_user(request.user)
     mailbox = get_object_or_404(space.blockable_mailboxes(patient), pk=mailbox_id)
-    space.block_mailbox(patient, mailbox, request.user)
-    messages.success(request, f"{box_name(mailbox)} ne pourra plus vous écrire.")
-    return redirect("patients:settings")
+    if request.method == "POST" and request.POST.get("confirm") == "on":
+        space.block_mailbox(patient, mailbox, request.user)
+        messages.success(request, f"{box_name(mailbox)} ne pourra plus vous écrire.")
+        return redirect("patients:settings")
+    return render(
+        request, "patients/block_confirm.html", {"patient": patient, "mailbox": mailbox, "name": box_name(mailbox)}
+    )
 
 
 @login_required
@@ -334,8 +345,8 @@ def pro_close_conversation(request, mailbox_id, patient_id):
     ):
         next_url = ""
     # The confirmation is asked before the POST: the panel's required checkbox, or this
-    # view's GET page for a link.
-    if request.method == "POST":
+    # view's GET page for a link. A POST without it only shows the confirmation page.
+    if request.method == "POST" and request.POST.get("confirm") == "on":
         try:
             pro_conversation.close_conversation(mailbox, patient, request.user)
         except DeliveryRefused as exc:

@@ -195,7 +195,8 @@ def test_compose_to_a_pharmacy_that_dispensed(cast, paul, pharmacy):
 
     from patients.models import PharmacyDispensation
 
-    assert paul.get("/patient/ecrire").status_code == 404
+    response = paul.get("/patient/ecrire")
+    assert response.status_code == 302 and response["Location"] == "/patient/"
     PharmacyDispensation.objects.create(
         patient=cast.paul_patient, pharmacy_mailbox=pharmacy.box, dispensed_on=datetime.date.today()
     )
@@ -255,7 +256,7 @@ def test_settings_email_block_unblock_and_close(cast, paul):
     cast.paul_patient.refresh_from_db()
     assert cast.paul_patient.notification_email == "nouvelle@exemple.org"
 
-    assert paul.post(f"/patient/parametres/bloquer/{cast.alice_box.pk}").status_code == 302
+    assert paul.post(f"/patient/parametres/bloquer/{cast.alice_box.pk}", {"confirm": "on"}).status_code == 302
     block = Block.objects.get(patient=cast.paul_patient)
     # A box that never wrote cannot be targeted.
     assert paul.post(f"/patient/parametres/bloquer/{cast.charlie_box.pk}").status_code == 404

@@ -30,6 +30,8 @@ def test_patient_pages_pass_axe_on_a_phone(cast, login, live_server, page):
         "message": reverse("patients:message", args=[entry.pk]),
         "réponse": reverse("patients:reply", args=[entry.pk]),
         "paramètres": reverse("patients:settings"),
+        "blocage": reverse("patients:block", args=[cast.cardio.pk]),
+        "clôture": reverse("patients:close_space"),
     }
     found, overflow = {}, {}
     for name, url in pages.items():
