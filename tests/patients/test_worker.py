@@ -7,6 +7,7 @@ import pytest
 import redis
 
 from patients.models import Notification
+from tests.celery_broker import publishing_to
 from tests.patients.conftest import pro_send
 from tests.transport.conftest import process_env, start_worker, wait_until  # noqa: F401 - fixtures
 
@@ -15,30 +16,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 REDIS_URL = "redis://127.0.0.1:6379/4"
 
 
-def forget_pools(app, close: bool = False) -> None:
-    """Drop the app's connection and producer pools so the next publish uses the broker set
-    now (an earlier test may have built them for another broker). Kombu keeps pools in a
-    global registry shared with other tests: only close the one this test created."""
-    if close and app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
 @pytest.fixture
 def broker_db4():
-    from mssante.celery import app
-
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()
-    saved = {k: app.conf[k] for k in ("task_always_eager", "broker_url")}
-    forget_pools(app)
-    app.conf.update(task_always_eager=False, broker_url=REDIS_URL)
     try:
-        yield client
+        with publishing_to(REDIS_URL):
+            yield client
     finally:
-        forget_pools(app, close=True)
-        app.conf.update(saved)
         client.flushdb()
         client.close()
 

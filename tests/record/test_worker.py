@@ -15,6 +15,7 @@ from django.urls import reverse
 from health_record import pdf
 from health_record.api import profile_pdf, request_profile_pdf
 from health_record.models import Profile
+from tests.celery_broker import publishing_to
 from tests.record.conftest import formset_data
 from tests.record.profiles import fill_profile
 from tests.transport.conftest import process_env, start_worker, wait_until  # noqa: F401 - fixtures
@@ -26,29 +27,13 @@ REDIS_URL = "redis://127.0.0.1:6379/7"
 
 @pytest.fixture
 def broker_db7(settings):
-    from kombu import pools as kombu_pools
-
-    from mssante.celery import app
-
-    def reset_pools():
-        kombu_pools.reset()
-        if app._pool is not None:
-            app._pool.force_close_all()
-            app._pool = None
-        if "amqp" in app.__dict__:
-            app.amqp._producer_pool = None
-
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()
-    saved = {k: app.conf[k] for k in ("task_always_eager", "broker_url")}
-    reset_pools()
-    app.conf.update(task_always_eager=False, broker_url=REDIS_URL)
     settings.CELERY_TASK_ALWAYS_EAGER = False
     try:
-        yield client
+        with publishing_to(REDIS_URL):
+            yield client
     finally:
-        app.conf.update(saved)
-        reset_pools()
         client.flushdb()
         client.close()
 

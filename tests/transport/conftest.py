@@ -22,6 +22,8 @@ from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.db import connection
 
+from tests.celery_broker import publishing_to
+
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/2"
 
@@ -198,31 +200,15 @@ def process_env(tmp_path, settings):
 def redis_broker(settings):
     """The test process publishes to Redis DB 2 instead of running tasks in process."""
     import redis
-    from kombu import pools as kombu_pools
-
-    from mssante.celery import app
-
-    def reset_pools():
-        # Producers are pooled per broker URL, in Celery and in kombu's registry: drop both.
-        kombu_pools.reset()
-        if app._pool is not None:
-            app._pool.force_close_all()
-            app._pool = None
-        if "amqp" in app.__dict__:
-            app.amqp._producer_pool = None
 
     client = redis.Redis.from_url(REDIS_URL)
     # A queue of its own: parallel test runs on the machine share Redis DB 2.
     queue = f"transport-{uuid.uuid4().hex[:12]}"
     settings.RELAY_QUEUE = queue
-    saved = {k: app.conf[k] for k in ("task_always_eager", "broker_url")}
-    reset_pools()
-    app.conf.update(task_always_eager=False, broker_url=REDIS_URL)
     try:
-        yield SimpleNamespace(client=client, queue=queue)
+        with publishing_to(REDIS_URL):
+            yield SimpleNamespace(client=client, queue=queue)
     finally:
-        app.conf.update(saved)
-        reset_pools()
         client.delete(queue)
         client.close()
 
