@@ -227,3 +227,26 @@ def test_production_refuses_to_start_without_a_secret_key():
     result = run_python("import django; django.setup()", **env, SECRET_KEY="")
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_offline_commands_run_without_a_secret_key_and_serving_ones_do_not():
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DEBUG", "SECRET_KEY")
+    }
+    env.update({k: v for k, v in PROD_ENV.items() if k != "SECRET_KEY"})
+    offline = subprocess.run(
+        [sys.executable, "manage.py", "makemigrations", "--check", "--dry-run"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert offline.returncode == 0, offline.stderr
+    serving = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert serving.returncode != 0
+    assert "SECRET_KEY" in serving.stderr
