@@ -3,7 +3,8 @@ administrative actions the admin and the commands share.
 
 RULES.md §1–2 (who may hold which box, identified by FINESS/SIRET/SIREN, RPPS/ADELI, INS).
 `manage.py provision FILE` and `manage.py seed_demo` call `provision()`; the Django admin calls
-`deactivate_mailboxes()`, `reactivate_mailboxes()` and `close_patient_space()`.
+`deactivate_mailboxes()` and `reactivate_mailboxes()` (closing a patient's space is
+`patients.space.close_space()`).
 
 How "validate everything before writing anything" is kept: the whole file is applied inside one
 transaction, each item in its own savepoint after `full_clean()` on the unsaved instance; items
@@ -735,25 +736,3 @@ def _set_active(mailboxes, active: bool, actor) -> int:
             detail={"change": "activated" if active else "deactivated"},
         )
     return len(ids)
-
-
-@transaction.atomic
-def close_patient_space(patient, *, actor=None) -> bool:
-    """The patient's space is closed (at their request): messages to them get the "closed space"
-    automatic return from now on (RULES.md §3). Returns False when it was already closed."""
-    from patients.models import Patient
-
-    if patient.space_state == Patient.SpaceState.CLOSED:
-        return False
-    patient.space_state = Patient.SpaceState.CLOSED
-    patient.space_closed_at = timezone.now()
-    patient.save(update_fields=["space_state", "space_closed_at"])
-    record(
-        AuditEvent.Action.SPACE_CLOSED,
-        actor=actor,
-        actor_label="" if actor else "system",
-        object_type="patient",
-        object_id=patient.pk,
-        mailbox_id=patient.mailbox_id,
-    )
-    return True

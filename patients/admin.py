@@ -2,7 +2,7 @@
 dispensations, blocks and conversations.
 
 A patient created here gets their inbox through `patients.enrolment.enrol_patient`, the same
-function as `provision`; closing a space calls `mailboxes.provisioning.close_patient_space`.
+function as `provision`; closing a space calls `patients.space.close_space`.
 """
 
 from django.contrib import admin, messages
@@ -10,9 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from mailboxes.provisioning import close_patient_space
 from patients.enrolment import enrol_patient
 from patients.models import Block, Conversation, Patient, PharmacyDispensation
+from patients.space import close_space
 
 ENROLMENT_FIELDS = [
     "ins_qualified",
@@ -69,7 +69,7 @@ class PatientAdmin(admin.ModelAdmin):
 
     @admin.action(description="Clôturer l'espace des patients sélectionnés")
     def close_space(self, request, queryset):
-        closed = sum(close_patient_space(patient, actor=request.user) for patient in queryset)
+        closed = sum(close_space(patient, actor=request.user) for patient in queryset)
         self.message_user(request, f"{closed} espace(s) clôturé(s).", messages.SUCCESS)
 
 

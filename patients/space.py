@@ -40,12 +40,26 @@ def unblock_mailbox(patient: Patient, block: Block, actor) -> None:
 
 
 @transaction.atomic
-def close_space(patient: Patient, actor) -> None:
-    """The patient closes their space on purpose: from now on every message to them gets the
-    "closed space" automatic return, and they can no longer send."""
-    Patient.objects.filter(pk=patient.pk).update(space_state=Patient.SpaceState.CLOSED, space_closed_at=timezone.now())
+def close_space(patient: Patient, actor=None) -> bool:
+    """The patient's space is closed (by the patient, or by an administrator at their request):
+    from now on every message to them gets the "closed space" automatic return, and they can no
+    longer send. Returns False, and records nothing, when it was already closed."""
+    now = timezone.now()
+    changed = (
+        Patient.objects.filter(pk=patient.pk)
+        .exclude(space_state=Patient.SpaceState.CLOSED)
+        .update(space_state=Patient.SpaceState.CLOSED, space_closed_at=now)
+    )
     patient.refresh_from_db(fields=["space_state", "space_closed_at"])
-    record(AuditEvent.Action.SPACE_CLOSED, actor=actor, obj=patient, mailbox_id=patient.mailbox_id)
+    if changed:
+        record(
+            AuditEvent.Action.SPACE_CLOSED,
+            actor=actor,
+            actor_label="" if actor else "system",
+            obj=patient,
+            mailbox_id=patient.mailbox_id,
+        )
+    return bool(changed)
 
 
 def is_closed_by(patient: Patient, mailbox: Mailbox | None) -> Conversation | None:
