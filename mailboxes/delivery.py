@@ -47,7 +47,7 @@ from mailboxes.identifiers import ins_error
 from mailboxes.mime import MalformedMessage, ParsedMessage, first_msgid, parse_message
 from mailboxes.models import Attachment, Delivery, Entry, Folder, Mailbox, Message, Outbox
 from mailboxes.patient_domain import Decision, Envelope, get_policy
-from mailboxes.store import store_attachment, store_blob, store_raw  # noqa: F401 - store_blob re-exported
+from mailboxes.store import store_attachment, store_raw
 from mailboxes.trust import InvalidAddress, classify_domains, domain_of, normalise_address
 
 log = logging.getLogger(__name__)

@@ -8,15 +8,13 @@ message and stored like any message's: bytes by content hash (`mailboxes.store`)
 
 from __future__ import annotations
 
-import hashlib
-
 from django.db import transaction
 from django.utils import timezone
 
 from mailboxes import compose
 from mailboxes.mime import parse_message
 from mailboxes.models import Attachment, Entry, Folder, Message
-from mailboxes.store import store_attachment, store_blob
+from mailboxes.store import store_attachment, store_raw
 from webmail.replies import chosen_attachments
 from webmail.selectors import pro_entry
 
@@ -70,8 +68,7 @@ def save_draft(form, user) -> Entry:
         attachments=chosen_attachments(form),
     )
     parsed = parse_message(raw)
-    digest = hashlib.sha256(raw).hexdigest()
-    name = store_blob(f"raw/{digest[:2]}/{digest}.eml", raw)
+    digest, name = store_raw(raw)
     fields = {
         "message_id": parsed.message_id,
         "in_reply_to": parsed.in_reply_to,
