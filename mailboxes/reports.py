@@ -178,26 +178,20 @@ def send_mdn(entry: Entry) -> bool:
         raw = build_mdn(message, entry.mailbox)
         try:
             result = send_message(raw, envelope_from="", envelope_to=[message.mdn_requested_to], source="system")
+            outcome, detail = "ok", {"mdn": result.message.pk}
         except DeliveryRefused as exc:
             log.info("mdn refused: entry=%s code=%s", entry.pk, exc.code)
-            record(
-                AuditEvent.Action.MDN_SENT,
-                actor_label="system",
-                obj=message,
-                mailbox_id=entry.mailbox_id,
-                message_id=message.pk,
-                outcome=exc.code[:40],
-            )
-            return False
+            outcome, detail = exc.code[:40], {}
         record(
             AuditEvent.Action.MDN_SENT,
             actor_label="system",
             obj=message,
             mailbox_id=entry.mailbox_id,
             message_id=message.pk,
-            detail={"mdn": result.message.pk},
+            outcome=outcome,
+            detail=detail,
         )
-    return True
+    return outcome == "ok"
 
 
 # --- DSN (RFC 3464) ----------------------------------------------------------------------------

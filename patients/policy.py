@@ -312,22 +312,9 @@ def record_pro_message(message: Message, patient: Patient) -> None:
         conversation.closed_at = None
         conversation.closing_message = None
     conversation.save()
-    if closing and not was_closed:
-        record(
-            AuditEvent.Action.CONVERSATION_CLOSED,
-            actor_label="system",
-            obj=conversation,
-            mailbox_id=box.pk,
-            message_id=message.pk,
-        )
-    elif was_closed and not closing:
-        record(
-            AuditEvent.Action.CONVERSATION_REOPENED,
-            actor_label="system",
-            obj=conversation,
-            mailbox_id=box.pk,
-            message_id=message.pk,
-        )
+    if closing != was_closed:
+        action = AuditEvent.Action.CONVERSATION_CLOSED if closing else AuditEvent.Action.CONVERSATION_REOPENED
+        record(action, actor_label="system", obj=conversation, mailbox_id=box.pk, message_id=message.pk)
 
 
 def record_patient_message(message: Message, box: Mailbox) -> None:
