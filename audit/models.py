@@ -48,7 +48,9 @@ class AuditEvent(models.Model):
     )
     # Who acted when no user did: "smtp", "system", "relay", "celery", "provision".
     actor_label = models.CharField(max_length=40, blank=True)
-    action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
+    # Stored without `choices` so that a new action is a line in `Action`, not a migration;
+    # `action_label` gives the French label.
+    action = models.CharField(max_length=40, db_index=True)
     object_type = models.CharField(max_length=40, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     mailbox_id = models.BigIntegerField(null=True, blank=True, db_index=True)
@@ -62,6 +64,13 @@ class AuditEvent(models.Model):
         verbose_name = "trace"
         verbose_name_plural = "traces"
         ordering = ["-at", "-id"]
+
+    @property
+    def action_label(self) -> str:
+        try:
+            return str(self.Action(self.action).label)
+        except ValueError:
+            return self.action
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.object_type}#{self.object_id} {self.outcome}"

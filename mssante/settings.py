@@ -49,6 +49,11 @@ INSTALLED_APPS = [
     "patients",
     "health_record",
     "webmail",
+    "directory",
+    "automation",
+    "api",
+    "clients",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -381,3 +386,17 @@ CELERY_BEAT_SCHEDULE["webmail-purge-expired-trash"] = {
 # The patient domain's system sender (automatic returns, MDNs of patients, test answers);
 # hosted domains use mailer-daemon@<domain> (mailboxes/reports.py).
 PATIENT_SYSTEM_ADDRESS = env_str("PATIENT_SYSTEM_ADDRESS", f"ne-pas-repondre@{PATIENT_DOMAIN}").lower()
+
+# --- Directory: the national MSSanté directory (directory/, docs/directory.md) -------------
+
+
+# --- Automation: message models, convocations, campaigns (automation/, docs/automation.md) -
+
+
+# --- API for hospital software (api/, docs/api.md) -----------------------------------------
+
+
+# --- Desktop clients: IMAP and SMTP submission (clients/, docs/desktop-clients.md) ---------
+
+
+# --- Operations: statistics, health, metrics, self-test (operations/, docs/operations.md) --

@@ -15,4 +15,9 @@ urlpatterns = [
     path("patient/", include("patients.urls")),
     path("dossier/", include("health_record.urls")),
     path("operateur/", include("mailboxes.urls")),
+    path("annuaire/", include("directory.urls")),
+    path("pro/automatisation/", include("automation.urls")),
+    path("api/", include("api.urls")),
+    path("", include("clients.urls")),
+    path("", include("operations.urls")),
 ]

@@ -81,7 +81,7 @@ def timeline(entry: Entry) -> dict:
         if event.action == AuditEvent.Action.READ:
             label = str(_("Lu (accusé de lecture)"))
         else:
-            label = str(ACTION_LABELS.get(event.action, event.get_action_display()))
+            label = str(ACTION_LABELS.get(event.action, event.action_label))
         count = detail.get("recipients") if isinstance(detail.get("recipients"), int) else None
         steps.append(
             Step(

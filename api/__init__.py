@@ -1,0 +1,1 @@
+"""The REST API for hospital software and the return-box queue (issue 10)."""

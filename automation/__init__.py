@@ -1,0 +1,1 @@
+"""Message models, convocations with reminders, bulk sends (issue 9)."""

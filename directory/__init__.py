@@ -1,0 +1,1 @@
+"""The national MSSanté directory: import, search and completion (issue 12)."""

@@ -1,0 +1,1 @@
+"""Statistics, health, metrics, self-test, the embedded scheduler (issue 14)."""
