@@ -104,7 +104,7 @@ def estimated_encoded_size(text: str = "", html: str | None = None, attachment_s
     return 4096 + body + sum((size + 2) // 3 * 4 * 78 // 76 + 512 for size in attachment_sizes)
 
 
-def _checked(addresses) -> list[str]:
+def checked_addresses(addresses) -> list[str]:
     """Normalised addresses; DeliveryRefused naming the first one that is not an address."""
     result = []
     for value in addresses:
@@ -133,7 +133,7 @@ def send_from_mailbox(
     source="webmail",
     extra_headers=None,
 ) -> DeliveryResult:
-    to, cc = _checked(to), _checked(cc)
+    to, cc = checked_addresses(to), checked_addresses(cc)
     raw = build_message(
         sender=sender,
         to=to,

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 
 from mailboxes import compose
 from mailboxes.delivery import DeliveryRefused
+from mailboxes.fanout import send_one_per_patient
 from mailboxes.models import Entry, Folder
 from mailboxes.patient_domain import is_patient_address
 from webmail import organise
@@ -230,7 +231,8 @@ def send(request, form) -> Outcome:
             ],
         )
     try:
-        result = compose.send_from_mailbox(sender, request.user, source="webmail", **arguments)
+        # One patient, one message (issue 15 item 9): several patients get a copy each.
+        outcome = send_one_per_patient(sender, request.user, source="webmail", **arguments)
     except DeliveryRefused as refusal:
         reasons = [d.reason for d in (getattr(refusal, "refused", None) or {}).values() if getattr(d, "reason", "")]
         return Outcome(ok=False, errors=reasons or [refusal.reason])
@@ -244,12 +246,20 @@ def send(request, form) -> Outcome:
             draft = Entry.objects.filter(pk=data["draft"], is_draft=True, mailbox__in=form.boxes).first()
         if draft is not None:
             organise.delete_entries([draft], actor=request.user)
-    for address, decision in result.refused.items():
+    for address, decision in outcome.refused.items():
         messages.warning(request, _("Non distribué à %(a)s : %(r)s") % {"a": address, "r": decision.reason})
-    delivered = len(result.delivered) + len(result.queued)
-    if delivered:
+    if outcome.delivered_count and outcome.split:
+        messages.success(
+            request,
+            _(
+                "Message envoyé en %(n)d messages séparés, un par patient : aucun patient ne voit les autres "
+                "destinataires patients."
+            )
+            % {"n": outcome.patient_count},
+        )
+    elif outcome.delivered_count:
         messages.success(request, _("Message envoyé."))
-    sent = Entry.objects.filter(mailbox=sender, message=result.message).only("id").first()
+    sent = Entry.objects.filter(mailbox=sender, message=outcome.primary.message).only("id").first()
     if sent is not None:
         return Outcome(ok=True, redirect=reverse("webmail:message", args=[sent.pk]))
     return Outcome(ok=True, redirect=reverse("webmail:folder", args=[sender.pk, sender.folder(Folder.Role.SENT).pk]))
