@@ -41,6 +41,22 @@ class AuditEvent(models.Model):
         NOTIFIED = "notification.sent", "notification envoyée"
         MAILBOX_INACTIVITY_WARNED = "mailbox.inactivity_warned", "BAL inactive : titulaire averti"
         MAILBOX_DELETED_INACTIVE = "mailbox.deleted_inactive", "BAL inactive supprimée"
+        # Automation (issue 9): models, convocations, reminders, campaigns.
+        MODEL_SAVED = "automation.model_saved", "modèle de message enregistré"
+        CONVOCATION_SENT = "convocation.sent", "convocation envoyée"
+        CONVOCATION_RESCHEDULED = "convocation.rescheduled", "convocation déplacée"
+        CONVOCATION_CANCELLED = "convocation.cancelled", "convocation annulée"
+        CONVOCATION_DOWNLOADED = "convocation.downloaded", "invitation agenda téléchargée"
+        REMINDER_SENT = "convocation.reminder_sent", "rappel envoyé"
+        CAMPAIGN_CREATED = "campaign.created", "campagne créée"
+        CAMPAIGN_VALIDATED = "campaign.validated", "liste de campagne vérifiée"
+        CAMPAIGN_STARTED = "campaign.started", "campagne lancée"
+        CAMPAIGN_PAUSED = "campaign.paused", "campagne mise en pause"
+        CAMPAIGN_RESUMED = "campaign.resumed", "campagne reprise"
+        CAMPAIGN_CANCELLED = "campaign.cancelled", "campagne annulée"
+        CAMPAIGN_FINISHED = "campaign.finished", "campagne terminée"
+        CAMPAIGN_LINE_SENT = "campaign.line_sent", "ligne de campagne envoyée"
+        CAMPAIGN_REPORT_DOWNLOADED = "campaign.report_downloaded", "rapport de campagne téléchargé"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(

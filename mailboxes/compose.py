@@ -85,9 +85,16 @@ def build_message(
     if html:
         message.add_alternative(html, subtype="html", charset="utf-8")
     for filename, content_type, data in attachments:
-        maintype, _, subtype = (content_type or "application/octet-stream").partition("/")
+        # Parameters may follow the type: "text/calendar; charset=utf-8; method=REQUEST" (RFC 6047).
+        content_type, *parameters = (content_type or "application/octet-stream").split(";")
+        maintype, _, subtype = content_type.strip().partition("/")
+        params = dict(p.strip().partition("=")[::2] for p in parameters if "=" in p)
         message.add_attachment(
-            data, maintype=maintype or "application", subtype=subtype or "octet-stream", filename=filename
+            data,
+            maintype=maintype or "application",
+            subtype=subtype or "octet-stream",
+            filename=filename,
+            params=params or None,
         )
     return message.as_bytes()
 

@@ -391,6 +391,32 @@ PATIENT_SYSTEM_ADDRESS = env_str("PATIENT_SYSTEM_ADDRESS", f"ne-pas-repondre@{PA
 
 
 # --- Automation: message models, convocations, campaigns (automation/, docs/automation.md) -
+# How many messages one box may send a day through automation (models, convocations,
+# reminders, campaigns); a campaign that reaches it pauses with a clear message.
+AUTOMATION_DAILY_LIMIT = env_int("AUTOMATION_DAILY_LIMIT", 20000)
+# Local time of day (Europe/Paris) at which D-n reminders leave.
+AUTOMATION_REMINDER_TIME = env_str("AUTOMATION_REMINDER_TIME", "09:00")
+AUTOMATION_REMINDER_BUDGET_SECONDS = env_int("AUTOMATION_REMINDER_BUDGET_SECONDS", 50)
+AUTOMATION_CSV_MAX_LINES = env_int("AUTOMATION_CSV_MAX_LINES", 20000)
+AUTOMATION_CSV_MAX_BYTES = env_int("AUTOMATION_CSV_MAX_BYTES", 10 * 1024**2)
+# Lines per transaction, lines per Celery task, parallel tasks per campaign.
+AUTOMATION_CAMPAIGN_CHUNK = env_int("AUTOMATION_CAMPAIGN_CHUNK", 50)
+AUTOMATION_CAMPAIGN_BATCH = env_int("AUTOMATION_CAMPAIGN_BATCH", 500)
+AUTOMATION_CAMPAIGN_PARALLEL = env_int("AUTOMATION_CAMPAIGN_PARALLEL", 2)
+# A sending campaign without progress this long lost its tasks: the sweeper re-queues them.
+AUTOMATION_CAMPAIGN_STALL_SECONDS = env_int("AUTOMATION_CAMPAIGN_STALL_SECONDS", 60)
+# Without a broker, each sweep sends for this long (runscheduler is then the worker).
+AUTOMATION_EMBEDDED_BUDGET_SECONDS = env_int("AUTOMATION_EMBEDDED_BUDGET_SECONDS", 4)
+# Celery queue of the campaign batches (empty: the default queue).
+AUTOMATION_QUEUE = env_str("AUTOMATION_QUEUE", "")
+CELERY_BEAT_SCHEDULE["automation-send-due-reminders"] = {
+    "task": "automation.tasks.send_due_reminders",
+    "schedule": env_int("AUTOMATION_REMINDER_INTERVAL_SECONDS", 60),
+}
+CELERY_BEAT_SCHEDULE["automation-sweep-campaigns"] = {
+    "task": "automation.tasks.sweep_campaigns",
+    "schedule": env_int("AUTOMATION_SWEEP_INTERVAL_SECONDS", 10),
+}
 
 
 # --- API for hospital software (api/, docs/api.md) -----------------------------------------

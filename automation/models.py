@@ -1,0 +1,248 @@
+"""Message models, convocations with their reminders, and campaigns (issue 9; RULES.md §4).
+
+- A `MessageModel` belongs to one box and one service; its text lives in immutable
+  `ModelVersion`s (subject, body with named fields, standing attachments): editing a model
+  writes a new version, and whatever was sent keeps the version it used.
+- A `Convocation` is an appointment sent to one patient with an `.ics` invitation (stable UID,
+  SEQUENCE raised on each reschedule); its `Reminder`s are due at D-n in local time.
+- A `Campaign` is a list (CSV) of patients sent with one model, line by line: `CampaignLine`s are
+  claimed by conditional UPDATE inside the transaction that stores their message and marks them
+  sent, so a line is sent once whatever crashes (automation/campaign_sending.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class MessageModel(models.Model):
+    class Kind(models.TextChoices):
+        PRE_ADMISSION = "pre_admission", "pré-admission"
+        CONVOCATION = "convocation", "convocation"
+        WELCOME = "welcome", "accueil et informations pratiques"
+        PREPARATION = "preparation", "consignes de préparation"
+        DOCUMENT_REQUEST = "document_request", "demande de documents"
+        SATISFACTION = "satisfaction", "questionnaire de satisfaction"
+        OTHER = "other", "autre"
+
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox", on_delete=models.PROTECT, related_name="message_models", verbose_name="BAL d'envoi"
+    )
+    service = models.CharField("service", max_length=120)
+    name = models.CharField("nom du modèle", max_length=120)
+    kind = models.CharField("type", max_length=20, choices=Kind.choices, default=Kind.OTHER)
+    # An appointment model: each send is a convocation with an .ics invitation and reminders.
+    is_appointment = models.BooleanField("convocation avec invitation agenda", default=False)
+    # Days before the appointment when a reminder leaves (local time), e.g. [7, 1].
+    reminder_days = models.JSONField("rappels (jours avant)", default=list, blank=True)
+    # Values of the fields that are the same for every patient (help line, portal link…).
+    defaults = models.JSONField("valeurs communes des champs", default=dict, blank=True)
+    # CSV column chosen for each field, remembered for the next list (field → column heading).
+    column_mapping = models.JSONField("correspondance des colonnes", default=dict, blank=True)
+    is_active = models.BooleanField("actif", default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "modèle de message"
+        verbose_name_plural = "modèles de message"
+        ordering = ["service", "name"]
+        constraints = [models.UniqueConstraint(fields=["mailbox", "service", "name"], name="message_model_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.service} — {self.name}"
+
+    @property
+    def current(self) -> ModelVersion | None:
+        return self.versions.order_by("-number").first()
+
+
+class ModelVersion(models.Model):
+    """One version of a model's text; never edited once written."""
+
+    model = models.ForeignKey(MessageModel, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField("version")
+    subject = models.CharField("objet", max_length=900)
+    body = models.TextField("texte")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "version de modèle"
+        verbose_name_plural = "versions de modèle"
+        ordering = ["model_id", "-number"]
+        constraints = [models.UniqueConstraint(fields=["model", "number"], name="model_version_unique")]
+
+    def __str__(self) -> str:
+        return f"version {self.number} du modèle #{self.model_id}"
+
+
+class StandingAttachment(models.Model):
+    """A file sent with every message of a version (a preparation leaflet…), stored by content
+    hash like the message store's attachments."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="attachments")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    file = models.CharField(max_length=200)  # storage name (mailboxes.store.store_attachment)
+
+    class Meta:
+        verbose_name = "pièce jointe permanente"
+        verbose_name_plural = "pièces jointes permanentes"
+        ordering = ["version_id", "filename"]
+
+    def __str__(self) -> str:
+        return f"pièce jointe permanente #{self.pk}"
+
+
+class Convocation(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "prévue"
+        CANCELLED = "cancelled", "annulée"
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    model = models.ForeignKey(MessageModel, on_delete=models.PROTECT, related_name="convocations")
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="convocations")
+    starts_at = models.DateTimeField("date et heure")
+    duration_minutes = models.PositiveIntegerField("durée (minutes)", default=30)
+    service = models.CharField("service", max_length=120, blank=True)
+    place = models.CharField("lieu", max_length=300, blank=True)
+    professional = models.CharField("professionnel", max_length=200, blank=True)
+    reason = models.CharField("motif", max_length=300, blank=True)
+    # The other field values of this patient's message (from the form or the CSV line).
+    values = models.JSONField(default=dict, blank=True)
+    sequence = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
+    message = models.ForeignKey("mailboxes.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "convocation"
+        verbose_name_plural = "convocations"
+        ordering = ["starts_at"]
+        indexes = [models.Index(fields=["patient", "starts_at"], name="convocation_patient_start")]
+
+    def __str__(self) -> str:
+        return f"convocation #{self.pk}"
+
+
+class Reminder(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "à envoyer"
+        SENDING = "sending", "en cours"
+        SENT = "sent", "envoyé"
+        SKIPPED = "skipped", "sans objet"
+        FAILED = "failed", "échec"
+
+    convocation = models.ForeignKey(Convocation, on_delete=models.CASCADE, related_name="reminders")
+    # The convocation's SEQUENCE the reminder was computed for: a reschedule makes new ones.
+    sequence = models.PositiveIntegerField(default=0)
+    days_before = models.PositiveSmallIntegerField()
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(max_length=60, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    message = models.ForeignKey("mailboxes.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        verbose_name = "rappel"
+        verbose_name_plural = "rappels"
+        constraints = [
+            models.UniqueConstraint(fields=["convocation", "sequence", "days_before"], name="reminder_unique")
+        ]
+        indexes = [models.Index(fields=["status", "due_at"], name="reminder_due")]
+
+    def __str__(self) -> str:
+        return f"rappel #{self.pk} ({self.status})"
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "à valider"
+        SENDING = "sending", "envoi en cours"
+        PAUSED = "paused", "en pause"
+        CANCELLED = "cancelled", "annulée"
+        DONE = "done", "terminée"
+
+    model = models.ForeignKey(MessageModel, on_delete=models.PROTECT, related_name="campaigns")
+    version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    filename = models.CharField("fichier", max_length=255, blank=True)
+    encoding = models.CharField(max_length=20, blank=True)
+    delimiter = models.CharField(max_length=1, blank=True)
+    headers = models.JSONField(default=list, blank=True)
+    mapping = models.JSONField(default=dict, blank=True)
+    validated_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    pause_reason = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_progress_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "campagne"
+        verbose_name_plural = "campagnes"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"campagne #{self.pk} ({self.status})"
+
+
+class CampaignLine(models.Model):
+    class Status(models.TextChoices):
+        INVALID = "invalid", "ligne refusée"
+        PENDING = "pending", "à envoyer"
+        CLAIMED = "claimed", "en cours"
+        SENT = "sent", "envoyé"
+        RETURNED = "returned", "retour automatique"
+        FAILED = "failed", "échec"
+        CANCELLED = "cancelled", "annulé"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="lines")
+    number = models.PositiveIntegerField("ligne")  # the line number in the file (heading = 1)
+    cells = models.JSONField(default=list)  # the line as read
+    patient = models.ForeignKey("patients.Patient", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    values = models.JSONField(default=dict, blank=True)  # field → value, after mapping
+    errors = models.JSONField(default=list, blank=True)  # [{"code": …, "message": …}]
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(max_length=60, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    message = models.ForeignKey("mailboxes.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    convocation = models.ForeignKey(Convocation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        verbose_name = "ligne de campagne"
+        verbose_name_plural = "lignes de campagne"
+        ordering = ["campaign_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "number"], name="campaign_line_unique"),
+            # Never twice to the same patient for the same campaign (duplicates are invalid lines).
+            models.UniqueConstraint(
+                fields=["campaign", "patient"],
+                condition=~Q(status="invalid") & Q(patient__isnull=False),
+                name="campaign_patient_once",
+            ),
+        ]
+        indexes = [models.Index(fields=["campaign", "status"], name="campaign_line_status")]
+
+    def __str__(self) -> str:
+        return f"ligne {self.number} de la campagne #{self.campaign_id}"
