@@ -37,7 +37,8 @@ def decode(data: bytes) -> tuple[str, str]:
 
 
 def delimiter_of(heading: str) -> str:
-    """`;` (French spreadsheets) or `,`, whichever the heading line has more of outside quotes."""
+    """`;` (French spreadsheets) or `,`, whichever the heading line has more of outside quotes
+    (`;` for a list of one column)."""
     counts = {";": 0, ",": 0}
     quoted = False
     for char in heading:
@@ -45,8 +46,6 @@ def delimiter_of(heading: str) -> str:
             quoted = not quoted
         elif not quoted and char in counts:
             counts[char] += 1
-    if not any(counts.values()):
-        raise CsvError(_("La première ligne doit nommer les colonnes, séparées par « ; » ou « , »."))
     return ";" if counts[";"] >= counts[","] else ","
 
 

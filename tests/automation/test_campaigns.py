@@ -1,0 +1,231 @@
+"""Campaigns from a CSV list (issue 9 items 4-6), through the real path with tasks in process:
+a 200-line list with 10 bad lines (each named by its line number, nothing sent before the
+start), Windows-1252 and UTF-8, `;` and `,`, the mapping remembered, one message per patient
+and never twice, pause and cancel, the report (sent, returned, read, failed, answered), the
+daily limit."""
+
+import csv
+import io
+
+import pytest
+
+from audit.models import AuditEvent
+from automation import campaign_report, campaign_sending, campaigns, csvfile
+from automation.models import Campaign, CampaignLine, Convocation, MessageModel, Reminder
+from automation.sending import DailyLimitReached
+from mailboxes.compose import send_from_mailbox
+from mailboxes.models import Entry, Message
+from patients.models import Patient
+from tests.automation.conftest import in_days, patients
+from tests.factories import make_ins, make_patient
+
+pytestmark = pytest.mark.django_db
+HEADERS = ["Identifiant national", "Nom", "Date prévue", "Créneau", "Salle"]
+MAPPING = {"ins": "Identifiant national", "date_rdv": "Date prévue", "heure_rdv": "Créneau", "lieu": "Salle"}
+
+
+def to_csv(rows, *, delimiter=";", encoding="cp1252", headers=HEADERS) -> bytes:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(headers)
+    writer.writerows(rows)
+    return out.getvalue().encode(encoding)
+
+
+def row(patient_or_ins, date=None, time="09:30", room="Salle Bréguet"):
+    ins = patient_or_ins if isinstance(patient_or_ins, str) else patient_or_ins.ins
+    return [ins, "X", in_days(12).strftime("%d/%m/%Y") if date is None else date, time, room]
+
+
+def run_to_the_end(campaign):
+    for _ in range(50):
+        if not campaign_sending.process_batch(campaign.pk):
+            break
+    campaign.refresh_from_db()
+
+
+@pytest.fixture
+def two_hundred_lines(service):
+    people = patients(190)
+    closed = [make_patient(f"Clos{i}", "Ferme", space_state="closed") for i in range(2)]
+    undated = patients(2, prefix="Sansdate")
+    rows = [row(p) for p in people]
+    bad = {
+        # line number in the file (heading = 1) → the row
+        5: row(people[3].ins[:-2] + f"{(int(people[3].ins[-2:]) + 1) % 97:02d}"),  # wrong INS key
+        17: row(make_ins(sex="1", year=44, month=1, seq=990001)),  # valid key, unknown patient
+        30: row(closed[0]),
+        44: row(closed[1]),
+        61: row(undated[0], date=""),  # missing date
+        75: row(undated[1], time="midi"),  # unreadable time
+        88: row(people[20]),  # duplicate of people[20]'s own line
+        120: row(""),  # no INS at all
+        150: row(people[30].ins[:5]),  # truncated INS
+        190: row(make_ins(sex="2", year=61, month=7, seq=990002)),  # unknown patient
+    }
+    for number in sorted(bad):
+        rows.insert(number - 2, bad[number])
+    assert len(rows) == 200
+    return to_csv(rows), bad, people
+
+
+def test_two_hundred_lines_with_ten_bad_ones(service, two_hundred_lines):
+    data, bad, people = two_hundred_lines
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    campaign = campaigns.create_campaign(model, filename="liste.csv", data=data, user=service.cast.bob)
+    assert campaign.encoding == "windows-1252" and campaign.delimiter == ";"
+    assert campaigns.mapping_errors(campaign, campaign.mapping)  # these headings are not guessed
+    report = campaigns.apply_mapping(campaign, MAPPING, service.cast.bob)
+    assert report.total == 200 and report.valid == 190
+    assert {p.number for p in report.problems} == set(bad)
+    messages = {p.number: " ".join(p.messages) for p in report.problems}
+    assert "clé" in messages[5] and "aucun patient" in messages[17] and "aucun patient" in messages[190]
+    assert "clôturé" in messages[30] and "clôturé" in messages[44]
+    assert "date illisible" in messages[61]
+    assert "heure illisible" in messages[75]
+    assert "doublon" in messages[88] and "ligne" in messages[88]
+    assert "absent" in messages[120]
+    assert not Message.objects.exists()  # nothing leaves before the start
+
+    assert campaigns.start(campaign, service.cast.bob) == 190
+    run_to_the_end(campaign)
+    assert campaign.status == Campaign.Status.DONE
+    progress = campaigns.progress(campaign)
+    assert (progress.sent, progress.invalid, progress.pending, progress.percent) == (190, 10, 0, 100)
+    # One message per patient, to that patient alone, each with its invitation; never twice.
+    for person in people:
+        entries = Entry.objects.filter(mailbox=person.mailbox)
+        assert entries.count() == 1
+        message = entries.get().message
+        assert [r["address"] for r in message.to] == [person.address]
+        assert message.attachments.filter(filename="invitation.ics").exists()
+    assert Convocation.objects.count() == 190 and Reminder.objects.filter(status="pending").count() == 380
+    assert AuditEvent.objects.filter(action="campaign.line_sent").count() == 190
+    assert campaign_sending.process_batch(campaign.pk) is False
+    assert Message.objects.filter(sender_mailbox=service.app).count() == 190
+
+    # The report: every line, with its verdict.
+    parsed = list(csv.reader(io.StringIO(campaign_report.report_csv(campaign).decode("utf-8-sig")), delimiter=";"))
+    assert parsed[0] == campaign_report.HEADERS and len(parsed) == 201
+    by_line = {int(r[0]): r for r in parsed[1:]}
+    assert by_line[5][4] == "ligne refusée" and by_line[2][4] == "envoyé"
+
+
+def test_mapping_is_remembered_for_the_next_list(service):
+    people = patients(3)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    first = campaigns.create_campaign(model, filename="a.csv", data=to_csv([row(people[0])]), user=service.cast.bob)
+    campaigns.apply_mapping(first, MAPPING, service.cast.bob)
+    data = to_csv([row(p) for p in people[1:]], delimiter=",", encoding="utf-8")
+    second = campaigns.create_campaign(model, filename="b.csv", data=data, user=service.cast.bob)
+    assert second.encoding == "utf-8" and second.delimiter == ","
+    assert second.mapping == MAPPING
+    assert campaigns.validate(second).valid == 2
+
+
+def test_synonym_headings_are_guessed(service):
+    people = patients(1)
+    data = to_csv([[people[0].ins, "12/12/2099", "8h"]], headers=["INS", "Date", "Heure"])
+    campaign = campaigns.create_campaign(
+        service.models[MessageModel.Kind.CONVOCATION], filename="c.csv", data=data, user=service.cast.bob
+    )
+    assert campaign.mapping == {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure"}
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "vide"),
+        (b"INS;Date\n", "aucune ligne"),
+        (b"\x81\x8d\x8f;x\n1;2\n", "UTF-8"),
+        (b"INS;INS\n1;2\n", "même titre"),
+    ],
+)
+def test_unreadable_files_are_refused_with_a_reason(service, data, message):
+    with pytest.raises(csvfile.CsvError, match=message):
+        campaigns.create_campaign(
+            service.models[MessageModel.Kind.WELCOME], filename="x.csv", data=data, user=service.cast.bob
+        )
+    assert not Campaign.objects.exists()
+
+
+def test_pause_resume_cancel(service, settings):
+    settings.AUTOMATION_CAMPAIGN_CHUNK = 2
+    people = patients(6)
+    model = service.models[MessageModel.Kind.WELCOME]
+    data = to_csv([[p.ins] for p in people], headers=["INS"])
+    campaign = campaigns.create_campaign(model, filename="w.csv", data=data, user=service.cast.bob)
+    campaigns.validate(campaign)
+    campaigns.start(campaign, service.cast.bob)
+    campaign_sending.process_batch(campaign.pk, max_lines=2)
+    assert campaigns.pause(campaign, service.cast.bob)
+    assert campaign_sending.process_batch(campaign.pk) is False
+    assert campaigns.progress(campaign).sent == 2
+    assert campaigns.resume(campaign, service.cast.bob)
+    campaign_sending.process_batch(campaign.pk, max_lines=2)
+    assert campaigns.cancel(campaign, service.cast.bob) == 2
+    run_to_the_end(campaign)
+    progress = campaigns.progress(campaign)
+    assert (progress.sent, progress.cancelled, campaign.status) == (4, 2, Campaign.Status.CANCELLED)
+    actions = list(
+        AuditEvent.objects.filter(object_type="campaign", object_id=str(campaign.pk))
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert actions == [
+        "campaign.created",
+        "campaign.validated",
+        "campaign.started",
+        "campaign.paused",
+        "campaign.resumed",
+        "campaign.cancelled",
+    ]
+
+
+def test_report_counts_read_returned_and_answers_in_the_paired_box(service):
+    people = patients(3)
+    model = service.models[MessageModel.Kind.WELCOME]
+    data = to_csv([[p.ins] for p in people], headers=["INS"])
+    campaign = campaigns.create_campaign(model, filename="w.csv", data=data, user=service.cast.bob)
+    campaigns.validate(campaign)
+    # Between the check and the send, one patient closes their space: an automatic return.
+    Patient.objects.filter(pk=people[2].pk).update(space_state="closed")
+    campaigns.start(campaign, service.cast.bob)
+    run_to_the_end(campaign)
+    line = {ln.patient_id: ln for ln in campaign.lines.all()}
+    assert line[people[2].pk].status == CampaignLine.Status.RETURNED
+
+    first = Entry.objects.get(mailbox=people[0].mailbox)
+    Entry.objects.filter(pk=first.pk).update(seen=True)
+    # The patient's space answers an applicative box's message to its paired organisational box
+    # (patients.inbox: the reply target), as the patient's reply page does.
+    reply = send_from_mailbox(
+        people[1].mailbox,
+        people[1].user,
+        to=[service.admissions.address],
+        subject="RE : Bienvenue",
+        text="Merci",
+        in_reply_to=Entry.objects.get(mailbox=people[1].mailbox).message,
+        source="patient",
+    )
+    assert [b.pk for b in reply.delivered] == [service.admissions.pk]
+    summary = campaign_report.summary(campaign)
+    assert (summary.sent, summary.returned, summary.failed, summary.read, summary.answered) == (2, 1, 0, 1, 1)
+    assert [ln.patient_id for ln in campaign_report.answered_lines(campaign)] == [people[1].pk]
+
+
+def test_daily_limit_refuses_a_list_too_long_and_pauses_at_the_limit(service, settings):
+    people = patients(4)
+    model = service.models[MessageModel.Kind.WELCOME]
+    data = to_csv([[p.ins] for p in people], headers=["INS"])
+    campaign = campaigns.create_campaign(model, filename="w.csv", data=data, user=service.cast.bob)
+    campaigns.validate(campaign)
+    settings.AUTOMATION_DAILY_LIMIT = 3
+    with pytest.raises(DailyLimitReached, match="3 messages aujourd'hui"):
+        campaigns.start(campaign, service.cast.bob)
+    settings.AUTOMATION_DAILY_LIMIT = 4
+    campaigns.start(campaign, service.cast.bob)
+    send_from_mailbox(service.app, service.cast.bob, to=[service.cast.charlie_box.address], subject="x", text="y")
+    run_to_the_end(campaign)
+    assert campaign.status == Campaign.Status.PAUSED and campaign.pause_reason == "daily_limit"
+    assert campaigns.progress(campaign).sent == 3
