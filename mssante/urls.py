@@ -12,6 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("comptes/", include("allauth.urls")),
     path("pro/", include("webmail.urls")),
+    path("patient/rendez-vous/", include("automation.patient_urls")),
     path("patient/", include("patients.urls")),
     path("dossier/", include("health_record.urls")),
     path("operateur/", include("mailboxes.urls")),

@@ -29,6 +29,7 @@ from patients import policy, sending, space
 from patients.display import box_name, sender_name
 from patients.forms import CloseSpaceForm, ComposeForm, NotificationEmailForm, SaveDocumentForm
 from patients.models import Block, Conversation, Patient
+from patients.panels import panels_for
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def inbox(request):
             "rows": rows,
             "can_write": _space_is_open(patient) and bool(policy.allowed_recipients(patient)),
             "space_open": _space_is_open(patient),
+            "panels": panels_for(request, patient),
         },
     )
 

@@ -72,7 +72,11 @@ def test_demo_messages_are_delivered_once_through_the_delivery_path(db):
     call_command("seed_demo", stdout=io.StringIO())
 
     assert Message.objects.filter(message_id__startswith="<demo-").count() == 4
-    paul_inbox = Entry.objects.filter(mailbox__address="158037511204568@patient.mssante.fr", folder__role="inbox")
+    paul_inbox = Entry.objects.filter(
+        mailbox__address="158037511204568@patient.mssante.fr",
+        folder__role="inbox",
+        message__message_id__startswith="<demo-",
+    )
     assert paul_inbox.count() == 1
     convocation = paul_inbox.get().message
     assert convocation.mdn_requested_to == "cardiologie@ch-troispics.mssante.fr"
@@ -81,3 +85,20 @@ def test_demo_messages_are_delivered_once_through_the_delivery_path(db):
     assert (
         Entry.objects.filter(mailbox__address="cardiologie@ch-troispics.mssante.fr", folder__role="sent").count() == 1
     )
+
+
+def test_demo_has_the_standard_models_and_an_upcoming_convocation_once(db):
+    from automation.models import Convocation, MessageModel
+
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    call_command("seed_demo", stdout=io.StringIO())
+    assert "modèles de message créés : 12" in out.getvalue()
+    boxes = set(MessageModel.objects.values_list("mailbox__address", "service").distinct())
+    assert boxes == {
+        ("envois_automatiques_noreply@ch-troispics.mssante.fr", "Admissions"),
+        ("cardiologie@ch-troispics.mssante.fr", "Cardiologie"),
+    }
+    convocation = Convocation.objects.get()
+    assert convocation.patient.ins == "158037511204568" and convocation.message is not None
+    assert convocation.reminders.count() == 2

@@ -70,6 +70,11 @@ class Command(BaseCommand):
         from mailboxes.demo.messages import seed_demo_messages
 
         self.stdout.write(f"messages de démonstration envoyés : {seed_demo_messages()}")
+        from mailboxes.demo import demo_seeded
+
+        for _receiver, line in demo_seeded.send(sender=self.__class__):
+            if line:
+                self.stdout.write(line)
         self.stdout.write("")
         self.stdout.write("Comptes de démonstration :")
         widths = [max(len(row[i]) for row in DEMO_LOGINS + [HEADER]) for i in range(4)]

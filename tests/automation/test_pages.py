@@ -1,0 +1,164 @@
+"""The automation pages through the Django test client: who reaches what (404 for "not yours"),
+the model editor and its preview, a convocation sent, moved and cancelled from its page, the
+whole campaign journey, and the patient's upcoming appointments with "add to my calendar"."""
+
+import icalendar
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from automation import campaign_sending, convocations
+from automation.models import Campaign, Convocation, MessageModel
+from mailboxes.models import Entry
+from tests.automation.conftest import in_days, patients
+
+pytestmark = pytest.mark.django_db
+
+
+def test_only_members_of_the_box_reach_its_models_campaigns_and_convocations(service, client):
+    cast = service.cast
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    convocation = convocations.create_convocation(
+        model=model, patient=cast.paul_patient, starts_at=in_days(9), user=cast.bob, values={"lieu": "Hall"}
+    )
+    urls = [
+        reverse("automation:model", args=[model.pk]),
+        reverse("automation:convocation", args=[convocation.pk]),
+    ]
+    client.force_login(cast.bob)
+    assert all(client.get(u).status_code == 200 for u in urls)
+    for outsider in (cast.charlie, cast.paul):
+        client.force_login(outsider)
+        assert all(client.get(u).status_code == 404 for u in urls)
+        assert client.post(reverse("automation:convocation_cancel", args=[convocation.pk])).status_code == 404
+    client.force_login(cast.paul)
+    assert client.get(reverse("automation:index")).status_code == 404
+    convocation.refresh_from_db()
+    assert convocation.status == Convocation.Status.SCHEDULED
+
+
+def test_model_editor_refuses_unknown_fields_saves_versions_and_previews(service, client):
+    cast = service.cast
+    model = service.models[MessageModel.Kind.WELCOME]
+    client.force_login(cast.bob)
+    url = reverse("automation:model", args=[model.pk])
+    form = client.get(url).context["form"]
+    data = {k: v for k, v in form.initial.items() if v is not None}
+    data["body"] = data["body"] + "\nÀ bientôt {{ prenom_patient }}"
+    response = client.post(url, data)
+    assert response.status_code == 400 and "{{ prenom_patient }}" in response.content.decode()
+    data["body"] = data["body"].replace("{{ prenom_patient }}", "{{ prenom }}")
+    data["default_lien_portail"] = "https://portail.ch-troispics.example"
+    assert client.post(url, data).status_code == 302
+    model.refresh_from_db()
+    assert model.current.number == 2 and model.defaults["lien_portail"].startswith("https://")
+    preview = client.post(
+        reverse("automation:model_preview", args=[model.pk]), {"subject": data["subject"], "body": data["body"]}
+    ).content.decode()
+    assert "Bonjour Mme EXEMPLE" in preview and "portail.ch-troispics.example" in preview
+    assert "À bientôt Camille" in preview
+
+
+def test_convocation_page_send_move_cancel(service, client):
+    cast = service.cast
+    client.force_login(cast.bob)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    day = in_days(15)
+    response = client.post(
+        reverse("automation:convocation_create"),
+        {
+            "model": model.pk,
+            "ins": " ".join([cast.paul_patient.ins[:1], cast.paul_patient.ins[1:]]),
+            "date": day.strftime("%Y-%m-%d"),
+            "time": "11:45",
+            "duration": 45,
+            "lieu": "Salle 3",
+        },
+    )
+    convocation = Convocation.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "automation:convocation", args=[convocation.pk]
+    )
+    assert convocation.duration_minutes == 45 and convocation.place == "Salle 3"
+    moved = in_days(16)
+    client.post(
+        reverse("automation:convocation", args=[convocation.pk]), {"date": moved.strftime("%Y-%m-%d"), "time": "08:00"}
+    )
+    convocation.refresh_from_db()
+    assert convocation.sequence == 1 and convocation.starts_at.date() == moved.date()
+    client.post(reverse("automation:convocation_cancel", args=[convocation.pk]))
+    convocation.refresh_from_db()
+    assert convocation.status == Convocation.Status.CANCELLED
+    assert Entry.objects.filter(mailbox=cast.paul_box).count() == 3
+
+
+def test_convocation_form_names_the_problem(service, client):
+    client.force_login(service.cast.bob)
+    response = client.post(
+        reverse("automation:convocation_create"),
+        {
+            "model": service.models[MessageModel.Kind.CONVOCATION].pk,
+            "ins": "158037511204567",
+            "date": "2099-01-01",
+            "time": "10:00",
+            "duration": 30,
+        },
+    )
+    assert response.status_code == 400 and "clé" in response.content.decode()
+    assert not Convocation.objects.exists()
+
+
+def test_campaign_journey_through_the_pages(service, client):
+    cast = service.cast
+    people = patients(4)
+    client.force_login(cast.bob)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    date = in_days(20).strftime("%d/%m/%Y")
+    lines = ["INS,Date,Heure,Lieu"] + [f"{p.ins},{date},10:00,Hall B" for p in people] + ["123,01/01/2099,10:00,x"]
+    upload = SimpleUploadedFile("jour.csv", "\n".join(lines).encode(), content_type="text/csv")
+    response = client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
+    campaign = Campaign.objects.get()
+    page = reverse("automation:campaign", args=[campaign.pk])
+    assert response["Location"] == page
+    mapping = {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure", "lieu": "Lieu"}
+    client.post(reverse("automation:campaign_mapping", args=[campaign.pk]), mapping)
+    html = client.get(page).content.decode()
+    assert "4 lignes prêtes à partir, 1 lignes refusées" in html
+    assert f"{people[0].display_name} &lt;{people[0].address}&gt;" in html and "invitation.ics" in html
+    assert "Envoyer 4 messages" in html
+    client.post(reverse("automation:campaign_control", args=[campaign.pk, "envoyer"]))
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENDING
+    progress = client.get(reverse("automation:campaign_progress", args=[campaign.pk]))
+    assert 'hx-trigger="every 2s"' in progress.content.decode() and "0 sur 4" in progress.content.decode()
+    campaign_sending.sweep()  # the embedded scheduler's run
+    progress = client.get(reverse("automation:campaign_progress", args=[campaign.pk]))
+    assert progress["HX-Refresh"] == "true"
+    html = client.get(page).content.decode()
+    assert "Télécharger le rapport" in html
+    report = client.get(reverse("automation:campaign_report", args=[campaign.pk]))
+    assert report["Content-Type"].startswith("text/csv") and report.content.decode("utf-8-sig").count("\r\n") == 6
+    assert AuditEvent.objects.filter(action="campaign.report_downloaded", actor=cast.bob).exists()
+
+
+def test_patient_sees_upcoming_convocations_and_adds_them_to_the_calendar(service, client):
+    cast = service.cast
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    convocation = convocations.create_convocation(
+        model=model, patient=cast.paul_patient, starts_at=in_days(9, 15, 15), user=cast.bob, values={"lieu": "Hall"}
+    )
+    client.force_login(cast.paul)
+    html = client.get(reverse("patients:inbox")).content.decode()
+    ics_url = reverse("automation_patient:convocation_ics", args=[convocation.pk])
+    assert "Mes prochains rendez-vous" in html and ics_url in html and "15:15" in html
+    response = client.get(ics_url)
+    calendar = icalendar.Calendar.from_ical(response.content)
+    (event,) = calendar.walk("VEVENT")
+    assert calendar["METHOD"] == "PUBLISH" and str(event["UID"]).startswith(str(convocation.uid))
+    assert AuditEvent.objects.filter(action="convocation.downloaded", actor=cast.paul).exists()
+    client.force_login(cast.pauline)
+    assert client.get(ics_url).status_code == 404
+    assert "Mes prochains rendez-vous" not in client.get(reverse("patients:inbox")).content.decode()
+    client.force_login(cast.bob)
+    assert client.get(ics_url).status_code == 404
