@@ -13,6 +13,7 @@ with the `icalendar` library.
 from __future__ import annotations
 
 import datetime
+import functools
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -22,7 +23,9 @@ PARIS = "Europe/Paris"
 PRODID = "-//MSSante//Convocations//FR"
 
 
+@functools.cache
 def paris_timezone() -> icalendar.Timezone:
+    """Built once per process (the same component goes into every calendar object)."""
     tz = icalendar.Timezone()
     tz.add("tzid", PARIS)
     tz.add("x-lic-location", PARIS)

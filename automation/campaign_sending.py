@@ -131,7 +131,16 @@ def _send_lines(campaign: Campaign, lines: list[CampaignLine], cache) -> None:
             line.convocation = convocation
             reminders += convocations.new_reminders(convocation, now)
         Reminder.objects.bulk_create(reminders)
-    CampaignLine.objects.bulk_update(lines, ["status", "reason", "message", "sent_at", "convocation"])
+    # One short UPDATE per line: `bulk_update`'s CASE over five columns cost more CPU than the
+    # line's own message (measured in bench/automation_campaign.py).
+    for line in lines:
+        CampaignLine.objects.filter(pk=line.pk).update(
+            status=line.status,
+            reason=line.reason,
+            message=line.message,
+            sent_at=line.sent_at,
+            convocation=line.convocation,
+        )
     record_many(events)
 
 

@@ -89,7 +89,8 @@ def guess_mapping(campaign: Campaign) -> dict[str, str]:
 
 @transaction.atomic
 def create_campaign(model, *, filename: str, data: bytes, user) -> Campaign:
-    """Read the file (raises `csvfile.CsvError`) and keep its lines; nothing is validated yet."""
+    """Read the file (raises `csvfile.CsvError`) and keep it; its lines are written by the
+    check (`validate`), once the columns are known."""
     parsed = csvfile.read(data, max_lines=settings.AUTOMATION_CSV_MAX_LINES)
     campaign = Campaign.objects.create(
         model=model,
@@ -99,13 +100,8 @@ def create_campaign(model, *, filename: str, data: bytes, user) -> Campaign:
         encoding=parsed.encoding,
         delimiter=parsed.delimiter,
         headers=parsed.headers,
-    )
-    CampaignLine.objects.bulk_create(
-        [
-            CampaignLine(campaign=campaign, number=number, cells=cells, status=CampaignLine.Status.INVALID)
-            for number, cells in parsed.rows
-        ],
-        batch_size=1000,
+        source=parsed.text,
+        line_count=len(parsed.rows),
     )
     campaign.mapping = guess_mapping(campaign)
     campaign.save(update_fields=["mapping"])
@@ -174,16 +170,20 @@ def _line_values(campaign: Campaign, cells: list[str]) -> dict[str, str]:
 
 
 def validate(campaign: Campaign, user=None) -> ValidationReport:
-    """Check every line and write its verdict; the version checked is the one that will be sent."""
+    """Check every line and write it with its verdict; the version checked is the one that will
+    be sent."""
     version = campaign.model.current
-    lines = list(campaign.lines.order_by("number"))
-    values_by_line = {line.pk: _line_values(campaign, line.cells) for line in lines}
-    wanted = {normalise_ins(v.get("ins", "")) for v in values_by_line.values()}
+    rows = csvfile.read_text(
+        campaign.source, encoding=campaign.encoding, max_lines=settings.AUTOMATION_CSV_MAX_LINES
+    ).rows
+    lines = [
+        CampaignLine(campaign=campaign, number=number, values=_line_values(campaign, cells)) for number, cells in rows
+    ]
+    wanted = {normalise_ins(line.values.get("ins", "")) for line in lines}
     patients = {p.ins: p for p in Patient.objects.filter(ins__in=[i for i in wanted if i]).select_related("mailbox")}
     seen: dict[int, int] = {}  # patient id → first line number
     report = ValidationReport(total=len(lines))
     for line in lines:
-        line.values = values_by_line[line.pk]
         line.patient, line.errors = _check_line(campaign, version, line, patients, seen)
         line.status = CampaignLine.Status.INVALID if line.errors else CampaignLine.Status.PENDING
         if line.errors:
@@ -191,9 +191,9 @@ def validate(campaign: Campaign, user=None) -> ValidationReport:
         else:
             report.valid += 1
     with transaction.atomic():
-        # Every line invalid first: the "once per patient" constraint holds at each row written.
-        campaign.lines.update(status=CampaignLine.Status.INVALID, patient=None)
-        CampaignLine.objects.bulk_update(lines, ["values", "patient", "errors", "status"], batch_size=1000)
+        # Nothing points at the lines before the start: a new check writes them anew.
+        campaign.lines.all().delete()
+        CampaignLine.objects.bulk_create(lines, batch_size=2000)
         campaign.version = version
         campaign.validated_at = timezone.now()
         campaign.save(update_fields=["version", "validated_at"])

@@ -20,6 +20,7 @@ class CsvError(ValueError):
 class ParsedCsv:
     encoding: str
     delimiter: str
+    text: str
     headers: list[str]
     rows: list[tuple[int, list[str]]] = field(default_factory=list)  # (line number, cells)
 
@@ -53,11 +54,17 @@ def read(data: bytes, *, max_lines: int) -> ParsedCsv:
     if not data.strip():
         raise CsvError(_("Le fichier est vide."))
     text, encoding = decode(data)
+    return read_text(text, encoding=encoding, max_lines=max_lines)
+
+
+def read_text(text: str, *, encoding: str, max_lines: int) -> ParsedCsv:
+    if not text.strip():
+        raise CsvError(_("Le fichier est vide."))
     heading = text.lstrip("\r\n").splitlines()[0]
     delimiter = delimiter_of(heading)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     headers: list[str] | None = None
-    parsed = ParsedCsv(encoding=encoding, delimiter=delimiter, headers=[])
+    parsed = ParsedCsv(encoding=encoding, delimiter=delimiter, text=text, headers=[])
     try:
         for cells in reader:
             if not any(c.strip() for c in cells):

@@ -189,6 +189,9 @@ class Campaign(models.Model):
     encoding = models.CharField(max_length=20, blank=True)
     delimiter = models.CharField(max_length=1, blank=True)
     headers = models.JSONField(default=list, blank=True)
+    # The list as uploaded (decoded text): its lines are written, with their verdicts, by the check.
+    source = models.TextField(blank=True)
+    line_count = models.PositiveIntegerField(default=0)
     mapping = models.JSONField(default=dict, blank=True)
     validated_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
@@ -219,7 +222,6 @@ class CampaignLine(models.Model):
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="lines")
     number = models.PositiveIntegerField("ligne")  # the line number in the file (heading = 1)
-    cells = models.JSONField(default=list)  # the line as read
     patient = models.ForeignKey("patients.Patient", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     values = models.JSONField(default=dict, blank=True)  # field → value, after mapping
     errors = models.JSONField(default=list, blank=True)  # [{"code": …, "message": …}]

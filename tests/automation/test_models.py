@@ -102,3 +102,18 @@ def test_compose_for_a_patient_reports_missing_fields(service, cast):
     assert composed.text.startswith("Bonjour M. LAMBERT,")
     assert "12/05/2027" in composed.subject and "Cardiologie" in composed.text
     assert "{{" not in composed.text and "[[" not in composed.text
+
+
+def test_install_command_installs_the_standard_models_once(service, cast):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command("install_message_models", service.admissions.address, "Admissions", stdout=out)
+    assert "6 modèle(s) créé(s)" in out.getvalue()
+    call_command("install_message_models", service.admissions.address, "Admissions", stdout=out)
+    assert "0 modèle(s) créé(s)" in out.getvalue()
+    assert MessageModel.objects.filter(mailbox=service.admissions).count() == 6
+    with pytest.raises(CommandError):
+        call_command("install_message_models", cast.paul_box.address, "Admissions")
