@@ -386,6 +386,11 @@ CELERY_BEAT_SCHEDULE["webmail-purge-expired-trash"] = {
 # The patient domain's system sender (automatic returns, MDNs of patients, test answers);
 # hosted domains use mailer-daemon@<domain> (mailboxes/reports.py).
 PATIENT_SYSTEM_ADDRESS = env_str("PATIENT_SYSTEM_ADDRESS", f"ne-pas-repondre@{PATIENT_DOMAIN}").lower()
+CELERY_BEAT_SCHEDULE["mailbox-sweep-incoming-actions"] = {
+    # Absence replies and forwards whose task was lost (mailboxes/box_actions.py).
+    "task": "mailboxes.tasks.sweep_incoming_actions",
+    "schedule": 60.0,
+}
 
 # --- Directory: the national MSSanté directory (directory/, docs/directory.md) -------------
 

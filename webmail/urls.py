@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webmail import views
+from webmail import settings_views, views
 
 app_name = "webmail"
 urlpatterns = [
@@ -13,6 +13,10 @@ urlpatterns = [
     path("bal/<int:mailbox_id>/corbeille/vider/", views.empty_trash, name="empty_trash"),
     path("bal/<int:mailbox_id>/recherche/", views.search, name="search"),
     path("bal/<int:mailbox_id>/signature/", views.signature, name="signature"),
+    path("bal/<int:mailbox_id>/absence/", settings_views.absence_settings, name="absence"),
+    path("bal/<int:mailbox_id>/transfert/", settings_views.forwarding_settings, name="forwarding"),
+    path("bal/<int:mailbox_id>/regles/", settings_views.rules_settings, name="rules"),
+    path("bal/<int:mailbox_id>/regles/<int:rule_id>/", settings_views.rule_action, name="rule_action"),
     path("message/<int:entry_id>/", views.message, name="message"),
     path("message/<int:entry_id>/corps/", views.message_body, name="message_body"),
     path("message/<int:entry_id>/entetes/", views.message_headers, name="message_headers"),
