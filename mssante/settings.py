@@ -381,6 +381,11 @@ CELERY_BEAT_SCHEDULE["webmail-purge-expired-trash"] = {
     "task": "webmail.purge_expired_trash",
     "schedule": 3600.0,
 }
+CELERY_BEAT_SCHEDULE["webmail-fill-address-books"] = {
+    # Contacts from the mail exchanged (webmail/contacts.py); pages also fill on opening.
+    "task": "webmail.fill_address_books",
+    "schedule": 600.0,
+}
 
 # --- Message store and delivery path (docs/messaging.md) ------------------------------------
 # The patient domain's system sender (automatic returns, MDNs of patients, test answers);

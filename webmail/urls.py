@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webmail import settings_views, views
+from webmail import contacts_views, settings_views, views
 
 app_name = "webmail"
 urlpatterns = [
@@ -27,4 +27,7 @@ urlpatterns = [
     path("ecrire/", views.compose, name="compose"),
     path("ecrire/brouillon/", views.draft_save, name="draft_save"),
     path("ecrire/destinataires/", views.recipients, name="recipients"),
+    path("contacts/", contacts_views.address_books, name="contacts"),
+    path("contacts/<int:contact_id>/", contacts_views.contact_edit, name="contact_edit"),
+    path("contacts/<int:contact_id>/retirer/", contacts_views.contact_remove, name="contact_remove"),
 ]
