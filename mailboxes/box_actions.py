@@ -9,25 +9,17 @@ Inside the delivery transaction:
   `send_message` (`mailboxes.absence`, `mailboxes.forwarding`).
 
 Cost: one query per delivered message when no recipient box has any of these settings (the
-usual case), through EXISTS sub-queries on small tables.
+usual case), a hand-written UNION over three small tables (`boxes_with_settings`).
 """
 
 from __future__ import annotations
 
 import functools
 
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db import connection, transaction
 from django.utils import timezone
 
 from mailboxes.models import AbsenceMessage, BoxRule, Forwarding, IncomingAction, Mailbox, Message
-
-
-def active_absences(today):
-    """Absence messages switched on and covering `today` (either date may be open)."""
-    return AbsenceMessage.objects.filter(enabled=True).filter(
-        Q(starts_on__isnull=True) | Q(starts_on__lte=today), Q(ends_on__isnull=True) | Q(ends_on__gte=today)
-    )
 
 
 def apply_box_settings(message: Message, delivered: list[Mailbox]) -> None:
@@ -36,31 +28,45 @@ def apply_box_settings(message: Message, delivered: list[Mailbox]) -> None:
     ids = [box.pk for box in delivered if box.kind != Mailbox.Kind.PATIENT]
     if not ids:
         return
-    today = timezone.localdate()
-    wanted = list(
-        Mailbox.objects.filter(pk__in=ids)
-        .annotate(
-            has_rules=Exists(BoxRule.objects.filter(mailbox=OuterRef("pk"), enabled=True)),
-            is_absent=Exists(active_absences(today).filter(mailbox=OuterRef("pk"))),
-            forwards=Exists(Forwarding.objects.filter(mailbox=OuterRef("pk"), enabled=True)),
-        )
-        .filter(Q(has_rules=True) | Q(is_absent=True) | Q(forwards=True))
-        .values_list("pk", "address", "has_rules", "is_absent", "forwards")
-    )
+    wanted = boxes_with_settings(ids, timezone.localdate())
     if not wanted:
         return
+    addresses = {box.pk: box.address for box in delivered}
     from mailboxes import box_rules
 
-    box_rules.apply_rules(message, [pk for pk, _a, has_rules, _b, _f in wanted if has_rules])
+    box_rules.apply_rules(message, [pk for pk, kinds in wanted.items() if "rules" in kinds])
     actions = []
-    for pk, address, _rules, is_absent, forwards in wanted:
-        if is_absent and may_answer(message, address):
+    for pk, kinds in wanted.items():
+        if "absence" in kinds and may_answer(message, addresses[pk]):
             actions.append(IncomingAction(mailbox_id=pk, message=message, kind=IncomingAction.Kind.ABSENCE))
-        if forwards and may_forward(message, pk, address):
+        if "forward" in kinds and may_forward(message, pk, addresses[pk]):
             actions.append(IncomingAction(mailbox_id=pk, message=message, kind=IncomingAction.Kind.FORWARD))
     # The rows' ids come back from the INSERT (RETURNING on PostgreSQL and SQLite).
     for action in IncomingAction.objects.bulk_create(actions):
         transaction.on_commit(functools.partial(enqueue, action.pk))
+
+
+def boxes_with_settings(box_ids: list[int], today) -> dict[int, set[str]]:
+    """Box id → which of "rules", "absence" (on today), "forward" it has, for the boxes of
+    `box_ids` that have any: one query. It runs for every delivered message, so its SQL is
+    written once here rather than compiled by the ORM each time (measured: 1.8 ms compiled with
+    three EXISTS annotations, a fraction of that as text; bench/RESULTS.md)."""
+    rules, absence, forwarding = (m._meta.db_table for m in (BoxRule, AbsenceMessage, Forwarding))
+    ids = ", ".join(["%s"] * len(box_ids))
+    # Table names from the models; every value is a bound parameter.
+    sql = (
+        f'SELECT DISTINCT mailbox_id, 1 FROM "{rules}" WHERE enabled AND mailbox_id IN ({ids}) '  # noqa: S608
+        f'UNION ALL SELECT mailbox_id, 2 FROM "{absence}" WHERE enabled AND mailbox_id IN ({ids}) '
+        "AND (starts_on IS NULL OR starts_on <= %s) AND (ends_on IS NULL OR ends_on >= %s) "
+        f'UNION ALL SELECT mailbox_id, 3 FROM "{forwarding}" WHERE enabled AND mailbox_id IN ({ids})'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*box_ids, *box_ids, today, today, *box_ids])
+        rows = cursor.fetchall()
+    found: dict[int, set[str]] = {}
+    for box_id, kind in rows:
+        found.setdefault(box_id, set()).add({1: "rules", 2: "absence", 3: "forward"}[kind])
+    return found
 
 
 def may_answer(message: Message, box_address: str) -> bool:
