@@ -84,9 +84,12 @@ def may_forward(message: Message, box_id: int, box_address: str) -> bool:
 
 
 def enqueue(action_id: int) -> None:
+    from django.conf import settings
+
     from mailboxes import tasks
 
-    tasks.run_incoming_action.delay(action_id)
+    # Mail going out: the workers of the relay's queue (RELAY_QUEUE) carry it too.
+    tasks.run_incoming_action.apply_async((action_id,), queue=settings.RELAY_QUEUE or None)
 
 
 # --- The task's side ---------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def test_absence_reply_goes_back_once_with_null_sender_and_never_to_automatic_ma
     assert reply.rcpt_tos == [PEER_SENDER]
     parsed = message_from_bytes(reply.raw, policy=policy.default)
     assert parsed["Auto-Submitted"] == "auto-replied"
-    assert parsed["In-Reply-To"].strip() == message_from_bytes(first)["Message-ID"]
+    assert parsed["In-Reply-To"].strip() == message_from_bytes(first, policy=policy.default)["Message-ID"].strip()
     assert cast.alice_box.address in parsed["From"]
     assert "Absente jusqu'au 15" in parsed.get_payload(decode=True).decode()
 
@@ -112,3 +112,32 @@ def test_forward_to_another_operator_keeps_the_original_and_its_envelope_is_the_
     assert parsed["Resent-From"] == cast.alice_box.address
     assert parsed["Resent-To"] == f"dr.remplacant@{PEER}"
     assert parsed["Subject"] == "Compte rendu opératoire"
+
+
+def test_a_real_worker_sends_the_reply_once_even_when_the_task_comes_twice(
+    peer, start_gateway, sink, redis_broker, start_worker
+):
+    """The gateway commits and publishes only the action's id to Redis; a real worker (another
+    process) claims it, delivers the reply and relays it; a duplicate of the task sends nothing."""
+    from mailboxes.tasks import run_incoming_action
+
+    cast = peer
+    AbsenceMessage.objects.create(mailbox=cast.alice_box, enabled=True, text="Absente.")
+    relay_env = {"RELAY_HOST": sink.host, "RELAY_PORT": str(sink.port), "RELAY_RETRY_BASE_SECONDS": "1"}
+    worker = start_worker(queue=redis_broker.queue, **relay_env)
+    gateway = start_gateway()
+    deliver(gateway, PEER_SENDER, cast.alice_box.address, raw_message(cast.alice_box.address))
+    action = IncomingAction.objects.get()
+    try:
+        wait_until(lambda: sink.handler.received, timeout=20)
+    except AssertionError:
+        raise AssertionError(worker.output()[-3000:]) from None
+    assert message_from_bytes(sink.handler.received[0].raw)["Auto-Submitted"] == "auto-replied"
+    wait_until(lambda: IncomingAction.objects.get(pk=action.pk).status == IncomingAction.Status.DONE)
+
+    run_incoming_action.apply_async((action.pk,), queue=redis_broker.queue)
+    wait_until(lambda: worker.output().count("run_incoming_action") >= 4, timeout=20)  # received + succeeded, twice
+    action.refresh_from_db()
+    assert (action.attempts, action.outcome) == (1, "sent")
+    assert len(sink.handler.received) == 1
+    assert Message.objects.filter(auto_submitted=True, envelope_from="").count() == 1
