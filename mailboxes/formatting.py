@@ -97,6 +97,8 @@ def text_from_html(html: str) -> str:
     writer.feed(html or "")
     writer.close()
     lines = [line.rstrip() for line in "".join(writer.out).split("\n")]
+    # The signature separator keeps its trailing space ("-- ", RFC 3676 §4.3): readers hide what follows.
+    lines = ["-- " if line == "--" else line for line in lines]
     text = "\n".join(lines).strip("\n")
     return re.sub(r"\n{3,}", "\n\n", text)
 

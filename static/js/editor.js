@@ -73,14 +73,17 @@
   if (htmlInput.value.trim()) {
     copyAllowed(editor, new DOMParser().parseFromString(htmlInput.value, "text/html").body);
   } else {
+    // The signature block ("-- " line, then the signature) becomes a marked block, so that a
+    // change of sending box can swap it (the HTML parser drops the textarea's first line end).
     var text = textarea.value;
     var signature = currentSignature();
-    var marker = signature ? "\n\n-- \n" + signature : "";
+    var marker = signature ? "-- \n" + signature : "";
     var at = marker ? text.indexOf(marker) : -1;
+    while (at > 0 && text.charAt(at - 1) !== "\n") at = text.indexOf(marker, at + 1);
     if (at === -1) {
       linesInto(editor, text);
     } else {
-      linesInto(editor, text.slice(0, at) + "\n");
+      if (at > 0) linesInto(editor, text.slice(0, at - 1));
       editor.appendChild(signatureBlock(signature));
       var rest = text.slice(at + marker.length);
       if (rest) linesInto(editor, rest.replace(/^\n/, ""));

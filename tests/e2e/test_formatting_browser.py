@@ -8,7 +8,7 @@ from email.parser import BytesParser
 
 import pytest
 
-from mailboxes.models import Message
+from mailboxes.models import Mailbox, Message
 from mailboxes.store import read_raw
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -33,10 +33,18 @@ PASTE = """([html, text]) => {
 
 @pytest.mark.parametrize("width", [1366, 375])
 def test_bold_list_link_and_word_paste_arrive_as_clean_html_and_text(cast, login, live_server, page, width):
+    Mailbox.objects.filter(pk=cast.alice_box.pk).update(signature="Dr Alice MARTIN\nCardiologie")
+    Mailbox.objects.filter(pk=cast.cardio.pk).update(signature="Secrétariat de cardiologie")
     page.set_viewport_size({"width": width, "height": 768 if width == 1366 else 812})
     login("alice")
     page.goto(f"{live_server.url}/pro/ecrire/?bal={cast.alice_box.pk}")
     assert page.locator("#id_body").is_hidden()  # the editor replaces the textarea
+    # The signature follows a change of sending box, inside the editor too.
+    assert "Dr Alice MARTIN\nCardiologie" in page.inner_text("#body-editor")
+    page.select_option("#id_sender", str(cast.cardio.pk))
+    assert "Secrétariat de cardiologie" in page.inner_text("#body-editor")
+    assert "Dr Alice MARTIN" not in page.inner_text("#body-editor")
+    page.select_option("#id_sender", str(cast.alice_box.pk))
     page.fill("#id_to", cast.charlie_box.address)
     page.fill("#id_subject", "Avis mis en forme")
     editor = page.locator("#body-editor")
@@ -85,3 +93,4 @@ def test_bold_list_link_and_word_paste_arrive_as_clean_html_and_text(cast, login
     assert text.splitlines()[:3] == ["Bonjour Dr Durand,", "- ECG normal", "- Écho à prévoir"]
     assert "Recommandations : https://www.has-sante.fr/fiche" in text
     assert "Texte collé depuis Word" in text
+    assert text.replace("\r\n", "\n").rstrip().endswith("\n-- \nDr Alice MARTIN\nCardiologie")

@@ -31,6 +31,10 @@ def test_text_part_keeps_every_word_item_and_link():
     assert text == "Bonjour Dr Durand,\n\n1. ECG\n2. Écho\nVoir la fiche <https://www.has-sante.fr/fiche>.\n> cité"
 
 
+def test_signature_separator_keeps_its_space():
+    assert text_from_html("<div>Merci.</div><div>-- </div><div>Dr Alice MARTIN</div>") == "Merci.\n-- \nDr Alice MARTIN"
+
+
 def test_html_is_cleaned_like_received_html():
     text, html = composed_bodies("ignored", WORD_LIKE)
     for dropped in ("<script", "alert", "style=", "class=", "onclick", "javascript:", "<style", "MsoNormal", "<o:p"):
