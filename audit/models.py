@@ -57,6 +57,9 @@ class AuditEvent(models.Model):
         CAMPAIGN_FINISHED = "campaign.finished", "campagne terminée"
         CAMPAIGN_LINE_SENT = "campaign.line_sent", "ligne de campagne envoyée"
         CAMPAIGN_REPORT_DOWNLOADED = "campaign.report_downloaded", "rapport de campagne téléchargé"
+        BOX_SETTINGS_CHANGED = "mailbox.settings_changed", "réglages de BAL modifiés (absence, transfert, règles)"
+        ABSENCE_REPLIED = "message.absence_replied", "réponse d'absence envoyée"
+        AUTO_FORWARDED = "message.auto_forwarded", "message transféré automatiquement"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(
