@@ -139,7 +139,7 @@ def structure_values(mailbox) -> dict[str, str]:
 
 def appointment_values(starts_at: datetime.datetime) -> dict[str, str]:
     local = timezone.localtime(starts_at)
-    return {"date_rdv": date_format(local, "l j F Y"), "heure_rdv": local.strftime("%H:%M").replace(":", " h ")}
+    return {"date_rdv": date_format(local, "l j F Y"), "heure_rdv": f"{local.hour} h {local.minute:02d}"}
 
 
 def values_for(model, patient, line: dict[str, str] | None = None, starts_at=None) -> dict[str, str]:

@@ -319,7 +319,7 @@ def campaign_mapping(request, campaign_id):
         else:
             messages.success(
                 request,
-                _("Liste vérifiée : %(v)d lignes prêtes, %(i)d lignes refusées.")
+                _("Liste vérifiée — lignes prêtes : %(v)d ; lignes refusées : %(i)d.")
                 % {"v": report.valid, "i": len(report.problems)},
             )
     else:

@@ -124,7 +124,7 @@ def test_campaign_journey_through_the_pages(service, client):
     mapping = {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure", "lieu": "Lieu"}
     client.post(reverse("automation:campaign_mapping", args=[campaign.pk]), mapping)
     html = client.get(page).content.decode()
-    assert "4 lignes prêtes à partir, 1 lignes refusées" in html
+    assert "Lignes prêtes à partir : 4 · lignes refusées : 1" in html
     assert f"{people[0].display_name} &lt;{people[0].address}&gt;" in html and "invitation.ics" in html
     assert "Envoyer 4 messages" in html
     client.post(reverse("automation:campaign_control", args=[campaign.pk, "envoyer"]))

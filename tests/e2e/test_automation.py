@@ -58,7 +58,7 @@ def test_secretary_journey(service, page, login, live_server, settings):  # noqa
     assert page.input_value("#id_ins") == "INS" and page.input_value("#id_date_rdv") == "Date"
     page.select_option("#id_lieu", "Salle d'attente")
     page.get_by_role("button", name="Vérifier la liste").click()
-    assert "12 lignes prêtes à partir, 2 lignes refusées" in page.get_by_test_id("check-summary").inner_text()
+    assert "Lignes prêtes à partir : 12 · lignes refusées : 2" in page.get_by_test_id("check-summary").inner_text()
     rows = page.get_by_test_id("problems").locator("tbody tr")
     assert rows.count() == 2
     assert rows.nth(0).locator("td").first.inner_text() == "5" and "clé" in rows.nth(0).inner_text()
