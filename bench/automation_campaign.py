@@ -292,12 +292,68 @@ def run(args, env, var_dir: Path) -> None:
         raise SystemExit("FAILED: every patient did not get exactly one message and one queued notification")
 
 
+SHARES = [
+    ("mailboxes.delivery.send_message (whole delivery path)", "delivery.py", "send_message"),
+    ("  of which the patient policy (checks, conversation, notification)", "policy.py", "after_delivery"),
+    ("  of which the patient policy: recipient decision", "policy.py", "decide_recipient"),
+    ("mailboxes.compose.build_message (MIME)", "compose.py", "build_message"),
+    ("automation.calendar.build_ics (icalendar)", "calendar.py", "build_ics"),
+    ("automation.sending.compose (fields)", "sending.py", "compose"),
+]
+
+
+def profile(args) -> None:
+    """CPU per message and its split, in process: the same chunks the worker runs."""
+    import cProfile
+    import pstats
+
+    import django
+
+    django.setup()
+    from automation import campaign_sending, campaigns
+    from automation.models import Campaign, MessageModel
+
+    secretary, app = seed(args.n)
+    model = MessageModel.objects.get(mailbox=app, kind=MessageModel.Kind.CONVOCATION)
+    campaign = campaigns.create_campaign(model, filename="l.csv", data=csv_bytes(args.n), user=secretary)
+    campaigns.apply_mapping(
+        campaign, {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure", "lieu": "Lieu"}, secretary
+    )
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
+    campaign_sending.process_batch(campaign.pk, max_lines=50)  # warm-up
+    cpu, wall = time.process_time(), time.perf_counter()
+    campaign_sending.process_batch(campaign.pk, max_lines=args.profile)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    print(
+        f"unprofiled: {args.profile} messages, {1000 * cpu / args.profile:.2f} ms CPU and {1000 * wall / args.profile:.2f} ms wall each"
+    )
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    campaign_sending.process_batch(campaign.pk, max_lines=args.profile)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = sum(row[3] for key, row in stats.stats.items() if key[2] == "process_batch")
+    print(f"profiled split of the CPU (total {total:.2f} s):")
+    for label, filename, function in SHARES:
+        spent = sum(row[3] for key, row in stats.stats.items() if key[0].endswith(filename) and key[2] == function)
+        print(f"  {100 * spent / total:5.1f} %  {label}")
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()  # the notification tasks published meanwhile
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (prefork)")
     parser.add_argument("--chunk", type=int, default=50, help="AUTOMATION_CAMPAIGN_CHUNK")
-    parser.add_argument("--timeout", type=int, default=600)
+    parser.add_argument("--timeout", type=int, default=900)
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        help="instead: send N lines in process (no worker) under a CPU-time cProfile and print where it goes",
+    )
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_automation")
     if not url.startswith("postgres"):
@@ -326,7 +382,7 @@ def main() -> None:
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
     sys.path.insert(0, str(ROOT))
     try:
-        run(args, env, var_dir)
+        profile(args) if args.profile else run(args, env, var_dir)
     finally:
         import shutil
 
