@@ -400,3 +400,5 @@ PATIENT_SYSTEM_ADDRESS = env_str("PATIENT_SYSTEM_ADDRESS", f"ne-pas-repondre@{PA
 
 
 # --- Operations: statistics, health, metrics, self-test (operations/, docs/operations.md) --
+# Closed days of the audit trail are sealed (audit/chain.py); the purge seals first too.
+CELERY_BEAT_SCHEDULE["audit-seal-days"] = {"task": "audit.tasks.seal_audit_days", "schedule": 3600.0}

@@ -7,7 +7,6 @@ Opening, closing by `[FIN]` and reopening are recorded by the policy when a mess
 gateway or the API.
 """
 
-from audit.models import AuditEvent
 from mailboxes.models import Delivery, Mailbox, Message
 from mailboxes.patient_domain import is_patient_address
 from patients.display import patient_label
@@ -45,12 +44,8 @@ def close_conversation(mailbox: Mailbox, patient: Patient, actor) -> Message:
     result = compose.send_from_mailbox(
         mailbox, actor, to=[patient.address], subject=CLOSING_SUBJECT, text=CLOSING_TEXT, source="webmail"
     )
-    message = result.message
-    # The policy wrote the `conversation.closed` event while delivering; it was this user.
-    AuditEvent.objects.filter(
-        action=AuditEvent.Action.CONVERSATION_CLOSED, message_id=message.pk, actor__isnull=True
-    ).update(actor=actor if getattr(actor, "is_authenticated", False) else None, actor_label="webmail")
-    return message
+    # The policy wrote the `conversation.closed` event while delivering, naming the submitter.
+    return result.message
 
 
 def delivery_states(message: Message) -> list[dict]:

@@ -314,7 +314,14 @@ def record_pro_message(message: Message, patient: Patient) -> None:
     conversation.save()
     if closing != was_closed:
         action = AuditEvent.Action.CONVERSATION_CLOSED if closing else AuditEvent.Action.CONVERSATION_REOPENED
-        record(action, actor_label="system", obj=conversation, mailbox_id=box.pk, message_id=message.pk)
+        # The one who submitted the message (written just before, in this transaction) closed or
+        # reopened the exchange: audit rows are never rewritten afterwards.
+        actor_id, label = (
+            AuditEvent.objects.filter(action=AuditEvent.Action.SUBMITTED, message_id=message.pk)
+            .values_list("actor_id", "actor_label")
+            .first()
+        ) or (None, "system")
+        record(action, actor_id=actor_id, actor_label=label, obj=conversation, mailbox_id=box.pk, message_id=message.pk)
 
 
 def record_patient_message(message: Message, box: Mailbox) -> None:

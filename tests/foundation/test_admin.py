@@ -237,7 +237,7 @@ def test_the_audit_trail_is_read_only_and_searchable_by_id(admin_client, cast):
     assert listed(q="4242") == {event}
     assert listed(q=str(cast.charlie_box.pk)) >= {other}
     assert event not in listed(q="78")
-    assert listed(action__exact="message.read") == {event, other}
+    assert listed(action="message.read") == {event, other}
     assert listed(q="ada") == set(AuditEvent.objects.filter(actor=cast.ada))
 
 
