@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from audit.models import AuditChain, AuditEvent, AuditSeal
@@ -41,6 +42,9 @@ GENESIS = "0" * 64
 # in its chain before the seal is computed.
 SEAL_GRACE = timedelta(minutes=10)
 HEAD_ATTEMPTS = 8
+
+# Sent after the transaction that wrote `rows` committed (metrics count them: operations/).
+events_committed = Signal()
 
 
 # --- hashing -----------------------------------------------------------------------------------
@@ -135,7 +139,8 @@ def link(rows: list[AuditEvent], using: str = "default") -> None:
             row.seq = seq
             row.prev_hash = prev
             row.hash = prev = event_hash(prev, _row_fields(row), day, head.partition)
-        AuditChain.objects.using(using).filter(pk=head.pk).update(seq=seq, head_hash=prev)
+        _move_head(head, seq, prev, using)
+    transaction.on_commit(lambda: events_committed.send_robust(sender=AuditEvent, rows=rows), using=using)
 
 
 def _chain_day(at: datetime, now: datetime) -> date:
@@ -152,7 +157,7 @@ def _chain_day(at: datetime, now: datetime) -> date:
 def _take_head(day: date, using: str) -> AuditChain:
     heads = AuditChain.objects.using(using).select_for_update(skip_locked=True)
     for _attempt in range(HEAD_ATTEMPTS):
-        head = heads.filter(day=day).order_by("partition").first()
+        head = _free_head(day, using)
         if head is not None:
             return head
         # Every head of the day is held by another transaction (or none exists yet): open one.
@@ -162,6 +167,42 @@ def _take_head(day: date, using: str) -> AuditChain:
         if head is not None:
             return head
     raise RuntimeError(f"no audit chain head available for {day}")
+
+
+# On the ingest path the two statements are written out once (the ORM would compile them for
+# every delivery); elsewhere (SQLite, one writer at a time) the ORM does it.
+FREE_HEAD_SQL = (
+    "SELECT id, partition, seq, head_hash FROM audit_auditchain WHERE day = %s "
+    "ORDER BY partition LIMIT 1 FOR UPDATE SKIP LOCKED"
+)
+MOVE_HEAD_SQL = "UPDATE audit_auditchain SET seq = %s, head_hash = %s WHERE id = %s"
+
+
+def _free_head(day: date, using: str) -> AuditChain | None:
+    connection = transaction.get_connection(using)
+    if connection.vendor != "postgresql":
+        return (
+            AuditChain.objects.using(using)
+            .select_for_update(skip_locked=True)
+            .filter(day=day)
+            .order_by("partition")
+            .first()
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(FREE_HEAD_SQL, [day])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return AuditChain.from_db(using, ["id", "day", "partition", "seq", "head_hash"], [row[0], day, *row[1:]])
+
+
+def _move_head(head: AuditChain, seq: int, head_hash: str, using: str) -> None:
+    connection = transaction.get_connection(using)
+    if connection.vendor != "postgresql":
+        AuditChain.objects.using(using).filter(pk=head.pk).update(seq=seq, head_hash=head_hash)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(MOVE_HEAD_SQL, [seq, head_hash, head.pk])
 
 
 def _new_partition(day: date, using: str) -> int:

@@ -118,6 +118,7 @@ class AuditEvent(models.Model):
         MAILBOX_DELETED_INACTIVE = "mailbox.deleted_inactive", "BAL inactive supprimée"
         AUDIT_PURGED = "audit.purged", "traces purgées (durée de conservation)"
         AUDIT_EXPORTED = "audit.exported", "traces exportées"
+        STATISTICS_EXPORTED = "statistics.exported", "indicateurs exportés"
 
     # Set by the writer (not auto_now_add) because the hash covers it.
     at = models.DateTimeField(default=timezone.now, db_index=True)

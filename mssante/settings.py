@@ -402,3 +402,34 @@ PATIENT_SYSTEM_ADDRESS = env_str("PATIENT_SYSTEM_ADDRESS", f"ne-pas-repondre@{PA
 # --- Operations: statistics, health, metrics, self-test (operations/, docs/operations.md) --
 # Closed days of the audit trail are sealed (audit/chain.py); the purge seals first too.
 CELERY_BEAT_SCHEDULE["audit-seal-days"] = {"task": "audit.tasks.seal_audit_days", "schedule": 3600.0}
+# /readyz (operations/health.py): ages over these only warn, unless READYZ_STRICT.
+READYZ_RELAY_MAX_AGE_SECONDS = env_int("READYZ_RELAY_MAX_AGE_SECONDS", 3600)
+READYZ_NOTIFICATION_MAX_AGE_SECONDS = env_int("READYZ_NOTIFICATION_MAX_AGE_SECONDS", 900)
+READYZ_BEAT_MAX_AGE_SECONDS = env_int("READYZ_BEAT_MAX_AGE_SECONDS", 300)
+READYZ_STRICT = env_bool("READYZ_STRICT", False)
+# /metrics: when set, scrapers send "Authorization: Bearer <token>".
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+CELERY_BEAT_SCHEDULE["operations-heartbeat"] = {"task": "operations.tasks.heartbeat", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["operations-aggregate-statistics"] = {
+    "task": "operations.tasks.aggregate_statistics",
+    "schedule": 3600.0,
+}
+# Logs: "plain" (default) or "json" (one object per line, with the request id).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+MIDDLEWARE.insert(0, "operations.observability.RequestIdMiddleware")
+LOGGING["filters"] = {"request_id": {"()": "operations.observability.RequestIdFilter"}}
+LOGGING["formatters"]["json"] = {"()": "operations.observability.JsonFormatter"}
+LOGGING["formatters"]["plain"]["format"] = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+LOGGING["handlers"]["console"]["filters"] = ["request_id"]
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be plain or json")
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
+# Probes and scrapers may speak plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# Workers log through LOGGING above (JSON lines too), not Celery's own root handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# manage.py selftest (operations/selftest.py).
+SELFTEST_MAILBOX = env_str("SELFTEST_MAILBOX", "")
+SELFTEST_ROUND_TRIP_SECONDS = env_int("SELFTEST_ROUND_TRIP_SECONDS", 30)
+SELFTEST_WHITELIST_MAX_AGE_DAYS = env_int("SELFTEST_WHITELIST_MAX_AGE_DAYS", 35)
+SELFTEST_MAX_CLOCK_SKEW_SECONDS = env_int("SELFTEST_MAX_CLOCK_SKEW_SECONDS", 2)
