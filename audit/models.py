@@ -120,8 +120,8 @@ class AuditEvent(models.Model):
         AUDIT_EXPORTED = "audit.exported", "traces exportées"
         STATISTICS_EXPORTED = "statistics.exported", "indicateurs exportés"
 
-    # Set by the writer (not auto_now_add) because the hash covers it.
-    at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Set when the row is linked into its chain (audit/chain.py), since the hash covers it.
+    at = models.DateTimeField(db_index=True)
     # An id kept as written: deleting the account leaves the row (and its hash) untouched.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -27,8 +27,9 @@ import datetime
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Case, Count, Q, Value, When
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -114,9 +115,11 @@ def _count_sent(counts: Counter, start, end) -> None:
 
 
 def _count_recipients(counts: Counter, start, end) -> None:
+    patient_address = Q(address__endswith=f"@{settings.PATIENT_DOMAIN}")
     rows = list(
         Delivery.objects.filter(message__created_at__gte=start, message__created_at__lt=end)
-        .values("message__sender_mailbox_id", "mailbox_id", "status", "reason")
+        .annotate(to_patient=Case(When(patient_address, then=Value(True)), default=Value(False)))
+        .values("message__sender_mailbox_id", "mailbox_id", "status", "reason", "to_patient")
         .annotate(n=Count("id"))
     )
     boxes = _boxes([r["message__sender_mailbox_id"] for r in rows] + [r["mailbox_id"] for r in rows])
@@ -126,7 +129,9 @@ def _count_recipients(counts: Counter, start, end) -> None:
         key = (sender.structure_id if sender else None, sender_id)
         recipient = boxes.get(row["mailbox_id"])
         n = row["n"]
-        counts[(*key, f"recipients_{category(sender, recipient)}")] += n
+        # A patient address without a box (unknown INS, closed space) is still a patient.
+        kind = "patient" if row["to_patient"] else category(sender, recipient)
+        counts[(*key, f"recipients_{kind}")] += n
         counts[(*key, f"delivery_{row['status']}")] += n
         if row["status"] == Delivery.Status.RETURNED:
             counts[(*key, f"return_{row['reason'] or 'inconnu'}")] += n
