@@ -34,6 +34,8 @@ from aiosmtpd.smtp import MISSING, SMTP, syntax
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from mssante.metrics import SMTP_SESSIONS
+
 log = logging.getLogger("mailboxes.smtp")
 
 # A decision code of the delivery path → (SMTP code, enhanced status code, RFC 3463).
@@ -286,6 +288,10 @@ class GatewaySMTP(SMTP):
     """aiosmtpd's SMTP with enhanced status codes on its own size refusals, and a DATA phase
     that gathers the message in one growing buffer instead of one object per line (a 25 MB
     message in 78-byte lines is 330,000 objects, 1.7 times its size, before aiosmtpd joins them)."""
+
+    def connection_made(self, transport) -> None:
+        SMTP_SESSIONS.inc()  # /metrics (mssante/metrics.py)
+        super().connection_made(transport)
 
     def _getaddr(self, arg: str):
         """aiosmtpd's parse of a MAIL/RCPT argument (the e-mail header parser: costly, and the

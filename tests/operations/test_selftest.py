@@ -70,10 +70,15 @@ def gateway(db, settings, tmp_path):
 
 
 def test_the_smtp_listener_offers_the_mssante_profile_only(gateway, settings):
+    from prometheus_client import REGISTRY
+
     settings.SMTPD_TLS_MAX_VERSION = "1.2"
     gateway()
+    sessions_before = REGISTRY.get_sample_value("mss_smtp_sessions_total") or 0
     result = selftest.check_smtp_tls()
     assert result.status == selftest.OK, result
+    # Every probe was an SMTP session, counted for /metrics.
+    assert REGISTRY.get_sample_value("mss_smtp_sessions_total") - sessions_before >= 4
     assert "TLSv1.2" in result.found and "TLSv1.1" not in result.found
     assert "ECDHE-RSA-AES256-GCM-SHA384" in result.found
 
