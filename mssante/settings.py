@@ -433,3 +433,10 @@ SELFTEST_MAILBOX = env_str("SELFTEST_MAILBOX", "")
 SELFTEST_ROUND_TRIP_SECONDS = env_int("SELFTEST_ROUND_TRIP_SECONDS", 30)
 SELFTEST_WHITELIST_MAX_AGE_DAYS = env_int("SELFTEST_WHITELIST_MAX_AGE_DAYS", 35)
 SELFTEST_MAX_CLOCK_SKEW_SECONDS = env_int("SELFTEST_MAX_CLOCK_SKEW_SECONDS", 2)
+# Behind the reverse proxy (issue 15 item 19): how to find the client's address, for allauth's
+# login rate limits and the audit trail (audit.events.client_ip). TRUSTED_PROXY_COUNT: the number
+# of proxies of ours that append to X-Forwarded-For (1 behind one nginx); or
+# TRUSTED_CLIENT_IP_HEADER: a header the proxy sets to the client address (X-Real-IP). Unset:
+# the connection's address (REMOTE_ADDR), right when nothing stands in front.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env_str("TRUSTED_CLIENT_IP_HEADER", "") or None

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from audit.events import record
+from audit.events import client_ip, record
 from audit.models import AuditEvent
 from mailboxes.access import attachment_for_user, mailbox_for_user
 from mailboxes.delivery import DeliveryRefused
@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 
 def _client_ip(request):
-    return request.META.get("REMOTE_ADDR")
+    """The client's address behind the trusted proxy (audit.events.client_ip)."""
+    return client_ip(request)
 
 
 def _space_is_open(patient: Patient) -> bool:

@@ -18,11 +18,12 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from audit.events import client_ip
 from mailboxes import compose
 from mailboxes.delivery import DeliveryRefused
 from mailboxes.models import Entry, Folder
 from mailboxes.patient_domain import is_patient_address
-from webmail import organise
+from webmail import organise, sharing
 from webmail.selectors import pro_entry
 
 logger = logging.getLogger(__name__)
@@ -148,6 +149,9 @@ def initial_for(request, boxes) -> tuple[dict, dict]:
     if not request.GET.get("reponse"):
         return initial, extra
     entry = pro_entry(request.user, request.GET["reponse"])
+    # The composer quotes the original: that is a read too (issue 15 item 21).
+    via = f"compose_{mode}" if mode in ("reply", "all", "forward") else "compose"
+    sharing.open_entry(entry, request.user, ip=client_ip(request), via=via)
     message = entry.message
     sender = by_id.get(entry.mailbox_id, sender)
     own = {b.address for b in boxes}

@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
+from audit.events import client_ip
 from mailboxes.models import Entry, Folder, Mailbox
 from mailboxes.patient_domain import is_patient_address
 from patients.conversation import conversation_for
@@ -48,7 +49,8 @@ User = get_user_model()
 
 
 def _ip(request):
-    return request.META.get("REMOTE_ADDR")
+    """The client's address behind the trusted proxy (audit.events.client_ip)."""
+    return client_ip(request)
 
 
 def _default_box(nav):
@@ -178,6 +180,7 @@ def message_body(request, entry_id):
     allowed only when the user asked (`?images=1`). The frame has no `allow-scripts`.
     """
     entry = pro_entry(request.user, entry_id)
+    sharing.open_entry(entry, request.user, ip=_ip(request), via="body")
     images = request.GET.get("images") == "1"
     html = render_to_string("webmail/body.html", {"message": entry.message})
     response = HttpResponse(html, content_type="text/html; charset=utf-8")
@@ -197,6 +200,7 @@ def message_body(request, entry_id):
 @require_GET
 def message_headers(request, entry_id):
     entry = pro_entry(request.user, entry_id)
+    sharing.open_entry(entry, request.user, ip=_ip(request), via="headers")
     fields = headers.raw_headers(entry.message)
     template = "webmail/_headers.html" if request.htmx else "webmail/headers.html"
     return render(request, template, {"entry": entry, "fields": fields})
@@ -206,6 +210,7 @@ def message_headers(request, entry_id):
 @require_GET
 def message_print(request, entry_id):
     entry = pro_entry(request.user, entry_id)
+    sharing.open_entry(entry, request.user, ip=_ip(request), via="print")
     attachments = entry.message.attachments.filter(is_inline=False).order_by("position")
     return render(request, "webmail/print.html", {"entry": entry, "message": entry.message, "attachments": attachments})
 
