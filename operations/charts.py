@@ -59,8 +59,10 @@ def bar_chart(chart_id: str, title: str, labels: list[str], series: list[tuple[s
         if bars:
             parts.append(f'<path d="{"".join(bars)}" fill="{COLOURS[index % len(COLOURS)]}"/>')
     every = max(1, math.ceil(len(labels) / 8))
+    last = len(labels) - 1
     for i, label in enumerate(labels):
-        if i % every == 0 or i == len(labels) - 1:
+        # Every `every`-th label, and the last one unless it would touch the one before it.
+        if (i % every == 0 and (i == last or last - i >= every / 2)) or i == last:
             x = LEFT + i * group_w + group_w / 2
             parts.append(
                 f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" fill="{INK}">{escape(label)}</text>'
