@@ -23,6 +23,7 @@ from operations.health import readiness
 from operations.indicators import indicators_csv
 from operations.metrics import queue_stats
 from operations.metrics import render as render_metrics
+from operations.selftest import last_whitelist_import
 
 GRANULARITIES = {"jour": ("day", 30), "semaine": ("week", 12 * 7), "mois": ("month", 365)}
 SOURCES = ["webmail", "smtp", "api", "patient", "system"]
@@ -82,7 +83,7 @@ def dashboard(request):
         "nav": "dashboard",
         "traffic": _traffic_rows(stats.today_traffic()),
         "queues": queue_stats(),
-        "whitelist_last": whitelist.order_by("-updated_at").values_list("updated_at", flat=True).first(),
+        "whitelist_last": last_whitelist_import(),
         "whitelist_count": whitelist.count(),
         "directory": directory_freshness(),
         "boxes": Mailbox.objects.filter(is_active=True).exclude(kind=Mailbox.Kind.PATIENT).count(),

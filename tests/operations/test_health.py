@@ -1,5 +1,6 @@
 """Liveness, readiness (a real Redis of the test's own, stopped under it), metrics, heartbeat."""
 
+import os
 import shutil
 import socket
 import subprocess
@@ -145,3 +146,28 @@ def test_staff_land_on_the_dashboard_and_others_on_their_pages(cast, client):
     client.force_login(cast.alice)
     assert client.get("/")["Location"] == "/pro/"
     assert client.get("/exploitation/").status_code == 302  # to the admin login, not the dashboard
+
+
+def test_counters_add_up_across_processes_in_multiprocess_mode(db, tmp_path, monkeypatch):
+    """Two processes (as two gunicorn workers, or runsmtpd and a worker) count SMTP sessions in
+    PROMETHEUS_MULTIPROC_DIR; /metrics adds them up."""
+    import sys
+
+    from operations.metrics import render
+
+    script = (
+        "import sys; from mssante.metrics import SMTP_SESSIONS\nfor _ in range(int(sys.argv[1])): SMTP_SESSIONS.inc()\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for count in (3, 4):
+        subprocess.run([sys.executable, "-c", script, str(count)], env=env, check=True, cwd=settings_root())
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    text = render()[0].decode()
+    assert metric_value(text, "mss_smtp_sessions_total") == 7
+    assert "mss_queue_depth" in text  # the database gauges are there too
+
+
+def settings_root():
+    from django.conf import settings
+
+    return settings.BASE_DIR
