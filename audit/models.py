@@ -119,6 +119,9 @@ class AuditEvent(models.Model):
         AUDIT_PURGED = "audit.purged", "traces purgées (durée de conservation)"
         AUDIT_EXPORTED = "audit.exported", "traces exportées"
         STATISTICS_EXPORTED = "statistics.exported", "indicateurs exportés"
+        BOX_SETTINGS_CHANGED = "mailbox.settings_changed", "réglages de BAL modifiés (absence, transfert, règles)"
+        ABSENCE_REPLIED = "message.absence_replied", "réponse d'absence envoyée"
+        AUTO_FORWARDED = "message.auto_forwarded", "message transféré automatiquement"
 
     # Set when the row is linked into its chain (audit/chain.py), since the hash covers it.
     at = models.DateTimeField(db_index=True)

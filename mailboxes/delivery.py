@@ -43,6 +43,7 @@ from django.utils.translation import gettext as _
 from audit.events import audit_rows, record_many
 from audit.models import AuditEvent
 from mailboxes import relay
+from mailboxes.box_actions import apply_box_settings
 from mailboxes.identifiers import ins_error
 from mailboxes.mime import MalformedMessage, ParsedMessage, first_msgid, parse_message
 from mailboxes.models import Attachment, Delivery, Entry, Folder, Mailbox, Message, Outbox
@@ -660,6 +661,8 @@ def send_message(
                 if refused:
                     _tell_policy_refused(envelope, message, refused)
                 get_policy().after_delivery(message, delivered)
+                # Each recipient box's own settings: rules now, absence reply and forward after commit.
+                apply_box_settings(message, delivered)
                 for outbox in outboxes:
                     transaction.on_commit(functools.partial(_enqueue, outbox.pk))
 

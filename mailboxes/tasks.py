@@ -51,3 +51,20 @@ def delete_inactive_mailboxes() -> int:
     from mailboxes import inactivity
 
     return inactivity.delete_inactive_mailboxes()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def run_incoming_action(action_id: int) -> None:
+    """An absence reply or a forward decided at delivery (mailboxes/box_actions.py); claimed
+    by a conditional update, so a duplicate run is a no-op."""
+    from mailboxes import box_actions
+
+    box_actions.run_action(action_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def sweep_incoming_actions() -> int:
+    """Periodic (celery beat): re-queue absence replies and forwards whose task was lost."""
+    from mailboxes import box_actions
+
+    return box_actions.sweep_actions()
