@@ -39,14 +39,14 @@ from django.db.models.functions import Greatest
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from audit.events import audit_rows, record_many
 from audit.models import AuditEvent
 from mailboxes import relay
-from mailboxes.identifiers import ins_error
 from mailboxes.mime import MalformedMessage, ParsedMessage, first_msgid, parse_message
 from mailboxes.models import Attachment, Delivery, Entry, Folder, Mailbox, Message, Outbox
-from mailboxes.patient_domain import Decision, Envelope, get_policy
+from mailboxes.patient_domain import Decision, Envelope, get_policy, is_patient_address
 from mailboxes.store import store_attachment, store_raw
 from mailboxes.trust import InvalidAddress, classify_domains, domain_of, normalise_address
 
@@ -117,23 +117,16 @@ def refuse_not_hosted(domain: str) -> Decision:
     )
 
 
-def refuse_too_large(size: int, limit: int, automatic_return: bool = False) -> Decision:
+def refuse_too_large(size: int, limit: int) -> Decision:
     return refuse(
         "too_large",
         _("Le message pèse %(s)s une fois encodé : la limite est de %(m)s.")
         % {"s": filesizeformat(size), "m": filesizeformat(limit)},
-        automatic_return,
     )
 
 
 def refuse_over_quota() -> Decision:
     return refuse("over_quota", _("La boîte aux lettres du destinataire est pleine : le message n'a pas été remis."))
-
-
-def refuse_patient_without_box(local_part: str) -> Decision:
-    if ins_error(local_part):
-        return refuse("wrong_ins", _("L'adresse ne correspond à aucun patient : le matricule INS est invalide."), True)
-    return refuse("patient_not_found", _("Aucun espace santé actif ne correspond à ce matricule INS."), True)
 
 
 def refuse_forged_local(domain: str) -> Decision:
@@ -145,6 +138,36 @@ def refuse_forged_local(domain: str) -> Decision:
         )
         % {"d": domain},
     )
+
+
+# One line per refusal code of the delivery path, for pages that show a stored refusal (the
+# delivery timeline): the sentences above name the address, domain or size, while a stored
+# Delivery keeps only the code. The patient domain's codes have their one text in its policy.
+SUMMARIES = {
+    "invalid_address": gettext_lazy("adresse électronique invalide"),
+    "unknown_recipient": gettext_lazy("aucune boîte aux lettres active à cette adresse"),
+    "untrusted_domain": gettext_lazy("domaine hors de l'espace de confiance MSSanté"),
+    "not_hosted": gettext_lazy("domaine non hébergé ici"),
+    "too_large": gettext_lazy("message trop volumineux"),
+    "over_quota": gettext_lazy("boîte du destinataire pleine"),
+    "malformed": gettext_lazy("message illisible"),
+    "sender_not_allowed": gettext_lazy("expéditeur non autorisé"),
+}
+
+
+def refusal_text(code: str, address: str = "") -> str:
+    """The French text of a stored refusal code (`Delivery.reason`) for `address`: the
+    policy's own text for the patient domain, the delivery path's summary otherwise, the
+    remote server's code for a relay refusal."""
+    if not code:
+        return ""
+    if code.startswith("smtp_"):
+        return _("réponse du serveur distant %(c)s") % {"c": code[5:]}
+    if address and is_patient_address(address):
+        text = get_policy().refusal_text(code)
+        if text:
+            return text
+    return str(SUMMARIES.get(code) or get_policy().refusal_text(code) or code)
 
 
 def check_sender(envelope_from: str) -> Decision:
@@ -237,20 +260,17 @@ def _plan(
             box = boxes.get(address)
             if box is None or box.kind == Mailbox.Kind.PATIENT:
                 decision = refuse_unknown()
-        else:  # the patient domain
-            if size > settings.PATIENT_MAX_MESSAGE_BYTES:
-                decision = refuse_too_large(size, settings.PATIENT_MAX_MESSAGE_BYTES, automatic_return=True)
-            else:
-                policy = policy or get_policy()
-                decision = policy.decide_recipient(envelope, address)
-                if decision.deliver:
-                    box = boxes.get(address)
-                    decision = None
-                    if box is None or box.kind != Mailbox.Kind.PATIENT:
-                        decision = refuse_patient_without_box(address.split("@", 1)[0])
+        else:  # the patient domain: its policy decides (limits included), delivery obeys
+            policy = policy or get_policy()
+            decision = policy.decide_recipient(envelope, address)
+            if decision.deliver:
+                box = boxes.get(address)
+                decision = None
+                if box is None or box.kind != Mailbox.Kind.PATIENT:
+                    decision = refuse_unknown()
         if decision is None and box is not None:
-            if box.max_message_bytes and size > box.max_message_bytes:
-                decision = refuse_too_large(size, box.max_message_bytes, automatic_return=box.is_patient)
+            if not box.is_patient and box.max_message_bytes and size > box.max_message_bytes:
+                decision = refuse_too_large(size, box.max_message_bytes)
             elif size and box.used_bytes + size > box.quota_bytes:
                 decision = refuse_over_quota()
         if decision is None and sender_box is not None and sender_box.kind == Mailbox.Kind.PATIENT:

@@ -34,6 +34,8 @@ from aiosmtpd.smtp import MISSING, SMTP, syntax
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from mailboxes.patient_domain import get_policy
+
 log = logging.getLogger("mailboxes.smtp")
 
 # A decision code of the delivery path → (SMTP code, enhanced status code, RFC 3463).
@@ -60,7 +62,8 @@ _PARSED_ARGS: dict = {}
 
 
 def max_message_bytes() -> int:
-    return max(settings.MAILBOX_MAX_MESSAGE_BYTES, settings.PATIENT_MAX_MESSAGE_BYTES)
+    """The largest message any rule may accept: the mailbox limit or the patient domain's."""
+    return max(settings.MAILBOX_MAX_MESSAGE_BYTES, get_policy().message_limit() or 0)
 
 
 TYPOGRAPHY = [

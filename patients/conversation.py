@@ -8,6 +8,7 @@ gateway or the API.
 """
 
 from audit.models import AuditEvent
+from mailboxes.delivery import refusal_text
 from mailboxes.models import Delivery, Mailbox, Message
 from mailboxes.patient_domain import is_patient_address
 from patients.display import patient_label
@@ -19,18 +20,6 @@ CLOSING_TEXT = (
     "Cet échange est terminé : vous ne pouvez plus répondre à ce message. "
     "Si vous avez besoin de nous joindre, utilisez les moyens de contact habituels.\n"
 )
-
-REASONS = {
-    "space_closed": "le patient a clôturé son espace",
-    "patient_not_found": "aucun espace patient à cette adresse",
-    "wrong_ins": "matricule INS erroné",
-    "too_large": "message trop volumineux (plus de 25 Mo)",
-    "ins_not_qualified": "INS non qualifiée",
-    "blocked": "non distribué",
-    "conversation_closed": "échange clôturé",
-    "patient_may_not_initiate": "le patient ne peut pas écrire en premier",
-    "patient_to_patient": "un patient ne peut pas écrire à un patient",
-}
 
 
 def conversation_for(mailbox: Mailbox, patient: Patient) -> Conversation | None:
@@ -64,7 +53,7 @@ def delivery_states(message: Message) -> list[dict]:
             label = "lu (accusé de lecture reçu)"
         reason = ""
         if status in (Delivery.Status.RETURNED, Delivery.Status.BOUNCED):
-            reason = REASONS.get(delivery.reason, delivery.reason)
+            reason = refusal_text(delivery.reason, delivery.address)
         rows.append(
             {
                 "address": delivery.address,

@@ -1,6 +1,9 @@
 """Forms of the patient space: labels and errors in French."""
 
 from django import forms
+from django.conf import settings
+
+from patients import policy
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -51,11 +54,15 @@ class ComposeForm(forms.Form):
     files = MultipleFileField(
         label="Fichiers de mon appareil",
         required=False,
-        help_text="PDF, JPG, PNG, RTF ou TIFF uniquement, 10 Mo au plus par fichier, 25 Mo au plus en tout.",
     )
 
     def __init__(self, *args, recipients=None, documents=(), show_profile=True, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["files"].help_text = (
+            "PDF, JPG, PNG, RTF ou TIFF uniquement, "
+            f"{settings.ATTACHMENT_MAX_BYTES // 2**20} Mo au plus par fichier, "
+            f"{policy.message_limit() // 2**20} Mo au plus en tout."
+        )
         if recipients is None:
             del self.fields["to"]
             del self.fields["subject"]

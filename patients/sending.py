@@ -15,6 +15,7 @@ from django.template.defaultfilters import filesizeformat
 from audit.events import record
 from audit.models import AuditEvent
 from mailboxes.filetypes import PATIENT_REPLY_TYPES, check_upload
+from patients import policy
 from patients.models import Patient
 
 
@@ -81,11 +82,8 @@ def send_from_patient(
     if include_profile:
         attachments.append(profile_attachment(patient, user))
     estimate = compose.estimated_encoded_size(text=text, attachment_sizes=[len(a[2]) for a in attachments])
-    if estimate > settings.PATIENT_MAX_MESSAGE_BYTES:
-        raise ValidationError(
-            f"L'ensemble de votre message dépasse {filesizeformat(settings.PATIENT_MAX_MESSAGE_BYTES)} "
-            "une fois envoyé : retirez des pièces jointes ou envoyez-les en plusieurs messages."
-        )
+    if estimate > policy.message_limit():
+        raise ValidationError(policy.too_large_to_send_text())
     result = compose.send_from_mailbox(
         patient.mailbox,
         user,

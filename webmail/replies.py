@@ -22,6 +22,7 @@ from mailboxes import compose
 from mailboxes.delivery import DeliveryRefused
 from mailboxes.models import Entry, Folder
 from mailboxes.patient_domain import is_patient_address
+from patients import policy
 from webmail import organise
 from webmail.selectors import pro_entry
 
@@ -197,7 +198,7 @@ class Outcome:
 def _limit_for(sender, recipients) -> int:
     limit = sender.max_message_bytes or settings.MAILBOX_MAX_MESSAGE_BYTES
     if any(is_patient_address(a) for a in recipients):
-        limit = min(limit, settings.PATIENT_MAX_MESSAGE_BYTES)
+        limit = min(limit, policy.message_limit())
     return limit
 
 

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from mailboxes.models import Entry, Folder, Mailbox
 from mailboxes.patient_domain import is_patient_address
 from patients.conversation import conversation_for
-from patients.models import Patient
+from patients.policy import patient_for_address
 from webmail import drafts, headers, organise, sharing
 from webmail.forms import ComposeForm, SearchForm
 from webmail.people import names_for_addresses
@@ -149,8 +149,7 @@ def patient_panel(mailbox, patient_addresses):
     `patients/_pro_conversation_panel.html`) when a patient takes part in the message."""
     if not patient_addresses or mailbox.kind == Mailbox.Kind.PATIENT:
         return None
-    ins = patient_addresses[0].split("@", 1)[0].upper()
-    patient = Patient.objects.filter(ins=ins).first()
+    patient = patient_for_address(patient_addresses[0])
     if patient is None:
         return None
     return {"mailbox": mailbox, "patient": patient, "conversation": conversation_for(mailbox, patient)}

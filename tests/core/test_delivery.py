@@ -285,9 +285,11 @@ def test_patient_domain_policy_is_asked_and_told(cast, recording_policy):
     assert ("decide_patient_sender", cast.alice_box.address, reply.message.size) in recording_policy.calls
 
 
-def test_unknown_patient_and_wrong_ins_are_refused_with_automatic_return(cast, recording_policy):
+def test_unknown_patient_and_wrong_ins_are_refused_with_automatic_return(cast, settings):
+    from patients.models import PendingReturn
     from tests.factories import make_ins
 
+    settings.PATIENT_POLICY = "patients.policy.PatientPolicy"  # the policy decides, delivery obeys
     unknown = f"{make_ins(seq=987654)}@patient.mssante.fr"
     wrong = "158037500100199@patient.mssante.fr"
     with pytest.raises(DeliveryRefused) as refused:
@@ -295,9 +297,15 @@ def test_unknown_patient_and_wrong_ins_are_refused_with_automatic_return(cast, r
     decisions = refused.value.refused
     assert decisions[unknown].code == "patient_not_found" and decisions[unknown].automatic_return
     assert decisions[wrong].code == "wrong_ins"
-    # The policy was told (message None: nothing stored) so that it sends its automatic returns.
-    assert ("refused", unknown, None, "patient_not_found") in recording_policy.calls
+    # The policy was told (nothing stored) so that it sends its automatic returns.
+    assert set(PendingReturn.objects.values_list("code", flat=True)) == {"patient_not_found", "wrong_ins"}
     assert Message.objects.count() == 0
+
+
+def test_a_patient_address_without_an_active_box_is_unknown_to_the_neutral_policy(cast):
+    with pytest.raises(DeliveryRefused) as refused:
+        send_from_mailbox(cast.alice_box, cast.alice, to=["158037500100199@patient.mssante.fr"], subject="S", text="t")
+    assert refused.value.code == "unknown_recipient"
 
 
 def test_delivery_costs_a_handful_of_queries_whatever_the_number_of_recipients(cast):
