@@ -288,19 +288,20 @@ def test_domain_names_are_cached_per_process_and_forgotten_on_change(settings):
 def test_a_box_filled_by_a_concurrent_delivery_is_not_pushed_over_its_quota(cast, monkeypatch):
     """The quota is checked again in the transaction that counts the space: a box that another
     delivery filled after this one's plan refuses the message instead of going over quota."""
-    from mailboxes import delivery
+    from mailboxes.delivery import writing
     from tests.core.conftest import raw_message
 
     raw = raw_message(to=(cast.alice_box.address, cast.cardio.address))
     Mailbox.objects.filter(pk=cast.alice_box.pk).update(quota_bytes=len(raw) * 3, used_bytes=0)
-    real_store_raw = delivery.store_raw
+    real_store_raw = writing.store_raw
 
     def concurrent_delivery_then_store(data):
         # Between the plan (room for it) and the transaction, another delivery fills alice's box.
         Mailbox.objects.filter(pk=cast.alice_box.pk).update(used_bytes=len(raw) * 3 - 10)
         return real_store_raw(data)
 
-    monkeypatch.setattr(delivery, "store_raw", concurrent_delivery_then_store)
+    # The step between the plan and the transaction: storing the bytes.
+    monkeypatch.setattr(writing, "store_raw", concurrent_delivery_then_store)
     result = send_message(
         raw, envelope_from=PEER_SENDER, envelope_to=[cast.alice_box.address, cast.cardio.address], source="smtp"
     )
