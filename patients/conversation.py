@@ -8,6 +8,7 @@ gateway or the API.
 """
 
 from audit.models import AuditEvent
+from mailboxes import compose
 from mailboxes.delivery import refusal_text
 from mailboxes.models import Delivery, Mailbox, Message
 from mailboxes.patient_domain import is_patient_address
@@ -29,8 +30,6 @@ def conversation_for(mailbox: Mailbox, patient: Patient) -> Conversation | None:
 def close_conversation(mailbox: Mailbox, patient: Patient, actor) -> Message:
     """Send `[FIN]` from `mailbox` to the patient through the one delivery path; the policy
     closes the conversation on delivery, and the audit event names the professional."""
-    from mailboxes import compose
-
     result = compose.send_from_mailbox(
         mailbox, actor, to=[patient.address], subject=CLOSING_SUBJECT, text=CLOSING_TEXT, source="webmail"
     )

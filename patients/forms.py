@@ -3,6 +3,7 @@
 from django import forms
 from django.conf import settings
 
+from health_record.models import Document
 from patients import policy
 
 
@@ -99,8 +100,6 @@ class SaveDocumentForm(forms.Form):
     kind = forms.ChoiceField(label="Nature")
 
     def __init__(self, *args, **kwargs):
-        from health_record.models import Document
-
         super().__init__(*args, **kwargs)
         self.fields["category"].choices = Document.Category.choices
         self.fields["kind"].choices = Document.Kind.choices

@@ -33,6 +33,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+from celery import signature
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -41,9 +42,11 @@ from django.utils import timezone
 
 from audit.events import record
 from audit.models import AuditEvent
+from mailboxes import reports
 from mailboxes.identifiers import ins_error, normalise_ins
 from mailboxes.models import Mailbox, Message, Structure
 from mailboxes.patient_domain import Decision, Envelope, is_patient_address
+from patients import notifications
 from patients.models import Block, Conversation, Patient, PendingReturn, PharmacyDispensation
 
 log = logging.getLogger(__name__)
@@ -61,9 +64,7 @@ def test_address() -> str:
 
 
 def system_address() -> str:
-    from mailboxes.reports import system_address as core_system_address
-
-    return core_system_address(settings.PATIENT_DOMAIN).lower()
+    return reports.system_address(settings.PATIENT_DOMAIN).lower()
 
 
 def ins_of(address: str) -> str:
@@ -90,12 +91,10 @@ def queue_test_answer(message: Message) -> None:
     """The test address (RULES.md §3): a message whose subject and body both contain `TEST`
     gets the predefined acknowledgement in the sending box (`returns.answer_test_address`);
     never an automatic message or a report (RFC 3834)."""
-    from patients import tasks
-
     if message.auto_submitted or message.is_report:
         return
     message_pk = message.pk
-    transaction.on_commit(lambda: tasks.answer_test_address.delay(message_pk))
+    transaction.on_commit(lambda: signature("patients.tasks.answer_test_address", args=(message_pk,)).delay())
 
 
 # --- Refusals: the one French text of each code, and its automatic return ---------------------
@@ -440,8 +439,6 @@ class PatientPolicy:
         return refusal_text(code)
 
     def after_delivery(self, message: Message, delivered_to: list[Mailbox]) -> None:
-        from patients import notifications
-
         if message.is_report:
             return
         sender_box = message.sender_mailbox
@@ -463,8 +460,6 @@ class PatientPolicy:
     def refused(self, envelope: Envelope, message: Message | None, recipient_address: str, decision: Decision) -> None:
         """Automatic returns go back to the sender's box as messages through the same path,
         after commit, and never answer an automatic message or a report (RFC 3834)."""
-        from patients import tasks
-
         if not decision.automatic_return or envelope.auto_submitted or envelope.is_report:
             return
         sender = (envelope.sender_address or "").lower()
@@ -484,4 +479,4 @@ class PatientPolicy:
             pending.pk,
         )
         # Only the row's id goes to the broker: no address (INS, names) in task arguments.
-        transaction.on_commit(lambda: tasks.send_automatic_return.delay(pending.pk))
+        transaction.on_commit(lambda: signature("patients.tasks.send_automatic_return", args=(pending.pk,)).delay())

@@ -19,6 +19,8 @@ from django.views.decorators.http import require_POST
 
 from audit.events import record
 from audit.models import AuditEvent
+from health_record.api import documents_for_patient, save_document
+from mailboxes import reports
 from mailboxes.access import attachment_for_user, mailbox_for_user
 from mailboxes.delivery import DeliveryRefused
 from mailboxes.filetypes import PREVIEWABLE
@@ -84,8 +86,6 @@ def conversation(request, entry_id):
 def message_detail(request, entry_id):
     """Opening a message marks it read, is audited, and sends the read receipt the professional
     asked for, once, without asking the patient (RULES.md §3, return 4)."""
-    from mailboxes import reports
-
     patient = selectors.patient_for_user(request.user)
     entry = selectors.entry_for_patient(request.user, patient, entry_id)
     message = entry.message
@@ -123,8 +123,6 @@ def message_detail(request, entry_id):
 
 
 def _documents(patient):
-    from health_record.api import documents_for_patient
-
     return list(documents_for_patient(patient))
 
 
@@ -217,8 +215,6 @@ def save_attachment(request, attachment_id):
     """ "Enregistrer dans mes documents" (RULES.md §3): title, date, category; ≤ 5 MB; formats."""
     from django.conf import settings
     from django.template.defaultfilters import filesizeformat
-
-    from health_record.api import save_document
 
     patient = selectors.patient_for_user(request.user)
     attachment, entry = attachment_for_user(request.user, attachment_id)

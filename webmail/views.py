@@ -28,7 +28,8 @@ from patients.conversation import conversation_for
 from patients.policy import patient_for_address
 from webmail import drafts, headers, organise, sharing
 from webmail.forms import ComposeForm, SearchForm
-from webmail.people import names_for_addresses
+from webmail.people import names_for_addresses, suggest
+from webmail.replies import draft_attachments, forward_attachments_for, initial_for, send
 from webmail.rows import prepare, render_rows
 from webmail.search import search_page
 from webmail.selectors import (
@@ -39,6 +40,7 @@ from webmail.selectors import (
     navigation,
     pro_entry,
     pro_mailbox,
+    pro_mailboxes,
     thread_of,
 )
 from webmail.timeline import timeline
@@ -416,8 +418,6 @@ def shortcuts_help(request):
 
 @login_required
 def compose(request):
-    from webmail.replies import forward_attachments_for, initial_for, send
-
     boxes = list(navigation_boxes(request.user))
     if not boxes:
         raise Http404("Aucune boîte aux lettres")
@@ -465,8 +465,6 @@ def compose(request):
 
 
 def navigation_boxes(user):
-    from webmail.selectors import pro_mailboxes
-
     return pro_mailboxes(user).select_related("owner", "responsible")
 
 
@@ -485,8 +483,6 @@ def _compose_context(request, form, boxes):
 def draft_save(request):
     """Automatic save of the message being written (Drafts folder); answers JSON with the
     draft's id and its attachments (the script posts the files only when they changed)."""
-    from webmail.replies import draft_attachments, forward_attachments_for
-
     boxes = list(navigation_boxes(request.user))
     form = ComposeForm(
         request.POST,
@@ -507,8 +503,6 @@ def draft_save(request):
 @require_GET
 def recipients(request):
     """htmx: suggestions for the last address being typed, and the INS check as you type."""
-    from webmail.people import suggest
-
     query = request.GET.get("to") or request.GET.get("cc") or request.GET.get("q") or ""
     field = "cc" if "cc" in request.GET else "to"
     term = query.replace(";", ",").split(",")[-1].strip()

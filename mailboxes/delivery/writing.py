@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from audit.events import audit_rows
 from audit.models import AuditEvent
-from mailboxes import relay
+from mailboxes import outbox as relay_queue
 from mailboxes.delivery import quota, receipts
 from mailboxes.delivery.events import event
 from mailboxes.delivery.planning import Plan
@@ -172,7 +172,7 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
         tell_policy_refused(submission.envelope, message, submission.refused)
         get_policy().after_delivery(message, delivered)
         for outbox in outboxes:
-            transaction.on_commit(functools.partial(relay.enqueue, outbox.pk))
+            transaction.on_commit(functools.partial(relay_queue.enqueue, outbox.pk))
     return message
 
 

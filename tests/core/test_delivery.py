@@ -6,7 +6,7 @@ import pytest
 from django.core.files.storage import default_storage
 
 from audit.models import AuditEvent
-from mailboxes import relay
+from mailboxes import outbox
 from mailboxes.compose import send_from_mailbox
 from mailboxes.delivery import DeliveryRefused, send_message
 from mailboxes.models import Attachment, Delivery, Entry, Folder, Mailbox, Message, Outbox, TrustedDomain
@@ -178,7 +178,7 @@ def test_external_recipients_are_queued_per_domain_and_relayed_after_commit(
     TrustedDomain.objects.create(name="ch-ailleurs.mssante.fr")
     TrustedDomain.objects.create(name="chu-loin.mssante.fr")
     enqueued = []
-    monkeypatch.setattr(relay, "enqueue", enqueued.append)
+    monkeypatch.setattr(outbox, "enqueue", enqueued.append)  # the relay's queue
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         result = send_from_mailbox(
             cast.alice_box,
