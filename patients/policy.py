@@ -257,7 +257,7 @@ def pro_may_write_to(envelope: Envelope, patient: Patient) -> Decision:
 
 def space_decision(patient: Patient | None) -> Decision:
     """Automatic returns 1 and 2 (RULES.md §3), and the INS qualification setting."""
-    if patient is None or patient.mailbox_id is None or not patient.mailbox.is_active:
+    if patient is None or patient.mailbox is None or not patient.mailbox.is_active:
         return refuse_patient_not_found()
     if patient.space_state in (Patient.SpaceState.NOT_CREATED, Patient.SpaceState.OPPOSED):
         return refuse_patient_not_found()
@@ -293,7 +293,7 @@ def has_recent_dispensation(patient: Patient, box: Mailbox, today: datetime.date
     record_dispensation`)."""
     if box.kind != Mailbox.Kind.ORGANISATIONAL:
         return False
-    if box.structure_id is None or box.structure.kind != Structure.Kind.PHARMACY:
+    if box.structure is None or box.structure.kind != Structure.Kind.PHARMACY:
         return False
     today = today or timezone.localdate()
     since = today - datetime.timedelta(days=DISPENSATION_VALIDITY_DAYS)
@@ -349,7 +349,7 @@ def allowed_recipients(patient: Patient) -> list[Mailbox]:
     boxes: dict[int, Mailbox] = {}
     for conversation in Conversation.objects.filter(patient=patient).select_related("mailbox__return_mailbox"):
         target = conversation.mailbox
-        if target.kind == Mailbox.Kind.APPLICATIVE and target.return_mailbox_id:
+        if target.kind == Mailbox.Kind.APPLICATIVE and target.return_mailbox is not None:
             target = target.return_mailbox
         boxes[target.pk] = target
     since = timezone.localdate() - datetime.timedelta(days=DISPENSATION_VALIDITY_DAYS)
@@ -418,7 +418,7 @@ class PatientPolicy:
             return refuse_wrong_ins()
         patient = patient_for_address(address)
         decision = space_decision(patient)
-        if not decision.deliver:
+        if patient is None or not decision.deliver:
             return decision
         return pro_may_write_to(envelope, patient)
 

@@ -87,13 +87,13 @@ def plan_recipients(
     policy = get_policy()
     for address in recipients:
         box = boxes.get(address)
-        if getattr(box, "already_delivered", False):
+        if box is not None and box.already_delivered:
             plan.duplicates[address] = box
             continue
         decision = decide(address, classes[domain_of(address)], box, envelope, policy, local_sender, size)
         if not decision.deliver:
             plan.refused[address] = decision
-        elif classes[domain_of(address)] in ("hosted", "patient"):
+        elif box is not None:  # a hosted or patient box (decide refuses those without one)
             plan.local[address] = box
         else:
             plan.external.setdefault(domain_of(address), []).append(address)

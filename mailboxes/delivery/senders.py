@@ -43,7 +43,7 @@ def normalised_sender(envelope_from: str | None) -> str:
     if is_null_sender(envelope_from):
         return ""
     try:
-        return normalise_address(envelope_from)
+        return normalise_address(envelope_from or "")
     except InvalidAddress:
         raise refused(refuse_invalid(envelope_from or "")) from None
 

@@ -145,7 +145,9 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
         delivered, now = plan.delivered, timezone.now()
         sender_box_id = submission.sender_box_id
         sender_in_sent = sender_box_id is not None and sender_box_id not in {box.pk for box in delivered}
-        counted = {box.pk for box in delivered} | ({sender_box_id} if sender_in_sent else set())
+        counted = {box.pk for box in delivered}
+        if sender_in_sent and sender_box_id is not None:
+            counted.add(sender_box_id)
         if not quota.count_space(
             counted, len(submission.raw), sender_box_id=sender_box_id, sender_in_sent=sender_in_sent, now=now
         ):
@@ -260,8 +262,9 @@ def delivery_events(
 def folder_id(box: Mailbox, role: str) -> int:
     """The id of a system folder of `box` (the INBOX id comes with the recipients' query); a box
     created without its folders gets them now."""
-    if role == Folder.Role.INBOX and getattr(box, "inbox_folder_id", None):
-        return box.inbox_folder_id
+    inbox_id = getattr(box, "inbox_folder_id", None)
+    if role == Folder.Role.INBOX and inbox_id:
+        return inbox_id
     found = Folder.objects.filter(mailbox_id=box.pk, role=role).values_list("id", flat=True).first()
     if found is None:
         box.ensure_system_folders()
