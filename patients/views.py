@@ -22,6 +22,7 @@ from audit.models import AuditEvent
 from health_record.api import documents_for_patient, save_document
 from mailboxes import reports
 from mailboxes.access import attachment_for_user, mailbox_for_user
+from mailboxes.compose import reply_subject
 from mailboxes.delivery import DeliveryRefused
 from mailboxes.filetypes import PREVIEWABLE
 from mailboxes.models import Mailbox
@@ -157,7 +158,7 @@ def _compose(request, patient, *, entry=None):
         if entry is not None:
             to = state.target
             subject = entry.message.subject
-            subject = subject if subject.lower().startswith("re:") else f"Re: {subject}".strip()
+            subject = reply_subject(subject)
         else:
             to, subject = data["to"], data["subject"]
         try:
@@ -178,8 +179,6 @@ def _compose(request, patient, *, entry=None):
         except DeliveryRefused as exc:
             error = exc.reason
         else:
-            if entry is not None:
-                type(entry).objects.filter(pk=entry.pk).update(answered=True)
             messages.success(request, "Votre message a été envoyé.")
             return redirect("patients:conversation", entry_id=entry.pk) if entry else redirect("patients:inbox")
         error += " Votre texte est conservé ; choisissez à nouveau vos fichiers s'il y en avait."

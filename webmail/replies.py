@@ -29,14 +29,6 @@ from webmail.selectors import pro_entry
 logger = logging.getLogger(__name__)
 
 
-def _prefixed(prefix: str, subject: str) -> str:
-    subject = subject or ""
-    stripped = subject.lstrip()
-    if stripped.upper().startswith(prefix.upper()):
-        return subject
-    return f"{prefix} {stripped}".strip()
-
-
 def _signature(box) -> str:
     return f"\n\n-- \n{box.signature}" if box.signature else ""
 
@@ -162,7 +154,7 @@ def initial_for(request, boxes) -> tuple[dict, dict]:
         extra["forward_attachments"] = attachments
         initial.update(
             {
-                "subject": _prefixed("TR :", message.subject),
+                "subject": compose.forward_subject(message.subject),
                 "body": _signature(sender) + _forwarded(message),
                 "keep_attachments": [a.pk for a in attachments],
             }
@@ -181,7 +173,7 @@ def initial_for(request, boxes) -> tuple[dict, dict]:
         {
             "to": ", ".join(to),
             "cc": ", ".join(a for a in dict.fromkeys(cc) if a not in to),
-            "subject": _prefixed("RE :", message.subject),
+            "subject": compose.reply_subject(message.subject),
             "body": _signature(sender) + _quoted(message),
         }
     )
@@ -231,14 +223,13 @@ def send(request, form) -> Outcome:
             ],
         )
     try:
-        result = compose.send_from_mailbox(sender, request.user, source="webmail", **arguments)
+        replied = parent_entry if in_reply_to is not None else None
+        result = compose.send_from_mailbox(sender, request.user, source="webmail", replied_entry=replied, **arguments)
     except DeliveryRefused as refusal:
         reasons = [d.reason for d in (getattr(refusal, "refused", None) or {}).values() if getattr(d, "reason", "")]
         return Outcome(ok=False, errors=reasons or [refusal.reason])
     if parent_entry is not None and data.get("mode") == "forward":
         Entry.objects.filter(pk=parent_entry.pk).update(forwarded=True)
-    elif parent_entry is not None:
-        Entry.objects.filter(pk=parent_entry.pk).update(answered=True)
     if data.get("draft"):
         draft = Entry.objects.filter(pk=data["draft"], mailbox=sender, is_draft=True).first()
         if draft is None:
