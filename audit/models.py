@@ -41,6 +41,9 @@ class AuditEvent(models.Model):
         NOTIFIED = "notification.sent", "notification envoyée"
         MAILBOX_INACTIVITY_WARNED = "mailbox.inactivity_warned", "BAL inactive : titulaire averti"
         MAILBOX_DELETED_INACTIVE = "mailbox.deleted_inactive", "BAL inactive supprimée"
+        BOX_SETTINGS_CHANGED = "mailbox.settings_changed", "réglages de BAL modifiés (absence, transfert, règles)"
+        ABSENCE_REPLIED = "message.absence_replied", "réponse d'absence envoyée"
+        AUTO_FORWARDED = "message.auto_forwarded", "message transféré automatiquement"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(

@@ -1,7 +1,7 @@
 """Celery tasks of the operator: thin wrappers that take ids (STYLE.md §4).
 
 The work and its rules live in the modules they call (`relay`, `inactivity`,
-`provisioning.invitations`); each is safe to run twice (`relay_outbox` claims its row with a
+`provisioning.invitations`, `box_actions`); each is safe to run twice (`relay_outbox` claims its row with a
 conditional update; the inactivity runs select what is still due; an invitation is sent only
 to an account that still has no password). Modules that queue a task name it
 (`celery.signature`) rather than import this module, so nothing here is imported in a cycle.
@@ -11,7 +11,7 @@ import smtplib
 
 from celery import shared_task
 
-from mailboxes import inactivity, relay
+from mailboxes import box_actions, inactivity, relay
 from mailboxes.provisioning import invitations
 
 EAGER_IMMEDIATE_RETRIES = 5
@@ -63,3 +63,16 @@ def delete_inactive_mailboxes() -> int:
 def send_account_invitation(user_id: int) -> bool:
     """The e-mail inviting a provisioned account to choose its password."""
     return invitations.send_account_invitation(user_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def run_incoming_action(action_id: int) -> None:
+    """An absence reply or a forward decided at delivery (mailboxes/box_actions.py); claimed
+    by a conditional update, so a duplicate run is a no-op."""
+    box_actions.run_action(action_id)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def sweep_incoming_actions() -> int:
+    """Periodic (celery beat): re-queue absence replies and forwards whose task was lost."""
+    return box_actions.sweep_actions()

@@ -389,11 +389,21 @@ CELERY_BEAT_SCHEDULE["webmail-purge-expired-trash"] = {
     "task": "webmail.purge_expired_trash",
     "schedule": 3600.0,
 }
+CELERY_BEAT_SCHEDULE["webmail-fill-address-books"] = {
+    # Contacts from the mail exchanged (webmail/contacts.py); pages also fill on opening.
+    "task": "webmail.fill_address_books",
+    "schedule": 600.0,
+}
 
 # --- Message store and delivery path (docs/messaging.md) ------------------------------------
 # The patient domain's system sender (automatic returns, MDNs of patients, test answers);
 # hosted domains use mailer-daemon@<domain> (mailboxes/reports.py).
 PATIENT_SYSTEM_ADDRESS = env_str("PATIENT_SYSTEM_ADDRESS", f"ne-pas-repondre@{PATIENT_DOMAIN}").lower()
+CELERY_BEAT_SCHEDULE["mailbox-sweep-incoming-actions"] = {
+    # Absence replies and forwards whose task was lost (mailboxes/box_actions.py).
+    "task": "mailboxes.tasks.sweep_incoming_actions",
+    "schedule": 60.0,
+}
 
 # --- Directory: the national MSSanté directory (directory/, docs/directory.md) -------------
 

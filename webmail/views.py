@@ -26,7 +26,7 @@ from mailboxes.models import Entry, Folder, Mailbox
 from mailboxes.patient_domain import is_patient_address
 from patients.conversation import conversation_for
 from patients.policy import patient_for_address
-from webmail import drafts, headers, organise, sharing
+from webmail import contacts, drafts, headers, organise, sharing
 from webmail.forms import ComposeForm, SearchForm
 from webmail.people import names_for_addresses, suggest
 from webmail.replies import draft_attachments, forward_attachments_for, initial_for, send
@@ -455,6 +455,7 @@ def compose(request):
             ]
             return JsonResponse({"errors": errors}, status=400)
         return render(request, "webmail/compose.html", _compose_context(request, form, boxes), status=400)
+    contacts.refresh_for_user(request.user)  # the completion proposes the latest correspondents
     initial, extra = initial_for(request, boxes)
     form = ComposeForm(
         initial=initial, boxes=boxes, user=request.user, forward_attachments=extra.pop("forward_attachments")
@@ -506,4 +507,9 @@ def recipients(request):
     query = request.GET.get("to") or request.GET.get("cc") or request.GET.get("q") or ""
     field = "cc" if "cc" in request.GET else "to"
     term = query.replace(";", ",").split(",")[-1].strip()
-    return render(request, "webmail/_recipients.html", {**suggest(term), "field": field, "term": term})
+    found = suggest(term)
+    # The person's contacts first (webmail/contacts.py), then what the directory suggests.
+    found["contacts"] = contacts.search_contacts(request.user, term) if not found.get("ins_message") else []
+    known = {c["address"] for c in found["contacts"]}
+    found["suggestions"] = [s for s in found["suggestions"] if s["address"] not in known]
+    return render(request, "webmail/_recipients.html", {**found, "field": field, "term": term})

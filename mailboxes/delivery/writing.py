@@ -23,6 +23,7 @@ from django.utils import timezone
 from audit.events import audit_rows
 from audit.models import AuditEvent
 from mailboxes import outbox as relay_queue
+from mailboxes.box_actions import apply_box_settings
 from mailboxes.delivery import quota, receipts
 from mailboxes.delivery.events import event
 from mailboxes.delivery.planning import Plan
@@ -173,6 +174,8 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
         AuditEvent.objects.bulk_create(audit_rows(events))
         tell_policy_refused(submission.envelope, message, submission.refused)
         get_policy().after_delivery(message, delivered)
+        # Each recipient box's own settings: rules now, absence reply and forward after commit.
+        apply_box_settings(message, delivered)
         for outbox in outboxes:
             transaction.on_commit(functools.partial(relay_queue.enqueue, outbox.pk))
     return message
