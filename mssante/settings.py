@@ -100,6 +100,14 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # psycopg 3 binds parameters on the client by default; with DB_SERVER_SIDE_BINDING the
+    # server binds them, and a statement run DB_PREPARE_THRESHOLD times on a connection is
+    # prepared there (Django's documented OPTIONS, passed to psycopg).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=env_bool("DB_SERVER_SIDE_BINDING", False),
+        prepare_threshold=env_int("DB_PREPARE_THRESHOLD", 5),
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0

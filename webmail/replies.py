@@ -23,18 +23,11 @@ from mailboxes import compose
 from mailboxes.delivery import DeliveryRefused
 from mailboxes.models import Entry, Folder
 from mailboxes.patient_domain import is_patient_address
+from patients import policy
 from webmail import organise, sharing
 from webmail.selectors import pro_entry
 
 logger = logging.getLogger(__name__)
-
-
-def _prefixed(prefix: str, subject: str) -> str:
-    subject = subject or ""
-    stripped = subject.lstrip()
-    if stripped.upper().startswith(prefix.upper()):
-        return subject
-    return f"{prefix} {stripped}".strip()
 
 
 def _signature(box) -> str:
@@ -166,7 +159,7 @@ def initial_for(request, boxes) -> tuple[dict, dict]:
         extra["forward_attachments"] = attachments
         initial.update(
             {
-                "subject": _prefixed("TR :", message.subject),
+                "subject": compose.forward_subject(message.subject),
                 "body": _signature(sender) + _forwarded(message),
                 "keep_attachments": [a.pk for a in attachments],
             }
@@ -185,7 +178,7 @@ def initial_for(request, boxes) -> tuple[dict, dict]:
         {
             "to": ", ".join(to),
             "cc": ", ".join(a for a in dict.fromkeys(cc) if a not in to),
-            "subject": _prefixed("RE :", message.subject),
+            "subject": compose.reply_subject(message.subject),
             "body": _signature(sender) + _quoted(message),
         }
     )
@@ -202,7 +195,7 @@ class Outcome:
 def _limit_for(sender, recipients) -> int:
     limit = sender.max_message_bytes or settings.MAILBOX_MAX_MESSAGE_BYTES
     if any(is_patient_address(a) for a in recipients):
-        limit = min(limit, settings.PATIENT_MAX_MESSAGE_BYTES)
+        limit = min(limit, policy.message_limit())
     return limit
 
 
@@ -236,14 +229,13 @@ def send(request, form) -> Outcome:
             ],
         )
     try:
-        result = compose.send_from_mailbox(sender, request.user, source="webmail", **arguments)
+        replied = parent_entry if in_reply_to is not None else None
+        result = compose.send_from_mailbox(sender, request.user, source="webmail", replied_entry=replied, **arguments)
     except DeliveryRefused as refusal:
         reasons = [d.reason for d in (getattr(refusal, "refused", None) or {}).values() if getattr(d, "reason", "")]
         return Outcome(ok=False, errors=reasons or [refusal.reason])
     if parent_entry is not None and data.get("mode") == "forward":
         Entry.objects.filter(pk=parent_entry.pk).update(forwarded=True)
-    elif parent_entry is not None:
-        Entry.objects.filter(pk=parent_entry.pk).update(answered=True)
     if data.get("draft"):
         draft = Entry.objects.filter(pk=data["draft"], mailbox=sender, is_draft=True).first()
         if draft is None:

@@ -26,10 +26,11 @@ from audit.events import client_ip
 from mailboxes.models import Entry, Folder, Mailbox
 from mailboxes.patient_domain import is_patient_address
 from patients.conversation import conversation_for
-from patients.models import Patient
+from patients.policy import patient_for_address
 from webmail import contacts, drafts, headers, organise, sharing
 from webmail.forms import ComposeForm, SearchForm
-from webmail.people import names_for_addresses
+from webmail.people import names_for_addresses, suggest
+from webmail.replies import draft_attachments, forward_attachments_for, initial_for, send
 from webmail.rows import prepare, render_rows
 from webmail.search import search_page
 from webmail.selectors import (
@@ -40,6 +41,7 @@ from webmail.selectors import (
     navigation,
     pro_entry,
     pro_mailbox,
+    pro_mailboxes,
     thread_of,
 )
 from webmail.timeline import timeline
@@ -151,8 +153,7 @@ def patient_panel(mailbox, patient_addresses):
     `patients/_pro_conversation_panel.html`) when a patient takes part in the message."""
     if not patient_addresses or mailbox.kind == Mailbox.Kind.PATIENT:
         return None
-    ins = patient_addresses[0].split("@", 1)[0].upper()
-    patient = Patient.objects.filter(ins=ins).first()
+    patient = patient_for_address(patient_addresses[0])
     if patient is None:
         return None
     return {"mailbox": mailbox, "patient": patient, "conversation": conversation_for(mailbox, patient)}
@@ -422,8 +423,6 @@ def shortcuts_help(request):
 
 @login_required
 def compose(request):
-    from webmail.replies import forward_attachments_for, initial_for, send
-
     boxes = list(navigation_boxes(request.user))
     if not boxes:
         raise Http404("Aucune boîte aux lettres")
@@ -472,8 +471,6 @@ def compose(request):
 
 
 def navigation_boxes(user):
-    from webmail.selectors import pro_mailboxes
-
     return pro_mailboxes(user).select_related("owner", "responsible")
 
 
@@ -492,8 +489,6 @@ def _compose_context(request, form, boxes):
 def draft_save(request):
     """Automatic save of the message being written (Drafts folder); answers JSON with the
     draft's id and its attachments (the script posts the files only when they changed)."""
-    from webmail.replies import draft_attachments, forward_attachments_for
-
     boxes = list(navigation_boxes(request.user))
     form = ComposeForm(
         request.POST,
@@ -514,8 +509,6 @@ def draft_save(request):
 @require_GET
 def recipients(request):
     """htmx: suggestions for the last address being typed, and the INS check as you type."""
-    from webmail.people import suggest
-
     query = request.GET.get("to") or request.GET.get("cc") or request.GET.get("q") or ""
     field = "cc" if "cc" in request.GET else "to"
     term = query.replace(";", ",").split(",")[-1].strip()
