@@ -6,7 +6,7 @@ class AutomationConfig(AppConfig):
     verbose_name = "Envois automatisés"
 
     def ready(self):
-        from automation import demo, patient_views
+        from automation import demo, patient_views, tasks  # noqa: F401 - tasks registered, queued by name
         from mailboxes.demo import demo_seeded
         from patients.panels import inbox_panels
 

@@ -24,7 +24,7 @@ import datetime
 import logging
 import time
 
-from celery import current_app
+from celery import current_app, signature
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -42,13 +42,14 @@ log = logging.getLogger(__name__)
 def enqueue(campaign_id: int, count: int | None = None) -> None:
     """Queue the campaign's batch tasks (after commit). Without a broker nothing is queued: the
     embedded scheduler's sweeper sends. A broker that is down is logged; the sweeper re-queues."""
-    from automation import tasks
-
     if current_app.conf.task_always_eager:
         return
     for _ in range(count or settings.AUTOMATION_CAMPAIGN_PARALLEL):
         try:
-            tasks.send_campaign_batch.apply_async((campaign_id,), queue=settings.AUTOMATION_QUEUE or None)
+            # Queued by name (the app's ready() registers the tasks): services never import tasks.
+            signature("automation.tasks.send_campaign_batch", args=(campaign_id,)).apply_async(
+                queue=settings.AUTOMATION_QUEUE or None
+            )
         except Exception:
             log.exception("campaign batch not queued: campaign=%s", campaign_id)
             return

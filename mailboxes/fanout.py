@@ -57,8 +57,8 @@ def patients_among(addresses) -> list[str]:
 
 def send_one_per_patient(sender: Mailbox, actor, *, to, cc=(), source: str, **content) -> FanOutResult:
     """Send `content` (the keyword arguments of `send_from_mailbox`: subject, text, html,
-    attachments, in_reply_to, request_mdn, extra_headers) from `sender` to `to` and `cc`, one
-    message per patient."""
+    attachments, in_reply_to, request_mdn, extra_headers, replied_entry) from `sender` to `to`
+    and `cc`, one message per patient."""
     to, cc = checked_addresses(to), checked_addresses(cc)
     patients = patients_among(to + cc)
     outcome = FanOutResult(patient_count=len(patients))
@@ -91,7 +91,8 @@ def _attempt(outcome: FanOutResult, send) -> None:
 def _professionals_copy(sender, actor, to, cc, professionals, source, content) -> DeliveryResult:
     """The copy for the professionals: its headers name every recipient as typed, its envelope
     reaches the professionals only (the patients get their own copies)."""
-    in_reply_to = content.get("in_reply_to")
+    content = dict(content)
+    replied_entry = content.pop("replied_entry", None)
     raw = build_message(sender=sender, to=to, cc=cc, **content)
     result = send_message(
         raw,
@@ -101,6 +102,8 @@ def _professionals_copy(sender, actor, to, cc, professionals, source, content) -
         actor=actor,
         sender_mailbox=sender,
     )
-    if in_reply_to is not None:
-        Entry.objects.filter(mailbox=sender, message=in_reply_to).update(answered=True)
+    if replied_entry is not None:
+        Entry.objects.filter(pk=replied_entry.pk).update(answered=True)
+    elif content.get("in_reply_to") is not None:
+        Entry.objects.filter(mailbox=sender, message=content["in_reply_to"]).update(answered=True)
     return result

@@ -258,11 +258,8 @@ class Mailbox(models.Model):
         if not self.quota_bytes:
             self.quota_bytes = settings.MAILBOX_DEFAULT_QUOTA
         if not self.max_message_bytes:
-            self.max_message_bytes = (
-                settings.PATIENT_MAX_MESSAGE_BYTES
-                if self.kind == self.Kind.PATIENT
-                else settings.MAILBOX_MAX_MESSAGE_BYTES
-            )
+            # A patient box's own limit is the patient policy's (`patients.policy.message_limit`).
+            self.max_message_bytes = settings.MAILBOX_MAX_MESSAGE_BYTES
         creating = self._state.adding
         super().save(*args, **kwargs)
         if creating:

@@ -15,6 +15,7 @@ from mailboxes import compose
 from mailboxes.mime import parse_message
 from mailboxes.models import Attachment, Entry, Folder, Message
 from mailboxes.store import store_attachment, store_raw
+from webmail.organise import delete_entries
 from webmail.replies import chosen_attachments
 from webmail.selectors import pro_entry
 
@@ -105,8 +106,6 @@ def save_draft(form, user) -> Entry:
         _store_attachments(existing.message, parsed)
         return existing
     if existing is not None:  # the sending box changed: the draft moves with it
-        from webmail.organise import delete_entries
-
         delete_entries([existing], actor=user)
     message = Message.objects.create(**fields)
     _store_attachments(message, parsed)
