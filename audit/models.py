@@ -41,6 +41,8 @@ class AuditEvent(models.Model):
         NOTIFIED = "notification.sent", "notification envoyée"
         MAILBOX_INACTIVITY_WARNED = "mailbox.inactivity_warned", "BAL inactive : titulaire averti"
         MAILBOX_DELETED_INACTIVE = "mailbox.deleted_inactive", "BAL inactive supprimée"
+        DIRECTORY_IMPORTED = "directory.imported", "import de l'annuaire"
+        DEMATERIALISATION_CHANGED = "directory.dematerialisation", "choix de dématérialisation modifié"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(

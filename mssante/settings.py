@@ -8,6 +8,7 @@ required and `manage.py check --deploy` is clean.
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -388,6 +389,24 @@ CELERY_BEAT_SCHEDULE["webmail-purge-expired-trash"] = {
 PATIENT_SYSTEM_ADDRESS = env_str("PATIENT_SYSTEM_ADDRESS", f"ne-pas-repondre@{PATIENT_DOMAIN}").lower()
 
 # --- Directory: the national MSSanté directory (directory/, docs/directory.md) -------------
+# Where the scheduled import fetches the extract: a local path or an https:// URL (empty: none).
+DIRECTORY_IMPORT_SOURCE = env_str("DIRECTORY_IMPORT_SOURCE", "")
+# Hour and minute (server time zone) of the daily scheduled import.
+DIRECTORY_IMPORT_HOUR = env_int("DIRECTORY_IMPORT_HOUR", 3)
+DIRECTORY_IMPORT_MINUTE = env_int("DIRECTORY_IMPORT_MINUTE", 30)
+# A download larger than this is refused (the real extract is about 90 MB, 20 MB zipped).
+DIRECTORY_DOWNLOAD_MAX_BYTES = env_int("DIRECTORY_DOWNLOAD_MAX_BYTES", 1024**3)
+# CA bundle to verify the HTTPS server of DIRECTORY_IMPORT_SOURCE (empty: the system's).
+DIRECTORY_IMPORT_CA_FILE = env_str("DIRECTORY_IMPORT_CA_FILE", "")
+# An import that would remove more than this share of the national entries is refused unless
+# forced (a file cut at a line end looks well formed).
+DIRECTORY_MAX_REMOVED_PERCENT = env_int("DIRECTORY_MAX_REMOVED_PERCENT", 20)
+# Recipient completion and directory searches allowed per user and per minute.
+DIRECTORY_SEARCH_RATE_PER_MINUTE = env_int("DIRECTORY_SEARCH_RATE_PER_MINUTE", 120)
+CELERY_BEAT_SCHEDULE["directory-import"] = {
+    "task": "directory.import_scheduled",
+    "schedule": crontab(hour=DIRECTORY_IMPORT_HOUR, minute=DIRECTORY_IMPORT_MINUTE),
+}
 
 
 # --- Automation: message models, convocations, campaigns (automation/, docs/automation.md) -

@@ -1,0 +1,40 @@
+"""PostgreSQL only: the trigram index that serves "contains" search (`LIKE '%term%'`), and the
+`directory_fold()`, the SQL twin of `directory.normalise.fold` used by the import's fast path.
+
+Other databases scan and fold in Python (the slower path of the default SQLite set-up). Kept out
+of the model state because SQLite has neither; `pg_trgm` and `unaccent` ship with Debian's
+PostgreSQL and are trusted extensions (the database owner may create them).
+"""
+
+from django.db import migrations
+
+FOLD = r"""
+CREATE OR REPLACE FUNCTION directory_fold(text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT btrim(regexp_replace(
+    lower(public.unaccent('public.unaccent'::regdictionary, translate($1, '''’ʼ`', ''))),
+    '[^a-z0-9]+', ' ', 'g'))
+$$
+"""
+
+
+def create(apps, schema_editor):
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    schema_editor.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
+    schema_editor.execute(FOLD)
+    schema_editor.execute(
+        "CREATE INDEX IF NOT EXISTS directory_search_trgm ON directory_entry USING gin (search_text gin_trgm_ops)"
+    )
+
+
+def drop(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("DROP INDEX IF EXISTS directory_search_trgm")
+        schema_editor.execute("DROP FUNCTION IF EXISTS directory_fold(text)")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("directory", "0001_entry_and_import_run")]
+    operations = [migrations.RunPython(create, drop)]
