@@ -61,18 +61,15 @@ def postgres() -> bool:
 
 
 def _create(cursor, table: str, columns: str) -> None:
-    if postgres():
-        cursor.execute(f"CREATE TEMP TABLE {table} ({columns}) ON COMMIT DROP")
-    else:
-        cursor.execute(f"DROP TABLE IF EXISTS {table}")
-        cursor.execute(f"CREATE TEMP TABLE {table} ({columns})")
+    # A temporary table outlives an import run inside a larger transaction (or on SQLite, a
+    # commit): start afresh.
+    cursor.execute(f"DROP TABLE IF EXISTS {table}")
+    cursor.execute(f"CREATE TEMP TABLE {table} ({columns}){' ON COMMIT DROP' if postgres() else ''}")
 
 
 def drop_temporary(cursor) -> None:
-    """SQLite keeps temporary tables past a commit: drop them (PostgreSQL drops them at commit)."""
-    if not postgres():
-        for table in (RAW, ROWS, HEADS, NEW, DIFF):
-            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+    for table in (RAW, ROWS, HEADS, NEW, DIFF):
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def stage(cursor, stream, rejections) -> None:
@@ -265,6 +262,7 @@ def group_by_address(cursor) -> None:
     )
     first = ", ".join(f"r.{c}" for c in ENTRY_COLUMNS)
     if postgres():
+        cursor.execute(f"DROP TABLE IF EXISTS {NEW}")
         cursor.execute(
             f"CREATE TEMP TABLE {NEW} ON COMMIT DROP AS SELECT {first}, r.exercise AS exercises, "
             f"r.search_piece AS search_text FROM {ROWS} r JOIN {HEADS} h ON h.line = r.line"
@@ -274,6 +272,7 @@ def group_by_address(cursor) -> None:
         source = ROWS
     else:
         cursor.execute(f"CREATE UNIQUE INDEX {HEADS}_line ON {HEADS} (line)")
+        cursor.execute(f"DROP TABLE IF EXISTS {NEW}")
         cursor.execute(
             f"CREATE TEMP TABLE {NEW} AS SELECT {first}, r.exercise AS exercises, "
             f"r.search_piece AS search_text FROM {ROWS} r JOIN {HEADS} h ON h.line = r.line"

@@ -22,5 +22,4 @@ urlpatterns = [
     path("message/<int:entry_id>/supprimer/", views.message_delete, name="message_delete"),
     path("ecrire/", views.compose, name="compose"),
     path("ecrire/brouillon/", views.draft_save, name="draft_save"),
-    path("ecrire/destinataires/", views.recipients, name="recipients"),
 ]

@@ -502,15 +502,3 @@ def draft_save(request):
     entry = drafts.save_draft(form, request.user)
     attachments = [{"id": a.pk, "filename": a.filename, "size": a.size} for a in draft_attachments(entry)]
     return JsonResponse({"saved": True, "draft": entry.pk, "attachments": attachments})
-
-
-@login_required
-@require_GET
-def recipients(request):
-    """htmx: suggestions for the last address being typed, and the INS check as you type."""
-    from webmail.people import suggest
-
-    query = request.GET.get("to") or request.GET.get("cc") or request.GET.get("q") or ""
-    field = "cc" if "cc" in request.GET else "to"
-    term = query.replace(";", ",").split(",")[-1].strip()
-    return render(request, "webmail/_recipients.html", {**suggest(term), "field": field, "term": term})

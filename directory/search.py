@@ -1,0 +1,178 @@
+"""Finding a correspondent: completion as you type and the directory search page (RULES.md §1).
+
+Accent- and case-insensitive: the typing is folded like the stored text (directory.normalise).
+Ranked: names that start with what was typed first, then addresses that do, then entries that
+contain every word anywhere (name, profession, speciality, structure, service, street, town,
+postcode). On PostgreSQL the three tiers are index scans (pattern B-tree on the name key and the
+address, trigram GIN on the searched text); elsewhere they scan, which is fine for a small
+directory. Liste rouge never shows: every query goes through `visible()`, which re-reads the live
+mailbox of a hosted entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.core.cache import cache
+from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+
+from directory.models import Entry, ImportRun
+from directory.normalise import fold
+
+COMPLETION_SIZE = 8
+PAGE_SIZE = 20
+MAX_RESULTS = 1000  # a search page counts up to this many, then asks for more precise words
+MIN_CONTAINS = 3  # trigrams need three characters: shorter words only match as name prefixes
+
+
+def visible() -> QuerySet:
+    """Every entry a search may show: national ones, and hosted ones whose box is listed and
+    active right now (the mirror may lag a bulk update; this never does)."""
+    return Entry.objects.filter(Q(mailbox__isnull=True) | Q(mailbox__unlisted=False, mailbox__is_active=True))
+
+
+@dataclass(frozen=True)
+class Criteria:
+    text: str = ""
+    kind: str = ""
+    profession: str = ""
+    department: str = ""
+
+    @property
+    def folded(self) -> str:
+        return fold(self.text)
+
+    @property
+    def words(self) -> list[str]:
+        return self.folded.split()
+
+    @property
+    def address_prefix(self) -> str:
+        raw = self.text.strip().lower()
+        return raw if ("@" in raw or "." in raw) and " " not in raw else ""
+
+    @property
+    def searchable(self) -> bool:
+        return len(self.folded) >= 2
+
+
+def _filtered(qs: QuerySet, criteria: Criteria) -> QuerySet:
+    if criteria.kind:
+        qs = qs.filter(kind=criteria.kind)
+    if criteria.profession:
+        qs = qs.filter(profession_code=criteria.profession)
+    if criteria.department:
+        qs = qs.filter(department=criteria.department)
+    return qs
+
+
+def _contains(criteria: Criteria) -> Q | None:
+    words = criteria.words
+    if not any(len(w) >= MIN_CONTAINS for w in words):
+        return None
+    condition = Q()
+    for word in words:
+        condition &= Q(search_text__contains=word)
+    return condition
+
+
+def complete(text: str, size: int = COMPLETION_SIZE) -> list[Entry]:
+    """Up to `size` entries for what is being typed, best first, one indexed query per tier."""
+    criteria = Criteria(text=text)
+    if not criteria.searchable:
+        return []
+    found: list[Entry] = []
+    base = visible().select_related(None)
+    tiers = [lambda qs: qs.filter(name_key__startswith=criteria.folded).order_by("name_key")]
+    if criteria.address_prefix:
+        tiers.append(lambda qs: qs.filter(address__startswith=criteria.address_prefix).order_by("address"))
+    contains = _contains(criteria)
+    if contains is not None:
+        tiers.append(lambda qs: qs.filter(contains).order_by("name_key"))
+    for tier in tiers:
+        if len(found) >= size:
+            break
+        qs = tier(base)
+        if found:
+            qs = qs.exclude(pk__in=[e.pk for e in found])
+        found.extend(qs[: size - len(found)])
+    return found
+
+
+@dataclass
+class Page:
+    results: list[Entry] = field(default_factory=list)
+    number: int = 1
+    total: int = 0
+    capped: bool = False
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number * PAGE_SIZE < self.total
+
+    @property
+    def first_index(self) -> int:
+        return (self.number - 1) * PAGE_SIZE + 1 if self.results else 0
+
+    @property
+    def last_index(self) -> int:
+        return (self.number - 1) * PAGE_SIZE + len(self.results)
+
+
+def search(criteria: Criteria, page: int = 1) -> Page:
+    """One page of results, names starting with the words first, then alphabetical."""
+    if not criteria.searchable:
+        return Page()
+    condition = Q(name_key__startswith=criteria.folded)
+    contains = _contains(criteria)
+    if contains is not None:
+        condition |= contains
+    if criteria.address_prefix:
+        condition |= Q(address__startswith=criteria.address_prefix)
+    qs = _filtered(visible().filter(condition), criteria)
+    total = qs[: MAX_RESULTS + 1].count()
+    last_page = max(1, -(-min(total, MAX_RESULTS) // PAGE_SIZE))
+    number = min(max(page, 1), last_page)
+    ranked = qs.annotate(
+        rank=Case(
+            When(name_key__startswith=criteria.folded, then=Value(0)), default=Value(1), output_field=IntegerField()
+        )
+    ).order_by("rank", "name_key", "address")
+    start = (number - 1) * PAGE_SIZE
+    return Page(
+        results=list(ranked[start : start + PAGE_SIZE]),
+        number=number,
+        total=min(total, MAX_RESULTS),
+        capped=total > MAX_RESULTS,
+    )
+
+
+def filter_choices() -> dict[str, list[tuple[str, str]]]:
+    """Professions and departments present in the directory, for the search filters; cached
+    until the next import."""
+    last = ImportRun.objects.filter(status=ImportRun.Status.DONE).values_list("pk", flat=True).first()
+    key = f"directory:choices:{last or 0}"
+    choices = cache.get(key)
+    if choices is None:
+        professions = (
+            Entry.objects.exclude(profession_code="")
+            .values_list("profession_code", "profession_label")
+            .distinct()
+            .order_by("profession_label")
+        )
+        seen, profession_choices = set(), []
+        for code, label in professions:
+            if code not in seen:
+                seen.add(code)
+                profession_choices.append((code, label))
+        departments = Entry.objects.exclude(department="").values_list("department", flat=True).distinct()
+        choices = {
+            "professions": profession_choices,
+            "departments": [(d, d) for d in sorted(set(departments))],
+        }
+        cache.set(key, choices, 3600)
+    return choices
