@@ -68,7 +68,7 @@ def _filtered(qs: QuerySet, criteria: Criteria) -> QuerySet:
 
 def _contains(criteria: Criteria) -> Q | None:
     words = criteria.words
-    if not any(len(w) >= MIN_CONTAINS for w in words):
+    if "@" in criteria.text or not any(len(w) >= MIN_CONTAINS for w in words):  # an address: prefix only
         return None
     condition = Q()
     for word in words:
