@@ -8,6 +8,8 @@ prints the demo logins.
 import datetime
 from pathlib import Path
 
+from django.apps import apps
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
@@ -70,6 +72,8 @@ class Command(BaseCommand):
         from mailboxes.demo.messages import seed_demo_messages
 
         self.stdout.write(f"messages de démonstration envoyés : {seed_demo_messages()}")
+        if apps.is_installed("directory"):  # by name: mailboxes imports no app above it
+            call_command("import_annuaire", "--demo", stdout=self.stdout)
         self.stdout.write("")
         self.stdout.write("Comptes de démonstration :")
         widths = [max(len(row[i]) for row in DEMO_LOGINS + [HEADER]) for i in range(4)]
