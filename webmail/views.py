@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from mailboxes.models import Entry, Folder, Mailbox
 from mailboxes.patient_domain import is_patient_address
@@ -368,12 +368,27 @@ def folder_edit(request, mailbox_id, folder_id):
     )
 
 
+SEARCH_SESSION_KEY = "webmail_searches"
+
+
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def search(request, mailbox_id):
+    """Search terms stay out of URLs (access and proxy logs keep them): the form is POSTed and
+    kept in the session under a random token; result pages are `?r=<token>` plus a cursor."""
     nav = navigation(request.user)
     mailbox, inbox = locate(nav, mailbox_id)
-    form = SearchForm(request.GET)
+    if request.method == "POST":
+        form = SearchForm(request.POST)
+        if form.is_valid():
+            token = _remember_search(request, request.POST)
+            return redirect(f"{request.path}?r={token}", permanent=False)
+        return _panes(request, nav, mailbox, inbox, extra={"search_form": form, "searching": True, "page": None})
+    token = request.GET.get("r", "")
+    stored = request.session.get(SEARCH_SESSION_KEY, {}).get(token) if token else None
+    # Without a token, the query string is read as before (links and scripts); the pages never
+    # produce such URLs.
+    form = SearchForm(stored if stored is not None else request.GET)
     criteria = form.criteria() if form.is_valid() else None
     extra = {"search_form": form, "searching": True}
     if criteria is None or criteria.empty:
@@ -392,6 +407,18 @@ def search(request, mailbox_id):
             }
         )
     return _panes(request, nav, mailbox, inbox, extra=extra)
+
+
+def _remember_search(request, data) -> str:
+    import secrets
+
+    searches = request.session.get(SEARCH_SESSION_KEY, {})
+    token = secrets.token_urlsafe(9)
+    searches[token] = {
+        k: data.get(k) for k in ("q", "unread", "attachments", "sender", "since", "until") if data.get(k)
+    }
+    request.session[SEARCH_SESSION_KEY] = dict(list(searches.items())[-20:])
+    return token
 
 
 @login_required
