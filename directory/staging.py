@@ -9,7 +9,8 @@ commit and the new one after, never a mix; a refusal rolls back and nothing is l
    `fold_sql`): the Python side only checks the file's structure. Other
    databases get ROWS built in Python by `directory.extract.build_row`, the reference this SQL
    follows (tests/directory compares the two on PostgreSQL).
-2. NEW holds one row per address: its first row's cells, every exercise, all its search text.
+2. NEW (a view of ROWS) holds one row per address: its first row's cells, every exercise, all
+   its search text.
 3. DIFF classifies what differs: added, changed, removed, or hosted here (local data wins).
 4. Three statements apply DIFF to `directory_entry`.
 Hand-written SQL kept in this one module, on this app's tables.
@@ -26,7 +27,6 @@ from directory.extract import COLUMNS, StagedRow
 
 RAW = "directory_raw"
 ROWS = "directory_rows"
-HEADS = "directory_heads"
 NEW = "directory_new"
 DIFF = "directory_diff"
 ENTRY = "directory_entry"
@@ -68,7 +68,8 @@ def _create(cursor, table: str, columns: str) -> None:
 
 
 def drop_temporary(cursor) -> None:
-    for table in (RAW, ROWS, HEADS, NEW, DIFF):
+    cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
+    for table in (RAW, ROWS, DIFF):
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -77,19 +78,23 @@ def stage(cursor, stream, rejections) -> None:
     if postgres():
         cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+    cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
     create_rows(cursor)
     lines = iter(stream)
     positions, width = extract.read_header(lines)
     if postgres():
-        _copy_raw(cursor, extract.raw_lines(lines, width, rejections), width)
+        _copy_raw(cursor, extract.raw_lines(lines, width, rejections), width, positions[extract.ADDRESS])
         build_rows(cursor, positions, rejections)
     else:
         _insert_rows(cursor, extract.read_rows_after_header(lines, positions, width, rejections))
+        cursor.execute(f"CREATE INDEX {ROWS}_address ON {ROWS} (address)")
 
 
 def create_rows(cursor) -> None:
-    # `reason` says why a row is rejected (set by the SQL path; the Python path drops them).
-    columns = ["line integer", "dematerialisation boolean", "reason text"] + [f"{f} text" for f in _text_fields()]
+    # `reason` says why a row is rejected (set by the SQL path; the Python path drops them);
+    # `repeat` marks a later row of an address already seen (another exercise).
+    columns = ["line integer", "dematerialisation boolean", "reason text", "repeat boolean"]
+    columns += [f"{f} text" for f in _text_fields()]
     _create(cursor, ROWS, ", ".join(columns))
 
 
@@ -97,19 +102,27 @@ def _text_fields() -> list[str]:
     return [f for f in StagedRow._fields if f not in ("line", "dematerialisation")]
 
 
-def _copy_raw(cursor, lines: Iterable[tuple[int, bytes]], width: int, batch: int = 5000) -> None:
+def address_key(cell: str) -> str:
+    """The address as SQL makes it (`lower(btrim(...))`), to tell a first row from a repeat."""
+    return cell.strip(extract.BLANKS).lower()
+
+
+def _copy_raw(cursor, lines: Iterable[tuple[int, bytes]], width: int, address: int, batch: int = 5000) -> None:
     cells = [f"f{i}" for i in range(width)]
-    _create(cursor, RAW, ", ".join(["line integer"] + [f"{c} text" for c in cells]))
+    _create(cursor, RAW, ", ".join(["line integer", "repeat boolean"] + [f"{c} text" for c in cells]))
     # CSV with a quote character that never occurs (extract.raw_lines refuses U+0001): cells
     # are taken as they are, backslashes included; empty cells stay empty strings.
     sql = (
-        f"COPY {RAW} (line, {', '.join(cells)}) FROM STDIN WITH "
+        f"COPY {RAW} (line, repeat, {', '.join(cells)}) FROM STDIN WITH "
         f"(FORMAT csv, DELIMITER '|', QUOTE E'\\x01', FORCE_NOT_NULL ({', '.join(cells)}))"
     )
+    seen = set()  # the addresses met so far: about 70 MB for the national file
     with cursor.copy(sql) as copy:
         pending = []
         for line_no, raw in lines:
-            pending.append(b"%d|%s\n" % (line_no, raw))
+            key = address_key(raw.split(b"|", address + 1)[address].decode("utf-8"))
+            pending.append(b"%d|%s|%s\n" % (line_no, b"t" if key in seen else b"f", raw))
+            seen.add(key)
             if len(pending) >= batch:
                 copy.write(b"".join(pending))
                 pending = []
@@ -119,10 +132,12 @@ def _copy_raw(cursor, lines: Iterable[tuple[int, bytes]], width: int, batch: int
 
 def _insert_rows(cursor, rows: Iterable[StagedRow], batch: int = 2000) -> None:
     names = ", ".join(StagedRow._fields)
-    insert = f"INSERT INTO {ROWS} ({names}) VALUES ({', '.join(['%s'] * len(StagedRow._fields))})"
+    insert = f"INSERT INTO {ROWS} ({names}, repeat) VALUES ({', '.join(['%s'] * (len(StagedRow._fields) + 1))})"
     pending = []
+    seen = set()
     for row in rows:
-        pending.append(row)
+        pending.append((*row, row.address in seen))
+        seen.add(row.address)
         if len(pending) >= batch:
             cursor.executemany(insert, pending)
             pending = []
@@ -192,12 +207,12 @@ def _derived(c: list[str], positions: list[int]) -> str:
         f"ELSE coalesce(substring({c[x.L6]} from '\\m([0-9]{{5}})\\M'), '') END"
     )
     return (
-        f"SELECT line, {', '.join(c)}, lower({c[x.ADDRESS]}) AS address, upper({c[x.KIND]}) AS kind, "
+        f"SELECT line, repeat, {', '.join(c)}, lower({c[x.ADDRESS]}) AS address, upper({c[x.KIND]}) AS kind, "
         f"lower({c[x.DEMATERIALISATION]}) AS demat, "
         f"coalesce(NULLIF({c[x.STRUCTURE_NAME]}, ''), {c[x.STRUCTURE_SIGN]}) AS structure, {street} AS street, "
         f"CASE WHEN {c[x.DEPARTMENT]} <> '' THEN {c[x.DEPARTMENT]} "
         f"ELSE {_department(postcode_for_department)} END AS department, "
-        f"concat_ws('|', {', '.join(c)}) AS exercise FROM (SELECT line, {trimmed} FROM {RAW} OFFSET 0) t OFFSET 0"
+        f"concat_ws('|', {', '.join(c)}) AS exercise FROM (SELECT line, repeat, {trimmed} FROM {RAW} OFFSET 0) t OFFSET 0"
     )
 
 
@@ -237,11 +252,11 @@ def build_rows(cursor, positions: list[int], rejections) -> None:
         f"FROM ({_derived(c, positions)}) d OFFSET 0"
     )
     cursor.execute(
-        f"INSERT INTO {ROWS} ({', '.join(StagedRow._fields)}, reason) SELECT line, address, kind, "
+        f"INSERT INTO {ROWS} ({', '.join(StagedRow._fields)}, reason, repeat) SELECT line, address, kind, "
         f"{c[x.CIVILITY]}, {c[x.LAST_NAME]}, {c[x.FIRST_NAME]}, {c[x.PROFESSION_CODE]}, {c[x.PROFESSION_LABEL]}, "
         f"{c[x.SPECIALTY_LABEL]}, structure, {c[x.SERVICE]}, street, {c[x.POSTCODE]}, {town}, department, "
         f"{c[x.COUNTRY]}, CASE WHEN demat = '' THEN NULL ELSE demat IN {_YES} END, exercise, "
-        f"{fold_sql('name_lowered')}, {lowered_sql(searched)}, reason FROM ({checked}) f"
+        f"{fold_sql('name_lowered')}, {lowered_sql(searched)}, reason, repeat FROM ({checked}) f"
     )
     cursor.execute(f"SELECT count(*) FROM {ROWS} WHERE reason IS NOT NULL")
     total = cursor.fetchone()[0]
@@ -255,41 +270,34 @@ def build_rows(cursor, positions: list[int], rejections) -> None:
 
 
 def group_by_address(cursor) -> None:
-    """NEW: one row per address, the first row's cells, every exercise, all search text."""
-    _create(cursor, HEADS, "address text, line integer, n integer")
+    """NEW: one row per address, the first row's cells, every exercise, all search text. Most
+    addresses have one row: only those with repeats are aggregated, in place."""
+    usable = "reason IS NULL"
+    # An address whose first row was rejected: its next usable row comes first.
     cursor.execute(
-        f"INSERT INTO {HEADS} SELECT address, min(line), count(*) FROM {ROWS} WHERE reason IS NULL GROUP BY address"
+        f"UPDATE {ROWS} SET repeat = false WHERE line IN (SELECT min(line) FROM {ROWS} WHERE {usable} AND repeat "
+        f"AND address IN (SELECT address FROM {ROWS} WHERE NOT repeat AND reason IS NOT NULL) GROUP BY address)"
     )
-    first = ", ".join(f"r.{c}" for c in ENTRY_COLUMNS)
     if postgres():
-        cursor.execute(f"DROP TABLE IF EXISTS {NEW}")
-        cursor.execute(
-            f"CREATE TEMP TABLE {NEW} ON COMMIT DROP AS SELECT {first}, r.exercise AS exercises, "
-            f"r.search_piece AS search_text FROM {ROWS} r JOIN {HEADS} h ON h.line = r.line"
-        )
         exercises = "string_agg(r.exercise, chr(10) ORDER BY r.line)"
         search = "string_agg(r.search_piece, ' ' ORDER BY r.line)"
         source = ROWS
-    else:
-        cursor.execute(f"CREATE UNIQUE INDEX {HEADS}_line ON {HEADS} (line)")
-        cursor.execute(f"DROP TABLE IF EXISTS {NEW}")
-        cursor.execute(
-            f"CREATE TEMP TABLE {NEW} AS SELECT {first}, r.exercise AS exercises, "
-            f"r.search_piece AS search_text FROM {ROWS} r JOIN {HEADS} h ON h.line = r.line"
-        )
-        cursor.execute(f"CREATE UNIQUE INDEX {NEW}_address ON {NEW} (address)")
-        exercises = "group_concat(r.exercise, char(10))"  # in the order of the sorted subquery
+    else:  # SQLite's group_concat follows the order of an ordered subquery
+        exercises = "group_concat(r.exercise, char(10))"
         search = "group_concat(r.search_piece, ' ')"
-        source = f"(SELECT * FROM {ROWS} ORDER BY address, line)"
-    # The few addresses on several rows (one per exercise) get all of them.
+        source = f"(SELECT * FROM {ROWS} WHERE {usable} ORDER BY address, line)"
     cursor.execute(
-        f"UPDATE {NEW} SET exercises = m.exercises, search_text = m.search_text FROM ("
+        f"UPDATE {ROWS} SET exercise = m.exercises, search_piece = m.search_text FROM ("
         f"SELECT r.address, {exercises} AS exercises, {search} AS search_text FROM {source} r "
-        f"WHERE r.reason IS NULL AND r.address IN (SELECT address FROM {HEADS} WHERE n > 1) GROUP BY r.address) m "
-        f"WHERE {NEW}.address = m.address"
+        f"WHERE r.{usable} AND r.address IN (SELECT address FROM {ROWS} WHERE repeat AND {usable}) "
+        f"GROUP BY r.address) m WHERE {ROWS}.address = m.address AND NOT {ROWS}.repeat AND {ROWS}.{usable}"
     )
-    if postgres():
-        cursor.execute(f"ANALYZE {NEW}")
+    columns = ", ".join(ENTRY_COLUMNS)
+    cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
+    cursor.execute(
+        f"CREATE TEMP VIEW {NEW} AS SELECT {columns}, exercise AS exercises, search_piece AS search_text "
+        f"FROM {ROWS} WHERE NOT repeat AND {usable}"
+    )
 
 
 def classify(cursor) -> dict[str, int]:

@@ -160,19 +160,25 @@ def test_unusable_rows_are_reported_with_their_line_and_the_rest_imported(tmp_pa
         row(address="pas une adresse", last="FAUX"),
         row(kind="XYZ", address="x@medecin.mssante.fr", last="TYPE"),
         row(address="d@medecin.mssante.fr", last="DEMAT", demat="peut-être"),
+        row(kind="XYZ", address="twice@medecin.mssante.fr", last="PREMIER"),
+        row(address=" Twice@medecin.mssante.fr", last="SECOND"),
     ]
     path = write_rows(tmp_path / "rows.txt", rows)
     with open(path, "a", encoding="utf-8") as out:
         out.write("\n")
     run = import_extract(path)
-    assert run.added == 1 and run.rejected == 5
+    assert run.added == 2 and run.rejected == 6
     assert [(item["line"], item["reason"]) for item in run.rejected_lines] == [
         (3, "adresse BAL vide"),
         (4, "adresse BAL invalide « pas une adresse »"),
         (5, "type de BAL inconnu « XYZ » (attendu : PER, ORG, APP, CAB)"),
         (6, "valeur de dématérialisation inconnue « peut-être »"),
-        (7, "ligne vide"),
+        (7, "type de BAL inconnu « XYZ » (attendu : PER, ORG, APP, CAB)"),
+        (9, "ligne vide"),
     ]
+    # The first row of an address was rejected: the next one stands for it.
+    twice = Entry.objects.get(address="twice@medecin.mssante.fr")
+    assert twice.last_name == "SECOND" and len(twice.exercise_rows()) == 1
 
 
 def test_a_file_that_would_empty_the_directory_needs_force(extract, settings):
