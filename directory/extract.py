@@ -186,9 +186,9 @@ def read_header(lines) -> tuple[list[int], int]:
     return header_positions(_decode(header, 1)), header.count(b"|") + 1
 
 
-def raw_lines(lines, width: int, on_reject: Callable[[Rejected], None]) -> Iterator[tuple[int, bytes]]:
-    """(line number, line without its end) of each well-formed row after the header; a blank
-    line is rejected, any other fault refuses the file (`ExtractRefused`)."""
+def raw_lines(lines, width: int, on_reject: Callable[[Rejected], None]) -> Iterator[tuple[int, str]]:
+    """(line number, text without its line end) of each well-formed row after the header; a
+    blank line is rejected, any other fault refuses the file (`ExtractRefused`)."""
     line_no = 1
     for raw in lines:
         line_no += 1
@@ -201,29 +201,52 @@ def raw_lines(lines, width: int, on_reject: Callable[[Rejected], None]) -> Itera
                 on_reject(Rejected(line_no, "ligne vide"))
                 continue
             raise ExtractRefused(f"{cells} colonnes au lieu de {width}", line_no)
-        _decode(raw, line_no)
-        if b"\x01" in raw:
-            raise ExtractRefused("caractère de contrôle U+0001 dans la ligne", line_no)
-        yield line_no, raw
+        yield line_no, _decode(raw, line_no)
+
+
+class LightRow(NamedTuple):
+    """What is staged of every usable row: enough to group and compare. The entry's columns are
+    built only for the addresses that are new or changed (`build_row`, or SQL on PostgreSQL)."""
+
+    line: int
+    repeat: bool  # a later row of an address already met (another exercise)
+    address: str
+    exercise: str  # the 31 trimmed cells in the canonical order, joined by "|"
+
+
+def _untrimmed(text: str) -> bool:
+    """True when no cell of the line has a blank to trim (most lines): no split needed."""
+    return not ("| " in text or " |" in text or "\t" in text or "\u00a0" in text or text[:1] == " " or text[-1:] == " ")
+
+
+def light_rows(lines, positions, width, on_reject) -> Iterator[tuple]:
+    """The usable rows after the header (as `LightRow` tuples); rejected ones reported;
+    `ExtractRefused` raised. Bounded memory: a line at a time, plus the set of addresses met."""
+    seen = set()  # the addresses met so far: about 70 MB for the national file
+    canonical = positions == list(range(len(COLUMNS))) and width == len(COLUMNS)
+    for line_no, text in raw_lines(lines, width, on_reject):
+        cells = text.split("|")
+        if canonical and _untrimmed(text):
+            values, exercise = cells, text  # the file's order is the canonical one
+        else:
+            values = [cells[p].strip(BLANKS) for p in positions]
+            exercise = "|".join(values)
+        reason = row_error(values)
+        if reason:
+            on_reject(Rejected(line_no, reason))
+            continue
+        address = values[ADDRESS].lower()
+        yield (line_no, address in seen, address, exercise)
+        seen.add(address)
 
 
 def read_rows(stream, on_reject: Callable[[Rejected], None]) -> Iterator[StagedRow]:
-    """Yield the usable rows of `stream`, built in Python (the reference, and the path of
-    databases other than PostgreSQL); report the rejected ones; raise `ExtractRefused`."""
+    """Every usable row of `stream`, fully built in Python (the reference of the SQL in
+    directory/staging.py)."""
     lines = iter(stream)
     positions, width = read_header(lines)
-    yield from read_rows_after_header(lines, positions, width, on_reject)
-
-
-def read_rows_after_header(lines, positions, width, on_reject) -> Iterator[StagedRow]:
-    for line_no, raw in raw_lines(lines, width, on_reject):
-        cells = raw.decode("utf-8").split("|")
-        values = [cells[p].strip(BLANKS) for p in positions]
-        row, reason = build_row(line_no, values)
-        if reason:
-            on_reject(Rejected(line_no, reason))
-        else:
-            yield row
+    for line, _repeat, _address, exercise in light_rows(lines, positions, width, on_reject):
+        yield build_row(line, exercise.split("|"))
 
 
 def _decode(raw: bytes, line_no: int) -> str:
@@ -233,20 +256,27 @@ def _decode(raw: bytes, line_no: int) -> str:
         raise ExtractRefused("octets qui ne sont pas de l'UTF-8", line_no) from None
 
 
-def build_row(line_no: int, v: list[str]) -> tuple[StagedRow | None, str]:
+def row_error(v: list[str]) -> str:
+    """Why a well-formed row cannot be used ("" when it can)."""
     address = v[ADDRESS].lower()
     if not address:
-        return None, "adresse BAL vide"
+        return "adresse BAL vide"
     if not _ADDRESS.fullmatch(address):
-        return None, f"adresse BAL invalide « {v[ADDRESS][:80]} »"
-    kind = v[KIND].upper()
-    if kind not in BOX_KINDS:
-        return None, f"type de BAL inconnu « {v[KIND][:20]} » (attendu : {', '.join(BOX_KINDS)})"
+        return f"adresse BAL invalide « {v[ADDRESS][:80]} »"
+    if v[KIND].upper() not in BOX_KINDS:
+        return f"type de BAL inconnu « {v[KIND][:20]} » (attendu : {', '.join(BOX_KINDS)})"
     demat = v[DEMATERIALISATION].lower()
     if demat and demat not in _YES and demat not in _NO:
-        return None, f"valeur de dématérialisation inconnue « {v[DEMATERIALISATION][:20]} »"
+        return f"valeur de dématérialisation inconnue « {v[DEMATERIALISATION][:20]} »"
+    return ""
+
+
+def build_row(line_no: int, v: list[str]) -> StagedRow:
+    """The entry's columns from a usable row's cells (`v`, canonical order)."""
+    address = v[ADDRESS].lower()
+    demat = v[DEMATERIALISATION].lower()
     structure = v[STRUCTURE_NAME] or v[STRUCTURE_SIGN]
-    # What the SQL twin computes (directory/staging.py build_rows): keep the two in step.
+    # What the SQL twin computes (directory/staging.py): keep the two in step.
     street_line = " ".join(c for c in (v[L4_NUMBER], v[L4_NUMBER_EXTRA], v[L4_STREET_TYPE], v[L4_STREET]) if c)
     street = ", ".join(c for c in (v[L2], v[L3], street_line, v[L5]) if c)
     postcode = v[POSTCODE]
@@ -258,22 +288,10 @@ def build_row(line_no: int, v: list[str]) -> tuple[StagedRow | None, str]:
         name = f"{v[LAST_NAME]} {v[FIRST_NAME]}"
     else:
         name = v[SERVICE] or structure or address.split("@", 1)[0]
-    # The searched text is only flattened (no accents, lower case, no apostrophes): search
-    # matches folded words inside it, and punctuation between words is harmless.
-    searched = (
-        name,
-        v[PROFESSION_LABEL],
-        v[SPECIALTY_LABEL],
-        v[STRUCTURE_NAME],
-        v[STRUCTURE_SIGN],
-        v[SERVICE],
-        street,
-        v[L6],
-    )
-    row = StagedRow(
+    return StagedRow(
         line=line_no,
         address=address,
-        kind=kind,
+        kind=v[KIND].upper(),
         civility=v[CIVILITY],
         last_name=v[LAST_NAME],
         first_name=v[FIRST_NAME],
@@ -290,9 +308,15 @@ def build_row(line_no: int, v: list[str]) -> tuple[StagedRow | None, str]:
         dematerialisation=(demat in _YES) if demat else None,
         exercise="|".join(v),
         name_key=fold(name),
-        search_piece=flatten(" ".join(c for c in searched if c)),
+        search_piece=search_piece(v, name, street),
     )
-    return row, ""
+
+
+def search_piece(v: list[str], name: str, street: str) -> str:
+    """The searched text of one row, only flattened (no accents, lower case, no apostrophes):
+    search matches folded words inside it, and punctuation between words is harmless."""
+    searched = (name, v[PROFESSION_LABEL], v[SPECIALTY_LABEL], v[STRUCTURE_NAME], v[STRUCTURE_SIGN], v[SERVICE])
+    return flatten(" ".join(c for c in (*searched, street, v[L6]) if c))
 
 
 def _first_postcode(text: str) -> str:

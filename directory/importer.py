@@ -84,6 +84,7 @@ def import_extract(path, *, source: str = "", force: bool = False, actor=None) -
             counts = staging.classify(cursor)
             _check_removals(counts["removed"], before, force)
             run.samples = staging.samples(cursor)
+            staging.build_changes(cursor)
             large = counts["added"] + counts["changed"] > max(before, 1) * REBUILD_SHARE
             staging.apply(cursor, rebuild_trigram=large, analyse=large)
             hosted.sync_all()
