@@ -14,7 +14,7 @@ class ImportRunAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     date_hierarchy = "started_at"
     readonly_fields = [f.name for f in ImportRun._meta.fields] + ["report"]
-    fields = ["started_at", "finished_at", "status", "source", "report", "error", "samples"]
+    fields = ["started_at", "finished_at", "status", "source", "report", "error", "phases", "samples"]
 
     @admin.display(description="compte rendu")
     def report(self, obj):

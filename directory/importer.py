@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -54,6 +55,21 @@ class Rejections:
         self.lines = sorted(merged, key=lambda item: item["line"])[:MAX_REPORTED]
 
 
+class Phases:
+    """Seconds spent in each step of an import, kept in the run (admin, benchmark)."""
+
+    def __init__(self, record: dict):
+        self.record = record
+
+    @contextmanager
+    def __call__(self, name: str):
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.record[name] = round(time.monotonic() - began, 3)
+
+
 class _LineCounter:
     """Counts the lines the reader consumed (header included), for the report."""
 
@@ -73,21 +89,31 @@ def import_extract(path, *, source: str = "", force: bool = False, actor=None) -
     began = time.monotonic()
     rejections = Rejections()
     counter = None
+    phase = Phases(run.phases)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             hosted.lock_directory()
-            with open_extract(path) as stream:
+            with open_extract(path) as stream, phase("read and stage"):
                 counter = _LineCounter(stream)
                 staging.stage(cursor, counter, rejections)
-            staging.group_by_address(cursor)
-            before = staging.national_count(cursor)
-            counts = staging.classify(cursor)
-            _check_removals(counts["removed"], before, force)
-            run.samples = staging.samples(cursor)
-            staging.build_changes(cursor)
-            large = counts["added"] + counts["changed"] > max(before, 1) * REBUILD_SHARE
-            staging.apply(cursor, rebuild_trigram=large, analyse=large)
-            hosted.sync_all()
+            with phase("group and compare"):
+                staging.group_by_address(cursor)
+                before = staging.national_count(cursor)
+                counts = staging.classify(cursor)
+                _check_removals(counts["removed"], before, force)
+                run.samples = staging.samples(cursor)
+            with phase("build changed"):
+                staging.build_changes(cursor)
+            large = staging.postgres() and counts["added"] + counts["changed"] > max(before, 1) * REBUILD_SHARE
+            if large:
+                staging.drop_indexes(cursor)
+            with phase("apply"):
+                staging.apply(cursor)
+            if large:
+                with phase("build indexes"):
+                    staging.build_indexes(cursor)
+            with phase("hosted boxes"):
+                hosted.sync_all()
     except ExtractRefused as exc:
         _finish(run, began, counter, rejections, status=ImportRun.Status.REFUSED, error=str(exc), actor=actor)
         raise ImportRefused(str(exc), run) from None

@@ -112,6 +112,8 @@ class ImportRun(models.Model):
     samples = models.JSONField("exemples d'adresses", default=dict, blank=True)
     error = models.TextField("motif du refus ou de l'échec", blank=True)
     seconds = models.FloatField("durée (s)", default=0)
+    # {"read and stage": 3.1, "group and compare": 0.9, …}: seconds per step.
+    phases = models.JSONField("durée des étapes (s)", default=dict, blank=True)
 
     class Meta:
         verbose_name = "import de l'annuaire"

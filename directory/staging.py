@@ -202,7 +202,9 @@ _PUNCTUATION = "".join(chr(c) for c in range(32, 127) if not chr(c).isalnum() an
 
 def lowered_sql(expr: str) -> str:
     """First half of `directory.normalise.fold` in SQL: no apostrophes, no accents, lower case."""
-    return f"lower(public.unaccent('public.unaccent'::regdictionary, translate({expr}, '''’ʼ`', '')))"
+    # Three `replace` calls cost less than one `translate` (a search per character).
+    without = f"replace(replace(replace({expr}, '''', ''), '’', ''), '`', '')"
+    return f"lower(public.unaccent('public.unaccent'::regdictionary, {without}))"
 
 
 def fold_sql(lowered: str) -> str:
@@ -251,19 +253,21 @@ def _name_and_street(a: str) -> tuple[str, str]:
     return name, street
 
 
-def _piece_sql(a: str) -> str:
-    """extract.search_piece for the cells in array `a`."""
+def _piece_sql(a: str, name: str = "", street: str = "") -> str:
+    """extract.search_piece for the cells in array `a` (or columns c0…, with the name and
+    street already computed as columns of those names)."""
     x, c = extract, _cells(a)
-    name, street = _name_and_street(a)
+    if not name:
+        name, street = _name_and_street(a)
     parts = (name, c[x.PROFESSION_LABEL], c[x.SPECIALTY_LABEL], c[x.STRUCTURE_NAME], c[x.STRUCTURE_SIGN])
     parts += (c[x.SERVICE], street, c[x.L6])
     return lowered_sql("concat_ws(' ', " + ", ".join(f"NULLIF({p}, '')" for p in parts) + ")")
 
 
 def _built_sql(changed: str) -> str:
-    """SELECT change, BUILT_COLUMNS from the rows of `changed` (change, address, exercises).
-    Each `OFFSET 0` keeps a subquery whole, so that an expression its columns stand for is
-    computed once per row rather than at every place the outer query names the column."""
+    """SELECT change, BUILT_COLUMNS from the rows of `changed` (change, address, exercises),
+    in layers. Each `OFFSET 0` keeps a layer whole, so that an expression its columns stand for
+    is computed once per row rather than at every place the next layer names the column."""
     x, c = extract, _cells("")
     name, street = _name_and_street("")
     postcode = (
@@ -275,7 +279,7 @@ def _built_sql(changed: str) -> str:
         f"THEN btrim(substr({c[x.L6]}, length({c[x.POSTCODE]}) + 1), {_BLANKS}) ELSE {c[x.L6]} END"
     )
     every_piece = (
-        f"CASE WHEN strpos(exercises, chr(10)) = 0 THEN {_piece_sql('')} ELSE (SELECT string_agg({_piece_sql('b')}, "
+        f"CASE WHEN strpos(exercises, chr(10)) = 0 THEN search_single ELSE (SELECT string_agg({_piece_sql('b')}, "
         f"' ' ORDER BY u.o) FROM unnest(string_to_array(exercises, chr(10))) WITH ORDINALITY AS u(line, o) "
         f"CROSS JOIN LATERAL (SELECT string_to_array(u.line, '|') AS b) s) END"
     )
@@ -286,7 +290,11 @@ def _built_sql(changed: str) -> str:
     # One pass over the array (reading element i walks the i before it), then plain columns.
     cells = ", ".join(f"a[{i + 1}] AS c{i}" for i in range(len(extract.COLUMNS)))
     columns = f"SELECT change, address, exercises, {cells} FROM ({arrays}) r OFFSET 0"
-    named = f"SELECT *, {lowered_sql(name)} AS name_lowered FROM ({columns}) r OFFSET 0"
+    derived = f"SELECT *, {name} AS name, {street} AS street FROM ({columns}) r OFFSET 0"
+    lowered = (
+        f"SELECT *, {lowered_sql('name')} AS name_lowered, {_piece_sql('', 'name', 'street')} AS search_single "
+        f"FROM ({derived}) r OFFSET 0"
+    )
     values = {
         "address": "address",
         "kind": f"upper({c[x.KIND]})",
@@ -298,34 +306,42 @@ def _built_sql(changed: str) -> str:
         "specialty_label": c[x.SPECIALTY_LABEL],
         "structure_name": f"coalesce(NULLIF({c[x.STRUCTURE_NAME]}, ''), {c[x.STRUCTURE_SIGN]})",
         "service": c[x.SERVICE],
-        "street": street,
+        "street": "street",
         "postcode": c[x.POSTCODE],
         "town": town,
         "department": f"CASE WHEN {c[x.DEPARTMENT]} <> '' THEN {c[x.DEPARTMENT]} ELSE {_department(postcode)} END",
         "country": c[x.COUNTRY],
-        "dematerialisation": f"CASE WHEN {c[x.DEMATERIALISATION]} = '' THEN NULL ELSE lower({c[x.DEMATERIALISATION]}) IN {_YES} END",
+        "dematerialisation": f"CASE WHEN {c[x.DEMATERIALISATION]} = '' THEN NULL "
+        f"ELSE lower({c[x.DEMATERIALISATION]}) IN {_YES} END",
         "name_key": fold_sql("name_lowered"),
         "exercises": "exercises",
         "search_text": every_piece,
     }
-    return f"SELECT change, {', '.join(f'{values[col]} AS {col}' for col in BUILT_COLUMNS)} FROM ({named}) f"
+    return f"SELECT change, {', '.join(f'{values[col]} AS {col}' for col in BUILT_COLUMNS)} FROM ({lowered}) f"
 
 
 # --- Both databases -------------------------------------------------------------------------
 
 
-def apply(cursor, *, rebuild_trigram: bool = False, analyse: bool = False) -> None:
-    """Apply DIFF and CHANGES. With `rebuild_trigram` (PostgreSQL, a large change such as the
-    first import) the trigram and name indexes are dropped and built again in this transaction,
-    faster than updating them row by row; searches wait for the commit meanwhile instead of
-    seeing a mix."""
-    rebuild_trigram = rebuild_trigram and postgres()
-    if rebuild_trigram:
-        # Checked as each row goes in (entries from the file have no mailbox): no trigger
-        # event may be pending when the index is built.
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(f"DROP INDEX IF EXISTS {TRIGRAM_INDEX}")
-        cursor.execute(f"DROP INDEX IF EXISTS {NAME_INDEX}")
+def drop_indexes(cursor) -> None:
+    """Before a large change (PostgreSQL, such as the first import): the trigram and name indexes
+    go, to be built again by `build_indexes` in the same transaction, faster than updating them
+    row by row; searches wait for the commit meanwhile instead of seeing a mix."""
+    # Checked as each row goes in (entries from the file have no mailbox): no trigger event
+    # may be pending when the indexes are built.
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    cursor.execute(f"DROP INDEX IF EXISTS {TRIGRAM_INDEX}")
+    cursor.execute(f"DROP INDEX IF EXISTS {NAME_INDEX}")
+
+
+def build_indexes(cursor) -> None:
+    cursor.execute(f"CREATE INDEX {NAME_INDEX} ON {ENTRY} (name_key varchar_pattern_ops)")
+    cursor.execute(f"CREATE INDEX {TRIGRAM_INDEX} ON {ENTRY} USING gin (search_text gin_trgm_ops)")
+    cursor.execute(f"ANALYZE {ENTRY}")
+
+
+def apply(cursor) -> None:
+    """Apply DIFF and CHANGES to the directory."""
     cursor.execute(
         f"DELETE FROM {ENTRY} WHERE source = 'national' "
         f"AND address IN (SELECT address FROM {DIFF} WHERE change = 'removed')"
@@ -340,9 +356,4 @@ def apply(cursor, *, rebuild_trigram: bool = False, analyse: bool = False) -> No
     else:
         added = f"SELECT {', '.join(BUILT_COLUMNS)} FROM {CHANGES} WHERE change = {ADDED}"
     cursor.execute(f"INSERT INTO {ENTRY} ({', '.join(BUILT_COLUMNS)}, source) SELECT *, 'national' FROM ({added}) a")
-    if rebuild_trigram:
-        cursor.execute(f"CREATE INDEX {NAME_INDEX} ON {ENTRY} (name_key varchar_pattern_ops)")
-        cursor.execute(f"CREATE INDEX {TRIGRAM_INDEX} ON {ENTRY} USING gin (search_text gin_trgm_ops)")
-    if analyse and postgres():
-        cursor.execute(f"ANALYZE {ENTRY}")
     drop_temporary(cursor)
