@@ -42,7 +42,7 @@ class EntryAdmin(admin.ModelAdmin):
         "dematerialisation",
     ]
     list_filter = ["source", "kind"]
-    search_fields = ["=address", "name_key__startswith"]
+    search_fields = ["=address"]
     readonly_fields = [f.name for f in Entry._meta.fields]
     raw_id_fields = ["mailbox"]
 

@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models import Q
 
 from directory.extract import department_of
-from directory.models import Entry
+from directory.models import Entry, SearchRow
 from directory.normalise import flatten, fold
 from mailboxes.models import Mailbox, Professional
 
@@ -51,7 +51,8 @@ def listed_boxes():
     )
 
 
-def entry_for(box: Mailbox) -> Entry:
+def entry_for(box: Mailbox) -> tuple[Entry, str, str]:
+    """The hosted entry of `box`, its folded name key and its searched text."""
     pro = box.owner if box.kind == Mailbox.Kind.NOMINATIVE else box.responsible
     structure = box.structure
     street, postcode, town = split_postal(structure.address if structure else "")
@@ -68,14 +69,14 @@ def entry_for(box: Mailbox) -> Entry:
             pro.profession, ("", pro.get_profession_display())
         )
         entry.specialty_label = pro.specialty
-        entry.name_key = fold(f"{pro.last_name} {pro.first_name}")
+        name_key = fold(f"{pro.last_name} {pro.first_name}")
     else:
         entry.service = box.display_name
-        entry.name_key = fold(box.display_name or entry.structure_name or box.local_part)
-    entry.search_text = " ".join(
+        name_key = fold(box.display_name or entry.structure_name or box.local_part)
+    search_text = " ".join(
         flatten(part)
         for part in (
-            entry.name_key,
+            name_key,
             entry.profession_label,
             entry.specialty_label,
             entry.structure_name,
@@ -85,7 +86,7 @@ def entry_for(box: Mailbox) -> Entry:
         )
         if part
     )
-    return entry
+    return entry, name_key, search_text
 
 
 def split_postal(text: str) -> tuple[str, str, str]:
@@ -118,21 +119,30 @@ _UPDATED = [
     "country",
     "dematerialisation",
     "exercises",
-    "name_key",
-    "search_text",
 ]
 
 
-def _upsert(entries: list[Entry]) -> None:
-    if entries:
-        Entry.objects.bulk_create(entries, update_conflicts=True, unique_fields=["address"], update_fields=_UPDATED)
+def _upsert(built: list[tuple[Entry, str, str]]) -> None:
+    """Write hosted entries (over a national one of the same address) and their search rows."""
+    if not built:
+        return
+    entries = [entry for entry, _, _ in built]
+    Entry.objects.bulk_create(entries, update_conflicts=True, unique_fields=["address"], update_fields=_UPDATED)
+    ids = dict(Entry.objects.filter(address__in=[e.address for e in entries]).values_list("address", "pk"))
+    rows = [
+        SearchRow(entry_id=ids[entry.address], mailbox_id=entry.mailbox_id, name_key=name_key, search_text=text)
+        for entry, name_key, text in built
+    ]
+    SearchRow.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=["entry"], update_fields=["mailbox", "name_key", "search_text"]
+    )
 
 
 def sync_all() -> int:
     """Rebuild every hosted entry; drop national entries of boxes hosted here. Returns the count."""
     lock_directory()
     wanted = [entry_for(box) for box in listed_boxes()]
-    addresses = {e.address for e in wanted}
+    addresses = {entry.address for entry, _, _ in wanted}
     hosted_here = Mailbox.objects.values("address")
     stale = Entry.objects.filter(Q(source=Entry.Source.HOSTED) | Q(address__in=hosted_here))
     stale.exclude(address__in=addresses).delete()

@@ -49,9 +49,6 @@ class Entry(models.Model):
     # Every row of the extract for this address (one per exercise), canonical column order,
     # one per line: what a re-import compares to decide "changed".
     exercises = models.TextField("exercices", blank=True)
-    # Folded (directory.normalise.fold): the name for prefix search, the rest for "contains".
-    name_key = models.CharField(max_length=400, blank=True)
-    search_text = models.TextField(blank=True)
 
     class Meta:
         verbose_name = "entrée de l'annuaire"
@@ -66,12 +63,6 @@ class Entry(models.Model):
                 fields=["mailbox"], condition=models.Q(mailbox__isnull=False), name="directory_one_entry_per_mailbox"
             ),
         ]
-        indexes = [
-            # `LIKE 'prefix%'` on PostgreSQL needs the pattern operator class (the database
-            # collation is not "C"); other databases ignore `opclasses`. The trigram index of
-            # `search_text` is PostgreSQL-only and made by migration 0002.
-            models.Index(fields=["name_key"], opclasses=["varchar_pattern_ops"], name="directory_name_prefix"),
-        ]
 
     def __str__(self) -> str:
         return self.address
@@ -85,6 +76,33 @@ class Entry(models.Model):
     def exercise_rows(self) -> list[list[str]]:
         """The cells of each exercise, in `directory.extract.COLUMNS` order."""
         return [line.split("|") for line in self.exercises.splitlines() if line]
+
+
+class SearchRow(models.Model):
+    """What searches read, one per entry, kept narrow so that PostgreSQL's shared buffers hold
+    it whole: a trigram recheck then reads ~150-byte rows, not the ~800-byte entries."""
+
+    entry = models.OneToOneField(Entry, primary_key=True, on_delete=models.CASCADE, related_name="search")
+    # The hosted box, if any: searches re-read its `unlisted` and `is_active` (liste rouge).
+    mailbox = models.ForeignKey(
+        Mailbox, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # Folded (directory.normalise.fold): the name for prefix search; flattened text for "contains".
+    name_key = models.CharField(max_length=400, blank=True)
+    search_text = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "texte de recherche"
+        verbose_name_plural = "textes de recherche"
+        indexes = [
+            # `LIKE 'prefix%'` on PostgreSQL needs the pattern operator class (the database
+            # collation is not "C"); other databases ignore `opclasses`. The trigram index of
+            # `search_text` is PostgreSQL-only and made by migration 0002.
+            models.Index(fields=["name_key"], opclasses=["varchar_pattern_ops"], name="directory_name_prefix"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name_key
 
 
 class ImportRun(models.Model):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from django.core.cache import cache
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
-from directory.models import Entry, ImportRun
+from directory.models import Entry, ImportRun, SearchRow
 from directory.normalise import fold
 
 COMPLETION_SIZE = 8
@@ -25,10 +25,18 @@ MAX_RESULTS = 1000  # a search page counts up to this many, then asks for more p
 MIN_CONTAINS = 3  # trigrams need three characters: shorter words only match as name prefixes
 
 
+LISTED = Q(mailbox__isnull=True) | Q(mailbox__unlisted=False, mailbox__is_active=True)
+
+
 def visible() -> QuerySet:
     """Every entry a search may show: national ones, and hosted ones whose box is listed and
     active right now (the mirror may lag a bulk update; this never does)."""
-    return Entry.objects.filter(Q(mailbox__isnull=True) | Q(mailbox__unlisted=False, mailbox__is_active=True))
+    return Entry.objects.filter(LISTED)
+
+
+def visible_rows() -> QuerySet:
+    """The same, over the narrow search rows (directory.models.SearchRow)."""
+    return SearchRow.objects.filter(LISTED)
 
 
 @dataclass(frozen=True)
@@ -56,14 +64,14 @@ class Criteria:
         return len(self.folded) >= 2
 
 
-def _filtered(qs: QuerySet, criteria: Criteria) -> QuerySet:
+def _filtered(rows: QuerySet, criteria: Criteria) -> QuerySet:
     if criteria.kind:
-        qs = qs.filter(kind=criteria.kind)
+        rows = rows.filter(entry__kind=criteria.kind)
     if criteria.profession:
-        qs = qs.filter(profession_code=criteria.profession)
+        rows = rows.filter(entry__profession_code=criteria.profession)
     if criteria.department:
-        qs = qs.filter(department=criteria.department)
-    return qs
+        rows = rows.filter(entry__department=criteria.department)
+    return rows
 
 
 def _contains(criteria: Criteria) -> Q | None:
@@ -81,22 +89,23 @@ def complete(text: str, size: int = COMPLETION_SIZE) -> list[Entry]:
     criteria = Criteria(text=text)
     if not criteria.searchable:
         return []
-    found: list[Entry] = []
-    base = visible().select_related(None)
-    tiers = [lambda qs: qs.filter(name_key__startswith=criteria.folded).order_by("name_key")]
+    found: list[int] = []
+    tiers = [lambda: visible_rows().filter(name_key__startswith=criteria.folded).order_by("name_key")]
     if criteria.address_prefix:
-        tiers.append(lambda qs: qs.filter(address__startswith=criteria.address_prefix).order_by("address"))
+        tiers.append(lambda: visible().filter(address__startswith=criteria.address_prefix).order_by("address"))
     contains = _contains(criteria)
     if contains is not None:
-        tiers.append(lambda qs: qs.filter(contains).order_by("name_key"))
+        tiers.append(lambda: visible_rows().filter(contains).order_by("name_key"))
     for tier in tiers:
         if len(found) >= size:
             break
-        qs = tier(base)
+        qs = tier()
+        key = "pk" if qs.model is Entry else "entry_id"
         if found:
-            qs = qs.exclude(pk__in=[e.pk for e in found])
-        found.extend(qs[: size - len(found)])
-    return found
+            qs = qs.exclude(**{f"{key}__in": found})
+        found.extend(qs.values_list(key, flat=True)[: size - len(found)])
+    entries = Entry.objects.in_bulk(found)
+    return [entries[pk] for pk in found]
 
 
 @dataclass
@@ -132,8 +141,8 @@ def search(criteria: Criteria, page: int = 1) -> Page:
     if contains is not None:
         condition |= contains
     if criteria.address_prefix:
-        condition |= Q(address__startswith=criteria.address_prefix)
-    qs = _filtered(visible().filter(condition), criteria)
+        condition |= Q(entry__address__startswith=criteria.address_prefix)
+    qs = _filtered(visible_rows().filter(condition), criteria)
     total = qs[: MAX_RESULTS + 1].count()
     last_page = max(1, -(-min(total, MAX_RESULTS) // PAGE_SIZE))
     number = min(max(page, 1), last_page)
@@ -141,10 +150,10 @@ def search(criteria: Criteria, page: int = 1) -> Page:
         rank=Case(
             When(name_key__startswith=criteria.folded, then=Value(0)), default=Value(1), output_field=IntegerField()
         )
-    ).order_by("rank", "name_key", "address")
+    ).order_by("rank", "name_key", "entry__address")
     start = (number - 1) * PAGE_SIZE
     return Page(
-        results=list(ranked[start : start + PAGE_SIZE]),
+        results=[row.entry for row in ranked.select_related("entry")[start : start + PAGE_SIZE]],
         number=number,
         total=min(total, MAX_RESULTS),
         capped=total > MAX_RESULTS,

@@ -29,6 +29,7 @@ NEW = "directory_new"
 DIFF = "directory_diff"
 CHANGES = "directory_changes"
 ENTRY = "directory_entry"
+SEARCH = "directory_searchrow"
 MAILBOX = "mailboxes_mailbox"
 TRIGRAM_INDEX = "directory_search_trgm"
 NAME_INDEX = "directory_name_prefix"  # as in the model's Meta.indexes
@@ -53,9 +54,10 @@ ENTRY_COLUMNS = [
     "department",
     "country",
     "dematerialisation",
-    "name_key",
+    "exercises",
 ]
-BUILT_COLUMNS = ENTRY_COLUMNS + ["exercises", "search_text"]
+SEARCH_COLUMNS = ["name_key", "search_text"]
+BUILT_COLUMNS = ENTRY_COLUMNS + SEARCH_COLUMNS
 
 
 def postgres() -> bool:
@@ -166,15 +168,14 @@ def _of_kind(changes: str) -> str:
 
 
 def build_changes(cursor) -> None:
-    """CHANGES: the entry columns of every changed address, and on databases other than
-    PostgreSQL of every added one (PostgreSQL builds those as it inserts them, in `apply`)."""
+    """CHANGES: the entry and search columns of every added or changed address."""
     types = {"dematerialisation": "boolean"}
     _create(cursor, CHANGES, ", ".join(["change text"] + [f"{c} {types.get(c, 'text')}" for c in BUILT_COLUMNS]))
+    changed = _of_kind(f"{ADDED}, {CHANGED}")
     if postgres():
-        cursor.execute(f"INSERT INTO {CHANGES} (change, {', '.join(BUILT_COLUMNS)}) {_built_sql(_of_kind(CHANGED))}")
+        cursor.execute(f"INSERT INTO {CHANGES} (change, {', '.join(BUILT_COLUMNS)}) {_built_sql(changed)}")
         cursor.execute(f"ANALYZE {CHANGES}")
         return
-    changed = _of_kind(f"{ADDED}, {CHANGED}")
     insert = (
         f"INSERT INTO {CHANGES} (change, {', '.join(BUILT_COLUMNS)}) "
         f"VALUES ({', '.join(['%s'] * (len(BUILT_COLUMNS) + 1))})"
@@ -189,8 +190,8 @@ def build_changes(cursor) -> None:
 def _built_python(change: str, address: str, exercises: str) -> tuple:
     rows = [extract.build_row(0, line.split("|")) for line in exercises.split("\n")]
     first = rows[0]
-    values = [getattr(first, c) for c in ENTRY_COLUMNS]
-    return (change, *values, exercises, " ".join(r.search_piece for r in rows))
+    values = [getattr(first, c) for c in ENTRY_COLUMNS if c != "exercises"]
+    return (change, *values, exercises, first.name_key, " ".join(r.search_piece for r in rows))
 
 
 # --- PostgreSQL: the SQL twin of extract.build_row ------------------------------------------
@@ -324,36 +325,45 @@ def _built_sql(changed: str) -> str:
 
 
 def drop_indexes(cursor) -> None:
-    """Before a large change (PostgreSQL, such as the first import): the trigram and name indexes
-    go, to be built again by `build_indexes` in the same transaction, faster than updating them
-    row by row; searches wait for the commit meanwhile instead of seeing a mix."""
-    # Checked as each row goes in (entries from the file have no mailbox): no trigger event
-    # may be pending when the indexes are built.
+    """Before a large change (PostgreSQL, such as the first import): the search indexes go, to
+    be built again by `build_indexes` in the same transaction, faster than updating them row by
+    row; searches wait for the commit meanwhile instead of seeing a mix."""
+    # Checked as each row goes in (no pending trigger event may remain when indexes are built).
     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     cursor.execute(f"DROP INDEX IF EXISTS {TRIGRAM_INDEX}")
     cursor.execute(f"DROP INDEX IF EXISTS {NAME_INDEX}")
 
 
 def build_indexes(cursor) -> None:
-    cursor.execute(f"CREATE INDEX {NAME_INDEX} ON {ENTRY} (name_key varchar_pattern_ops)")
-    cursor.execute(f"CREATE INDEX {TRIGRAM_INDEX} ON {ENTRY} USING gin (search_text gin_trgm_ops)")
+    cursor.execute(f"CREATE INDEX {NAME_INDEX} ON {SEARCH} (name_key varchar_pattern_ops)")
+    cursor.execute(f"CREATE INDEX {TRIGRAM_INDEX} ON {SEARCH} USING gin (search_text gin_trgm_ops)")
     cursor.execute(f"ANALYZE {ENTRY}")
+    cursor.execute(f"ANALYZE {SEARCH}")
 
 
 def apply(cursor) -> None:
-    """Apply DIFF and CHANGES to the directory."""
-    cursor.execute(
-        f"DELETE FROM {ENTRY} WHERE source = 'national' "
-        f"AND address IN (SELECT address FROM {DIFF} WHERE change = 'removed')"
+    """Apply DIFF and CHANGES to the entries and their search rows."""
+    removed = (
+        f"SELECT e.id FROM {ENTRY} e JOIN {DIFF} d ON d.address = e.address "
+        f"WHERE d.change = 'removed' AND e.source = 'national'"
     )
-    assignments = ", ".join(f"{c} = c.{c}" for c in BUILT_COLUMNS[1:])
+    cursor.execute(f"DELETE FROM {SEARCH} WHERE entry_id IN ({removed})")
+    cursor.execute(f"DELETE FROM {ENTRY} WHERE id IN ({removed})")
+    assignments = ", ".join(f"{c} = c.{c}" for c in ENTRY_COLUMNS[1:])
     cursor.execute(
         f"UPDATE {ENTRY} SET {assignments} FROM {CHANGES} c "
         f"WHERE c.change = 'changed' AND {ENTRY}.address = c.address AND {ENTRY}.source = 'national'"
     )
-    if postgres():
-        added = f"SELECT {', '.join(BUILT_COLUMNS)} FROM ({_built_sql(_of_kind(ADDED))}) b"
-    else:
-        added = f"SELECT {', '.join(BUILT_COLUMNS)} FROM {CHANGES} WHERE change = {ADDED}"
-    cursor.execute(f"INSERT INTO {ENTRY} ({', '.join(BUILT_COLUMNS)}, source) SELECT *, 'national' FROM ({added}) a")
+    cursor.execute(
+        f"UPDATE {SEARCH} SET name_key = c.name_key, search_text = c.search_text FROM {CHANGES} c, {ENTRY} e "
+        f"WHERE c.change = 'changed' AND e.address = c.address AND {SEARCH}.entry_id = e.id"
+    )
+    cursor.execute(
+        f"INSERT INTO {ENTRY} ({', '.join(ENTRY_COLUMNS)}, source) "
+        f"SELECT {', '.join(ENTRY_COLUMNS)}, 'national' FROM {CHANGES} WHERE change = {ADDED}"
+    )
+    cursor.execute(
+        f"INSERT INTO {SEARCH} (entry_id, name_key, search_text) SELECT e.id, c.name_key, c.search_text "
+        f"FROM {CHANGES} c JOIN {ENTRY} e ON e.address = c.address WHERE c.change = {ADDED}"
+    )
     drop_temporary(cursor)

@@ -25,7 +25,7 @@ def create(apps, schema_editor):
     schema_editor.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
     schema_editor.execute(FOLD)
     schema_editor.execute(
-        "CREATE INDEX IF NOT EXISTS directory_search_trgm ON directory_entry USING gin (search_text gin_trgm_ops)"
+        "CREATE INDEX IF NOT EXISTS directory_search_trgm ON directory_searchrow USING gin (search_text gin_trgm_ops)"
     )
 
 
@@ -36,5 +36,5 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("directory", "0001_entry_and_import_run")]
+    dependencies = [("directory", "0001_entry_search_row_import_run")]
     operations = [migrations.RunPython(create, drop)]
