@@ -205,6 +205,10 @@ def main():
     print(f"share of requests with at least one result: prefix {prefix[2]:.0%}, contains {inside[2]:.0%}")
     print()
     print("full import report:\n" + first["out"])
+    from directory.models import ImportRun
+
+    for run in ImportRun.objects.order_by("pk"):
+        print(f"run {run.pk} ({run.added} added, {run.changed} changed): seconds per step {run.phases}")
 
 
 if __name__ == "__main__":
