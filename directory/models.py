@@ -94,12 +94,9 @@ class SearchRow(models.Model):
     class Meta:
         verbose_name = "texte de recherche"
         verbose_name_plural = "textes de recherche"
-        indexes = [
-            # `LIKE 'prefix%'` on PostgreSQL needs the pattern operator class (the database
-            # collation is not "C"); other databases ignore `opclasses`. The trigram index of
-            # `search_text` is PostgreSQL-only and made by migration 0002.
-            models.Index(fields=["name_key"], opclasses=["varchar_pattern_ops"], name="directory_name_prefix"),
-        ]
+        # Indexes by migration 0002: on PostgreSQL a B-tree of `name_key COLLATE "C"` (serves
+        # `LIKE 'prefix%'` and the name order at once) and a trigram GIN of `search_text`; a
+        # plain index of `name_key` elsewhere.
 
     def __str__(self) -> str:
         return self.name_key

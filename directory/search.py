@@ -14,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
-from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
+from django.db import connection
+from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models.functions import Collate
 
 from directory.models import Entry, ImportRun, SearchRow
 from directory.normalise import fold
@@ -22,7 +24,8 @@ from directory.normalise import fold
 COMPLETION_SIZE = 8
 PAGE_SIZE = 20
 MAX_RESULTS = 1000  # a search page counts up to this many, then asks for more precise words
-MIN_CONTAINS = 3  # trigrams need three characters: shorter words only match as name prefixes
+MIN_CONTAINS = 3
+CANDIDATES = 40  # trigrams need three characters: shorter words only match as name prefixes
 
 
 LISTED = Q(mailbox__isnull=True) | Q(mailbox__unlisted=False, mailbox__is_active=True)
@@ -84,26 +87,34 @@ def _contains(criteria: Criteria) -> Q | None:
     return condition
 
 
+def name_order():
+    """Order by name key in byte order: on PostgreSQL the "C" collation of the name index, so
+    that the first names after a prefix are read straight from it."""
+    return Collate("name_key", "C") if connection.vendor == "postgresql" else F("name_key")
+
+
 def complete(text: str, size: int = COMPLETION_SIZE) -> list[Entry]:
-    """Up to `size` entries for what is being typed, best first, one indexed query per tier."""
+    """Up to `size` entries for what is being typed, best first, one indexed query per tier:
+    names that start with it (in name order, read from the index), addresses that start with
+    it, then entries that contain every word — the first CANDIDATES of those, in name order
+    (sorting every match of a common fragment would read thousands of rows per keystroke)."""
     criteria = Criteria(text=text)
     if not criteria.searchable:
         return []
-    found: list[int] = []
-    tiers = [lambda: visible_rows().filter(name_key__startswith=criteria.folded).order_by("name_key")]
-    if criteria.address_prefix:
-        tiers.append(lambda: visible().filter(address__startswith=criteria.address_prefix).order_by("address"))
+    found = list(
+        visible_rows()
+        .filter(name_key__startswith=criteria.folded)
+        .order_by(name_order())
+        .values_list("entry_id", flat=True)[:size]
+    )
+    if len(found) < size and criteria.address_prefix:
+        addresses = visible().filter(address__startswith=criteria.address_prefix).exclude(pk__in=found)
+        found += list(addresses.order_by("address").values_list("pk", flat=True)[: size - len(found)])
     contains = _contains(criteria)
-    if contains is not None:
-        tiers.append(lambda: visible_rows().filter(contains).order_by("name_key"))
-    for tier in tiers:
-        if len(found) >= size:
-            break
-        qs = tier()
-        key = "pk" if qs.model is Entry else "entry_id"
-        if found:
-            qs = qs.exclude(**{f"{key}__in": found})
-        found.extend(qs.values_list(key, flat=True)[: size - len(found)])
+    if len(found) < size and contains is not None:
+        candidates = visible_rows().filter(contains).exclude(entry_id__in=found)
+        ranked = sorted(candidates.values_list("name_key", "entry_id")[:CANDIDATES])
+        found += [pk for _, pk in ranked[: size - len(found)]]
     entries = Entry.objects.in_bulk(found)
     return [entries[pk] for pk in found]
 
@@ -150,7 +161,7 @@ def search(criteria: Criteria, page: int = 1) -> Page:
         rank=Case(
             When(name_key__startswith=criteria.folded, then=Value(0)), default=Value(1), output_field=IntegerField()
         )
-    ).order_by("rank", "name_key", "entry__address")
+    ).order_by("rank", name_order(), "entry__address")
     start = (number - 1) * PAGE_SIZE
     return Page(
         results=[row.entry for row in ranked.select_related("entry")[start : start + PAGE_SIZE]],

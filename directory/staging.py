@@ -32,7 +32,7 @@ ENTRY = "directory_entry"
 SEARCH = "directory_searchrow"
 MAILBOX = "mailboxes_mailbox"
 TRIGRAM_INDEX = "directory_search_trgm"
-NAME_INDEX = "directory_name_prefix"  # as in the model's Meta.indexes
+NAME_INDEX = "directory_name_c"  # as made by migration 0002
 SAMPLE = 50
 ADDED, CHANGED = "'added'", "'changed'"
 
@@ -335,7 +335,7 @@ def drop_indexes(cursor) -> None:
 
 
 def build_indexes(cursor) -> None:
-    cursor.execute(f"CREATE INDEX {NAME_INDEX} ON {SEARCH} (name_key varchar_pattern_ops)")
+    cursor.execute(f'CREATE INDEX {NAME_INDEX} ON {SEARCH} (name_key COLLATE "C")')
     cursor.execute(f"CREATE INDEX {TRIGRAM_INDEX} ON {SEARCH} USING gin (search_text gin_trgm_ops)")
     cursor.execute(f"ANALYZE {ENTRY}")
     cursor.execute(f"ANALYZE {SEARCH}")

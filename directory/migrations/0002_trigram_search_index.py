@@ -1,4 +1,4 @@
-"""PostgreSQL only: the trigram index that serves "contains" search (`LIKE '%term%'`), and the
+"""The search indexes. PostgreSQL: the name index in "C" collation and the trigram index that serves "contains" search (`LIKE '%term%'`), and the
 `directory_fold()`, the SQL twin of `directory.normalise.fold` used by the import's fast path.
 
 Other databases scan and fold in Python (the slower path of the default SQLite set-up). Kept out
@@ -20,7 +20,11 @@ $$
 
 def create(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
+        schema_editor.execute("CREATE INDEX directory_name_c ON directory_searchrow (name_key)")
         return
+    # "C" collation: byte order, so `LIKE 'prefix%'` and `ORDER BY name_key COLLATE "C"` both
+    # walk this one index (the database collation is not "C").
+    schema_editor.execute('CREATE INDEX IF NOT EXISTS directory_name_c ON directory_searchrow (name_key COLLATE "C")')
     schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     schema_editor.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
     schema_editor.execute(FOLD)
@@ -30,6 +34,7 @@ def create(apps, schema_editor):
 
 
 def drop(apps, schema_editor):
+    schema_editor.execute("DROP INDEX IF EXISTS directory_name_c")
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute("DROP INDEX IF EXISTS directory_search_trgm")
         schema_editor.execute("DROP FUNCTION IF EXISTS directory_fold(text)")
