@@ -11,6 +11,7 @@ mailbox of a hosted entry.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
@@ -25,6 +26,7 @@ COMPLETION_SIZE = 8
 PAGE_SIZE = 20
 MAX_RESULTS = 1000  # a search page counts up to this many, then asks for more precise words
 MIN_CONTAINS = 3
+DEPARTMENT = re.compile(r"[0-9]{2}|2[ab]|9[78][0-9]")
 CANDIDATES = 40  # trigrams need three characters: shorter words only match as name prefixes
 
 
@@ -55,7 +57,16 @@ class Criteria:
 
     @property
     def words(self) -> list[str]:
-        return self.folded.split()
+        """The folded words, less a department code typed among them ("cardiologue 38")."""
+        words = self.folded.split()
+        return [w for w in words if not (DEPARTMENT.fullmatch(w) and len(words) > 1)]
+
+    @property
+    def typed_department(self) -> str:
+        """A department code typed among other words: a filter rather than a word to find."""
+        words = self.folded.split()
+        found = [w for w in words if DEPARTMENT.fullmatch(w)]
+        return found[0].upper() if found and len(words) > 1 else ""
 
     @property
     def address_prefix(self) -> str:
@@ -68,6 +79,8 @@ class Criteria:
 
 
 def _filtered(rows: QuerySet, criteria: Criteria) -> QuerySet:
+    if criteria.typed_department and not criteria.department:
+        rows = rows.filter(entry__department=criteria.typed_department)
     if criteria.kind:
         rows = rows.filter(entry__kind=criteria.kind)
     if criteria.profession:
@@ -147,20 +160,21 @@ def search(criteria: Criteria, page: int = 1) -> Page:
     """One page of results, names starting with the words first, then alphabetical."""
     if not criteria.searchable:
         return Page()
-    condition = Q(name_key__startswith=criteria.folded)
+    name = " ".join(criteria.words)
+    condition = Q(name_key__startswith=name)
     contains = _contains(criteria)
     if contains is not None:
         condition |= contains
     if criteria.address_prefix:
         condition |= Q(entry__address__startswith=criteria.address_prefix)
+    if criteria.words == [criteria.folded] and DEPARTMENT.fullmatch(criteria.folded):
+        condition |= Q(entry__department=criteria.folded.upper())  # "38" alone: that department
     qs = _filtered(visible_rows().filter(condition), criteria)
     total = qs[: MAX_RESULTS + 1].count()
     last_page = max(1, -(-min(total, MAX_RESULTS) // PAGE_SIZE))
     number = min(max(page, 1), last_page)
     ranked = qs.annotate(
-        rank=Case(
-            When(name_key__startswith=criteria.folded, then=Value(0)), default=Value(1), output_field=IntegerField()
-        )
+        rank=Case(When(name_key__startswith=name, then=Value(0)), default=Value(1), output_field=IntegerField())
     ).order_by("rank", name_order(), "entry__address")
     start = (number - 1) * PAGE_SIZE
     return Page(

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db
 
 
 def snapshot():
-    return list(Entry.objects.order_by("address").values_list("address", "exercises", "search__search_text", "search__name_key"))
+    return list(
+        Entry.objects.order_by("address").values_list("address", "exercises", "search__search_text", "search__name_key")
+    )
 
 
 def test_full_import_keeps_every_exercise_under_its_address(extract):

@@ -71,6 +71,10 @@ def test_search_page_filters_and_counts(national):
     assert addresses(search(Criteria(text="lefevre", profession="60")).results) == []
     assert addresses(search(Criteria(text="alpes", kind="ORG")).results) == ["cardiologie@ch-alpes.mssante.fr"]
     assert addresses(search(Criteria(text="martin", department="73")).results) == ["anne.martin@infirmier.mssante.fr"]
+    # A department code typed in the box filters like the department list.
+    assert addresses(search(Criteria(text="infirmier 73")).results) == ["anne.martin@infirmier.mssante.fr"]
+    assert addresses(search(Criteria(text="martin 38")).results) == []
+    assert "anne.martin@infirmier.mssante.fr" in addresses(search(Criteria(text="73")).results)
 
 
 def test_hosted_boxes_beside_national_ones_and_liste_rouge_never_shows(national, cast):
