@@ -125,17 +125,22 @@ def classify(cursor) -> dict[str, int]:
     """DIFF(address, change) for what differs: added, changed, hosted (an address of a box of
     this operator, listed or not: its local data wins) and removed (national entries gone)."""
     change = (
-        "CASE WHEN m.id IS NOT NULL THEN 'hosted' WHEN e.id IS NULL THEN 'added' "
-        "WHEN e.source <> 'national' THEN 'hosted' WHEN e.exercises <> n.exercises THEN 'changed' ELSE 'same' END"
+        "CASE WHEN n.address IS NULL THEN 'removed' WHEN m.id IS NOT NULL THEN 'hosted' "
+        "WHEN e.id IS NULL THEN 'added' WHEN e.exercises <> n.exercises THEN 'changed' ELSE 'same' END"
     )
+    national = f"SELECT id, address, exercises FROM {ENTRY} WHERE source = 'national'"
     _create(cursor, DIFF, "address text, change text")
+    # One pass: the file's addresses against the national entries (a full join finds both the
+    # new and the gone); the mailbox join marks the addresses hosted here.
     cursor.execute(
-        f"INSERT INTO {DIFF} SELECT address, change FROM (SELECT n.address AS address, {change} AS change "
-        f"FROM {NEW} n LEFT JOIN {ENTRY} e ON e.address = n.address "
-        f"LEFT JOIN {MAILBOX} m ON m.address = n.address) c WHERE change <> 'same' "
-        f"UNION ALL SELECT e.address, 'removed' FROM {ENTRY} e WHERE e.source = 'national' AND ("
-        f"NOT EXISTS (SELECT 1 FROM {NEW} n WHERE n.address = e.address) "
-        f"OR EXISTS (SELECT 1 FROM {MAILBOX} m WHERE m.address = e.address))"
+        f"INSERT INTO {DIFF} SELECT address, change FROM (SELECT coalesce(n.address, e.address) AS address, "
+        f"{change} AS change FROM {NEW} n FULL JOIN ({national}) e ON e.address = n.address "
+        f"LEFT JOIN {MAILBOX} m ON m.address = n.address) c WHERE change <> 'same'"
+    )
+    # A national entry of a box now hosted here goes (its hosted entry takes over).
+    cursor.execute(
+        f"INSERT INTO {DIFF} SELECT e.address, 'removed' FROM {MAILBOX} m JOIN {ENTRY} e ON e.address = m.address "
+        f"WHERE e.source = 'national' AND EXISTS (SELECT 1 FROM {NEW} n WHERE n.address = e.address)"
     )
     if postgres():
         cursor.execute(f"ANALYZE {DIFF}")
