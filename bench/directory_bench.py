@@ -43,8 +43,29 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_
 os.environ["DIRECTORY_SEARCH_RATE_PER_MINUTE"] = "1000000"
 
 
+def postgres_cpu() -> float:
+    """CPU seconds (user + system) of every PostgreSQL process on the machine: other work's
+    queries included, so the difference over an import is an upper bound of the import's."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/comm") as handle:
+                if handle.read().strip() not in ("postgres", "postmaster"):
+                    continue
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def run_import(path: Path) -> dict:
     """Import through a child process we reap ourselves, to read its rusage."""
+    pg_before = postgres_cpu()
     began = time.perf_counter()
     pid = os.fork()
     if pid == 0:  # child: exec the command, output to a file
@@ -57,7 +78,13 @@ def run_import(path: Path) -> dict:
     out = Path(str(path) + ".log").read_text(encoding="utf-8")
     if status != 0:
         sys.exit(f"import of {path} failed:\n{out}")
-    return {"wall": wall, "rss_mb": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime, "out": out}
+    return {
+        "wall": wall,
+        "rss_mb": usage.ru_maxrss / 1024,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "pg_cpu": postgres_cpu() - pg_before,
+        "out": out,
+    }
 
 
 def fragments(samples: int, rng: random.Random):
@@ -193,9 +220,13 @@ def main():
     print("| --- | ---: | ---: |")
     print(f"| full import, {args.rows:,} rows, wall | {first['wall']:.1f} s | ≤ 10 s |")
     print(f"| full import, peak RSS of the process | {first['rss_mb']:.0f} MB | ≤ 300 MB |")
-    print(f"| full import, CPU of the process (the rest is PostgreSQL) | {first['cpu']:.1f} s | |")
+    print(f"| full import, CPU of the import process | {first['cpu']:.1f} s | |")
+    print(f"| full import, CPU of PostgreSQL (all backends: an upper bound) | {first['pg_cpu']:.1f} s | |")
     print(f"| re-import, 1 % changed ({wanted}), wall | {second['wall']:.1f} s | ≤ 5 s |")
     print(f"| re-import, peak RSS | {second['rss_mb']:.0f} MB | |")
+    print(
+        f"| re-import, CPU of the import process / of PostgreSQL (upper bound) | {second['cpu']:.1f} / {second['pg_cpu']:.1f} s | |"
+    )
     print(
         f"| completion, {len(prefixes)} prefix fragments, p50 / p95 | {prefix[0]:.1f} / {prefix[1]:.1f} ms | p95 ≤ 10 ms |"
     )
