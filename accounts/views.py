@@ -1,15 +1,13 @@
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
 from django.shortcuts import redirect
 
 
 @login_required
 def home(request):
-    """After login: a patient lands on their inbox, everyone else on their mailboxes."""
+    """After login: a patient lands on their inbox, an administrator (staff) on the operations
+    dashboard, everyone else on their mailboxes."""
     if request.user.is_patient:
         return redirect("patients:inbox")
+    if request.user.is_staff:
+        return redirect("operations:dashboard")
     return redirect("webmail:home")
-
-
-def healthz(request):
-    return HttpResponse("ok", content_type="text/plain")

@@ -90,12 +90,25 @@ def _remember(request, data: dict) -> str:
 def completion(request):
     """Suggestions for the recipient being typed (the last one of a comma-separated field)."""
     if not ratelimit.allow(request.user.pk):
-        return JsonResponse({"error": _too_many()}, status=429)
-    term = request.POST.get("q", "")[:300].replace(";", ",").split(",")[-1].strip()
+        return too_many_response()
+    return JsonResponse(completion_payload(typed_recipient(request)))
+
+
+def too_many_response() -> JsonResponse:
+    return JsonResponse({"error": _too_many()}, status=429)
+
+
+def typed_recipient(request) -> str:
+    """The recipient being typed: the last of a comma- or semicolon-separated field."""
+    return request.POST.get("q", "")[:300].replace(";", ",").split(",")[-1].strip()
+
+
+def completion_payload(term: str) -> dict:
+    """{"term", "ins", "results"}: an INS check, or the directory's entries for `term`."""
     ins = ins_check(term)
     if ins is not None:
-        return JsonResponse({"term": term, "ins": ins, "results": []})
-    return JsonResponse({"term": term, "ins": None, "results": [result(e) for e in complete(term)]})
+        return {"term": term, "ins": ins, "results": []}
+    return {"term": term, "ins": None, "results": [result(e) for e in complete(term)]}
 
 
 def ins_check(term: str) -> dict | None:

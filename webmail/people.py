@@ -6,12 +6,11 @@ the address plus the first and last name"). Recipient suggestions come from the 
 from __future__ import annotations
 
 from mailboxes.patient_domain import is_patient_address
+from patients.models import Patient
 
 
 def names_for_addresses(addresses) -> dict[str, str]:
     """{patient address: "Prénom NOM"} in one query, for the patients among `addresses`."""
-    from patients.models import Patient
-
     ins = {a.split("@", 1)[0].upper(): a for a in addresses if a and is_patient_address(a)}
     if not ins:
         return {}

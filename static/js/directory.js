@@ -1,5 +1,6 @@
 /* The directory in the browser: recipient completion on every field marked
-   data-directory-complete="<completion URL>" (the composer's To and Cc), and keyboard use of the
+   data-directory-complete="<completion URL>" (the composer's To and Cc ask webmail:recipients:
+   contacts first, then the directory; other fields may ask directory:completion), and keyboard use of the
    search page. Requests are POSTed (no search term or INS in a URL), debounced, and a newer
    keystroke aborts the older request, so only the latest answer is ever shown.
    Everything works without it: recipients can be typed in full and the search page is a form. */
@@ -112,13 +113,18 @@
       option.setAttribute("aria-selected", "false");
       option.dataset.address = item.address;
       var head = element("span", "option-head");
-      head.appendChild(element("span", "kind kind-" + String(item.kind).toLowerCase(), item.kind));
+      if (item.contact) {  // from the person's address books (the composer's completion)
+        option.dataset.contact = item.contact;
+        head.appendChild(element("span", "badge", item.contact_label));
+      } else {
+        head.appendChild(element("span", "kind kind-" + String(item.kind).toLowerCase(), item.kind));
+      }
       head.appendChild(element("strong", "option-name", item.kind === "INS" ? item.address : item.name));
       if (item.paper) head.appendChild(element("span", "paper-badge paper-" + item.paper.state, item.paper.label));
       option.appendChild(head);
       if (item.kind !== "INS") {
         var details = [item.profession, item.structure, item.town].filter(Boolean).join(" · ");
-        option.appendChild(element("span", "option-details", details));
+        if (details) option.appendChild(element("span", "option-details", details));
         option.appendChild(element("span", "option-address", item.address));
       }
       option.addEventListener("mousedown", function (event) { event.preventDefault(); this.pick(index); }.bind(this));
