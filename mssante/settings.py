@@ -400,3 +400,39 @@ PATIENT_SYSTEM_ADDRESS = env_str("PATIENT_SYSTEM_ADDRESS", f"ne-pas-repondre@{PA
 
 
 # --- Operations: statistics, health, metrics, self-test (operations/, docs/operations.md) --
+# The certificate of the IMAP and submission listeners (default: the SMTP gateway's). Without
+# one they only listen on loopback (the embedded set-up) and accept passwords in clear there.
+CLIENTS_TLS_CERT = env_str("CLIENTS_TLS_CERT", SMTPD_TLS_CERT)
+CLIENTS_TLS_KEY = env_str("CLIENTS_TLS_KEY", SMTPD_TLS_KEY)
+# Public names and ports announced by autoconfiguration (docs/desktop-clients.md).
+CLIENTS_PUBLIC_HOST = env_str("CLIENTS_PUBLIC_HOST", "")
+CLIENTS_PUBLIC_IMAP_PORT = env_int("CLIENTS_PUBLIC_IMAP_PORT", 143)
+CLIENTS_PUBLIC_SUBMISSION_PORT = env_int("CLIENTS_PUBLIC_SUBMISSION_PORT", 587)
+IMAP_HOST = env_str("IMAP_HOST", "127.0.0.1")
+IMAP_PORT = env_int("IMAP_PORT", 1143)
+# Implicit TLS (IMAPS, 993 in production); 0: off.
+IMAP_TLS_PORT = env_int("IMAP_TLS_PORT", 0)
+IMAP_WORKERS = env_int("IMAP_WORKERS", 8)
+IMAP_TIMEOUT_SECONDS = env_int("IMAP_TIMEOUT_SECONDS", 30 * 60)
+# Organisational boxes appear under this prefix (RFC 2342 shared namespace).
+IMAP_SHARED_PREFIX = env_str("IMAP_SHARED_PREFIX", "Partagés")
+# Idling clients look again this often without PostgreSQL notifications (SQLite) ...
+IMAP_POLL_SECONDS = float(env_str("IMAP_POLL_SECONDS", "1") or 1)
+# ... and this often with them (a safety net: a notification wakes them at once).
+IMAP_SAFETY_POLL_SECONDS = float(env_str("IMAP_SAFETY_POLL_SECONDS", "30") or 30)
+SUBMISSION_HOST = env_str("SUBMISSION_HOST", "127.0.0.1")
+SUBMISSION_PORT = env_int("SUBMISSION_PORT", 1587)
+# Failed logins (IMAP and submission): free attempts, then a delay doubling from 1 s up to the cap.
+CLIENTS_AUTH_FREE_FAILURES = env_int("CLIENTS_AUTH_FREE_FAILURES", 3)
+CLIENTS_AUTH_MAX_DELAY = env_int("CLIENTS_AUTH_MAX_DELAY", 300)
+CLIENTS_AUTH_WINDOW = env_int("CLIENTS_AUTH_WINDOW", 15 * 60)
+CLIENTS_AUTH_FAILURE_PAUSE = float(env_str("CLIENTS_AUTH_FAILURE_PAUSE", "1") or 1)
+# Pro Santé Connect access tokens for OAUTHBEARER / XOAUTH2 (clients/psc.py).
+OIDC_PROVIDER_ID = env_str("OIDC_PROVIDER_ID", "psc")
+PSC_TOKEN_ISSUER = env_str("PSC_TOKEN_ISSUER", env_str("OIDC_SERVER_URL", ""))
+PSC_JWKS_URL = env_str("PSC_JWKS_URL", "")
+PSC_TOKEN_AUDIENCE = env_str("PSC_TOKEN_AUDIENCE", "")
+PSC_TOKEN_USER_CLAIM = env_str("PSC_TOKEN_USER_CLAIM", "sub")
+PSC_TOKEN_LEEWAY = env_int("PSC_TOKEN_LEEWAY", 30)
+PSC_JWKS_CACHE_SECONDS = env_int("PSC_JWKS_CACHE_SECONDS", 300)
+PSC_JWKS_TIMEOUT = env_int("PSC_JWKS_TIMEOUT", 5)
