@@ -52,7 +52,7 @@ from mailboxes.trust import InvalidAddress, classify_domains, domain_of, normali
 
 log = logging.getLogger(__name__)
 
-SOURCES = frozenset({"webmail", "patient", "smtp", "api", "system"})
+SOURCES = frozenset({"webmail", "patient", "smtp", "submission", "api", "system"})
 LOCAL_KINDS = frozenset({"hosted", "patient"})
 
 # Decision code → SMTP reply code, for refusals of a whole message.
