@@ -61,7 +61,12 @@ def submit(raw: bytes, sender: str, recipients: list[str], login: auth.Login):
     if box is None:
         raise delivery.DeliveryRefused("sender_not_allowed", "Vous ne pouvez pas envoyer depuis cette adresse.")
     result = delivery.send_message(
-        raw, envelope_from=box.address, envelope_to=recipients, source="submission", actor=login.user, sender_mailbox=box
+        raw,
+        envelope_from=box.address,
+        envelope_to=recipients,
+        source="submission",
+        actor=login.user,
+        sender_mailbox=box,
     )
     late = {a: d for a, d in result.refused.items() if not d.automatic_return}
     if late and reports.may_answer(result.message):
@@ -206,7 +211,9 @@ class SubmissionHandler:
             return "452 4.5.3 Trop de destinataires pour ce message"
         try:
             decision = await self.run(
-                lambda: delivery.check_recipient(envelope.mail_from, address, sender_mailbox=self.sender_boxes.get(session))
+                lambda: delivery.check_recipient(
+                    envelope.mail_from, address, sender_mailbox=self.sender_boxes.get(session)
+                )
             )
         except Exception:
             log.exception("submission temporary failure at RCPT")
@@ -230,7 +237,12 @@ class SubmissionHandler:
         except Exception:
             log.exception("submission temporary failure at DATA")
             return TEMPORARY_FAILURE
-        log.info("submission accepted message=%s delivered=%s queued=%s", result.message.pk, len(result.delivered), len(result.queued))
+        log.info(
+            "submission accepted message=%s delivered=%s queued=%s",
+            result.message.pk,
+            len(result.delivered),
+            len(result.queued),
+        )
         return f"250 2.0.0 OK message {result.message.pk}"
 
 

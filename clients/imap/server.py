@@ -214,6 +214,7 @@ class ImapServer:
         self.listening = False
         self.servers: list[asyncio.AbstractServer] = []
         self.connections: set[asyncio.Task] = set()
+        self.open_connections: set[Connection] = set()
         self._listener: asyncio.Task | None = None
 
     @property
@@ -256,11 +257,14 @@ class ImapServer:
 
     async def _client(self, reader, writer, tls: bool) -> None:
         task = asyncio.current_task()
+        connection = Connection(self, reader, writer, tls)
         self.connections.add(task)
+        self.open_connections.add(connection)
         try:
-            await Connection(self, reader, writer, tls).serve()
+            await connection.serve()
         finally:
             self.connections.discard(task)
+            self.open_connections.discard(connection)
 
     async def _listen(self) -> None:
         import psycopg
@@ -299,8 +303,10 @@ class ImapServer:
     async def stop(self) -> None:
         for server in self.servers:
             server.close()
-        for task in list(self.connections):
-            task.cancel()
+        for connection in list(self.open_connections):
+            connection.writer.transport.abort()
+        if self.connections:
+            await asyncio.wait(list(self.connections), timeout=5)
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

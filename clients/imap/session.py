@@ -595,6 +595,8 @@ class Session:
             if unseen:
                 new = await self.run(backend.store_flags, sel.folder.id, unseen, "+", backend.SEEN)
                 sel.flags.update(new)
+                if not any(i.name == "FLAGS" for i in request.items):  # RFC 3501 §6.4.5: say \Seen changed
+                    request.items.append(fetch.Item("FLAGS"))
         await self.fetch_all(uids, request)
         if request.reads_text:
             self.reads += [(sel.meta[u], mark_seen) for u in uids if u in sel.meta]
