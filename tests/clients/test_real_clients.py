@@ -97,7 +97,10 @@ def test_mbsync_two_way(imap, cast, tmp_path):
     archived = Entry.objects.filter(folder=archive).select_related("message")
     assert sorted(e.message.subject for e in archived) == ["Ecrit hors ligne", "Troisieme"]
     assert Entry.objects.filter(mailbox=cast.alice_box, message__subject="Troisieme").count() == 1
-    assert sorted(Entry.objects.filter(folder=inbox).values_list("message__subject", flat=True)) == ["Premier", "Quatrieme"]
+    assert sorted(Entry.objects.filter(folder=inbox).values_list("message__subject", flat=True)) == [
+        "Premier",
+        "Quatrieme",
+    ]
     near_inbox = files(mail / "INBOX")
     assert len(near_inbox) == 2
     fourth_file = next(p for p in near_inbox if b"Subject: Quatrieme" in p.read_bytes())
@@ -147,7 +150,11 @@ folderfilter = lambda name: name == "INBOX"
 
     def run():
         result = subprocess.run(
-            ["offlineimap", "-c", str(config), "-o", "-u", "basic"], capture_output=True, text=True, timeout=120, env=env
+            ["offlineimap", "-c", str(config), "-o", "-u", "basic"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
         )
         assert result.returncode == 0, result.stdout + result.stderr
 
