@@ -63,7 +63,7 @@ def test_mbsync_two_way(imap, cast, tmp_path):
 
     first = deliver(cast, cast.alice_box, subject="Premier")
     second = deliver(cast, cast.alice_box, subject="Second")
-    third = deliver(cast, cast.alice_box, subject="Troisieme")
+    deliver(cast, cast.alice_box, subject="Troisieme")
     deliver(cast, cast.cardio, subject="Pour le service")
     config = write_mbsyncrc(tmp_path, imap.port)
     mail = tmp_path / "mail"
