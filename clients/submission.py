@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -218,7 +219,10 @@ class SubmissionHandler:
         except Exception:
             log.exception("submission temporary failure at RCPT")
             return TEMPORARY_FAILURE
-        if not decision.deliver:
+        # A refusal the patient-domain policy answers with an automatic return (closed space,
+        # unknown patient...) is accepted here and answered by the delivery path, as for a
+        # webmail send; any other refusal is said at once.
+        if not decision.deliver and not decision.automatic_return:
             return refusal_reply(decision.code, decision.reason)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
@@ -262,8 +266,24 @@ def smtp_kwargs() -> dict:
     }
 
 
+class CommandLimits(collections.defaultdict):
+    """aiosmtpd's per-command line limits, with room for a bearer token in AUTH (RFC 4954 §4
+    allows 12,288 octets); aiosmtpd empties the table at each connection, so the AUTH limit is
+    given on demand rather than stored."""
+
+    def __missing__(self, key):
+        return AUTH_LINE_LIMIT if key == "AUTH" else SMTP.command_size_limit
+
+
+AUTH_LINE_LIMIT = 12288
+
+
 class SubmissionSMTP(SMTP):
-    """aiosmtpd's SMTP; the AUTH mechanisms are the handler's (`auth_*`)."""
+    """aiosmtpd's SMTP; the AUTH mechanisms are the handler's (`auth_*`). Lines may be as long as
+    an AUTH with a PSC token (a JWT is well over aiosmtpd's 1,001 bytes)."""
+
+    line_length_limit = AUTH_LINE_LIMIT
+    command_size_limits = CommandLimits()
 
 
 async def start(host: str, port: int, handler: SubmissionHandler | None = None):
