@@ -404,14 +404,18 @@ PATIENT_SYSTEM_ADDRESS = env_str("PATIENT_SYSTEM_ADDRESS", f"ne-pas-repondre@{PA
 # one they only listen on loopback (the embedded set-up) and accept passwords in clear there.
 CLIENTS_TLS_CERT = env_str("CLIENTS_TLS_CERT", SMTPD_TLS_CERT)
 CLIENTS_TLS_KEY = env_str("CLIENTS_TLS_KEY", SMTPD_TLS_KEY)
-# Public names and ports announced by autoconfiguration (docs/desktop-clients.md).
-CLIENTS_PUBLIC_HOST = env_str("CLIENTS_PUBLIC_HOST", "")
-CLIENTS_PUBLIC_IMAP_PORT = env_int("CLIENTS_PUBLIC_IMAP_PORT", 143)
-CLIENTS_PUBLIC_SUBMISSION_PORT = env_int("CLIENTS_PUBLIC_SUBMISSION_PORT", 587)
 IMAP_HOST = env_str("IMAP_HOST", "127.0.0.1")
 IMAP_PORT = env_int("IMAP_PORT", 1143)
 # Implicit TLS (IMAPS, 993 in production); 0: off.
 IMAP_TLS_PORT = env_int("IMAP_TLS_PORT", 0)
+# Public name and ports announced by autoconfiguration and the app-password page (behind a
+# load balancer or port mapping they differ from the listeners'). Default host: the site's.
+CLIENTS_PUBLIC_HOST = env_str("CLIENTS_PUBLIC_HOST", "")
+CLIENTS_PUBLIC_IMAP_PORT = env_int("CLIENTS_PUBLIC_IMAP_PORT", 143 if CLIENTS_TLS_CERT else IMAP_PORT)
+CLIENTS_PUBLIC_IMAPS_PORT = env_int("CLIENTS_PUBLIC_IMAPS_PORT", IMAP_TLS_PORT)
+CLIENTS_PUBLIC_SUBMISSION_PORT = env_int(
+    "CLIENTS_PUBLIC_SUBMISSION_PORT", 587 if CLIENTS_TLS_CERT else env_int("SUBMISSION_PORT", 1587)
+)
 IMAP_WORKERS = env_int("IMAP_WORKERS", 8)
 IMAP_TIMEOUT_SECONDS = env_int("IMAP_TIMEOUT_SECONDS", 30 * 60)
 # Organisational boxes appear under this prefix (RFC 2342 shared namespace).
