@@ -98,3 +98,20 @@ def app_password_revoke(request, pk):
         request, _("Le mot de passe d'application est révoqué : les clients qui l'utilisaient sont déconnectés.")
     )
     return redirect("app_passwords")
+
+
+@login_required
+@require_POST
+def session_keepalive(request):
+    """ "Rester connecté" in the inactivity warning: the request itself is the activity."""
+    return HttpResponse(status=204)
+
+
+@require_POST
+def session_expired(request):
+    """The page's countdown reached the end (the draft was saved just before): sign out."""
+    from django.contrib.auth import logout
+    from django.urls import reverse
+
+    logout(request)
+    return redirect(reverse("account_login") + "?expiree=1")

@@ -69,7 +69,9 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.InactivityTimeoutMiddleware",
     "accounts.middleware.RequireProfessionalMFAMiddleware",
+    "accounts.middleware.IdentityProviderUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "mssante.urls"
@@ -86,6 +88,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.portal",
+                "accounts.context_processors.session_timeout",
             ],
         },
     },
@@ -137,8 +140,15 @@ ACCOUNT_RATE_LIMITS = {
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "MSSanté")
-# Professionals must enrol a second factor before reaching any page (RULES.md §5).
-MFA_REQUIRED_FOR_PROFESSIONALS = env_bool("MFA_REQUIRED_FOR_PROFESSIONALS", False)
+# Professionals must enrol a second factor before reaching any page (RULES.md §5): on unless
+# DEBUG; turning it off in production makes `check --deploy` warn (accounts.W001).
+MFA_REQUIRED_FOR_PROFESSIONALS = env_bool("MFA_REQUIRED_FOR_PROFESSIONALS", not DEBUG)
+# Inactivity timeout (issue 15 item 22): a professional's session ends after this many seconds
+# without a request (0: off), with a warning SESSION_INACTIVITY_WARNING seconds before; a
+# patient's after SESSION_INACTIVITY_TIMEOUT_PATIENT (0: only SESSION_COOKIE_AGE).
+SESSION_INACTIVITY_TIMEOUT = env_int("SESSION_INACTIVITY_TIMEOUT", 30 * 60)
+SESSION_INACTIVITY_TIMEOUT_PATIENT = env_int("SESSION_INACTIVITY_TIMEOUT_PATIENT", 0)
+SESSION_INACTIVITY_WARNING = env_int("SESSION_INACTIVITY_WARNING", 120)
 SOCIALACCOUNT_ONLY = False
 SOCIALACCOUNT_AUTO_SIGNUP = False
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
@@ -420,6 +430,8 @@ IMAP_WORKERS = env_int("IMAP_WORKERS", 8)
 IMAP_TIMEOUT_SECONDS = env_int("IMAP_TIMEOUT_SECONDS", 30 * 60)
 # Organisational boxes appear under this prefix (RFC 2342 shared namespace).
 IMAP_SHARED_PREFIX = env_str("IMAP_SHARED_PREFIX", "Partagés")
+# On PostgreSQL, LISTEN for the entries' change notifications (mailboxes migration 0004).
+IMAP_LISTEN = env_bool("IMAP_LISTEN", True)
 # Idling clients look again this often without PostgreSQL notifications (SQLite) ...
 IMAP_POLL_SECONDS = float(env_str("IMAP_POLL_SECONDS", "1") or 1)
 # ... and this often with them (a safety net: a notification wakes them at once).

@@ -252,7 +252,7 @@ class ImapServer:
                     functools.partial(self._client, tls=True), host, tls_port, ssl=self.tls_context
                 )
             )
-        if connections["default"].vendor == "postgresql":
+        if connections["default"].vendor == "postgresql" and settings.IMAP_LISTEN:
             self._listener = asyncio.ensure_future(self._listen())
 
     async def _client(self, reader, writer, tls: bool) -> None:
