@@ -39,7 +39,7 @@ from common import free_port, recreate_database  # noqa: E402 - bench/ is on sys
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = "ch-bench.mssante.fr"
 PEER_BOX = f"correspondant@{DOMAIN}"
-USER, PASSWORD = "banc", "Banc-Imap-2026-mot-de-passe"
+USER, PASSWORD = "banc", "Banc-Imap-2026-mot-de-passe"  # PASSWORD becomes an app password in seed()
 WORDS = "patient bilan cardiaque echographie traitement ordonnance consultation resultat analyse suivi".split()
 
 
@@ -68,6 +68,7 @@ def make_message(index: int, rng: random.Random) -> bytes:
 def seed():
     from django.contrib.auth import get_user_model
 
+    from accounts.app_passwords import create_app_password
     from mailboxes.models import Domain, Mailbox, Professional, Structure
 
     structure = Structure.objects.create(name="CH du banc", finess="750000013")
@@ -79,6 +80,9 @@ def seed():
     box = Mailbox.objects.create(
         kind=Mailbox.Kind.NOMINATIVE, address=f"dr.banc@{DOMAIN}", domain=domain, structure=structure, owner=doctor
     )
+    # With DEBUG off a second factor is required of professionals: mail clients use an app password.
+    global PASSWORD
+    _row, PASSWORD = create_app_password(user, "mbsync")
     other = Professional.objects.create(
         first_name="Correspondant", last_name="X", profession="medecin", rpps="10000000013", structure=structure
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import datetime
 import logging
 from dataclasses import dataclass, field
@@ -68,8 +69,16 @@ class Selected:
     meta: dict[int, backend.Meta] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
+    _seq: dict[int, int] | None = None
+
     def seq_of(self) -> dict[int, int]:
-        return {uid: index + 1 for index, uid in enumerate(self.uids)}
+        """UID → message number, kept until the UIDs change (`changed_uids`)."""
+        if self._seq is None:
+            self._seq = {uid: index + 1 for index, uid in enumerate(self.uids)}
+        return self._seq
+
+    def changed_uids(self) -> None:
+        self._seq = None
 
 
 class Session:
@@ -469,6 +478,7 @@ class Session:
                 sel.meta.pop(uid, None)
             if gone:
                 sel.uids = [u for u in sel.uids if u in present]
+                sel.changed_uids()
         for index, uid in enumerate(sel.uids):
             new = snap.flags.get(uid)
             if new is not None and new != sel.flags[uid]:
@@ -478,6 +488,7 @@ class Session:
         added = [u for u in snap.uids if u > highest]
         if added:
             sel.uids.extend(added)
+            sel.changed_uids()
             for uid in added:
                 sel.flags[uid] = snap.flags[uid]
             self.write(b"* %d EXISTS\r\n" % len(sel.uids))
@@ -496,11 +507,12 @@ class Session:
             found = sequence_members(ranges, sel.uids, largest)
             return sorted(found)
         count = len(sel.uids)
+        numbers: set[int] = set()
         for first, second in ranges:
-            for value in (first, second):
-                if value is not None and value > count:
-                    raise BadCommand("message number beyond the last message")
-        numbers = sequence_members(ranges, list(range(1, count + 1)), count)
+            low, high = (count if first is None else first), (count if second is None else second)
+            if max(low, high) > count:
+                raise BadCommand("message number beyond the last message")
+            numbers.update(range(min(low, high), max(low, high) + 1))
         return sorted(sel.uids[n - 1] for n in numbers)
 
     async def cmd_check(self, tag, reader):
@@ -544,6 +556,7 @@ class Session:
                 sel.flags.pop(uid, None)
                 sel.meta.pop(uid, None)
         sel.uids = [u for u in sel.uids if u not in gone_set]
+        sel.changed_uids()
 
     def _writable(self):
         if self.selected.readonly:
@@ -607,7 +620,7 @@ class Session:
         sel = self.selected
         wanted = set(missing)
         if len(missing) < FETCH_WINDOW:  # a client walking the folder: read ahead
-            start = sel.uids.index(missing[-1]) + 1 if missing[-1] in set(sel.uids) else len(sel.uids)
+            start = bisect.bisect_right(sel.uids, missing[-1])
             ahead = [u for u in sel.uids[start : start + FETCH_WINDOW] if u not in sel.meta]
             wanted.update(ahead)
         sel.meta.update(await self.run(backend.load_meta, sel.folder.id, sorted(wanted)))
