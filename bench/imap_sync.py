@@ -66,6 +66,7 @@ def make_message(index: int, rng: random.Random) -> bytes:
 
 
 def seed():
+    global PASSWORD
     from django.contrib.auth import get_user_model
 
     from accounts.app_passwords import create_app_password
@@ -81,7 +82,6 @@ def seed():
         kind=Mailbox.Kind.NOMINATIVE, address=f"dr.banc@{DOMAIN}", domain=domain, structure=structure, owner=doctor
     )
     # With DEBUG off a second factor is required of professionals: mail clients use an app password.
-    global PASSWORD
     _row, PASSWORD = create_app_password(user, "mbsync")
     other = Professional.objects.create(
         first_name="Correspondant", last_name="X", profession="medecin", rpps="10000000013", structure=structure
