@@ -6,4 +6,9 @@ class AccountsConfig(AppConfig):
     verbose_name = "Comptes"
 
     def ready(self):
+        from django.contrib.auth.signals import user_logged_in
+
         from accounts import checks  # noqa: F401 - registers the deployment checks
+        from accounts.middleware import start_activity_clock
+
+        user_logged_in.connect(start_activity_clock, dispatch_uid="accounts.start_activity_clock")

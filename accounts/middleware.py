@@ -38,6 +38,15 @@ def inactivity_timeout(user) -> int:
     return settings.SESSION_INACTIVITY_TIMEOUT
 
 
+def start_activity_clock(sender, request, user, **kwargs) -> None:
+    """Signing in is activity (connected to `user_logged_in` in AccountsConfig.ready): the first
+    page after it then has nothing to write in the session."""
+    import time
+
+    if request is not None and hasattr(request, "session"):
+        request.session[LAST_ACTIVITY_KEY] = int(time.time())
+
+
 class InactivityTimeoutMiddleware:
     """Issue 15 item 22: a session without any request for the timeout (30 min for
     professionals by default) ends; the next request lands on the login page, which says why.
