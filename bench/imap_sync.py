@@ -279,7 +279,7 @@ def poll_cost(folder_id: int, rounds: int = 20) -> float:
 
 
 def dovecot_imap_rss(dovecot_pid: int) -> int:
-    """Peak RSS of Dovecot's imap processes (children of the master)."""
+    """Peak RSS (kB) of Dovecot's live imap processes (children of the master)."""
     best = 0
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -289,6 +289,28 @@ def dovecot_imap_rss(dovecot_pid: int) -> int:
         if re.search(r"^Name:\s+imap$", text, re.M) and f"PPid:\t{dovecot_pid}" in text:
             best = max(best, int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)))
     return best
+
+
+class RssSampler:
+    """Samples Dovecot's per-connection imap processes while mbsync runs (they exit with it)."""
+
+    def __init__(self, dovecot_pid: int):
+        import threading
+
+        self.pid = dovecot_pid
+        self.peak = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.wait(0.05):
+            self.peak = max(self.peak, dovecot_imap_rss(self.pid))
+
+    def close(self) -> int:
+        self.stop.set()
+        self.thread.join()
+        return self.peak
 
 
 def main() -> None:  # noqa: C901 - a script of steps
@@ -332,13 +354,16 @@ def main() -> None:  # noqa: C901 - a script of steps
         dovecot, _config = start_dovecot(tmp, maildir, dovecot_port)
 
         rows = []
+        sampler = None
         for label, port in (("this server", our_port), ("Dovecot 2.3", dovecot_port)):
+            if port == dovecot_port:
+                sampler = RssSampler(dovecot.pid)
             cold, count = mbsync_once(tmp, port, label.split()[0] + "-cold")
             warm, count2 = mbsync_once(tmp, port, label.split()[0] + "-warm")
             assert count == count2 == args.n, (count, count2)
             rows.append((label, cold, warm))
         our_rss = vm_hwm_kb(ours.pid) / 1024
-        dovecot_rss = dovecot_imap_rss(dovecot.pid) / 1024
+        dovecot_rss = sampler.close() / 1024
         env_ours = envelopes(our_port)
         env_dovecot = envelopes(dovecot_port)
         wake = idle_wakeups(our_port, box, peer)

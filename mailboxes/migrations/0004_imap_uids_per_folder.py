@@ -4,8 +4,9 @@ Two database triggers keep them true whatever code writes entries (the delivery 
 webmail, the IMAP server, future code), without any of it knowing about IMAP:
 - when an entry's folder changes, its UID (and IMAP \\Deleted mark) is forgotten, so that the
   entry gets a new, higher UID in its new folder (clients/imap/uids.py gives it);
-- on PostgreSQL, every insert, update or delete of an entry sends `NOTIFY mss_imap, '<folder id>'`
-  (deduplicated per transaction by PostgreSQL), which wakes the IMAP sessions idling on that folder.
+- on PostgreSQL, every insert or delete of an entry, and every change of its folder or flags,
+  sends `NOTIFY mss_imap, '<folder id>'` (deduplicated per transaction by PostgreSQL), which wakes
+  the IMAP sessions idling on that folder (giving UIDs, a column of its own, sends nothing).
 """
 
 from django.db import migrations, models
@@ -41,7 +42,8 @@ POSTGRESQL_FORWARD = [
     """,
     """
     CREATE TRIGGER mailboxes_entry_notify_imap
-    AFTER INSERT OR UPDATE OR DELETE ON mailboxes_entry
+    AFTER INSERT OR DELETE
+    OR UPDATE OF folder_id, seen, answered, flagged, is_draft, forwarded, imap_deleted ON mailboxes_entry
     FOR EACH ROW EXECUTE FUNCTION mailboxes_entry_notify_imap()
     """,
 ]
