@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.message
 import email.utils
+import functools
 from dataclasses import dataclass, field
 
 from clients.imap.protocol import nstring, quote
@@ -150,6 +151,14 @@ def split_multipart(raw: bytes, start: int, end: int, boundary: str | None) -> l
 def _addresses(value: bytes | None) -> bytes:
     if not value:
         return b"NIL"
+    return _address_list(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_list(value: bytes) -> bytes:
+    """An address header as an ENVELOPE list. Kept per header value: a box's correspondents come
+    back again and again, and From also stands for Sender and Reply-To (the `email` package's
+    address parser is most of an ENVELOPE's cost)."""
     text = value.decode("utf-8", "surrogateescape")
     items = []
     for name, address in email.utils.getaddresses([text]):
