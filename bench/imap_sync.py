@@ -278,6 +278,23 @@ def poll_cost(folder_id: int, rounds: int = 20) -> float:
     return statistics.median(times) * 1000
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def imap_children(dovecot_pid: int) -> list[int]:
+    out = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        if re.search(r"^Name:\s+imap$", text, re.M) and f"PPid:\t{dovecot_pid}" in text:
+            out.append(int(status.parent.name))
+    return out
+
+
 def dovecot_imap_rss(dovecot_pid: int) -> int:
     """Peak RSS (kB) of Dovecot's live imap processes (children of the master)."""
     best = 0
@@ -299,6 +316,7 @@ class RssSampler:
 
         self.pid = dovecot_pid
         self.peak = 0
+        self.cpu: dict[int, float] = {}  # imap process -> its CPU seconds, last seen
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -306,6 +324,11 @@ class RssSampler:
     def run(self):
         while not self.stop.wait(0.05):
             self.peak = max(self.peak, dovecot_imap_rss(self.pid))
+            for child in imap_children(self.pid):
+                try:
+                    self.cpu[child] = cpu_seconds(child)
+                except (OSError, IndexError):
+                    pass
 
     def close(self) -> int:
         self.stop.set()
@@ -358,10 +381,12 @@ def main() -> None:  # noqa: C901 - a script of steps
         for label, port in (("this server", our_port), ("Dovecot 2.3", dovecot_port)):
             if port == dovecot_port:
                 sampler = RssSampler(dovecot.pid)
+            before = cpu_seconds(ours.pid)
             cold, count = mbsync_once(tmp, port, label.split()[0] + "-cold")
             warm, count2 = mbsync_once(tmp, port, label.split()[0] + "-warm")
             assert count == count2 == args.n, (count, count2)
-            rows.append((label, cold, warm))
+            server_cpu = cpu_seconds(ours.pid) - before if port == our_port else sum(sampler.cpu.values())
+            rows.append((label, cold, warm, server_cpu))
         our_rss = vm_hwm_kb(ours.pid) / 1024
         dovecot_rss = sampler.close() / 1024
         env_ours = envelopes(our_port)
@@ -374,9 +399,9 @@ def main() -> None:  # noqa: C901 - a script of steps
         cost = poll_cost(box.folder("inbox").pk)
 
         print(f"\nmbsync full first sync of {args.n} messages (INBOX, empty Maildir each time)")
-        print(f"{'server':<14}{'cold s':>10}{'warm s':>10}")
-        for label, cold, warm in rows:
-            print(f"{label:<14}{cold:>10.2f}{warm:>10.2f}")
+        print(f"{'server':<14}{'cold s':>10}{'warm s':>10}{'server CPU s (both)':>22}")
+        for label, cold, warm, server_cpu in rows:
+            print(f"{label:<14}{cold:>10.2f}{warm:>10.2f}{server_cpu:>22.2f}")
         print(
             f"ratio this/Dovecot: cold {rows[0][1] / rows[1][1]:.2f}x, warm {rows[0][2] / rows[1][2]:.2f}x (target <= 1.5x)"
         )

@@ -30,6 +30,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage, storages
 from django.db import close_old_connections, connections
 
 from clients import psc
@@ -210,6 +211,8 @@ class ImapServer:
         self.tls_context = server_context()
         self.psc_enabled = psc.enabled()
         self.max_literal = settings.MAILBOX_MAX_MESSAGE_BYTES + 64 * 1024
+        # Stored messages on a local disk (not object storage) may be read in the event loop.
+        self.local_files = isinstance(storages["default"], FileSystemStorage)
         self.watchers: dict[int, set[Session]] = {}
         self.listening = False
         self.servers: list[asyncio.AbstractServer] = []

@@ -39,6 +39,7 @@ FLAGS_LINE = b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded
 PERMANENT = b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded)] Drapeaux permanents\r\n"
 FETCH_WINDOW = 500  # message rows loaded at once when a client walks a folder
 FETCH_CHUNK_BYTES = 2 * 1024 * 1024
+INLINE_READ_BYTES = 256 * 1024
 
 
 ANSWERED = "answered"  # a command that wrote its own tagged reply (STARTTLS)
@@ -646,7 +647,15 @@ class Session:
 
     async def _fetch_batch(self, uids, seq, request) -> None:
         sel = self.selected
-        if request.needs_raw:
+        if (
+            request.needs_raw
+            and self.conn.server.local_files
+            and sum(sel.meta[u].size for u in uids) <= INLINE_READ_BYTES
+        ):
+            # Local files, a few KB: reading them here costs less than a trip to the thread pool
+            # (mbsync asks for each message by its own command).
+            out = self._render_with_raw(uids, seq, sel.flags, sel.meta, request)
+        elif request.needs_raw:
             out = await self.run(self._render_with_raw, uids, seq, dict(sel.flags), sel.meta, request)
         else:
             out = b"".join(
