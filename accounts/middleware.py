@@ -5,7 +5,7 @@ from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
 from django.shortcuts import redirect
 
-ALLOWED_PREFIXES = ("/comptes/", "/static/", "/healthz")
+ALLOWED_PREFIXES = ("/comptes/", "/static/", "/healthz", "/readyz", "/metrics")
 
 
 class RequireProfessionalMFAMiddleware:

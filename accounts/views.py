@@ -7,18 +7,20 @@ from django.views.decorators.http import require_POST
 
 @login_required
 def home(request):
-    """After login: a patient lands on their inbox, everyone else on their mailboxes."""
+    """After login: a patient lands on their inbox, an administrator (staff) on the operations
+    dashboard, everyone else on their mailboxes."""
     if request.user.is_patient:
         return redirect("patients:inbox")
+    if request.user.is_staff:
+        return redirect("operations:dashboard")
     return redirect("webmail:home")
 
 
-def healthz(request):
-    return HttpResponse("ok", content_type="text/plain")
-
-
 def _client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address behind the trusted proxy (issue 15 item 19), as the audit trail has it."""
+    from audit.events import client_ip
+
+    return client_ip(request)
 
 
 def _professional_with_mfa(request):

@@ -1,12 +1,38 @@
-"""The one function that writes an audit event. Callers pass ids, never content."""
+"""The one way to write audit events. Callers pass ids, never content.
 
+Every row is linked into the hash chain (audit/chain.py) in the transaction that inserts it:
+`record` and `record_many` open their own (nested) transaction; `audit_rows` returns rows
+already linked, for a caller that inserts them itself inside its open transaction (the
+delivery path writes them with its other rows).
+"""
+
+from datetime import datetime
+
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+
+from audit.chain import link
 from audit.models import AuditEvent
+
+
+def client_ip(request) -> str | None:
+    """The client's address, as allauth's login rate limits see it: behind the reverse proxy,
+    taken from the proxy header the settings trust (`TRUSTED_PROXY_COUNT` /
+    `TRUSTED_CLIENT_IP_HEADER`, docs/configuration.md), never the proxy's own address."""
+    if request is None:
+        return None
+    from allauth.account.adapter import get_adapter
+
+    try:
+        return get_adapter(request).get_client_ip(request)
+    except (PermissionDenied, ImproperlyConfigured):
+        return None
 
 
 def record(
     action: str,
     *,
     actor=None,
+    actor_id: int | None = None,
     actor_label: str = "",
     obj=None,
     object_type: str = "",
@@ -16,13 +42,21 @@ def record(
     outcome: str = "ok",
     detail: dict | None = None,
     ip: str | None = None,
+    at: datetime | None = None,
+    request=None,
 ) -> AuditEvent:
+    """Write one event. With `request`, the client's address is taken from it (client_ip)."""
+    if request is not None and ip is None:
+        ip = client_ip(request)
     if obj is not None:
         object_type = object_type or obj._meta.model_name
         object_id = object_id or obj.pk
+    if getattr(actor, "is_authenticated", False):
+        actor_id = actor.pk
+    fields = {"at": at} if at is not None else {}
     return AuditEvent.objects.create(
         action=action,
-        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        actor_id=actor_id,
         actor_label=actor_label,
         object_type=object_type,
         object_id=str(object_id or ""),
@@ -31,14 +65,18 @@ def record(
         outcome=outcome,
         detail=detail or {},
         ip=ip,
+        **fields,
     )
 
 
 def audit_rows(events: list[dict]) -> list[AuditEvent]:
-    """The unsaved rows of `events` (the delivery path writes them with its other rows)."""
-    return [AuditEvent(**e) for e in events]
+    """The unsaved rows of `events`, already linked into the chain: call it inside the
+    transaction that inserts them (the chain head it took stays locked until that commit)."""
+    rows = [AuditEvent(**e) for e in events]
+    link(rows)
+    return rows
 
 
 def record_many(events: list[dict]) -> None:
     """Bulk variant for the delivery path (one INSERT for all recipients)."""
-    AuditEvent.objects.bulk_create(audit_rows(events))
+    AuditEvent.objects.bulk_create([AuditEvent(**e) for e in events])

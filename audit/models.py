@@ -1,10 +1,83 @@
 """Audit trail (RULES.md §5): who did what to which object, when, with what outcome.
 
 Never the content: no subject, body, name or INS is written here, only ids and codes.
+
+The trail is append-only and tamper-evident (audit/chain.py): every event carries the hash of
+the one before it in its chain (one chain per day and partition, `AuditChain`), each closed day
+is sealed (`AuditSeal`, which also links to the day before), and `manage.py audit_verify` walks
+the chains. Rows are never updated through the ORM; only retention (audit/retention.py) deletes
+them, whole sealed days at a time.
 """
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+
+class AppendOnlyError(Exception):
+    """Audit rows are written once: no update, no delete outside retention."""
+
+
+class AuditChain(models.Model):
+    """The head of one hash chain: a day and a partition. Writers take any head of the day that
+    no other transaction holds (SELECT … FOR UPDATE SKIP LOCKED), so concurrent deliveries
+    append to different chains instead of queueing on one lock."""
+
+    day = models.DateField()
+    partition = models.PositiveIntegerField()
+    seq = models.BigIntegerField(default=0)  # the seq of the last event appended
+    head_hash = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name = "chaîne de traces"
+        verbose_name_plural = "chaînes de traces"
+        constraints = [models.UniqueConstraint(fields=["day", "partition"], name="auditchain_day_partition")]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d}/{self.partition}"
+
+
+class AuditSeal(models.Model):
+    """A closed day: the final seq and hash of each of its chains, linked to the previous day's
+    seal. The seal hash is logged when written, so that it can be kept outside the database."""
+
+    day = models.DateField(unique=True)
+    chains = models.JSONField(default=list)  # [[partition, seq, head_hash], …] by partition
+    events = models.BigIntegerField(default=0)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField(default=timezone.now)
+    # Set when retention deleted the day's events; the seal itself is kept (ids and hashes only).
+    purged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "scellement journalier"
+        verbose_name_plural = "scellements journaliers"
+        ordering = ["day"]
+
+    def __str__(self) -> str:
+        return f"{self.day:%Y-%m-%d} {self.hash[:12]}"
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("audit events are never updated")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError("audit events are never updated")
+
+    def delete(self):
+        raise AppendOnlyError("audit events are deleted by retention only (audit/retention.py)")
+
+    def bulk_create(self, objs, *args, **kwargs):
+        from django.db import transaction
+
+        from audit.chain import link
+
+        objs = list(objs)
+        with transaction.atomic(using=self.db, savepoint=False):
+            link([o for o in objs if not o.hash], using=self.db)
+            return super().bulk_create(objs, *args, **kwargs)
 
 
 class AuditEvent(models.Model):
@@ -13,6 +86,7 @@ class AuditEvent(models.Model):
         LOGIN_FAILED = "login.failed", "échec de connexion"
         APP_PASSWORD_CREATED = "app_password.created", "mot de passe d'application créé"
         APP_PASSWORD_REVOKED = "app_password.revoked", "mot de passe d'application révoqué"
+        LOGOUT = "logout", "déconnexion"
         SUBMITTED = "message.submitted", "message soumis"
         DELIVERED = "message.delivered", "message distribué"
         RELAYED = "message.relayed", "message relayé"
@@ -46,10 +120,23 @@ class AuditEvent(models.Model):
         NOTIFIED = "notification.sent", "notification envoyée"
         MAILBOX_INACTIVITY_WARNED = "mailbox.inactivity_warned", "BAL inactive : titulaire averti"
         MAILBOX_DELETED_INACTIVE = "mailbox.deleted_inactive", "BAL inactive supprimée"
+        AUDIT_PURGED = "audit.purged", "traces purgées (durée de conservation)"
+        AUDIT_EXPORTED = "audit.exported", "traces exportées"
+        STATISTICS_EXPORTED = "statistics.exported", "indicateurs exportés"
+        BOX_SETTINGS_CHANGED = "mailbox.settings_changed", "réglages de BAL modifiés (absence, transfert, règles)"
+        ABSENCE_REPLIED = "message.absence_replied", "réponse d'absence envoyée"
+        AUTO_FORWARDED = "message.auto_forwarded", "message transféré automatiquement"
 
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set when the row is linked into its chain (audit/chain.py), since the hash covers it.
+    at = models.DateTimeField(db_index=True)
+    # An id kept as written: deleting the account leaves the row (and its hash) untouched.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     # Who acted when no user did: "smtp", "system", "relay", "celery", "provision".
     actor_label = models.CharField(max_length=40, blank=True)
@@ -64,11 +151,35 @@ class AuditEvent(models.Model):
     # Ids and codes only (recipient mailbox ids, SMTP codes, reason codes).
     detail = models.JSONField(default=dict, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
+    # The hash chain (audit/chain.py): position in the chain, previous and own hash.
+    chain = models.ForeignKey(AuditChain, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    seq = models.BigIntegerField(null=True, blank=True)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         verbose_name = "trace"
         verbose_name_plural = "traces"
         ordering = ["-at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["chain", "seq"], name="auditevent_chain_seq")]
+
+    def save(self, *args, **kwargs):
+        from django.db import transaction
+
+        from audit.chain import link
+
+        if not self._state.adding:
+            raise AppendOnlyError("audit events are never updated")
+        using = kwargs.get("using") or "default"
+        with transaction.atomic(using=using, savepoint=False):
+            if not self.hash:
+                link([self], using=using)
+            super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("audit events are deleted by retention only (audit/retention.py)")
 
     @property
     def action_label(self) -> str:

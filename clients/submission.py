@@ -56,7 +56,6 @@ def sender_box(user, address: str):
 def submit(raw: bytes, sender: str, recipients: list[str], login: auth.Login):
     """The delivery path, as a webmail send, plus a report for late refusals."""
     from mailboxes import delivery, reports
-    from mailboxes.smtp_gateway import DEFAULT_REFUSAL, REPLY_CODES
 
     box = sender_box(login.user, sender)
     if box is None:
@@ -72,8 +71,7 @@ def submit(raw: bytes, sender: str, recipients: list[str], login: auth.Login):
     late = {a: d for a, d in result.refused.items() if not d.automatic_return}
     if late and reports.may_answer(result.message):
         failures = [
-            (address, REPLY_CODES.get(d.code, DEFAULT_REFUSAL)[1], refusal_reply(d.code, d.reason))
-            for address, d in late.items()
+            (address, delivery.reply_code(d.code)[1], refusal_reply(d.code, d.reason)) for address, d in late.items()
         ]
         dsn = reports.build_dsn(result.message, failures, reports.reporting_host())
         try:

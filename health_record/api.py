@@ -6,6 +6,7 @@ into the record. Keep these names stable.
 (`profile.sent` when attached to a message, `profile.downloaded` for a download).
 """
 
+from celery import signature
 from django.db import transaction
 
 from health_record.documents import document_for_user, documents_for_patient, read_document, save_document
@@ -29,6 +30,4 @@ def profile_pdf(patient, *, actor=None) -> tuple[str, bytes]:
 
 def request_profile_pdf(patient_id) -> None:
     """Queue a render of the profile PDF once the current transaction commits."""
-    from health_record.tasks import render_profile_pdf_task
-
-    transaction.on_commit(lambda: render_profile_pdf_task.delay(patient_id))
+    transaction.on_commit(lambda: signature("health_record.tasks.render_profile_pdf_task", args=(patient_id,)).delay())

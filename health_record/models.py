@@ -10,6 +10,8 @@ from decimal import Decimal
 
 from django.db import models
 
+from mailboxes.filetypes import PREVIEWABLE
+
 
 def document_upload_path(instance, filename):
     return f"docs/{instance.sha256[:2]}/{instance.sha256}"
@@ -66,8 +68,6 @@ class Document(models.Model):
 
     @property
     def previewable(self) -> bool:
-        from mailboxes.filetypes import PREVIEWABLE
-
         return self.content_type in PREVIEWABLE
 
     @property

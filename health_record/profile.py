@@ -9,6 +9,7 @@ import datetime
 import logging
 from dataclasses import dataclass
 
+from celery import signature
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -98,9 +99,7 @@ def queue_pdf_render(patient_id: int) -> None:
     this would render inside the request, so the PDF is then rendered on demand instead."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return
-    from health_record.tasks import render_profile_pdf_task
-
-    transaction.on_commit(lambda: render_profile_pdf_task.delay(patient_id))
+    transaction.on_commit(lambda: signature("health_record.tasks.render_profile_pdf_task", args=(patient_id,)).delay())
 
 
 def _date(value) -> str:

@@ -6,15 +6,17 @@ import logging
 
 from celery import shared_task
 
+from health_record.models import Profile
+from health_record.pdf import ensure_profile_pdf
+
 log = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def render_profile_pdf_task(patient_id: int) -> None:
-    from health_record.pdf import ensure_profile_pdf
-    from patients.models import Patient
-
-    patient = Patient.objects.filter(pk=patient_id).first()
+    # health_record refers to the patient through its models' foreign keys only (patients may
+    # import health_record, not the reverse: docs/architecture.md).
+    patient = Profile._meta.get_field("patient").related_model.objects.filter(pk=patient_id).first()
     if patient is None:
         log.info("render_profile_pdf: patient %s gone", patient_id)
         return

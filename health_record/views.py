@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from audit.events import record
+from audit.events import client_ip, record
 from audit.models import AuditEvent
 from health_record import forms
 from health_record.api import profile_pdf
@@ -55,7 +55,8 @@ INLINE_CSP = "default-src 'none'; img-src 'self'; object-src 'self'; frame-ances
 
 
 def _ip(request):
-    return request.META.get("REMOTE_ADDR")
+    """The client's address behind the trusted proxy (audit.events.client_ip)."""
+    return client_ip(request)
 
 
 @login_required

@@ -9,8 +9,8 @@ admin log (audit/signals.py). Model `clean()` errors (RULES.md §2) show on the 
 from django.contrib import admin, messages
 from django.db.models import Count
 
+from mailboxes.activation import deactivate_mailboxes, reactivate_mailboxes
 from mailboxes.models import Domain, Mailbox, Membership, Professional, Structure, TrustedDomain
-from mailboxes.provisioning import deactivate_mailboxes, reactivate_mailboxes
 
 
 class FastAdmin(admin.ModelAdmin):

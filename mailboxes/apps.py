@@ -6,4 +6,6 @@ class MailboxesConfig(AppConfig):
     verbose_name = "Opérateur MSSanté"
 
     def ready(self):
-        from mailboxes import signals  # noqa: F401 - connects the receivers
+        # The receivers connect; the tasks register in every process (not only in workers), so
+        # the modules that queue them by name (`celery.signature`) need not import them.
+        from mailboxes import signals, tasks  # noqa: F401

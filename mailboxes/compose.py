@@ -104,6 +104,29 @@ def estimated_encoded_size(text: str = "", html: str | None = None, attachment_s
     return 4096 + body + sum((size + 2) // 3 * 4 * 78 // 76 + 512 for size in attachment_sizes)
 
 
+REPLY_PREFIX = "RE :"
+FORWARD_PREFIX = "TR :"
+
+
+def prefixed(prefix: str, subject: str) -> str:
+    """`subject` with `prefix` (French clients' "RE :" / "TR :"), once: a subject that already
+    starts with it — typed "Re:", "RE :", "re :" alike — is left as it is."""
+    subject = subject or ""
+    stripped = subject.lstrip()
+    head = prefix.replace(" ", "").upper()
+    if stripped[: len(prefix) + 1].replace(" ", "").upper().startswith(head):
+        return subject
+    return f"{prefix} {stripped}".strip()
+
+
+def reply_subject(subject: str) -> str:
+    return prefixed(REPLY_PREFIX, subject)
+
+
+def forward_subject(subject: str) -> str:
+    return prefixed(FORWARD_PREFIX, subject)
+
+
 def _checked(addresses) -> list[str]:
     """Normalised addresses; DeliveryRefused naming the first one that is not an address."""
     result = []
@@ -132,7 +155,11 @@ def send_from_mailbox(
     request_mdn=False,
     source="webmail",
     extra_headers=None,
+    replied_entry: Entry | None = None,
 ) -> DeliveryResult:
+    """Build the message and send it from `sender`. A reply (`in_reply_to`) marks the entry it
+    answers as answered: `replied_entry` when given (the webmail may answer a message of one
+    box from another), else the sending box's entry of that message."""
     to, cc = _checked(to), _checked(cc)
     raw = build_message(
         sender=sender,
@@ -154,6 +181,8 @@ def send_from_mailbox(
         actor=actor,
         sender_mailbox=sender,
     )
-    if in_reply_to is not None:
+    if replied_entry is not None:
+        Entry.objects.filter(pk=replied_entry.pk).update(answered=True)
+    elif in_reply_to is not None:
         Entry.objects.filter(mailbox=sender, message=in_reply_to).update(answered=True)
     return result

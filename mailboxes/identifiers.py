@@ -1,5 +1,7 @@
 """French identifiers of the trust space: RPPS, ADELI, FINESS, SIREN, SIRET and the INS matricule.
 
+The keys are checked by python-stdnum (Luhn, SIREN, SIRET, NIR); the messages are ours, in French.
+
 Each `validate_*` raises `ValidationError` with a French message that says what is wrong;
 each `normalise_*` strips spaces so a number typed as printed on a card is accepted.
 RULES.md §1 (directory identifiers) and §3 (INS matricule = NIR, Corsica 2A/2B).
@@ -10,6 +12,8 @@ import unicodedata
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
+from stdnum import luhn
+from stdnum.fr import nir, siren, siret
 
 
 def _digits_only(value: str) -> str:
@@ -17,15 +21,7 @@ def _digits_only(value: str) -> str:
 
 
 def luhn_valid(number: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(number)):
-        digit = int(char)
-        if index % 2 == 1:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total % 10 == 0
+    return luhn.is_valid(number)
 
 
 def normalise_number(value: str) -> str:
@@ -64,7 +60,7 @@ def validate_siren(value: str) -> None:
     number = normalise_number(value)
     if not re.fullmatch(r"\d{9}", number):
         raise ValidationError(_("Un numéro SIREN compte 9 chiffres (reçu : « %(v)s »).") % {"v": value})
-    if not luhn_valid(number):
+    if not siren.is_valid(number):
         raise ValidationError(
             _("Le numéro SIREN « %(v)s » est invalide : sa clé de contrôle ne correspond pas.") % {"v": value}
         )
@@ -74,10 +70,9 @@ def validate_siret(value: str) -> None:
     number = normalise_number(value)
     if not re.fullmatch(r"\d{14}", number):
         raise ValidationError(_("Un numéro SIRET compte 14 chiffres (reçu : « %(v)s »).") % {"v": value})
-    # La Poste's establishments (SIREN 356000000) use a digit sum multiple of 5 instead of Luhn;
-    # its head office (35600000000048) keeps a Luhn key.
-    valid = luhn_valid(number) or (number.startswith("356000000") and sum(int(c) for c in number) % 5 == 0)
-    if not valid:
+    # python-stdnum knows La Poste's establishments (SIREN 356000000: a digit sum multiple of 5
+    # instead of the Luhn key, except the head office) and checks the SIREN part too.
+    if not siret.is_valid(number):
         raise ValidationError(
             _("Le numéro SIRET « %(v)s » est invalide : sa clé de contrôle ne correspond pas.") % {"v": value}
         )
@@ -91,10 +86,8 @@ def normalise_ins(value: str) -> str:
 
 
 def ins_key(body: str) -> int:
-    """The 2-digit key of a 13-character NIR body (Corsica: 2A → 19, 2B → 18)."""
-    numeric = body.replace("2A", "19", 1) if body[5:7] == "2A" else body
-    numeric = numeric.replace("2B", "18", 1) if body[5:7] == "2B" else numeric
-    return 97 - int(numeric) % 97
+    """The 2-digit key of a 13-character NIR body (python-stdnum: Corsica's 2A/2B included)."""
+    return int(nir.calc_check_digits(body))
 
 
 def ins_error(value: str) -> str | None:

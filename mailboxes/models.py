@@ -258,11 +258,8 @@ class Mailbox(models.Model):
         if not self.quota_bytes:
             self.quota_bytes = settings.MAILBOX_DEFAULT_QUOTA
         if not self.max_message_bytes:
-            self.max_message_bytes = (
-                settings.PATIENT_MAX_MESSAGE_BYTES
-                if self.kind == self.Kind.PATIENT
-                else settings.MAILBOX_MAX_MESSAGE_BYTES
-            )
+            # A patient box's own limit is the patient policy's (`patients.policy.message_limit`).
+            self.max_message_bytes = settings.MAILBOX_MAX_MESSAGE_BYTES
         creating = self._state.adding
         super().save(*args, **kwargs)
         if creating:
@@ -523,7 +520,7 @@ class Entry(models.Model):
     )
     # IMAP (clients/imap/uids.py): the UID of this entry in its folder, given from
     # `Folder.imap_uid_next` when an IMAP session first sees the entry there. A database trigger
-    # (migration 0004) empties it whenever `folder` changes, by whatever code: the entry then
+    # (migration 0005) empties it whenever `folder` changes, by whatever code: the entry then
     # gets a new, higher UID in its new folder, as IMAP requires. Writers never set it.
     imap_uid = models.PositiveIntegerField(null=True, blank=True)
     # IMAP's \Deleted flag: marked by a client, removed for good at its EXPUNGE.
@@ -612,3 +609,131 @@ class Outbox(models.Model):
 
     def __str__(self) -> str:
         return f"envoi sortant #{self.pk} ({self.status})"
+
+
+# --- What a box's owner asks done with new mail (RULES.md §6 client functions) ----------------
+# Sorting rules, the absence message and forwarding: mailboxes/box_actions.py applies them to
+# every delivered message, whatever the path (SMTP gateway, webmail, API).
+
+
+class BoxRule(models.Model):
+    """A simple sorting rule: when a field of a new message contains a text, move it to a folder,
+    flag it, mark it read. Rules apply in `position` order; the first move wins."""
+
+    class Field(models.TextChoices):
+        FROM = "from", "l'expéditeur"
+        SUBJECT = "subject", "l'objet"
+        TO = "to", "les destinataires"
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="rules")
+    position = models.PositiveIntegerField(default=0)
+    field = models.CharField("champ", max_length=10, choices=Field.choices)
+    contains = models.CharField("contient", max_length=200)
+    # A deleted folder leaves the rule's other actions in place.
+    move_to = models.ForeignKey(
+        Folder, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name="déplacer vers"
+    )
+    flag = models.BooleanField("suivre", default=False)
+    mark_read = models.BooleanField("marquer comme lu", default=False)
+    enabled = models.BooleanField("active", default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "règle de tri"
+        verbose_name_plural = "règles de tri"
+        ordering = ["mailbox_id", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"règle #{self.pk}"
+
+
+class AbsenceMessage(models.Model):
+    """The absence message of a box: answered once per sender and per period (RFC 3834)."""
+
+    mailbox = models.OneToOneField(Mailbox, on_delete=models.CASCADE, related_name="absence")
+    enabled = models.BooleanField("activé", default=False)
+    starts_on = models.DateField("du", null=True, blank=True)
+    ends_on = models.DateField("au", null=True, blank=True)
+    subject = models.CharField("objet", max_length=200, blank=True)
+    text = models.TextField("texte", max_length=4000)
+    reply_to_patients = models.BooleanField("répondre aussi aux patients", default=False)
+    # A new period (dates changed, or switched on again) answers every sender once more.
+    period = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "message d'absence"
+        verbose_name_plural = "messages d'absence"
+
+    def __str__(self) -> str:
+        return f"absence de la BAL #{self.mailbox_id}"
+
+
+class AbsenceReply(models.Model):
+    """One sender answered in one absence period: the unique row is the claim."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="+")
+    period = models.PositiveIntegerField()
+    sender = models.CharField(max_length=254)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "réponse d'absence"
+        verbose_name_plural = "réponses d'absence"
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "period", "sender"], name="absencereply_once_per_period")
+        ]
+
+    def __str__(self) -> str:
+        return f"réponse d'absence #{self.pk}"
+
+
+class Forwarding(models.Model):
+    """Forwarding of a nominative box to another box of the trust space."""
+
+    mailbox = models.OneToOneField(Mailbox, on_delete=models.CASCADE, related_name="forwarding")
+    enabled = models.BooleanField("activé", default=False)
+    address = models.CharField("transférer à", max_length=254)
+    keep_copy = models.BooleanField("garder une copie dans la boîte", default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "transfert automatique"
+        verbose_name_plural = "transferts automatiques"
+
+    def __str__(self) -> str:
+        return f"transfert de la BAL #{self.mailbox_id}"
+
+
+class IncomingAction(models.Model):
+    """An absence reply or a forward decided in the delivery transaction, done by a Celery task
+    after commit (`mailboxes.tasks.run_incoming_action`); the sweeper re-queues lost ones."""
+
+    class Kind(models.TextChoices):
+        ABSENCE = "absence", "réponse d'absence"
+        FORWARD = "forward", "transfert"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "en attente"
+        RUNNING = "running", "en cours"
+        DONE = "done", "fait"
+        SKIPPED = "skipped", "sans objet"
+        FAILED = "failed", "échec"
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    outcome = models.CharField(max_length=60, blank=True)  # a code: "sent", "auto_submitted", "refused:…"
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "action sur message reçu"
+        verbose_name_plural = "actions sur messages reçus"
+        constraints = [models.UniqueConstraint(fields=["mailbox", "message", "kind"], name="incomingaction_unique")]
+        indexes = [models.Index(fields=["status", "updated_at"], name="incomingaction_due")]
+
+    def __str__(self) -> str:
+        return f"action #{self.pk} ({self.kind}, {self.status})"

@@ -2,8 +2,10 @@
 
 `mailboxes/` knows nothing of patients beyond this: for each recipient in the patient domain,
 and for each message sent *from* a patient box, the delivery function asks the policy for a
-`Decision`; after the message is committed it tells the policy what was delivered (so it can
-close or reopen conversations, answer the test address, send MDNs and notifications).
+`Decision` (every MSS-C rule, text and limit is the policy's: the delivery path obeys); inside
+the delivery transaction it tells the policy what was delivered (so it can close or reopen
+conversations, answer the test address, queue notifications) and what was refused (automatic
+returns).
 
 The implementation lives in `patients/policy.py` and is loaded from the `PATIENT_POLICY`
 setting; `DeliverEverything` is the neutral default used when no policy is configured.
@@ -69,6 +71,13 @@ class PatientDomainPolicy(Protocol):
     def refused(self, envelope: Envelope, message: Message | None, recipient_address: str, decision: Decision) -> None:
         """Called when a recipient was refused, so the policy may send its automatic return."""
 
+    def message_limit(self) -> int | None:
+        """The largest message (encoded bytes) to or from the patient domain, None for no
+        limit of its own: the SMTP gateway advertises the larger of this and the mailbox limit."""
+
+    def refusal_text(self, code: str) -> str | None:
+        """The one French text of one of the policy's refusal codes, None for another code."""
+
 
 class DeliverEverything:
     def decide_recipient(self, envelope, recipient_address):
@@ -81,6 +90,12 @@ class DeliverEverything:
         return None
 
     def refused(self, envelope, message, recipient_address, decision):
+        return None
+
+    def message_limit(self):
+        return None
+
+    def refusal_text(self, code):
         return None
 
 

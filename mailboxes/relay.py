@@ -33,7 +33,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from audit import events
-from mailboxes import store
+from mailboxes import outbox, reports, store
 from mailboxes.models import Delivery, Message, Outbox
 
 log = logging.getLogger("mailboxes.relay")
@@ -41,13 +41,6 @@ log = logging.getLogger("mailboxes.relay")
 SWEEP_BATCH = 1000
 BARE_LF_RE = re.compile(rb"(?<!\r)\n")
 ENHANCED_CODE_RE = re.compile(rb"^\s*([245]\.\d{1,3}\.\d{1,3})\b")
-
-
-def enqueue(outbox_id: int) -> None:
-    from mailboxes.tasks import relay_outbox
-
-    # RELAY_QUEUE lets dedicated workers (`celery worker -Q relay`) carry the relay alone.
-    relay_outbox.apply_async((outbox_id,), queue=settings.RELAY_QUEUE or None)
 
 
 @dataclass(frozen=True)
@@ -232,8 +225,6 @@ def record_outcomes(row: Outbox, outcomes: dict[str, Outcome]) -> int | None:
                 pk=row.pk, status__in=[Outbox.Status.SENDING, Outbox.Status.PENDING]
             ).update(status=final, next_attempt_at=None, last_error=last_error, updated_at=now)
         if permanent and updated and not (message.is_report or message.auto_submitted):
-            from mailboxes import reports
-
             reports.send_dsn(message, [(r, o.status, o.diagnostic) for r, o in permanent.items()])
     log.info(
         "relay outbox=%s message=%s attempt=%s accepted=%s permanent=%s temporary=%s",
@@ -273,7 +264,7 @@ def sweep_outbox() -> dict[str, int]:
         .values_list("pk", flat=True)[:SWEEP_BATCH]
     )
     for outbox_id in pending_ids:
-        transaction.on_commit(lambda outbox_id=outbox_id: enqueue(outbox_id))
+        transaction.on_commit(lambda outbox_id=outbox_id: outbox.enqueue(outbox_id))
     if stuck or pending_ids:
         log.info("relay sweep: stuck=%s requeued=%s", stuck, len(pending_ids))
     return {"pending": len(pending_ids) - stuck, "stuck": stuck}

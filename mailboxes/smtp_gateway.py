@@ -34,20 +34,12 @@ from aiosmtpd.smtp import MISSING, SMTP, syntax
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from mailboxes import delivery, reports
+from mailboxes.patient_domain import get_policy
+from mssante.metrics import SMTP_SESSIONS
+
 log = logging.getLogger("mailboxes.smtp")
 
-# A decision code of the delivery path → (SMTP code, enhanced status code, RFC 3463).
-REPLY_CODES: dict[str, tuple[int, str]] = {
-    "unknown_recipient": (550, "5.1.1"),
-    "patient_not_found": (550, "5.1.1"),
-    "wrong_ins": (550, "5.1.1"),
-    "untrusted_domain": (550, "5.7.1"),
-    "not_hosted": (550, "5.7.1"),
-    "too_large": (552, "5.3.4"),
-    "over_quota": (552, "5.2.2"),
-    "inactive": (550, "5.2.1"),
-}
-DEFAULT_REFUSAL = (550, "5.7.1")
 TEMPORARY_FAILURE = "451 4.3.0 Erreur temporaire du serveur, merci de reessayer plus tard"
 # aiosmtpd counts dot-stuffed lines as received; the exact limit on the encoded message is the
 # delivery path's (`too_large`). The slack only caps the memory a peer can make us hold.
@@ -60,7 +52,8 @@ _PARSED_ARGS: dict = {}
 
 
 def max_message_bytes() -> int:
-    return max(settings.MAILBOX_MAX_MESSAGE_BYTES, settings.PATIENT_MAX_MESSAGE_BYTES)
+    """The largest message any rule may accept: the mailbox limit or the patient domain's."""
+    return max(settings.MAILBOX_MAX_MESSAGE_BYTES, get_policy().message_limit() or 0)
 
 
 TYPOGRAPHY = [
@@ -86,7 +79,7 @@ def ascii_text(text: str) -> str:
 
 
 def refusal_reply(code: str, reason: str, smtp_code: int | None = None) -> str:
-    base_code, enhanced = REPLY_CODES.get(code, DEFAULT_REFUSAL)
+    base_code, enhanced = delivery.reply_code(code)
     smtp_code = smtp_code or base_code
     if smtp_code // 100 == 4:
         enhanced = "4" + enhanced[1:]
@@ -186,8 +179,6 @@ class GatewayHandler:
         return [f"250-SIZE {self.max_bytes}" if r.startswith("250-SIZE") else r for r in responses]
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
-        from mailboxes import delivery
-
         size = declared_size(mail_options)
         if size is not None and size > self.max_bytes:
             log.info("smtp refused at MAIL: declared size %s over %s", size, self.max_bytes)
@@ -206,8 +197,6 @@ class GatewayHandler:
         return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        from mailboxes import delivery
-
         if len(envelope.rcpt_tos) >= settings.SMTPD_MAX_RECIPIENTS:
             return "452 4.5.3 Trop de destinataires pour ce message"
         try:
@@ -224,8 +213,6 @@ class GatewayHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        from mailboxes import delivery
-
         # Keep one reference to the bytes: the envelope's two attributes point at the same object.
         raw = envelope.original_content
         envelope.original_content = envelope.content = None
@@ -258,14 +245,11 @@ def deliver_inbound(raw: bytes, sender: str, recipients: list[str]):
     once the message is known (over quota, too large for that box) is told to the sender by a
     non-delivery report relayed back, since the 250 made us responsible for it. The
     patient-domain policy answers its own refusals (automatic returns)."""
-    from mailboxes import delivery, reports
-
     result = delivery.send_message(raw, envelope_from=sender, envelope_to=recipients, source="smtp")
     late = {address: d for address, d in result.refused.items() if not d.automatic_return}
     if late and sender and reports.may_answer(result.message):
         failures = [
-            (address, REPLY_CODES.get(d.code, DEFAULT_REFUSAL)[1], refusal_reply(d.code, d.reason))
-            for address, d in late.items()
+            (address, delivery.reply_code(d.code)[1], refusal_reply(d.code, d.reason)) for address, d in late.items()
         ]
         dsn = reports.build_dsn(result.message, failures, reports.reporting_host())
         try:
@@ -286,6 +270,10 @@ class GatewaySMTP(SMTP):
     """aiosmtpd's SMTP with enhanced status codes on its own size refusals, and a DATA phase
     that gathers the message in one growing buffer instead of one object per line (a 25 MB
     message in 78-byte lines is 330,000 objects, 1.7 times its size, before aiosmtpd joins them)."""
+
+    def connection_made(self, transport) -> None:
+        SMTP_SESSIONS.inc()  # /metrics (mssante/metrics.py)
+        super().connection_made(transport)
 
     def _getaddr(self, arg: str):
         """aiosmtpd's parse of a MAIL/RCPT argument (the e-mail header parser: costly, and the

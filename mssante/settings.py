@@ -103,6 +103,14 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # psycopg 3 binds parameters on the client by default; with DB_SERVER_SIDE_BINDING the
+    # server binds them, and a statement run DB_PREPARE_THRESHOLD times on a connection is
+    # prepared there (Django's documented OPTIONS, passed to psycopg).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        server_side_binding=env_bool("DB_SERVER_SIDE_BINDING", False),
+        prepare_threshold=env_int("DB_PREPARE_THRESHOLD", 5),
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -391,11 +399,21 @@ CELERY_BEAT_SCHEDULE["webmail-purge-expired-trash"] = {
     "task": "webmail.purge_expired_trash",
     "schedule": 3600.0,
 }
+CELERY_BEAT_SCHEDULE["webmail-fill-address-books"] = {
+    # Contacts from the mail exchanged (webmail/contacts.py); pages also fill on opening.
+    "task": "webmail.fill_address_books",
+    "schedule": 600.0,
+}
 
 # --- Message store and delivery path (docs/messaging.md) ------------------------------------
 # The patient domain's system sender (automatic returns, MDNs of patients, test answers);
 # hosted domains use mailer-daemon@<domain> (mailboxes/reports.py).
 PATIENT_SYSTEM_ADDRESS = env_str("PATIENT_SYSTEM_ADDRESS", f"ne-pas-repondre@{PATIENT_DOMAIN}").lower()
+CELERY_BEAT_SCHEDULE["mailbox-sweep-incoming-actions"] = {
+    # Absence replies and forwards whose task was lost (mailboxes/box_actions.py).
+    "task": "mailboxes.tasks.sweep_incoming_actions",
+    "schedule": 60.0,
+}
 
 # --- Directory: the national MSSanté directory (directory/, docs/directory.md) -------------
 
@@ -430,7 +448,7 @@ IMAP_WORKERS = env_int("IMAP_WORKERS", 8)
 IMAP_TIMEOUT_SECONDS = env_int("IMAP_TIMEOUT_SECONDS", 30 * 60)
 # Organisational boxes appear under this prefix (RFC 2342 shared namespace).
 IMAP_SHARED_PREFIX = env_str("IMAP_SHARED_PREFIX", "Partagés")
-# On PostgreSQL, LISTEN for the entries' change notifications (mailboxes migration 0004).
+# On PostgreSQL, LISTEN for the entries' change notifications (mailboxes migration 0005).
 IMAP_LISTEN = env_bool("IMAP_LISTEN", True)
 # Idling clients look again this often without PostgreSQL notifications (SQLite) ...
 IMAP_POLL_SECONDS = float(env_str("IMAP_POLL_SECONDS", "1") or 1)
@@ -452,3 +470,43 @@ PSC_TOKEN_USER_CLAIM = env_str("PSC_TOKEN_USER_CLAIM", "sub")
 PSC_TOKEN_LEEWAY = env_int("PSC_TOKEN_LEEWAY", 30)
 PSC_JWKS_CACHE_SECONDS = env_int("PSC_JWKS_CACHE_SECONDS", 300)
 PSC_JWKS_TIMEOUT = env_int("PSC_JWKS_TIMEOUT", 5)
+# Closed days of the audit trail are sealed (audit/chain.py); the purge seals first too.
+CELERY_BEAT_SCHEDULE["audit-seal-days"] = {"task": "audit.tasks.seal_audit_days", "schedule": 3600.0}
+# /readyz (operations/health.py): ages over these only warn, unless READYZ_STRICT.
+READYZ_RELAY_MAX_AGE_SECONDS = env_int("READYZ_RELAY_MAX_AGE_SECONDS", 3600)
+READYZ_NOTIFICATION_MAX_AGE_SECONDS = env_int("READYZ_NOTIFICATION_MAX_AGE_SECONDS", 900)
+READYZ_BEAT_MAX_AGE_SECONDS = env_int("READYZ_BEAT_MAX_AGE_SECONDS", 300)
+READYZ_STRICT = env_bool("READYZ_STRICT", False)
+# /metrics: when set, scrapers send "Authorization: Bearer <token>".
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+CELERY_BEAT_SCHEDULE["operations-heartbeat"] = {"task": "operations.tasks.heartbeat", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["operations-aggregate-statistics"] = {
+    "task": "operations.tasks.aggregate_statistics",
+    "schedule": 3600.0,
+}
+# Logs: "plain" (default) or "json" (one object per line, with the request id).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+MIDDLEWARE.insert(0, "operations.observability.RequestIdMiddleware")
+LOGGING["filters"] = {"request_id": {"()": "operations.observability.RequestIdFilter"}}
+LOGGING["formatters"]["json"] = {"()": "operations.observability.JsonFormatter"}
+LOGGING["formatters"]["plain"]["format"] = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+LOGGING["handlers"]["console"]["filters"] = ["request_id"]
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be plain or json")
+LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
+# Probes and scrapers may speak plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# Workers log through LOGGING above (JSON lines too), not Celery's own root handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# manage.py selftest (operations/selftest.py).
+SELFTEST_MAILBOX = env_str("SELFTEST_MAILBOX", "")
+SELFTEST_ROUND_TRIP_SECONDS = env_int("SELFTEST_ROUND_TRIP_SECONDS", 30)
+SELFTEST_WHITELIST_MAX_AGE_DAYS = env_int("SELFTEST_WHITELIST_MAX_AGE_DAYS", 35)
+SELFTEST_MAX_CLOCK_SKEW_SECONDS = env_int("SELFTEST_MAX_CLOCK_SKEW_SECONDS", 2)
+# Behind the reverse proxy (issue 15 item 19): how to find the client's address, for allauth's
+# login rate limits and the audit trail (audit.events.client_ip). TRUSTED_PROXY_COUNT: the number
+# of proxies of ours that append to X-Forwarded-For (1 behind one nginx); or
+# TRUSTED_CLIENT_IP_HEADER: a header the proxy sets to the client address (X-Real-IP). Unset:
+# the connection's address (REMOTE_ADDR), right when nothing stands in front.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = env_str("TRUSTED_CLIENT_IP_HEADER", "") or None

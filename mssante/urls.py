@@ -8,7 +8,6 @@ admin.site.site_title = "Administration MSSanté"
 
 urlpatterns = [
     path("", account_views.home, name="home"),
-    path("healthz", account_views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("comptes/", include("accounts.urls")),
     path("comptes/", include("allauth.urls")),

@@ -7,7 +7,6 @@ function as `provision`; closing a space calls `patients.space.close_space`.
 
 from django.contrib import admin, messages
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from patients.enrolment import enrol_patient
@@ -43,9 +42,16 @@ class PatientAdmin(admin.ModelAdmin):
     ]
 
     def get_readonly_fields(self, request, obj=None):
-        # The INS is the inbox address: it is fixed once the patient exists.
+        # The INS is the inbox address: it is fixed once the patient exists. The space state
+        # changes only through actions that call the one function (`close_space`), which audits.
         fixed = ["mailbox", "space_closed_at", "created_at"]
-        return [*fixed, "ins"] if obj is not None else fixed
+        return [*fixed, "ins", "space_state"] if obj is not None else fixed
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "space_state":
+            # A new patient's space is not created, active or opposed; closing is an action.
+            kwargs["choices"] = [c for c in Patient.SpaceState.choices if c[0] != Patient.SpaceState.CLOSED]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
 
     @admin.display(description="messagerie")
     def mailbox_link(self, obj):
@@ -56,16 +62,9 @@ class PatientAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         fields = {name: getattr(obj, name) for name in ENROLMENT_FIELDS}
-        if obj.space_state == Patient.SpaceState.CLOSED:
-            fields["space_closed_at"] = obj.space_closed_at or timezone.now()
-        else:
-            fields["space_closed_at"] = None
-        patient = enrol_patient(ins=obj.ins, user=obj.user, **fields)
-        if not change:
-            # The admin logs the addition on `obj`: give it the row enrol_patient wrote.
-            obj.pk = patient.pk
-            obj.mailbox_id = patient.mailbox_id
-            obj._state.adding = False
+        if change:
+            del fields["space_state"]  # read-only here: `close_space` changes it
+        enrol_patient(ins=obj.ins, user=obj.user, instance=obj, **fields)
 
     @admin.action(description="Clôturer l'espace des patients sélectionnés")
     def close_space(self, request, queryset):

@@ -15,4 +15,8 @@ class PatientsConfig(AppConfig):
     verbose_name = "Patients (Mon espace santé)"
 
     def ready(self):
+        from patients import tasks  # noqa: F401 - registered in every process, queued by name
+        from patients.provisioning import register
+
         post_migrate.connect(create_test_mailbox, sender=self, dispatch_uid="patients_test_mailbox")
+        register()  # the patients and dispensations sections of `manage.py provision`

@@ -7,7 +7,8 @@ Opening, closing by `[FIN]` and reopening are recorded by the policy when a mess
 gateway or the API.
 """
 
-from audit.models import AuditEvent
+from mailboxes import compose
+from mailboxes.delivery import refusal_text
 from mailboxes.models import Delivery, Mailbox, Message
 from mailboxes.patient_domain import is_patient_address
 from patients.display import patient_label
@@ -20,18 +21,6 @@ CLOSING_TEXT = (
     "Si vous avez besoin de nous joindre, utilisez les moyens de contact habituels.\n"
 )
 
-REASONS = {
-    "space_closed": "le patient a clôturé son espace",
-    "patient_not_found": "aucun espace patient à cette adresse",
-    "wrong_ins": "matricule INS erroné",
-    "too_large": "message trop volumineux (plus de 25 Mo)",
-    "ins_not_qualified": "INS non qualifiée",
-    "blocked": "non distribué",
-    "conversation_closed": "échange clôturé",
-    "patient_may_not_initiate": "le patient ne peut pas écrire en premier",
-    "patient_to_patient": "un patient ne peut pas écrire à un patient",
-}
-
 
 def conversation_for(mailbox: Mailbox, patient: Patient) -> Conversation | None:
     return Conversation.objects.filter(mailbox=mailbox, patient=patient).first()
@@ -40,17 +29,11 @@ def conversation_for(mailbox: Mailbox, patient: Patient) -> Conversation | None:
 def close_conversation(mailbox: Mailbox, patient: Patient, actor) -> Message:
     """Send `[FIN]` from `mailbox` to the patient through the one delivery path; the policy
     closes the conversation on delivery, and the audit event names the professional."""
-    from mailboxes import compose
-
     result = compose.send_from_mailbox(
         mailbox, actor, to=[patient.address], subject=CLOSING_SUBJECT, text=CLOSING_TEXT, source="webmail"
     )
-    message = result.message
-    # The policy wrote the `conversation.closed` event while delivering; it was this user.
-    AuditEvent.objects.filter(
-        action=AuditEvent.Action.CONVERSATION_CLOSED, message_id=message.pk, actor__isnull=True
-    ).update(actor=actor if getattr(actor, "is_authenticated", False) else None, actor_label="webmail")
-    return message
+    # The policy wrote the `conversation.closed` event while delivering, naming the submitter.
+    return result.message
 
 
 def delivery_states(message: Message) -> list[dict]:
@@ -64,7 +47,7 @@ def delivery_states(message: Message) -> list[dict]:
             label = "lu (accusé de lecture reçu)"
         reason = ""
         if status in (Delivery.Status.RETURNED, Delivery.Status.BOUNCED):
-            reason = REASONS.get(delivery.reason, delivery.reason)
+            reason = refusal_text(delivery.reason, delivery.address)
         rows.append(
             {
                 "address": delivery.address,

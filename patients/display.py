@@ -10,14 +10,14 @@ from django.conf import settings
 
 from mailboxes.identifiers import normalise_ins
 from mailboxes.patient_domain import is_patient_address
+from patients.models import Patient
+from patients.policy import system_address
 
 SYSTEM_NAME = "Mon espace santé"
 
 
 def sender_name(message) -> str:
     """What the patient reads as the sender of `message`."""
-    from patients.policy import system_address
-
     address = (message.from_address or "").lower()
     if address == system_address():
         return SYSTEM_NAME
@@ -35,8 +35,6 @@ def box_name(mailbox) -> str:
 def patient_label(address: str) -> str:
     """`Paul LAMBERT <158037512345678@patient.mssante.fr>` for a known patient's address,
     the address alone otherwise."""
-    from patients.models import Patient
-
     address = (address or "").strip().lower()
     if not is_patient_address(address):
         return address

@@ -8,13 +8,15 @@ from patients.models import Patient
 
 
 @transaction.atomic
-def enrol_patient(*, ins: str, user=None, **fields) -> Patient:
+def enrol_patient(*, ins: str, user=None, instance: Patient | None = None, **fields) -> Patient:
     """Create (or update) the patient with this INS and make sure their inbox exists.
+    `instance` is the Patient object to write (the admin's form object), else the one of this INS.
 
     Validation is complete before anything is written: a wrong INS key raises ValidationError.
     """
     ins = normalise_ins(ins)
-    patient = Patient.objects.filter(ins=ins).first() or Patient(ins=ins)
+    patient = instance or Patient.objects.filter(ins=ins).first() or Patient(ins=ins)
+    patient.ins = ins
     for name, value in fields.items():
         setattr(patient, name, value)
     if user is not None:

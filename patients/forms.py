@@ -1,6 +1,10 @@
 """Forms of the patient space: labels and errors in French."""
 
 from django import forms
+from django.conf import settings
+
+from health_record.models import Document
+from patients import policy
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -51,11 +55,15 @@ class ComposeForm(forms.Form):
     files = MultipleFileField(
         label="Fichiers de mon appareil",
         required=False,
-        help_text="PDF, JPG, PNG, RTF ou TIFF uniquement, 10 Mo au plus par fichier, 25 Mo au plus en tout.",
     )
 
     def __init__(self, *args, recipients=None, documents=(), show_profile=True, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["files"].help_text = (
+            "PDF, JPG, PNG, RTF ou TIFF uniquement, "
+            f"{settings.ATTACHMENT_MAX_BYTES // 2**20} Mo au plus par fichier, "
+            f"{policy.message_limit() // 2**20} Mo au plus en tout."
+        )
         if recipients is None:
             del self.fields["to"]
             del self.fields["subject"]
@@ -92,8 +100,6 @@ class SaveDocumentForm(forms.Form):
     kind = forms.ChoiceField(label="Nature")
 
     def __init__(self, *args, **kwargs):
-        from health_record.models import Document
-
         super().__init__(*args, **kwargs)
         self.fields["category"].choices = Document.Category.choices
         self.fields["kind"].choices = Document.Kind.choices

@@ -11,6 +11,7 @@ claims its row with a conditional update, so running it twice sends one e-mail.
 
 import logging
 
+from celery import signature
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
@@ -32,10 +33,10 @@ TEMPLATES = {
 
 
 def _enqueue(notification_ids: list[int]) -> None:
-    from patients import tasks
-
     for notification_id in notification_ids:
-        transaction.on_commit(lambda n=notification_id: tasks.send_notification.delay(n))
+        transaction.on_commit(
+            lambda n=notification_id: signature("patients.tasks.send_notification", args=(n,)).delay()
+        )
 
 
 def _entry(message: Message, box: Mailbox) -> Entry | None:

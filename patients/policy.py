@@ -31,17 +31,22 @@ from __future__ import annotations
 import datetime
 import logging
 import re
+from dataclasses import dataclass
 
+from celery import signature
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from audit.events import record
 from audit.models import AuditEvent
+from mailboxes import reports
 from mailboxes.identifiers import ins_error, normalise_ins
 from mailboxes.models import Mailbox, Message, Structure
 from mailboxes.patient_domain import Decision, Envelope, is_patient_address
+from patients import notifications
 from patients.models import Block, Conversation, Patient, PendingReturn, PharmacyDispensation
 
 log = logging.getLogger(__name__)
@@ -59,9 +64,7 @@ def test_address() -> str:
 
 
 def system_address() -> str:
-    from mailboxes.reports import system_address as core_system_address
-
-    return core_system_address(settings.PATIENT_DOMAIN).lower()
+    return reports.system_address(settings.PATIENT_DOMAIN).lower()
 
 
 def ins_of(address: str) -> str:
@@ -88,64 +91,146 @@ def queue_test_answer(message: Message) -> None:
     """The test address (RULES.md §3): a message whose subject and body both contain `TEST`
     gets the predefined acknowledgement in the sending box (`returns.answer_test_address`);
     never an automatic message or a report (RFC 3834)."""
-    from patients import tasks
-
     if message.auto_submitted or message.is_report:
         return
     message_pk = message.pk
-    transaction.on_commit(lambda: tasks.answer_test_address.delay(message_pk))
+    transaction.on_commit(lambda: signature("patients.tasks.answer_test_address", args=(message_pk,)).delay())
 
 
-# --- Refusals -------------------------------------------------------------------------------
+# --- Refusals: the one French text of each code, and its automatic return ---------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One refusal of the patient domain. `text` is the one sentence the sender reads for this
+    code, wherever they read it (SMTP reply, webmail, delivery timeline, conversation panel);
+    `happened` and `to_do` are the two paragraphs of the automatic return message, when the
+    refusal has one (RULES.md §3 automatic returns)."""
+
+    text: str
+    automatic_return: bool
+    happened: str = ""
+    to_do: str = ""
+
 
 NOT_DELIVERED = "Message non distribué."
 
+REFUSALS: dict[str, Refusal] = {
+    "wrong_ins": Refusal(
+        "Adresse patient invalide : le matricule INS est erroné (clé de contrôle incorrecte).",
+        True,
+        "Il n'a pas été distribué : le matricule INS de l'adresse est erroné (sa clé de contrôle ne "
+        "correspond pas au numéro). Aucune messagerie Mon espace santé ne peut exister à cette adresse.",
+        "Vérifiez le matricule INS dans le dossier du patient (de préférence une INS qualifiée par le "
+        "téléservice INSi), corrigez l'adresse et renvoyez le message.",
+    ),
+    "too_large": Refusal(
+        "Message trop volumineux pour un patient (25 Mo au plus, pièces jointes comprises).",
+        True,
+        "Il n'a pas été distribué : sa taille totale dépasse 25 Mo, la limite d'un message adressé à un "
+        "patient (pièces jointes comprises).",
+        "Renvoyez le contenu en plusieurs messages plus légers, ou réduisez la taille des pièces jointes "
+        "(PDF compressé, images de résolution réduite).",
+    ),
+    "patient_not_found": Refusal(
+        "Aucune messagerie Mon espace santé n'est ouverte à cette adresse.",
+        True,
+        "Il n'a pas été distribué : aucune messagerie Mon espace santé n'est ouverte à cette adresse. "
+        "Soit l'espace du patient n'a pas encore été créé, soit le patient s'est opposé à sa création, "
+        "soit le matricule INS de l'adresse est erroné.",
+        "Vérifiez le matricule INS (15 caractères, clé comprise) dans le dossier du patient, de préférence "
+        "une INS qualifiée par le téléservice INSi, puis renvoyez le message. Sinon, communiquez avec le "
+        "patient par un autre moyen.",
+    ),
+    "space_closed": Refusal(
+        "Le titulaire de cette adresse a clôturé son espace Mon espace santé.",
+        True,
+        "Il n'a pas été distribué : le titulaire de cette adresse a clôturé son espace Mon espace santé. "
+        "Le message n'a pas été conservé.",
+        "Transmettez ces informations au patient par un autre moyen (courrier, téléphone, consultation).",
+    ),
+    "ins_not_qualified": Refusal(
+        "L'identité de ce patient n'est pas qualifiée : la messagerie exige une INS qualifiée.",
+        True,
+        "Il n'a pas été distribué : l'identité de ce patient n'est pas qualifiée, et votre opérateur "
+        "n'accepte d'écrire aux patients qu'avec une INS qualifiée.",
+        "Qualifiez l'identité du patient (vérification des pièces d'identité et appel au téléservice INSi), "
+        "puis renvoyez le message.",
+    ),
+    # Blocks: the blocked box gets the short "non distribué" of any transport refusal, no return
+    # message, and nothing that says a block exists.
+    "blocked": Refusal(NOT_DELIVERED, False),
+    "patient_to_patient": Refusal("Un patient ne peut pas écrire à un autre patient.", False),
+    "patient_may_not_initiate": Refusal(
+        "Vous ne pouvez écrire qu'à un professionnel ou une structure qui vous a déjà écrit.", False
+    ),
+    "conversation_closed": Refusal(
+        "Ce professionnel ou cette structure a clôturé l'échange : vous ne pouvez plus lui répondre.", False
+    ),
+}
 
-def _refuse(code: str, reason: str, automatic_return: bool) -> Decision:
-    return Decision(deliver=False, code=code, reason=reason, automatic_return=automatic_return)
+# What a patient reads on the page where they write, when their message would be over the limit.
+TOO_LARGE_TO_SEND = (
+    "L'ensemble de votre message dépasse %(limit)s une fois envoyé : retirez des pièces jointes ou "
+    "envoyez-les en plusieurs messages."
+)
+
+
+def message_limit() -> int:
+    """The largest message to or from a patient (RULES.md §3: 25 MB, encoded, attachments
+    included); `PATIENT_MAX_MESSAGE_BYTES` lets tests and operators lower it."""
+    return settings.PATIENT_MAX_MESSAGE_BYTES
+
+
+def refusal(code: str) -> Decision:
+    """The refusal `code` as a Decision: its text and whether an automatic return answers it."""
+    item = REFUSALS[code]
+    return Decision(deliver=False, code=code, reason=item.text, automatic_return=item.automatic_return)
+
+
+def refusal_text(code: str) -> str | None:
+    """The one French text of a refusal code of the patient domain, None for any other code."""
+    item = REFUSALS.get(code)
+    return item.text if item else None
+
+
+def too_large_to_send_text() -> str:
+    return TOO_LARGE_TO_SEND % {"limit": filesizeformat(message_limit())}
 
 
 def refuse_wrong_ins() -> Decision:
     """Patient address (RULES.md §3): `<INS>@<patient domain>`, the INS being a NIR of 13
     characters plus a 2-digit key. A wrong key is a wrong address, refused before any look-up."""
-    return _refuse(
-        "wrong_ins", "Adresse patient invalide : le matricule INS est erroné (clé de contrôle incorrecte).", True
-    )
+    return refusal("wrong_ins")
 
 
-def refuse_too_large(size: int) -> Decision:
+def refuse_too_large() -> Decision:
     """Automatic return 3 (RULES.md §3): the whole encoded message is over 25 MB."""
-    return _refuse(
-        "too_large", "Message trop volumineux pour un patient (25 Mo au plus, pièces jointes comprises).", True
-    )
+    return refusal("too_large")
 
 
 def refuse_patient_not_found() -> Decision:
     """Automatic return 2 (RULES.md §3): no space at this address: unknown INS, space not
     created yet, or the patient opposed its creation. The three look alike to the sender."""
-    return _refuse("patient_not_found", "Aucune messagerie Mon espace santé n'est ouverte à cette adresse.", True)
+    return refusal("patient_not_found")
 
 
 def refuse_space_closed() -> Decision:
     """Automatic return 1 (RULES.md §3): the patient closed their space on purpose."""
-    return _refuse("space_closed", "Le titulaire de cette adresse a clôturé son espace Mon espace santé.", True)
+    return refusal("space_closed")
 
 
 def refuse_ins_not_qualified() -> Decision:
     """The INS policy setting (RULES.md §3): with `INS_REQUIRE_QUALIFIED`, a patient whose INS
     is not qualified receives nothing; the sender is told to qualify the identity first."""
-    return _refuse(
-        "ins_not_qualified",
-        "L'identité de ce patient n'est pas qualifiée : la messagerie exige une INS qualifiée.",
-        True,
-    )
+    return refusal("ins_not_qualified")
 
 
 def refuse_blocked() -> Decision:
     """Blocks (RULES.md §3): the patient blocked this professional or structure box.
     What the blocked box receives: the same short "non distribué" any transport refusal gives,
     without an automatic return message and without saying that a block exists."""
-    return _refuse("blocked", NOT_DELIVERED, False)
+    return refusal("blocked")
 
 
 # --- Rules on a message to a patient --------------------------------------------------------
@@ -164,7 +249,7 @@ def pro_may_write_to(envelope: Envelope, patient: Patient) -> Decision:
         envelope.sender_address
     ):
         if envelope.sender_address.lower() != system_address():
-            return _refuse("patient_to_patient", "Un patient ne peut pas écrire à un autre patient.", False)
+            return refusal("patient_to_patient")
     if sender_box is not None and Block.objects.filter(patient=patient, mailbox=sender_box).exists():
         return refuse_blocked()
     return Decision.ok()
@@ -172,7 +257,7 @@ def pro_may_write_to(envelope: Envelope, patient: Patient) -> Decision:
 
 def space_decision(patient: Patient | None) -> Decision:
     """Automatic returns 1 and 2 (RULES.md §3), and the INS qualification setting."""
-    if patient is None or patient.mailbox_id is None or not patient.mailbox.is_active:
+    if patient is None or patient.mailbox is None or not patient.mailbox.is_active:
         return refuse_patient_not_found()
     if patient.space_state in (Patient.SpaceState.NOT_CREATED, Patient.SpaceState.OPPOSED):
         return refuse_patient_not_found()
@@ -208,7 +293,7 @@ def has_recent_dispensation(patient: Patient, box: Mailbox, today: datetime.date
     record_dispensation`)."""
     if box.kind != Mailbox.Kind.ORGANISATIONAL:
         return False
-    if box.structure_id is None or box.structure.kind != Structure.Kind.PHARMACY:
+    if box.structure is None or box.structure.kind != Structure.Kind.PHARMACY:
         return False
     today = today or timezone.localdate()
     since = today - datetime.timedelta(days=DISPENSATION_VALIDITY_DAYS)
@@ -243,7 +328,7 @@ def patient_may_write_to(patient: Patient, recipient_address: str) -> Decision:
     if patient.space_state != Patient.SpaceState.ACTIVE:
         return refuse_space_closed()
     if is_patient_address(recipient_address):
-        return _refuse("patient_to_patient", "Un patient ne peut pas écrire à un autre patient.", False)
+        return refusal("patient_to_patient")
     box = Mailbox.objects.select_related("structure").filter(address=recipient_address.lower()).first()
     if box is None:
         state = external_exchange_state(patient, recipient_address)
@@ -255,16 +340,8 @@ def patient_may_write_to(patient: Patient, recipient_address: str) -> Decision:
     if state == Conversation.State.OPEN:
         return Decision.ok()
     if state == Conversation.State.CLOSED:
-        return _refuse(
-            "conversation_closed",
-            "Ce professionnel ou cette structure a clôturé l'échange : vous ne pouvez plus lui répondre.",
-            False,
-        )
-    return _refuse(
-        "patient_may_not_initiate",
-        "Vous ne pouvez écrire qu'à un professionnel ou une structure qui vous a déjà écrit.",
-        False,
-    )
+        return refusal("conversation_closed")
+    return refusal("patient_may_not_initiate")
 
 
 def allowed_recipients(patient: Patient) -> list[Mailbox]:
@@ -272,7 +349,7 @@ def allowed_recipients(patient: Patient) -> list[Mailbox]:
     boxes: dict[int, Mailbox] = {}
     for conversation in Conversation.objects.filter(patient=patient).select_related("mailbox__return_mailbox"):
         target = conversation.mailbox
-        if target.kind == Mailbox.Kind.APPLICATIVE and target.return_mailbox_id:
+        if target.kind == Mailbox.Kind.APPLICATIVE and target.return_mailbox is not None:
             target = target.return_mailbox
         boxes[target.pk] = target
     since = timezone.localdate() - datetime.timedelta(days=DISPENSATION_VALIDITY_DAYS)
@@ -314,7 +391,14 @@ def record_pro_message(message: Message, patient: Patient) -> None:
     conversation.save()
     if closing != was_closed:
         action = AuditEvent.Action.CONVERSATION_CLOSED if closing else AuditEvent.Action.CONVERSATION_REOPENED
-        record(action, actor_label="system", obj=conversation, mailbox_id=box.pk, message_id=message.pk)
+        # The one who submitted the message (written just before, in this transaction) closed or
+        # reopened the exchange: audit rows are never rewritten afterwards.
+        actor_id, label = (
+            AuditEvent.objects.filter(action=AuditEvent.Action.SUBMITTED, message_id=message.pk)
+            .values_list("actor_id", "actor_label")
+            .first()
+        ) or (None, "system")
+        record(action, actor_id=actor_id, actor_label=label, obj=conversation, mailbox_id=box.pk, message_id=message.pk)
 
 
 def record_patient_message(message: Message, box: Mailbox) -> None:
@@ -328,32 +412,40 @@ class PatientPolicy:
     """The implementation of `mailboxes.patient_domain.PatientDomainPolicy`."""
 
     def decide_recipient(self, envelope: Envelope, recipient_address: str) -> Decision:
-        """Order: the test address; the address itself (INS key) before any look-up; the size;
-        then the space (not found, closed, INS qualification); then who writes (patients never
-        to patients, blocks)."""
+        """Order: the size of the whole message; the test address; the address itself (INS
+        key) before any look-up; then the space (not found, closed, INS qualification); then
+        who writes (patients never to patients, blocks)."""
         address = recipient_address.lower()
+        if envelope.size > message_limit():
+            return refuse_too_large()
         if address == test_address():
             ensure_test_mailbox()
             return Decision.ok()
         if ins_error(ins_of(address)):
             return refuse_wrong_ins()
-        if envelope.size > settings.PATIENT_MAX_MESSAGE_BYTES:
-            return refuse_too_large(envelope.size)
         patient = patient_for_address(address)
         decision = space_decision(patient)
-        if not decision.deliver:
+        if patient is None or not decision.deliver:
             return decision
         return pro_may_write_to(envelope, patient)
 
     def decide_patient_sender(self, envelope: Envelope, recipient_address: str) -> Decision:
+        """A patient's message: within the patient limit, from an active space, to a box the
+        patient may write to (`patient_may_write_to`)."""
         patient = getattr(envelope.sender_mailbox, "patient", None)
         if patient is None:
             return refuse_patient_not_found()
+        if envelope.size > message_limit():
+            return Decision(deliver=False, code="too_large", reason=REFUSALS["too_large"].text)
         return patient_may_write_to(patient, recipient_address)
 
-    def after_delivery(self, message: Message, delivered_to: list[Mailbox]) -> None:
-        from patients import notifications
+    def message_limit(self) -> int:
+        return message_limit()
 
+    def refusal_text(self, code: str) -> str | None:
+        return refusal_text(code)
+
+    def after_delivery(self, message: Message, delivered_to: list[Mailbox]) -> None:
         if message.is_report:
             return
         sender_box = message.sender_mailbox
@@ -375,8 +467,6 @@ class PatientPolicy:
     def refused(self, envelope: Envelope, message: Message | None, recipient_address: str, decision: Decision) -> None:
         """Automatic returns go back to the sender's box as messages through the same path,
         after commit, and never answer an automatic message or a report (RFC 3834)."""
-        from patients import tasks
-
         if not decision.automatic_return or envelope.auto_submitted or envelope.is_report:
             return
         sender = (envelope.sender_address or "").lower()
@@ -396,4 +486,4 @@ class PatientPolicy:
             pending.pk,
         )
         # Only the row's id goes to the broker: no address (INS, names) in task arguments.
-        transaction.on_commit(lambda: tasks.send_automatic_return.delay(pending.pk))
+        transaction.on_commit(lambda: signature("patients.tasks.send_automatic_return", args=(pending.pk,)).delay())

@@ -17,62 +17,18 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from mailboxes.delivery import send_message
 from mailboxes.models import Message
+from patients.models import PendingReturn
+from patients.policy import REFUSALS, system_address, test_address
 
 log = logging.getLogger(__name__)
 
 SUBJECT_RETURN = "Message non distribué : retour automatique de Mon espace santé"
 SUBJECT_TEST = "Accusé de réception : adresse de test de Mon espace santé"
 
-WHAT_HAPPENED = {
-    "space_closed": (
-        "Il n'a pas été distribué : le titulaire de cette adresse a clôturé son espace Mon espace santé. "
-        "Le message n'a pas été conservé."
-    ),
-    "patient_not_found": (
-        "Il n'a pas été distribué : aucune messagerie Mon espace santé n'est ouverte à cette adresse. "
-        "Soit l'espace du patient n'a pas encore été créé, soit le patient s'est opposé à sa création, "
-        "soit le matricule INS de l'adresse est erroné."
-    ),
-    "wrong_ins": (
-        "Il n'a pas été distribué : le matricule INS de l'adresse est erroné (sa clé de contrôle ne "
-        "correspond pas au numéro). Aucune messagerie Mon espace santé ne peut exister à cette adresse."
-    ),
-    "too_large": (
-        "Il n'a pas été distribué : sa taille totale dépasse 25 Mo, la limite d'un message adressé à un "
-        "patient (pièces jointes comprises)."
-    ),
-    "ins_not_qualified": (
-        "Il n'a pas été distribué : l'identité de ce patient n'est pas qualifiée, et votre opérateur "
-        "n'accepte d'écrire aux patients qu'avec une INS qualifiée."
-    ),
-}
-
-WHAT_TO_DO = {
-    "space_closed": "Transmettez ces informations au patient par un autre moyen (courrier, téléphone, consultation).",
-    "patient_not_found": (
-        "Vérifiez le matricule INS (15 caractères, clé comprise) dans le dossier du patient, de préférence "
-        "une INS qualifiée par le téléservice INSi, puis renvoyez le message. Sinon, communiquez avec le "
-        "patient par un autre moyen."
-    ),
-    "wrong_ins": (
-        "Vérifiez le matricule INS dans le dossier du patient (de préférence une INS qualifiée par le "
-        "téléservice INSi), corrigez l'adresse et renvoyez le message."
-    ),
-    "too_large": (
-        "Renvoyez le contenu en plusieurs messages plus légers, ou réduisez la taille des pièces jointes "
-        "(PDF compressé, images de résolution réduite)."
-    ),
-    "ins_not_qualified": (
-        "Qualifiez l'identité du patient (vérification des pièces d'identité et appel au téléservice INSi), "
-        "puis renvoyez le message."
-    ),
-}
-
 
 def from_header(label: str = "Mon espace santé") -> str:
-    from patients.policy import system_address
-
     return formataddr((label, system_address()))
 
 
@@ -107,8 +63,10 @@ def build_return(
     message_id = stable_message_id("return", code, sender, recipient, original_message_id)
     when = parse_datetime(refused_at) or timezone.now()
     when_text = timezone.localtime(when).strftime("%d/%m/%Y à %H:%M")
-    happened = WHAT_HAPPENED.get(code, WHAT_HAPPENED["patient_not_found"])
-    to_do = WHAT_TO_DO.get(code, WHAT_TO_DO["patient_not_found"])
+    refusal = REFUSALS.get(code)
+    if refusal is None or not refusal.happened:
+        refusal = REFUSALS["patient_not_found"]
+    happened, to_do = refusal.happened, refusal.to_do
     text = (
         "Bonjour,\n\n"
         f"Votre message du {when_text} adressé à {recipient} n'a pas été remis à son destinataire.\n\n"
@@ -124,8 +82,6 @@ def build_return(
 
 
 def build_test_acknowledgement(sender: str, original_message_id: str) -> tuple[str, bytes]:
-    from patients.policy import test_address
-
     message_id = stable_message_id("test", sender, original_message_id)
     text = (
         "Bonjour,\n\n"
@@ -140,9 +96,6 @@ def build_test_acknowledgement(sender: str, original_message_id: str) -> tuple[s
 
 
 def send_system_message(message_id: str, raw: bytes, to: str) -> bool:
-    from mailboxes.delivery import send_message
-    from patients.policy import system_address
-
     if already_sent(message_id):
         return False
     send_message(raw, envelope_from=system_address(), envelope_to=[to], source="system")
@@ -158,8 +111,6 @@ def send_return(code: str, sender: str, recipient: str, original_message_id: str
 
 def send_pending_return(pending_return_id: int) -> bool:
     """The task's entry point: the refusal stored a `PendingReturn` row and queued its id."""
-    from patients.models import PendingReturn
-
     pending = PendingReturn.objects.filter(pk=pending_return_id, sent_at__isnull=True).first()
     if pending is None:
         return False

@@ -14,7 +14,11 @@ from django.template.defaultfilters import filesizeformat
 
 from audit.events import record
 from audit.models import AuditEvent
+from health_record.api import document_for_user, profile_pdf, read_document
+from mailboxes import compose
+from mailboxes.delivery import DeliveryRefused
 from mailboxes.filetypes import PATIENT_REPLY_TYPES, check_upload
+from patients import policy
 from patients.models import Patient
 
 
@@ -43,8 +47,6 @@ def device_attachments(uploads) -> list[tuple[str, str, bytes]]:
 
 
 def record_attachments(user, document_ids) -> list[tuple[str, str, bytes]]:
-    from health_record.api import document_for_user, read_document
-
     attachments = []
     for document_id in document_ids:
         document = document_for_user(user, document_id)
@@ -53,8 +55,6 @@ def record_attachments(user, document_ids) -> list[tuple[str, str, bytes]]:
 
 
 def profile_attachment(patient: Patient, user) -> tuple[str, str, bytes]:
-    from health_record.api import profile_pdf
-
     filename, data = profile_pdf(patient, actor=user)
     return filename, "application/pdf", data
 
@@ -73,19 +73,13 @@ def send_from_patient(
 ):
     """Build and send the patient's message. ValidationError for attachment problems (nothing
     sent); `DeliveryRefused` when the policy or the limits refuse it."""
-    from mailboxes import compose
-    from mailboxes.delivery import DeliveryRefused
-
     attachments = device_attachments(uploads)
     attachments += record_attachments(user, document_ids)
     if include_profile:
         attachments.append(profile_attachment(patient, user))
     estimate = compose.estimated_encoded_size(text=text, attachment_sizes=[len(a[2]) for a in attachments])
-    if estimate > settings.PATIENT_MAX_MESSAGE_BYTES:
-        raise ValidationError(
-            f"L'ensemble de votre message dépasse {filesizeformat(settings.PATIENT_MAX_MESSAGE_BYTES)} "
-            "une fois envoyé : retirez des pièces jointes ou envoyez-les en plusieurs messages."
-        )
+    if estimate > policy.message_limit():
+        raise ValidationError(policy.too_large_to_send_text())
     result = compose.send_from_mailbox(
         patient.mailbox,
         user,

@@ -6,6 +6,9 @@ import smtplib
 
 from celery import shared_task
 
+from mailboxes.models import Message
+from patients import notifications, returns
+
 
 @shared_task(
     acks_late=True,
@@ -15,22 +18,18 @@ from celery import shared_task
     max_retries=8,
 )
 def send_notification(notification_id: int) -> None:
-    from patients import notifications
 
     notifications.send_notification(notification_id)
 
 
 @shared_task(acks_late=True, autoretry_for=(ConnectionError, TimeoutError), retry_backoff=30, max_retries=5)
 def send_automatic_return(pending_return_id: int) -> None:
-    from patients import returns
 
     returns.send_pending_return(pending_return_id)
 
 
 @shared_task(acks_late=True, autoretry_for=(ConnectionError, TimeoutError), retry_backoff=30, max_retries=5)
 def answer_test_address(message_id: int) -> None:
-    from mailboxes.models import Message
-    from patients import returns
 
     message = Message.objects.filter(pk=message_id).first()
     if message is not None:

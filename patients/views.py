@@ -17,9 +17,12 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from audit.events import record
+from audit.events import client_ip, record
 from audit.models import AuditEvent
+from health_record.api import documents_for_patient, save_document
+from mailboxes import reports
 from mailboxes.access import attachment_for_user, mailbox_for_user
+from mailboxes.compose import reply_subject
 from mailboxes.delivery import DeliveryRefused
 from mailboxes.filetypes import PREVIEWABLE
 from mailboxes.models import Mailbox
@@ -34,7 +37,8 @@ log = logging.getLogger(__name__)
 
 
 def _client_ip(request):
-    return request.META.get("REMOTE_ADDR")
+    """The client's address behind the trusted proxy (audit.events.client_ip)."""
+    return client_ip(request)
 
 
 def _space_is_open(patient: Patient) -> bool:
@@ -84,8 +88,6 @@ def conversation(request, entry_id):
 def message_detail(request, entry_id):
     """Opening a message marks it read, is audited, and sends the read receipt the professional
     asked for, once, without asking the patient (RULES.md §3, return 4)."""
-    from mailboxes import reports
-
     patient = selectors.patient_for_user(request.user)
     entry = selectors.entry_for_patient(request.user, patient, entry_id)
     message = entry.message
@@ -123,8 +125,6 @@ def message_detail(request, entry_id):
 
 
 def _documents(patient):
-    from health_record.api import documents_for_patient
-
     return list(documents_for_patient(patient))
 
 
@@ -159,7 +159,7 @@ def _compose(request, patient, *, entry=None):
         if entry is not None:
             to = state.target
             subject = entry.message.subject
-            subject = subject if subject.lower().startswith("re:") else f"Re: {subject}".strip()
+            subject = reply_subject(subject)
         else:
             to, subject = data["to"], data["subject"]
         try:
@@ -180,8 +180,6 @@ def _compose(request, patient, *, entry=None):
         except DeliveryRefused as exc:
             error = exc.reason
         else:
-            if entry is not None:
-                type(entry).objects.filter(pk=entry.pk).update(answered=True)
             messages.success(request, "Votre message a été envoyé.")
             return redirect("patients:conversation", entry_id=entry.pk) if entry else redirect("patients:inbox")
         error += " Votre texte est conservé ; choisissez à nouveau vos fichiers s'il y en avait."
@@ -217,8 +215,6 @@ def save_attachment(request, attachment_id):
     """ "Enregistrer dans mes documents" (RULES.md §3): title, date, category; ≤ 5 MB; formats."""
     from django.conf import settings
     from django.template.defaultfilters import filesizeformat
-
-    from health_record.api import save_document
 
     patient = selectors.patient_for_user(request.user)
     attachment, entry = attachment_for_user(request.user, attachment_id)

@@ -15,6 +15,7 @@ from mailboxes import compose
 from mailboxes.mime import parse_message
 from mailboxes.models import Attachment, Entry, Folder, Message
 from mailboxes.store import store_attachment, store_raw
+from webmail.organise import delete_entries
 from webmail.replies import chosen_attachments
 from webmail.selectors import pro_entry
 
@@ -63,6 +64,7 @@ def save_draft(form, user) -> Entry:
         cc=data.get("cc") or [],
         subject=data.get("subject") or "",
         text=data.get("body") or "",
+        html=data.get("html"),
         in_reply_to=parent,
         request_mdn=bool(data.get("request_mdn")),
         attachments=chosen_attachments(form),
@@ -80,6 +82,7 @@ def save_draft(form, user) -> Entry:
         "subject": data.get("subject") or "",
         "date": timezone.now(),
         "text_body": data.get("body") or "",
+        "html_body": parsed.html_body,
         "mdn_requested_to": sender.address if data.get("request_mdn") else "",
         "size": len(raw),
         "has_attachments": any(not a.is_inline for a in parsed.attachments),
@@ -103,8 +106,6 @@ def save_draft(form, user) -> Entry:
         _store_attachments(existing.message, parsed)
         return existing
     if existing is not None:  # the sending box changed: the draft moves with it
-        from webmail.organise import delete_entries
-
         delete_entries([existing], actor=user)
     message = Message.objects.create(**fields)
     _store_attachments(message, parsed)

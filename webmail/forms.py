@@ -7,6 +7,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
+from mailboxes.formatting import composed_bodies
 from mailboxes.identifiers import ins_error, normalise_ins
 from mailboxes.trust import InvalidAddress, normalise_address
 from webmail.search import Criteria
@@ -76,6 +77,8 @@ class ComposeForm(forms.Form):
     )
     subject = forms.CharField(label=_("Objet"), required=False, max_length=900)
     body = forms.CharField(label=_("Message"), required=False, widget=forms.Textarea(attrs={"rows": 14}))
+    # The formatted version from the editor (static/js/editor.js); cleaned in `clean`.
+    body_html = forms.CharField(required=False, widget=forms.HiddenInput)
     request_mdn = forms.BooleanField(label=_("Demander un accusé de lecture"), required=False)
     attachments = MultipleFileField(label=_("Pièces jointes"), required=False)
     keep_attachments = forms.TypedMultipleChoiceField(
@@ -134,6 +137,8 @@ class ComposeForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        # Formatted writing: the HTML cleaned like received HTML, the text part derived from it.
+        data["body"], data["html"] = composed_bodies(data.get("body") or "", data.get("body_html"))
         if self.is_draft:
             return data
         if not (data.get("to") or data.get("cc")) and not self.errors.get("to") and not self.errors.get("cc"):

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from audit.events import record
 from audit.models import AuditEvent
+from mailboxes.delivery import release_space
 from mailboxes.models import Entry, Folder, Mailbox, Message
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,8 @@ def set_seen(entry: Entry, *, seen: bool) -> Entry:
 
 @transaction.atomic
 def delete_entries(entries, actor=None, actor_label: str = "") -> int:
-    """Delete entries for good; a message no box holds any more goes with them."""
+    """Delete entries for good, handing their space back to their boxes (`release_space`); a
+    message no box holds any more goes with them."""
     entries = list(entries)
     if not entries:
         return 0
@@ -132,6 +134,8 @@ def delete_entries(entries, actor=None, actor_label: str = "") -> int:
         }
         for e in entries
     ]
+    # Each box gets the space of its deleted messages back (drafts never counted in it).
+    release_space([e for e in entries if not e.is_draft])
     Entry.objects.filter(pk__in=[e.pk for e in entries]).delete()
     # A message still waiting for the relay or held elsewhere stays.
     orphans = Message.objects.filter(pk__in=message_ids, entries__isnull=True, outbox__isnull=True)

@@ -11,12 +11,11 @@ from django.db.models import Q
 from mailboxes.identifiers import ins_error, normalise_ins
 from mailboxes.models import Mailbox
 from mailboxes.patient_domain import is_patient_address
+from patients.models import Patient
 
 
 def names_for_addresses(addresses) -> dict[str, str]:
     """{patient address: "Prénom NOM"} in one query, for the patients among `addresses`."""
-    from patients.models import Patient
-
     ins = {a.split("@", 1)[0].upper(): a for a in addresses if a and is_patient_address(a)}
     if not ins:
         return {}

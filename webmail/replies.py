@@ -18,22 +18,16 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from audit.events import client_ip
 from mailboxes import compose
 from mailboxes.delivery import DeliveryRefused
 from mailboxes.models import Entry, Folder
 from mailboxes.patient_domain import is_patient_address
-from webmail import organise
+from patients import policy
+from webmail import organise, sharing
 from webmail.selectors import pro_entry
 
 logger = logging.getLogger(__name__)
-
-
-def _prefixed(prefix: str, subject: str) -> str:
-    subject = subject or ""
-    stripped = subject.lstrip()
-    if stripped.upper().startswith(prefix.upper()):
-        return subject
-    return f"{prefix} {stripped}".strip()
 
 
 def _signature(box) -> str:
@@ -134,6 +128,7 @@ def initial_for(request, boxes) -> tuple[dict, dict]:
             "cc": ", ".join(r.get("address", "") for r in message.cc or []),
             "subject": message.subject,
             "body": message.text_body,
+            "body_html": message.html_body,
             "request_mdn": bool(message.mdn_requested_to),
             "draft": entry.pk,
             "reply_to": parent.pk if parent else None,
@@ -148,6 +143,9 @@ def initial_for(request, boxes) -> tuple[dict, dict]:
     if not request.GET.get("reponse"):
         return initial, extra
     entry = pro_entry(request.user, request.GET["reponse"])
+    # The composer quotes the original: that is a read too (issue 15 item 21).
+    via = f"compose_{mode}" if mode in ("reply", "all", "forward") else "compose"
+    sharing.open_entry(entry, request.user, ip=client_ip(request), via=via)
     message = entry.message
     sender = by_id.get(entry.mailbox_id, sender)
     own = {b.address for b in boxes}
@@ -161,7 +159,7 @@ def initial_for(request, boxes) -> tuple[dict, dict]:
         extra["forward_attachments"] = attachments
         initial.update(
             {
-                "subject": _prefixed("TR :", message.subject),
+                "subject": compose.forward_subject(message.subject),
                 "body": _signature(sender) + _forwarded(message),
                 "keep_attachments": [a.pk for a in attachments],
             }
@@ -180,7 +178,7 @@ def initial_for(request, boxes) -> tuple[dict, dict]:
         {
             "to": ", ".join(to),
             "cc": ", ".join(a for a in dict.fromkeys(cc) if a not in to),
-            "subject": _prefixed("RE :", message.subject),
+            "subject": compose.reply_subject(message.subject),
             "body": _signature(sender) + _quoted(message),
         }
     )
@@ -197,7 +195,7 @@ class Outcome:
 def _limit_for(sender, recipients) -> int:
     limit = sender.max_message_bytes or settings.MAILBOX_MAX_MESSAGE_BYTES
     if any(is_patient_address(a) for a in recipients):
-        limit = min(limit, settings.PATIENT_MAX_MESSAGE_BYTES)
+        limit = min(limit, policy.message_limit())
     return limit
 
 
@@ -212,6 +210,7 @@ def send(request, form) -> Outcome:
         "cc": data["cc"],
         "subject": data["subject"],
         "text": data["body"],
+        "html": data.get("html"),
         "attachments": attachments,
         "in_reply_to": in_reply_to,
         "request_mdn": data["request_mdn"],
@@ -230,14 +229,13 @@ def send(request, form) -> Outcome:
             ],
         )
     try:
-        result = compose.send_from_mailbox(sender, request.user, source="webmail", **arguments)
+        replied = parent_entry if in_reply_to is not None else None
+        result = compose.send_from_mailbox(sender, request.user, source="webmail", replied_entry=replied, **arguments)
     except DeliveryRefused as refusal:
         reasons = [d.reason for d in (getattr(refusal, "refused", None) or {}).values() if getattr(d, "reason", "")]
         return Outcome(ok=False, errors=reasons or [refusal.reason])
     if parent_entry is not None and data.get("mode") == "forward":
         Entry.objects.filter(pk=parent_entry.pk).update(forwarded=True)
-    elif parent_entry is not None:
-        Entry.objects.filter(pk=parent_entry.pk).update(answered=True)
     if data.get("draft"):
         draft = Entry.objects.filter(pk=data["draft"], mailbox=sender, is_draft=True).first()
         if draft is None:

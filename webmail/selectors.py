@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import datetime
 import functools
-import threading
 from dataclasses import dataclass, field
 
 from django.db import connections, router
+from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
 from django.http import Http404
 from django.urls import get_script_prefix, get_urlconf, reverse
@@ -112,37 +112,19 @@ def link(name: str, *args) -> str:
     return _url(name, args, get_script_prefix(), get_urlconf())
 
 
-# The navigation query, compiled once per user and thread: compiling it (the access subquery of
-# `mailboxes.access` plus the joins) cost more than running it. The SQL is still run on every
-# page, so the boxes listed are always those the user reaches right now. A compiler holds its
-# thread's database connection, so each thread keeps its own (and drops them when it ends).
 _NAV_FOLDER_FIELDS = tuple(f.attname for f in Folder._meta.concrete_fields)
 _NAV_BOX_FIELDS = tuple(f.attname for f in Mailbox._meta.concrete_fields)
-_NAV_CACHE_SIZE = 512
-_nav_local = threading.local()
 
 
-def _navigation_compiler(user, using: str):
-    cache = getattr(_nav_local, "compilers", None)
-    if cache is None:
-        cache = _nav_local.compilers = {}
-    key = (using, user.pk)
-    compiler = cache.get(key)
-    if compiler is None or compiler.connection is not connections[using]:
-        rows = (
-            Folder.objects.using(using)
-            .filter(mailbox__in=pro_mailboxes(user).values("pk"))
-            .annotate(unread=RawSQL(UNREAD_SQL, ()))  # noqa: S611 - a constant, no parameter
-            .order_by("mailbox__kind", "mailbox__address", "position", "name")
-            .values_list(*_NAV_FOLDER_FIELDS, "unread", *(f"mailbox__{name}" for name in _NAV_BOX_FIELDS))
-        )
-        compiler = rows.query.get_compiler(using=using)
-        compiled = compiler.as_sql()  # also sets up the compiler's select list and converters
-        compiler.as_sql = lambda *args, **kwargs: compiled
-        if len(cache) >= _NAV_CACHE_SIZE:
-            cache.clear()
-        cache[key] = compiler
-    return compiler
+def navigation_rows(user):
+    """The folders of every box the user reaches (`mailboxes.access`, decided by the database
+    on each request), each with its unread count and its box's fields, in one query."""
+    return (
+        Folder.objects.filter(mailbox__in=pro_mailboxes(user).values("pk"))
+        .annotate(unread=RawSQL(UNREAD_SQL, ()))  # noqa: S611 - a constant, no parameter
+        .order_by("mailbox__kind", "mailbox__address", "position", "name")
+        .values_list(*_NAV_FOLDER_FIELDS, "unread", *(f"mailbox__{name}" for name in _NAV_BOX_FIELDS))
+    )
 
 
 def navigation(user) -> list[BoxNode]:
@@ -154,7 +136,7 @@ def navigation(user) -> list[BoxNode]:
     using = router.db_for_read(Folder)
     width = len(_NAV_FOLDER_FIELDS)
     nodes: dict[int, BoxNode] = {}
-    for values in _navigation_compiler(user, using).results_iter():
+    for values in navigation_rows(user).using(using):
         folder = Folder.from_db(using, _NAV_FOLDER_FIELDS, values[:width])
         unread = values[width]
         node = nodes.get(folder.mailbox_id)
@@ -235,6 +217,16 @@ class Page:
     is_first: bool
 
 
+def older_than(key) -> RawSQL:
+    """Entries before the cursor `key` (received_at, id), as a row comparison: PostgreSQL walks
+    the (folder, -received_at, -id) index from it."""
+    return RawSQL(KEYSET_SQL["after"], list(key), output_field=BooleanField())  # noqa: S611 - a constant
+
+
+def newer_than(key) -> RawSQL:
+    return RawSQL(KEYSET_SQL["before"], list(key), output_field=BooleanField())  # noqa: S611 - a constant
+
+
 def keyset(queryset, *, after: str | None = None, before: str | None = None, size: int = PAGE_SIZE):
     """Newest first, `size` entries after (older than) or before (newer than) a cursor.
 
@@ -248,14 +240,10 @@ def keyset(queryset, *, after: str | None = None, before: str | None = None, siz
     before_key = (adapt(before_key[0]), before_key[1]) if before_key else None
     qs = queryset
     if before_key:
-        qs = qs.extra(
-            where=["(mailboxes_entry.received_at, mailboxes_entry.id) > (%s, %s)"], params=list(before_key)
-        ).order_by("received_at", "id")
+        qs = qs.filter(newer_than(before_key)).order_by("received_at", "id")
     else:
         if after_key:
-            qs = qs.extra(
-                where=["(mailboxes_entry.received_at, mailboxes_entry.id) < (%s, %s)"], params=list(after_key)
-            )
+            qs = qs.filter(older_than(after_key))
         qs = qs.order_by("-received_at", "-id")
     entries = list(qs[: size + 1])
     more = len(entries) > size
@@ -299,10 +287,7 @@ def page_of(queryset, mailbox: Mailbox, *, after=None, before=None, size=PAGE_SI
     return make_page(entries, has_newer, has_older)
 
 
-# A folder's page, the other query of every list page, compiled once per thread and shape
-# (database, recipients shown or not, cursor direction): every value comes as a parameter, so one
-# compiled statement serves every box and folder. `from_db` wants its values in the model's field
-# order, hence the sorted field lists.
+# What a folder's page reads, in the models' field order (`from_db` wants them so).
 _PAGE_WANTED = {name.removeprefix("message__") for name in LIST_FIELDS if name.startswith("message__")}
 _PAGE_ENTRY_FIELDS = tuple(f.attname for f in Entry._meta.concrete_fields if f.attname in {*LIST_FIELDS, "message_id"})
 _PAGE_MESSAGE_FIELDS = {
@@ -311,57 +296,34 @@ _PAGE_MESSAGE_FIELDS = {
     )
     for with_to in (False, True)
 }
-_PAGE_WHERE = {
+KEYSET_SQL = {
     "after": "(mailboxes_entry.received_at, mailboxes_entry.id) < (%s, %s)",
     "before": "(mailboxes_entry.received_at, mailboxes_entry.id) > (%s, %s)",
 }
-_page_local = threading.local()
-
-
-def _folder_page_compiler(using: str, with_to: bool, direction: str | None, size: int):
-    cache = getattr(_page_local, "compilers", None)
-    if cache is None:
-        cache = _page_local.compilers = {}
-    key = (using, with_to, direction, size)
-    entry = cache.get(key)
-    if entry is None or entry[0].connection is not connections[using]:
-        where = ["mailboxes_entry.mailbox_id = %s", "mailboxes_entry.folder_id = %s"]
-        if direction:
-            where.append(_PAGE_WHERE[direction])
-        order = ("received_at", "id") if direction == "before" else ("-received_at", "-id")
-        rows = (
-            Entry.objects.using(using)
-            .extra(where=where)  # noqa: S610 - constant clauses; the values are given on each run, in order
-            .annotate(thread_size=RawSQL(THREAD_SIZE_SQL, ()))  # noqa: S611 - a constant
-            .order_by(*order)
-            .values_list(
-                *_PAGE_ENTRY_FIELDS, *(f"message__{name}" for name in _PAGE_MESSAGE_FIELDS[with_to]), "thread_size"
-            )[: size + 1]
-        )
-        compiler = rows.query.get_compiler(using=using)
-        sql, params = compiler.as_sql()  # also sets up the select list and its converters
-        assert not params, "every value of the page query is given on each run"
-        entry = cache[key] = (compiler, sql)
-    return entry
 
 
 def folder_page(mailbox: Mailbox, folder: Folder, *, after=None, before=None, size=PAGE_SIZE) -> Page:
     """One page of a folder (newest first, keyset on (received_at, id)): the same rows as
-    `page_of(list_entries(mailbox, folder), ...)`, from a statement compiled once per thread.
-    `mailbox` and `folder` come from `locate` (the navigation, `mailboxes.access`)."""
+    `page_of(list_entries(mailbox, folder), ...)`, read as values in one query (no model
+    instance per row until the page is cut). `mailbox` and `folder` come from `locate` (the
+    navigation, `mailboxes.access`)."""
     using = router.db_for_read(Entry)
     after_key, before_key = decode_cursor(after), decode_cursor(before)
-    direction, cursor = ("before", before_key) if before_key else ("after", after_key) if after_key else (None, None)
-    params = [mailbox.pk, folder.pk]
-    if cursor:
-        params += [connections[using].ops.adapt_datetimefield_value(cursor[0]), cursor[1]]
+    adapt = connections[using].ops.adapt_datetimefield_value
     with_to = folder.role in (Folder.Role.SENT, Folder.Role.DRAFTS)  # the list shows the recipients there
-    compiler, sql = _folder_page_compiler(using, with_to, direction, size)
-    compiler.as_sql = lambda *args, **kwargs: (sql, params)
     message_fields = _PAGE_MESSAGE_FIELDS[with_to]
+    rows = Entry.objects.using(using).filter(mailbox_id=mailbox.pk, folder_id=folder.pk)
+    if before_key:
+        rows = rows.filter(newer_than((adapt(before_key[0]), before_key[1]))).order_by("received_at", "id")
+    else:
+        if after_key:
+            rows = rows.filter(older_than((adapt(after_key[0]), after_key[1])))
+        rows = rows.order_by("-received_at", "-id")
+    fields = (*_PAGE_ENTRY_FIELDS, *(f"message__{name}" for name in message_fields), "thread_size")
+    rows = with_thread_size(rows).values_list(*fields)[: size + 1]
     width, end = len(_PAGE_ENTRY_FIELDS), len(_PAGE_ENTRY_FIELDS) + len(message_fields)
     entries = []
-    for values in compiler.results_iter():
+    for values in rows:
         entry = Entry.from_db(using, _PAGE_ENTRY_FIELDS, values[:width])
         entry.message = Message.from_db(using, message_fields, values[width:end])
         entry.thread_size = values[end]

@@ -25,9 +25,10 @@ def members(mailbox: Mailbox):
     return User.objects.filter(memberships__mailbox=mailbox).order_by("last_name", "first_name", "username")
 
 
-def open_entry(entry: Entry, user, ip: str | None = None) -> None:
-    """The user opened the message: mark it seen, remember who read it (shared boxes) and
-    leave the "opened" audit event."""
+def open_entry(entry: Entry, user, ip: str | None = None, via: str = "webmail") -> None:
+    """The user saw the message — its page, its HTML body alone, its headers, its print view,
+    or quoted in a reply or forward (`via`): mark it seen, remember who read it (shared boxes)
+    and leave the "read" audit event. Every way to see a message is a read (issue 15 item 21)."""
     if not entry.seen:
         Entry.objects.filter(pk=entry.pk).update(seen=True)
         entry.seen = True
@@ -43,7 +44,7 @@ def open_entry(entry: Entry, user, ip: str | None = None) -> None:
         obj=entry,
         mailbox_id=entry.mailbox_id,
         message_id=entry.message_id,
-        detail={"via": "webmail"},
+        detail={"via": via},
         ip=ip,
     )
 

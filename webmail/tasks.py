@@ -9,3 +9,11 @@ from webmail.organise import purge_expired_trash
 def purge_expired_trash_task() -> int:
     # Idempotent: a second run finds nothing older than the limit.
     return purge_expired_trash()
+
+
+@shared_task(name="webmail.fill_address_books", acks_late=True, ignore_result=True)
+def fill_address_books_task() -> int:
+    # Idempotent: each book reads the entries after its own watermark, under a row lock.
+    from webmail.contacts import fill_all_books
+
+    return fill_all_books()

@@ -11,21 +11,8 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditEvent
+from mailboxes.delivery import refusal_text
 from mailboxes.models import Delivery, Entry
-
-REASONS = {
-    "space_closed": _("le patient a clôturé son espace"),
-    "patient_not_found": _("aucun espace patient pour ce matricule"),
-    "wrong_ins": _("matricule INS erroné"),
-    "too_large": _("message trop volumineux"),
-    "blocked": _("le patient a bloqué cet expéditeur"),
-    "conversation_closed": _("l'échange a été clôturé"),
-    "patient_may_not_initiate": _("un patient ne peut pas écrire le premier"),
-    "patient_to_patient": _("un patient ne peut pas écrire à un autre patient"),
-    "untrusted_domain": _("domaine hors de l'espace de confiance"),
-    "unknown_mailbox": _("boîte aux lettres inconnue"),
-    "quota": _("boîte du destinataire pleine"),
-}
 
 ACTION_LABELS = {
     AuditEvent.Action.SUBMITTED: _("Soumis"),
@@ -38,14 +25,6 @@ ACTION_LABELS = {
 }
 TIMELINE_ACTIONS = list(ACTION_LABELS)
 REFUSED_STATES = (Delivery.Status.BOUNCED, Delivery.Status.RETURNED)
-
-
-def reason_text(code: str) -> str:
-    if not code:
-        return ""
-    if code.startswith("smtp_"):
-        return _("réponse du serveur distant %(c)s") % {"c": code[5:]}
-    return str(REASONS.get(code, code))
 
 
 @dataclass
@@ -90,7 +69,9 @@ def timeline(entry: Entry) -> dict:
                 recipients=delivery.address
                 if delivery
                 else (str(count) + " " + str(_("destinataire(s)")) if count else ""),
-                reason=reason_text(delivery.reason) if delivery and delivery.status in REFUSED_STATES else "",
+                reason=refusal_text(delivery.reason, delivery.address)
+                if delivery and delivery.status in REFUSED_STATES
+                else "",
                 outcome=event.outcome,
             )
         )
@@ -99,7 +80,7 @@ def timeline(entry: Entry) -> dict:
             "address": d.address,
             "status": d.get_status_display(),
             "code": d.status,
-            "reason": reason_text(d.reason) if d.status in REFUSED_STATES else "",
+            "reason": refusal_text(d.reason, d.address) if d.status in REFUSED_STATES else "",
             "at": d.updated_at,
         }
         for d in deliveries

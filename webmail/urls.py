@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webmail import views
+from webmail import contacts_views, settings_views, views
 
 app_name = "webmail"
 urlpatterns = [
@@ -13,6 +13,10 @@ urlpatterns = [
     path("bal/<int:mailbox_id>/corbeille/vider/", views.empty_trash, name="empty_trash"),
     path("bal/<int:mailbox_id>/recherche/", views.search, name="search"),
     path("bal/<int:mailbox_id>/signature/", views.signature, name="signature"),
+    path("bal/<int:mailbox_id>/absence/", settings_views.absence_settings, name="absence"),
+    path("bal/<int:mailbox_id>/transfert/", settings_views.forwarding_settings, name="forwarding"),
+    path("bal/<int:mailbox_id>/regles/", settings_views.rules_settings, name="rules"),
+    path("bal/<int:mailbox_id>/regles/<int:rule_id>/", settings_views.rule_action, name="rule_action"),
     path("message/<int:entry_id>/", views.message, name="message"),
     path("message/<int:entry_id>/corps/", views.message_body, name="message_body"),
     path("message/<int:entry_id>/entetes/", views.message_headers, name="message_headers"),
@@ -23,4 +27,7 @@ urlpatterns = [
     path("ecrire/", views.compose, name="compose"),
     path("ecrire/brouillon/", views.draft_save, name="draft_save"),
     path("ecrire/destinataires/", views.recipients, name="recipients"),
+    path("contacts/", contacts_views.address_books, name="contacts"),
+    path("contacts/<int:contact_id>/", contacts_views.contact_edit, name="contact_edit"),
+    path("contacts/<int:contact_id>/retirer/", contacts_views.contact_remove, name="contact_remove"),
 ]

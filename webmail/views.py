@@ -22,13 +22,15 @@ from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_POST
 
+from audit.events import client_ip
 from mailboxes.models import Entry, Folder, Mailbox
 from mailboxes.patient_domain import is_patient_address
 from patients.conversation import conversation_for
-from patients.models import Patient
-from webmail import drafts, headers, organise, sharing
+from patients.policy import patient_for_address
+from webmail import contacts, drafts, headers, organise, sharing
 from webmail.forms import ComposeForm, SearchForm
-from webmail.people import names_for_addresses
+from webmail.people import names_for_addresses, suggest
+from webmail.replies import draft_attachments, forward_attachments_for, initial_for, send
 from webmail.rows import prepare, render_rows
 from webmail.search import search_page
 from webmail.selectors import (
@@ -39,6 +41,7 @@ from webmail.selectors import (
     navigation,
     pro_entry,
     pro_mailbox,
+    pro_mailboxes,
     thread_of,
 )
 from webmail.timeline import timeline
@@ -48,7 +51,8 @@ User = get_user_model()
 
 
 def _ip(request):
-    return request.META.get("REMOTE_ADDR")
+    """The client's address behind the trusted proxy (audit.events.client_ip)."""
+    return client_ip(request)
 
 
 def _default_box(nav):
@@ -149,8 +153,7 @@ def patient_panel(mailbox, patient_addresses):
     `patients/_pro_conversation_panel.html`) when a patient takes part in the message."""
     if not patient_addresses or mailbox.kind == Mailbox.Kind.PATIENT:
         return None
-    ins = patient_addresses[0].split("@", 1)[0].upper()
-    patient = Patient.objects.filter(ins=ins).first()
+    patient = patient_for_address(patient_addresses[0])
     if patient is None:
         return None
     return {"mailbox": mailbox, "patient": patient, "conversation": conversation_for(mailbox, patient)}
@@ -178,6 +181,7 @@ def message_body(request, entry_id):
     allowed only when the user asked (`?images=1`). The frame has no `allow-scripts`.
     """
     entry = pro_entry(request.user, entry_id)
+    sharing.open_entry(entry, request.user, ip=_ip(request), via="body")
     images = request.GET.get("images") == "1"
     html = render_to_string("webmail/body.html", {"message": entry.message})
     response = HttpResponse(html, content_type="text/html; charset=utf-8")
@@ -197,6 +201,7 @@ def message_body(request, entry_id):
 @require_GET
 def message_headers(request, entry_id):
     entry = pro_entry(request.user, entry_id)
+    sharing.open_entry(entry, request.user, ip=_ip(request), via="headers")
     fields = headers.raw_headers(entry.message)
     template = "webmail/_headers.html" if request.htmx else "webmail/headers.html"
     return render(request, template, {"entry": entry, "fields": fields})
@@ -206,6 +211,7 @@ def message_headers(request, entry_id):
 @require_GET
 def message_print(request, entry_id):
     entry = pro_entry(request.user, entry_id)
+    sharing.open_entry(entry, request.user, ip=_ip(request), via="print")
     attachments = entry.message.attachments.filter(is_inline=False).order_by("position")
     return render(request, "webmail/print.html", {"entry": entry, "message": entry.message, "attachments": attachments})
 
@@ -417,8 +423,6 @@ def shortcuts_help(request):
 
 @login_required
 def compose(request):
-    from webmail.replies import forward_attachments_for, initial_for, send
-
     boxes = list(navigation_boxes(request.user))
     if not boxes:
         raise Http404("Aucune boîte aux lettres")
@@ -456,6 +460,7 @@ def compose(request):
             ]
             return JsonResponse({"errors": errors}, status=400)
         return render(request, "webmail/compose.html", _compose_context(request, form, boxes), status=400)
+    contacts.refresh_for_user(request.user)  # the completion proposes the latest correspondents
     initial, extra = initial_for(request, boxes)
     form = ComposeForm(
         initial=initial, boxes=boxes, user=request.user, forward_attachments=extra.pop("forward_attachments")
@@ -466,8 +471,6 @@ def compose(request):
 
 
 def navigation_boxes(user):
-    from webmail.selectors import pro_mailboxes
-
     return pro_mailboxes(user).select_related("owner", "responsible")
 
 
@@ -486,8 +489,6 @@ def _compose_context(request, form, boxes):
 def draft_save(request):
     """Automatic save of the message being written (Drafts folder); answers JSON with the
     draft's id and its attachments (the script posts the files only when they changed)."""
-    from webmail.replies import draft_attachments, forward_attachments_for
-
     boxes = list(navigation_boxes(request.user))
     form = ComposeForm(
         request.POST,
@@ -508,9 +509,12 @@ def draft_save(request):
 @require_GET
 def recipients(request):
     """htmx: suggestions for the last address being typed, and the INS check as you type."""
-    from webmail.people import suggest
-
     query = request.GET.get("to") or request.GET.get("cc") or request.GET.get("q") or ""
     field = "cc" if "cc" in request.GET else "to"
     term = query.replace(";", ",").split(",")[-1].strip()
-    return render(request, "webmail/_recipients.html", {**suggest(term), "field": field, "term": term})
+    found = suggest(term)
+    # The person's contacts first (webmail/contacts.py), then what the directory suggests.
+    found["contacts"] = contacts.search_contacts(request.user, term) if not found.get("ins_message") else []
+    known = {c["address"] for c in found["contacts"]}
+    found["suggestions"] = [s for s in found["suggestions"] if s["address"] not in known]
+    return render(request, "webmail/_recipients.html", {**found, "field": field, "term": term})

@@ -7,7 +7,7 @@ Django ORM is synchronous: the sessions' reads and writes run in a thread pool w
 their database connection (like the SMTP gateway).
 
 Wake-ups: on PostgreSQL a trigger sends `NOTIFY mss_imap, '<folder id>'` whenever an entry is
-added, changed or removed (mailboxes migration 0004), by the delivery path, the webmail or
+added, changed or removed (mailboxes migration 0005), by the delivery path, the webmail or
 another IMAP session; one LISTEN connection per server process marks the sessions that have
 that folder selected, and an idling one answers within the notification's delay (measured in
 bench/RESULTS.md). Elsewhere (SQLite, or while the LISTEN connection is down) idling sessions

@@ -2,7 +2,7 @@
 
 Each folder counts its UIDs (`Folder.imap_uid_next`, only ever growing) and each entry holds its
 UID in its current folder (`Entry.imap_uid`). Writers of entries (the delivery path, the webmail)
-know nothing of IMAP: a new entry has no UID, and a database trigger (mailboxes migration 0004)
+know nothing of IMAP: a new entry has no UID, and a database trigger (mailboxes migration 0005)
 empties the UID of an entry whose folder changes. An IMAP session gives the missing UIDs of a
 folder when it looks at it (SELECT, STATUS, NOOP, IDLE wake-up), in arrival order, under a lock
 on the folder row, so UIDs are strictly ascending in a folder and never given twice. The

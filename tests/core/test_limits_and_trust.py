@@ -35,7 +35,9 @@ def sized_message(size: int, to: str) -> bytes:
 
 @pytest.mark.parametrize("delta", [-1, +1])
 def test_patient_domain_takes_25_mb_minus_one_and_refuses_plus_one_on_the_encoded_size(cast, settings, delta):
-    # Pros may exchange more than the patient domain's 25 MB here, so the patient rule is what bites.
+    # Pros may exchange more than the patient domain's 25 MB here, so the patient rule is what bites:
+    # the patient policy's (the delivery path only obeys it).
+    settings.PATIENT_POLICY = "patients.policy.PatientPolicy"
     settings.MAILBOX_MAX_MESSAGE_BYTES = 40 * 1024 * 1024
     Mailbox.objects.filter(pk__in=[cast.alice_box.pk, cast.charlie_box.pk]).update(max_message_bytes=0)
     cast.alice_box.refresh_from_db()
@@ -132,7 +134,11 @@ def test_check_recipient_decisions(cast, settings):
     assert check_recipient(peer, "personne@ch-troispics.mssante.fr").code == "unknown_recipient"
     assert check_recipient(peer, "x@gmail.com").code == "untrusted_domain"
     assert check_recipient(peer, cast.paul_box.address).deliver
+    # The INS rule is the patient policy's: the neutral policy knows no INS, only boxes.
+    assert check_recipient(peer, "158037500100199@patient.mssante.fr").code == "unknown_recipient"
+    settings.PATIENT_POLICY = "patients.policy.PatientPolicy"
     assert check_recipient(peer, "158037500100199@patient.mssante.fr").code == "wrong_ins"
+    settings.PATIENT_POLICY = ""
     assert check_recipient(peer, "not an address").code == "invalid_address"
     TrustedDomain.objects.create(name="ch-ailleurs.mssante.fr")
     assert check_recipient(peer, "x@ch-ailleurs.mssante.fr").code == "not_hosted"
@@ -282,19 +288,20 @@ def test_domain_names_are_cached_per_process_and_forgotten_on_change(settings):
 def test_a_box_filled_by_a_concurrent_delivery_is_not_pushed_over_its_quota(cast, monkeypatch):
     """The quota is checked again in the transaction that counts the space: a box that another
     delivery filled after this one's plan refuses the message instead of going over quota."""
-    from mailboxes import delivery
+    from mailboxes.delivery import writing
     from tests.core.conftest import raw_message
 
     raw = raw_message(to=(cast.alice_box.address, cast.cardio.address))
     Mailbox.objects.filter(pk=cast.alice_box.pk).update(quota_bytes=len(raw) * 3, used_bytes=0)
-    real_store_raw = delivery.store_raw
+    real_store_raw = writing.store_raw
 
     def concurrent_delivery_then_store(data):
         # Between the plan (room for it) and the transaction, another delivery fills alice's box.
         Mailbox.objects.filter(pk=cast.alice_box.pk).update(used_bytes=len(raw) * 3 - 10)
         return real_store_raw(data)
 
-    monkeypatch.setattr(delivery, "store_raw", concurrent_delivery_then_store)
+    # The step between the plan and the transaction: storing the bytes.
+    monkeypatch.setattr(writing, "store_raw", concurrent_delivery_then_store)
     result = send_message(
         raw, envelope_from=PEER_SENDER, envelope_to=[cast.alice_box.address, cast.cardio.address], source="smtp"
     )

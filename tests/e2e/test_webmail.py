@@ -32,7 +32,7 @@ def test_compose_with_attachments_by_input_and_drop(cast, login, live_server, tm
     page.wait_for_url(re.compile(r"/pro/ecrire/"))
     page.fill("#id_to", cast.charlie_box.address)
     page.fill("#id_subject", "Compte rendu d'échographie")
-    page.fill("#id_body", "Bonjour,\nci-joint le compte rendu.")
+    page.fill("#body-editor", "Bonjour,\nci-joint le compte rendu.")
     report = tmp_path / "compte-rendu.pdf"
     report.write_bytes(b"%PDF-1.4\n% compte rendu\n" + b"0" * 3000)
     page.set_input_files("#id_attachments", str(report))
@@ -78,12 +78,12 @@ def test_draft_keeps_its_attachment_autosaved_and_reopened(cast, login, live_ser
     draft = Entry.objects.get(mailbox=cast.alice_box, is_draft=True)
     assert list(draft.message.attachments.values_list("filename", flat=True)) == ["convocation.pdf"]
     # Explicit save, then the draft reopens with its file ticked; sending carries it.
-    page.fill("#id_body", "Bonjour,\nvoici la convocation.")
+    page.fill("#body-editor", "Bonjour,\nvoici la convocation.")
     page.click("[data-save-draft]")
     page.wait_for_url(re.compile(rf"/pro/ecrire/\?brouillon={draft.pk}$"))
     kept = page.get_by_label(re.compile("conserver convocation.pdf"))
     assert kept.is_checked()
-    assert page.input_value("#id_body") == "Bonjour,\nvoici la convocation."
+    assert page.inner_text("#body-editor") == "Bonjour,\nvoici la convocation."
     page.click("[data-send]")
     page.wait_for_url(re.compile(r"/pro/message/\d+/$"))
     message = Message.objects.get(subject="Convocation au staff", sender_mailbox=cast.alice_box)

@@ -10,15 +10,17 @@ from audit.models import AuditEvent
 
 @override_settings(AUDIT_RETENTION_DAYS=183)
 def test_events_older_than_the_retention_are_purged_and_recent_ones_kept(db, capsys):
-    old = record(AuditEvent.Action.READ, actor_label="test", object_type="message", object_id=1)
-    recent = record(AuditEvent.Action.READ, actor_label="test", object_type="message", object_id=2)
-    AuditEvent.objects.filter(pk=old.pk).update(at=timezone.now() - timedelta(days=184))
-    AuditEvent.objects.filter(pk=recent.pk).update(at=timezone.now() - timedelta(days=182))
+    now = timezone.now()
+    old = record(AuditEvent.Action.READ, actor_label="test", object_id=1, at=now - timedelta(days=184))
+    recent = record(AuditEvent.Action.READ, actor_label="test", object_id=2, at=now - timedelta(days=182))
 
     call_command("purge_audit")
 
-    assert list(AuditEvent.objects.values_list("pk", flat=True)) == [recent.pk]
+    purge = AuditEvent.objects.get(action=AuditEvent.Action.AUDIT_PURGED)
+    assert set(AuditEvent.objects.values_list("pk", flat=True)) == {recent.pk, purge.pk}
+    assert not AuditEvent.objects.filter(pk=old.pk).exists()
     assert "1 trace(s) supprimée(s)" in capsys.readouterr().out
+    assert purge.detail["events"] == 1 and purge.detail["to"] == timezone.localdate(old.at).isoformat()
 
 
 def test_the_purge_is_scheduled_daily():

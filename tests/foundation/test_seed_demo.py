@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from mailboxes.access import mailboxes_for_user
-from mailboxes.management.commands.seed_demo import DEMO_LOGINS
 from mailboxes.models import Mailbox, Structure
+from patients.management.commands.seed_demo import DEMO_LOGINS
 from patients.models import Patient, PharmacyDispensation
 
 

@@ -13,8 +13,7 @@ def test_runscheduler_once_runs_every_beat_job(db, settings, capsys):
     settings.CELERY_BEAT_SCHEDULE = {
         "purge-audit-events": {"task": "audit.tasks.purge_audit_events", "schedule": 24 * 3600},
     }
-    old = record(AuditEvent.Action.LOGIN if hasattr(AuditEvent.Action, "LOGIN") else AuditEvent.Action.READ)
-    AuditEvent.objects.filter(pk=old.pk).update(at=timezone.now() - timedelta(days=settings.AUDIT_RETENTION_DAYS + 1))
+    old = record(AuditEvent.Action.READ, at=timezone.now() - timedelta(days=settings.AUDIT_RETENTION_DAYS + 2))
     fresh = record(AuditEvent.Action.READ)
 
     call_command("runscheduler", "--once")

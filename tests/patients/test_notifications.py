@@ -122,7 +122,7 @@ def test_failed_send_is_retried_later(cast, monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(EmailMultiAlternatives, "send", flaky)
-    monkeypatch.setattr("patients.notifications.transaction.on_commit", lambda fn: None)
+    monkeypatch.setattr("patients.notifications.transaction.on_commit", lambda fn, **kwargs: None)
     pro_send(cast.alice_box, cast.alice, cast.paul_patient.address)
     notification = Notification.objects.get()
     with pytest.raises(ConnectionError):

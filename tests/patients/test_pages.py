@@ -87,7 +87,7 @@ def test_reply_with_a_device_pdf(cast, paul):
     assert response.status_code == 302
     reply = inbox_of(cast.alice_box).get().message
     assert reply.in_reply_to == sent.message_id
-    assert reply.subject == f"Re: {sent.subject}"
+    assert reply.subject == f"RE : {sent.subject}"  # the one reply prefix (mailboxes.compose)
     assert [a.filename for a in reply.attachments.all()] == ["bilan.pdf"]
     assert AuditEvent.objects.filter(action="message.submitted", actor=cast.paul, message_id=reply.pk).exists()
 

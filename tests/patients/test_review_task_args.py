@@ -14,13 +14,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_automatic_return_task_gets_an_id_and_still_sends_once(cast, monkeypatch):
     calls = []
-    original_delay = tasks.send_automatic_return.delay
+    original_apply_async = tasks.send_automatic_return.apply_async
 
-    def spy(*args, **kwargs):
-        calls.append((args, kwargs))
-        return original_delay(*args, **kwargs)
+    def spy(args=None, kwargs=None, **options):
+        calls.append((tuple(args or ()), kwargs or {}))
+        return original_apply_async(args, kwargs, **options)
 
-    monkeypatch.setattr(tasks.send_automatic_return, "delay", spy)
+    # The policy queues the task by name (`celery.signature`): what reaches the task is spied here.
+    monkeypatch.setattr(tasks.send_automatic_return, "apply_async", spy)
     Patient.objects.filter(pk=cast.paul_patient.pk).update(space_state=Patient.SpaceState.CLOSED)
     with pytest.raises(DeliveryRefused):
         pro_send(cast.alice_box, cast.alice, cast.paul_patient.address, subject="Bilan")

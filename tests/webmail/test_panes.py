@@ -174,8 +174,8 @@ def _page_signature(page):
     )
 
 
-def test_compiled_folder_page_matches_the_orm_page_in_every_box_and_direction(cast, send):
-    """`folder_page` (one statement compiled per thread, reused for every box) returns what the
+def test_folder_page_matches_the_orm_page_in_every_box_and_direction(cast, send):
+    """`folder_page` (values read in one query, rows built by `from_db`) returns what the
     ORM page does: first page, older, newer, threads, another box, a sent folder."""
     from webmail.selectors import folder_page, list_entries, page_of
 

@@ -4,7 +4,10 @@ from audit.retention import purge_expired_events
 
 
 class Command(BaseCommand):
-    help = "Supprime les traces plus anciennes que AUDIT_RETENTION_DAYS (6 mois par défaut)."
+    help = (
+        "Scelle les jours clos puis supprime les journées de traces plus anciennes que "
+        "AUDIT_RETENTION_DAYS (6 mois par défaut) ; la purge est elle-même tracée."
+    )
 
     def handle(self, *args, **options):
         deleted = purge_expired_events()

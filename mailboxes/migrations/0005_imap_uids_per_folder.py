@@ -76,7 +76,7 @@ def _run(statements_by_vendor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("mailboxes", "0003_mailbox_inactivity_warned_at"),
+        ("mailboxes", "0004_box_rules_absence_forwarding"),
     ]
 
     operations = [

@@ -1,8 +1,9 @@
 """`manage.py seed_demo`: the demo setting of the README (idempotent), loaded through `provision`.
 
-The data is `mailboxes/demo/demo.yaml`; this command only keeps the pharmacy dispensation within
-the past year (so that the patient-to-pharmacy exception of RULES.md §3 applies in the demo) and
-prints the demo logins.
+The data is `mailboxes/demo/demo.yaml` (operator and patients sections); this command only keeps
+the pharmacy dispensation within the past year (so that the patient-to-pharmacy exception of
+RULES.md §3 applies in the demo), sends the demo messages and prints the demo logins. It lives in
+the patients app because it loads both apps' demo data (mailboxes may not import patients).
 """
 
 import datetime
@@ -11,9 +12,12 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from mailboxes import demo
+from mailboxes.demo.messages import seed_demo_messages
 from mailboxes.provisioning import ProvisioningError, load_file, provision
+from patients.models import PharmacyDispensation
 
-DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "demo.yaml"
+DEMO_FILE = Path(demo.__file__).resolve().parent / "demo.yaml"
 
 # Who, login, password, what they see. The passwords are those of demo.yaml.
 DEMO_LOGINS = [
@@ -35,8 +39,6 @@ DEMO_LOGINS = [
 
 def demo_data() -> dict:
     data = load_file(DEMO_FILE)
-    from patients.models import PharmacyDispensation
-
     today = timezone.localdate()
     for item in data.get("dispensations", []):
         recent = (
@@ -67,8 +69,6 @@ class Command(BaseCommand):
             raise CommandError("Les données de démonstration n'ont pas pu être chargées.") from None
         for line in report.summary_lines():
             self.stdout.write(line)
-        from mailboxes.demo.messages import seed_demo_messages
-
         self.stdout.write(f"messages de démonstration envoyés : {seed_demo_messages()}")
         self.stdout.write("")
         self.stdout.write("Comptes de démonstration :")

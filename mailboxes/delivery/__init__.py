@@ -1,0 +1,49 @@
+"""The one delivery path (DESIGN.md "One message store, one delivery path"; RULES.md §1–3).
+
+Every message goes through `send_message`, whoever sends it. The package, one module per step:
+
+- `send`: `send_message`, the page of steps;
+- `senders`: who sends and may they (trust space, sender identity, size, parsing), and
+  `check_sender` for the SMTP gateway's MAIL FROM;
+- `planning`: each recipient's decision (hosted box, patient domain through its policy,
+  another operator's domain, refusal), and `check_recipient` for RCPT TO;
+- `writing`: the bytes to storage, then every row in one transaction;
+- `quota`: counting a delivery without a lost update, `release_space` when entries go;
+- `receipts`: read receipts (MDN) arriving in a local box;
+- `decisions`: the delivery path's refusal codes and texts, the one SMTP code map,
+  `DeliveryRefused` and `DeliveryResult`;
+- `events`: its audit events (ids only).
+
+The patient domain's rules are not here: `planning` asks the policy of
+`mailboxes.patient_domain` and obeys. Callers use the names below only.
+"""
+
+from mailboxes.delivery.decisions import (
+    DEFAULT_REPLY,
+    REPLY_CODES,
+    DeliveryRefused,
+    DeliveryResult,
+    refusal_text,
+    refuse_invalid,
+    reply_code,
+)
+from mailboxes.delivery.planning import check_recipient
+from mailboxes.delivery.quota import release_space
+from mailboxes.delivery.send import SOURCES, send_message
+from mailboxes.delivery.senders import check_sender, is_null_sender
+
+__all__ = [
+    "DEFAULT_REPLY",
+    "REPLY_CODES",
+    "SOURCES",
+    "DeliveryRefused",
+    "DeliveryResult",
+    "check_recipient",
+    "check_sender",
+    "is_null_sender",
+    "refusal_text",
+    "refuse_invalid",
+    "release_space",
+    "reply_code",
+    "send_message",
+]

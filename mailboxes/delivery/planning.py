@@ -1,0 +1,181 @@
+"""Planning the recipients of one message (RULES.md §1–3): who gets it here, which other
+operators' domains it goes to, who is refused and why.
+
+Each recipient is one of: a hosted box (exists, active, under its size limit and quota); the
+patient domain (its policy decides, limits included, then an active patient box must exist); a
+trusted external domain (only for local senders: mail that came in over SMTP is never relayed
+out); or a refusal with a code. A message sent by a patient box is also put to the policy for
+each recipient. `check_recipient` gives the same decision one address at a time, for the SMTP
+gateway's RCPT TO.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mailboxes.delivery.decisions import (
+    DeliveryRefused,
+    refuse_invalid,
+    refuse_not_hosted,
+    refuse_over_quota,
+    refuse_too_large,
+    refuse_unknown,
+    refuse_untrusted,
+)
+from mailboxes.delivery.senders import normalised_sender
+from mailboxes.models import Entry, Folder, Mailbox, Message
+from mailboxes.patient_domain import Decision, Envelope, PatientDomainPolicy, get_policy
+from mailboxes.trust import InvalidAddress, classify_domains, domain_of, normalise_address
+
+
+@dataclass
+class Plan:
+    local: dict[str, Mailbox] = field(default_factory=dict)  # address → box
+    external: dict[str, list[str]] = field(default_factory=dict)  # domain → addresses
+    refused: dict[str, Decision] = field(default_factory=dict)
+    # address → box that already holds a message with this Message-ID (a peer's retry)
+    duplicates: dict[str, Mailbox] = field(default_factory=dict)
+    # The message those boxes already hold, when no other recipient accepts this one.
+    existing: Message | None = None
+
+    @property
+    def accepts_any(self) -> bool:
+        return bool(self.local or self.external)
+
+    @property
+    def delivered(self) -> list[Mailbox]:
+        return list(dict.fromkeys(self.local.values()))
+
+    @property
+    def queued(self) -> list[str]:
+        return [address for addresses in self.external.values() for address in addresses]
+
+
+def normalise_recipients(envelope_to: list[str]) -> tuple[list[str], dict[str, Decision]]:
+    """The recipients normalised and de-duplicated, in order; the invalid ones refused."""
+    recipients: list[str] = []
+    refused: dict[str, Decision] = {}
+    for value in envelope_to:
+        try:
+            address = normalise_address(value)
+        except InvalidAddress:
+            refused[str(value)] = refuse_invalid(str(value))
+            continue
+        if address not in recipients:
+            recipients.append(address)
+    return recipients, refused
+
+
+def plan_recipients(
+    recipients: list[str],
+    envelope: Envelope,
+    *,
+    local_sender: bool,
+    size: int,
+    classes: dict | None = None,
+    dedupe_message_id: str = "",
+) -> Plan:
+    """Decide every (normalised, de-duplicated) recipient, in a few queries. With
+    `dedupe_message_id`, a box that already holds a message of that Message-ID is set apart."""
+    plan = Plan()
+    if not recipients:
+        return plan
+    if classes is None:
+        classes = classify_domains({domain_of(r) for r in recipients})
+    local_addresses = [r for r in recipients if classes[domain_of(r)] in ("hosted", "patient")]
+    boxes = {box.address: box for box in local_boxes(local_addresses, dedupe_message_id)} if local_addresses else {}
+    policy = get_policy()
+    for address in recipients:
+        box = boxes.get(address)
+        if box is not None and box.already_delivered:
+            plan.duplicates[address] = box
+            continue
+        decision = decide(address, classes[domain_of(address)], box, envelope, policy, local_sender, size)
+        if not decision.deliver:
+            plan.refused[address] = decision
+        elif box is not None:  # a hosted or patient box (decide refuses those without one)
+            plan.local[address] = box
+        else:
+            plan.external.setdefault(domain_of(address), []).append(address)
+    return plan
+
+
+def decide(
+    address: str,
+    kind: str,
+    box: Mailbox | None,
+    envelope: Envelope,
+    policy: PatientDomainPolicy,
+    local_sender: bool,
+    size: int,
+) -> Decision:
+    """One recipient: its domain's rule, then its box's room, then (for a patient's message)
+    the policy's say on the sender."""
+    if kind == "untrusted":
+        return refuse_untrusted(domain_of(address))
+    if kind == "trusted" and not local_sender:
+        return refuse_not_hosted(domain_of(address))
+    if kind == "hosted" and (box is None or box.is_patient):
+        return refuse_unknown()
+    if kind == "patient":  # the patient domain: its policy decides (limits included), delivery obeys
+        decision = policy.decide_recipient(envelope, address)
+        if not decision.deliver:
+            return decision
+        if box is None or not box.is_patient:
+            return refuse_unknown()
+    if box is not None:
+        decision = room_in(box, size)
+        if not decision.deliver:
+            return decision
+    sender_box = envelope.sender_mailbox
+    if sender_box is not None and sender_box.is_patient:
+        return policy.decide_patient_sender(envelope, address)
+    return Decision.ok()
+
+
+def room_in(box: Mailbox, size: int) -> Decision:
+    """A hosted box's own size limit (a patient box's is its policy's), and its quota."""
+    if not box.is_patient and box.max_message_bytes and size > box.max_message_bytes:
+        return refuse_too_large(size, box.max_message_bytes)
+    if size and box.used_bytes + size > box.quota_bytes:
+        return refuse_over_quota()
+    return Decision.ok()
+
+
+def check_recipient(envelope_from: str, address: str, *, sender_mailbox: Mailbox | None = None) -> Decision:
+    """RCPT TO for a message coming from outside (the SMTP gateway): a hosted active box, a
+    patient of the patient domain accepted by the policy, or, only for a local sender
+    (`sender_mailbox` given), a trusted external domain."""
+    try:
+        recipient = normalise_address(address)
+    except InvalidAddress:
+        return refuse_invalid(address)
+    try:
+        sender = normalised_sender(envelope_from)
+    except DeliveryRefused:
+        return refuse_invalid(envelope_from)
+    envelope = Envelope(sender_address=sender, sender_mailbox=sender_mailbox, subject="", size=0, message_id="")
+    plan = plan_recipients([recipient], envelope, local_sender=sender_mailbox is not None, size=0)
+    return plan.refused.get(recipient) or Decision.ok()
+
+
+# The recipients' query runs for every message: written once here as SQL (the ORM's compile of
+# its two sub-queries cost more than running them). Table names come from the models; every
+# value is a bound parameter; the IN list has one placeholder per address.
+LOCAL_BOXES_SQL = (
+    "SELECT b.id, b.kind, b.address, b.quota_bytes, b.used_bytes, b.max_message_bytes, b.display_name, "  # noqa: S608
+    f'(SELECT f.id FROM "{Folder._meta.db_table}" f WHERE f.mailbox_id = b.id AND f.role = %s '
+    "ORDER BY f.id LIMIT 1) AS inbox_folder_id, "
+    f'EXISTS (SELECT 1 FROM "{Entry._meta.db_table}" e INNER JOIN "{Message._meta.db_table}" m '
+    "ON m.id = e.message_id WHERE e.mailbox_id = b.id AND m.message_id = %s) AS already_delivered "
+    f'FROM "{Mailbox._meta.db_table}" b WHERE b.is_active AND b.address IN ({{addresses}})'
+)
+
+
+def local_boxes(addresses: list[str], dedupe_message_id: str = ""):
+    """The active boxes of `addresses`, each with the id of its INBOX (`inbox_folder_id`) and,
+    with `dedupe_message_id`, whether it already holds a message of that Message-ID
+    (`already_delivered`): one query."""
+    sql = LOCAL_BOXES_SQL.format(addresses=", ".join(["%s"] * len(addresses)))
+    # An empty Message-ID matches no message: a NULL compares to nothing.
+    return Mailbox.objects.raw(sql, [Folder.Role.INBOX.value, dedupe_message_id or None, *addresses])

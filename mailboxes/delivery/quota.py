@@ -1,0 +1,64 @@
+"""Quota accounting (RULES.md §2: each box has a quota; the encoded size of each message counts
+once per box that holds it): counting a delivery without a lost update, handing space back
+when entries are deleted for good."""
+
+from __future__ import annotations
+
+from django.db.models import Case, DateTimeField, F, Q, Value, When
+from django.db.models.functions import Greatest
+
+from mailboxes.delivery.decisions import refuse_over_quota
+from mailboxes.models import Mailbox, Message
+from mailboxes.patient_domain import Decision
+
+
+def count_space(box_ids: set[int], size: int, *, sender_box_id: int | None, sender_in_sent: bool, now) -> bool:
+    """Add `size` to each box of `box_ids` (recipients, and the sender's box when the message
+    goes to its SENT) in one conditional UPDATE that also checks the room: False when a
+    recipient box filled up since the plan (the caller rolls back and plans again). Only
+    sending is a use of a box (AU-037), so the sender's `last_used_at` moves in the same UPDATE."""
+    if not box_ids:
+        return True
+    room = Q(used_bytes__lte=F("quota_bytes") - size)
+    changes: dict = {"used_bytes": F("used_bytes") + size}
+    if sender_box_id is not None:
+        if sender_in_sent:
+            room |= Q(pk=sender_box_id)  # the sender's own copy is never refused for space
+        changes["last_used_at"] = Case(
+            When(pk=sender_box_id, then=Value(now, output_field=DateTimeField())), default=F("last_used_at")
+        )
+    return Mailbox.objects.filter(room, pk__in=box_ids).update(**changes) == len(box_ids)
+
+
+def refuse_boxes_now_full(local: dict[str, Mailbox], refused: dict[str, Decision], size: int) -> None:
+    """Inside the transaction: lock the recipient boxes (in id order, so two deliveries never
+    deadlock) and move those that no longer have room from `local` to `refused`."""
+    ids = sorted({box.pk for box in local.values()})
+    room = {
+        pk: quota - used
+        for pk, used, quota in Mailbox.objects.select_for_update()
+        .filter(pk__in=ids)
+        .order_by("pk")
+        .values_list("pk", "used_bytes", "quota_bytes")
+    }
+    for address, box in list(local.items()):
+        if room.get(box.pk, 0) < size:
+            del local[address]
+            refused[address] = refuse_over_quota()
+
+
+def release_space(entries) -> dict[int, int]:
+    """Quota accounting when entries are deleted for good (emptied trash, purge, a deleted
+    draft, a box's inactivity deletion): each box gets back the encoded size of its deleted
+    messages, in one conditional UPDATE per box that never goes below zero. Call it in the
+    transaction that deletes the entries, before the messages themselves may go. Returns box
+    id → bytes released."""
+    entries = list(entries)
+    sizes = dict(Message.objects.filter(pk__in={e.message_id for e in entries}).values_list("pk", "size"))
+    freed: dict[int, int] = {}
+    for entry in entries:
+        freed[entry.mailbox_id] = freed.get(entry.mailbox_id, 0) + sizes.get(entry.message_id, 0)
+    for box_id, amount in freed.items():
+        if amount:
+            Mailbox.objects.filter(pk=box_id).update(used_bytes=Greatest(F("used_bytes") - amount, 0))
+    return freed

@@ -1,0 +1,284 @@
+"""Writing one accepted message (DESIGN.md "One message store"): its bytes once, then its rows.
+
+The raw bytes and each attachment are written to Django storage first, named by content hash
+(`mailboxes.store`), so no row ever points at a missing file. Then, in one transaction: the
+quota of every box that gets a copy (`quota.count_space`, which also catches a box that filled
+up since the plan), the Message, its Attachments, one Entry per box (the recipients' INBOX, the
+sender's SENT), one Delivery per recipient, one Outbox row per other operator's domain, the
+audit events, and what the patient-domain policy does inside the transaction. After commit the
+Outbox rows go to the relay's queue.
+
+Every row is written with the ORM's `bulk_create` (one INSERT per table), the same on every
+database: this is the step to change for a faster ingest (see bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.events import audit_rows
+from audit.models import AuditEvent
+from mailboxes import outbox as relay_queue
+from mailboxes.box_actions import apply_box_settings
+from mailboxes.delivery import quota, receipts
+from mailboxes.delivery.events import event
+from mailboxes.delivery.planning import Plan
+from mailboxes.mime import ParsedMessage
+from mailboxes.models import Attachment, Delivery, Entry, Folder, Mailbox, Message, Outbox
+from mailboxes.patient_domain import Decision, Envelope, get_policy, is_patient_address
+from mailboxes.store import store_attachment, store_raw
+
+
+class QuotaRace(Exception):
+    """A recipient box filled up between the plan and the transaction (rolled back, retried)."""
+
+
+@dataclass
+class Submission:
+    """One message on its way in: what `send_message` was given and what it found out."""
+
+    raw: bytes
+    parsed: ParsedMessage
+    envelope: Envelope
+    sender: str  # the normalised envelope sender, "" for the null reverse-path
+    recipients: list[str]
+    source: str
+    actor: object = None
+    sender_mailbox: Mailbox | None = None
+    refused: dict[str, Decision] = field(default_factory=dict)
+
+    @property
+    def sender_box_id(self) -> int | None:
+        return self.sender_mailbox.pk if self.sender_mailbox is not None else None
+
+
+@dataclass
+class StoredFiles:
+    sha256: str
+    raw_name: str
+    attachments: list[Attachment]
+
+
+def store_files(raw: bytes, parsed: ParsedMessage) -> StoredFiles:
+    """The raw bytes once and each attachment once, named by content hash, before any row."""
+    sha256, raw_name = store_raw(raw)
+    rows = []
+    for position, part in enumerate(parsed.attachments):
+        data = part.data
+        digest, name = store_attachment(data)
+        rows.append(
+            Attachment(
+                filename=part.filename[:255],
+                content_type=part.content_type[:255],
+                size=len(data),
+                sha256=digest,
+                file=name,
+                content_id=part.content_id[:255],
+                is_inline=part.is_inline,
+                position=position,
+            )
+        )
+        del data
+    return StoredFiles(sha256=sha256, raw_name=raw_name, attachments=rows)
+
+
+def thread_key(parsed: ParsedMessage, message_id: str) -> str:
+    """The thread of the message: that of the nearest message it answers that we hold, else the
+    first of its references, else its own Message-ID."""
+    candidates = ([parsed.in_reply_to] if parsed.in_reply_to else []) + list(reversed(parsed.references))
+    if not candidates:
+        return message_id
+    found = dict(
+        Message.objects.filter(message_id__in=candidates)
+        .exclude(thread_key="")
+        .order_by("id")
+        .values_list("message_id", "thread_key")
+    )
+    for candidate in candidates:
+        if candidate in found:
+            return found[candidate]
+    return parsed.references[0] if parsed.references else parsed.in_reply_to
+
+
+def message_row(submission: Submission, files: StoredFiles) -> Message:
+    parsed, envelope = submission.parsed, submission.envelope
+    return Message(
+        message_id=envelope.message_id[:998],
+        in_reply_to=parsed.in_reply_to[:998],
+        references=" ".join(parsed.references),
+        thread_key=thread_key(parsed, envelope.message_id)[:998],
+        from_address=(parsed.from_address or submission.sender)[:254],
+        from_name=parsed.from_name[:300],
+        to=parsed.to,
+        cc=parsed.cc,
+        envelope_from=submission.sender,
+        envelope_to=submission.recipients,
+        subject=parsed.subject,
+        date=parsed.date,
+        text_body=parsed.text_body,
+        html_body=parsed.html_body,
+        mdn_requested_to=parsed.mdn_requested_to[:254],
+        x_mss_headers=parsed.x_mss_headers,
+        auto_submitted=parsed.auto_submitted,
+        is_report=parsed.is_report,
+        report_type=parsed.report_type,
+        has_attachments=any(not a.is_inline for a in files.attachments),
+        size=len(submission.raw),
+        sha256=files.sha256,
+        raw=files.raw_name,
+        sender_mailbox=submission.sender_mailbox,
+    )
+
+
+def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, recheck_room: bool) -> Message | None:
+    """The rows of one accepted message, in one transaction. `QuotaRace` (rolled back) when a
+    recipient box filled up since the plan; with `recheck_room`, the boxes are locked and
+    re-read first, and those now full are refused instead (None when no recipient is left)."""
+    with transaction.atomic():
+        if recheck_room:
+            quota.refuse_boxes_now_full(plan.local, submission.refused, len(submission.raw))
+            if not plan.accepts_any:
+                return None
+        delivered, now = plan.delivered, timezone.now()
+        sender_box_id = submission.sender_box_id
+        sender_in_sent = sender_box_id is not None and sender_box_id not in {box.pk for box in delivered}
+        counted = {box.pk for box in delivered}
+        if sender_in_sent and sender_box_id is not None:
+            counted.add(sender_box_id)
+        if not quota.count_space(
+            counted, len(submission.raw), sender_box_id=sender_box_id, sender_in_sent=sender_in_sent, now=now
+        ):
+            raise QuotaRace
+        message = message_row(submission, files)
+        Message.objects.bulk_create([message])
+        for row in files.attachments:
+            row.message = message
+        Attachment.objects.bulk_create(files.attachments)
+        Entry.objects.bulk_create(
+            entry_rows(message, delivered, submission.sender_mailbox if sender_in_sent else None, now)
+        )
+        deliveries = Delivery.objects.bulk_create(delivery_rows(message, plan, submission.refused))
+        outboxes = Outbox.objects.bulk_create(
+            [
+                Outbox(message=message, domain=domain, recipients=addresses)
+                for domain, addresses in plan.external.items()
+            ]
+        )
+        events = delivery_events(submission, message, plan, deliveries, outboxes)
+        if receipts.is_read_receipt(submission.parsed) and delivered:
+            events += receipts.record_read_receipt(submission.parsed, delivered, message)
+        AuditEvent.objects.bulk_create(audit_rows(events))
+        tell_policy_refused(submission.envelope, message, submission.refused)
+        get_policy().after_delivery(message, delivered)
+        # Each recipient box's own settings: rules now, absence reply and forward after commit.
+        apply_box_settings(message, delivered)
+        for outbox in outboxes:
+            transaction.on_commit(functools.partial(relay_queue.enqueue, outbox.pk))
+    return message
+
+
+def entry_rows(message: Message, delivered: list[Mailbox], sender_box: Mailbox | None, received_at) -> list[Entry]:
+    """The INBOX of each recipient box, the SENT of the sender's box (one entry per box)."""
+    rows = [
+        Entry(mailbox_id=box.pk, message=message, folder_id=folder_id(box, Folder.Role.INBOX), received_at=received_at)
+        for box in delivered
+    ]
+    if sender_box is not None:
+        rows.append(
+            Entry(
+                mailbox_id=sender_box.pk,
+                message=message,
+                folder_id=folder_id(sender_box, Folder.Role.SENT),
+                received_at=received_at,
+                seen=True,
+            )
+        )
+    return rows
+
+
+def delivery_rows(message: Message, plan: Plan, refused: dict[str, Decision]) -> list[Delivery]:
+    """One Delivery per recipient: delivered here, queued for the relay, or refused with its
+    code (returned when the policy answers it with an automatic return, bounced otherwise)."""
+    rows = [
+        Delivery(message=message, address=address, mailbox_id=box.pk, status=Delivery.Status.DELIVERED)
+        for address, box in plan.local.items()
+    ]
+    rows += [Delivery(message=message, address=a, status=Delivery.Status.QUEUED) for a in plan.queued]
+    rows += [
+        Delivery(
+            message=message,
+            address=address[:254],
+            status=Delivery.Status.RETURNED if decision.automatic_return else Delivery.Status.BOUNCED,
+            reason=decision.code[:60],
+        )
+        for address, decision in refused.items()
+    ]
+    return rows
+
+
+def delivery_events(
+    submission: Submission, message: Message, plan: Plan, deliveries: list[Delivery], outboxes: list[Outbox]
+) -> list[dict]:
+    """Submitted (with counts and the outbox ids), delivered per box, refused per recipient."""
+    source, sender_box_id = submission.source, submission.sender_box_id
+    delivered = plan.delivered
+    detail = {
+        "source": source,
+        "delivered": len(delivered),
+        "queued": len(plan.queued),
+        "refused": len(submission.refused),
+        "outbox": [o.pk for o in outboxes],
+    }
+    events = [
+        event(
+            AuditEvent.Action.SUBMITTED,
+            actor=submission.actor,
+            actor_label=source,
+            message_id=message.pk,
+            mailbox_id=sender_box_id,
+            detail=detail,
+        )
+    ]
+    events += [
+        event(AuditEvent.Action.DELIVERED, actor_label=source, message_id=message.pk, mailbox_id=box.pk)
+        for box in delivered
+    ]
+    events += [
+        event(
+            AuditEvent.Action.REFUSED,
+            actor_label=source,
+            message_id=message.pk,
+            mailbox_id=sender_box_id,
+            outcome=d.reason[:40],
+            detail={"delivery": d.pk, "status": d.status},
+        )
+        for d in deliveries
+        if d.status in (Delivery.Status.RETURNED, Delivery.Status.BOUNCED)
+    ]
+    return events
+
+
+def folder_id(box: Mailbox, role: str) -> int:
+    """The id of a system folder of `box` (the INBOX id comes with the recipients' query); a box
+    created without its folders gets them now."""
+    inbox_id = getattr(box, "inbox_folder_id", None)
+    if role == Folder.Role.INBOX and inbox_id:
+        return inbox_id
+    found = Folder.objects.filter(mailbox_id=box.pk, role=role).values_list("id", flat=True).first()
+    if found is None:
+        box.ensure_system_folders()
+        found = Folder.objects.filter(mailbox_id=box.pk, role=role).values_list("id", flat=True).get()
+    return found
+
+
+def tell_policy_refused(envelope: Envelope, message: Message | None, refused: dict[str, Decision]) -> None:
+    """The patient-domain policy hears of every refusal it may answer (automatic returns)."""
+    policy = None
+    for address, decision in refused.items():
+        if "@" in address and (is_patient_address(address) or decision.automatic_return):
+            policy = policy or get_policy()
+            policy.refused(envelope, message, address, decision)

@@ -1,0 +1,76 @@
+"""Server-side SVG bar charts of the statistics pages (the record's charts' style: no JavaScript,
+`<title>`/`<desc>` for screen readers, presentation attributes only since the CSP forbids inline
+styles). Each chart is paired on the page with a table of the same numbers."""
+
+import math
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+WIDTH, HEIGHT = 640, 240
+LEFT, RIGHT, TOP, BOTTOM = 48, 12, 16, 44
+INK, GRID = "#1b1b1f", "#d0d0d8"
+COLOURS = ["#00557f", "#a4161a", "#1a6b32", "#6b3fa0", "#8a5a00"]
+FONT = "DejaVu Sans"
+
+
+def _step(high: float) -> float:
+    if high <= 0:
+        return 1
+    raw = high / 4
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 2.5, 5, 10):
+        if raw <= factor * magnitude:
+            return max(factor * magnitude, 1)
+    return 10 * magnitude
+
+
+def bar_chart(chart_id: str, title: str, labels: list[str], series: list[tuple[str, list[float]]]) -> SafeString:
+    """Grouped bars: one group per label (period), one bar per series."""
+    values = [v for _name, line in series for v in line]
+    high = max(values, default=0)
+    step = _step(high)
+    top = max(step * math.ceil(high / step), step)
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    group_w = plot_w / max(len(labels), 1)
+    bar_w = max(group_w * 0.8 / max(len(series), 1), 1)
+    total = ", ".join(f"{name} : {int(sum(line))}" for name, line in series)
+    desc = f"{len(labels)} période(s), de {labels[0]} à {labels[-1]}. Totaux — {total}." if labels else "Aucune donnée."
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="stat-chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
+        f'height="{HEIGHT}" role="img" aria-labelledby="{chart_id}-t {chart_id}-d" font-family="{FONT}" font-size="11">',
+        f'<title id="{chart_id}-t">{escape(title)}</title><desc id="{chart_id}-d">{escape(desc)}</desc>',
+    ]
+    grid, tick = [], 0.0
+    while tick <= top + step / 1000:
+        y = TOP + plot_h - tick / top * plot_h
+        grid.append(f"M{LEFT} {y:.1f}H{WIDTH - RIGHT}")
+        parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{INK}">{int(tick)}</text>')
+        tick += step
+    parts.append(f'<path d="{"".join(grid)}" stroke="{GRID}" stroke-width="1" fill="none"/>')
+    for index, (_name, line) in enumerate(series):
+        bars = []
+        for i, value in enumerate(line):
+            if value <= 0:
+                continue
+            x = LEFT + i * group_w + group_w * 0.1 + index * bar_w
+            h = value / top * plot_h
+            bars.append(f"M{x:.1f} {TOP + plot_h:.1f}h{bar_w:.1f}v{-h:.1f}h{-bar_w:.1f}z")
+        if bars:
+            parts.append(f'<path d="{"".join(bars)}" fill="{COLOURS[index % len(COLOURS)]}"/>')
+    every = max(1, math.ceil(len(labels) / 8))
+    last = len(labels) - 1
+    for i, label in enumerate(labels):
+        # Every `every`-th label, and the last one unless it would touch the one before it.
+        if (i % every == 0 and (i == last or last - i >= every / 2)) or i == last:
+            x = LEFT + i * group_w + group_w / 2
+            parts.append(
+                f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" fill="{INK}">{escape(label)}</text>'
+            )
+    for index, (name, _line) in enumerate(series):
+        x = LEFT + index * 150
+        colour = COLOURS[index % len(COLOURS)]
+        parts.append(f'<path d="M{x} {HEIGHT - 12}h10v-10h-10z" fill="{colour}"/>')
+        parts.append(f'<text x="{x + 14}" y="{HEIGHT - 3}" fill="{INK}">{escape(name)}</text>')
+    parts.append("</svg>")
+    return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped

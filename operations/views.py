@@ -1,0 +1,296 @@
+"""Operations pages: liveness/readiness/metrics for machines, the administrators' dashboard and
+the usage statistics for people (staff only). Views parse and answer; numbers come from
+operations.health, operations.metrics and operations.statistics."""
+
+import csv
+import datetime
+import hmac
+import io
+
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+
+from audit.events import record
+from audit.models import AuditEvent
+from mailboxes.models import Mailbox, Structure, TrustedDomain
+from operations import statistics as stats
+from operations.charts import bar_chart
+from operations.health import readiness
+from operations.indicators import indicators_csv
+from operations.metrics import queue_stats
+from operations.metrics import render as render_metrics
+from operations.selftest import last_whitelist_import
+
+GRANULARITIES = {"jour": ("day", 30), "semaine": ("week", 12 * 7), "mois": ("month", 365)}
+SOURCES = ["webmail", "smtp", "api", "patient", "system"]
+DELIVERY_STATUSES = [
+    ("delivered", "distribués"),
+    ("relayed", "relayés"),
+    ("queued", "en attente de relais"),
+    ("read", "lus"),
+    ("bounced", "non distribués"),
+    ("returned", "retours automatiques"),
+]
+
+
+@never_cache
+def healthz(request):
+    """Liveness: the process answers. Touches nothing else."""
+    return HttpResponse("ok", content_type="text/plain")
+
+
+@never_cache
+def readyz(request):
+    code, body = readiness()
+    return JsonResponse(body, status=code, json_dumps_params={"ensure_ascii": False})
+
+
+@never_cache
+def metrics(request):
+    token = settings.METRICS_TOKEN
+    if token:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(sent.encode(), token.encode()):
+            return HttpResponse("jeton requis", status=401, content_type="text/plain")
+    payload, content_type = render_metrics()
+    return HttpResponse(payload, content_type=content_type)
+
+
+def directory_freshness() -> dict:
+    """The directory app is built by another issue: report it only once its model exists."""
+    from django.apps import apps
+
+    try:
+        apps.get_model("directory", "DirectoryImport")
+    except LookupError:
+        return {"installed": False}
+    model = apps.get_model("directory", "DirectoryImport")
+    last = model.objects.order_by("-pk").first()
+    return {"installed": True, "last": getattr(last, "finished_at", None) or getattr(last, "created_at", None)}
+
+
+@staff_member_required
+def dashboard(request):
+    code, health = readiness()
+    whitelist = TrustedDomain.objects.filter(source=TrustedDomain.Source.WHITELIST)
+    context = {
+        "health": health,
+        "health_code": code,
+        "nav": "dashboard",
+        "traffic": _traffic_rows(stats.today_traffic()),
+        "queues": queue_stats(),
+        "whitelist_last": last_whitelist_import(),
+        "whitelist_count": whitelist.count(),
+        "directory": directory_freshness(),
+        "boxes": Mailbox.objects.filter(is_active=True).exclude(kind=Mailbox.Kind.PATIENT).count(),
+    }
+    return render(request, "operations/dashboard.html", context)
+
+
+TRAFFIC = [
+    (AuditEvent.Action.SUBMITTED, "messages soumis"),
+    (AuditEvent.Action.DELIVERED, "distributions dans une BAL hébergée"),
+    (AuditEvent.Action.RELAYED, "envois relayés vers d'autres opérateurs"),
+    (AuditEvent.Action.REFUSED, "refus"),
+    (AuditEvent.Action.BOUNCED, "non-distributions"),
+    (AuditEvent.Action.READ, "lectures"),
+    (AuditEvent.Action.LOGIN, "connexions"),
+    (AuditEvent.Action.LOGIN_FAILED, "échecs de connexion"),
+]
+
+
+def _traffic_rows(counts: dict) -> list[tuple[str, int]]:
+    return [(label, counts.get(action, 0)) for action, label in TRAFFIC]
+
+
+def _parse_scope(request) -> tuple[stats.Scope, str]:
+    box = (request.GET.get("bal") or "").strip().lower()
+    if box:
+        found = Mailbox.objects.filter(address=box).exclude(kind=Mailbox.Kind.PATIENT).first()
+        if found is None and box.isdigit():
+            found = Mailbox.objects.filter(pk=int(box)).exclude(kind=Mailbox.Kind.PATIENT).first()
+        if found is None:
+            raise Http404("BAL inconnue")
+        return stats.Scope(structure_id=found.structure_id, mailbox_id=found.pk), found.address
+    structure = request.GET.get("structure") or ""
+    if structure.isdigit():
+        found = Structure.objects.filter(pk=int(structure)).first()
+        if found is None:
+            raise Http404("structure inconnue")
+        return stats.Scope(structure_id=found.pk), found.name
+    return stats.Scope(), "tout le service"
+
+
+def _parse_dates(request, span: int) -> tuple[datetime.date, datetime.date]:
+    today = timezone.localdate()
+
+    def day(name, default):
+        try:
+            return datetime.date.fromisoformat(request.GET.get(name) or "")
+        except ValueError:
+            return default
+
+    last = day("au", today)
+    first = day("du", last - datetime.timedelta(days=span - 1))
+    if first > last:
+        first, last = last, first
+    return first, min(last, first + datetime.timedelta(days=3 * 366))
+
+
+def _label(period: datetime.date, granularity: str) -> str:
+    if granularity == "month":
+        return period.strftime("%m/%Y")
+    if granularity == "week":
+        return f"sem. {period:%d/%m}"
+    return period.strftime("%d/%m")
+
+
+def statistics_tables(scope, first, last, granularity) -> list[dict]:
+    periods, table = stats.series(scope, first, last, granularity)
+    labels = [_label(p, granularity) for p in periods]
+
+    def line(metric):
+        return [table.get(metric, {}).get(p, 0) for p in periods]
+
+    def by_period(table_id, title, columns, chart_columns=None):
+        lines = [(name, line(metric) if isinstance(metric, str) else metric) for name, metric in columns]
+        rows = [[labels[i]] + [values[i] for _name, values in lines] for i in range(len(periods))]
+        rows.append(["Total"] + [sum(values) for _name, values in lines])
+        chosen = [lines[i] for i in (chart_columns or range(len(lines)))]
+        return {
+            "id": table_id,
+            "title": title,
+            "columns": ["Période"] + [name for name, _metric in columns],
+            "rows": rows,
+            "chart": bar_chart(f"chart-{table_id}", title, labels, chosen),
+        }
+
+    recipients = [
+        ("même structure", "recipients_internal"),
+        ("autres structures de l'opérateur", "recipients_hosted"),
+        ("autres opérateurs", "recipients_external"),
+        ("patients", "recipients_patient"),
+    ]
+    active = stats.active_boxes(scope, first, last, granularity)
+    box_count = stats.boxes_in_scope(scope).count()
+    active_line = [active.get(p, 0) for p in periods]
+    reads = [
+        {name: table.get(f"read_delay_le_{name}", {}).get(p, 0) for _limit, name in stats.READ_DELAY_BUCKETS}
+        for p in periods
+    ]
+    tables = [
+        by_period("messages", "Messages envoyés et reçus", [("envoyés", "sent"), ("reçus", "received")]),
+        by_period("destinataires", "Destinataires des messages envoyés", recipients),
+        by_period("sources", "Messages envoyés par origine", [(s, f"sent_source_{s}") for s in SOURCES]),
+        by_period(
+            "distribution",
+            "Devenir des envois (par destinataire)",
+            [(n, f"delivery_{s}") for s, n in DELIVERY_STATUSES],
+        ),
+        by_period("echecs-relais", "Échecs de relais vers d'autres opérateurs", [("échecs", "relay_failed")]),
+        by_period("accuses", "Accusés de lecture", [("accusés reçus", "read_receipts")]),
+        by_period(
+            "bal",
+            "BAL actives et inactives",
+            [("actives", active_line), ("sans activité", [max(box_count - a, 0) for a in active_line])],
+        ),
+        by_period("connexions", "Connexions", [("connexions", "sign_ins"), ("échecs", "sign_in_failures")]),
+    ]
+    read_table = tables[5]
+    read_table["columns"].append("délai médian")
+    for i, row in enumerate(read_table["rows"][:-1]):
+        row.append(_bucket_label(stats.median_bucket(reads[i])))
+    totals = {name: sum(r[name] for r in reads) for _limit, name in stats.READ_DELAY_BUCKETS}
+    read_table["rows"][-1].append(_bucket_label(stats.median_bucket(totals)))
+    returns = sorted(
+        (
+            (metric.removeprefix("return_"), sum(values.values()))
+            for metric, values in table.items()
+            if metric.startswith("return_")
+        ),
+        key=lambda item: -item[1],
+    )
+    tables.append(
+        {
+            "id": "retours",
+            "title": "Retours automatiques par motif",
+            "columns": ["motif", "nombre"],
+            "rows": [[reason, count] for reason, count in returns] or [["aucun", 0]],
+            "chart": bar_chart(
+                "chart-retours",
+                "Retours automatiques par motif",
+                [r for r, _c in returns],
+                [("retours", [c for _r, c in returns])],
+            ),
+        }
+    )
+    return tables
+
+
+def _bucket_label(name: str) -> str:
+    return {"": "—", "plus": "plus de 7 jours"}.get(name, f"moins de {name}")
+
+
+@staff_member_required
+def statistics(request):
+    granularity_name = request.GET.get("pas") if request.GET.get("pas") in GRANULARITIES else "jour"
+    granularity, span = GRANULARITIES[granularity_name]
+    scope, scope_label = _parse_scope(request)
+    first, last = _parse_dates(request, span)
+    tables = statistics_tables(scope, first, last, granularity)
+    wanted = request.GET.get("csv")
+    if wanted:
+        table = next((t for t in tables if t["id"] == wanted), None)
+        if table is None:
+            raise Http404("tableau inconnu")
+        return _csv_response(table, f"statistiques-{table['id']}-{first}-{last}.csv")
+    context = {
+        "tables": tables,
+        "scope_label": scope_label,
+        "first": first,
+        "last": last,
+        "granularity": granularity_name,
+        "granularities": list(GRANULARITIES),
+        "structures": Structure.objects.order_by("name").values_list("pk", "name"),
+        "query": request.GET.urlencode(),
+        "selected_structure": request.GET.get("structure", ""),
+        "selected_box": request.GET.get("bal", ""),
+        "campaigns_installed": False,
+        "nav": "statistics",
+    }
+    return render(request, "operations/statistics.html", context)
+
+
+def _csv_response(table: dict, filename: str) -> HttpResponse:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";")
+    writer.writerow(table["columns"])
+    writer.writerows(table["rows"])
+    response = HttpResponse("\ufeff" + out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@staff_member_required
+def indicators(request):
+    month = request.GET.get("mois") or (timezone.localdate().replace(day=1) - datetime.timedelta(days=1)).strftime(
+        "%Y-%m"
+    )
+    try:
+        datetime.date.fromisoformat(f"{month}-01")
+    except ValueError:
+        return HttpResponse("mois attendu au format AAAA-MM", status=400, content_type="text/plain; charset=utf-8")
+    record(
+        AuditEvent.Action.STATISTICS_EXPORTED,
+        actor=request.user,
+        object_type="indicators",
+        object_id=month,
+        request=request,
+    )
+    response = HttpResponse(indicators_csv(month), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="indicateurs-operateur-{month}.csv"'
+    return response
