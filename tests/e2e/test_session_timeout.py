@@ -17,7 +17,7 @@ def test_warning_then_stay_then_expiry_keeps_the_draft(cast, login, live_server,
     page.goto(f"{live_server.url}/pro/ecrire/")
     page.fill("#id_to", cast.charlie_box.address)
     page.fill("#id_subject", "Compte rendu en cours")
-    page.fill("#id_body", "Bonjour,\nle patient a bien été vu ce matin.")
+    page.fill("#body-editor", "Bonjour,\nle patient a bien été vu ce matin.")
     warning = page.locator("#session-warning")
     warning.wait_for(state="visible", timeout=9000)
     assert "Votre session va bientôt prendre fin" in warning.inner_text()
