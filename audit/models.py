@@ -84,6 +84,8 @@ class AuditEvent(models.Model):
     class Action(models.TextChoices):
         LOGIN = "login", "connexion"
         LOGIN_FAILED = "login.failed", "échec de connexion"
+        APP_PASSWORD_CREATED = "app_password.created", "mot de passe d'application créé"
+        APP_PASSWORD_REVOKED = "app_password.revoked", "mot de passe d'application révoqué"
         LOGOUT = "logout", "déconnexion"
         SUBMITTED = "message.submitted", "message soumis"
         DELIVERED = "message.delivered", "message distribué"
@@ -94,6 +96,8 @@ class AuditEvent(models.Model):
         READ = "message.read", "message lu"
         MDN_SENT = "message.mdn_sent", "accusé de lecture envoyé"
         MOVED = "message.moved", "message déplacé"
+        COPIED = "message.copied", "message copié"
+        APPENDED = "message.appended", "message déposé par un client de messagerie"
         DELETED = "message.deleted", "message supprimé"
         EXPORTED = "message.exported", "message exporté"
         ASSIGNED = "message.assigned", "message attribué"
