@@ -1,4 +1,5 @@
-"""Professionals must enrol a second factor when MFA_REQUIRED_FOR_PROFESSIONALS is on (RULES.md §5)."""
+"""Professionals must enrol a second factor when MFA_REQUIRED_FOR_PROFESSIONALS is on (RULES.md §5),
+and sessions end after a period of inactivity (issue 15 item 22)."""
 
 from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
@@ -23,3 +24,87 @@ class RequireProfessionalMFAMiddleware:
         ):
             return redirect("mfa_activate_totp")
         return self.get_response(request)
+
+
+LAST_ACTIVITY_KEY = "mss_last_activity"
+# The session is written at most this often for activity alone (not on every request).
+ACTIVITY_GRANULARITY = 30
+
+
+def inactivity_timeout(user) -> int:
+    """Seconds of inactivity after which this user's session ends (0: no limit but the cookie's)."""
+    if user.is_patient:
+        return settings.SESSION_INACTIVITY_TIMEOUT_PATIENT
+    return settings.SESSION_INACTIVITY_TIMEOUT
+
+
+def start_activity_clock(sender, request, user, **kwargs) -> None:
+    """Signing in is activity (connected to `user_logged_in` in AccountsConfig.ready): the first
+    page after it then has nothing to write in the session."""
+    import time
+
+    if request is not None and hasattr(request, "session"):
+        request.session[LAST_ACTIVITY_KEY] = int(time.time())
+
+
+class InactivityTimeoutMiddleware:
+    """Issue 15 item 22: a session without any request for the timeout (30 min for
+    professionals by default) ends; the next request lands on the login page, which says why.
+    Pages warn before (session-timeout.js) and have the composer save its draft first, so an
+    expiry never loses what was being written."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        import time
+
+        from django.contrib.auth import logout
+        from django.http import HttpResponse
+        from django.urls import reverse
+
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            timeout = inactivity_timeout(user)
+            if timeout:
+                now = int(time.time())
+                last = request.session.get(LAST_ACTIVITY_KEY)
+                if last is not None and now - last > timeout:
+                    logout(request)
+                    target = reverse("account_login") + "?expiree=1"
+                    if request.headers.get("HX-Request"):
+                        response = HttpResponse(status=204)
+                        response["HX-Redirect"] = target
+                        return response
+                    if request.method != "GET" or request.path.startswith("/api/"):
+                        return HttpResponse("Session expirée.", status=401, content_type="text/plain; charset=utf-8")
+                    return redirect(target)
+                if last is None or now - last >= ACTIVITY_GRANULARITY:
+                    request.session[LAST_ACTIVITY_KEY] = now
+        return self.get_response(request)
+
+
+class IdentityProviderUnavailableMiddleware:
+    """Issue 15 item 23: when Pro Santé Connect (the OpenID provider) cannot be reached during a
+    sign-in, say so in French and offer the password + second factor login, instead of a raw
+    error page. Only the provider's own sign-in paths are concerned."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        import logging
+
+        import requests
+        from django.shortcuts import render
+
+        if not request.path.startswith("/comptes/oidc/"):
+            return None
+        if not isinstance(exception, requests.RequestException):
+            return None
+        logging.getLogger("accounts").warning("identity provider unreachable: %s", type(exception).__name__)
+        retry = request.path if request.path.endswith("/login/") else None
+        return render(request, "account/psc_unavailable.html", {"retry_url": retry}, status=503)

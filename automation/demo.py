@@ -1,4 +1,4 @@
-"""The automation part of the demo (`manage.py seed_demo`, through `mailboxes.demo.demo_seeded`):
+"""The automation part of the demo (`manage.py seed_demo` calls `seed_automation_demo` by name):
 the standard models on the applicative box of the admissions (service "Admissions") and on
 `cardiologie@` (service "Cardiologie"), and one upcoming convocation for Paul so that his inbox
 shows "Mes prochains rendez-vous". Idempotent."""
@@ -18,7 +18,7 @@ CARDIO = "cardiologie@ch-troispics.mssante.fr"
 PAUL_INS = "158037511204568"
 
 
-def seed_demo_automation(sender=None, **kwargs) -> str:
+def seed_demo_automation() -> str:
     from automation.convocations import create_convocation
     from mailboxes.delivery import DeliveryRefused
     from patients.models import Patient

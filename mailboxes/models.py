@@ -477,6 +477,9 @@ class Folder(models.Model):
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.USER)
     name = models.CharField("nom", max_length=100)
     position = models.PositiveIntegerField(default=100)
+    # IMAP (clients/imap): the next UID to give in this folder. It only grows, so a UID is never
+    # given twice in a folder; the folder's UIDVALIDITY is its id, never reused either.
+    imap_uid_next = models.PositiveIntegerField(default=1)
 
     class Meta:
         verbose_name = "dossier"
@@ -515,11 +518,21 @@ class Entry(models.Model):
     done_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # IMAP (clients/imap/uids.py): the UID of this entry in its folder, given from
+    # `Folder.imap_uid_next` when an IMAP session first sees the entry there. A database trigger
+    # (migration 0005) empties it whenever `folder` changes, by whatever code: the entry then
+    # gets a new, higher UID in its new folder, as IMAP requires. Writers never set it.
+    imap_uid = models.PositiveIntegerField(null=True, blank=True)
+    # IMAP's \Deleted flag: marked by a client, removed for good at its EXPUNGE.
+    imap_deleted = models.BooleanField(default=False)
 
     class Meta:
         verbose_name = "entrée"
         verbose_name_plural = "entrées"
-        constraints = [models.UniqueConstraint(fields=["mailbox", "message"], name="entry_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "message"], name="entry_unique"),
+            models.UniqueConstraint(fields=["folder", "imap_uid"], name="entry_folder_imap_uid_unique"),
+        ]
         indexes = [
             models.Index(fields=["folder", "-received_at", "-id"], name="entry_folder_list"),
             models.Index(fields=["mailbox", "seen"], name="entry_mailbox_seen"),

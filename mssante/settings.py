@@ -8,6 +8,7 @@ required and `manage.py check --deploy` is clean.
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -69,7 +70,9 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.InactivityTimeoutMiddleware",
     "accounts.middleware.RequireProfessionalMFAMiddleware",
+    "accounts.middleware.IdentityProviderUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "mssante.urls"
@@ -86,6 +89,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.portal",
+                "accounts.context_processors.session_timeout",
             ],
         },
     },
@@ -145,8 +149,15 @@ ACCOUNT_RATE_LIMITS = {
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "MSSanté")
-# Professionals must enrol a second factor before reaching any page (RULES.md §5).
-MFA_REQUIRED_FOR_PROFESSIONALS = env_bool("MFA_REQUIRED_FOR_PROFESSIONALS", False)
+# Professionals must enrol a second factor before reaching any page (RULES.md §5): on unless
+# DEBUG; turning it off in production makes `check --deploy` warn (accounts.W001).
+MFA_REQUIRED_FOR_PROFESSIONALS = env_bool("MFA_REQUIRED_FOR_PROFESSIONALS", not DEBUG)
+# Inactivity timeout (issue 15 item 22): a professional's session ends after this many seconds
+# without a request (0: off), with a warning SESSION_INACTIVITY_WARNING seconds before; a
+# patient's after SESSION_INACTIVITY_TIMEOUT_PATIENT (0: only SESSION_COOKIE_AGE).
+SESSION_INACTIVITY_TIMEOUT = env_int("SESSION_INACTIVITY_TIMEOUT", 30 * 60)
+SESSION_INACTIVITY_TIMEOUT_PATIENT = env_int("SESSION_INACTIVITY_TIMEOUT_PATIENT", 0)
+SESSION_INACTIVITY_WARNING = env_int("SESSION_INACTIVITY_WARNING", 120)
 SOCIALACCOUNT_ONLY = False
 SOCIALACCOUNT_AUTO_SIGNUP = False
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
@@ -406,6 +417,24 @@ CELERY_BEAT_SCHEDULE["mailbox-sweep-incoming-actions"] = {
 }
 
 # --- Directory: the national MSSanté directory (directory/, docs/directory.md) -------------
+# Where the scheduled import fetches the extract: a local path or an https:// URL (empty: none).
+DIRECTORY_IMPORT_SOURCE = env_str("DIRECTORY_IMPORT_SOURCE", "")
+# Hour and minute (server time zone) of the daily scheduled import.
+DIRECTORY_IMPORT_HOUR = env_int("DIRECTORY_IMPORT_HOUR", 3)
+DIRECTORY_IMPORT_MINUTE = env_int("DIRECTORY_IMPORT_MINUTE", 30)
+# A download larger than this is refused (the real extract is about 90 MB, 20 MB zipped).
+DIRECTORY_DOWNLOAD_MAX_BYTES = env_int("DIRECTORY_DOWNLOAD_MAX_BYTES", 1024**3)
+# CA bundle to verify the HTTPS server of DIRECTORY_IMPORT_SOURCE (empty: the system's).
+DIRECTORY_IMPORT_CA_FILE = env_str("DIRECTORY_IMPORT_CA_FILE", "")
+# An import that would remove more than this share of the national entries is refused unless
+# forced (a file cut at a line end looks well formed).
+DIRECTORY_MAX_REMOVED_PERCENT = env_int("DIRECTORY_MAX_REMOVED_PERCENT", 20)
+# Recipient completion and directory searches allowed per user and per minute.
+DIRECTORY_SEARCH_RATE_PER_MINUTE = env_int("DIRECTORY_SEARCH_RATE_PER_MINUTE", 120)
+CELERY_BEAT_SCHEDULE["directory-import"] = {
+    "task": "directory.import_scheduled",
+    "schedule": crontab(hour=DIRECTORY_IMPORT_HOUR, minute=DIRECTORY_IMPORT_MINUTE),
+}
 
 
 # --- Automation: message models, convocations, campaigns (automation/, docs/automation.md) -
@@ -444,6 +473,48 @@ CELERY_BEAT_SCHEDULE["automation-sweep-campaigns"] = {
 
 
 # --- Operations: statistics, health, metrics, self-test (operations/, docs/operations.md) --
+# The certificate of the IMAP and submission listeners (default: the SMTP gateway's). Without
+# one they only listen on loopback (the embedded set-up) and accept passwords in clear there.
+CLIENTS_TLS_CERT = env_str("CLIENTS_TLS_CERT", SMTPD_TLS_CERT)
+CLIENTS_TLS_KEY = env_str("CLIENTS_TLS_KEY", SMTPD_TLS_KEY)
+IMAP_HOST = env_str("IMAP_HOST", "127.0.0.1")
+IMAP_PORT = env_int("IMAP_PORT", 1143)
+# Implicit TLS (IMAPS, 993 in production); 0: off.
+IMAP_TLS_PORT = env_int("IMAP_TLS_PORT", 0)
+# Public name and ports announced by autoconfiguration and the app-password page (behind a
+# load balancer or port mapping they differ from the listeners'). Default host: the site's.
+CLIENTS_PUBLIC_HOST = env_str("CLIENTS_PUBLIC_HOST", "")
+CLIENTS_PUBLIC_IMAP_PORT = env_int("CLIENTS_PUBLIC_IMAP_PORT", 143 if CLIENTS_TLS_CERT else IMAP_PORT)
+CLIENTS_PUBLIC_IMAPS_PORT = env_int("CLIENTS_PUBLIC_IMAPS_PORT", IMAP_TLS_PORT)
+CLIENTS_PUBLIC_SUBMISSION_PORT = env_int(
+    "CLIENTS_PUBLIC_SUBMISSION_PORT", 587 if CLIENTS_TLS_CERT else env_int("SUBMISSION_PORT", 1587)
+)
+IMAP_WORKERS = env_int("IMAP_WORKERS", 8)
+IMAP_TIMEOUT_SECONDS = env_int("IMAP_TIMEOUT_SECONDS", 30 * 60)
+# Organisational boxes appear under this prefix (RFC 2342 shared namespace).
+IMAP_SHARED_PREFIX = env_str("IMAP_SHARED_PREFIX", "Partagés")
+# On PostgreSQL, LISTEN for the entries' change notifications (mailboxes migration 0005).
+IMAP_LISTEN = env_bool("IMAP_LISTEN", True)
+# Idling clients look again this often without PostgreSQL notifications (SQLite) ...
+IMAP_POLL_SECONDS = float(env_str("IMAP_POLL_SECONDS", "1") or 1)
+# ... and this often with them (a safety net: a notification wakes them at once).
+IMAP_SAFETY_POLL_SECONDS = float(env_str("IMAP_SAFETY_POLL_SECONDS", "30") or 30)
+SUBMISSION_HOST = env_str("SUBMISSION_HOST", "127.0.0.1")
+SUBMISSION_PORT = env_int("SUBMISSION_PORT", 1587)
+# Failed logins (IMAP and submission): free attempts, then a delay doubling from 1 s up to the cap.
+CLIENTS_AUTH_FREE_FAILURES = env_int("CLIENTS_AUTH_FREE_FAILURES", 3)
+CLIENTS_AUTH_MAX_DELAY = env_int("CLIENTS_AUTH_MAX_DELAY", 300)
+CLIENTS_AUTH_WINDOW = env_int("CLIENTS_AUTH_WINDOW", 15 * 60)
+CLIENTS_AUTH_FAILURE_PAUSE = float(env_str("CLIENTS_AUTH_FAILURE_PAUSE", "1") or 1)
+# Pro Santé Connect access tokens for OAUTHBEARER / XOAUTH2 (clients/psc.py).
+OIDC_PROVIDER_ID = env_str("OIDC_PROVIDER_ID", "psc")
+PSC_TOKEN_ISSUER = env_str("PSC_TOKEN_ISSUER", env_str("OIDC_SERVER_URL", ""))
+PSC_JWKS_URL = env_str("PSC_JWKS_URL", "")
+PSC_TOKEN_AUDIENCE = env_str("PSC_TOKEN_AUDIENCE", "")
+PSC_TOKEN_USER_CLAIM = env_str("PSC_TOKEN_USER_CLAIM", "sub")
+PSC_TOKEN_LEEWAY = env_int("PSC_TOKEN_LEEWAY", 30)
+PSC_JWKS_CACHE_SECONDS = env_int("PSC_JWKS_CACHE_SECONDS", 300)
+PSC_JWKS_TIMEOUT = env_int("PSC_JWKS_TIMEOUT", 5)
 # Closed days of the audit trail are sealed (audit/chain.py); the purge seals first too.
 CELERY_BEAT_SCHEDULE["audit-seal-days"] = {"task": "audit.tasks.seal_audit_days", "schedule": 3600.0}
 # /readyz (operations/health.py): ages over these only warn, unless READYZ_STRICT.

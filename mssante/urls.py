@@ -9,6 +9,7 @@ admin.site.site_title = "Administration MSSanté"
 urlpatterns = [
     path("", account_views.home, name="home"),
     path("admin/", admin.site.urls),
+    path("comptes/", include("accounts.urls")),
     path("comptes/", include("allauth.urls")),
     path("pro/", include("webmail.urls")),
     path("patient/rendez-vous/", include("automation.patient_urls")),

@@ -54,6 +54,37 @@ def move_entry(entry: Entry, folder: Folder, actor) -> Entry:
     return entry
 
 
+@transaction.atomic
+def move_entries(entries, folder: Folder, actor, actor_label: str = "") -> list[int]:
+    """`move_entry` for many entries of one box at once (IMAP MOVE): one UPDATE, one audit event
+    per entry. Returns the ids of the entries moved (those not already in `folder`)."""
+    entries = [e for e in entries if e.folder_id != folder.pk]
+    if any(e.mailbox_id != folder.mailbox_id for e in entries):
+        raise ValidationError(_("Ce dossier n'appartient pas à cette boîte aux lettres."))
+    if not entries:
+        return []
+    ids = [e.pk for e in entries]
+    trashed_at = timezone.now() if folder.role == Folder.Role.TRASH else None
+    Entry.objects.filter(pk__in=ids).update(folder=folder, trashed_at=trashed_at)
+    action = AuditEvent.Action.DELETED if folder.role == Folder.Role.TRASH else AuditEvent.Action.MOVED
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                action=action,
+                actor=actor if getattr(actor, "is_authenticated", False) else None,
+                actor_label=actor_label,
+                object_type="entry",
+                object_id=str(e.pk),
+                mailbox_id=e.mailbox_id,
+                message_id=e.message_id,
+                detail={"from_folder": e.folder_id, "to_folder": folder.pk, "to_role": folder.role},
+            )
+            for e in entries
+        ]
+    )
+    return ids
+
+
 def archive_entry(entry: Entry, actor) -> Entry:
     return move_entry(entry, _folder(entry.mailbox, Folder.Role.ARCHIVE), actor)
 

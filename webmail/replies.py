@@ -110,6 +110,9 @@ def initial_for(request, boxes) -> tuple[dict, dict]:
         sender = default
     initial = {"sender": sender.pk, "body": _signature(sender)}
     extra: dict = {"forward_attachments": [], "original": None}
+    recipient = (request.GET.get("a") or "").strip()[:254]
+    if recipient and "@" in recipient and not is_patient_address(recipient):
+        initial["to"] = recipient  # "write to" from the directory (never an INS in a URL)
 
     if request.GET.get("brouillon"):
         entry = pro_entry(request.user, request.GET["brouillon"])

@@ -20,16 +20,18 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.events import client_ip
+from directory import ratelimit
+from directory.views import completion_payload, professional_required, too_many_response, typed_recipient
 from mailboxes.models import Entry, Folder, Mailbox
 from mailboxes.patient_domain import is_patient_address
 from patients.conversation import conversation_for
 from patients.policy import patient_for_address
 from webmail import contacts, drafts, headers, organise, sharing
 from webmail.forms import ComposeForm, SearchForm
-from webmail.people import names_for_addresses, suggest
+from webmail.people import names_for_addresses
 from webmail.replies import draft_attachments, forward_attachments_for, initial_for, send
 from webmail.rows import prepare, render_rows
 from webmail.search import search_page
@@ -374,12 +376,27 @@ def folder_edit(request, mailbox_id, folder_id):
     )
 
 
+SEARCH_SESSION_KEY = "webmail_searches"
+
+
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def search(request, mailbox_id):
+    """Search terms stay out of URLs (access and proxy logs keep them): the form is POSTed and
+    kept in the session under a random token; result pages are `?r=<token>` plus a cursor."""
     nav = navigation(request.user)
     mailbox, inbox = locate(nav, mailbox_id)
-    form = SearchForm(request.GET)
+    if request.method == "POST":
+        form = SearchForm(request.POST)
+        if form.is_valid():
+            token = _remember_search(request, request.POST)
+            return redirect(f"{request.path}?r={token}", permanent=False)
+        return _panes(request, nav, mailbox, inbox, extra={"search_form": form, "searching": True, "page": None})
+    token = request.GET.get("r", "")
+    stored = request.session.get(SEARCH_SESSION_KEY, {}).get(token) if token else None
+    # Without a token, the query string is read as before (links and scripts); the pages never
+    # produce such URLs.
+    form = SearchForm(stored if stored is not None else request.GET)
     criteria = form.criteria() if form.is_valid() else None
     extra = {"search_form": form, "searching": True}
     if criteria is None or criteria.empty:
@@ -398,6 +415,18 @@ def search(request, mailbox_id):
             }
         )
     return _panes(request, nav, mailbox, inbox, extra=extra)
+
+
+def _remember_search(request, data) -> str:
+    import secrets
+
+    searches = request.session.get(SEARCH_SESSION_KEY, {})
+    token = secrets.token_urlsafe(9)
+    searches[token] = {
+        k: data.get(k) for k in ("q", "unread", "attachments", "sender", "since", "until") if data.get(k)
+    }
+    request.session[SEARCH_SESSION_KEY] = dict(list(searches.items())[-20:])
+    return token
 
 
 @login_required
@@ -505,16 +534,29 @@ def draft_save(request):
     return JsonResponse({"saved": True, "draft": entry.pk, "attachments": attachments})
 
 
-@login_required
-@require_GET
+@professional_required
+@require_POST
 def recipients(request):
-    """htmx: suggestions for the last address being typed, and the INS check as you type."""
-    query = request.GET.get("to") or request.GET.get("cc") or request.GET.get("q") or ""
-    field = "cc" if "cc" in request.GET else "to"
-    term = query.replace(";", ",").split(",")[-1].strip()
-    found = suggest(term)
-    # The person's contacts first (webmail/contacts.py), then what the directory suggests.
-    found["contacts"] = contacts.search_contacts(request.user, term) if not found.get("ins_message") else []
-    known = {c["address"] for c in found["contacts"]}
-    found["suggestions"] = [s for s in found["suggestions"] if s["address"] not in known]
-    return render(request, "webmail/_recipients.html", {**found, "field": field, "term": term})
+    """Completion of the recipient being typed (static/js/directory.js): the person's contacts
+    first (webmail/contacts.py), then the directory; a typed INS gets its key checked, never
+    the patient's name (issue 15 item 8). POST: no search term or INS in a URL (item 10)."""
+    if not ratelimit.allow(request.user.pk):
+        return too_many_response()
+    payload = completion_payload(typed_recipient(request))
+    if payload["ins"] is None:
+        found = contacts.search_contacts(request.user, payload["term"])
+        known = {c["address"] for c in found}
+        directory_results = [r for r in payload["results"] if r["address"] not in known]
+        payload["results"] = [contact_result(c) for c in found] + directory_results
+    return JsonResponse(payload)
+
+
+def contact_result(contact: dict) -> dict:
+    shared = contact["book"] == "shared"
+    return {
+        "address": contact["address"],
+        "name": contact["name"] or contact["address"],
+        "kind": "",
+        "contact": contact["book"],
+        "contact_label": _("contact partagé") if shared else _("contact"),
+    }

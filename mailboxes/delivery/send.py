@@ -35,7 +35,7 @@ from mailboxes.trust import classify_domains, domain_of
 
 log = logging.getLogger("mailboxes.delivery")
 
-SOURCES = frozenset({"webmail", "patient", "smtp", "api", "system"})
+SOURCES = frozenset({"webmail", "patient", "smtp", "submission", "api", "system"})
 
 
 def send_message(

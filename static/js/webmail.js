@@ -1,4 +1,4 @@
-/* The professional webmail: keyboard shortcuts, recipient suggestions, signatures, drafts saved
+/* The professional webmail: keyboard shortcuts, signatures (recipient completion: directory.js), drafts saved
    automatically, attachments by drag and drop with the encoded size checked before sending and
    a progress bar while uploading. Everything works without it; it only adds comfort. */
 (function () {
@@ -50,18 +50,6 @@
   document.addEventListener("click", function (event) {
     var printButton = event.target.closest("[data-print]");
     if (printButton) { window.print(); return; }
-    var suggestion = event.target.closest(".suggestion");
-    if (suggestion) {
-      var input = document.getElementById("id_" + suggestion.dataset.field);
-      if (!input) return;
-      var parts = input.value.split(/[,;]/);
-      parts[parts.length - 1] = " " + suggestion.dataset.address;
-      input.value = parts.map(function (p) { return p.trim(); }).filter(Boolean).join(", ") + ", ";
-      var box = suggestion.closest(".suggestions");
-      if (box) box.innerHTML = "";
-      input.focus();
-      input.dispatchEvent(new Event("change", { bubbles: true }));
-    }
   });
 
   /* --- compose ------------------------------------------------------------------------ */

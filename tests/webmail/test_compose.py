@@ -210,23 +210,33 @@ def test_signature_edited_by_owner_and_managers_only(cast, client):
     )
 
 
+def suggestions(client, text):
+    """What the composer's recipient fields ask (contacts, then the directory; POSTed by directory.js)."""
+    return client.post(reverse("webmail:recipients"), {"q": text}).content.decode()
+
+
 def test_suggestions_from_hosted_boxes_never_unlisted(cast, client):
     Mailbox.objects.filter(pk=cast.charlie_box.pk).update(unlisted=True)
     client.force_login(cast.alice)
-    html = client.get(reverse("webmail:recipients"), {"to": "x@y.fr, cardio"}).content.decode()
-    assert cast.cardio.address in html
-    assert cast.charlie_box.address not in client.get(reverse("webmail:recipients"), {"to": "charlie"}).content.decode()
+    compose_page = client.get(reverse("webmail:compose")).content.decode()
+    assert f'data-directory-complete="{reverse("webmail:recipients")}"' in compose_page
+    assert client.get(reverse("webmail:recipients"), {"q": "cardio"}).status_code == 405  # POST only
+    assert cast.cardio.address in suggestions(client, "x@y.fr, cardio")
+    assert cast.charlie_box.address not in suggestions(client, "charlie")
 
 
-def test_ins_checked_as_typed(cast, client):
+def test_ins_checked_as_typed_without_naming_the_patient(cast, client):
     client.force_login(cast.alice)
-    good = client.get(reverse("webmail:recipients"), {"to": cast.paul_patient.ins}).content.decode()
-    assert "Matricule INS valide." in good and "Paul LAMBERT" in good
+    good = suggestions(client, cast.paul_patient.ins)
+    assert "Matricule INS valide." in good and "LAMBERT" not in good and "Lambert" not in good
     body = make_ins(seq=4242)[:13]
-    short = client.get(reverse("webmail:recipients"), {"to": body}).content.decode()
-    assert "15 caractères" in short
-    wrong = client.get(reverse("webmail:recipients"), {"to": body + "00"}).content.decode()
-    assert "la clé ne correspond pas" in wrong or "n&#x27;a pas la forme" in wrong
+    short = suggestions(client, body)
+    assert "15 caract" in short
+    wrong = suggestions(client, body + "00")
+    assert '"valid": false' in wrong
+    # Patients get no recipient suggestions at all (issue 15 item 8).
+    client.force_login(cast.paul)
+    assert client.post(reverse("webmail:recipients"), {"q": cast.pauline_patient.ins}).status_code == 403
 
 
 def test_compose_page_renders_json_errors_contract(cast, client):

@@ -108,3 +108,18 @@ def test_results_are_paged_by_keyset(cast, client):
     assert second.next_cursor is None
     back = client.get(url, {"q": "Bilan", "avant": second.prev_cursor}).context["page"]
     assert [r.entry.pk for r in back.rows] == [r.entry.pk for r in first.rows]
+
+
+def test_search_terms_stay_out_of_urls(cast, client, box):
+    """Issue 15 item 10: the form is POSTed; the results live at a session token."""
+    client.force_login(cast.bob)
+    url = reverse("webmail:search", args=[cast.cardio.pk])
+    response = client.post(url, {"q": "Lambert", "unread": "on"})
+    assert response.status_code == 302
+    location = response["Location"]
+    assert "Lambert" not in location and "?r=" in location
+    page = client.get(location).context["page"]
+    assert {row.entry.message.subject for row in page.rows} == {"Adressage de M. Lambert"}
+    client.force_login(cast.alice)  # another session: the token means nothing there
+    assert client.get(location).context["page"] is None
+    assert 'method="post"' in client.get(url).content.decode()

@@ -1,0 +1,313 @@
+"""SMTP submission for desktop clients and practice software (issue 11 §2; RFC 6409, RFC 4954).
+
+`manage.py runsubmission` (aiosmtpd, port SUBMISSION_PORT: 1587 embedded, 587 in production):
+
+- STARTTLS before anything else and AUTH only inside TLS when a certificate is configured
+  (CLIENTS_TLS_CERT); without one the listener only binds loopback (the embedded set-up);
+- AUTH PLAIN / LOGIN with an app password (or the account password when the account has no
+  second factor and none is required), OAUTHBEARER / XOAUTH2 with a Pro Santé Connect token:
+  the same checks, throttling and audit events as IMAP (clients/auth.py);
+- MAIL FROM must be a box the user may send from in the webmail (`pro_mailboxes`), else
+  `550 5.7.1` saying so; RCPT TO is checked at once by the delivery path's `check_recipient`;
+- the message goes through `mailboxes.delivery.send_message(source="submission")` exactly like a
+  webmail send: trust space, size, quota, the MSS-C patient rules, audit, relay. The delivery
+  path files the Sent copy; a client that also saves its own copy (APPEND to Sent) gets it
+  folded onto that one by the IMAP server (same Message-ID), so there is never a duplicate.
+- a recipient refused once the message is known (a box filled meanwhile) gets a non-delivery
+  report in the sender's box, as the gateway does: the client already had its 250.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import logging
+import signal
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult
+from django.conf import settings
+from django.db import close_old_connections, connections
+
+from clients import auth, psc, sasl
+from clients.tls import server_context
+from mailboxes.smtp_gateway import ascii_text, max_message_bytes, refusal_reply
+
+log = logging.getLogger("clients.submission")
+TEMPORARY_FAILURE = "451 4.3.0 Erreur temporaire du serveur, merci de reessayer plus tard"
+
+
+def _in_thread(fn, *args):
+    close_old_connections()
+    return fn(*args)
+
+
+def sender_box(user, address: str):
+    """The box `address` names if the user may send from it (as in the webmail), else None."""
+    from webmail.selectors import pro_mailboxes
+
+    return pro_mailboxes(user).filter(address=(address or "").strip().lower()).first()
+
+
+def submit(raw: bytes, sender: str, recipients: list[str], login: auth.Login):
+    """The delivery path, as a webmail send, plus a report for late refusals."""
+    from mailboxes import delivery, reports
+
+    box = sender_box(login.user, sender)
+    if box is None:
+        raise delivery.DeliveryRefused("sender_not_allowed", "Vous ne pouvez pas envoyer depuis cette adresse.")
+    result = delivery.send_message(
+        raw,
+        envelope_from=box.address,
+        envelope_to=recipients,
+        source="submission",
+        actor=login.user,
+        sender_mailbox=box,
+    )
+    late = {a: d for a, d in result.refused.items() if not d.automatic_return}
+    if late and reports.may_answer(result.message):
+        failures = [
+            (address, delivery.reply_code(d.code)[1], refusal_reply(d.code, d.reason)) for address, d in late.items()
+        ]
+        dsn = reports.build_dsn(result.message, failures, reports.reporting_host())
+        try:
+            delivery.send_message(dsn, envelope_from="", envelope_to=[box.address], source="system")
+        except Exception:
+            log.exception("submission late refusal report failed: message=%s", result.message.pk)
+    return result
+
+
+class SubmissionHandler:
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or settings.SMTPD_WORKERS
+        self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="submission-orm")
+        self.psc_enabled = psc.enabled()
+        self.sender_boxes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # session -> box
+
+    async def run(self, fn, *args):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(_in_thread, fn, *args))
+
+    def close(self) -> None:
+        barrier = threading.Barrier(self.workers)
+
+        def close_here():
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=5)
+            connections.close_all()
+
+        for future in [self.executor.submit(close_here) for _ in range(self.workers)]:
+            future.result()
+        self.executor.shutdown(wait=True)
+
+    # --- AUTH (RFC 4954) ------------------------------------------------------------------------
+
+    async def _login(self, server, credentials: sasl.Credentials) -> AuthResult:
+        ip = (server.session.peer or ("",))[0] or None
+        try:
+            if credentials.bearer:
+                login = await self.run(
+                    lambda: auth.check_token_login(
+                        credentials.secret, login=credentials.login, protocol="smtp", ip=ip, authzid=credentials.authzid
+                    )
+                )
+            else:
+                login = await self.run(
+                    lambda: auth.check_password_login(
+                        credentials.login, credentials.secret, protocol="smtp", ip=ip, authzid=credentials.authzid
+                    )
+                )
+        except auth.LoginRefused as exc:
+            await asyncio.sleep(settings.CLIENTS_AUTH_FAILURE_PAUSE)
+            code = "454 4.7.0" if exc.throttled else "535 5.7.8"
+            return AuthResult(success=False, handled=False, message=f"{code} {ascii_text(exc.text)}")
+        return AuthResult(success=True, auth_data=login)
+
+    async def _initial(self, server, args, prompt: bytes = b""):
+        if len(args) > 1:
+            if args[1] == "=":
+                return b""
+            try:
+                return sasl.b64decode(args[1])
+            except sasl.SaslError:
+                return MISSING
+        return await server.challenge_auth(prompt)
+
+    async def auth_PLAIN(self, server, args) -> AuthResult:
+        message = await self._initial(server, args)
+        if message is MISSING:
+            return AuthResult(success=False, handled=False, message="501 5.5.2 Message illisible")
+        try:
+            credentials = sasl.plain(message)
+        except sasl.SaslError:
+            return AuthResult(success=False, handled=False, message="501 5.5.2 Message illisible")
+        return await self._login(server, credentials)
+
+    async def auth_LOGIN(self, server, args) -> AuthResult:
+        login = await self._initial(server, args, b"Username:")
+        if login is MISSING:
+            return AuthResult(success=False, handled=True)
+        secret = await server.challenge_auth(b"Password:")
+        if secret is MISSING:
+            return AuthResult(success=False, handled=True)
+        try:
+            credentials = sasl.Credentials("", sasl._text(login), sasl._text(secret))
+        except sasl.SaslError:
+            return AuthResult(success=False, handled=False, message="501 5.5.2 Message illisible")
+        return await self._login(server, credentials)
+
+    async def _bearer(self, server, args, decode) -> AuthResult:
+        if not self.psc_enabled:
+            return AuthResult(success=False, handled=False, message="504 5.5.4 Mecanisme non disponible")
+        message = await self._initial(server, args)
+        if message is MISSING:
+            return AuthResult(success=False, handled=True)
+        try:
+            credentials = decode(message)
+        except sasl.SaslError:
+            return AuthResult(success=False, handled=False, message="501 5.5.2 Message illisible")
+        result = await self._login(server, credentials)
+        if not result.success:
+            # RFC 7628 §3.2.2: the error as a challenge; the client answers with ^A, then the failure.
+            await server.challenge_auth(sasl.oauth_error())
+        return result
+
+    async def auth_OAUTHBEARER(self, server, args) -> AuthResult:
+        return await self._bearer(server, args, sasl.oauthbearer)
+
+    async def auth_XOAUTH2(self, server, args) -> AuthResult:
+        return await self._bearer(server, args, sasl.xoauth2)
+
+    # --- the transaction ------------------------------------------------------------------------
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        login: auth.Login = session.auth_data
+        try:
+            if not await self.run(auth.still_valid, login):
+                return "535 5.7.8 Identifiants revoques : reconnectez-vous"
+            box = await self.run(sender_box, login.user, address)
+        except Exception:
+            log.exception("submission temporary failure at MAIL")
+            return TEMPORARY_FAILURE
+        if box is None:
+            return "550 5.7.1 " + ascii_text(
+                "Vous ne pouvez pas envoyer depuis cette adresse : l'expéditeur doit être une boîte aux lettres "
+                "dont vous êtes titulaire ou membre."
+            )
+        envelope.mail_from = box.address
+        envelope.mail_options.extend(mail_options)
+        self.sender_boxes[session] = box
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        from mailboxes import delivery
+
+        if len(envelope.rcpt_tos) >= settings.SMTPD_MAX_RECIPIENTS:
+            return "452 4.5.3 Trop de destinataires pour ce message"
+        try:
+            decision = await self.run(
+                lambda: delivery.check_recipient(
+                    envelope.mail_from, address, sender_mailbox=self.sender_boxes.get(session)
+                )
+            )
+        except Exception:
+            log.exception("submission temporary failure at RCPT")
+            return TEMPORARY_FAILURE
+        # A refusal the patient-domain policy answers with an automatic return (closed space,
+        # unknown patient...) is accepted here and answered by the delivery path, as for a
+        # webmail send; any other refusal is said at once.
+        if not decision.deliver and not decision.automatic_return:
+            return refusal_reply(decision.code, decision.reason)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        from mailboxes import delivery
+
+        raw = envelope.original_content
+        envelope.original_content = envelope.content = None
+        try:
+            result = await self.run(submit, raw, envelope.mail_from, list(envelope.rcpt_tos), session.auth_data)
+        except delivery.DeliveryRefused as exc:
+            log.info("submission refused: %s", exc.code)
+            return refusal_reply(exc.code, exc.reason, exc.smtp_code)
+        except Exception:
+            log.exception("submission temporary failure at DATA")
+            return TEMPORARY_FAILURE
+        log.info(
+            "submission accepted message=%s delivered=%s queued=%s",
+            result.message.pk,
+            len(result.delivered),
+            len(result.queued),
+        )
+        return f"250 2.0.0 OK message {result.message.pk}"
+
+
+def smtp_kwargs() -> dict:
+    context = server_context()
+    return {
+        "data_size_limit": max_message_bytes() + 64 * 1024,
+        "hostname": settings.SMTPD_HOSTNAME or None,
+        "ident": "MSSante submission",
+        "tls_context": context,
+        "require_starttls": context is not None,
+        "auth_required": True,
+        "auth_require_tls": context is not None,
+        "timeout": settings.SMTPD_TIMEOUT,
+        "decode_data": False,
+        "enable_SMTPUTF8": False,
+    }
+
+
+class CommandLimits(collections.defaultdict):
+    """aiosmtpd's per-command line limits, with room for a bearer token in AUTH (RFC 4954 §4
+    allows 12,288 octets); aiosmtpd empties the table at each connection, so the AUTH limit is
+    given on demand rather than stored."""
+
+    def __missing__(self, key):
+        return AUTH_LINE_LIMIT if key == "AUTH" else SMTP.command_size_limit
+
+
+AUTH_LINE_LIMIT = 12288
+
+
+class SubmissionSMTP(SMTP):
+    """aiosmtpd's SMTP; the AUTH mechanisms are the handler's (`auth_*`). Lines may be as long as
+    an AUTH with a PSC token (a JWT is well over aiosmtpd's 1,001 bytes)."""
+
+    line_length_limit = AUTH_LINE_LIMIT
+    command_size_limits = CommandLimits()
+
+
+async def start(host: str, port: int, handler: SubmissionHandler | None = None):
+    from clients.imap.server import check_bind
+
+    check_bind(host)
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    handler = handler or SubmissionHandler()
+    kwargs = smtp_kwargs()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SubmissionSMTP(handler, loop=loop, **kwargs), host=host, port=port)
+    return server, handler
+
+
+async def serve(host: str, port: int, ready=None) -> None:
+    server, handler = await start(host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("submission listening on %s:%s (tls=%s)", host, port, server_context() is not None)
+    if ready is not None:
+        ready()
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        await server.wait_closed()
+        await loop.run_in_executor(None, handler.close)

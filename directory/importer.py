@@ -1,0 +1,194 @@
+"""Importing the national extract: the one business process behind `manage.py import_annuaire`,
+the scheduled task and the demo data (RULES.md §1 "a national directory lists every user").
+
+`import_extract(path)` reads the file a line at a time (directory/extract.py), stages and
+compares it in SQL (directory/staging.py) and applies the difference in one transaction: the
+directory is the old one or the new one, never a mix. A malformed file, or one that would remove
+more than `DIRECTORY_MAX_REMOVED_PERCENT` % of the national entries (a file cut at a line end looks
+well formed), is refused whole unless forced. Every run is recorded (`ImportRun`) and audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit.events import record
+from audit.models import AuditEvent
+from directory import hosted, staging
+from directory.extract import MAX_REPORTED, ExtractRefused, Rejected, open_extract
+from directory.models import ImportRun
+
+log = logging.getLogger(__name__)
+# Above this share of new or changed entries the trigram index is rebuilt rather than updated.
+REBUILD_SHARE = 0.25
+
+
+class ImportRefused(ValueError):
+    """The file was refused whole; the directory is unchanged. `run` is the recorded run."""
+
+    def __init__(self, message: str, run: ImportRun):
+        super().__init__(message)
+        self.run = run
+
+
+@dataclass
+class Rejections:
+    count: int = 0
+    lines: list[dict] = field(default_factory=list)
+
+    def __call__(self, rejected: Rejected) -> None:
+        self.count += 1
+        if len(self.lines) < MAX_REPORTED:
+            self.lines.append({"line": rejected.line, "reason": rejected.reason})
+
+    def extend(self, total: int, first: list[Rejected]) -> None:
+        """Rejections found in SQL: their total and the first ones, merged in line order."""
+        self.count += total
+        merged = self.lines + [{"line": r.line, "reason": r.reason} for r in first]
+        self.lines = sorted(merged, key=lambda item: item["line"])[:MAX_REPORTED]
+
+
+class Phases:
+    """Seconds spent in each step of an import, kept in the run (admin, benchmark)."""
+
+    def __init__(self, record: dict):
+        self.record = record
+
+    @contextmanager
+    def __call__(self, name: str):
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.record[name] = round(time.monotonic() - began, 3)
+
+
+class _LineCounter:
+    """Counts the lines the reader consumed (header included), for the report."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.lines = 0
+
+    def __iter__(self):
+        for line in self.stream:
+            self.lines += 1
+            yield line
+
+
+def import_extract(path, *, source: str = "", force: bool = False, actor=None) -> ImportRun:
+    """Import the extract at `path`; return the finished run or raise `ImportRefused`."""
+    run = ImportRun.objects.create(source=(source or str(path))[:500])
+    began = time.monotonic()
+    rejections = Rejections()
+    counter = None
+    phase = Phases(run.phases)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            hosted.lock_directory()
+            with open_extract(path) as stream, phase("read and stage"):
+                counter = _LineCounter(stream)
+                staging.stage(cursor, counter, rejections)
+            with phase("group and compare"):
+                staging.group_by_address(cursor)
+                before = staging.national_count(cursor)
+                counts = staging.classify(cursor)
+                _check_removals(counts["removed"], before, force)
+                run.samples = staging.samples(cursor)
+            with phase("build changed"):
+                staging.build_changes(cursor)
+            large = staging.postgres() and counts["added"] + counts["changed"] > max(before, 1) * REBUILD_SHARE
+            if large:
+                staging.drop_indexes(cursor)
+            with phase("apply"):
+                staging.apply(cursor)
+            if large:
+                with phase("build indexes"):
+                    staging.build_indexes(cursor)
+            with phase("hosted boxes"):
+                hosted.sync_all()
+    except ExtractRefused as exc:
+        _finish(run, began, counter, rejections, status=ImportRun.Status.REFUSED, error=str(exc), actor=actor)
+        raise ImportRefused(str(exc), run) from None
+    except Exception as exc:
+        _finish(run, began, counter, rejections, status=ImportRun.Status.FAILED, error=type(exc).__name__, actor=actor)
+        raise
+    run.added, run.changed, run.removed = counts["added"], counts["changed"], counts["removed"]
+    run.unchanged, run.hosted = counts["same"], counts["hosted"]
+    run.entries = counts["added"] + counts["changed"] + counts["same"] + counts["hosted"]
+    _finish(run, began, counter, rejections, status=ImportRun.Status.DONE, actor=actor)
+    return run
+
+
+def record_failure(source: str, error: str) -> ImportRun:
+    """A scheduled import that could not even start (source unset, download failed), for the admin."""
+    run = ImportRun.objects.create(source=source[:500], status=ImportRun.Status.FAILED, error=error)
+    _finish(run, time.monotonic(), None, Rejections(), status=ImportRun.Status.FAILED, error=error)
+    return run
+
+
+def _check_removals(removed: int, before: int, force: bool) -> None:
+    percent = settings.DIRECTORY_MAX_REMOVED_PERCENT
+    if force or before == 0 or removed * 100 <= before * percent:
+        return
+    raise ExtractRefused(
+        f"ce fichier retirerait {removed} des {before} adresses de l'annuaire national "
+        f"(plus de {percent} %) : fichier incomplet ? Relancez avec --force si c'est voulu"
+    )
+
+
+def _finish(run, began, counter, rejections, *, status, error="", actor=None) -> None:
+    run.status = status
+    run.error = error
+    run.lines = max((counter.lines if counter else 0) - 1, 0)
+    run.rejected = rejections.count
+    run.rejected_lines = rejections.lines
+    run.finished_at = timezone.now()
+    run.seconds = round(time.monotonic() - began, 3)
+    run.save()
+    record(
+        AuditEvent.Action.DIRECTORY_IMPORTED,
+        actor=actor,
+        actor_label="" if actor else "system",
+        obj=run,
+        outcome=status,
+        detail={
+            "added": run.added,
+            "changed": run.changed,
+            "removed": run.removed,
+            "rejected": run.rejected,
+        },
+    )
+    log.info(
+        "directory import: run=%s status=%s lines=%s added=%s changed=%s removed=%s rejected=%s seconds=%s",
+        run.pk,
+        status,
+        run.lines,
+        run.added,
+        run.changed,
+        run.removed,
+        run.rejected,
+        run.seconds,
+    )
+
+
+def summary_lines(run: ImportRun) -> list[str]:
+    """The French report printed by the command and shown in the admin."""
+    lines = [
+        f"{run.lines} ligne(s) lue(s), {run.entries} adresse(s) dans le fichier",
+        f"{run.added} ajoutée(s), {run.changed} modifiée(s), {run.removed} retirée(s), "
+        f"{run.unchanged} inchangée(s), {run.hosted} hébergée(s) ici (données locales gardées)",
+        f"{run.rejected} ligne(s) rejetée(s)",
+    ]
+    lines += [f"  ligne {item['line']} : {item['reason']}" for item in run.rejected_lines]
+    if run.rejected > len(run.rejected_lines):
+        lines.append(f"  … et {run.rejected - len(run.rejected_lines)} autre(s)")
+    lines.append(f"durée : {run.seconds:.1f} s")
+    return lines

@@ -1,0 +1,374 @@
+# ruff: noqa: S608 - the SQL of this module is assembled from its own constants, never from input
+"""The SQL of an import: stage the file's rows, group them by address, compare, build, apply.
+
+Everything runs inside the caller's transaction, so searches see the old directory until the
+commit and the new one after, never a mix; a refusal rolls back and nothing is left behind.
+
+1. ROWS holds each usable row as Python read it (directory.extract.light_rows): its line, its
+   address, whether the address came before, and its trimmed cells joined in the canonical
+   order (the exercise). PostgreSQL gets them by `COPY`, other databases by batched inserts.
+2. NEW (a view of ROWS) holds one row per address: the first row, every exercise joined; only
+   the few addresses on several rows are aggregated.
+3. DIFF classifies what differs by comparing exercises: added, changed, removed, or hosted here
+   (local data wins). A re-import builds nothing for the unchanged addresses.
+4. CHANGES holds the entry columns of the added and changed addresses: built in SQL on
+   PostgreSQL (`fold_sql`, `unaccent`), in Python elsewhere by `directory.extract.build_row`,
+   the reference the SQL follows (tests/directory compares them on PostgreSQL).
+5. Three statements apply DIFF and CHANGES to `directory_entry`.
+Hand-written SQL kept in this one module, on this app's tables.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+
+from directory import extract
+
+ROWS = "directory_rows"
+NEW = "directory_new"
+DIFF = "directory_diff"
+CHANGES = "directory_changes"
+ENTRY = "directory_entry"
+SEARCH = "directory_searchrow"
+MAILBOX = "mailboxes_mailbox"
+TRIGRAM_INDEX = "directory_search_trgm"
+NAME_INDEX = "directory_name_c"  # as made by migration 0002
+SAMPLE = 50
+ADDED, CHANGED = "'added'", "'changed'"
+
+# The columns of an entry built from the first row of its address.
+ENTRY_COLUMNS = [
+    "address",
+    "kind",
+    "civility",
+    "last_name",
+    "first_name",
+    "profession_code",
+    "profession_label",
+    "specialty_label",
+    "structure_name",
+    "service",
+    "street",
+    "postcode",
+    "town",
+    "department",
+    "country",
+    "dematerialisation",
+    "exercises",
+]
+SEARCH_COLUMNS = ["name_key", "search_text"]
+BUILT_COLUMNS = ENTRY_COLUMNS + SEARCH_COLUMNS
+
+
+def postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _create(cursor, table: str, columns: str) -> None:
+    # A temporary table outlives an import run inside a larger transaction (or on SQLite, a
+    # commit): start afresh.
+    cursor.execute(f"DROP TABLE IF EXISTS {table}")
+    cursor.execute(f"CREATE TEMP TABLE {table} ({columns}){' ON COMMIT DROP' if postgres() else ''}")
+
+
+def drop_temporary(cursor) -> None:
+    cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
+    for table in (ROWS, DIFF, CHANGES):
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def stage(cursor, stream, rejections) -> None:
+    """Fill ROWS from the file; report rejected rows to `rejections`; raise ExtractRefused."""
+    if postgres():
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+    cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
+    _create(cursor, ROWS, "line integer, repeat boolean, address text, exercise text")
+    lines = iter(stream)
+    positions, width = extract.read_header(lines)
+    rows = extract.light_rows(lines, positions, width, rejections)
+    if postgres():
+        with cursor.copy(f"COPY {ROWS} (line, repeat, address, exercise) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"ANALYZE {ROWS}")
+    else:
+        insert = f"INSERT INTO {ROWS} (line, repeat, address, exercise) VALUES (%s, %s, %s, %s)"
+        batch = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= 2000:
+                cursor.executemany(insert, batch)
+                batch = []
+        cursor.executemany(insert, batch)
+        cursor.execute(f"CREATE INDEX {ROWS}_address ON {ROWS} (address)")
+
+
+def group_by_address(cursor) -> None:
+    """NEW: one row per address, every exercise in file order under the first row."""
+    if postgres():
+        exercises = "string_agg(r.exercise, chr(10) ORDER BY r.line)"
+        source = ROWS
+    else:  # SQLite's group_concat follows the order of an ordered subquery
+        exercises = "group_concat(r.exercise, char(10))"
+        source = f"(SELECT * FROM {ROWS} ORDER BY address, line)"
+    cursor.execute(
+        f"UPDATE {ROWS} SET exercise = m.exercises FROM (SELECT r.address, {exercises} AS exercises "
+        f"FROM {source} r WHERE r.address IN (SELECT address FROM {ROWS} WHERE repeat) GROUP BY r.address) m "
+        f"WHERE {ROWS}.address = m.address AND NOT {ROWS}.repeat"
+    )
+    cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
+    cursor.execute(f"CREATE TEMP VIEW {NEW} AS SELECT address, exercise AS exercises FROM {ROWS} WHERE NOT repeat")
+
+
+def classify(cursor) -> dict[str, int]:
+    """DIFF(address, change) for what differs: added, changed, hosted (an address of a box of
+    this operator, listed or not: its local data wins) and removed (national entries gone)."""
+    change = (
+        "CASE WHEN n.address IS NULL THEN 'removed' WHEN m.id IS NOT NULL THEN 'hosted' "
+        "WHEN e.id IS NULL THEN 'added' WHEN e.exercises <> n.exercises THEN 'changed' ELSE 'same' END"
+    )
+    national = f"SELECT id, address, exercises FROM {ENTRY} WHERE source = 'national'"
+    _create(cursor, DIFF, "address text, change text")
+    # One pass: the file's addresses against the national entries (a full join finds both the
+    # new and the gone); the mailbox join marks the addresses hosted here.
+    cursor.execute(
+        f"INSERT INTO {DIFF} SELECT address, change FROM (SELECT coalesce(n.address, e.address) AS address, "
+        f"{change} AS change FROM {NEW} n FULL JOIN ({national}) e ON e.address = n.address "
+        f"LEFT JOIN {MAILBOX} m ON m.address = n.address) c WHERE change <> 'same'"
+    )
+    # A national entry of a box now hosted here goes (its hosted entry takes over).
+    cursor.execute(
+        f"INSERT INTO {DIFF} SELECT e.address, 'removed' FROM {MAILBOX} m JOIN {ENTRY} e ON e.address = m.address "
+        f"WHERE e.source = 'national' AND EXISTS (SELECT 1 FROM {NEW} n WHERE n.address = e.address)"
+    )
+    if postgres():
+        cursor.execute(f"ANALYZE {DIFF}")
+    cursor.execute(f"SELECT change, count(*) FROM {DIFF} GROUP BY change")
+    counts = dict.fromkeys(("added", "changed", "hosted", "removed"), 0)
+    counts.update(dict(cursor.fetchall()))
+    cursor.execute(f"SELECT count(*) FROM {NEW}")
+    counts["same"] = cursor.fetchone()[0] - counts["added"] - counts["changed"] - counts["hosted"]
+    return counts
+
+
+def samples(cursor, limit: int = SAMPLE) -> dict[str, list[str]]:
+    found = {}
+    for change in ("added", "changed", "removed"):
+        cursor.execute(f"SELECT address FROM {DIFF} WHERE change = %s ORDER BY address LIMIT %s", [change, limit])
+        found[change] = [address for (address,) in cursor.fetchall()]
+    return found
+
+
+def national_count(cursor) -> int:
+    cursor.execute(f"SELECT count(*) FROM {ENTRY} WHERE source = 'national'")
+    return cursor.fetchone()[0]
+
+
+def _of_kind(changes: str) -> str:
+    return (
+        f"SELECT d.change, n.address, n.exercises FROM {DIFF} d JOIN {NEW} n ON n.address = d.address "
+        f"WHERE d.change IN ({changes})"
+    )
+
+
+def build_changes(cursor) -> None:
+    """CHANGES: the entry and search columns of every added or changed address."""
+    types = {"dematerialisation": "boolean"}
+    _create(cursor, CHANGES, ", ".join(["change text"] + [f"{c} {types.get(c, 'text')}" for c in BUILT_COLUMNS]))
+    changed = _of_kind(f"{ADDED}, {CHANGED}")
+    if postgres():
+        cursor.execute(f"INSERT INTO {CHANGES} (change, {', '.join(BUILT_COLUMNS)}) {_built_sql(changed)}")
+        cursor.execute(f"ANALYZE {CHANGES}")
+        return
+    insert = (
+        f"INSERT INTO {CHANGES} (change, {', '.join(BUILT_COLUMNS)}) "
+        f"VALUES ({', '.join(['%s'] * (len(BUILT_COLUMNS) + 1))})"
+    )
+    cursor.execute(changed)
+    changes = cursor.fetchall()  # the slower path, for small directories (SQLite, the demo)
+    for start in range(0, len(changes), 2000):
+        cursor.executemany(insert, [_built_python(*item) for item in changes[start : start + 2000]])
+    cursor.execute(f"CREATE INDEX {CHANGES}_address ON {CHANGES} (address)")
+
+
+def _built_python(change: str, address: str, exercises: str) -> tuple:
+    rows = [extract.build_row(0, line.split("|")) for line in exercises.split("\n")]
+    first = rows[0]
+    values = [getattr(first, c) for c in ENTRY_COLUMNS if c != "exercises"]
+    return (change, *values, exercises, first.name_key, " ".join(r.search_piece for r in rows))
+
+
+# --- PostgreSQL: the SQL twin of extract.build_row ------------------------------------------
+
+_BLANKS = "E' \\t\\u00a0'"
+_YES = "('o', 'oui', 'y', 'yes', 'true', 'vrai', '1')"
+_PUNCTUATION = "".join(chr(c) for c in range(32, 127) if not chr(c).isalnum() and chr(c) != " ") + "\t"
+
+
+def lowered_sql(expr: str) -> str:
+    """First half of `directory.normalise.fold` in SQL: no apostrophes, no accents, lower case."""
+    # Three `replace` calls cost less than one `translate` (a search per character).
+    without = f"replace(replace(replace({expr}, '''', ''), '’', ''), '`', '')"
+    return f"lower(public.unaccent('public.unaccent'::regdictionary, {without}))"
+
+
+def fold_sql(lowered: str) -> str:
+    """Second half, on a column holding `lowered_sql(...)`: each run of other characters becomes
+    one space. ASCII text (nearly all) takes `translate`; the regex engine, ten times slower,
+    only sees the rest. Runs of up to 16 separators collapse (Python's `fold`: any run)."""
+    spaces = " " * len(_PUNCTUATION)
+    punctuation = _PUNCTUATION.replace("'", "''").replace("\\", "\\\\").replace("\t", "\\t")
+    separated = (
+        f"CASE WHEN octet_length({lowered}) = char_length({lowered}) "
+        f"THEN translate({lowered}, E'{punctuation}', '{spaces}') "
+        f"ELSE regexp_replace({lowered}, '[^a-z0-9]+', ' ', 'g') END"
+    )
+    for _ in range(4):
+        separated = f"replace({separated}, '  ', ' ')"
+    return f"btrim({separated})"
+
+
+def _department(postcode: str) -> str:
+    return (
+        f"CASE WHEN length({postcode}) <> 5 OR translate({postcode}, '0123456789', '') <> '' THEN '' "
+        f"WHEN left({postcode}, 2) = '20' THEN CASE WHEN {postcode} < '20200' THEN '2A' ELSE '2B' END "
+        f"WHEN left({postcode}, 2) IN ('97', '98') THEN left({postcode}, 3) ELSE left({postcode}, 2) END"
+    )
+
+
+def _cells(a: str) -> list[str]:
+    """SQL of each cell: elements of array `a`, or the columns c0… when `a` is empty."""
+    if not a:
+        return [f"c{i}" for i in range(len(extract.COLUMNS))]
+    return [f"{a}[{i + 1}]" for i in range(len(extract.COLUMNS))]
+
+
+def _name_and_street(a: str) -> tuple[str, str]:
+    x, c = extract, _cells(a)
+    number = ", ".join(f"NULLIF({c[i]}, '')" for i in (x.L4_NUMBER, x.L4_NUMBER_EXTRA, x.L4_STREET_TYPE, x.L4_STREET))
+    street = (
+        f"concat_ws(', ', NULLIF({c[x.L2]}, ''), NULLIF({c[x.L3]}, ''), "
+        f"NULLIF(concat_ws(' ', {number}), ''), NULLIF({c[x.L5]}, ''))"
+    )
+    structure = f"coalesce(NULLIF({c[x.STRUCTURE_NAME]}, ''), {c[x.STRUCTURE_SIGN]})"
+    name = (
+        f"CASE WHEN {c[x.LAST_NAME]} <> '' THEN {c[x.LAST_NAME]} || ' ' || {c[x.FIRST_NAME]} "
+        f"ELSE coalesce(NULLIF({c[x.SERVICE]}, ''), NULLIF({structure}, ''), split_part(lower({c[x.ADDRESS]}), '@', 1)) END"
+    )
+    return name, street
+
+
+def _piece_sql(a: str, name: str = "", street: str = "") -> str:
+    """extract.search_piece for the cells in array `a` (or columns c0…, with the name and
+    street already computed as columns of those names)."""
+    x, c = extract, _cells(a)
+    if not name:
+        name, street = _name_and_street(a)
+    parts = (name, c[x.PROFESSION_LABEL], c[x.SPECIALTY_LABEL], c[x.STRUCTURE_NAME], c[x.STRUCTURE_SIGN])
+    parts += (c[x.SERVICE], street, c[x.L6])
+    return lowered_sql("concat_ws(' ', " + ", ".join(f"NULLIF({p}, '')" for p in parts) + ")")
+
+
+def _built_sql(changed: str) -> str:
+    """SELECT change, BUILT_COLUMNS from the rows of `changed` (change, address, exercises),
+    in layers. Each `OFFSET 0` keeps a layer whole, so that an expression its columns stand for
+    is computed once per row rather than at every place the next layer names the column."""
+    x, c = extract, _cells("")
+    name, street = _name_and_street("")
+    postcode = (
+        f"CASE WHEN {c[x.POSTCODE]} <> '' THEN {c[x.POSTCODE]} "
+        f"ELSE coalesce(substring({c[x.L6]} from '\\m([0-9]{{5}})\\M'), '') END"
+    )
+    town = (
+        f"CASE WHEN {c[x.POSTCODE]} <> '' AND starts_with({c[x.L6]}, {c[x.POSTCODE]}) "
+        f"THEN btrim(substr({c[x.L6]}, length({c[x.POSTCODE]}) + 1), {_BLANKS}) ELSE {c[x.L6]} END"
+    )
+    every_piece = (
+        f"CASE WHEN strpos(exercises, chr(10)) = 0 THEN search_single ELSE (SELECT string_agg({_piece_sql('b')}, "
+        f"' ' ORDER BY u.o) FROM unnest(string_to_array(exercises, chr(10))) WITH ORDINALITY AS u(line, o) "
+        f"CROSS JOIN LATERAL (SELECT string_to_array(u.line, '|') AS b) s) END"
+    )
+    arrays = (
+        f"SELECT change, address, exercises, string_to_array(split_part(exercises, chr(10), 1), '|') AS a "
+        f"FROM ({changed}) d OFFSET 0"
+    )
+    # One pass over the array (reading element i walks the i before it), then plain columns.
+    cells = ", ".join(f"a[{i + 1}] AS c{i}" for i in range(len(extract.COLUMNS)))
+    columns = f"SELECT change, address, exercises, {cells} FROM ({arrays}) r OFFSET 0"
+    derived = f"SELECT *, {name} AS name, {street} AS street FROM ({columns}) r OFFSET 0"
+    lowered = (
+        f"SELECT *, {lowered_sql('name')} AS name_lowered, {_piece_sql('', 'name', 'street')} AS search_single "
+        f"FROM ({derived}) r OFFSET 0"
+    )
+    values = {
+        "address": "address",
+        "kind": f"upper({c[x.KIND]})",
+        "civility": c[x.CIVILITY],
+        "last_name": c[x.LAST_NAME],
+        "first_name": c[x.FIRST_NAME],
+        "profession_code": c[x.PROFESSION_CODE],
+        "profession_label": c[x.PROFESSION_LABEL],
+        "specialty_label": c[x.SPECIALTY_LABEL],
+        "structure_name": f"coalesce(NULLIF({c[x.STRUCTURE_NAME]}, ''), {c[x.STRUCTURE_SIGN]})",
+        "service": c[x.SERVICE],
+        "street": "street",
+        "postcode": c[x.POSTCODE],
+        "town": town,
+        "department": f"CASE WHEN {c[x.DEPARTMENT]} <> '' THEN {c[x.DEPARTMENT]} ELSE {_department(postcode)} END",
+        "country": c[x.COUNTRY],
+        "dematerialisation": f"CASE WHEN {c[x.DEMATERIALISATION]} = '' THEN NULL "
+        f"ELSE lower({c[x.DEMATERIALISATION]}) IN {_YES} END",
+        "name_key": fold_sql("name_lowered"),
+        "exercises": "exercises",
+        "search_text": every_piece,
+    }
+    return f"SELECT change, {', '.join(f'{values[col]} AS {col}' for col in BUILT_COLUMNS)} FROM ({lowered}) f"
+
+
+# --- Both databases -------------------------------------------------------------------------
+
+
+def drop_indexes(cursor) -> None:
+    """Before a large change (PostgreSQL, such as the first import): the search indexes go, to
+    be built again by `build_indexes` in the same transaction, faster than updating them row by
+    row; searches wait for the commit meanwhile instead of seeing a mix."""
+    # Checked as each row goes in (no pending trigger event may remain when indexes are built).
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    cursor.execute(f"DROP INDEX IF EXISTS {TRIGRAM_INDEX}")
+    cursor.execute(f"DROP INDEX IF EXISTS {NAME_INDEX}")
+
+
+def build_indexes(cursor) -> None:
+    cursor.execute(f'CREATE INDEX {NAME_INDEX} ON {SEARCH} (name_key COLLATE "C")')
+    cursor.execute(f"CREATE INDEX {TRIGRAM_INDEX} ON {SEARCH} USING gin (search_text gin_trgm_ops)")
+    cursor.execute(f"ANALYZE {ENTRY}")
+    cursor.execute(f"ANALYZE {SEARCH}")
+
+
+def apply(cursor) -> None:
+    """Apply DIFF and CHANGES to the entries and their search rows."""
+    removed = (
+        f"SELECT e.id FROM {ENTRY} e JOIN {DIFF} d ON d.address = e.address "
+        f"WHERE d.change = 'removed' AND e.source = 'national'"
+    )
+    cursor.execute(f"DELETE FROM {SEARCH} WHERE entry_id IN ({removed})")
+    cursor.execute(f"DELETE FROM {ENTRY} WHERE id IN ({removed})")
+    assignments = ", ".join(f"{c} = c.{c}" for c in ENTRY_COLUMNS[1:])
+    cursor.execute(
+        f"UPDATE {ENTRY} SET {assignments} FROM {CHANGES} c "
+        f"WHERE c.change = 'changed' AND {ENTRY}.address = c.address AND {ENTRY}.source = 'national'"
+    )
+    cursor.execute(
+        f"UPDATE {SEARCH} SET name_key = c.name_key, search_text = c.search_text FROM {CHANGES} c, {ENTRY} e "
+        f"WHERE c.change = 'changed' AND e.address = c.address AND {SEARCH}.entry_id = e.id"
+    )
+    cursor.execute(
+        f"INSERT INTO {ENTRY} ({', '.join(ENTRY_COLUMNS)}, source) "
+        f"SELECT {', '.join(ENTRY_COLUMNS)}, 'national' FROM {CHANGES} WHERE change = {ADDED}"
+    )
+    cursor.execute(
+        f"INSERT INTO {SEARCH} (entry_id, name_key, search_text) SELECT e.id, c.name_key, c.search_text "
+        f"FROM {CHANGES} c JOIN {ENTRY} e ON e.address = c.address WHERE c.change = {ADDED}"
+    )
+    drop_temporary(cursor)

@@ -1,0 +1,109 @@
+"""SMTP submission (issue 11 §2) through smtplib and swaks, with TLS on loopback."""
+
+import smtplib
+import ssl
+import subprocess
+
+import pytest
+
+from audit.models import AuditEvent
+from mailboxes.models import Delivery, Entry, Folder
+from tests.clients.conftest import build
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.integration
+
+
+def connect(server, tls_files):
+    smtp = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+    smtp.ehlo("poste.cabinet")
+    return smtp
+
+
+def secure(smtp, tls_files):
+    smtp.starttls(context=ssl.create_default_context(cafile=tls_files[0]))
+    smtp.ehlo("poste.cabinet")
+
+
+def test_starttls_before_auth_then_a_send_like_the_webmails(make_submission, cast, with_tls):
+    server = make_submission()
+    smtp = connect(server, with_tls)
+    assert not smtp.has_extn("auth")
+    code, text = smtp.docmd("AUTH", "PLAIN AGFsaWNlAHg=")
+    assert code == 530 or code == 538
+    code, text = smtp.docmd("MAIL", "FROM:<alice.martin@ch-troispics.mssante.fr>")
+    assert code == 530
+    secure(smtp, with_tls)
+    assert "PLAIN" in smtp.esmtp_features["auth"] and "LOGIN" in smtp.esmtp_features["auth"]
+    with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+        smtp.sendmail("alice.martin@ch-troispics.mssante.fr", ["charlie.durand@clinique-du-lac.mssante.fr"], b"x")
+    assert refused.value.smtp_code == 530
+    smtp.login("alice", PASSWORD)
+    raw = build(
+        "alice.martin@ch-troispics.mssante.fr", ["charlie.durand@clinique-du-lac.mssante.fr"], subject="Par Thunderbird"
+    )
+    assert (
+        smtp.sendmail("alice.martin@ch-troispics.mssante.fr", ["charlie.durand@clinique-du-lac.mssante.fr"], raw) == {}
+    )
+    received = Entry.objects.get(mailbox=cast.charlie_box, message__subject="Par Thunderbird")
+    assert received.folder.role == Folder.Role.INBOX
+    sent = Entry.objects.get(mailbox=cast.alice_box, message=received.message)
+    assert sent.folder.role == Folder.Role.SENT
+    assert Delivery.objects.get(message=received.message).status == Delivery.Status.DELIVERED
+    submitted = AuditEvent.objects.get(action=AuditEvent.Action.SUBMITTED, message_id=received.message_id)
+    assert submitted.actor == cast.alice and submitted.detail["source"] == "submission"
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN, actor=cast.alice, detail__protocol="smtp").exists()
+
+    # Another's box as sender: 550 with the reason. The organisational box Alice belongs to: fine.
+    code, text = smtp.docmd("MAIL", "FROM:<charlie.durand@clinique-du-lac.mssante.fr>")
+    assert code == 550 and text.startswith(b"5.7.1 Vous ne pouvez pas envoyer depuis cette adresse")
+    smtp.rset()
+    raw = build(
+        "cardiologie@ch-troispics.mssante.fr", ["charlie.durand@clinique-du-lac.mssante.fr"], subject="Du service"
+    )
+    assert (
+        smtp.sendmail("cardiologie@ch-troispics.mssante.fr", ["charlie.durand@clinique-du-lac.mssante.fr"], raw) == {}
+    )
+    # The From: header must be the sending box, as in the webmail.
+    raw = build(
+        "charlie.durand@clinique-du-lac.mssante.fr", ["charlie.durand@clinique-du-lac.mssante.fr"], subject="Usurpation"
+    )
+    with pytest.raises(smtplib.SMTPDataError) as forged:
+        smtp.sendmail("alice.martin@ch-troispics.mssante.fr", ["charlie.durand@clinique-du-lac.mssante.fr"], raw)
+    assert forged.value.smtp_code == 550
+    smtp.quit()
+
+
+def test_patient_rules_hold_for_mail_clients(make_submission, cast, with_tls):
+    server = make_submission()
+    smtp = connect(server, with_tls)
+    secure(smtp, with_tls)
+    smtp.login("alice", PASSWORD)
+    paul = cast.paul_box.address
+    raw = build("alice.martin@ch-troispics.mssante.fr", [paul], subject="Votre rendez-vous")
+    assert smtp.sendmail("alice.martin@ch-troispics.mssante.fr", [paul], raw) == {}
+    assert Entry.objects.filter(mailbox=cast.paul_box, message__subject="Votre rendez-vous").exists()
+    # An unknown INS: the automatic return reaches Alice's box, as after a webmail send.
+    unknown = "279035121518989@patient.mssante.fr"
+    raw = build("alice.martin@ch-troispics.mssante.fr", [unknown, paul], subject="Deux patients")
+    assert smtp.sendmail("alice.martin@ch-troispics.mssante.fr", [unknown, paul], raw) == {}
+    message = Entry.objects.get(mailbox=cast.paul_box, message__subject="Deux patients").message
+    assert Delivery.objects.get(message=message, address=unknown).status == Delivery.Status.RETURNED
+    smtp.quit()
+
+
+def test_swaks_with_an_app_password_and_plaintext_refused(make_submission, cast, with_tls):
+    from accounts.app_passwords import create_app_password
+
+    _row, secret = create_app_password(cast.alice, "swaks")
+    server = make_submission()
+    base = ["swaks", "--server", f"127.0.0.1:{server.port}", "--from", "alice.martin@ch-troispics.mssante.fr"]
+    base += ["--to", "charlie.durand@clinique-du-lac.mssante.fr", "--h-From", "alice.martin@ch-troispics.mssante.fr"]
+    base += ["--auth", "LOGIN", "--auth-user", "alice", "--auth-password", secret, "--h-Subject", "Par swaks"]
+    plain = subprocess.run(base, capture_output=True, text=True, timeout=60)
+    assert plain.returncode != 0
+    assert "Host did not advertise authentication" in plain.stdout + plain.stderr or "530" in plain.stdout
+    tls = subprocess.run(base + ["--tls"], capture_output=True, text=True, timeout=60)
+    assert tls.returncode == 0, tls.stdout + tls.stderr
+    assert "250 2.0.0 OK message" in tls.stdout
+    assert Entry.objects.filter(mailbox=cast.charlie_box, message__subject="Par swaks").exists()

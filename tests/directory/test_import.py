@@ -1,0 +1,231 @@
+"""Importing the national extract (issue 12 §1): the exact format, the diff, refusals, atomicity."""
+
+import io
+import zipfile
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from audit.models import AuditEvent
+from bench.directory_extract import HEADER
+from directory import extract as extract_format
+from directory.importer import ImportRefused, import_extract
+from directory.models import Entry, ImportRun
+from tests.directory.conftest import row, write_rows
+
+pytestmark = pytest.mark.django_db
+
+
+def snapshot():
+    return list(
+        Entry.objects.order_by("address").values_list("address", "exercises", "search__search_text", "search__name_key")
+    )
+
+
+def test_full_import_keeps_every_exercise_under_its_address(extract):
+    path, expected = extract(rows=900, crlf=True)
+    run = import_extract(path)
+    assert run.status == ImportRun.Status.DONE
+    assert run.lines == expected.rows == 900
+    assert run.added == run.entries == expected.addresses == Entry.objects.count()
+    several = [e for e in Entry.objects.all() if len(e.exercise_rows()) > 1]
+    assert several, "the generator writes addresses on several rows"
+    for entry in several:
+        assert all(len(cells) == len(extract_format.COLUMNS) for cells in entry.exercise_rows())
+        assert {cells[extract_format.ADDRESS].lower() for cells in entry.exercise_rows()} == {entry.address}
+    assert AuditEvent.objects.filter(action="directory.imported", object_id=str(run.pk), outcome="done").exists()
+
+
+def test_reimport_with_one_percent_changes_reports_exactly_those(extract, tmp_path):
+    first, _ = extract(rows=3000)
+    import_extract(first)
+    changed_path, expected = extract(rows=3000, name="changed.txt", changes=0.01)
+    assert expected.added and expected.changed and expected.removed
+    run = import_extract(changed_path)
+    assert (run.added, run.changed, run.removed) == (
+        len(expected.added),
+        len(expected.changed),
+        len(expected.removed),
+    )
+    assert set(run.samples["added"]) == expected.added
+    assert set(run.samples["changed"]) == expected.changed
+    assert set(run.samples["removed"]) == expected.removed
+    assert not Entry.objects.filter(address__in=expected.removed).exists()
+    assert Entry.objects.filter(address__in=expected.added).count() == len(expected.added)
+    again = import_extract(changed_path)
+    assert (again.added, again.changed, again.removed, again.unchanged) == (0, 0, 0, again.entries)
+
+
+def test_zipped_extract_as_published(extract, tmp_path):
+    path, expected = extract(rows=300, zipped=True, name="Extraction_Correspondance_MSSante.zip")
+    assert zipfile.is_zipfile(path)
+    run = import_extract(path)
+    assert run.added == expected.addresses
+
+
+def test_the_import_equals_the_python_reference_on_awkward_names(awkward):
+    """On PostgreSQL the rows are built in SQL (directory/staging.py); elsewhere in Python. Either
+    way each entry is what `extract.build_row` makes of its first row."""
+    import_extract(awkward)
+    with open(awkward, "rb") as stream:
+        reference = {}
+        for staged in extract_format.read_rows(stream, lambda rejected: None):
+            reference.setdefault(staged.address, staged)
+    assert set(reference) == set(Entry.objects.values_list("address", flat=True))
+    for entry in Entry.objects.all():
+        staged = reference[entry.address]
+        for field in ("kind", "last_name", "first_name", "structure_name", "street", "postcode", "town", "department"):
+            assert getattr(entry, field) == getattr(staged, field), (entry.address, field)
+        assert entry.search.name_key == staged.name_key
+        assert entry.dematerialisation == staged.dematerialisation
+    lefevre = Entry.objects.get(address="helene.lefevre@medecin.mssante.fr")
+    assert lefevre.search.name_key == "lefevre helene"
+    assert len(lefevre.exercise_rows()) == 2 and "chambery" in lefevre.search.search_text
+    assert Entry.objects.get(address__startswith="jean-pierre").search.name_key == "dartagnan jean pierre"
+    goff = Entry.objects.get(address="marc.le-goff@infirmier.mssante.fr")
+    assert goff.search.name_key == "le goff jean marc" and goff.department == "2A"
+    assert Entry.objects.get(address__startswith="oeuvrard").department == "971"
+    assert Entry.objects.get(kind="ORG").search.name_key == "service de cardiologie"
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "reason"),
+    [
+        (HEADER.replace("|Dématérialisation", "") + "\n", 1, "l'en-tête n'a pas la colonne « Dématérialisation »"),
+        (
+            HEADER
+            + "\n"
+            + "|".join(row(address="a@b.mssante.fr"))
+            + "\n"
+            + "|".join(row(address="c@d.mssante.fr")[:30])
+            + "\n",
+            3,
+            "30 colonnes au lieu de 31",
+        ),
+        (
+            HEADER
+            + "\n"
+            + "|".join(row(address="a@b.mssante.fr"))
+            + "\n"
+            + "|".join(row(address="c@d.mssante.fr"))[:90],
+            3,
+            "fichier semble tronqué",
+        ),
+        (
+            HEADER
+            + "\n"
+            + "|".join(row(address="a@b.mssante.fr", last="DUPONT")).replace("DUPONT", "DUP\udcffONT")
+            + "\n",
+            2,
+            "UTF-8",
+        ),
+    ],
+    ids=["missing-column", "30-columns", "truncated", "not-utf8"],
+)
+def test_malformed_files_are_refused_whole_and_the_directory_stays(extract, tmp_path, content, line, reason):
+    path, _ = extract(rows=200)
+    import_extract(path)
+    before = snapshot()
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(content.encode("utf-8", "surrogateescape"))
+    with pytest.raises(ImportRefused) as refused:
+        import_extract(bad)
+    assert f"ligne {line} :" in str(refused.value) and reason in str(refused.value)
+    assert snapshot() == before
+    run = ImportRun.objects.get(pk=refused.value.run.pk)
+    assert run.status == ImportRun.Status.REFUSED and reason in run.error
+
+
+def test_header_by_name_in_any_order_extra_columns_ignored(tmp_path):
+    names = HEADER.split("|")
+    order = list(reversed(range(len(names))))
+    cells = row(address="zoe.martin@medecin.mssante.fr", last="MARTIN", first="Zoé")
+    path = tmp_path / "reordered.txt"
+    path.write_text(
+        "|".join([names[i] for i in order] + ["Colonne future"])
+        + "\n"
+        + "|".join([cells[i] for i in order] + ["x"])
+        + "\n",
+        encoding="utf-8",
+    )
+    run = import_extract(path)
+    assert run.added == 1
+    entry = Entry.objects.get()
+    assert (entry.last_name, entry.first_name, entry.town) == ("MARTIN", "Zoé", "GRENOBLE")
+    assert entry.exercise_rows()[0] == cells
+
+
+def test_unusable_rows_are_reported_with_their_line_and_the_rest_imported(tmp_path):
+    rows = [
+        row(address="ok@medecin.mssante.fr", last="BON"),
+        row(address="", last="SANS"),
+        row(address="pas une adresse", last="FAUX"),
+        row(kind="XYZ", address="x@medecin.mssante.fr", last="TYPE"),
+        row(address="d@medecin.mssante.fr", last="DEMAT", demat="peut-être"),
+        row(kind="XYZ", address="twice@medecin.mssante.fr", last="PREMIER"),
+        row(address=" Twice@medecin.mssante.fr", last="SECOND"),
+    ]
+    path = write_rows(tmp_path / "rows.txt", rows)
+    with open(path, "a", encoding="utf-8") as out:
+        out.write("\n")
+    run = import_extract(path)
+    assert run.added == 2 and run.rejected == 6
+    assert [(item["line"], item["reason"]) for item in run.rejected_lines] == [
+        (3, "adresse BAL vide"),
+        (4, "adresse BAL invalide « pas une adresse »"),
+        (5, "type de BAL inconnu « XYZ » (attendu : PER, ORG, APP, CAB)"),
+        (6, "valeur de dématérialisation inconnue « peut-être »"),
+        (7, "type de BAL inconnu « XYZ » (attendu : PER, ORG, APP, CAB)"),
+        (9, "ligne vide"),
+    ]
+    # The first row of an address was rejected: the next one stands for it.
+    twice = Entry.objects.get(address="twice@medecin.mssante.fr")
+    assert twice.last_name == "SECOND" and len(twice.exercise_rows()) == 1
+
+
+def test_a_file_that_would_empty_the_directory_needs_force(extract, settings):
+    full, _ = extract(rows=400)
+    import_extract(full)
+    half, _ = extract(rows=150, name="half.txt")
+    before = snapshot()
+    with pytest.raises(ImportRefused, match="retirerait"):
+        import_extract(half)
+    assert snapshot() == before
+    run = import_extract(half, force=True)
+    assert run.removed == len(before) - run.entries
+
+
+def test_hosted_boxes_keep_their_local_data_even_unlisted(cast, tmp_path):
+    from mailboxes.models import Mailbox
+
+    Mailbox.objects.filter(pk=cast.charlie_box.pk).update(unlisted=True)
+    rows = [
+        row(address=cast.alice_box.address, last="MARTIN", first="Alice (national)"),
+        row(address=cast.charlie_box.address, last="DURAND", first="Charlie"),
+        row(address="autre@medecin.mssante.fr", last="AUTRE"),
+    ]
+    run = import_extract(write_rows(tmp_path / "hosted.txt", rows))
+    assert (run.added, run.hosted) == (1, 2)
+    alice = Entry.objects.get(address=cast.alice_box.address)
+    assert alice.source == Entry.Source.HOSTED and alice.first_name == "Alice"
+    assert not Entry.objects.filter(address=cast.charlie_box.address).exists()
+
+
+def test_command_prints_the_report_and_refuses_with_the_line(extract, tmp_path):
+    path, expected = extract(rows=120)
+    out = io.StringIO()
+    call_command("import_annuaire", str(path), stdout=out)
+    assert f"{expected.addresses} ajoutée(s)" in out.getvalue()
+    bad = tmp_path / "bad.txt"
+    bad.write_text(HEADER + "\n" + "a|b\n", encoding="utf-8")
+    with pytest.raises(CommandError, match="ligne 2 : 2 colonnes au lieu de 31"):
+        call_command("import_annuaire", str(bad), stdout=io.StringIO())
+    with pytest.raises(CommandError, match="introuvable"):
+        call_command("import_annuaire", str(tmp_path / "absent.txt"))
+
+
+def test_demo_extract_imports():
+    out = io.StringIO()
+    call_command("import_annuaire", "--demo", stdout=out)
+    assert Entry.objects.filter(source=Entry.Source.NATIONAL).count() >= 20
+    assert "0 ligne(s) rejetée(s)" in out.getvalue()

@@ -1,0 +1,125 @@
+"""The scheduled re-import (issue 12 §1): the beat entry, the task from a local path or an HTTPS
+URL (a real TLS server on loopback with its own certificate), failures recorded for the admin,
+the admin page in French, and the demo data of the run command."""
+
+import io
+import ssl
+import subprocess
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from directory.models import Entry, ImportRun
+from directory.tasks import import_scheduled
+from mssante.celery import app
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_import_is_in_the_beat_schedule_and_registered():
+    entry = django_settings.CELERY_BEAT_SCHEDULE["directory-import"]
+    assert entry["task"] == "directory.import_scheduled"
+    assert entry["task"] in app.tasks
+    assert entry["schedule"].hour == {3} and entry["schedule"].minute == {30}
+
+
+def test_task_imports_the_configured_path_and_skips_without_one(extract, settings):
+    settings.DIRECTORY_IMPORT_SOURCE = ""
+    assert import_scheduled.apply().get() is None
+    assert not ImportRun.objects.exists()
+    path, expected = extract(rows=150)
+    settings.DIRECTORY_IMPORT_SOURCE = str(path)
+    run = ImportRun.objects.get(pk=import_scheduled.apply().get())
+    assert run.status == ImportRun.Status.DONE and run.added == expected.addresses
+    out = io.StringIO()
+    call_command("import_annuaire", stdout=out)  # cron: no FILE, the configured source
+    assert f"{expected.addresses} inchangée(s)" in out.getvalue()
+
+
+def test_plain_http_and_missing_files_are_recorded_failures(settings, tmp_path):
+    settings.DIRECTORY_IMPORT_SOURCE = "http://127.0.0.1:9/annuaire.zip"
+    assert import_scheduled.apply().get() is None
+    failed = ImportRun.objects.get()
+    assert failed.status == ImportRun.Status.FAILED and "https://" in failed.error
+    settings.DIRECTORY_IMPORT_SOURCE = str(tmp_path / "absent.txt")
+    with pytest.raises(CommandError, match="introuvable"):
+        call_command("import_annuaire")
+
+
+@pytest.fixture
+def https_folder(tmp_path):
+    """A real HTTPS server on 127.0.0.1 serving `tmp_path/www`, and its certificate."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    www = tmp_path / "www"
+    www.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(www)))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield www, f"https://127.0.0.1:{server.server_address[1]}", cert
+    server.shutdown()
+    server.server_close()
+
+
+def test_task_downloads_the_zipped_extract_over_https(extract, settings, https_folder):
+    www, base, cert = https_folder
+    path, expected = extract(rows=200, zipped=True, name="Extraction_Correspondance_MSSante.zip")
+    (www / path.name).write_bytes(path.read_bytes())
+    settings.DIRECTORY_IMPORT_SOURCE = f"{base}/{path.name}"
+    settings.DIRECTORY_IMPORT_CA_FILE = ""  # the system's CAs do not know this certificate
+    assert import_scheduled.apply().get() is None
+    assert "CERTIFICATE_VERIFY_FAILED" in ImportRun.objects.get().error
+    settings.DIRECTORY_IMPORT_CA_FILE = str(cert)
+    run = ImportRun.objects.get(pk=import_scheduled.apply().get())
+    assert run.added == expected.addresses and run.source == settings.DIRECTORY_IMPORT_SOURCE
+    settings.DIRECTORY_DOWNLOAD_MAX_BYTES = 1000
+    assert import_scheduled.apply().get() is None
+    assert "plus de 1000 octets" in ImportRun.objects.first().error
+
+
+def test_admin_shows_the_last_import_with_its_counts_in_french(extract, cast, client):
+    path, expected = extract(rows=100)
+    call_command("import_annuaire", str(path), stdout=io.StringIO())
+    client.force_login(cast.ada)
+    listing = client.get(reverse("admin:directory_importrun_changelist")).content.decode()
+    assert "Imports de l’annuaire" in listing or "imports de l&#x27;annuaire" in listing.lower()
+    assert "terminé" in listing and str(expected.addresses) in listing
+    run = ImportRun.objects.get()
+    detail = client.get(reverse("admin:directory_importrun_change", args=[run.pk])).content.decode()
+    assert f"{expected.addresses} ajoutée(s)" in detail
+    assert client.get(reverse("admin:directory_entry_changelist")).status_code == 200
+
+
+def test_seed_demo_leaves_a_working_directory():
+    call_command("seed_demo", stdout=io.StringIO())
+    assert Entry.objects.filter(source=Entry.Source.NATIONAL).count() >= 20
+    assert Entry.objects.filter(source=Entry.Source.HOSTED, address="alice.martin@ch-troispics.mssante.fr").exists()

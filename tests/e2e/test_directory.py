@@ -1,0 +1,101 @@
+"""The directory in Chromium: recipient completion in the composer with the keyboard (arrows,
+Enter), liste rouge never offered, and the search page at 1366 and 375 px without horizontal
+scrolling, driven by the keyboard."""
+
+import re
+
+import pytest
+
+from directory.importer import import_extract
+from mailboxes.models import Mailbox
+from tests.directory.conftest import row, write_rows
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def directory(tmp_path, cast):
+    rows = [
+        row(
+            address="helene.lefevre@medecin.mssante.fr",
+            last="LEFÈVRE",
+            first="Hélène",
+            demat="O",
+            structure="CLINIQUE DU PARC DES ALPES ET DU GRÉSIVAUDAN, SITE NORD-EST",
+            specialty=("SM54", "Cardiologie et maladies vasculaires"),
+        ),
+        row(address="paul.lefevreau@medecin.mssante.fr", last="LEFEVREAU", first="Paul", demat="N"),
+        row(
+            address="jean-pierre.dartagnan-de-la-tour-montclar@chirurgien-dentiste.mssante.fr",
+            last="D'ARTAGNAN",
+            first="Jean-Pierre",
+            profession=("40", "Chirurgien-Dentiste"),
+        ),
+    ]
+    import_extract(write_rows(tmp_path / "directory.txt", rows))
+    Mailbox.objects.filter(pk=cast.charlie_box.pk).update(unlisted=True)
+
+
+def test_completion_in_the_composer_with_the_keyboard(directory, cast, login, live_server):
+    page = login("alice")
+    page.goto(f"{live_server.url}/pro/ecrire/")
+    to = page.locator("#id_to")
+    to.click()
+    requests = []
+    page.on("request", lambda request: requests.append(request) if "/annuaire/completion/" in request.url else None)
+    to.press_sequentially("lefè", delay=30)
+    options = page.locator("#to-suggestions [role=option]")
+    options.first.wait_for()
+    assert options.count() == 2
+    assert "Ne souhaite plus de papier" in options.first.inner_text()
+    assert "CLINIQUE DU PARC" in options.first.inner_text()
+    assert to.get_attribute("aria-expanded") == "true"
+    assert all(r.method == "POST" and "lef" not in r.url for r in requests)
+    assert len(requests) <= 2  # debounced: not one request per keystroke
+    to.press("ArrowDown")
+    to.press("ArrowDown")
+    assert to.get_attribute("aria-activedescendant") == "id_to-listbox-1"
+    to.press("Enter")
+    assert to.input_value() == "paul.lefevreau@medecin.mssante.fr, "
+    assert page.url.endswith("/pro/ecrire/")  # Enter picked, it did not submit
+    assert options.count() == 0
+    # The second recipient completes the last part only; liste rouge is never offered.
+    to.press_sequentially("durand", delay=30)
+    page.wait_for_selector("#to-suggestions p.muted")
+    assert cast.charlie_box.address not in page.inner_text("#to-suggestions")
+    to.fill("")
+    cc = page.locator("#id_cc")
+    cc.press_sequentially("service de card", delay=30)
+    page.locator("#cc-suggestions [role=option]").first.wait_for()
+    cc.press("ArrowDown")
+    cc.press("Enter")
+    assert cc.input_value() == f"{cast.cardio.address}, "
+
+
+@pytest.mark.parametrize("width", [1366, 375])
+def test_search_page_by_keyboard_without_horizontal_scroll(directory, cast, login, live_server, width):
+    page = login("alice")
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto(f"{live_server.url}/annuaire/")
+    page.keyboard.type("lefevre")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/annuaire/\?r=[\w-]+$"))
+    assert "lefevre" not in page.url
+    results = page.locator(".directory-result")
+    assert results.count() == 2
+    assert "Ne souhaite plus de papier" in results.first.inner_text()
+    assert "Accepte encore le papier" in results.nth(1).inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.keyboard.press("/")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.classList.contains('result-write')")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/pro/ecrire/\?a="))
+    assert page.locator("#id_to").input_value() == "paul.lefevreau@medecin.mssante.fr"
+    page.goto(f"{live_server.url}/annuaire/")
+    page.keyboard.type("dartagnan")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/annuaire/\?r="))
+    assert page.locator(".directory-result").count() == 1
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
