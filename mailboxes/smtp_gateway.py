@@ -127,13 +127,29 @@ class DecisionCache:
         self.items[key] = (time.monotonic() + self.ttl, decision)
 
 
+# How often a pool thread looks at its database connection (CONN_MAX_AGE, errors) when all is well.
+CONNECTION_CHECK_SECONDS = 30.0
+_thread_state = threading.local()
+
+
 def _in_thread(fn, *args, **kwargs):
-    # Each pool thread keeps its own connection; drop it if it died or outlived CONN_MAX_AGE.
-    close_old_connections()
+    """Run `fn` in a pool thread, which keeps its own database connection between messages.
+
+    Django's `close_old_connections()` drops a connection that broke or outlived CONN_MAX_AGE,
+    and re-arms the CONN_HEALTH_CHECKS probe (`SELECT 1` before the next query). Done around
+    every message, that probe was one round trip per message (issue 17): here it runs after a
+    call that raised (a dead connection then fails one message with a 451, which the peer
+    retries, and is replaced) and otherwise at most every CONNECTION_CHECK_SECONDS."""
+    now = time.monotonic()
+    if now - getattr(_thread_state, "checked_at", 0.0) >= CONNECTION_CHECK_SECONDS:
+        close_old_connections()
+        _thread_state.checked_at = now
     try:
         return fn(*args, **kwargs)
-    finally:
+    except BaseException:
         close_old_connections()
+        _thread_state.checked_at = time.monotonic()
+        raise
 
 
 class GatewayHandler:
