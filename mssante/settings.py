@@ -400,6 +400,20 @@ CELERY_BEAT_SCHEDULE["webmail-purge-expired-trash"] = {
     "task": "webmail.purge_expired_trash",
     "schedule": 3600.0,
 }
+# Search index, off the ingest path (webmail/search_index.py, issue 17): the indexer runs every
+# SEARCH_INDEX_INTERVAL_SECONDS (it is also the queue's sweeper), SEARCH_INDEX_BATCH messages per
+# transaction, for at most SEARCH_INDEX_MAX_SECONDS per run; the first SEARCH_BODY_CHARS
+# characters of a text body are indexed (with subject, names, addresses, attachment names).
+SEARCH_INDEX_INTERVAL_SECONDS = env_int("SEARCH_INDEX_INTERVAL_SECONDS", 2)
+SEARCH_INDEX_BATCH = env_int("SEARCH_INDEX_BATCH", 200)
+SEARCH_INDEX_MAX_SECONDS = env_int("SEARCH_INDEX_MAX_SECONDS", 20)
+SEARCH_BODY_CHARS = env_int("SEARCH_BODY_CHARS", 16000)
+CELERY_BEAT_SCHEDULE["webmail-index-search"] = {
+    "task": "webmail.index_search",
+    "schedule": float(SEARCH_INDEX_INTERVAL_SECONDS),
+    # A run that is late is superseded by the next one (they share the queue).
+    "options": {"expires": max(SEARCH_INDEX_INTERVAL_SECONDS * 5, 10)},
+}
 CELERY_BEAT_SCHEDULE["webmail-fill-address-books"] = {
     # Contacts from the mail exchanged (webmail/contacts.py); pages also fill on opening.
     "task": "webmail.fill_address_books",

@@ -71,6 +71,9 @@ def test_patient_cannot_use_the_pro_webmail_on_their_box(cast, client):
 
 def test_search_results_never_cross_boxes(cast, client, received, send):
     send(cast.alice_box, cast.alice, to=[cast.charlie_box.address], subject="Lambert confidentiel")
+    from webmail.tasks import index_search_task
+
+    assert index_search_task() == 2
     client.force_login(cast.bob)
     page = client.get(reverse("webmail:search", args=[cast.cardio.pk]), {"q": "Lambert"}).context["page"]
     assert {r.entry.mailbox_id for r in page.rows} == {cast.cardio.pk}

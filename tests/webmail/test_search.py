@@ -1,5 +1,7 @@
-"""Search in a box: full text over subject, body, sender and attachment names (PostgreSQL
-full-text search, plain `icontains` on SQLite), with its filters."""
+"""Search in a box: full text over subject, body, sender, recipients and attachment names
+(PostgreSQL full-text search, LIKE on SQLite, over documents folded without accents or case),
+with its filters. The documents are written by the indexer off the ingest path (issue 17): the
+tests run its task, `webmail.index_search`, the function the scheduler calls."""
 
 import datetime
 
@@ -8,7 +10,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from mailboxes.models import Entry
+from mailboxes.models import Entry, Message
+from webmail.tasks import index_search_task
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +28,7 @@ def box(cast, send, received):
     )
     entry = Entry.objects.get(mailbox=cast.cardio, message=other.message)
     Entry.objects.filter(pk=entry.pk).update(seen=True, received_at=timezone.now() - datetime.timedelta(days=10))
+    assert index_search_task() == 2
     return {"referral": received, "planning": entry}
 
 
@@ -86,6 +90,9 @@ def test_search_follows_the_store(cast, send):
     def found(word):
         return [r.entry.message_id for r in search_page(cast.charlie_box, Criteria(text=word)).rows]
 
+    assert found("rythmique") == []  # not indexed yet: the delivery transaction only queued it
+    assert index_search_task() == 1
+
     assert found("rythmique") == found("holter") == found("Martin") == [result.message.pk]
     result.message.delete()
     assert found("rythmique") == []
@@ -99,6 +106,7 @@ def test_results_are_paged_by_keyset(cast, client):
     from tests.webmail.conftest import bulk_entries
 
     entries = bulk_entries(cast.alice_box, 70, subject="Bilan")
+    index_search_task()
     client.force_login(cast.alice)
     url = reverse("webmail:search", args=[cast.alice_box.pk])
     first = client.get(url, {"q": "Bilan"}).context["page"]
@@ -123,3 +131,72 @@ def test_search_terms_stay_out_of_urls(cast, client, box):
     client.force_login(cast.alice)  # another session: the token means nothing there
     assert client.get(location).context["page"] is None
     assert 'method="post"' in client.get(url).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("échographie", "echographie"),
+        ("echographie", "échographie"),
+        ("Échographie", "ECHOGRAPHIE"),
+        ("ÉLECTROCARDIOGRAMME", "électrocardiogramme"),
+        ("cœur", "coeur"),
+        ("coeur", "CŒUR"),
+        ("Hôpital Saint-Éloi", "hopital saint eloi"),
+    ],
+)
+def test_search_ignores_accents_and_case_both_ways(cast, send, stored, asked):
+    """Issue 16 item 6, on the database the suite runs on (SQLite and PostgreSQL in CI)."""
+    from webmail.search import Criteria, search_page
+
+    in_subject = send(cast.alice_box, cast.alice, to=[cast.charlie_box.address], subject=f"Résultat {stored}")
+    in_body = send(cast.alice_box, cast.alice, to=[cast.charlie_box.address], subject="Suite", text=f"Voir {stored}.")
+    send(cast.alice_box, cast.alice, to=[cast.charlie_box.address], subject="Autre", text="Rien à voir.")
+    index_search_task()
+    rows = search_page(cast.charlie_box, Criteria(text=asked)).rows
+    assert {r.entry.message_id for r in rows} == {in_subject.message.pk, in_body.message.pk}
+
+
+def test_the_delivery_only_queues_and_the_indexer_catches_up(cast, send, settings):
+    """The delivery transaction writes no search document (the message row is the queue); the
+    indexer writes them in batches and clears the flag; `reindex_search` queues and rebuilds."""
+    from django.core.management import call_command
+
+    from webmail.search import Criteria, search_page
+
+    settings.SEARCH_INDEX_BATCH = 2
+    sent = [
+        send(cast.alice_box, cast.alice, to=[cast.charlie_box.address], subject=f"Lot {i} scintigraphie")
+        for i in range(5)
+    ]
+    ids = {r.message.pk for r in sent}
+    assert set(Message.objects.filter(search_pending=True).values_list("pk", flat=True)) >= ids
+    assert search_page(cast.charlie_box, Criteria(text="scintigraphie")).rows == []
+    assert index_search_task() >= 5  # three batches of at most 2
+    assert not Message.objects.filter(search_pending=True).exists()
+    assert {r.entry.message_id for r in search_page(cast.charlie_box, Criteria(text="scintigraphie")).rows} == ids
+    assert index_search_task() == 0
+
+    settings.SEARCH_BODY_CHARS = 4
+    call_command("reindex_search")
+    assert not Message.objects.filter(search_pending=True).exists()
+    # Still found by subject; the body beyond the bound is no longer indexed.
+    assert len(search_page(cast.charlie_box, Criteria(text="scintigraphie")).rows) == 5
+    assert search_page(cast.charlie_box, Criteria(text="compte")).rows == []  # "Bonjour,\nvoici le compte rendu."
+
+
+def test_the_scheduler_runs_the_indexer(cast, send):
+    """The embedded runner (`manage.py runscheduler`) has the indexer among its jobs, every
+    SEARCH_INDEX_INTERVAL_SECONDS: it is both the worker and the sweeper of the queue."""
+    from django.conf import settings
+
+    from mssante.celery import app
+    from operations.scheduler import jobs_from_settings, run_due
+    from webmail.search import Criteria, search_page
+
+    jobs = [job for job in jobs_from_settings(app) if job.task == "webmail.index_search"]
+    assert len(jobs) == 1 and settings.CELERY_BEAT_SCHEDULE["webmail-index-search"]["schedule"] <= 5
+    send(cast.alice_box, cast.alice, to=[cast.charlie_box.address], subject="Coronarographie")
+    ran, _ = run_due(app, jobs, force=True)
+    assert ran == ["webmail-index-search"]
+    assert len(search_page(cast.charlie_box, Criteria(text="coronarographie")).rows) == 1
