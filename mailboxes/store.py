@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -21,25 +23,53 @@ def attachment_name(sha256: str) -> str:
     return f"att/{sha256[:2]}/{sha256}"
 
 
-def store_blob(name: str, data: bytes) -> str:
-    """Write `data` under its content-hash `name` unless it is already there, whole; return the
-    name actually used, once the bytes are on stable storage (issue 17: the delivery path commits,
-    and the gateway answers 250, only after this returns). A file of another size under that name
-    (a write cut short by a crash, or still in progress in another process) is never trusted: the
-    bytes are written again, and the storage picks a free name (local folder) or replaces the
-    object (S3). `ContentFile` wraps the bytes without copying them."""
+@dataclass
+class Written:
+    """A file written to the storage, not yet known to be on stable storage: `sync()` makes it so."""
+
+    name: str
+    new_directory: bool = False
+
+    def sync(self) -> None:
+        make_durable(self.name, new_directory=self.new_directory)
+
+
+def write_blob(name: str, data: bytes) -> Written:
+    """Write `data` under its content-hash `name` unless it is already there, whole. A file of
+    another size under that name (a write cut short by a crash, or still in progress in another
+    process) is never trusted: the bytes are written again, and the storage picks a free name
+    (local folder) or replaces the object (S3). `ContentFile` wraps the bytes without copying
+    them. The caller syncs the result (`Written.sync`) before it relies on the file."""
     try:
         if default_storage.size(name) == len(data):
-            make_durable(name)  # written by another delivery, perhaps not yet flushed
-            return name
+            return Written(name)  # written by another delivery, perhaps not yet flushed: synced too
     except FileNotFoundError:
         pass
     except Exception:  # noqa: S110 - absent on S3 (404...): written below
         pass
     new_directory = not directory_exists(name)
-    saved = default_storage.save(name, ContentFile(data))
-    make_durable(saved, new_directory=new_directory)
-    return saved
+    return Written(default_storage.save(name, ContentFile(data)), new_directory)
+
+
+def store_blob(name: str, data: bytes) -> str:
+    """`write_blob`, then on stable storage before this returns; the name actually used."""
+    written = write_blob(name, data)
+    written.sync()
+    return written.name
+
+
+_sync_pool: ThreadPoolExecutor | None = None
+_sync_pool_pid = 0
+
+
+def sync_in_background(files: list[Written]) -> Future:
+    """fsync `files` in a small pool of threads (fsync releases the GIL), so that the delivery
+    path writes its rows meanwhile; it waits for the result before its COMMIT (issue 17)."""
+    global _sync_pool, _sync_pool_pid
+    if _sync_pool is None or _sync_pool_pid != os.getpid():  # a pool never crosses a fork
+        _sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="store-fsync")
+        _sync_pool_pid = os.getpid()
+    return _sync_pool.submit(lambda: [written.sync() for written in files])
 
 
 def local_path(name: str) -> str | None:
@@ -90,6 +120,17 @@ def store_raw(raw: bytes) -> tuple[str, str]:
 def store_attachment(data: bytes) -> tuple[str, str]:
     digest = hashlib.sha256(data).hexdigest()
     return digest, store_blob(attachment_name(digest), data)
+
+
+def write_raw(raw: bytes) -> tuple[str, Written]:
+    """(sha256, the written file) of a raw message, to be synced by the caller."""
+    digest = hashlib.sha256(raw).hexdigest()
+    return digest, write_blob(raw_name(digest), raw)
+
+
+def write_attachment(data: bytes) -> tuple[str, Written]:
+    digest = hashlib.sha256(data).hexdigest()
+    return digest, write_blob(attachment_name(digest), data)
 
 
 def open_raw(message):

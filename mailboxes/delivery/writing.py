@@ -1,7 +1,9 @@
 """Writing one accepted message (DESIGN.md "One message store"): its bytes once, then its rows.
 
 The raw bytes and each attachment are written to Django storage first, named by content hash
-(`mailboxes.store`), so no row ever points at a missing file. Then, in one transaction: the
+(`mailboxes.store`), so no row ever points at a missing file; their fsync (file and directory,
+local folder backend) runs in the background while the rows are written, and the transaction
+waits for it before its COMMIT, so nothing is acknowledged that is not on stable storage. Then, in one transaction: the
 quota of every box that gets a copy (`quota.count_space`, which also catches a box that filled
 up since the plan), the Message, its Attachments, one Entry per box (the recipients' INBOX, the
 sender's SENT), one Delivery per recipient, one Outbox row per other operator's domain, the
@@ -15,6 +17,7 @@ database: this is the step to change for a faster ingest (see bench/RESULTS.md).
 from __future__ import annotations
 
 import functools
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -30,7 +33,7 @@ from mailboxes.delivery.planning import Plan
 from mailboxes.mime import ParsedMessage
 from mailboxes.models import Attachment, Delivery, Entry, Folder, Mailbox, Message, Outbox
 from mailboxes.patient_domain import Decision, Envelope, get_policy, is_patient_address
-from mailboxes.store import store_attachment, store_raw
+from mailboxes.store import sync_in_background, write_attachment, write_raw
 
 
 class QuotaRace(Exception):
@@ -61,29 +64,38 @@ class StoredFiles:
     sha256: str
     raw_name: str
     attachments: list[Attachment]
+    durable: Future | None = None  # the files' fsync, running while the rows are written
+
+    def wait_durable(self) -> None:
+        """Every file on stable storage (raises what the fsync raised): called before COMMIT."""
+        if self.durable is not None:
+            self.durable.result()
 
 
 def store_files(raw: bytes, parsed: ParsedMessage) -> StoredFiles:
-    """The raw bytes once and each attachment once, named by content hash, before any row."""
-    sha256, raw_name = store_raw(raw)
+    """The raw bytes once and each attachment once, named by content hash, before any row; their
+    fsync starts now, in the background, and `write_message` waits for it before its COMMIT."""
+    sha256, raw_file = write_raw(raw)
+    written = [raw_file]
     rows = []
     for position, part in enumerate(parsed.attachments):
         data = part.data
-        digest, name = store_attachment(data)
+        digest, attachment_file = write_attachment(data)
+        written.append(attachment_file)
         rows.append(
             Attachment(
                 filename=part.filename[:255],
                 content_type=part.content_type[:255],
                 size=len(data),
                 sha256=digest,
-                file=name,
+                file=attachment_file.name,
                 content_id=part.content_id[:255],
                 is_inline=part.is_inline,
                 position=position,
             )
         )
         del data
-    return StoredFiles(sha256=sha256, raw_name=raw_name, attachments=rows)
+    return StoredFiles(sha256=sha256, raw_name=raw_file.name, attachments=rows, durable=sync_in_background(written))
 
 
 def thread_key(parsed: ParsedMessage, message_id: str) -> str:
@@ -178,6 +190,9 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
         apply_box_settings(message, delivered)
         for outbox in outboxes:
             transaction.on_commit(functools.partial(relay_queue.enqueue, outbox.pk))
+        # Durable before the commit that precedes the 250 (issue 17): the files' fsync ran
+        # while the rows above were written.
+        files.wait_durable()
     return message
 
 
