@@ -105,11 +105,12 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # psycopg 3 binds parameters on the client by default; with DB_SERVER_SIDE_BINDING the
-    # server binds them, and a statement run DB_PREPARE_THRESHOLD times on a connection is
-    # prepared there (Django's documented OPTIONS, passed to psycopg).
+    # The server binds the parameters (DB_SERVER_SIDE_BINDING, on by default since issue 17), and
+    # a statement run DB_PREPARE_THRESHOLD times on a connection is prepared there, parsed and
+    # planned once (Django's documented OPTIONS, passed to psycopg 3). Measured on the SMTP
+    # ingest: 0.45 → 0.62 of Postfix's rate at 10 KB (bench/RESULTS.md, issue 17).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        server_side_binding=env_bool("DB_SERVER_SIDE_BINDING", False),
+        server_side_binding=env_bool("DB_SERVER_SIDE_BINDING", True),
         prepare_threshold=env_int("DB_PREPARE_THRESHOLD", 5),
     )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -404,7 +405,7 @@ CELERY_BEAT_SCHEDULE["webmail-purge-expired-trash"] = {
 # SEARCH_INDEX_INTERVAL_SECONDS (it is also the queue's sweeper), SEARCH_INDEX_BATCH messages per
 # transaction, for at most SEARCH_INDEX_MAX_SECONDS per run; the first SEARCH_BODY_CHARS
 # characters of a text body are indexed (with subject, names, addresses, attachment names).
-SEARCH_INDEX_INTERVAL_SECONDS = env_int("SEARCH_INDEX_INTERVAL_SECONDS", 2)
+SEARCH_INDEX_INTERVAL_SECONDS = env_int("SEARCH_INDEX_INTERVAL_SECONDS", 1)
 SEARCH_INDEX_BATCH = env_int("SEARCH_INDEX_BATCH", 200)
 SEARCH_INDEX_MAX_SECONDS = env_int("SEARCH_INDEX_MAX_SECONDS", 20)
 SEARCH_BODY_CHARS = env_int("SEARCH_BODY_CHARS", 16000)
