@@ -2,13 +2,14 @@
 
 The raw bytes and each attachment are written to Django storage first, named by content hash
 (`mailboxes.store`), so no row ever points at a missing file; their fsync (file and directory,
-local folder backend) runs in the background while the rows are written, and the transaction
-waits for it before its COMMIT, so nothing is acknowledged that is not on stable storage. Then, in one transaction: the
-quota of every box that gets a copy (`quota.count_space`, which also catches a box that filled
-up since the plan), the Message, its Attachments, one Entry per box (the recipients' INBOX, the
+local folder backend) runs in the background while the rows are written. Then, in one
+transaction: the Message, its Attachments, one Entry per box (the recipients' INBOX, the
 sender's SENT), one Delivery per recipient, one Outbox row per other operator's domain, the
-audit events, and what the patient-domain policy does inside the transaction. After commit the
-Outbox rows go to the relay's queue.
+audit events, what the patient-domain policy does inside the transaction; then the wait for
+the files' fsync, and last the quota of every box that gets a copy (`quota.count_space`, which
+also catches a box that filled up since the plan), just before COMMIT: nothing is acknowledged
+that is not on stable storage, and the boxes' rows are locked only for the end of the
+transaction. After commit the Outbox rows go to the relay's queue.
 
 Every row is written with the ORM's `bulk_create` (one INSERT per table), the same on every
 database: this is the step to change for a faster ingest (see bench/RESULTS.md).
@@ -161,10 +162,6 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
         counted = {box.pk for box in delivered}
         if sender_in_sent and sender_box_id is not None:
             counted.add(sender_box_id)
-        if not quota.count_space(
-            counted, len(submission.raw), sender_box_id=sender_box_id, sender_in_sent=sender_in_sent, now=now
-        ):
-            raise QuotaRace
         message = message_row(submission, files)
         Message.objects.bulk_create([message])
         for row in files.attachments:
@@ -193,6 +190,13 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
         # Durable before the commit that precedes the 250 (issue 17): the files' fsync ran
         # while the rows above were written.
         files.wait_durable()
+        # The quota last (issue 17): the recipient boxes' rows stay locked by this UPDATE only
+        # until the COMMIT that follows, not while the rows are written and the files synced, so
+        # deliveries to one busy box overlap. A box filled since the plan rolls it all back.
+        if not quota.count_space(
+            counted, len(submission.raw), sender_box_id=sender_box_id, sender_in_sent=sender_in_sent, now=now
+        ):
+            raise QuotaRace
     return message
 
 
