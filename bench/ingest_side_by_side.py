@@ -263,29 +263,49 @@ def start_gateway(env: dict, port: int, processes: int) -> subprocess.Popen:
 
 
 class Freshness:
-    """Seconds from a message's commit (created_at) to its search document, polled every 100 ms."""
+    """Seconds from a message's commit (created_at) to its search document: a thread polls every
+    100 ms, during the round and after it, until every message of the round is indexed."""
 
     def __init__(self, url: str):
         import psycopg
 
+        self.url = url
         self.conn = psycopg.connect(url, autocommit=True)
-        self.seen: dict[int, float] = {}
 
-    def watch(self, since_id: int, count: int, timeout: float = 120.0) -> list[float]:
-        lags = []
-        deadline = time.monotonic() + timeout
-        while len(lags) < count and time.monotonic() < deadline:
-            rows = self.conn.execute(
-                "SELECT id, extract(epoch FROM created_at) FROM mailboxes_message WHERE id > %s AND NOT search_pending",
-                [since_id],
-            ).fetchall()
-            now = time.time()
-            for pk, created in rows:
-                if pk not in self.seen:
-                    self.seen[pk] = now
-                    lags.append(now - float(created))
-            time.sleep(0.1)
-        return lags
+    def during(self, send) -> tuple[tuple, list[float]]:
+        import psycopg
+
+        since = self.last_id()
+        lags: list[float] = []
+        expected: list[int | None] = [None]
+
+        def poll():
+            seen: set[int] = set()
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                deadline = None
+                while True:
+                    rows = conn.execute(
+                        "SELECT id, extract(epoch FROM created_at) FROM mailboxes_message "
+                        "WHERE id > %s AND NOT search_pending",
+                        [since],
+                    ).fetchall()
+                    now = time.time()
+                    for pk, created in rows:
+                        if pk not in seen:
+                            seen.add(pk)
+                            lags.append(now - float(created))
+                    if expected[0] is not None:
+                        deadline = deadline or time.monotonic() + 120
+                        if len(seen) >= expected[0] or time.monotonic() > deadline:
+                            return
+                    time.sleep(0.1)
+
+        thread = threading.Thread(target=poll)
+        thread.start()
+        result = send()
+        expected[0] = result[2]
+        thread.join()
+        return result, lags
 
     def last_id(self) -> int:
         return self.conn.execute("SELECT coalesce(max(id), 0) FROM mailboxes_message").fetchone()[0]
@@ -400,11 +420,10 @@ def main() -> None:
                 batch = build(kind, addresses, n)
                 round_load = load().split()[0]
                 # The product: rate of 250s (each after the commit), then the indexer's lag.
-                since = fresh.last_id()
-                start, end, ok, errors = send_all(port, batch, args.clients)
+                (start, end, ok, errors), round_lags = fresh.during(lambda: send_all(port, batch, args.clients))
                 acknowledged += ok
                 ours = ok / (end - start)
-                lags += fresh.watch(since, ok)
+                lags += round_lags
                 # Postfix → Dovecot: from the first byte sent to the last file in a Maildir.
                 before = maildir_count(maildir)
                 start, _end, pf_ok, pf_errors = send_all(pf_port, batch, args.clients)
