@@ -30,7 +30,7 @@ import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import MISSING, SMTP, syntax
+from aiosmtpd.smtp import SMTP, Envelope, syntax
 from django.conf import settings
 from django.db import close_old_connections, connections
 
@@ -267,7 +267,8 @@ class GatewaySMTP(SMTP):
     gathers the message in one growing buffer instead of one object per line: a 25 MB message in
     78-byte lines is 330,000 objects, and aiosmtpd's own DATA took the gateway's peak memory to
     4.0x the message against 2.0x with this one (bench/RESULTS.md, issue 13). Its line and size
-    limits, replies and end-of-DATA state are aiosmtpd's; the stream keeps aiosmtpd's own limit."""
+    limits and replies are aiosmtpd's; the handler is called and the envelope reset through public
+    names (`event_handler`, `Envelope`); only the stream is read as aiosmtpd's own DATA reads it."""
 
     def connection_made(self, transport) -> None:
         SMTP_SESSIONS.inc()  # /metrics (mssante/metrics.py)
@@ -322,16 +323,17 @@ class GatewaySMTP(SMTP):
                 buffer += line[1:] if line.startswith(b".") else line
             in_long_line = not line.endswith(b"\r\n")
         if state != "ok":
-            self._set_post_data_state()
+            self.envelope = Envelope()
             await self.push("500 Line too long (see RFC5321 4.5.3.1.6)" if state == "too_long" else "552 Error:")
             return
         raw = bytes(buffer)
         del buffer
         self.envelope.content = self.envelope.original_content = raw
         del raw
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
-        await self.push("250 OK" if status is MISSING else status)
+        # The handler is this gateway's own (`Gateway`, which always answers DATA).
+        status = await self.event_handler.handle_DATA(self, self.session, self.envelope)
+        self.envelope = Envelope()
+        await self.push(status)
 
 
 def tls_context() -> ssl.SSLContext | None:
