@@ -199,6 +199,15 @@ def statistics_tables(scope, first, last, granularity) -> list[dict]:
             [("actives", active_line), ("sans activité", [max(box_count - a, 0) for a in active_line])],
         ),
         by_period("connexions", "Connexions", [("connexions", "sign_ins"), ("échecs", "sign_in_failures")]),
+        by_period(
+            "campagnes",
+            "Campagnes d'envoi : issue des lignes",
+            [
+                ("envoyées", "campaign_sent"),
+                ("retours automatiques", "campaign_returned"),
+                ("échecs", "campaign_failed"),
+            ],
+        ),
     ]
     read_table = tables[5]
     read_table["columns"].append("délai médian")
@@ -259,7 +268,6 @@ def statistics(request):
         "query": request.GET.urlencode(),
         "selected_structure": request.GET.get("structure", ""),
         "selected_box": request.GET.get("bal", ""),
-        "campaigns_installed": False,
         "nav": "statistics",
     }
     return render(request, "operations/statistics.html", context)
