@@ -11,6 +11,7 @@ beat task every hour for the last days, and `manage.py aggregate_stats`); pages 
 | `delivery_<status>` | sending box | same rows, by current status (delivered, queued, relayed, bounced, returned, read) |
 | `return_<reason>` | sending box | same rows with status `returned`, by reason code |
 | `relay_failed` | sending box | same rows: recipients at other operators that bounced |
+| `relay_deferred` | sending box | `message.relay_deferred` events: relay attempts that failed for the time being (4xx, connection) and will be tried again |
 | `received`, `received_<category>` | receiving box | inbox entries received that day; category of the sender |
 | `read_receipts`, `read_delay_le_<bucket>` | sending box | deliveries that turned `read` that day; the delay since sending, by bucket (the median of a period is read from the summed buckets) |
 | `active` | box | 1 when a person acted on the box that day (an audit event with an actor) |
@@ -87,6 +88,7 @@ def aggregate_day(day: datetime.date) -> int:
     _count_reads(counts, start, end)
     _count_active(counts, start, end)
     _count_sign_ins(counts, start, end)
+    _count_relay_deferred(counts, start, end)
     for key, value in campaign_outcomes(day):
         counts[key] += value
     rows = [
@@ -185,6 +187,20 @@ def _count_active(counts: Counter, start, end) -> None:
     for pk, box in boxes.items():
         if box.kind != Mailbox.Kind.PATIENT:
             counts[(box.structure_id, pk, "active")] = 1
+
+
+def _count_relay_deferred(counts: Counter, start, end) -> None:
+    rows = (
+        AuditEvent.objects.filter(action=AuditEvent.Action.RELAY_DEFERRED, at__gte=start, at__lt=end)
+        .values("mailbox_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    rows = list(rows)
+    boxes = _boxes(r["mailbox_id"] for r in rows)
+    for row in rows:
+        box = boxes.get(row["mailbox_id"])
+        counts[(box.structure_id if box else None, row["mailbox_id"], "relay_deferred")] += row["n"]
 
 
 def _count_sign_ins(counts: Counter, start, end) -> None:

@@ -191,7 +191,11 @@ def statistics_tables(scope, first, last, granularity) -> list[dict]:
             "Devenir des envois (par destinataire)",
             [(n, f"delivery_{s}") for s, n in DELIVERY_STATUSES],
         ),
-        by_period("echecs-relais", "Échecs de relais vers d'autres opérateurs", [("échecs", "relay_failed")]),
+        by_period(
+            "echecs-relais",
+            "Échecs de relais vers d'autres opérateurs",
+            [("échecs définitifs", "relay_failed"), ("échecs temporaires (nouvel essai)", "relay_deferred")],
+        ),
         by_period("accuses", "Accusés de lecture", [("accusés reçus", "read_receipts")]),
         by_period(
             "bal",
