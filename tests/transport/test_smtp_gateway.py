@@ -101,10 +101,17 @@ def test_data_keeps_dot_stuffed_lines_and_refuses_over_long_lines_on_the_same_co
 
 def test_null_sender_report_is_accepted(trusted_peer, start_gateway):
     gateway = start_gateway()
+    box = trusted_peer.alice_box.address
+    report = (
+        f"From: <mailer-daemon@{PEER}>\r\nTo: <{box}>\r\nSubject: Non remis\r\n"
+        f"Message-ID: {make_msgid(domain=PEER)}\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nNon remis.\r\n--b--\r\n"
+    ).encode()
     with client_for(gateway) as client:
         assert client.mail("<>")[0] == 250
-        assert client.rcpt(trusted_peer.alice_box.address)[0] == 250
-        assert client.data(make_raw(trusted_peer.alice_box.address))[0] == 250
+        assert client.rcpt(box)[0] == 250
+        assert client.data(report)[0] == 250
     assert Message.objects.get().envelope_from == ""
 
 

