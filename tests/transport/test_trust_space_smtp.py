@@ -6,13 +6,17 @@
 - protocol details: `530 5.7.0`, the EHLO reply in one write, one log line per failed handshake.
 """
 
+import logging
 import smtplib
+import socket
+import ssl
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 import pytest
 
 from mailboxes.models import Message, TrustedDomain
+from tests.transport.conftest import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -94,3 +98,81 @@ def test_from_outside_the_trust_space_behind_a_trusted_envelope_is_refused(trust
     assert (code, reply[:5]) == (550, b"5.7.1")
     assert b"exemple.org" in reply and b"From" in reply and b"espace de confiance" in reply
     assert not Message.objects.exists()
+
+
+def tls_client_context(ciphers=None, maximum=None):
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if ciphers:
+        context.set_ciphers(ciphers)
+    if maximum:
+        context.maximum_version = maximum
+    return context
+
+
+def test_stored_message_is_the_received_bytes_plus_our_trace(trusted_peer, tls_files, settings, start_gateway):
+    settings.SMTPD_TLS_CERT, settings.SMTPD_TLS_KEY = tls_files.cert, tls_files.key
+    settings.SMTPD_REQUIRE_TLS = True
+    settings.SMTPD_TLS_MAX_VERSION = "1.2"
+    settings.SMTPD_HOSTNAME = "mx.ch-troispics.mssante.fr"
+    gateway = start_gateway()
+    box = trusted_peer.alice_box.address
+    raw = plain(box)
+    with client_for(gateway) as client:
+        code, reply = client.mail(PEER_SENDER)
+        assert (code, reply[:5]) == (530, b"5.7.0")  # STARTTLS first, with its enhanced code
+        client.starttls(context=tls_client_context())
+        cipher = client.sock.cipher()[0]
+        client.ehlo("mx.autre-operateur.mssante.fr")
+        assert client.sendmail(PEER_SENDER, [box], raw) == {}
+    message = Message.objects.get()
+    with message.raw.open("rb") as fh:
+        stored = fh.read()
+    assert stored.endswith(raw)
+    trace = stored[: -len(raw)].decode("ascii")
+    assert trace.startswith(
+        f"Return-Path: <{PEER_SENDER}>\r\nReceived: from mx.autre-operateur.mssante.fr ([127.0.0.1])"
+    )
+    assert f"(using TLSv1.2 with cipher {cipher} (" in trace
+    assert "by mx.ch-troispics.mssante.fr (MSSante) with ESMTPS id " in trace
+    assert f"for <{box}>; " in trace and trace.endswith("\r\n")
+    # Folded lines only: the trace is one Return-Path and one Received field.
+    assert [line.split(":")[0] for line in trace.split("\r\n") if line and not line.startswith("\t")] == [
+        "Return-Path",
+        "Received",
+    ]
+    # The size limits apply to what the peer sent; the box counts what is stored.
+    assert message.size == len(stored)
+
+
+def test_ehlo_reply_is_written_in_one_piece(trusted_peer, start_gateway):
+    gateway = start_gateway()
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        greeting = sock.recv(4096)
+        assert greeting.startswith(b"220 ")
+        sock.sendall(b"EHLO mx.autre-operateur.mssante.fr\r\n")
+        first = sock.recv(65536)
+        lines = first.split(b"\r\n")
+        assert len(lines) > 3 and lines[0].startswith(b"250-")
+        assert any(line.startswith(b"250 ") for line in lines), first
+        sock.sendall(b"QUIT\r\n")
+
+
+def test_failed_tls_handshake_is_one_log_line(trusted_peer, tls_files, settings, start_gateway, caplog):
+    settings.SMTPD_TLS_CERT, settings.SMTPD_TLS_KEY = tls_files.cert, tls_files.key
+    settings.SMTPD_TLS_MAX_VERSION = "1.2"
+    gateway = start_gateway()
+    caplog.set_level(logging.DEBUG)
+    with client_for(gateway) as client, pytest.raises((ssl.SSLError, smtplib.SMTPServerDisconnected)):
+        client.starttls(context=tls_client_context("ECDHE-RSA-CHACHA20-POLY1305", ssl.TLSVersion.TLSv1_2))
+
+    def handshake_logged():
+        return [r for r in caplog.records if "handshake" in r.getMessage().lower()]
+
+    [record] = wait_until(handshake_logged)
+    assert record.name == "mailboxes.smtp" and record.levelno == logging.WARNING
+    assert record.exc_info is None and "Traceback" not in caplog.text
+    assert "127.0.0.1" not in record.getMessage()
+    # Nothing else from the failed session reaches the log at ERROR.
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
