@@ -178,6 +178,8 @@ def refusal_text(code: str, address: str = "") -> str:
         return ""
     if code.startswith("smtp_"):
         return _("réponse du serveur distant %(c)s") % {"c": code[5:]}
+    if code.startswith("dsn_"):
+        return _("avis de non-distribution de l'opérateur du destinataire (%(c)s)") % {"c": code[4:]}
     if address and is_patient_address(address):
         text = get_policy().refusal_text(code)
         if text:
