@@ -176,3 +176,23 @@ def test_failed_tls_handshake_is_one_log_line(trusted_peer, tls_files, settings,
     assert "127.0.0.1" not in record.getMessage()
     # Nothing else from the failed session reaches the log at ERROR.
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_raw_utf8_headers_are_decoded_not_replaced(trusted_peer, start_gateway):
+    """RFC 6532: a peer may send UTF-8 in header fields (Postfix passes them on with 8BITMIME)."""
+    gateway = start_gateway()
+    box = trusted_peer.alice_box.address
+    raw = (
+        f"From: Hélène Dupré <{PEER_SENDER}>\r\nTo: <{box}>\r\nSubject: Résultats d'analyse — février\r\n"
+        f"Message-ID: {make_msgid(domain=PEER)}\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n'
+        "Content-Transfer-Encoding: 8bit\r\n\r\nCi-joint.\r\n--b\r\nContent-Type: application/pdf\r\n"
+        'Content-Disposition: attachment; filename="compte-rendu été.pdf"\r\n\r\n%PDF-1.4\r\n--b--\r\n'
+    ).encode()
+    code, _ = send(gateway, PEER_SENDER, box, raw)
+    assert code == 250
+    message = Message.objects.get()
+    assert message.subject == "Résultats d'analyse — février"
+    assert message.from_name == "Hélène Dupré"
+    assert message.attachments.get().filename == "compte-rendu été.pdf"
+    assert "\ufffd" not in message.subject + message.from_name
