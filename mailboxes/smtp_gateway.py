@@ -241,6 +241,9 @@ class GatewayHandler:
         try:
             result = await self._run(deliver_inbound, raw, sender, list(envelope.rcpt_tos), trace)
         except delivery.DeliveryRefused as exc:
+            if answered_by_returns(exc, sender):
+                log.info("smtp answered by automatic returns: %s id=%s", exc.code, trace_id)
+                return "250 2.0.0 OK, non distribue : un retour automatique est envoye a l'expediteur"
             log.info("smtp refused at DATA: %s", exc.code)
             return refusal_reply(exc.code, exc.reason, exc.smtp_code)
         except Exception:
@@ -289,6 +292,18 @@ def trace_headers(server, session, sender: str, recipients: list[str], trace_id:
 
 def timezone_now():
     return datetime.datetime.now(datetime.UTC).astimezone()
+
+
+def answered_by_returns(refusal: delivery.DeliveryRefused, sender: str) -> bool:
+    """Every recipient was refused by the patient-domain policy with an automatic return, which
+    the policy has sent to the sender (RULES.md §3): the message is answered, so the peer gets a
+    250 and no bounce of its own on top of the return. A 4xx stays a 4xx."""
+    return (
+        bool(sender)
+        and refusal.smtp_code // 100 == 5
+        and bool(refusal.refused)
+        and all(decision.automatic_return for decision in refusal.refused.values())
+    )
 
 
 def deliver_inbound(raw: bytes, sender: str, recipients: list[str], trace: bytes = b""):

@@ -137,7 +137,10 @@ def test_check_recipient_decisions(cast, settings):
     # The INS rule is the patient policy's: the neutral policy knows no INS, only boxes.
     assert check_recipient(peer, "158037500100199@patient.mssante.fr").code == "unknown_recipient"
     settings.PATIENT_POLICY = "patients.policy.PatientPolicy"
-    assert check_recipient(peer, "158037500100199@patient.mssante.fr").code == "wrong_ins"
+    # Issue 15 item 6: a refusal the policy answers with an automatic return is accepted at RCPT
+    # (the return is the answer, after DATA); with the null sender there is nobody to answer.
+    assert check_recipient(peer, "158037500100199@patient.mssante.fr").deliver
+    assert check_recipient("", "158037500100199@patient.mssante.fr").code == "wrong_ins"
     settings.PATIENT_POLICY = ""
     assert check_recipient(peer, "not an address").code == "invalid_address"
     TrustedDomain.objects.create(name="ch-ailleurs.mssante.fr")

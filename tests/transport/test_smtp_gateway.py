@@ -145,17 +145,23 @@ def test_unknown_recipient_and_untrusted_domains_are_refused_with_reason(trusted
     assert message.envelope_to == [cast.alice_box.address]
 
 
-def test_wrong_patient_ins_is_refused_at_rcpt_with_the_policy_reason(trusted_peer, start_gateway, settings):
+def test_wrong_patient_ins_is_answered_by_the_policy_return(trusted_peer, start_gateway, settings, sink):
+    """Issue 15 item 6: no bare 550 at RCPT; the policy's automatic return, relayed back with
+    the null sender, is the answer (the same as a hosted sender gets)."""
     cast = trusted_peer
     gateway = start_gateway()
     ins = cast.paul_box.local_part
     wrong_key = f"{ins[:13]}{(int(ins[13:]) + 1) % 97:02d}"
+    address = f"{wrong_key}@{settings.PATIENT_DOMAIN}"
     with client_for(gateway) as client:
         assert client.mail(PEER_SENDER)[0] == 250
-        code, reply = client.rcpt(f"{wrong_key}@{settings.PATIENT_DOMAIN}")
-        assert code == 550
-        assert reply.startswith(b"5.1.1") and b"INS" in reply
-    assert not Message.objects.exists()
+        assert client.rcpt(address)[0] == 250
+        code, reply = client.data(make_raw(address))
+        assert code == 250 and b"retour automatique" in reply
+    assert not Message.objects.filter(entries__mailbox__kind="PAT").exists()
+    [returned] = sink.handler.received
+    assert returned.mail_from == "<>" and returned.rcpt_tos == [PEER_SENDER]
+    assert b"INS" in returned.raw
 
 
 def test_oversize_is_refused_with_552(trusted_peer, settings, start_gateway):
