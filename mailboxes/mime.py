@@ -28,6 +28,8 @@ from email.policy import Compat32
 
 import nh3
 
+from mailboxes.display_text import display_name, visible_text
+
 MAX_DEPTH = 32
 MAX_PARTS = 500
 MSGID_RE = re.compile(r"<[^<>\s]{1,990}>")
@@ -112,7 +114,8 @@ def decode_text(value) -> str:
             pass
     # Surrogates come from undecodable 8-bit bytes in headers; unfold and strip them.
     value = value.encode("utf-8", "replace").decode("utf-8", "replace")
-    return " ".join(value.replace("\x00", "").split())
+    # Bidirectional controls never reach a page (mailboxes/display_text.py).
+    return " ".join(visible_text(value).replace("\x00", "").split())
 
 
 def parse_address_list(values) -> list[dict]:
@@ -130,7 +133,8 @@ def parse_address_list(values) -> list[dict]:
         local, _, domain = address.rpartition("@")
         if not local or not domain:
             continue
-        result.append({"address": f"{local}@{domain.lower()}", "name": decode_text(name)})
+        # A name that looks like an address would hide the real one: not kept (display_text.py).
+        result.append({"address": f"{local}@{domain.lower()}", "name": display_name(decode_text(name))})
     return result
 
 
