@@ -382,6 +382,11 @@ SMTPD_TIMEOUT = env_int("SMTPD_TIMEOUT", 300)
 SMTPD_MAX_RECIPIENTS = env_int("SMTPD_MAX_RECIPIENTS", 100)
 RELAY_TLS_CA_FILE = env_str("RELAY_TLS_CA_FILE", "")
 RELAY_TLS_VERIFY = env_bool("RELAY_TLS_VERIFY", True)
+# import_whitelist refuses (unless --force) a list that removes more than this percentage of the
+# white-list domains present: a truncated file must not cut operators off (issue 15 item 7).
+WHITELIST_MAX_REMOVED_PERCENT = env_int("WHITELIST_MAX_REMOVED_PERCENT", 10)
+# Like SMTPD_TLS_MAX_VERSION, for the relay client: "1.2" pins TLS 1.2; empty allows TLS 1.3.
+RELAY_TLS_MAX_VERSION = env_str("RELAY_TLS_MAX_VERSION", SMTPD_TLS_MAX_VERSION)
 RELAY_HELO_NAME = env_str("RELAY_HELO_NAME", "")
 RELAY_RETRY_BASE_SECONDS = env_int("RELAY_RETRY_BASE_SECONDS", 60)
 RELAY_RETRY_MAX_SECONDS = env_int("RELAY_RETRY_MAX_SECONDS", 3600)

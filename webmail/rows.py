@@ -13,6 +13,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
+from mailboxes.display_text import sender_label
 from webmail.people import names_for_addresses
 
 
@@ -54,7 +55,7 @@ def prepare(rows, *, recipients: bool, current_id=None, show_folder: bool = Fals
         elif message.from_address in names:
             row.who = f"{names[message.from_address]} ({message.from_address})"
         else:
-            row.who = message.from_name or message.from_address
+            row.who = sender_label(message.from_name, message.from_address)
         classes = []
         if not entry.seen:
             classes.append("unread")

@@ -36,6 +36,16 @@ class Step:
     outcome: str = "ok"
 
 
+def step_reason(delivery: Delivery | None, detail: dict) -> str:
+    """The refusal text of a refused delivery, with the remote server's diagnostic when a
+    non-delivery report gave one (`mailboxes.delivery.bounces`)."""
+    if delivery is None or delivery.status not in REFUSED_STATES:
+        return ""
+    reason = refusal_text(delivery.reason, delivery.address)
+    diagnostic = detail.get("diagnostic")
+    return f"{reason} : {diagnostic}" if isinstance(diagnostic, str) and diagnostic else reason
+
+
 def timeline(entry: Entry) -> dict:
     """Steps in time order, and the current state per recipient.
 
@@ -69,9 +79,7 @@ def timeline(entry: Entry) -> dict:
                 recipients=delivery.address
                 if delivery
                 else (str(count) + " " + str(_("destinataire(s)")) if count else ""),
-                reason=refusal_text(delivery.reason, delivery.address)
-                if delivery and delivery.status in REFUSED_STATES
-                else "",
+                reason=step_reason(delivery, detail),
                 outcome=event.outcome,
             )
         )

@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from audit.events import client_ip
 from directory import ratelimit
 from directory.views import completion_payload, professional_required, too_many_response, typed_recipient
+from mailboxes.display_text import display_name
 from mailboxes.models import Entry, Folder, Mailbox
 from mailboxes.patient_domain import is_patient_address
 from patients.conversation import conversation_for
@@ -137,7 +138,7 @@ def _reading_context(request, entry: Entry) -> dict:
         "members": list(sharing.members(entry.mailbox)) if shared else [],
         "sent_here": sent_here,
         "timeline": timeline(entry) if sent_here else None,
-        "from_name": names.get(message.from_address) or message.from_name,
+        "from_name": names.get(message.from_address) or display_name(message.from_name),
         "to_list": [
             (r.get("address", ""), names.get(r.get("address", ""), r.get("name", ""))) for r in message.to or []
         ],

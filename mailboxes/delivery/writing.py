@@ -28,7 +28,7 @@ from audit.events import audit_rows
 from audit.models import AuditEvent
 from mailboxes import outbox as relay_queue
 from mailboxes.box_actions import apply_box_settings
-from mailboxes.delivery import quota, receipts
+from mailboxes.delivery import bounces, quota, receipts
 from mailboxes.delivery.events import event
 from mailboxes.delivery.planning import Plan
 from mailboxes.mime import ParsedMessage
@@ -103,6 +103,8 @@ def thread_key(parsed: ParsedMessage, message_id: str) -> str:
     """The thread of the message: that of the nearest message it answers that we hold, else the
     first of its references, else its own Message-ID."""
     candidates = ([parsed.in_reply_to] if parsed.in_reply_to else []) + list(reversed(parsed.references))
+    if not candidates and parsed.reported_message_id:  # a report without In-Reply-To (RFC 3464)
+        candidates = [parsed.reported_message_id]
     if not candidates:
         return message_id
     found = dict(
@@ -114,7 +116,7 @@ def thread_key(parsed: ParsedMessage, message_id: str) -> str:
     for candidate in candidates:
         if candidate in found:
             return found[candidate]
-    return parsed.references[0] if parsed.references else parsed.in_reply_to
+    return parsed.references[0] if parsed.references else (parsed.in_reply_to or candidates[0])
 
 
 def message_row(submission: Submission, files: StoredFiles) -> Message:
@@ -180,6 +182,8 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
         events = delivery_events(submission, message, plan, deliveries, outboxes)
         if receipts.is_read_receipt(submission.parsed) and delivered:
             events += receipts.record_read_receipt(submission.parsed, delivered, message)
+        if bounces.is_delivery_report(submission.parsed) and delivered and submission.sender_mailbox is None:
+            events += bounces.record_bounce(submission.parsed, delivered, message)
         AuditEvent.objects.bulk_create(audit_rows(events))
         tell_policy_refused(submission.envelope, message, submission.refused)
         get_policy().after_delivery(message, delivered)
