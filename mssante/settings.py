@@ -382,16 +382,33 @@ SMTPD_MAX_RECIPIENTS = env_int("SMTPD_MAX_RECIPIENTS", 100)
 RELAY_TLS_CA_FILE = env_str("RELAY_TLS_CA_FILE", "")
 RELAY_TLS_VERIFY = env_bool("RELAY_TLS_VERIFY", True)
 RELAY_HELO_NAME = env_str("RELAY_HELO_NAME", "")
+# Backoff of a temporary failure: 1, 2, 4 minutes, then every 5 minutes (a hospital expects a
+# relay back in service to carry its mail within minutes, not an hour).
 RELAY_RETRY_BASE_SECONDS = env_int("RELAY_RETRY_BASE_SECONDS", 60)
-RELAY_RETRY_MAX_SECONDS = env_int("RELAY_RETRY_MAX_SECONDS", 3600)
+RELAY_RETRY_MAX_SECONDS = env_int("RELAY_RETRY_MAX_SECONDS", 300)
 # A row left in "sending" longer than this lost its worker: the sweeper puts it back in line.
-RELAY_SENDING_TIMEOUT_SECONDS = env_int("RELAY_SENDING_TIMEOUT_SECONDS", 15 * 60)
+# It must outlast the longest SMTP transaction (a handful of commands of RELAY_TIMEOUT each), or
+# a slow send could be taken back and sent twice: 6 × RELAY_TIMEOUT, 3 minutes by default.
+RELAY_SENDING_TIMEOUT_SECONDS = env_int("RELAY_SENDING_TIMEOUT_SECONDS", 6 * RELAY_TIMEOUT)
 # The sweeper leaves fresh rows to the task enqueued on commit for this long.
 RELAY_SWEEP_GRACE_SECONDS = env_int("RELAY_SWEEP_GRACE_SECONDS", 60)
 # Celery queue of the relay tasks (empty: the default queue).
 RELAY_QUEUE = env_str("RELAY_QUEUE", "")
 CELERY_BEAT_SCHEDULE["relay-sweep-outbox"] = {
     "task": "mailboxes.tasks.sweep_outbox",
+    "schedule": env_int("RELAY_SWEEP_INTERVAL_SECONDS", 60),
+}
+
+# Notifications and automatic returns follow the relay's discipline with the relay's settings
+# above (backoff, "sending" timeout, sweep grace); a notification still failing temporarily
+# after this window is recorded as failed (docs/operations.md "Queues and sweepers").
+NOTIFICATION_RETRY_WINDOW_SECONDS = env_int("NOTIFICATION_RETRY_WINDOW_SECONDS", 24 * 3600)
+CELERY_BEAT_SCHEDULE["patients-sweep-notifications"] = {
+    "task": "patients.tasks.sweep_notifications",
+    "schedule": env_int("RELAY_SWEEP_INTERVAL_SECONDS", 60),
+}
+CELERY_BEAT_SCHEDULE["patients-sweep-automatic-returns"] = {
+    "task": "patients.tasks.sweep_automatic_returns",
     "schedule": env_int("RELAY_SWEEP_INTERVAL_SECONDS", 60),
 }
 
