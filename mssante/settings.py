@@ -296,6 +296,8 @@ MAILBOX_DEFAULT_QUOTA = env_int("MAILBOX_DEFAULT_QUOTA", 2 * 1024**3)
 MAILBOX_MAX_MESSAGE_BYTES = env_int("MAILBOX_MAX_MESSAGE_BYTES", 25 * 1024**2)
 PATIENT_MAX_MESSAGE_BYTES = env_int("PATIENT_MAX_MESSAGE_BYTES", 25 * 1024**2)
 ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 10 * 1024**2)
+# An IHE_XDM.zip is read for its CDA codes within this many inflated bytes (a zip bomb is refused).
+XDM_MAX_DECOMPRESSED_BYTES = env_int("XDM_MAX_DECOMPRESSED_BYTES", 50 * 1024**2)
 HEALTH_DOCUMENT_MAX_BYTES = env_int("HEALTH_DOCUMENT_MAX_BYTES", 5 * 1024**2)
 # An unqualified INS was tolerated until end 2022; a structure chooses its policy.
 INS_REQUIRE_QUALIFIED = env_bool("INS_REQUIRE_QUALIFIED", False)

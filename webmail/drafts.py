@@ -69,6 +69,7 @@ def save_draft(form, user) -> Entry:
         in_reply_to=parent,
         request_mdn=bool(data.get("request_mdn")),
         attachments=chosen_attachments(form),
+        mss_headers=False,  # computed when it is sent: an autosave never inflates an archive
     )
     parsed = parse_message(raw)
     digest, name = store_raw(raw)
