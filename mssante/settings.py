@@ -116,7 +116,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Seconds a query waits for a lock held by another connection (SQLite has one writer).
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = env_int("SQLITE_TIMEOUT", 20)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth ---------------------------------------------------------------------------------
@@ -297,6 +298,8 @@ MAILBOX_DEFAULT_QUOTA = env_int("MAILBOX_DEFAULT_QUOTA", 2 * 1024**3)
 MAILBOX_MAX_MESSAGE_BYTES = env_int("MAILBOX_MAX_MESSAGE_BYTES", 25 * 1024**2)
 PATIENT_MAX_MESSAGE_BYTES = env_int("PATIENT_MAX_MESSAGE_BYTES", 25 * 1024**2)
 ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 10 * 1024**2)
+# An IHE_XDM.zip is read for its CDA codes within this many inflated bytes (a zip bomb is refused).
+XDM_MAX_DECOMPRESSED_BYTES = env_int("XDM_MAX_DECOMPRESSED_BYTES", 50 * 1024**2)
 HEALTH_DOCUMENT_MAX_BYTES = env_int("HEALTH_DOCUMENT_MAX_BYTES", 5 * 1024**2)
 # An unqualified INS was tolerated until end 2022; a structure chooses its policy.
 INS_REQUIRE_QUALIFIED = env_bool("INS_REQUIRE_QUALIFIED", False)
@@ -388,16 +391,33 @@ WHITELIST_MAX_REMOVED_PERCENT = env_int("WHITELIST_MAX_REMOVED_PERCENT", 10)
 # Like SMTPD_TLS_MAX_VERSION, for the relay client: "1.2" pins TLS 1.2; empty allows TLS 1.3.
 RELAY_TLS_MAX_VERSION = env_str("RELAY_TLS_MAX_VERSION", SMTPD_TLS_MAX_VERSION)
 RELAY_HELO_NAME = env_str("RELAY_HELO_NAME", "")
+# Backoff of a temporary failure: 1, 2, 4 minutes, then every 5 minutes (a hospital expects a
+# relay back in service to carry its mail within minutes, not an hour).
 RELAY_RETRY_BASE_SECONDS = env_int("RELAY_RETRY_BASE_SECONDS", 60)
-RELAY_RETRY_MAX_SECONDS = env_int("RELAY_RETRY_MAX_SECONDS", 3600)
+RELAY_RETRY_MAX_SECONDS = env_int("RELAY_RETRY_MAX_SECONDS", 300)
 # A row left in "sending" longer than this lost its worker: the sweeper puts it back in line.
-RELAY_SENDING_TIMEOUT_SECONDS = env_int("RELAY_SENDING_TIMEOUT_SECONDS", 15 * 60)
+# It must outlast the longest SMTP transaction (a handful of commands of RELAY_TIMEOUT each), or
+# a slow send could be taken back and sent twice: 6 × RELAY_TIMEOUT, 3 minutes by default.
+RELAY_SENDING_TIMEOUT_SECONDS = env_int("RELAY_SENDING_TIMEOUT_SECONDS", 6 * RELAY_TIMEOUT)
 # The sweeper leaves fresh rows to the task enqueued on commit for this long.
 RELAY_SWEEP_GRACE_SECONDS = env_int("RELAY_SWEEP_GRACE_SECONDS", 60)
 # Celery queue of the relay tasks (empty: the default queue).
 RELAY_QUEUE = env_str("RELAY_QUEUE", "")
 CELERY_BEAT_SCHEDULE["relay-sweep-outbox"] = {
     "task": "mailboxes.tasks.sweep_outbox",
+    "schedule": env_int("RELAY_SWEEP_INTERVAL_SECONDS", 60),
+}
+
+# Notifications and automatic returns follow the relay's discipline with the relay's settings
+# above (backoff, "sending" timeout, sweep grace); a notification still failing temporarily
+# after this window is recorded as failed (docs/operations.md "Queues and sweepers").
+NOTIFICATION_RETRY_WINDOW_SECONDS = env_int("NOTIFICATION_RETRY_WINDOW_SECONDS", 24 * 3600)
+CELERY_BEAT_SCHEDULE["patients-sweep-notifications"] = {
+    "task": "patients.tasks.sweep_notifications",
+    "schedule": env_int("RELAY_SWEEP_INTERVAL_SECONDS", 60),
+}
+CELERY_BEAT_SCHEDULE["patients-sweep-automatic-returns"] = {
+    "task": "patients.tasks.sweep_automatic_returns",
     "schedule": env_int("RELAY_SWEEP_INTERVAL_SECONDS", 60),
 }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from audit.events import record_many
+from audit.events import record_lasting
 from mailboxes.delivery import senders
 from mailboxes.delivery.decisions import (
     DeliveryRefused,
@@ -174,10 +174,11 @@ def write(submission: Submission, files: StoredFiles, plan: Plan) -> Message:
 
 
 def refused_whole(refusal: DeliveryRefused, source: str, actor, sender_mailbox, recipients: int) -> DeliveryRefused:
-    """A whole message refused: one audit event (no message stored, so none is named)."""
+    """A whole message refused: one audit event (no message stored, so none is named), kept
+    even when the caller's transaction rolls back (`record_lasting`)."""
     sender_box_id = sender_mailbox.pk if sender_mailbox is not None else None
-    record_many(
-        [refusal_event(refusal.code, actor=actor, source=source, sender_box_id=sender_box_id, recipients=recipients)]
+    record_lasting(
+        **refusal_event(refusal.code, actor=actor, source=source, sender_box_id=sender_box_id, recipients=recipients)
     )
     log.info("delivery refused: code=%s source=%s sender_box=%s", refusal.code, source, sender_box_id)
     return refusal
