@@ -394,10 +394,10 @@ def search(request, mailbox_id):
         return _panes(request, nav, mailbox, inbox, extra={"search_form": form, "searching": True, "page": None})
     token = request.GET.get("r", "")
     stored = request.session.get(SEARCH_SESSION_KEY, {}).get(token) if token else None
-    # Without a token, the query string is read as before (links and scripts); the pages never
-    # produce such URLs.
-    form = SearchForm(stored if stored is not None else request.GET)
-    criteria = form.criteria() if form.is_valid() else None
+    # Only a token of this session names a search: terms in the query string (`?q=`) are never
+    # read, so no link, bookmark or script can put them in an access log (issue 15 item 10).
+    form = SearchForm(stored or {})
+    criteria = form.criteria() if stored and form.is_valid() else None
     extra = {"search_form": form, "searching": True}
     if criteria is None or criteria.empty:
         extra.update({"page": None, "list_url": request.path})
