@@ -41,6 +41,7 @@ from webmail.selectors import (
     folder_page,
     locate,
     navigation,
+    next_in_folder,
     pro_entry,
     pro_mailbox,
     pro_mailboxes,
@@ -134,6 +135,7 @@ def _reading_context(request, entry: Entry) -> dict:
         "attachments": attachments,
         "thread": thread_of(entry),
         "readers": list(sharing.readers(entry)) if shared else [],
+        "handled": sharing.is_handled(entry),
         "members": list(sharing.members(entry.mailbox)) if shared else [],
         "sent_here": sent_here,
         "timeline": timeline(entry) if sent_here else None,
@@ -242,6 +244,11 @@ def message_action(request, entry_id):
     action = request.POST.get("action", "")
     folder_url = reverse("webmail:folder", args=[entry.mailbox_id, entry.folder_id])
     try:
+        if action in ("archive", "trash", "move"):
+            # Out of this folder: on to the next message of the list, as mail programs do.
+            following = next_in_folder(entry)
+            if following is not None:
+                folder_url = reverse("webmail:message", args=[following.pk])
         if action == "archive":
             organise.archive_entry(entry, request.user)
             messages.success(request, _("Message archivé."))
@@ -254,6 +261,8 @@ def message_action(request, entry_id):
             organise.restore_entry(entry, request.user)
             messages.success(request, _("Message restauré."))
         elif action == "move":
+            if not request.POST.get("folder"):
+                raise ValidationError(_("Choisissez le dossier où déplacer le message."))
             target = folder_of(entry.mailbox, request.POST.get("folder"))
             organise.move_entry(entry, target, request.user)
             messages.success(request, _("Message déplacé dans « %(f)s ».") % {"f": target.name})
