@@ -12,6 +12,7 @@ urlpatterns = [
     path("bal/<int:mailbox_id>/dossiers/", views.folder_create, name="folder_create"),
     path("bal/<int:mailbox_id>/corbeille/vider/", views.empty_trash, name="empty_trash"),
     path("bal/<int:mailbox_id>/recherche/", views.search, name="search"),
+    path("bal/<int:mailbox_id>/selection/", views.bulk_action, name="bulk"),
     path("bal/<int:mailbox_id>/signature/", views.signature, name="signature"),
     path("bal/<int:mailbox_id>/absence/", settings_views.absence_settings, name="absence"),
     path("bal/<int:mailbox_id>/transfert/", settings_views.forwarding_settings, name="forwarding"),

@@ -29,7 +29,7 @@ from mailboxes.models import Entry, Folder, Mailbox
 from mailboxes.patient_domain import is_patient_address
 from patients.conversation import conversation_for
 from patients.policy import patient_for_address
-from webmail import contacts, drafts, headers, organise, sharing
+from webmail import contacts, drafts, headers, organise, selection, sharing
 from webmail.forms import ComposeForm, SearchForm
 from webmail.people import names_for_addresses
 from webmail.replies import draft_attachments, forward_attachments_for, initial_for, send
@@ -82,7 +82,7 @@ def _panes(request, nav, mailbox, folder, *, entry=None, extra=None):
         "is_shared": sharing.is_shared(mailbox),
         "search_form": None,  # the search view brings its bound form, with `searching`
         "message_base": reverse("webmail:message", args=[0])[:-2],
-        "move_targets": [f for n in nav if n.mailbox.pk == mailbox.pk for f in n.folders] if entry else [],
+        "move_targets": [f for n in nav if n.mailbox.pk == mailbox.pk for f in n.folders],
     }
     if extra and "page" in extra:
         context.update(extra)
@@ -383,6 +383,56 @@ def folder_edit(request, mailbox_id, folder_id):
         "webmail/folder_edit.html",
         {"mailbox": mailbox, "target": target, "count": Entry.objects.filter(folder=target).count()},
     )
+
+
+@login_required
+@require_POST
+def bulk_action(request, mailbox_id):
+    """One action on the messages ticked in the list (issue 16 item 16), all or nothing.
+    Trashing and deleting for good ask for a confirmation first."""
+    nav = navigation(request.user)
+    mailbox, inbox = locate(nav, mailbox_id)
+    back = request.POST.get("next") or ""
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()) or not back.startswith("/"):
+        back = reverse("webmail:folder", args=[mailbox.pk, inbox.pk])
+    action = request.POST.get("action", "")
+    try:
+        entries = selection.selected_entries(request.user, mailbox, request.POST.getlist("entries"))
+        if action in selection.NEEDS_CONFIRMATION and request.POST.get("confirmed") != "1":
+            return render(request, "webmail/confirm_selection.html", _selection_confirmation(action, entries, back))
+        target = None
+        if action == "move":
+            target = folder_of(mailbox, request.POST["folder"]) if request.POST.get("folder") else None
+        messages.success(request, selection.apply(action, entries, request.user, folder=target))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect(back)
+
+
+def _selection_confirmation(action, entries, back) -> dict:
+    count = len(entries)
+    if action == "delete":
+        title = _("Supprimer définitivement %(n)d message(s) ?") % {"n": count}
+        text = _("Ces messages seront effacés de la boîte %(b)s. Cette action est irréversible.")
+        button = _("Supprimer définitivement")
+    else:
+        title = _("Placer %(n)d message(s) dans la corbeille ?") % {"n": count}
+        text = _(
+            "Ces messages de la boîte %(b)s iront dans la corbeille, d'où ils peuvent être restaurés "
+            "jusqu'à ce qu'elle soit vidée."
+        )
+        button = _("Placer dans la corbeille")
+    return {
+        "title": title,
+        "text": text % {"b": entries[0].mailbox.address},
+        "button": button,
+        "action": action,
+        "entries": entries[:500],
+        "shown": entries[:10],
+        "more": max(0, count - 10),
+        "next": back,
+        "cancel": back,
+    }
 
 
 SEARCH_SESSION_KEY = "webmail_searches"

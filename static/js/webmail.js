@@ -13,7 +13,8 @@
   function typing(target) {
     if (!target) return false;
     var tag = target.tagName;
-    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable;
+    if (tag === "INPUT") return target.type !== "checkbox";  // a ticked row still takes j, k, x, e…
+    return tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable;
   }
 
   /* --- keyboard shortcuts (documented on /pro/aide/) ------------------------------------- */
@@ -35,6 +36,7 @@
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
     var key = event.key;
+    if (key === "x") { if (toggleCurrentRow()) event.preventDefault(); return; }
     if (key === "j") { moveInList(1); event.preventDefault(); return; }
     if (key === "k") { moveInList(-1); event.preventDefault(); return; }
     if (key === "/") {
@@ -50,6 +52,80 @@
   document.addEventListener("click", function (event) {
     var printButton = event.target.closest("[data-print]");
     if (printButton) { window.print(); return; }
+  });
+
+  /* --- selection of several messages (issue 16 item 16) --------------------------------
+     Checkboxes are ordinary form fields of #bulk-form (Tab and Space work without this
+     script); this adds "select all", shift-click (or Shift+Space) ranges, the `x` key and a
+     count. The list pane may be replaced (paging, new mail): everything is delegated. */
+  var lastPicked = null;
+  var shiftHeld = false;
+  document.addEventListener("keydown", function (event) { if (event.key === "Shift") shiftHeld = true; });
+  document.addEventListener("keyup", function (event) { if (event.key === "Shift") shiftHeld = false; });
+
+  function pickBoxes() {
+    return Array.prototype.slice.call(document.querySelectorAll('[data-message-list] input[name="entries"]'));
+  }
+
+  function refreshSelection() {
+    var boxes = pickBoxes();
+    var picked = boxes.filter(function (b) { return b.checked; });
+    boxes.forEach(function (b) { b.closest("tr").classList.toggle("picked", b.checked); });
+    var count = document.querySelector("[data-bulk-count]");
+    if (count) {
+      count.textContent = picked.length === 0 ? "" :
+        (picked.length === 1 ? "1 message sélectionné" : picked.length + " messages sélectionnés");
+    }
+    var all = document.querySelector("[data-pick-all]");
+    if (all) {
+      all.checked = boxes.length > 0 && picked.length === boxes.length;
+      all.indeterminate = picked.length > 0 && picked.length < boxes.length;
+    }
+  }
+  window.webmailRefreshSelection = refreshSelection;
+
+  document.addEventListener("click", function (event) {
+    var target = event.target;
+    if (target.matches && target.matches("[data-pick-all]")) {
+      pickBoxes().forEach(function (b) { b.checked = target.checked; });
+      refreshSelection();
+      return;
+    }
+    if (!(target.matches && target.matches('[data-message-list] input[name="entries"]'))) return;
+    var boxes = pickBoxes();
+    if ((event.shiftKey || shiftHeld) && lastPicked && boxes.indexOf(lastPicked) !== -1) {
+      var from = boxes.indexOf(lastPicked), to = boxes.indexOf(target);
+      var lo = Math.min(from, to), hi = Math.max(from, to);
+      for (var i = lo; i <= hi; i++) boxes[i].checked = target.checked;
+    }
+    lastPicked = target;
+    refreshSelection();
+  });
+
+  // `x` ticks the row that has the focus, else the message open in the reading pane.
+  function toggleCurrentRow() {
+    var row = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest("[data-message-list] tr") : null;
+    if (!row) row = document.querySelector("[data-message-list] tr.selected");
+    var box = row ? row.querySelector('input[name="entries"]') : null;
+    if (!box) return false;
+    box.checked = !box.checked;
+    lastPicked = box;
+    refreshSelection();
+    box.focus();
+    return true;
+  }
+
+  // Trashing or deleting several messages: the server asks for a confirmation (a page that
+  // also works without this script); submitting with nothing ticked says so at once.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches || !form.matches("[data-bulk]")) return;
+    if (!pickBoxes().some(function (b) { return b.checked; })) {
+      event.preventDefault();
+      var count = document.querySelector("[data-bulk-count]");
+      if (count) count.textContent = "Sélectionnez d'abord un ou plusieurs messages (case à cocher ou touche x).";
+    }
   });
 
   /* --- compose ------------------------------------------------------------------------ */

@@ -15,6 +15,10 @@ pytestmark = pytest.mark.django_db
 CONTROLS = ("Je m'en occupe", "Attribuer à", "Marquer comme traité")
 
 
+def reading_pane(html: str) -> str:
+    return html.split('id="reading-pane"', 1)[1]
+
+
 def inbox_unread(user, box):
     node = next(n for n in navigation(user) if n.mailbox.pk == box.pk)
     return node.unread
@@ -40,7 +44,7 @@ def test_a_read_receipt_updates_the_tracking_and_is_not_unread_mail(cast, client
     client.force_login(cast.bob)
     inbox = client.get(reverse("webmail:folder", args=[cast.cardio.pk, receipt.folder_id])).content.decode()
     assert "non lu" not in inbox.split("<tbody>", 1)[1]
-    page = client.get(reverse("webmail:message", args=[receipt.pk])).content.decode()
+    page = reading_pane(client.get(reverse("webmail:message", args=[receipt.pk])).content.decode())
     assert "Accusé de lecture : il met à jour le suivi de distribution" in page
     for control in CONTROLS:
         assert control not in page
@@ -63,10 +67,10 @@ def test_sharing_controls_only_on_mail_received_by_the_shared_box(cast, client, 
     )
     sent_entry = Entry.objects.get(mailbox=cast.cardio, message=sent.message)
     client.force_login(cast.bob)
-    page = client.get(reverse("webmail:message", args=[sent_entry.pk])).content.decode()
+    page = reading_pane(client.get(reverse("webmail:message", args=[sent_entry.pk])).content.decode())
     for control in CONTROLS:
         assert control not in page
-    page = client.get(reverse("webmail:message", args=[received.pk])).content.decode()
+    page = reading_pane(client.get(reverse("webmail:message", args=[received.pk])).content.decode())
     for control in CONTROLS:
         assert control in page
     client.post(reverse("webmail:message_action", args=[sent_entry.pk]), {"action": "done"})
@@ -96,7 +100,7 @@ def test_archive_goes_on_to_the_next_message(cast, client, send):
 
 def test_the_move_menu_chooses_no_folder_by_itself(cast, client, received):
     client.force_login(cast.bob)
-    page = client.get(reverse("webmail:message", args=[received.pk])).content.decode()
+    page = reading_pane(client.get(reverse("webmail:message", args=[received.pk])).content.decode())
     menu = page.split('id="move-folder"', 1)[1].split("</select>", 1)[0]
     first_option = menu.split("<option", 2)[1]
     assert 'value="" selected' in first_option and "Déplacer vers…" in first_option
