@@ -314,6 +314,8 @@ CELERY_BEAT_SCHEDULE["mailbox-inactivity-delete"] = {
     "schedule": 24 * 3600,
 }
 TRASH_RETENTION_DAYS = env_int("TRASH_RETENTION_DAYS", 30)
+# How often an open webmail page asks for new mail (seconds; issue 16 item 15).
+WEBMAIL_POLL_SECONDS = env_int("WEBMAIL_POLL_SECONDS", 30)
 
 # Inbound SMTP gateway (manage.py runsmtpd).
 SMTPD_HOST = env_str("SMTPD_HOST", "127.0.0.1")

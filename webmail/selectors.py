@@ -402,3 +402,10 @@ def next_in_folder(entry: Entry) -> Entry | None:
         .order_by("received_at", "id")
         .first()
     )
+
+
+def newest_in_folder(folder: Folder) -> str:
+    """The keyset cursor of the folder's newest message ("" when empty): the list's first row, so
+    a page can tell that new mail arrived without reloading anything."""
+    newest = Entry.objects.filter(folder_id=folder.pk).order_by("-received_at", "-id").only("id", "received_at").first()
+    return encode_cursor(newest) if newest is not None else ""

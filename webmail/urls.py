@@ -9,6 +9,7 @@ urlpatterns = [
     path("bal/<int:mailbox_id>/", views.mailbox_home, name="mailbox"),
     path("bal/<int:mailbox_id>/dossier/<int:folder_id>/", views.folder, name="folder"),
     path("bal/<int:mailbox_id>/dossier/<int:folder_id>/modifier/", views.folder_edit, name="folder_edit"),
+    path("bal/<int:mailbox_id>/dossier/<int:folder_id>/nouveautes/", views.poll, name="poll"),
     path("bal/<int:mailbox_id>/dossiers/", views.folder_create, name="folder_create"),
     path("bal/<int:mailbox_id>/corbeille/vider/", views.empty_trash, name="empty_trash"),
     path("bal/<int:mailbox_id>/recherche/", views.search, name="search"),

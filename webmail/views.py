@@ -37,10 +37,12 @@ from webmail.rows import prepare, render_rows
 from webmail.search import search_page
 from webmail.selectors import (
     can_manage,
+    encode_cursor,
     folder_of,
     folder_page,
     locate,
     navigation,
+    newest_in_folder,
     next_in_folder,
     pro_entry,
     pro_mailbox,
@@ -76,6 +78,8 @@ def _panes(request, nav, mailbox, folder, *, entry=None, extra=None):
     from it (`selectors.locate`)."""
     context = {
         "nav": nav,
+        "unread_total": sum(node.unread for node in nav),
+        "poll_seconds": settings.WEBMAIL_POLL_SECONDS,
         "mailbox": mailbox,
         "folder": folder,
         "entry": entry,
@@ -91,6 +95,9 @@ def _panes(request, nav, mailbox, folder, *, entry=None, extra=None):
         context.update(extra or {})
     if context.get("page"):
         context["rows_html"] = render_rows(context["page"].rows, context["message_base"])
+        # The newest message shown (the first row of a first page): new mail changes it.
+        rows = context["page"].rows
+        context["latest"] = encode_cursor(rows[0].entry) if rows and context["page"].is_first else ""
     template = "webmail/_list.html" if request.htmx and request.htmx.target == "list-pane" else "webmail/mail.html"
     return render(request, template, context)
 
@@ -105,6 +112,26 @@ def home(request):
         return render(request, "webmail/mail.html", {"nav": nav, "empty_account": True})
     mailbox, folder = locate(nav, node.mailbox.pk)
     return _panes(request, nav, mailbox, folder)
+
+
+@login_required
+@require_GET
+def poll(request, mailbox_id, folder_id):
+    """What an open page asks every WEBMAIL_POLL_SECONDS (static/js/webmail.js, issue 16 item
+    15): the unread count of every folder, their total over the inboxes (the tab title), and the
+    newest message of the folder shown — when it changed, the page reloads its list pane alone.
+    Two queries; the box and folder come from the navigation, so "not yours" is a 404."""
+    nav = navigation(request.user)
+    mailbox, current = locate(nav, mailbox_id, folder_id)
+    response = JsonResponse(
+        {
+            "unread_total": sum(node.unread for node in nav),
+            "folders": {str(item.folder.pk): item.unread for node in nav for item in node.folders},
+            "latest": newest_in_folder(current),
+        }
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @login_required

@@ -128,6 +128,102 @@
     }
   });
 
+  /* --- new mail appears by itself (issue 16 item 15) ------------------------------------
+     Every data-poll-seconds the page asks the server (two small queries) for the unread counts
+     and the newest message of the folder shown. Counts and the tab title follow; when new mail
+     came and the first page of the folder is shown, the list's rows are replaced in place
+     (no reload: what is typed, ticked or focused stays). */
+  var panes = document.querySelector("[data-poll-url]");
+  if (panes) {
+    var pollUrl = panes.dataset.pollUrl;
+    var every = Math.max(1, parseInt(panes.dataset.pollSeconds, 10) || 30) * 1000;
+    var baseTitle = document.title.replace(/^\(\d+\) /, "");
+    var polling = false;
+
+    var setTitle = function (total) {
+      document.title = (total > 0 ? "(" + total + ") " : "") + baseTitle;
+    };
+
+    var setCounts = function (folders) {
+      document.querySelectorAll("[data-folder]").forEach(function (link) {
+        var n = folders[link.dataset.folder];
+        if (n === undefined) return;
+        var count = link.querySelector(".count");
+        if (!n) { if (count) count.remove(); return; }
+        if (!count) {
+          count = document.createElement("span");
+          count.className = "count";
+          link.appendChild(document.createTextNode(" "));
+          link.appendChild(count);
+        }
+        count.innerHTML = "";
+        count.appendChild(document.createTextNode(String(n)));
+        var hidden = document.createElement("span");
+        hidden.className = "sr-only";
+        hidden.textContent = " non lus";
+        count.appendChild(hidden);
+      });
+    };
+
+    var refreshList = function (pane) {
+      var listUrl = pollUrl.replace(/nouveautes\/$/, "");
+      var ticked = pickBoxes().filter(function (b) { return b.checked; }).map(function (b) { return b.value; });
+      var focused = document.activeElement && document.activeElement.name === "entries" ? document.activeElement.value : null;
+      var before = pickBoxes().map(function (b) { return b.value; });
+      return fetch(listUrl, { credentials: "same-origin", headers: { "HX-Request": "true", "HX-Target": "list-pane" } })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var fresh = new DOMParser().parseFromString("<div>" + html + "</div>", "text/html").body.firstChild;
+          // The search form (.list-head) stays as it is; everything else is replaced.
+          Array.prototype.slice.call(pane.children).forEach(function (child) {
+            if (!child.classList.contains("list-head")) child.remove();
+          });
+          Array.prototype.slice.call(fresh.children).forEach(function (child) {
+            if (!child.classList.contains("list-head")) pane.appendChild(child);
+          });
+          var current = document.querySelector("[data-entry]");
+          pickBoxes().forEach(function (b) {
+            if (ticked.indexOf(b.value) !== -1) b.checked = true;
+            var row = b.closest("tr");
+            if (current && b.value === current.dataset.entry) {
+              row.classList.add("selected");
+              var link = row.querySelector(".subject a");
+              if (link) link.setAttribute("aria-current", "true");
+            }
+            if (before.indexOf(b.value) === -1) row.classList.add("arrived");
+            if (focused && b.value === focused) b.focus();
+          });
+          refreshSelection();
+          if (window.htmx) window.htmx.process(pane);
+          var added = pickBoxes().filter(function (b) { return before.indexOf(b.value) === -1; }).length;
+          var live = document.querySelector("[data-new-mail]");
+          if (live && added) live.textContent = added === 1 ? "1 nouveau message." : added + " nouveaux messages.";
+        });
+    };
+
+    var poll = function () {
+      if (polling) return;
+      polling = true;
+      fetch(pollUrl, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!data) return null;
+          setTitle(data.unread_total);
+          setCounts(data.folders || {});
+          var state = document.querySelector("[data-list-state]");
+          var pane = document.getElementById("list-pane");
+          if (state && pane && state.hasAttribute("data-live") && state.dataset.latest !== data.latest) {
+            return refreshList(pane);
+          }
+          return null;
+        })
+        .catch(function () { /* offline for a moment: the next round tries again */ })
+        .then(function () { polling = false; });
+    };
+    window.setInterval(poll, every);
+  }
+
   /* --- compose ------------------------------------------------------------------------ */
   var form = document.getElementById("compose-form");
   if (!form) return;
