@@ -26,7 +26,9 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-SITE_URL = (env_str("SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+# The public base URL of every link in an e-mail (notifications, invitations, warnings). Without
+# SITE_URL it is the loopback address on PORT, the port `scripts/run` serves on.
+SITE_URL = (env_str("SITE_URL") or f"http://127.0.0.1:{env_int('PORT', 8000)}").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -316,6 +318,8 @@ CELERY_BEAT_SCHEDULE["mailbox-inactivity-delete"] = {
     "schedule": 24 * 3600,
 }
 TRASH_RETENTION_DAYS = env_int("TRASH_RETENTION_DAYS", 30)
+# How often an open webmail page asks for new mail (seconds; issue 16 item 15).
+WEBMAIL_POLL_SECONDS = env_int("WEBMAIL_POLL_SECONDS", 30)
 
 # Inbound SMTP gateway (manage.py runsmtpd).
 SMTPD_HOST = env_str("SMTPD_HOST", "127.0.0.1")

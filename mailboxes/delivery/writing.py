@@ -205,9 +205,18 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
 
 
 def entry_rows(message: Message, delivered: list[Mailbox], sender_box: Mailbox | None, received_at) -> list[Entry]:
-    """The INBOX of each recipient box, the SENT of the sender's box (one entry per box)."""
+    """The INBOX of each recipient box, the SENT of the sender's box (one entry per box). A read
+    receipt (MDN) arrives read: it updates the sender's delivery tracking and is not mail to
+    read (issue 16 item 13), so it never counts as unread."""
+    receipt = message.is_report and message.report_type == "disposition-notification"
     rows = [
-        Entry(mailbox_id=box.pk, message=message, folder_id=folder_id(box, Folder.Role.INBOX), received_at=received_at)
+        Entry(
+            mailbox_id=box.pk,
+            message=message,
+            folder_id=folder_id(box, Folder.Role.INBOX),
+            received_at=received_at,
+            seen=receipt,
+        )
         for box in delivered
     ]
     if sender_box is not None:
