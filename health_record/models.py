@@ -289,8 +289,16 @@ class Measure(models.Model):
 
 
 def format_number(value) -> str:
-    """French decimal: 72.50 → "72,5", 120.00 → "120"."""
+    """French decimal: 72.50 → "72,5", 120.00 → "120". A float goes through its shortest
+    representation (`str`), never its binary expansion (25.8 → "25,8", not "25,80000000000000071…")."""
     if value is None:
         return ""
+    if isinstance(value, float):
+        value = str(value)
     text = f"{Decimal(value).normalize():f}"
     return text.replace(".", ",")
+
+
+def format_decimal(value: Decimal) -> str:
+    """A decimal as written, French style: Decimal("25.0") → "25,0" (keeps its places)."""
+    return f"{value:f}".replace(".", ",")
