@@ -91,6 +91,7 @@ class AuditEvent(models.Model):
         DELIVERED = "message.delivered", "message distribué"
         RELAYED = "message.relayed", "message relayé"
         BOUNCED = "message.bounced", "message rejeté"
+        RELAY_DEFERRED = "message.relay_deferred", "relais différé (nouvel essai prévu)"
         REFUSED = "message.refused", "message refusé"
         RETURNED = "message.returned", "retour automatique"
         READ = "message.read", "message lu"

@@ -211,6 +211,16 @@ def record_outcomes(row: Outbox, outcomes: dict[str, Outcome]) -> int | None:
         last_error = (f"{last.code} {last.text}" if last and last.code else (last.text if last else ""))[:300]
         if temporary:
             retry_in = backoff_seconds(row.attempts)
+            events.record(
+                "message.relay_deferred",
+                actor_label="relay",
+                object_type="outbox",
+                object_id=row.pk,
+                message_id=message.pk,
+                mailbox_id=message.sender_mailbox_id,
+                outcome="deferred",
+                detail={"recipients": len(temporary), "attempt": row.attempts, "code": last.code if last else 0},
+            )
             updated = Outbox.objects.filter(pk=row.pk, status=Outbox.Status.SENDING).update(
                 status=Outbox.Status.PENDING,
                 recipients=list(temporary),

@@ -30,7 +30,7 @@ import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import MISSING, SMTP, syntax
+from aiosmtpd.smtp import SMTP, Envelope, syntax
 from django.conf import settings
 from django.db import close_old_connections, connections
 
@@ -44,11 +44,6 @@ TEMPORARY_FAILURE = "451 4.3.0 Erreur temporaire du serveur, merci de reessayer 
 # aiosmtpd counts dot-stuffed lines as received; the exact limit on the encoded message is the
 # delivery path's (`too_large`). The slack only caps the memory a peer can make us hold.
 SIZE_SLACK = 64 * 1024
-# How much of a message the stream may buffer during DATA before asyncio pauses the socket
-# (twice this); lines stay limited to aiosmtpd's `line_length_limit`.
-DATA_STREAM_LIMIT = 64 * 1024
-# MAIL/RCPT argument → aiosmtpd's parse of it (see GatewaySMTP._getaddr).
-_PARSED_ARGS: dict = {}
 
 
 def max_message_bytes() -> int:
@@ -267,25 +262,17 @@ def envelope_sender(address: str | None) -> str:
 
 
 class GatewaySMTP(SMTP):
-    """aiosmtpd's SMTP with enhanced status codes on its own size refusals, and a DATA phase
-    that gathers the message in one growing buffer instead of one object per line (a 25 MB
-    message in 78-byte lines is 330,000 objects, 1.7 times its size, before aiosmtpd joins them)."""
+    """aiosmtpd's SMTP with enhanced status codes on its own size refusals, and a DATA command
+    (aiosmtpd's documented way to implement a command: an `smtp_DATA` method with `@syntax`) that
+    gathers the message in one growing buffer instead of one object per line: a 25 MB message in
+    78-byte lines is 330,000 objects, and aiosmtpd's own DATA took the gateway's peak memory to
+    4.0x the message against 2.0x with this one (bench/RESULTS.md, issue 13). Its line and size
+    limits and replies are aiosmtpd's; the handler is called and the envelope reset through public
+    names (`event_handler`, `Envelope`); only the stream is read as aiosmtpd's own DATA reads it."""
 
     def connection_made(self, transport) -> None:
         SMTP_SESSIONS.inc()  # /metrics (mssante/metrics.py)
         super().connection_made(transport)
-
-    def _getaddr(self, arg: str):
-        """aiosmtpd's parse of a MAIL/RCPT argument (the e-mail header parser: costly, and the
-        same few arguments come again and again), remembered per argument."""
-        key = (self.local_part_limit, arg)
-        parsed = _PARSED_ARGS.get(key)
-        if parsed is None:
-            parsed = super()._getaddr(arg)
-            if len(_PARSED_ARGS) >= 4096:
-                _PARSED_ARGS.clear()
-            _PARSED_ARGS[key] = parsed
-        return parsed
 
     async def push(self, status):
         if isinstance(status, str) and status.startswith("552 Error:"):
@@ -309,52 +296,44 @@ class GatewaySMTP(SMTP):
         line_limit = self.line_length_limit
         state = "ok"
         in_long_line = False
-        # The stream's limit is the longest line (1001 bytes), and asyncio stops reading the socket
-        # whenever twice that is buffered: a 10 KB message would arrive in a dozen pause/resume
-        # rounds (two epoll_ctl calls, one recv and one loop turn each). During DATA the stream
-        # may hold more; the line length is then checked here, with the same answer at the end.
         reader = self._reader
-        stream_limit = reader._limit
-        reader._limit = max(stream_limit, DATA_STREAM_LIMIT)
-        try:
-            while self.transport is not None:
-                try:
-                    line = await reader.readuntil(b"\r\n")
-                except asyncio.CancelledError:
-                    self._writer.close()
-                    raise
-                except asyncio.LimitOverrunError as exc:
-                    # A line longer than the stream limit (RFC 5321 §4.5.3.1.6): drain, answer at the end.
-                    state = "too_long" if state == "ok" else state
-                    buffer = bytearray()
-                    line = await reader.read(exc.consumed)
-                if not in_long_line and line == b".\r\n":
-                    break
-                # Longer than the stream's own limit would have allowed (its separator beyond it).
-                if len(line) > line_limit + 2 and state == "ok":
-                    state = "too_long"
-                    buffer = bytearray()
-                received += len(line)
-                if state == "ok" and limit and received > limit:
-                    state = "too_much"
-                    buffer = bytearray()
-                if state == "ok":
-                    # Dot-unstuffing (RFC 5321 §4.5.2), straight into the one buffer.
-                    buffer += line[1:] if line.startswith(b".") else line
-                in_long_line = not line.endswith(b"\r\n")
-        finally:
-            reader._limit = stream_limit
+        while self.transport is not None:
+            try:
+                line = await reader.readuntil(b"\r\n")
+            except asyncio.CancelledError:
+                self._writer.close()
+                raise
+            except asyncio.LimitOverrunError as exc:
+                # A line longer than the stream limit (RFC 5321 §4.5.3.1.6): drain, answer at the end.
+                state = "too_long" if state == "ok" else state
+                buffer = bytearray()
+                line = await reader.read(exc.consumed)
+            if not in_long_line and line == b".\r\n":
+                break
+            # aiosmtpd's own line limit (`line_length_limit`, the CRLF included).
+            if len(line) > line_limit and state == "ok":
+                state = "too_long"
+                buffer = bytearray()
+            received += len(line)
+            if state == "ok" and limit and received > limit:
+                state = "too_much"
+                buffer = bytearray()
+            if state == "ok":
+                # Dot-unstuffing (RFC 5321 §4.5.2), straight into the one buffer.
+                buffer += line[1:] if line.startswith(b".") else line
+            in_long_line = not line.endswith(b"\r\n")
         if state != "ok":
-            self._set_post_data_state()
+            self.envelope = Envelope()
             await self.push("500 Line too long (see RFC5321 4.5.3.1.6)" if state == "too_long" else "552 Error:")
             return
         raw = bytes(buffer)
         del buffer
         self.envelope.content = self.envelope.original_content = raw
         del raw
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
-        await self.push("250 OK" if status is MISSING else status)
+        # The handler is this gateway's own (`Gateway`, which always answers DATA).
+        status = await self.event_handler.handle_DATA(self, self.session, self.envelope)
+        self.envelope = Envelope()
+        await self.push(status)
 
 
 def tls_context() -> ssl.SSLContext | None:
