@@ -120,7 +120,7 @@ def test_encoded_size_is_checked_before_sending(cast, client):
     )
     assert response.status_code == 400
     text = response.content.decode()
-    assert "Une fois encodé pour l&#x27;envoi, le message pèserait" in text and "19,5\xa0Kio" in text
+    assert "Une fois encodé pour l&#x27;envoi, le message pèserait" in text and "19,5\xa0Ko" in text
     assert not Message.objects.filter(subject="Gros").exists()
 
 
