@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -120,7 +122,11 @@ def handle_exception(exc, context):
     """REST_FRAMEWORK["EXCEPTION_HANDLER"] for the API's views: every error is a problem."""
     if isinstance(exc, Problem):
         return problem_response(exc.code, exc.detail, extra=exc.extra, headers=exc.headers)
-    response = exception_handler(exc, context)  # Http404 → NotFound, PermissionDenied → 403
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
     if response is None:
         return None
     code = next((c for cls, c in DRF_CODES.items() if isinstance(exc, cls)), "validation_error")
