@@ -168,3 +168,35 @@ def test_webhook_disabled_after_repeated_failures(transactional_db, cast, api, s
     assert not api.key.webhook_enabled
     assert "échecs consécutifs" in api.key.webhook_disabled_reason and "500" in api.key.webhook_disabled_reason
     assert WebhookDelivery.objects.filter(status="failed").exists()
+
+
+def test_webhooks_on_read_and_bounced(transactional_db, cast, api, receiver, client):
+    from mailboxes.models import Entry
+    from patients.models import Patient
+
+    ApiKey.objects.filter(pk=api.key.pk).update(webhook_url=receiver.url)
+    api.key.refresh_from_db()
+    Patient.objects.filter(pk=cast.pauline_patient.pk).update(space_state=Patient.SpaceState.CLOSED)
+    paul_message = api.call.post(
+        "/api/v1/messages", {"to": [cast.paul_box.address], "subject": "s", "text": "t", "request_read_receipt": True}
+    ).json()
+    # Pauline closed her space: refused in a message that also reaches Alice (a returned delivery).
+    api.call.post(
+        "/api/v1/messages", {"to": [cast.alice_box.address, cast.pauline_box.address], "subject": "s", "text": "t"}
+    )
+    # Paul opens the message in his space: his MDN comes back to the DPI's box.
+    entry = Entry.objects.get(mailbox=cast.paul_box, message_id=paul_message["id"])
+    client.force_login(cast.paul)
+    assert client.get(f"/patient/message/{entry.pk}/").status_code == 200
+    deadline = time.monotonic() + 10
+    events = {}
+    while time.monotonic() < deadline and not {"message.read", "message.bounced"} <= set(events):
+        events = {json.loads(body)["event"]: (headers, body) for headers, body in list(receiver.received)}
+        time.sleep(0.05)
+    assert {"message.delivered", "message.read", "message.bounced"} <= set(events)
+    for headers, body in events.values():
+        check_signature(api.key.webhook_secret, headers, body)
+    bounced = json.loads(events["message.bounced"][1])["data"]
+    assert bounced["recipient"] == cast.pauline_box.address and bounced["code"] == "space_closed"
+    read = json.loads(events["message.read"][1])["data"]
+    assert read["recipient"] == cast.paul_box.address and read["message"] == paul_message["id"]
