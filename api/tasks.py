@@ -24,3 +24,11 @@ def sweep_webhooks() -> dict:
 def collect_return_replies() -> int:
     """Periodic (beat / runscheduler): enter patients' replies the receiver missed."""
     return returns.sweep()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def purge_idempotency_records() -> int:
+    """Periodic (beat / runscheduler): forget Idempotency-Key answers older than the window."""
+    from api import idempotency
+
+    return idempotency.purge()

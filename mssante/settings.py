@@ -516,11 +516,16 @@ API_CLIENT_CERT_HEADER = env_str("API_CLIENT_CERT_HEADER", "")
 API_IDEMPOTENCY_HOURS = env_int("API_IDEMPOTENCY_HOURS", 24)
 # The largest request body the API reads (JSON with base64 attachments or multipart): 413 past it.
 API_MAX_REQUEST_BYTES = env_int("API_MAX_REQUEST_BYTES", 40 * 1024**2)
+# DRF reads a JSON body through `request.body`, which Django caps at DATA_UPLOAD_MAX_MEMORY_SIZE
+# (2.5 MB by default): the API's JSON with base64 attachments needs the API's own limit. The
+# reverse proxy's body limit stays the first guard for every page.
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_REQUEST_BYTES
 API_WEBHOOK_TIMEOUT_SECONDS = env_int("API_WEBHOOK_TIMEOUT_SECONDS", 10)
 API_WEBHOOK_BACKOFF_SECONDS = env_int("API_WEBHOOK_BACKOFF_SECONDS", 30)
 API_WEBHOOK_MAX_FAILURES = env_int("API_WEBHOOK_MAX_FAILURES", 10)
 CELERY_BEAT_SCHEDULE["api-sweep-webhooks"] = {"task": "api.tasks.sweep_webhooks", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["api-collect-return-replies"] = {"task": "api.tasks.collect_return_replies", "schedule": 300.0}
+CELERY_BEAT_SCHEDULE["api-purge-idempotency"] = {"task": "api.tasks.purge_idempotency_records", "schedule": 3600.0}
 
 
 # --- Desktop clients: IMAP and SMTP submission (clients/, docs/desktop-clients.md) ---------

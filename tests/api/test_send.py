@@ -114,3 +114,42 @@ def test_send_with_message_model(cast, api):
     assert "à jeun la veille" in message.text_body
     missing = api.call.post("/api/v1/messages", {"to": [cast.paul_box.address], "model": model.pk})
     assert missing.status_code == 422 and missing.json()["code"] == "model_fields_missing"
+
+
+def test_idempotency_window_and_purge(cast, api, settings):
+    import datetime
+
+    from django.utils import timezone
+
+    from api.models import IdempotencyRecord
+    from api.tasks import purge_idempotency_records
+
+    body = {"to": [cast.alice_box.address], "subject": "Fenêtre", "text": "t"}
+    api.call.post("/api/v1/messages", body, headers={"Idempotency-Key": "k"})
+    IdempotencyRecord.objects.update(created_at=timezone.now() - datetime.timedelta(hours=25))
+    again = api.call.post("/api/v1/messages", body, headers={"Idempotency-Key": "k"})
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again
+    assert Message.objects.filter(subject="Fenêtre").count() == 2
+    IdempotencyRecord.objects.update(created_at=timezone.now() - datetime.timedelta(hours=25))
+    assert purge_idempotency_records.apply().get() == 1
+
+
+def test_large_base64_attachment_within_limit(cast, api):
+    data = b"%PDF-1.4\n" + bytes(range(256)) * 12_000  # about 3 MB, over Django's 2.5 MB form limit
+    response = api.call.post(
+        "/api/v1/messages",
+        {
+            "to": [cast.alice_box.address],
+            "subject": "Gros",
+            "text": "t",
+            "attachments": [
+                {
+                    "filename": "gros.pdf",
+                    "content_type": "application/pdf",
+                    "content_base64": base64.b64encode(data).decode(),
+                }
+            ],
+        },
+    )
+    assert response.status_code == 201, response.content[:300]
+    assert Message.objects.get(pk=response.json()["id"]).attachments.get().size == len(data)
