@@ -10,6 +10,7 @@ import binascii
 
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.http import FileResponse
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
@@ -47,6 +48,12 @@ class ApiView(APIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
+        if not getattr(self, "call_audited", False):
+            self.audit_call(request, response.status_code)
+        return response
+
+    def audit_call(self, request, status_code: int) -> None:
+        """The call's audit event: the key's id, the view, the method and the status."""
         key = request.auth if isinstance(getattr(request, "auth", None), ApiKey) else None
         record(
             "api.call",
@@ -54,11 +61,11 @@ class ApiView(APIView):
             object_type="apikey" if key else "",
             object_id=key.pk if key else "",
             mailbox_id=key.mailbox_id if key else None,
-            outcome=str(response.status_code),
-            detail={"method": request.method, "view": type(self).__name__, "status": response.status_code},
+            outcome=str(status_code),
+            detail={"method": request.method, "view": type(self).__name__, "status": status_code},
             request=request,
         )
-        return response
+        self.call_audited = True
 
 
 # --- Sending -----------------------------------------------------------------------------------
@@ -99,19 +106,28 @@ class MessagesView(ApiView):
             )
             if earlier is not None:
                 return Response(earlier.response, status=earlier.status_code, headers={"Idempotent-Replayed": "true"})
+        # The delivery, the idempotency answer and the call's audit event commit together (one
+        # commit per call). A refusal leaves the block first, so its own audit event stays.
+        problem = None
         try:
-            body = sending.send(request.auth, data, attachments)
-        except Problem as problem:
+            with transaction.atomic():
+                try:
+                    body = sending.send(request.auth, data, attachments)
+                except Problem as refused:
+                    problem = refused
+                else:
+                    if record_ is not None:
+                        idempotency.finish(record_, 201, body)
+                    self.audit_call(request, 201)
+        except Exception:
+            if record_ is not None:  # nothing was sent: a retry with the same key may send
+                idempotency.finish(record_, 500, None)
+            raise
+        if problem is not None:
             if record_ is not None:
                 response = self.handle_exception(problem)
                 idempotency.finish(record_, response.status_code, response.data)
-            raise
-        except Exception:
-            if record_ is not None:
-                idempotency.finish(record_, 500, None)
-            raise
-        if record_ is not None:
-            idempotency.finish(record_, 201, body)
+            raise problem
         return Response(body, status=status.HTTP_201_CREATED)
 
 
