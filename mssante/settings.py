@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "allauth",
     "allauth.account",
     "allauth.mfa",
@@ -511,6 +512,64 @@ CELERY_BEAT_SCHEDULE["automation-sweep-campaigns"] = {
 
 
 # --- API for hospital software (api/, docs/api.md) -----------------------------------------
+REST_FRAMEWORK.update(
+    {
+        "EXCEPTION_HANDLER": "api.problems.handle_exception",
+        "DEFAULT_AUTHENTICATION_CLASSES": [],
+        "DEFAULT_PERMISSION_CLASSES": [],
+        "UNAUTHENTICATED_USER": None,
+        "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+        "DEFAULT_PARSER_CLASSES": [
+            "rest_framework.parsers.JSONParser",
+            "rest_framework.parsers.MultiPartParser",
+            "rest_framework.parsers.FormParser",
+        ],
+    }
+)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "API MSSanté pour les logiciels hospitaliers",
+    "DESCRIPTION": "Envoi et lecture des messages d'une BAL applicative ou organisationnelle, file des "
+    "réponses de patients, webhooks. Guide : docs/api.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "AUTHENTICATION_WHITELIST": [],
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "apiKey": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "Authorization: Bearer mss_<préfixe>_<secret>",
+            }
+        }
+    },
+    "SECURITY": [{"apiKey": []}],
+}
+# Calls per minute and per key, unless the key sets its own (429 with Retry-After past it).
+API_RATE_PER_MINUTE = env_int("API_RATE_PER_MINUTE", 600)
+# Mutual TLS behind the reverse proxy: the header in which the proxy forwards the SHA-256
+# fingerprint of the client certificate it verified (e.g. X-SSL-Client-SHA256). Empty: off.
+API_CLIENT_CERT_HEADER = env_str("API_CLIENT_CERT_HEADER", "")
+# How long an Idempotency-Key replays its first answer.
+API_IDEMPOTENCY_HOURS = env_int("API_IDEMPOTENCY_HOURS", 24)
+# The largest request body the API reads (JSON with base64 attachments or multipart): 413 past it.
+API_MAX_REQUEST_BYTES = env_int("API_MAX_REQUEST_BYTES", 40 * 1024**2)
+# DRF reads a JSON body through `request.body`, which Django caps at DATA_UPLOAD_MAX_MEMORY_SIZE
+# (2.5 MB by default): the API's JSON with base64 attachments needs the API's own limit. The
+# reverse proxy's body limit stays the first guard for every page.
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_REQUEST_BYTES
+API_WEBHOOK_TIMEOUT_SECONDS = env_int("API_WEBHOOK_TIMEOUT_SECONDS", 10)
+API_WEBHOOK_BACKOFF_SECONDS = env_int("API_WEBHOOK_BACKOFF_SECONDS", 30)
+API_WEBHOOK_MAX_FAILURES = env_int("API_WEBHOOK_MAX_FAILURES", 10)
+CELERY_BEAT_SCHEDULE["api-sweep-webhooks"] = {"task": "api.tasks.sweep_webhooks", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["api-collect-return-replies"] = {"task": "api.tasks.collect_return_replies", "schedule": 300.0}
+CELERY_BEAT_SCHEDULE["api-purge-idempotency"] = {"task": "api.tasks.purge_idempotency_records", "schedule": 3600.0}
 
 
 # --- Desktop clients: IMAP and SMTP submission (clients/, docs/desktop-clients.md) ---------
