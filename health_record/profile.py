@@ -8,6 +8,7 @@ PDF cache) and reads the whole profile as plain data for the pages, the PDF and 
 import datetime
 import logging
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from audit.events import record
 from audit.models import AuditEvent
-from health_record.models import Measure, Profile, format_number
+from health_record.models import Measure, Profile, format_decimal
 from mailboxes import queueing
 
 log = logging.getLogger(__name__)
@@ -144,13 +145,15 @@ def latest_measures(patient) -> list[dict]:
 
 
 def bmi(measure_rows: list[dict]) -> str:
-    """Body-mass index from the latest weight and height, derived and never stored."""
+    """Body-mass index from the latest weight and height, derived and never stored: computed in
+    decimals and shown with one decimal, French style ("25,8"), on the pages and in the PDF."""
     latest = {row["kind"]: row["series"][-1]["value"] for row in measure_rows}
     weight, height = latest.get(Measure.Kind.WEIGHT), latest.get(Measure.Kind.HEIGHT)
     if not weight or not height:
         return ""
-    metres = float(height) / 100
-    return format_number(round(float(weight) / (metres * metres), 1))
+    metres = Decimal(height) / 100
+    index = (Decimal(weight) / (metres * metres)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return format_decimal(index)
 
 
 def profile_data(patient) -> dict:

@@ -8,8 +8,9 @@ Inside the delivery transaction:
   queued after commit (`mailboxes.tasks.run_incoming_action`); the tasks send through
   `send_message` (`mailboxes.absence`, `mailboxes.forwarding`).
 
-Cost: one query per delivered message when no recipient box has any of these settings (the
-usual case), a hand-written UNION over three small tables (`boxes_with_settings`).
+Cost: none inside the transaction when no recipient box has any of these settings (the usual
+case: the recipients' query of the plan says so, `may_have_settings`); otherwise one query, a
+hand-written UNION over three small tables (`boxes_with_settings`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from mailboxes.models import AbsenceMessage, BoxRule, Forwarding, IncomingAction
 def apply_box_settings(message: Message, delivered: list[Mailbox]) -> None:
     """Called by the delivery path inside its transaction, once `message` is entered in the
     INBOX of each box of `delivered`."""
-    ids = [box.pk for box in delivered if box.kind != Mailbox.Kind.PATIENT]
+    # The recipients' query of the plan says which boxes may have settings (`may_have_settings`,
+    # mailboxes/delivery/planning.py); a box that got one since (milliseconds ago) is treated as
+    # if the message had arrived just before. Boxes from elsewhere are asked here.
+    ids = [
+        box.pk
+        for box in delivered
+        if box.kind != Mailbox.Kind.PATIENT and getattr(box, "may_have_settings", None) in (None, True, 1)
+    ]
     if not ids:
         return
     wanted = boxes_with_settings(ids, timezone.localdate())

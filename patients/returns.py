@@ -101,7 +101,8 @@ def build_test_acknowledgement(sender: str, original_message_id: str) -> tuple[s
 def send_system_message(message_id: str, raw: bytes, to: str) -> bool:
     if already_sent(message_id):
         return False
-    send_message(raw, envelope_from=system_address(), envelope_to=[to], source="system")
+    # RFC 3834 §3.3 / RULES.md §7: automatic answers leave with the null envelope sender.
+    send_message(raw, envelope_from="", envelope_to=[to], source="system")
     return True
 
 

@@ -103,7 +103,7 @@ def save_draft(form, user) -> Entry:
     if existing is not None and existing.mailbox_id == sender.pk:
         count_draft(sender.pk, len(raw), replaced_size=existing.message.size)
         Message.objects.filter(pk=existing.message_id).update(
-            **{k: v for k, v in fields.items() if k != "sender_mailbox"}, sender_mailbox=sender
+            **{k: v for k, v in fields.items() if k != "sender_mailbox"}, sender_mailbox=sender, search_pending=True
         )
         Entry.objects.filter(pk=existing.pk).update(received_at=timezone.now())
         _store_attachments(existing.message, parsed)

@@ -46,10 +46,13 @@ def send_message(
     source: str,
     actor=None,
     sender_mailbox: Mailbox | None = None,
+    trace: bytes = b"",
 ) -> DeliveryResult:
     """Deliver `raw` (RFC 5322 bytes) to `envelope_to`. Returns what was delivered here, queued
     for other operators and refused; raises `DeliveryRefused` (nothing stored) when no recipient
-    accepts it. `sender_mailbox` is the local box that sends, None for mail from outside."""
+    accepts it. `sender_mailbox` is the local box that sends, None for mail from outside.
+    `trace` (the SMTP gateway's `Return-Path:` and `Received:` lines, RFC 5321 §4.4) is stored
+    in front of `raw`; the size limits apply to `raw`, what the peer sent."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}")
     try:
@@ -59,7 +62,9 @@ def send_message(
     if plan.existing is not None:
         log.info("delivery duplicate: message=%s source=%s boxes=%d", plan.existing.pk, source, len(plan.duplicates))
         return DeliveryResult(message=plan.existing, refused=submission.refused)
-    files = store_files(raw, submission.parsed)
+    if trace:
+        submission.raw = trace + raw
+    files = store_files(submission.raw, submission.parsed)
     try:
         message = write(submission, files, plan)
     except DeliveryRefused as refusal:
