@@ -10,7 +10,6 @@ import logging
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from celery import signature
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -18,6 +17,7 @@ from django.utils import timezone
 from audit.events import record
 from audit.models import AuditEvent
 from health_record.models import Measure, Profile, format_decimal
+from mailboxes import queueing
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def queue_pdf_render(patient_id: int) -> None:
     this would render inside the request, so the PDF is then rendered on demand instead."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return
-    transaction.on_commit(lambda: signature("health_record.tasks.render_profile_pdf_task", args=(patient_id,)).delay())
+    queueing.enqueue_on_commit("health_record.tasks.render_profile_pdf_task", patient_id)
 
 
 def _date(value) -> str:

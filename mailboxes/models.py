@@ -442,10 +442,17 @@ class Message(models.Model):
         Mailbox, null=True, blank=True, on_delete=models.SET_NULL, related_name="sent_messages"
     )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The search index's durable queue (issue 17 item 2): a new or changed message is written
+    # with True in its own transaction; the webmail's indexer (`webmail/search_index.py`,
+    # every few seconds) writes its search document and sets it back to False.
+    search_pending = models.BooleanField(default=True, editable=False)
 
     class Meta:
         verbose_name = "message"
         verbose_name_plural = "messages"
+        indexes = [
+            models.Index(fields=["id"], condition=models.Q(search_pending=True), name="mailboxes_message_search_queue"),
+        ]
 
     def __str__(self) -> str:
         return f"message #{self.pk}"

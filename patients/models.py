@@ -8,6 +8,7 @@ which professional box closed the exchange with them.
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from mailboxes import identifiers
@@ -179,11 +180,17 @@ class Notification(models.Model):
     status = models.CharField(max_length=7, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The relay's discipline (mailboxes/relay.py): a claim stamps `updated_at`, a temporary
+    # failure sets `next_attempt_at`, the sweeper takes back rows a lost task or worker left.
+    updated_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "notification"
         verbose_name_plural = "notifications"
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="notification_queue")]
         constraints = [
             models.UniqueConstraint(fields=["entry", "kind", "user"], name="notification_unique_user"),
             models.UniqueConstraint(
@@ -200,9 +207,21 @@ class PendingReturn(models.Model):
 
     The refusal writes this row and queues only its id, so the addresses (the patient's holds
     the INS, a professional's often a name) never travel in task arguments or appear in worker
-    logs. The row is kept once sent (`sent_at`) so a duplicate run sends nothing twice.
+    logs. The row is kept once sent (`sent_at`) so a duplicate run sends nothing twice; it is
+    claimed by a conditional update (`status`) and swept like the relay's rows.
     """
 
+    class Status(models.TextChoices):
+        PENDING = "pending", "à envoyer"
+        SENDING = "sending", "en cours"
+        SENT = "sent", "envoyé"
+        FAILED = "failed", "échec"
+
+    status = models.CharField(max_length=7, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
     code = models.CharField(max_length=40)
     sender = models.CharField(max_length=254)
     recipient = models.CharField(max_length=254)
@@ -211,6 +230,7 @@ class PendingReturn(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="pending_return_queue")]
         verbose_name = "retour automatique en attente"
         verbose_name_plural = "retours automatiques en attente"
 
