@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 OURS = {"accounts", "audit", "mailboxes", "patients", "health_record", "directory", "webmail", "automation", "api"}
 OURS |= {"clients", "operations"}
 SAME_IN_FRENCH = {"patient", "service", "source", "version", "message", "type", "structure", "action", "date"}
-SAME_IN_FRENCH |= {"signature", "profession", "convocation", "id"}
+SAME_IN_FRENCH |= {"signature", "profession", "convocation", "id", "note"}
 # What the admin showed in English before (issue 16), and other auto-derived labels.
 ENGLISH = re.compile(
     r">\s*(Domain|Created at|Updated at|Last used at|Authenticators?|Mailbox|User|Settings|Provider|App|Account"

@@ -100,3 +100,21 @@ def test_one_navigation_for_messages_and_record(cast, paul, url):
     links = re.findall(r'<a href="([^"]+)"', nav)
     assert links == ["/patient/", "/dossier/", "/dossier/mesures/", "/dossier/documents/", "/patient/parametres"]
     assert nav.count('aria-current="page"') == 1
+
+
+def test_the_thread_page_costs_the_same_queries_for_a_long_thread(cast, paul):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries_for(count):
+        for index in range(count):
+            pro_send(cast.alice_box, cast.alice, cast.paul_patient.address, subject=f"Message {index}")
+        entry = inbox_of(cast.paul_box).first()
+        paul.get(f"/patient/echange/{entry.pk}/")  # first visit marks read
+        with CaptureQueriesContext(connection) as captured:
+            assert paul.get(f"/patient/echange/{entry.pk}/").status_code == 200
+        return len(captured.captured_queries)
+
+    short = queries_for(3)
+    long = queries_for(30)
+    assert long == short, (short, long)
