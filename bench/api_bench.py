@@ -241,12 +241,15 @@ def main() -> None:
         stop_server(smtpd)
     from mailboxes.models import Message
 
+    errors = (var_dir / "gunicorn.log").read_text(errors="replace")
+    if "Traceback" in errors:
+        print("gunicorn errors (last lines):\n" + "\n".join(errors.splitlines()[-30:]), file=sys.stderr)
     stored = Message.objects.filter(entries__mailbox__address=patient).count()
     expected = sum(r[1] for r in rows) + 80
     print()
     print(
         f"POST /api/v1/messages vs SMTP gateway, one local patient, {args.clients} clients, "
-        f"gunicorn sync workers={args.workers}, runsmtpd processes={args.workers}, PostgreSQL"
+        f"gunicorn sync workers={args.workers}, runsmtpd processes={args.smtpd_processes}, PostgreSQL"
     )
     print(f"{'path':<24}{'accepted':>10}{'msg/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'CPU ms/msg':>12}{'PG ms/msg':>11}")
     for label, accepted, rate, p50, p95, cpu, pg in rows:
