@@ -87,7 +87,7 @@ def start_gunicorn(env: dict, workers: int) -> tuple[subprocess.Popen, int]:
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=open(Path(env["VAR_DIR"]) / "gunicorn.log", "ab"),  # noqa: SIM115
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
