@@ -1,12 +1,15 @@
 """Sign-in, failed sign-in and sign-out leave audit events (RULES.md §5; issue 15 item 21).
 
-Django sends these signals for every way in: the password form (allauth calls Django's
+A wrong second-factor code (TOTP or recovery code) is a failed sign-in too: allauth's
+`authentication_failed` signal records it with `via: second_factor` (or `reauthentication`).
+Django sends its signals for every way in: the password form (allauth calls Django's
 `authenticate` and `login`), Pro Santé Connect (allauth's social login calls `login`), the admin.
 The events carry the account id when one is known and the client's address behind the trusted
 proxy; never the login typed (a mistyped e-mail address is personal data), only whether it
 matched an account.
 """
 
+from allauth.mfa.signals import authentication_failed
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
@@ -63,5 +66,19 @@ def audit_login_failed(sender, credentials, request=None, **kwargs):
         object_id=user_id or "",
         outcome="failed",
         detail={"via": _via(request), "known_account": user_id is not None},
+        request=request,
+    )
+
+
+@receiver(authentication_failed, dispatch_uid="accounts_audit_second_factor_failed")
+def audit_second_factor_failed(sender, request, user, authenticator=None, reauthentication=False, **kwargs):
+    """The password was right, the code was not: the account is known, the sign-in failed."""
+    record(
+        AuditEvent.Action.LOGIN_FAILED,
+        actor_id=user.pk,
+        object_type="user",
+        object_id=user.pk,
+        outcome="failed",
+        detail={"via": "reauthentication" if reauthentication else "second_factor", "known_account": True},
         request=request,
     )

@@ -6,10 +6,12 @@ from django.utils.html import format_html_join
 
 from directory.importer import summary_lines
 from directory.models import Entry, ImportRun
+from mssante.admin_helpers import ReadOnlyAdminMixin
 
 
 @admin.register(ImportRun)
-class ImportRunAdmin(admin.ModelAdmin):
+class ImportRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    allow_delete = True  # an old run's report may be deleted
     list_display = ["started_at", "status", "source", "entries", "added", "changed", "removed", "rejected", "seconds"]
     list_filter = ["status"]
     date_hierarchy = "started_at"
@@ -20,15 +22,9 @@ class ImportRunAdmin(admin.ModelAdmin):
     def report(self, obj):
         return format_html_join("\n", "<div>{}</div>", ((line,) for line in summary_lines(obj)))
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Entry)
-class EntryAdmin(admin.ModelAdmin):
+class EntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 50
     list_display = [
@@ -45,12 +41,3 @@ class EntryAdmin(admin.ModelAdmin):
     search_fields = ["=address"]
     readonly_fields = [f.name for f in Entry._meta.fields]
     raw_id_fields = ["mailbox"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -8,8 +8,9 @@ Inside the delivery transaction:
   queued after commit (`mailboxes.tasks.run_incoming_action`); the tasks send through
   `send_message` (`mailboxes.absence`, `mailboxes.forwarding`).
 
-Cost: one query per delivered message when no recipient box has any of these settings (the
-usual case), a hand-written UNION over three small tables (`boxes_with_settings`).
+Cost: none inside the transaction when no recipient box has any of these settings (the usual
+case: the recipients' query of the plan says so, `may_have_settings`); otherwise one query, a
+hand-written UNION over three small tables (`boxes_with_settings`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from mailboxes.models import AbsenceMessage, BoxRule, Forwarding, IncomingAction
 def apply_box_settings(message: Message, delivered: list[Mailbox]) -> None:
     """Called by the delivery path inside its transaction, once `message` is entered in the
     INBOX of each box of `delivered`."""
-    ids = [box.pk for box in delivered if box.kind != Mailbox.Kind.PATIENT]
+    # The recipients' query of the plan says which boxes may have settings (`may_have_settings`,
+    # mailboxes/delivery/planning.py); a box that got one since (milliseconds ago) is treated as
+    # if the message had arrived just before. Boxes from elsewhere are asked here.
+    ids = [
+        box.pk
+        for box in delivered
+        if box.kind != Mailbox.Kind.PATIENT and getattr(box, "may_have_settings", None) in (None, True, 1)
+    ]
     if not ids:
         return
     wanted = boxes_with_settings(ids, timezone.localdate())
@@ -83,18 +91,18 @@ def may_forward(message: Message, box_id: int, box_address: str) -> bool:
     return box_address not in ((message.envelope_from or "").lower(), (message.from_address or "").lower())
 
 
-def enqueue(action_id: int) -> None:
+def enqueue(action_id: int) -> bool:
     from django.conf import settings
 
-    from mailboxes import tasks
+    from mailboxes import queueing
 
-    # Mail going out: the workers of the relay's queue (RELAY_QUEUE) carry it too.
-    tasks.run_incoming_action.apply_async((action_id,), queue=settings.RELAY_QUEUE or None)
+    # Mail going out: the workers of the relay's queue (RELAY_QUEUE) carry it too. A broker that
+    # is down is logged, not raised: `sweep_actions` queues the row later.
+    return queueing.enqueue("mailboxes.tasks.run_incoming_action", action_id, queue=settings.RELAY_QUEUE)
 
 
 # --- The task's side ---------------------------------------------------------------------------
 
-RUNNING_TIMEOUT_SECONDS = 15 * 60
 SWEEP_GRACE_SECONDS = 60
 SWEEP_BATCH = 500
 
@@ -130,11 +138,13 @@ def run_action(action_id: int) -> str | None:
 
 def sweep_actions() -> int:
     """Periodic: re-queue pending actions whose task was lost, and running ones whose worker
-    died (after RUNNING_TIMEOUT_SECONDS)."""
+    died (after RELAY_SENDING_TIMEOUT_SECONDS, the relay's: an action sends mail too)."""
     import datetime
 
+    from django.conf import settings
+
     now = timezone.now()
-    stuck_before = now - datetime.timedelta(seconds=RUNNING_TIMEOUT_SECONDS)
+    stuck_before = now - datetime.timedelta(seconds=settings.RELAY_SENDING_TIMEOUT_SECONDS)
     IncomingAction.objects.filter(status=IncomingAction.Status.RUNNING, updated_at__lt=stuck_before).update(
         status=IncomingAction.Status.PENDING, updated_at=now - datetime.timedelta(seconds=SWEEP_GRACE_SECONDS)
     )

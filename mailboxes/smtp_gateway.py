@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import functools
 import logging
 import os
@@ -27,10 +28,12 @@ import ssl
 import threading
 import time
 import unicodedata
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from email.utils import format_datetime
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import MISSING, SMTP, syntax
+from aiosmtpd.smtp import SMTP, Envelope, TLSSetupException, syntax
 from django.conf import settings
 from django.db import close_old_connections, connections
 
@@ -41,14 +44,10 @@ from mssante.metrics import SMTP_SESSIONS
 log = logging.getLogger("mailboxes.smtp")
 
 TEMPORARY_FAILURE = "451 4.3.0 Erreur temporaire du serveur, merci de reessayer plus tard"
+STARTTLS_FIRST = "530 5.7.0 Chiffrement obligatoire : envoyez STARTTLS avant cette commande"
 # aiosmtpd counts dot-stuffed lines as received; the exact limit on the encoded message is the
 # delivery path's (`too_large`). The slack only caps the memory a peer can make us hold.
 SIZE_SLACK = 64 * 1024
-# How much of a message the stream may buffer during DATA before asyncio pauses the socket
-# (twice this); lines stay limited to aiosmtpd's `line_length_limit`.
-DATA_STREAM_LIMIT = 64 * 1024
-# MAIL/RCPT argument → aiosmtpd's parse of it (see GatewaySMTP._getaddr).
-_PARSED_ARGS: dict = {}
 
 
 def max_message_bytes() -> int:
@@ -127,13 +126,29 @@ class DecisionCache:
         self.items[key] = (time.monotonic() + self.ttl, decision)
 
 
+# How often a pool thread looks at its database connection (CONN_MAX_AGE, errors) when all is well.
+CONNECTION_CHECK_SECONDS = 30.0
+_thread_state = threading.local()
+
+
 def _in_thread(fn, *args, **kwargs):
-    # Each pool thread keeps its own connection; drop it if it died or outlived CONN_MAX_AGE.
-    close_old_connections()
+    """Run `fn` in a pool thread, which keeps its own database connection between messages.
+
+    Django's `close_old_connections()` drops a connection that broke or outlived CONN_MAX_AGE,
+    and re-arms the CONN_HEALTH_CHECKS probe (`SELECT 1` before the next query). Done around
+    every message, that probe was one round trip per message (issue 17): here it runs after a
+    call that raised (a dead connection then fails one message with a 451, which the peer
+    retries, and is replaced) and otherwise at most every CONNECTION_CHECK_SECONDS."""
+    now = time.monotonic()
+    if now - getattr(_thread_state, "checked_at", 0.0) >= CONNECTION_CHECK_SECONDS:
+        close_old_connections()
+        _thread_state.checked_at = now
     try:
         return fn(*args, **kwargs)
-    finally:
+    except BaseException:
         close_old_connections()
+        _thread_state.checked_at = time.monotonic()
+        raise
 
 
 class GatewayHandler:
@@ -172,6 +187,18 @@ class GatewayHandler:
     async def _run(self, fn, *args, **kwargs):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(_in_thread, fn, *args, **kwargs))
+
+    async def handle_exception(self, error):
+        """aiosmtpd's hook for an error in a session. A failed TLS handshake (a peer without the
+        MSSanté suites, a port scanner) is one warning line, never a traceback; anything else is
+        logged with its traceback and answered as a temporary failure."""
+        if isinstance(error, TLSSetupException):
+            cause = error.__cause__
+            reason = getattr(cause, "reason", None) or type(cause or error).__name__
+            log.warning("smtp tls handshake failed: %s", reason)
+            return "421 4.7.0 Echec de la negociation TLS"
+        log.error("smtp session error: %s", type(error).__name__, exc_info=error)
+        return TEMPORARY_FAILURE
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
@@ -219,9 +246,15 @@ class GatewayHandler:
         if len(raw) > self.max_bytes:
             log.info("smtp refused at DATA: size %s over %s", len(raw), self.max_bytes)
             return too_large_reply(self.max_bytes)
+        sender = envelope_sender(envelope.mail_from)
+        trace_id = uuid.uuid4().hex[:16]
+        trace = trace_headers(server, session, sender, list(envelope.rcpt_tos), trace_id)
         try:
-            result = await self._run(deliver_inbound, raw, envelope_sender(envelope.mail_from), list(envelope.rcpt_tos))
+            result = await self._run(deliver_inbound, raw, sender, list(envelope.rcpt_tos), trace)
         except delivery.DeliveryRefused as exc:
+            if answered_by_returns(exc, sender):
+                log.info("smtp answered by automatic returns: %s id=%s", exc.code, trace_id)
+                return "250 2.0.0 OK, non distribue : un retour automatique est envoye a l'expediteur"
             log.info("smtp refused at DATA: %s", exc.code)
             return refusal_reply(exc.code, exc.reason, exc.smtp_code)
         except Exception:
@@ -231,8 +264,9 @@ class GatewayHandler:
             del raw
         message = result.message
         log.info(
-            "smtp accepted message=%s delivered=%s queued=%s refused=%s",
+            "smtp accepted message=%s id=%s delivered=%s queued=%s refused=%s",
             message.pk,
+            trace_id,
             len(result.delivered),
             len(result.queued),
             len(result.refused),
@@ -240,12 +274,55 @@ class GatewayHandler:
         return f"250 2.0.0 OK message {message.pk}"
 
 
-def deliver_inbound(raw: bytes, sender: str, recipients: list[str]):
+def _trace_text(value: str) -> str:
+    """A peer-given name inside our trace line: printable ASCII, no parentheses or brackets."""
+    text = "".join(c if 33 <= ord(c) < 127 and c not in "()[]<>;" else "?" for c in (value or ""))
+    return text[:255] or "unknown"
+
+
+def trace_headers(server, session, sender: str, recipients: list[str], trace_id: str) -> bytes:
+    """`Return-Path:` and our `Received:` line (RFC 5321 §4.4): the peer's EHLO name and IP, the
+    TLS protocol and cipher, our name, our id for this transaction, the time. The stored message
+    is what the peer sent with these lines in front (docs/smtp.md)."""
+    peer_ip = session.peer[0] if session.peer else "unknown"
+    lines = [f"from {_trace_text(session.host_name)} ([{_trace_text(peer_ip)}])"]
+    ssl_object = server.transport.get_extra_info("ssl_object") if server.transport is not None else None
+    protocol = "ESMTP"
+    if ssl_object is not None:
+        cipher, _version, bits = ssl_object.cipher() or ("unknown", "", 0)
+        lines.append(f"(using {ssl_object.version()} with cipher {cipher} ({bits}/{bits} bits))")
+        protocol = "ESMTPS"
+    lines.append(f"by {_trace_text(server.hostname)} (MSSante) with {protocol} id {trace_id}")
+    if len(recipients) == 1:
+        lines.append(f"for <{recipients[0]}>; {format_datetime(timezone_now())}")
+    else:
+        lines[-1] += f"; {format_datetime(timezone_now())}"
+    received = "Received: " + "\r\n\t".join(lines)
+    return f"Return-Path: <{sender}>\r\n{received}\r\n".encode("ascii", "replace")
+
+
+def timezone_now():
+    return datetime.datetime.now(datetime.UTC).astimezone()
+
+
+def answered_by_returns(refusal: delivery.DeliveryRefused, sender: str) -> bool:
+    """Every recipient was refused by the patient-domain policy with an automatic return, which
+    the policy has sent to the sender (RULES.md §3): the message is answered, so the peer gets a
+    250 and no bounce of its own on top of the return. A 4xx stays a 4xx."""
+    return (
+        bool(sender)
+        and refusal.smtp_code // 100 == 5
+        and bool(refusal.refused)
+        and all(decision.automatic_return for decision in refusal.refused.values())
+    )
+
+
+def deliver_inbound(raw: bytes, sender: str, recipients: list[str], trace: bytes = b""):
     """`send_message` for mail from another operator. A recipient accepted at RCPT but refused
     once the message is known (over quota, too large for that box) is told to the sender by a
     non-delivery report relayed back, since the 250 made us responsible for it. The
     patient-domain policy answers its own refusals (automatic returns)."""
-    result = delivery.send_message(raw, envelope_from=sender, envelope_to=recipients, source="smtp")
+    result = delivery.send_message(raw, envelope_from=sender, envelope_to=recipients, source="smtp", trace=trace)
     late = {address: d for address, d in result.refused.items() if not d.automatic_return}
     if late and sender and reports.may_answer(result.message):
         failures = [
@@ -267,29 +344,33 @@ def envelope_sender(address: str | None) -> str:
 
 
 class GatewaySMTP(SMTP):
-    """aiosmtpd's SMTP with enhanced status codes on its own size refusals, and a DATA phase
-    that gathers the message in one growing buffer instead of one object per line (a 25 MB
-    message in 78-byte lines is 330,000 objects, 1.7 times its size, before aiosmtpd joins them)."""
+    """aiosmtpd's SMTP with enhanced status codes on its own size refusals, and a DATA command
+    (aiosmtpd's documented way to implement a command: an `smtp_DATA` method with `@syntax`) that
+    gathers the message in one growing buffer instead of one object per line: a 25 MB message in
+    78-byte lines is 330,000 objects, and aiosmtpd's own DATA took the gateway's peak memory to
+    4.0x the message against 2.0x with this one (bench/RESULTS.md, issue 13). Its line and size
+    limits and replies are aiosmtpd's; the handler is called and the envelope reset through public
+    names (`event_handler`, `Envelope`); only the stream is read as aiosmtpd's own DATA reads it."""
 
     def connection_made(self, transport) -> None:
         SMTP_SESSIONS.inc()  # /metrics (mssante/metrics.py)
+        self.held_reply_lines: list[str] = []
         super().connection_made(transport)
 
-    def _getaddr(self, arg: str):
-        """aiosmtpd's parse of a MAIL/RCPT argument (the e-mail header parser: costly, and the
-        same few arguments come again and again), remembered per argument."""
-        key = (self.local_part_limit, arg)
-        parsed = _PARSED_ARGS.get(key)
-        if parsed is None:
-            parsed = super()._getaddr(arg)
-            if len(_PARSED_ARGS) >= 4096:
-                _PARSED_ARGS.clear()
-            _PARSED_ARGS[key] = parsed
-        return parsed
-
     async def push(self, status):
-        if isinstance(status, str) and status.startswith("552 Error:"):
-            status = too_large_reply(max_message_bytes())
+        """Our own wording for aiosmtpd's bare replies, and a multi-line reply (EHLO) written in
+        one piece: its `250-` lines are held until the last line comes."""
+        if isinstance(status, str):
+            if status.startswith("552 Error:"):
+                status = too_large_reply(max_message_bytes())
+            elif status.startswith("530 Must issue a STARTTLS"):
+                status = STARTTLS_FIRST
+            elif status[:4] in ("250-", "220-", "214-"):
+                self.held_reply_lines.append(status)
+                return
+            if self.held_reply_lines:
+                status = "\r\n".join([*self.held_reply_lines, status])
+                self.held_reply_lines = []
         await super().push(status)
 
     @syntax("DATA")
@@ -309,52 +390,44 @@ class GatewaySMTP(SMTP):
         line_limit = self.line_length_limit
         state = "ok"
         in_long_line = False
-        # The stream's limit is the longest line (1001 bytes), and asyncio stops reading the socket
-        # whenever twice that is buffered: a 10 KB message would arrive in a dozen pause/resume
-        # rounds (two epoll_ctl calls, one recv and one loop turn each). During DATA the stream
-        # may hold more; the line length is then checked here, with the same answer at the end.
         reader = self._reader
-        stream_limit = reader._limit
-        reader._limit = max(stream_limit, DATA_STREAM_LIMIT)
-        try:
-            while self.transport is not None:
-                try:
-                    line = await reader.readuntil(b"\r\n")
-                except asyncio.CancelledError:
-                    self._writer.close()
-                    raise
-                except asyncio.LimitOverrunError as exc:
-                    # A line longer than the stream limit (RFC 5321 §4.5.3.1.6): drain, answer at the end.
-                    state = "too_long" if state == "ok" else state
-                    buffer = bytearray()
-                    line = await reader.read(exc.consumed)
-                if not in_long_line and line == b".\r\n":
-                    break
-                # Longer than the stream's own limit would have allowed (its separator beyond it).
-                if len(line) > line_limit + 2 and state == "ok":
-                    state = "too_long"
-                    buffer = bytearray()
-                received += len(line)
-                if state == "ok" and limit and received > limit:
-                    state = "too_much"
-                    buffer = bytearray()
-                if state == "ok":
-                    # Dot-unstuffing (RFC 5321 §4.5.2), straight into the one buffer.
-                    buffer += line[1:] if line.startswith(b".") else line
-                in_long_line = not line.endswith(b"\r\n")
-        finally:
-            reader._limit = stream_limit
+        while self.transport is not None:
+            try:
+                line = await reader.readuntil(b"\r\n")
+            except asyncio.CancelledError:
+                self._writer.close()
+                raise
+            except asyncio.LimitOverrunError as exc:
+                # A line longer than the stream limit (RFC 5321 §4.5.3.1.6): drain, answer at the end.
+                state = "too_long" if state == "ok" else state
+                buffer = bytearray()
+                line = await reader.read(exc.consumed)
+            if not in_long_line and line == b".\r\n":
+                break
+            # aiosmtpd's own line limit (`line_length_limit`, the CRLF included).
+            if len(line) > line_limit and state == "ok":
+                state = "too_long"
+                buffer = bytearray()
+            received += len(line)
+            if state == "ok" and limit and received > limit:
+                state = "too_much"
+                buffer = bytearray()
+            if state == "ok":
+                # Dot-unstuffing (RFC 5321 §4.5.2), straight into the one buffer.
+                buffer += line[1:] if line.startswith(b".") else line
+            in_long_line = not line.endswith(b"\r\n")
         if state != "ok":
-            self._set_post_data_state()
+            self.envelope = Envelope()
             await self.push("500 Line too long (see RFC5321 4.5.3.1.6)" if state == "too_long" else "552 Error:")
             return
         raw = bytes(buffer)
         del buffer
         self.envelope.content = self.envelope.original_content = raw
         del raw
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
-        await self.push("250 OK" if status is MISSING else status)
+        # The handler is this gateway's own (`Gateway`, which always answers DATA).
+        status = await self.event_handler.handle_DATA(self, self.session, self.envelope)
+        self.envelope = Envelope()
+        await self.push(status)
 
 
 def tls_context() -> ssl.SSLContext | None:

@@ -7,6 +7,9 @@ access-checked views (`mailboxes/views.py`) or the relay.
 from __future__ import annotations
 
 import hashlib
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -20,18 +23,92 @@ def attachment_name(sha256: str) -> str:
     return f"att/{sha256[:2]}/{sha256}"
 
 
-def store_blob(name: str, data: bytes) -> str:
-    """Write `data` under its content-hash `name` unless it is already there, whole; return the
-    name actually used. A file of another size under that name (a write cut short by a crash, or
-    still in progress in another process) is never trusted: the bytes are written again, and the
-    storage picks a free name (local folder) or replaces the object (S3). `ContentFile` wraps the
-    bytes without copying them."""
+@dataclass
+class Written:
+    """A file written to the storage, not yet known to be on stable storage: `sync()` makes it so."""
+
+    name: str
+    new_directory: bool = False
+
+    def sync(self) -> None:
+        make_durable(self.name, new_directory=self.new_directory)
+
+
+def write_blob(name: str, data: bytes) -> Written:
+    """Write `data` under its content-hash `name` unless it is already there, whole. A file of
+    another size under that name (a write cut short by a crash, or still in progress in another
+    process) is never trusted: the bytes are written again, and the storage picks a free name
+    (local folder) or replaces the object (S3). `ContentFile` wraps the bytes without copying
+    them. The caller syncs the result (`Written.sync`) before it relies on the file."""
     try:
         if default_storage.size(name) == len(data):
-            return name
-    except Exception:  # noqa: S110 - absent (FileNotFoundError, S3 404...): written below
+            return Written(name)  # written by another delivery, perhaps not yet flushed: synced too
+    except FileNotFoundError:
         pass
-    return default_storage.save(name, ContentFile(data))
+    except Exception:  # noqa: S110 - absent on S3 (404...): written below
+        pass
+    new_directory = not directory_exists(name)
+    return Written(default_storage.save(name, ContentFile(data)), new_directory)
+
+
+def store_blob(name: str, data: bytes) -> str:
+    """`write_blob`, then on stable storage before this returns; the name actually used."""
+    written = write_blob(name, data)
+    written.sync()
+    return written.name
+
+
+_sync_pool: ThreadPoolExecutor | None = None
+_sync_pool_pid = 0
+
+
+def sync_in_background(files: list[Written]) -> Future:
+    """fsync `files` in a small pool of threads (fsync releases the GIL), so that the delivery
+    path writes its rows meanwhile; it waits for the result before its COMMIT (issue 17)."""
+    global _sync_pool, _sync_pool_pid
+    if _sync_pool is None or _sync_pool_pid != os.getpid():  # a pool never crosses a fork
+        _sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="store-fsync")
+        _sync_pool_pid = os.getpid()
+    return _sync_pool.submit(lambda: [written.sync() for written in files])
+
+
+def local_path(name: str) -> str | None:
+    """The file's path on the local-folder backend; None on object storage (S3), which is
+    durable when its PUT returns and has no local path."""
+    try:
+        return default_storage.path(name)
+    except NotImplementedError:
+        return None
+
+
+def directory_exists(name: str) -> bool:
+    path = local_path(name)
+    return path is None or os.path.isdir(os.path.dirname(path))
+
+
+def make_durable(name: str, *, new_directory: bool = False) -> None:
+    """fsync a stored file and its directory on the local-folder backend, so that a power loss
+    after this keeps the file, whole, under its name. When the write created the directory
+    (`raw/ab/`, 256 of them), the directories above it up to the storage root are synced too."""
+    path = local_path(name)
+    if path is None:
+        return
+    fsync_path(path)
+    directory = os.path.dirname(path)
+    fsync_path(directory)
+    if new_directory:
+        root = os.path.normpath(default_storage.path(""))
+        while len(directory) > len(root):
+            directory = os.path.dirname(directory)
+            fsync_path(directory)
+
+
+def fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def store_raw(raw: bytes) -> tuple[str, str]:
@@ -43,6 +120,17 @@ def store_raw(raw: bytes) -> tuple[str, str]:
 def store_attachment(data: bytes) -> tuple[str, str]:
     digest = hashlib.sha256(data).hexdigest()
     return digest, store_blob(attachment_name(digest), data)
+
+
+def write_raw(raw: bytes) -> tuple[str, Written]:
+    """(sha256, the written file) of a raw message, to be synced by the caller."""
+    digest = hashlib.sha256(raw).hexdigest()
+    return digest, write_blob(raw_name(digest), raw)
+
+
+def write_attachment(data: bytes) -> tuple[str, Written]:
+    digest = hashlib.sha256(data).hexdigest()
+    return digest, write_blob(attachment_name(digest), data)
 
 
 def open_raw(message):

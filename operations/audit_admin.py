@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from audit.events import record
 from audit.models import AuditEvent, AuditSeal
 from mailboxes.models import Mailbox
+from mssante.admin_helpers import ReadOnlyAdminMixin
 
 
 class InputFilter(admin.SimpleListFilter):
@@ -147,7 +148,7 @@ EXPORT_COLUMNS = [
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 100
     list_display = ["when", "action_display", "actor_column", "mailbox_column", "message_column", "object_column"]
@@ -241,15 +242,6 @@ class AuditEventAdmin(admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="traces-{stamp}.csv"'
         return response
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 class _Echo:
     def write(self, value):
@@ -290,7 +282,7 @@ def _json(value) -> str:
 
 
 @admin.register(AuditSeal)
-class AuditSealAdmin(admin.ModelAdmin):
+class AuditSealAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["day_column", "events", "chain_count", "short_hash", "sealed_at", "purged_at"]
     readonly_fields = ["day", "chains", "events", "prev_hash", "hash", "sealed_at", "purged_at"]
 
@@ -305,15 +297,6 @@ class AuditSealAdmin(admin.ModelAdmin):
     @admin.display(description="empreinte")
     def short_hash(self, seal):
         return format_html("<code>{}</code>", seal.hash)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def export_url(query: str) -> str:

@@ -24,7 +24,11 @@ from mssante import metrics as counters
 from operations.models import Heartbeat
 from patients.models import Notification, PendingReturn
 
-RELAY_OUTCOMES = {AuditEvent.Action.RELAYED: "relayed", AuditEvent.Action.BOUNCED: "bounced"}
+RELAY_OUTCOMES = {
+    AuditEvent.Action.RELAYED: "relayed",
+    AuditEvent.Action.BOUNCED: "bounced",
+    AuditEvent.Action.RELAY_DEFERRED: "deferred",
+}
 
 
 def count_events(sender, rows, **kwargs) -> None:

@@ -7,12 +7,13 @@ from django.urls import path
 
 from audit.events import record
 from audit.models import AuditEvent
+from mssante.admin_helpers import ReadOnlyAdminMixin
 from operations import selftest
 from operations.models import Heartbeat
 
 
 @admin.register(Heartbeat)
-class HeartbeatAdmin(admin.ModelAdmin):
+class HeartbeatAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["name", "at"]
 
     def get_urls(self):
@@ -39,12 +40,3 @@ class HeartbeatAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/operations/selftest.html", context)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -11,11 +11,12 @@ beat task every hour for the last days, and `manage.py aggregate_stats`); pages 
 | `delivery_<status>` | sending box | same rows, by current status (delivered, queued, relayed, bounced, returned, read) |
 | `return_<reason>` | sending box | same rows with status `returned`, by reason code |
 | `relay_failed` | sending box | same rows: recipients at other operators that bounced |
+| `relay_deferred` | sending box | `message.relay_deferred` events: relay attempts that failed for the time being (4xx, connection) and will be tried again |
 | `received`, `received_<category>` | receiving box | inbox entries received that day; category of the sender |
 | `read_receipts`, `read_delay_le_<bucket>` | sending box | deliveries that turned `read` that day; the delay since sending, by bucket (the median of a period is read from the summed buckets) |
 | `active` | box | 1 when a person acted on the box that day (an audit event with an actor) |
 | `sign_ins`, `sign_in_failures` | structure (professionals), or the whole service (patients, administrators, unknown logins) | `login` / `login.failed` events |
-| `campaign_<outcome>` | sending box | reserved for the campaigns of the automation app (`campaign_outcomes` below) |
+| `campaign_<outcome>` | sending box of the campaign | lines of the automation app's campaigns by outcome (`sent`, `returned`, `failed`): on the day their message was sent, or, for a line that produced none, on the day of the campaign's last progress |
 
 Counts of a day change after the day (a relay succeeds late, a message is read a week later):
 the task recomputes the last `days` days each time (rows of a day are replaced).
@@ -33,6 +34,7 @@ from django.db.models import Case, Count, Q, Value, When
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from automation.models import CampaignLine
 from mailboxes.models import Delivery, Entry, Folder, Mailbox, Professional
 from operations.models import DailyStat
 
@@ -86,6 +88,7 @@ def aggregate_day(day: datetime.date) -> int:
     _count_reads(counts, start, end)
     _count_active(counts, start, end)
     _count_sign_ins(counts, start, end)
+    _count_relay_deferred(counts, start, end)
     for key, value in campaign_outcomes(day):
         counts[key] += value
     rows = [
@@ -186,6 +189,20 @@ def _count_active(counts: Counter, start, end) -> None:
             counts[(box.structure_id, pk, "active")] = 1
 
 
+def _count_relay_deferred(counts: Counter, start, end) -> None:
+    rows = (
+        AuditEvent.objects.filter(action=AuditEvent.Action.RELAY_DEFERRED, at__gte=start, at__lt=end)
+        .values("mailbox_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    rows = list(rows)
+    boxes = _boxes(r["mailbox_id"] for r in rows)
+    for row in rows:
+        box = boxes.get(row["mailbox_id"])
+        counts[(box.structure_id if box else None, row["mailbox_id"], "relay_deferred")] += row["n"]
+
+
 def _count_sign_ins(counts: Counter, start, end) -> None:
     actions = {AuditEvent.Action.LOGIN: "sign_ins", AuditEvent.Action.LOGIN_FAILED: "sign_in_failures"}
     rows = list(
@@ -202,11 +219,26 @@ def _count_sign_ins(counts: Counter, start, end) -> None:
         counts[(structures.get(row["actor_id"]), None, actions[row["action"]])] += row["n"]
 
 
+CAMPAIGN_OUTCOMES = (CampaignLine.Status.SENT, CampaignLine.Status.RETURNED, CampaignLine.Status.FAILED)
+
+
 def campaign_outcomes(day: datetime.date) -> list[tuple[tuple, int]]:
-    """The place for the campaign outcomes of the automation app (issue: campaigns), as
-    `((structure_id, mailbox_id, "campaign_<outcome>"), count)` pairs. The automation app had no
-    campaign model when this was written: nothing is counted until it does."""
-    return []
+    """The outcomes of campaign lines (automation app) on `day`, as
+    `((structure_id, mailbox_id, "campaign_<outcome>"), count)` pairs."""
+    start, end = day_bounds(day)
+    on_day = Q(sent_at__gte=start, sent_at__lt=end) | Q(
+        sent_at__isnull=True, campaign__last_progress_at__gte=start, campaign__last_progress_at__lt=end
+    )
+    rows = (
+        CampaignLine.objects.filter(on_day, status__in=CAMPAIGN_OUTCOMES)
+        .values("campaign__mailbox_id", "campaign__mailbox__structure_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return [
+        ((r["campaign__mailbox__structure_id"], r["campaign__mailbox_id"], f"campaign_{r['status']}"), r["n"])
+        for r in rows
+    ]
 
 
 # --- reading -------------------------------------------------------------------------------------

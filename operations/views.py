@@ -191,7 +191,11 @@ def statistics_tables(scope, first, last, granularity) -> list[dict]:
             "Devenir des envois (par destinataire)",
             [(n, f"delivery_{s}") for s, n in DELIVERY_STATUSES],
         ),
-        by_period("echecs-relais", "Échecs de relais vers d'autres opérateurs", [("échecs", "relay_failed")]),
+        by_period(
+            "echecs-relais",
+            "Échecs de relais vers d'autres opérateurs",
+            [("échecs définitifs", "relay_failed"), ("échecs temporaires (nouvel essai)", "relay_deferred")],
+        ),
         by_period("accuses", "Accusés de lecture", [("accusés reçus", "read_receipts")]),
         by_period(
             "bal",
@@ -199,6 +203,15 @@ def statistics_tables(scope, first, last, granularity) -> list[dict]:
             [("actives", active_line), ("sans activité", [max(box_count - a, 0) for a in active_line])],
         ),
         by_period("connexions", "Connexions", [("connexions", "sign_ins"), ("échecs", "sign_in_failures")]),
+        by_period(
+            "campagnes",
+            "Campagnes d'envoi : issue des lignes",
+            [
+                ("envoyées", "campaign_sent"),
+                ("retours automatiques", "campaign_returned"),
+                ("échecs", "campaign_failed"),
+            ],
+        ),
     ]
     read_table = tables[5]
     read_table["columns"].append("délai médian")
@@ -259,7 +272,6 @@ def statistics(request):
         "query": request.GET.urlencode(),
         "selected_structure": request.GET.get("structure", ""),
         "selected_box": request.GET.get("bal", ""),
-        "campaigns_installed": False,
         "nav": "statistics",
     }
     return render(request, "operations/statistics.html", context)

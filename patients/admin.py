@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from mssante.admin_helpers import ReadOnlyAdminMixin
 from patients.enrolment import enrol_patient
 from patients.models import Block, Conversation, Patient, PharmacyDispensation
 from patients.space import close_space
@@ -95,7 +96,7 @@ class BlockAdmin(admin.ModelAdmin):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: conversations open and close through messages (`[FIN]`), never by hand."""
 
     show_full_result_count = False
@@ -103,12 +104,3 @@ class ConversationAdmin(admin.ModelAdmin):
     list_select_related = ["mailbox", "patient"]
     list_filter = ["state"]
     search_fields = ["=patient__ins", "mailbox__address"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

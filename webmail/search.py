@@ -1,10 +1,11 @@
-"""Search in a mailbox (issue 6 §5): full text over subject, body, sender and attachment names,
-with filters (unread, with attachments, date range, sender).
+"""Search in a mailbox (issue 6 §5): full text over subject, body, sender, recipients and
+attachment names, with filters (unread, with attachments, date range, sender).
 
-On PostgreSQL the text is matched with `websearch_to_tsquery('french', …)` against the stored
-document of each message (`webmail_message_search`, kept by triggers, GIN-indexed: see
-`webmail/migrations/0001_search_indexes.py`). On SQLite (tests, the embedded default) a plain
-`icontains` per word does the same job slowly.
+The text is matched against the stored document of each message (`webmail_message_search`,
+written by the indexer off the ingest path: `webmail/search_index.py`), folded to lower case
+without accents on both sides, so a search is accent- and case-insensitive both ways (issue 16
+item 6). On PostgreSQL with `websearch_to_tsquery('french', …)` against the GIN-indexed
+`tsvector`; on SQLite (tests, the embedded default) each word with LIKE against the folded text.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from mailboxes.models import Attachment, Entry, Mailbox
+from mailboxes.models import Entry, Mailbox
+from webmail.search_index import fold
 from webmail.selectors import LIST_FIELDS, PAGE_SIZE, Page, decode_cursor, keyset, make_page, with_thread_size
 
 
@@ -35,17 +38,16 @@ class Criteria:
 
 
 def _text_filter_fallback(text: str) -> Q:
+    """Every word in the folded document (SQLite)."""
     condition = Q()
-    for word in text.split():
+    for word in fold(text).split():
         word = word.strip('"')
-        if not word or word.upper() in ("OR", "AND"):
+        if not word or word in ("or", "and"):
             continue
-        condition &= (
-            Q(message__subject__icontains=word)
-            | Q(message__text_body__icontains=word)
-            | Q(message__from_address__icontains=word)
-            | Q(message__from_name__icontains=word)
-            | Q(message_id__in=Attachment.objects.filter(filename__icontains=word).values("message_id"))
+        condition &= Q(
+            message_id__in=RawSQL(
+                "SELECT message_id FROM webmail_message_search WHERE document LIKE %s ESCAPE '\\'", [_like(word)]
+            )
         )
     return condition
 
@@ -85,7 +87,8 @@ def _matching_ids_postgresql(mailbox, criteria: Criteria, text: str, after_key, 
     when walking back). The planner picks the cheaper of "walk the box by date and test each
     stored document" (common words) and "read the GIN index and sort" (rare words). Only fixed
     SQL fragments are assembled here; every value is a parameter."""
-    conditions, params = ["e.mailbox_id = %s", "s.document @@ websearch_to_tsquery('french', %s)"], [mailbox.pk, text]
+    conditions = ["e.mailbox_id = %s", "s.document @@ websearch_to_tsquery('french', %s)"]
+    params = [mailbox.pk, fold(text)]
     if criteria.unread:
         conditions.append("NOT e.seen")
     if criteria.attachments:

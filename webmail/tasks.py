@@ -17,3 +17,12 @@ def fill_address_books_task() -> int:
     from webmail.contacts import fill_all_books
 
     return fill_all_books()
+
+
+@shared_task(name="webmail.index_search", acks_late=True, ignore_result=True)
+def index_search_task() -> int:
+    # The search index's queue and its sweeper (webmail/search_index.py): idempotent, and
+    # several runs at once share the pending rows (FOR UPDATE SKIP LOCKED).
+    from webmail.search_index import index_pending
+
+    return index_pending()

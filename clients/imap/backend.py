@@ -418,6 +418,7 @@ def _clone_message(message: Message) -> Message:
     attachments = list(message.attachments.all())
     message.pk = None
     message._state.adding = True
+    message.search_pending = True  # a new message: the search indexer writes its document
     message.save()
     for attachment in attachments:
         attachment.pk = None

@@ -47,6 +47,15 @@ def refuse_boxes_now_full(local: dict[str, Mailbox], refused: dict[str, Decision
             refused[address] = refuse_over_quota()
 
 
+def count_draft(box_id: int, size: int, replaced_size: int = 0) -> None:
+    """A draft is a message its box holds: it counts like any other. Saving one is never
+    refused for space (the text being written is not lost); a replaced draft hands its old
+    size back in the same UPDATE."""
+    delta = size - replaced_size
+    if delta:
+        Mailbox.objects.filter(pk=box_id).update(used_bytes=Greatest(F("used_bytes") + delta, 0))
+
+
 def release_space(entries) -> dict[int, int]:
     """Quota accounting when entries are deleted for good (emptied trash, purge, a deleted
     draft, a box's inactivity deletion): each box gets back the encoded size of its deleted

@@ -1,12 +1,15 @@
 """Writing one accepted message (DESIGN.md "One message store"): its bytes once, then its rows.
 
 The raw bytes and each attachment are written to Django storage first, named by content hash
-(`mailboxes.store`), so no row ever points at a missing file. Then, in one transaction: the
-quota of every box that gets a copy (`quota.count_space`, which also catches a box that filled
-up since the plan), the Message, its Attachments, one Entry per box (the recipients' INBOX, the
+(`mailboxes.store`), so no row ever points at a missing file; their fsync (file and directory,
+local folder backend) runs in the background while the rows are written. Then, in one
+transaction: the Message, its Attachments, one Entry per box (the recipients' INBOX, the
 sender's SENT), one Delivery per recipient, one Outbox row per other operator's domain, the
-audit events, and what the patient-domain policy does inside the transaction. After commit the
-Outbox rows go to the relay's queue.
+audit events, what the patient-domain policy does inside the transaction; then the wait for
+the files' fsync, and last the quota of every box that gets a copy (`quota.count_space`, which
+also catches a box that filled up since the plan), just before COMMIT: nothing is acknowledged
+that is not on stable storage, and the boxes' rows are locked only for the end of the
+transaction. After commit the Outbox rows go to the relay's queue.
 
 Every row is written with the ORM's `bulk_create` (one INSERT per table), the same on every
 database: this is the step to change for a faster ingest (see bench/RESULTS.md).
@@ -15,6 +18,7 @@ database: this is the step to change for a faster ingest (see bench/RESULTS.md).
 from __future__ import annotations
 
 import functools
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -24,13 +28,13 @@ from audit.events import audit_rows
 from audit.models import AuditEvent
 from mailboxes import outbox as relay_queue
 from mailboxes.box_actions import apply_box_settings
-from mailboxes.delivery import quota, receipts
+from mailboxes.delivery import bounces, quota, receipts
 from mailboxes.delivery.events import event
 from mailboxes.delivery.planning import Plan
 from mailboxes.mime import ParsedMessage
 from mailboxes.models import Attachment, Delivery, Entry, Folder, Mailbox, Message, Outbox
 from mailboxes.patient_domain import Decision, Envelope, get_policy, is_patient_address
-from mailboxes.store import store_attachment, store_raw
+from mailboxes.store import sync_in_background, write_attachment, write_raw
 
 
 class QuotaRace(Exception):
@@ -61,35 +65,46 @@ class StoredFiles:
     sha256: str
     raw_name: str
     attachments: list[Attachment]
+    durable: Future | None = None  # the files' fsync, running while the rows are written
+
+    def wait_durable(self) -> None:
+        """Every file on stable storage (raises what the fsync raised): called before COMMIT."""
+        if self.durable is not None:
+            self.durable.result()
 
 
 def store_files(raw: bytes, parsed: ParsedMessage) -> StoredFiles:
-    """The raw bytes once and each attachment once, named by content hash, before any row."""
-    sha256, raw_name = store_raw(raw)
+    """The raw bytes once and each attachment once, named by content hash, before any row; their
+    fsync starts now, in the background, and `write_message` waits for it before its COMMIT."""
+    sha256, raw_file = write_raw(raw)
+    written = [raw_file]
     rows = []
     for position, part in enumerate(parsed.attachments):
         data = part.data
-        digest, name = store_attachment(data)
+        digest, attachment_file = write_attachment(data)
+        written.append(attachment_file)
         rows.append(
             Attachment(
                 filename=part.filename[:255],
                 content_type=part.content_type[:255],
                 size=len(data),
                 sha256=digest,
-                file=name,
+                file=attachment_file.name,
                 content_id=part.content_id[:255],
                 is_inline=part.is_inline,
                 position=position,
             )
         )
         del data
-    return StoredFiles(sha256=sha256, raw_name=raw_name, attachments=rows)
+    return StoredFiles(sha256=sha256, raw_name=raw_file.name, attachments=rows, durable=sync_in_background(written))
 
 
 def thread_key(parsed: ParsedMessage, message_id: str) -> str:
     """The thread of the message: that of the nearest message it answers that we hold, else the
     first of its references, else its own Message-ID."""
     candidates = ([parsed.in_reply_to] if parsed.in_reply_to else []) + list(reversed(parsed.references))
+    if not candidates and parsed.reported_message_id:  # a report without In-Reply-To (RFC 3464)
+        candidates = [parsed.reported_message_id]
     if not candidates:
         return message_id
     found = dict(
@@ -101,7 +116,7 @@ def thread_key(parsed: ParsedMessage, message_id: str) -> str:
     for candidate in candidates:
         if candidate in found:
             return found[candidate]
-    return parsed.references[0] if parsed.references else parsed.in_reply_to
+    return parsed.references[0] if parsed.references else (parsed.in_reply_to or candidates[0])
 
 
 def message_row(submission: Submission, files: StoredFiles) -> Message:
@@ -149,10 +164,6 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
         counted = {box.pk for box in delivered}
         if sender_in_sent and sender_box_id is not None:
             counted.add(sender_box_id)
-        if not quota.count_space(
-            counted, len(submission.raw), sender_box_id=sender_box_id, sender_in_sent=sender_in_sent, now=now
-        ):
-            raise QuotaRace
         message = message_row(submission, files)
         Message.objects.bulk_create([message])
         for row in files.attachments:
@@ -171,6 +182,8 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
         events = delivery_events(submission, message, plan, deliveries, outboxes)
         if receipts.is_read_receipt(submission.parsed) and delivered:
             events += receipts.record_read_receipt(submission.parsed, delivered, message)
+        if bounces.is_delivery_report(submission.parsed) and delivered and submission.sender_mailbox is None:
+            events += bounces.record_bounce(submission.parsed, delivered, message)
         AuditEvent.objects.bulk_create(audit_rows(events))
         tell_policy_refused(submission.envelope, message, submission.refused)
         get_policy().after_delivery(message, delivered)
@@ -178,13 +191,32 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
         apply_box_settings(message, delivered)
         for outbox in outboxes:
             transaction.on_commit(functools.partial(relay_queue.enqueue, outbox.pk))
+        # Durable before the commit that precedes the 250 (issue 17): the files' fsync ran
+        # while the rows above were written.
+        files.wait_durable()
+        # The quota last (issue 17): the recipient boxes' rows stay locked by this UPDATE only
+        # until the COMMIT that follows, not while the rows are written and the files synced, so
+        # deliveries to one busy box overlap. A box filled since the plan rolls it all back.
+        if not quota.count_space(
+            counted, len(submission.raw), sender_box_id=sender_box_id, sender_in_sent=sender_in_sent, now=now
+        ):
+            raise QuotaRace
     return message
 
 
 def entry_rows(message: Message, delivered: list[Mailbox], sender_box: Mailbox | None, received_at) -> list[Entry]:
-    """The INBOX of each recipient box, the SENT of the sender's box (one entry per box)."""
+    """The INBOX of each recipient box, the SENT of the sender's box (one entry per box). A read
+    receipt (MDN) arrives read: it updates the sender's delivery tracking and is not mail to
+    read (issue 16 item 13), so it never counts as unread."""
+    receipt = message.is_report and message.report_type == "disposition-notification"
     rows = [
-        Entry(mailbox_id=box.pk, message=message, folder_id=folder_id(box, Folder.Role.INBOX), received_at=received_at)
+        Entry(
+            mailbox_id=box.pk,
+            message=message,
+            folder_id=folder_id(box, Folder.Role.INBOX),
+            received_at=received_at,
+            seen=receipt,
+        )
         for box in delivered
     ]
     if sender_box is not None:

@@ -137,7 +137,10 @@ def test_check_recipient_decisions(cast, settings):
     # The INS rule is the patient policy's: the neutral policy knows no INS, only boxes.
     assert check_recipient(peer, "158037500100199@patient.mssante.fr").code == "unknown_recipient"
     settings.PATIENT_POLICY = "patients.policy.PatientPolicy"
-    assert check_recipient(peer, "158037500100199@patient.mssante.fr").code == "wrong_ins"
+    # Issue 15 item 6: a refusal the policy answers with an automatic return is accepted at RCPT
+    # (the return is the answer, after DATA); with the null sender there is nobody to answer.
+    assert check_recipient(peer, "158037500100199@patient.mssante.fr").deliver
+    assert check_recipient("", "158037500100199@patient.mssante.fr").code == "wrong_ins"
     settings.PATIENT_POLICY = ""
     assert check_recipient(peer, "not an address").code == "invalid_address"
     TrustedDomain.objects.create(name="ch-ailleurs.mssante.fr")
@@ -173,7 +176,13 @@ def test_whitelist_import_is_idempotent_and_removes_only_whitelisted_domains(db,
         "import_whitelist", whitelist_file(tmp_path, ["ch-a.mssante.fr", "ch-b.mssante.fr", "manuel.mssante.fr"])
     )
     assert "0 ajouté(s), 3 conservé(s), 0 retiré(s)" in capsys.readouterr().out
-    call_command("import_whitelist", whitelist_file(tmp_path, ["ch-b.mssante.fr", "ch-c.mssante.fr"]))
+    # Removing one of the two listed domains is more than WHITELIST_MAX_REMOVED_PERCENT (10 %):
+    # refused, nothing changed, unless forced (issue 15 item 7).
+    with pytest.raises(CommandError, match="--force"):
+        call_command("import_whitelist", whitelist_file(tmp_path, ["ch-b.mssante.fr", "ch-c.mssante.fr"]))
+    assert TrustedDomain.objects.filter(name="ch-a.mssante.fr").exists()
+    assert not TrustedDomain.objects.filter(name="ch-c.mssante.fr").exists()
+    call_command("import_whitelist", whitelist_file(tmp_path, ["ch-b.mssante.fr", "ch-c.mssante.fr"]), "--force")
     assert "1 ajouté(s), 1 conservé(s), 1 retiré(s)" in capsys.readouterr().out
     assert dict(TrustedDomain.objects.values_list("name", "source")) == {
         "ch-b.mssante.fr": "whitelist",
@@ -293,15 +302,15 @@ def test_a_box_filled_by_a_concurrent_delivery_is_not_pushed_over_its_quota(cast
 
     raw = raw_message(to=(cast.alice_box.address, cast.cardio.address))
     Mailbox.objects.filter(pk=cast.alice_box.pk).update(quota_bytes=len(raw) * 3, used_bytes=0)
-    real_store_raw = writing.store_raw
+    real_write_raw = writing.write_raw
 
     def concurrent_delivery_then_store(data):
         # Between the plan (room for it) and the transaction, another delivery fills alice's box.
         Mailbox.objects.filter(pk=cast.alice_box.pk).update(used_bytes=len(raw) * 3 - 10)
-        return real_store_raw(data)
+        return real_write_raw(data)
 
     # The step between the plan and the transaction: storing the bytes.
-    monkeypatch.setattr(writing, "store_raw", concurrent_delivery_then_store)
+    monkeypatch.setattr(writing, "write_raw", concurrent_delivery_then_store)
     result = send_message(
         raw, envelope_from=PEER_SENDER, envelope_to=[cast.alice_box.address, cast.cardio.address], source="smtp"
     )

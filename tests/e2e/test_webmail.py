@@ -149,6 +149,9 @@ def test_reply_by_keyboard_is_threaded(cast, login, live_server):
 def test_search_with_the_slash_shortcut(cast, login, live_server):
     referral(cast)
     referral(cast, subject="Planning de décembre")
+    from webmail.tasks import index_search_task
+
+    index_search_task()  # what the scheduler runs every few seconds (issue 17)
     page = login("bob")
     page.goto(f"{live_server.url}/pro/bal/{cast.cardio.pk}/")
     page.keyboard.press("/")
@@ -168,7 +171,7 @@ def test_claim_assign_done(cast, login, live_server):
     entry = referral(cast)
     page = login("bob")
     page.goto(f"{live_server.url}/pro/message/{entry.pk}/")
-    page.click("text=Je m'en occupe")
+    page.click(".sharing >> text=Je m'en occupe")  # the list's bulk bar has one too
     page.wait_for_load_state()
     assert "Attribué à Bob Leroy" in page.inner_text("[data-testid=assignment]")
     page.select_option("#assignee", label="Alice Martin")

@@ -38,6 +38,20 @@ def test_sign_in_failed_sign_in_and_sign_out_are_audited(cast, client, password)
     assert AuditEvent.objects.get(action="logout").actor == cast.alice
 
 
+def test_a_wrong_second_factor_code_is_an_audited_failed_sign_in(cast, client, password):
+    from allauth.mfa.models import Authenticator
+
+    Authenticator.objects.create(user=cast.alice, type=Authenticator.Type.TOTP, data={"secret": "JBSWY3DPEHPK3PXP"})
+    response = login(client, "alice", password)
+    assert response.status_code == 302 and response.url == reverse("mfa_authenticate")
+    page = client.post(reverse("mfa_authenticate"), {"code": "000000"})
+    assert page.status_code == 200 and "_auth_user_id" not in client.session
+    failed = AuditEvent.objects.get(action="login.failed")
+    assert failed.actor_id == cast.alice.pk and failed.outcome == "failed"
+    assert failed.detail == {"via": "second_factor", "known_account": True}
+    assert not AuditEvent.objects.filter(action="login").exists()
+
+
 def test_behind_the_proxy_the_audit_records_the_client_address(cast, client, password, settings):
     settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
     login(client, "alice", password, ip=COLLEAGUE)

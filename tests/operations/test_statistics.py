@@ -184,3 +184,39 @@ def test_messages_table_counts_match_the_store(history):
         sum(DailyStat.objects.filter(metric="sent").values_list("value", flat=True))
         == Message.objects.filter(is_report=False, auto_submitted=False).count()
     )
+
+
+def test_campaign_outcomes_are_counted_per_sending_box_and_shown(cast, client, settings):
+    """Lines of a campaign by outcome: sent on the day their message left, a failed line (no
+    message) on the day of its campaign's last progress; the statistics page shows the table."""
+    from automation.models import Campaign, CampaignLine, MessageModel
+    from operations.statistics import aggregate_day
+
+    model = MessageModel.objects.create(mailbox=cast.cardio, service="Cardiologie", name="Rappel")
+    campaign = Campaign.objects.create(
+        model=model, mailbox=cast.cardio, status=Campaign.Status.DONE, last_progress_at=at(D2, 9)
+    )
+    message = send_on(D1, cast.cardio, cast.bob, to=[cast.paul_patient.address], subject="Rappel", text="x").message
+    CampaignLine.objects.create(campaign=campaign, number=2, status="sent", sent_at=at(D1), message=message)
+    CampaignLine.objects.create(campaign=campaign, number=3, status="sent", sent_at=at(D2), message=message)
+    CampaignLine.objects.create(campaign=campaign, number=4, status="failed")
+    CampaignLine.objects.create(campaign=campaign, number=5, status="invalid")
+    aggregate_day(D1)
+    aggregate_day(D2)
+    assert value("campaign_sent", D1, mailbox_id=cast.cardio.pk) == 1
+    assert value("campaign_sent", D2, mailbox_id=cast.cardio.pk) == 1
+    assert value("campaign_failed", D2, mailbox_id=cast.cardio.pk) == 1
+    assert value("campaign_failed", D1) == 0 and value("campaign_invalid") == 0
+    assert value("campaign_sent", structure_id=cast.cardio.structure_id) == 2
+
+    cast.alice.is_staff = True
+    cast.alice.save()
+    client.force_login(cast.alice)
+    exported = client.get(
+        reverse("operations:statistics"), {"du": D1.isoformat(), "au": D2.isoformat(), "csv": "campagnes"}
+    )
+    lines = exported.content.decode("utf-8-sig").splitlines()
+    assert lines[0] == "Période;envoyées;retours automatiques;échecs"
+    assert lines[-1] == "Total;2;0;1"
+    page = client.get(reverse("operations:statistics"), {"du": D1.isoformat(), "au": D2.isoformat()}).content.decode()
+    assert "issue des lignes" in page and "apparaîtront ici" not in page

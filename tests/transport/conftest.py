@@ -68,6 +68,7 @@ class SinkHandler:
             SimpleNamespace(
                 tls=session.ssl is not None,
                 mail_from=envelope.mail_from,
+                mail_options=list(envelope.mail_options),
                 rcpt_tos=list(envelope.rcpt_tos),
                 raw=raw,
                 message_id=message_from_bytes(raw).get("Message-ID", ""),

@@ -84,12 +84,27 @@ def test_451_then_250_is_delivered_exactly_once(peer, sink):
 
 
 def test_temporary_failure_waits_with_backoff_then_the_sweeper_sends(peer, sink, settings):
+    from prometheus_client import REGISTRY
+
+    from operations.models import DailyStat
+    from operations.statistics import aggregate_day
+
+    def deferred_attempts():
+        return REGISTRY.get_sample_value("mss_relay_attempts_total", {"outcome": "deferred"}) or 0
+
     settings.RELAY_RETRY_BASE_SECONDS = 120
     sink.handler.data_replies = ["421 4.4.2 Busy"]
+    counted = deferred_attempts()
     message = send_to_external(peer, to=[EXTERNAL]).message
     outbox = Outbox.objects.get(message=message)
     assert (outbox.status, outbox.attempts) == ("pending", 1)
     assert outbox.last_error.startswith("421")
+    deferred = AuditEvent.objects.get(action="message.relay_deferred", message_id=message.pk)
+    assert deferred.mailbox_id == message.sender_mailbox_id and deferred.detail["code"] == 421
+    # Operators see it: the relay-attempts metric and the daily statistics (issue 14).
+    assert deferred_attempts() == counted + 1
+    aggregate_day(timezone.localdate())
+    assert DailyStat.objects.get(metric="relay_deferred", mailbox_id=message.sender_mailbox_id).value == 1
     assert timedelta(seconds=110) < outbox.next_attempt_at - timezone.now() <= timedelta(seconds=120)
     # Not due yet: the sweeper leaves it alone, a stray task does nothing.
     call_command("relay_sweep")
