@@ -4,6 +4,7 @@ action that takes effect at the next call. The webhook's state and the reason it
 off are shown in the list."""
 
 from django.contrib import admin, messages
+from django.db import models
 from django.template.response import TemplateResponse
 
 from api.models import ApiKey, ReturnReply, WebhookDelivery
@@ -38,6 +39,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "revoked_at",
     ]
     actions = ["revoke_keys", "enable_webhooks"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(description="portées")
     def scopes_label(self, obj):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -122,6 +123,12 @@ def handle_exception(exc, context):
     """REST_FRAMEWORK["EXCEPTION_HANDLER"] for the API's views: every error is a problem."""
     if isinstance(exc, Problem):
         return problem_response(exc.code, exc.detail, extra=exc.extra, headers=exc.headers)
+    if isinstance(exc, OperationalError) and "deadlock" in str(exc):
+        # Two deliveries locked the same boxes in opposite orders: this one was rolled back
+        # whole, so a retry is safe (and replays nothing under an Idempotency-Key).
+        return problem_response(
+            "temporarily_refused", "Conflit momentané avec un autre envoi : réessayez.", headers={"Retry-After": "1"}
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

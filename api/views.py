@@ -88,6 +88,7 @@ class MessagesView(ApiView):
             409: OpenApiResponse(s.Problem, description="Clé d'idempotence réutilisée"),
             413: OpenApiResponse(s.Problem, description="Trop volumineux"),
             422: OpenApiResponse(s.Problem, description="Invalide ou refusé"),
+            503: OpenApiResponse(s.Problem, description="Refus temporaire (Retry-After)"),
             **PROBLEMS,
         },
     )

@@ -6,8 +6,8 @@ through the SMTP gateway, in the same run.
 Drops and re-creates the database named in DATABASE_URL, migrates it, seeds one structure, its
 hosted domain, an applicative box with an API key, a trusted peer operator's domain and one
 patient (active space, no notification address). Then serves the product with gunicorn (sync
-workers, `--workers`, default 2) and starts the SMTP gateway (`manage.py runsmtpd`, `--processes`
-as many as the gunicorn workers), and alternates rounds (`--rounds`, default 2):
+workers, `--workers`, default 4) and starts the SMTP gateway (`manage.py runsmtpd`,
+`--smtpd-processes`, default 2), and alternates rounds (`--rounds`, default 2):
 
 - API: CLIENTS (default 8) threads, each with a keep-alive HTTP connection, POST the JSON message
   (subject, 2 KB of text) with the key, to the patient;
@@ -33,7 +33,7 @@ import urllib.request
 from pathlib import Path
 
 from common import free_port, recreate_database  # noqa: E402 - bench/ is on sys.path
-from smtp_ingest import load, machine, run_clients, start_server, stop_server
+from smtp_ingest import cpu_seconds, load, machine, postgres_cpu_seconds, run_clients, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = "ch-bench.mssante.fr"
@@ -87,7 +87,7 @@ def start_gunicorn(env: dict, workers: int) -> tuple[subprocess.Popen, int]:
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=open(Path(env["VAR_DIR"]) / "gunicorn.log", "ab"),  # noqa: SIM115
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -161,7 +161,12 @@ def smtp_message(patient: str) -> bytes:
     return message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def row(label: str, elapsed: float, accepted: int, latencies: list[float]) -> tuple:
+def measured(label: str, pid: int, run) -> tuple:
+    """Run one round; its throughput, latencies and the CPU per message of the server's processes
+    and of PostgreSQL (figures that other load on the machine inflates less than wall time)."""
+    cpu_before, pg_before = cpu_seconds(pid), postgres_cpu_seconds()
+    elapsed, accepted, latencies = run()
+    cpu, pg = cpu_seconds(pid) - cpu_before, postgres_cpu_seconds() - pg_before
     latencies = sorted(latencies)
     return (
         label,
@@ -169,6 +174,8 @@ def row(label: str, elapsed: float, accepted: int, latencies: list[float]) -> tu
         accepted / elapsed,
         latencies[len(latencies) // 2] * 1000,
         latencies[int(len(latencies) * 0.95)] * 1000,
+        cpu * 1000 / max(accepted, 1),
+        pg * 1000 / max(accepted, 1),
     )
 
 
@@ -176,7 +183,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=1500, help="messages per round and path")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--smtpd-processes", type=int, default=2, help="runsmtpd --processes")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
@@ -212,7 +220,7 @@ def main() -> None:
     connection.close()
 
     web, web_port = start_gunicorn(env, args.workers)
-    smtpd, smtp_port = start_server(env, args.workers)
+    smtpd, smtp_port = start_server(env, args.smtpd_processes)
     rows = []
     try:
         raw = smtp_message(patient)
@@ -220,25 +228,32 @@ def main() -> None:
         run_api(web_port, secret, patient, 40, args.clients)
         run_clients(smtp_port, [(patient, make_unique(raw)) for _ in range(40)], args.clients)
         for n in range(1, args.rounds + 1):
-            rows.append(row(f"API round {n}", *run_api(web_port, secret, patient, args.n, args.clients)))
+            rows.append(
+                measured(f"API round {n}", web.pid, lambda: run_api(web_port, secret, patient, args.n, args.clients))
+            )
             batch = [(patient, make_unique(raw)) for _ in range(args.n)]
-            rows.append(row(f"SMTP gateway round {n}", *run_clients(smtp_port, batch, args.clients)))
+            rows.append(
+                measured(f"SMTP gateway round {n}", smtpd.pid, lambda b=batch: run_clients(smtp_port, b, args.clients))
+            )
     finally:
         web.terminate()
         web.wait(timeout=20)
         stop_server(smtpd)
     from mailboxes.models import Message
 
+    errors = (var_dir / "gunicorn.log").read_text(errors="replace")
+    if "Traceback" in errors:
+        print("gunicorn errors (last lines):\n" + "\n".join(errors.splitlines()[-30:]), file=sys.stderr)
     stored = Message.objects.filter(entries__mailbox__address=patient).count()
     expected = sum(r[1] for r in rows) + 80
     print()
     print(
         f"POST /api/v1/messages vs SMTP gateway, one local patient, {args.clients} clients, "
-        f"gunicorn sync workers={args.workers}, runsmtpd processes={args.workers}, PostgreSQL"
+        f"gunicorn sync workers={args.workers}, runsmtpd processes={args.smtpd_processes}, PostgreSQL"
     )
-    print(f"{'path':<24}{'accepted':>10}{'msg/s':>10}{'p50 ms':>10}{'p95 ms':>10}")
-    for label, accepted, rate, p50, p95 in rows:
-        print(f"{label:<24}{accepted:>10}{rate:>10.1f}{p50:>10.1f}{p95:>10.1f}")
+    print(f"{'path':<24}{'accepted':>10}{'msg/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'CPU ms/msg':>12}{'PG ms/msg':>11}")
+    for label, accepted, rate, p50, p95, cpu, pg in rows:
+        print(f"{label:<24}{accepted:>10}{rate:>10.1f}{p50:>10.1f}{p95:>10.1f}{cpu:>12.1f}{pg:>11.1f}")
     api_rate = statistics.median(r[2] for r in rows if r[0].startswith("API"))
     smtp_rate = statistics.median(r[2] for r in rows if r[0].startswith("SMTP"))
     api_p95 = max(r[4] for r in rows if r[0].startswith("API"))

@@ -41,6 +41,7 @@ def test_reference_page_from_own_static_files(client, db):
     assert page.status_code == 200
     html = page.content.decode()
     assert "cdn" not in html.lower() and "unpkg" not in html.lower()
+    assert "<style" not in html and "<script>" not in html  # nothing inline: CSP allows 'self' only
     scripts = re.findall(r'src="([^"]+)"', html)
     assert scripts and all(src.startswith("/") for src in scripts)
     from django.conf import settings
