@@ -1,4 +1,21 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
+
+from api import views
 
 app_name = "api"
-urlpatterns: list = []
+urlpatterns = [
+    path("v1/messages", views.MessagesView.as_view(), name="messages"),
+    path("v1/messages/<int:message_id>", views.MessageView.as_view(), name="message"),
+    path("v1/boxes/<str:box>/messages", views.BoxMessagesView.as_view(), name="box-messages"),
+    path("v1/boxes/<str:box>/messages/<int:entry_id>/raw", views.RawView.as_view(), name="raw"),
+    path(
+        "v1/boxes/<str:box>/messages/<int:entry_id>/attachments/<int:attachment_id>",
+        views.AttachmentView.as_view(),
+        name="attachment",
+    ),
+    path("v1/boxes/<str:box>/replies", views.RepliesView.as_view(), name="replies"),
+    path("v1/boxes/<str:box>/replies/<int:reply_id>/filed", views.FileReplyView.as_view(), name="file-reply"),
+    path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),
+    path("v1/docs", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
+]

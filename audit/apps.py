@@ -6,6 +6,13 @@ class AuditConfig(AppConfig):
     verbose_name = "Traces"
 
     def ready(self):
-        from audit import signals
+        from celery.signals import task_postrun
+        from django.core.signals import request_finished, request_started
+
+        from audit import events, signals
 
         signals.install()
+        # Refusals and security events outlive a caller's rollback (events.record_lasting).
+        request_started.connect(events.forget_remembered, dispatch_uid="audit-forget-remembered")
+        request_finished.connect(events.write_rolled_back, dispatch_uid="audit-write-rolled-back")
+        task_postrun.connect(events.write_rolled_back, dispatch_uid="audit-write-rolled-back-task", weak=False)

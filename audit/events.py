@@ -6,12 +6,19 @@ already linked, for a caller that inserts them itself inside its open transactio
 delivery path writes them with its other rows).
 """
 
+import itertools
+import logging
+import threading
 from datetime import datetime
 
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db import transaction
+from django.utils import timezone
 
 from audit.chain import link
 from audit.models import AuditEvent
+
+log = logging.getLogger("audit")
 
 
 def client_ip(request) -> str | None:
@@ -80,3 +87,56 @@ def audit_rows(events: list[dict]) -> list[AuditEvent]:
 def record_many(events: list[dict]) -> None:
     """Bulk variant for the delivery path (one INSERT for all recipients)."""
     AuditEvent.objects.bulk_create([AuditEvent(**e) for e in events])
+
+
+# --- Events no caller may roll back (issue 15 item 15) ------------------------------------------
+# A refusal or a security event must stay even when the caller's transaction rolls back (a view
+# that wraps the send in `atomic` and gets DeliveryRefused). Inside a transaction the event is
+# written there (committed with it, in its chain place) and remembered; `on_commit` forgets it.
+# What is still remembered when the request or the Celery task ends was rolled back: it is
+# written again then, in its own transaction (`write_rolled_back`, connected in audit/apps.py).
+
+_remembered = threading.local()
+_keys = itertools.count()
+REMEMBERED_MAX = 1000
+
+
+def _waiting() -> dict:
+    waiting = getattr(_remembered, "events", None)
+    if waiting is None:
+        waiting = _remembered.events = {}
+    return waiting
+
+
+def record_lasting(action: str, **fields) -> None:
+    """`record` for refusals and security events: recorded whatever the caller does."""
+    if not transaction.get_connection().in_atomic_block:
+        record(action, **fields)  # autocommit: committed now
+        return
+    record(action, **fields)
+    waiting = _waiting()
+    if len(waiting) >= REMEMBERED_MAX:  # a runner that never ends requests: keep the newest
+        waiting.pop(next(iter(waiting)))
+    key = next(_keys)
+    waiting[key] = (action, {**fields, "at": timezone.now()})
+    transaction.on_commit(lambda: waiting.pop(key, None))
+
+
+def forget_remembered(**_kwargs) -> None:
+    """request_started: nothing of an earlier request of this thread is pending any more."""
+    _waiting().clear()
+
+
+def write_rolled_back(**_kwargs) -> int:
+    """request_finished / Celery task_postrun: write the remembered events whose transaction
+    rolled back. Inside a transaction still open (a test's), nothing is decided yet."""
+    waiting = _waiting()
+    if not waiting or transaction.get_connection().in_atomic_block:
+        return 0
+    items = list(waiting.values())
+    waiting.clear()
+    for action, fields in items:
+        detail = {**(fields.pop("detail", None) or {}), "caller_rolled_back": True}
+        record(action, detail=detail, **fields)
+    log.warning("audit: %d event(s) written again after their transaction rolled back", len(items))
+    return len(items)

@@ -41,14 +41,14 @@ class AuditSeal(models.Model):
     """A closed day: the final seq and hash of each of its chains, linked to the previous day's
     seal. The seal hash is logged when written, so that it can be kept outside the database."""
 
-    day = models.DateField(unique=True)
-    chains = models.JSONField(default=list)  # [[partition, seq, head_hash], …] by partition
-    events = models.BigIntegerField(default=0)
-    prev_hash = models.CharField(max_length=64, blank=True)
-    hash = models.CharField(max_length=64)
-    sealed_at = models.DateTimeField(default=timezone.now)
+    day = models.DateField(unique=True, verbose_name="jour")
+    chains = models.JSONField(default=list, verbose_name="chaînes")  # [[partition, seq, head_hash], …] by partition
+    events = models.BigIntegerField(default=0, verbose_name="événements")
+    prev_hash = models.CharField(max_length=64, blank=True, verbose_name="empreinte précédente")
+    hash = models.CharField(max_length=64, verbose_name="empreinte")
+    sealed_at = models.DateTimeField(default=timezone.now, verbose_name="scellé le")
     # Set when retention deleted the day's events; the seal itself is kept (ids and hashes only).
-    purged_at = models.DateTimeField(null=True, blank=True)
+    purged_at = models.DateTimeField(null=True, blank=True, verbose_name="purgé le")
 
     class Meta:
         verbose_name = "scellement journalier"
@@ -147,7 +147,7 @@ class AuditEvent(models.Model):
         AUTO_FORWARDED = "message.auto_forwarded", "message transféré automatiquement"
 
     # Set when the row is linked into its chain (audit/chain.py), since the hash covers it.
-    at = models.DateTimeField(db_index=True)
+    at = models.DateTimeField(db_index=True, verbose_name="date")
     # An id kept as written: deleting the account leaves the row (and its hash) untouched.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -156,25 +156,28 @@ class AuditEvent(models.Model):
         on_delete=models.DO_NOTHING,
         db_constraint=False,
         related_name="+",
+        verbose_name="acteur",
     )
     # Who acted when no user did: "smtp", "system", "relay", "celery", "provision".
-    actor_label = models.CharField(max_length=40, blank=True)
+    actor_label = models.CharField(max_length=40, blank=True, verbose_name="libellé de l'acteur")
     # Stored without `choices` so that a new action is a line in `Action`, not a migration;
     # `action_label` gives the French label.
     action = models.CharField(max_length=40, db_index=True)
-    object_type = models.CharField(max_length=40, blank=True)
-    object_id = models.CharField(max_length=64, blank=True)
-    mailbox_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    message_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    outcome = models.CharField(max_length=40, default="ok")
+    object_type = models.CharField(max_length=40, blank=True, verbose_name="type d'objet")
+    object_id = models.CharField(max_length=64, blank=True, verbose_name="identifiant de l'objet")
+    mailbox_id = models.BigIntegerField(null=True, blank=True, db_index=True, verbose_name="identifiant de la BAL")
+    message_id = models.BigIntegerField(null=True, blank=True, db_index=True, verbose_name="identifiant du message")
+    outcome = models.CharField(max_length=40, default="ok", verbose_name="résultat")
     # Ids and codes only (recipient mailbox ids, SMTP codes, reason codes).
-    detail = models.JSONField(default=dict, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True, verbose_name="détail")
+    ip = models.GenericIPAddressField(null=True, blank=True, verbose_name="adresse IP")
     # The hash chain (audit/chain.py): position in the chain, previous and own hash.
-    chain = models.ForeignKey(AuditChain, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    seq = models.BigIntegerField(null=True, blank=True)
-    prev_hash = models.CharField(max_length=64, blank=True)
-    hash = models.CharField(max_length=64, blank=True)
+    chain = models.ForeignKey(
+        AuditChain, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name="chaîne"
+    )
+    seq = models.BigIntegerField(null=True, blank=True, verbose_name="rang dans la chaîne")
+    prev_hash = models.CharField(max_length=64, blank=True, verbose_name="empreinte précédente")
+    hash = models.CharField(max_length=64, blank=True, verbose_name="empreinte")
 
     objects = AuditEventQuerySet.as_manager()
 

@@ -44,8 +44,8 @@ class MessageModel(models.Model):
     # CSV column chosen for each field, remembered for the next list (field → column heading).
     column_mapping = models.JSONField("correspondance des colonnes", default=dict, blank=True)
     is_active = models.BooleanField("actif", default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
+    updated_at = models.DateTimeField(auto_now=True, verbose_name="modifié le")
 
     class Meta:
         verbose_name = "modèle de message"
@@ -64,14 +64,19 @@ class MessageModel(models.Model):
 class ModelVersion(models.Model):
     """One version of a model's text; never edited once written."""
 
-    model = models.ForeignKey(MessageModel, on_delete=models.CASCADE, related_name="versions")
+    model = models.ForeignKey(MessageModel, on_delete=models.CASCADE, related_name="versions", verbose_name="modèle")
     number = models.PositiveIntegerField("version")
     subject = models.CharField("objet", max_length=900)
     body = models.TextField("texte")
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="créé par",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
 
     class Meta:
         verbose_name = "version de modèle"
@@ -108,10 +113,12 @@ class Convocation(models.Model):
         SCHEDULED = "scheduled", "prévue"
         CANCELLED = "cancelled", "annulée"
 
-    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    model = models.ForeignKey(MessageModel, on_delete=models.PROTECT, related_name="convocations")
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, verbose_name="identifiant (UID)")
+    model = models.ForeignKey(
+        MessageModel, on_delete=models.PROTECT, related_name="convocations", verbose_name="modèle"
+    )
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
-    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.PROTECT, related_name="+")
+    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.PROTECT, related_name="+", verbose_name="BAL")
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="convocations")
     starts_at = models.DateTimeField("date et heure")
     duration_minutes = models.PositiveIntegerField("durée (minutes)", default=30)
@@ -120,15 +127,20 @@ class Convocation(models.Model):
     professional = models.CharField("professionnel", max_length=200, blank=True)
     reason = models.CharField("motif", max_length=300, blank=True)
     # The other field values of this patient's message (from the form or the CSV line).
-    values = models.JSONField(default=dict, blank=True)
-    sequence = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
+    values = models.JSONField(default=dict, blank=True, verbose_name="valeurs")
+    sequence = models.PositiveIntegerField(default=0, verbose_name="séquence")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED, verbose_name="état")
     message = models.ForeignKey("mailboxes.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="créé par",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
+    updated_at = models.DateTimeField(auto_now=True, verbose_name="modifié le")
 
     class Meta:
         verbose_name = "convocation"
@@ -150,13 +162,13 @@ class Reminder(models.Model):
 
     convocation = models.ForeignKey(Convocation, on_delete=models.CASCADE, related_name="reminders")
     # The convocation's SEQUENCE the reminder was computed for: a reschedule makes new ones.
-    sequence = models.PositiveIntegerField(default=0)
-    days_before = models.PositiveSmallIntegerField()
-    due_at = models.DateTimeField()
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    reason = models.CharField(max_length=60, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
+    sequence = models.PositiveIntegerField(default=0, verbose_name="séquence")
+    days_before = models.PositiveSmallIntegerField(verbose_name="jours avant")
+    due_at = models.DateTimeField(verbose_name="prévu le")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING, verbose_name="état")
+    reason = models.CharField(max_length=60, blank=True, verbose_name="motif")
+    claimed_at = models.DateTimeField(null=True, blank=True, verbose_name="pris en charge le")
+    sent_at = models.DateTimeField(null=True, blank=True, verbose_name="envoyé le")
     message = models.ForeignKey("mailboxes.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
@@ -179,27 +191,32 @@ class Campaign(models.Model):
         CANCELLED = "cancelled", "annulée"
         DONE = "done", "terminée"
 
-    model = models.ForeignKey(MessageModel, on_delete=models.PROTECT, related_name="campaigns")
+    model = models.ForeignKey(MessageModel, on_delete=models.PROTECT, related_name="campaigns", verbose_name="modèle")
     version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.PROTECT, related_name="+")
+    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.PROTECT, related_name="+", verbose_name="BAL")
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="créé par",
     )
     filename = models.CharField("fichier", max_length=255, blank=True)
-    encoding = models.CharField(max_length=20, blank=True)
-    delimiter = models.CharField(max_length=1, blank=True)
-    headers = models.JSONField(default=list, blank=True)
+    encoding = models.CharField(max_length=20, blank=True, verbose_name="encodage")
+    delimiter = models.CharField(max_length=1, blank=True, verbose_name="séparateur")
+    headers = models.JSONField(default=list, blank=True, verbose_name="en-têtes")
     # The list as uploaded (decoded text): its lines are written, with their verdicts, by the check.
     source = models.TextField(blank=True)
-    line_count = models.PositiveIntegerField(default=0)
-    mapping = models.JSONField(default=dict, blank=True)
-    validated_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
-    pause_reason = models.CharField(max_length=40, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    last_progress_at = models.DateTimeField(null=True, blank=True)
+    line_count = models.PositiveIntegerField(default=0, verbose_name="nombre de lignes")
+    mapping = models.JSONField(default=dict, blank=True, verbose_name="correspondance des colonnes")
+    validated_at = models.DateTimeField(null=True, blank=True, verbose_name="validé le")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, verbose_name="état")
+    pause_reason = models.CharField(max_length=40, blank=True, verbose_name="motif de la pause")
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
+    started_at = models.DateTimeField(null=True, blank=True, verbose_name="commencé le")
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name="terminé le")
+    last_progress_at = models.DateTimeField(null=True, blank=True, verbose_name="dernière progression le")
 
     class Meta:
         verbose_name = "campagne"

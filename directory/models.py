@@ -29,7 +29,13 @@ class Entry(models.Model):
     source = models.CharField("origine", max_length=10, choices=Source.choices, default=Source.NATIONAL)
     # Hosted entries only; the partial unique index below keeps it one entry per box.
     mailbox = models.ForeignKey(
-        Mailbox, null=True, blank=True, on_delete=models.CASCADE, related_name="directory_entries", db_index=False
+        Mailbox,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="directory_entries",
+        db_index=False,
+        verbose_name="BAL",
     )
     civility = models.CharField("civilité", max_length=40, blank=True)
     last_name = models.CharField("nom", max_length=200, blank=True)

@@ -6,11 +6,9 @@ into the record. Keep these names stable.
 (`profile.sent` when attached to a message, `profile.downloaded` for a download).
 """
 
-from celery import signature
-from django.db import transaction
-
 from health_record.documents import document_for_user, documents_for_patient, read_document, save_document
 from health_record.pdf import ensure_profile_pdf, pdf_filename
+from mailboxes import queueing
 
 __all__ = [
     "document_for_user",
@@ -30,4 +28,4 @@ def profile_pdf(patient, *, actor=None) -> tuple[str, bytes]:
 
 def request_profile_pdf(patient_id) -> None:
     """Queue a render of the profile PDF once the current transaction commits."""
-    transaction.on_commit(lambda: signature("health_record.tasks.render_profile_pdf_task", args=(patient_id,)).delay())
+    queueing.enqueue_on_commit("health_record.tasks.render_profile_pdf_task", patient_id)

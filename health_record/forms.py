@@ -45,7 +45,29 @@ def _phone(value: str) -> str:
     return value
 
 
-class HistoryItemForm(forms.ModelForm):
+class PatientModelForm(forms.ModelForm):
+    """A form a patient fills: a select never shows Django's "---------" (issue 16 item 10); its
+    empty choice says what to do ("Choisir…") or, when the field is optional, "Non renseigné"."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if isinstance(field, forms.ModelChoiceField):
+                if field.empty_label is not None and "---" in str(field.empty_label):
+                    field.empty_label = "Choisir…" if field.required else "Non renseigné"
+            elif isinstance(field, forms.ChoiceField):
+                field.choices = [
+                    (
+                        value,
+                        ("Choisir…" if field.required else "Non renseigné")
+                        if value == "" and "---" in str(label)
+                        else label,
+                    )
+                    for value, label in field.choices
+                ]
+
+
+class HistoryItemForm(PatientModelForm):
     class Meta:
         model = HistoryItem
         fields = ["kind", "description", "year", "note"]
@@ -58,7 +80,7 @@ class HistoryItemForm(forms.ModelForm):
         return year
 
 
-class TreatmentForm(forms.ModelForm):
+class TreatmentForm(PatientModelForm):
     class Meta:
         model = Treatment
         fields = ["drug", "dose", "since"]
@@ -69,13 +91,13 @@ class TreatmentForm(forms.ModelForm):
         return _not_in_future(self.cleaned_data.get("since"), "La date de début")
 
 
-class AllergyForm(forms.ModelForm):
+class AllergyForm(PatientModelForm):
     class Meta:
         model = Allergy
         fields = ["kind", "substance", "reaction"]
 
 
-class ContactForm(forms.ModelForm):
+class ContactForm(PatientModelForm):
     class Meta:
         model = Contact
         fields = ["name", "relation", "phone", "is_trusted_person"]
@@ -88,7 +110,7 @@ class ContactForm(forms.ModelForm):
         return _phone(self.cleaned_data.get("phone"))
 
 
-class VaccinationForm(forms.ModelForm):
+class VaccinationForm(PatientModelForm):
     class Meta:
         model = Vaccination
         fields = ["vaccine", "date", "note"]
@@ -130,14 +152,14 @@ ContactsFormSet = rows_formset(Contact, ContactForm, ContactFormSet)
 VaccinationFormSet = rows_formset(Vaccination, VaccinationForm)
 
 
-class LifestyleForm(forms.ModelForm):
+class LifestyleForm(PatientModelForm):
     class Meta:
         model = Profile
         fields = ["tobacco", "tobacco_detail", "alcohol", "alcohol_detail", "physical_activity", "diet"]
         labels = {"tobacco_detail": "Précisions (depuis quand, quantité)", "alcohol_detail": "Précisions"}
 
 
-class DirectivesForm(forms.ModelForm):
+class DirectivesForm(PatientModelForm):
     class Meta:
         model = Profile
         fields = ["advance_directives", "advance_directives_document"]
@@ -159,7 +181,7 @@ class DirectivesForm(forms.ModelForm):
         field.label_from_instance = lambda d: f"{d.title} ({d.date:%d/%m/%Y})"
 
 
-class AdministrativeForm(forms.ModelForm):
+class AdministrativeForm(PatientModelForm):
     class Meta:
         model = Profile
         fields = ["gp_name", "gp_phone", "insurance", "complementary_insurance", "complementary_number", "blood_group"]
@@ -170,7 +192,7 @@ class AdministrativeForm(forms.ModelForm):
         return _phone(self.cleaned_data.get("gp_phone"))
 
 
-class MeasureForm(forms.ModelForm):
+class MeasureForm(PatientModelForm):
     class Meta:
         model = Measure
         fields = ["kind", "measured_on", "value", "value2"]

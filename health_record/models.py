@@ -48,15 +48,20 @@ class Document(models.Model):
     category = models.CharField("catégorie", max_length=20, choices=Category.choices, default=Category.OTHER)
     title = models.CharField("titre", max_length=200)
     date = models.DateField("date du document")
-    filename = models.CharField(max_length=255)
-    content_type = models.CharField(max_length=100)
-    size = models.BigIntegerField()
-    sha256 = models.CharField(max_length=64)
-    file = models.FileField(upload_to=document_upload_path, max_length=200)
+    filename = models.CharField(max_length=255, verbose_name="nom du fichier")
+    content_type = models.CharField(max_length=100, verbose_name="type de contenu")
+    size = models.BigIntegerField(verbose_name="taille (octets)")
+    sha256 = models.CharField(max_length=64, verbose_name="empreinte SHA-256")
+    file = models.FileField(upload_to=document_upload_path, max_length=200, verbose_name="fichier")
     source_attachment = models.ForeignKey(
-        "mailboxes.Attachment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "mailboxes.Attachment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="pièce jointe d'origine",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
 
     class Meta:
         verbose_name = "document"
@@ -289,8 +294,16 @@ class Measure(models.Model):
 
 
 def format_number(value) -> str:
-    """French decimal: 72.50 → "72,5", 120.00 → "120"."""
+    """French decimal: 72.50 → "72,5", 120.00 → "120". A float goes through its shortest
+    representation (`str`), never its binary expansion (25.8 → "25,8", not "25,80000000000000071…")."""
     if value is None:
         return ""
+    if isinstance(value, float):
+        value = str(value)
     text = f"{Decimal(value).normalize():f}"
     return text.replace(".", ",")
+
+
+def format_decimal(value: Decimal) -> str:
+    """A decimal as written, French style: Decimal("25.0") → "25,0" (keeps its places)."""
+    return f"{value:f}".replace(".", ",")

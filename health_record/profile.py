@@ -8,15 +8,16 @@ PDF cache) and reads the whole profile as plain data for the pages, the PDF and 
 import datetime
 import logging
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
-from celery import signature
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from audit.events import record
 from audit.models import AuditEvent
-from health_record.models import Measure, Profile, format_number
+from health_record.models import Measure, Profile, format_decimal
+from mailboxes import queueing
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def queue_pdf_render(patient_id: int) -> None:
     this would render inside the request, so the PDF is then rendered on demand instead."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return
-    transaction.on_commit(lambda: signature("health_record.tasks.render_profile_pdf_task", args=(patient_id,)).delay())
+    queueing.enqueue_on_commit("health_record.tasks.render_profile_pdf_task", patient_id)
 
 
 def _date(value) -> str:
@@ -144,13 +145,15 @@ def latest_measures(patient) -> list[dict]:
 
 
 def bmi(measure_rows: list[dict]) -> str:
-    """Body-mass index from the latest weight and height, derived and never stored."""
+    """Body-mass index from the latest weight and height, derived and never stored: computed in
+    decimals and shown with one decimal, French style ("25,8"), on the pages and in the PDF."""
     latest = {row["kind"]: row["series"][-1]["value"] for row in measure_rows}
     weight, height = latest.get(Measure.Kind.WEIGHT), latest.get(Measure.Kind.HEIGHT)
     if not weight or not height:
         return ""
-    metres = float(height) / 100
-    return format_number(round(float(weight) / (metres * metres), 1))
+    metres = Decimal(height) / 100
+    index = (Decimal(weight) / (metres * metres)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return format_decimal(index)
 
 
 def profile_data(patient) -> dict:

@@ -12,7 +12,6 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.events import client_ip, record
@@ -36,6 +35,7 @@ from health_record.profile import (
     profile_for_patient,
     queue_pdf_render,
 )
+from mailboxes.file_headers import download_headers, preview_headers
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,6 @@ SECTION_FORMS = {
     "vaccinations": ("rows", forms.VaccinationFormSet),
     "administrative": ("form", forms.AdministrativeForm),
 }
-# Served files are looked at, never run: no script, no plugin but the PDF viewer, same-origin frame.
-INLINE_CSP = "default-src 'none'; img-src 'self'; object-src 'self'; frame-ancestors 'self'"
 
 
 def _ip(request):
@@ -237,7 +235,6 @@ def document(request, document_id):
 
 @login_required
 @require_GET
-@xframe_options_sameorigin
 def document_inline(request, document_id):
     """The file itself, shown in the page (pdf, jpg, png only) with a restrictive CSP."""
     doc = document_for_user(request.user, document_id)
@@ -251,11 +248,8 @@ def document_inline(request, document_id):
         ip=_ip(request),
     )
     response = HttpResponse(read_document(doc), content_type=doc.content_type)
-    response["Content-Disposition"] = "inline"
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = INLINE_CSP
-    response["Cache-Control"] = "private, no-store"
-    return response
+    # The same headers as an attachment's preview (mailboxes.file_headers).
+    return preview_headers(response)
 
 
 @login_required
@@ -272,10 +266,7 @@ def document_download(request, document_id):
     response = FileResponse(
         doc.file.open("rb"), as_attachment=True, filename=doc.filename, content_type=doc.content_type
     )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return download_headers(response)
 
 
 @login_required

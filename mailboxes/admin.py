@@ -6,8 +6,10 @@ Fast on large tables (select_related, autocomplete, no full count); actions call
 admin log (audit/signals.py). Model `clean()` errors (RULES.md §2) show on the form.
 """
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count
+from django.template.defaultfilters import filesizeformat
 
 from mailboxes.activation import deactivate_mailboxes, reactivate_mailboxes
 from mailboxes.models import Domain, Mailbox, Membership, Professional, Structure, TrustedDomain
@@ -117,6 +119,34 @@ class MailboxAdmin(FastAdmin):
         ("Annuaire", {"fields": ["unlisted", "is_preferred", "is_active", "signature"]}),
         ("Capacité", {"fields": ["quota_bytes", "max_message_bytes", "used_bytes", "last_used_at", "created_at"]}),
     ]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        """Say which default a 0 stands for (Mailbox.save applies it): issue 16 item 12."""
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        defaults = {
+            "quota_bytes": settings.MAILBOX_DEFAULT_QUOTA,
+            "max_message_bytes": settings.MAILBOX_MAX_MESSAGE_BYTES,
+        }
+        if db_field.name in defaults and formfield is not None:
+            formfield.help_text = (
+                f"En octets. 0 ou vide : la valeur par défaut de l'opérateur, {filesizeformat(defaults[db_field.name])} "
+                f"({defaults[db_field.name]} octets), est appliquée à l'enregistrement."
+            )
+        return formfield
+
+    def save_model(self, request, obj, form, change):
+        defaulted = [
+            (label, name)
+            for name, label in (("quota_bytes", "Quota"), ("max_message_bytes", "Taille maximale d'un message"))
+            if not form.cleaned_data.get(name)
+        ]
+        super().save_model(request, obj, form, change)
+        for label, name in defaulted:
+            self.message_user(
+                request,
+                f"{label} laissé à 0 : la valeur par défaut, {filesizeformat(getattr(obj, name))}, a été appliquée.",
+                messages.INFO,
+            )
 
     def get_readonly_fields(self, request, obj=None):
         # A patient inbox is created and named with its patient (patients admin, enrol_patient).

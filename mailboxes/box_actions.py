@@ -91,18 +91,18 @@ def may_forward(message: Message, box_id: int, box_address: str) -> bool:
     return box_address not in ((message.envelope_from or "").lower(), (message.from_address or "").lower())
 
 
-def enqueue(action_id: int) -> None:
+def enqueue(action_id: int) -> bool:
     from django.conf import settings
 
-    from mailboxes import tasks
+    from mailboxes import queueing
 
-    # Mail going out: the workers of the relay's queue (RELAY_QUEUE) carry it too.
-    tasks.run_incoming_action.apply_async((action_id,), queue=settings.RELAY_QUEUE or None)
+    # Mail going out: the workers of the relay's queue (RELAY_QUEUE) carry it too. A broker that
+    # is down is logged, not raised: `sweep_actions` queues the row later.
+    return queueing.enqueue("mailboxes.tasks.run_incoming_action", action_id, queue=settings.RELAY_QUEUE)
 
 
 # --- The task's side ---------------------------------------------------------------------------
 
-RUNNING_TIMEOUT_SECONDS = 15 * 60
 SWEEP_GRACE_SECONDS = 60
 SWEEP_BATCH = 500
 
@@ -138,11 +138,13 @@ def run_action(action_id: int) -> str | None:
 
 def sweep_actions() -> int:
     """Periodic: re-queue pending actions whose task was lost, and running ones whose worker
-    died (after RUNNING_TIMEOUT_SECONDS)."""
+    died (after RELAY_SENDING_TIMEOUT_SECONDS, the relay's: an action sends mail too)."""
     import datetime
 
+    from django.conf import settings
+
     now = timezone.now()
-    stuck_before = now - datetime.timedelta(seconds=RUNNING_TIMEOUT_SECONDS)
+    stuck_before = now - datetime.timedelta(seconds=settings.RELAY_SENDING_TIMEOUT_SECONDS)
     IncomingAction.objects.filter(status=IncomingAction.Status.RUNNING, updated_at__lt=stuck_before).update(
         status=IncomingAction.Status.PENDING, updated_at=now - datetime.timedelta(seconds=SWEEP_GRACE_SECONDS)
     )

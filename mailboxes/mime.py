@@ -24,16 +24,33 @@ from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import Message as EmailMessage
 from email.parser import BytesHeaderParser
-from email.policy import compat32
+from email.policy import Compat32
 
 import nh3
+
+from mailboxes.display_text import display_name, visible_text
 
 MAX_DEPTH = 32
 MAX_PARTS = 500
 MSGID_RE = re.compile(r"<[^<>\s]{1,990}>")
 CONTENT_TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
-_header_parser = BytesHeaderParser(policy=compat32)
+
+
+class _Utf8Headers(Compat32):
+    """compat32 reads 8-bit header bytes as surrogates and shows them as U+FFFD. RFC 6532
+    allows raw UTF-8 in header fields: when the bytes are valid UTF-8, read them as such."""
+
+    def header_fetch_parse(self, name, value):
+        if isinstance(value, str) and not value.isascii():
+            try:
+                return value.encode("ascii", "surrogateescape").decode("utf-8")
+            except UnicodeError:
+                pass
+        return super().header_fetch_parse(name, value)
+
+
+_header_parser = BytesHeaderParser(policy=_Utf8Headers())
 
 # nh3's defaults already drop <script>, event handlers and javascript: URLs; `cid:` lets inline
 # images refer to their part. Remote images stay in the markup: the webmail blocks them.
@@ -75,6 +92,11 @@ class ParsedMessage:
     # Fields of the machine-readable part of a report (message/disposition-notification or
     # message/delivery-status), lower-cased names: "original-message-id", "final-recipient"...
     report_fields: dict = field(default_factory=dict)
+    # The same part as field blocks (a DSN has one block per message, then one per recipient).
+    report_blocks: list[dict] = field(default_factory=list)
+    # Message-ID of the message a report returns (its text/rfc822-headers or message/rfc822
+    # part): a non-delivery report without In-Reply-To still belongs to that message's thread.
+    reported_message_id: str = ""
 
 
 # --- header helpers ---------------------------------------------------------------------------
@@ -92,7 +114,8 @@ def decode_text(value) -> str:
             pass
     # Surrogates come from undecodable 8-bit bytes in headers; unfold and strip them.
     value = value.encode("utf-8", "replace").decode("utf-8", "replace")
-    return " ".join(value.replace("\x00", "").split())
+    # Bidirectional controls never reach a page (mailboxes/display_text.py).
+    return " ".join(visible_text(value).replace("\x00", "").split())
 
 
 def parse_address_list(values) -> list[dict]:
@@ -110,7 +133,8 @@ def parse_address_list(values) -> list[dict]:
         local, _, domain = address.rpartition("@")
         if not local or not domain:
             continue
-        result.append({"address": f"{local}@{domain.lower()}", "name": decode_text(name)})
+        # A name that looks like an address would hide the real one: not kept (display_text.py).
+        result.append({"address": f"{local}@{domain.lower()}", "name": display_name(decode_text(name))})
     return result
 
 
@@ -371,8 +395,14 @@ def parse_message(raw: bytes) -> ParsedMessage:
         disposition = _disposition(leaf.headers)
         filename = _filename(leaf.headers)
         if parsed.is_report and ctype in ("message/disposition-notification", "message/delivery-status"):
-            parsed.report_fields = _header_fields(_decode_body(leaf))
+            body = _decode_body(leaf)
+            parsed.report_fields = _header_fields(body)
+            parsed.report_blocks = [_header_fields(block) for block in re.split(rb"\r?\n[ \t]*\r?\n", body)]
+            parsed.report_blocks = [block for block in parsed.report_blocks if block]
             continue
+        if parsed.is_report and ctype in ("text/rfc822-headers", "message/rfc822") and not parsed.reported_message_id:
+            returned = _header_parser.parsebytes(_decode_body(leaf)[:65536])
+            parsed.reported_message_id = first_msgid(returned.get("message-id"))
         is_body_text = ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename
         if is_body_text:
             charset = _param(leaf.headers, "charset")

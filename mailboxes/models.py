@@ -35,7 +35,7 @@ class Structure(models.Model):
     siren = models.CharField("SIREN", max_length=9, blank=True, validators=[identifiers.validate_siren])
     address = models.TextField("adresse postale", blank=True)
     phone = models.CharField("téléphone", max_length=30, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
 
     class Meta:
         verbose_name = "structure"
@@ -64,7 +64,7 @@ class Domain(models.Model):
 
     name = models.CharField("domaine", max_length=253, unique=True)
     structure = models.ForeignKey(Structure, on_delete=models.PROTECT, related_name="domains")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
 
     class Meta:
         verbose_name = "domaine hébergé"
@@ -101,7 +101,7 @@ class TrustedDomain(models.Model):
 
     name = models.CharField("domaine", max_length=253, unique=True)
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.MANUAL)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, verbose_name="modifié le")
 
     class Meta:
         verbose_name = "domaine de confiance"
@@ -132,7 +132,12 @@ class Professional(models.Model):
         AUTRE = "autre", "autre professionnel"
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="professional"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="professional",
+        verbose_name="compte",
     )
     civility = models.CharField("civilité", max_length=5, choices=Civility.choices, blank=True)
     first_name = models.CharField("prénom", max_length=100)
@@ -149,7 +154,7 @@ class Professional(models.Model):
     # "I no longer want paper copies of what I receive electronically" (RULES.md §1).
     dematerialisation = models.BooleanField("ne souhaite plus recevoir de papier", default=False)
     notify_patient_replies = models.BooleanField("notifier les réponses des patients", default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
 
     class Meta:
         verbose_name = "professionnel"
@@ -193,7 +198,9 @@ class Mailbox(models.Model):
     kind = models.CharField("type", max_length=3, choices=Kind.choices)
     address = models.CharField("adresse", max_length=254, unique=True)
     display_name = models.CharField("nom affiché", max_length=200, blank=True)
-    domain = models.ForeignKey(Domain, null=True, blank=True, on_delete=models.PROTECT, related_name="mailboxes")
+    domain = models.ForeignKey(
+        Domain, null=True, blank=True, on_delete=models.PROTECT, related_name="mailboxes", verbose_name="domaine"
+    )
     structure = models.ForeignKey(Structure, null=True, blank=True, on_delete=models.PROTECT, related_name="mailboxes")
     owner = models.ForeignKey(
         Professional,
@@ -226,11 +233,11 @@ class Mailbox(models.Model):
     unlisted = models.BooleanField("liste rouge", default=False)
     is_preferred = models.BooleanField("BAL préférée", default=False)
     is_active = models.BooleanField("active", default=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, verbose_name="dernière utilisation le")
     # When the owner was warned that the unused box will be deleted (RULES.md §5,
     # mailboxes/inactivity.py); a use after this moment voids the warning.
     inactivity_warned_at = models.DateTimeField("averti de l'inactivité le", null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
 
     class Meta:
         verbose_name = "boîte aux lettres"
@@ -371,10 +378,12 @@ class Membership(models.Model):
         MEMBER = "member", "membre"
         MANAGER = "manager", "gestionnaire"
 
-    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="memberships", verbose_name="BAL")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships", verbose_name="compte"
+    )
     role = models.CharField("rôle", max_length=10, choices=Role.choices, default=Role.MEMBER)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
 
     class Meta:
         verbose_name = "membre"

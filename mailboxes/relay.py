@@ -78,6 +78,8 @@ def classify(code: int, text: bytes | str) -> Outcome:
 def client_tls_context() -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=settings.RELAY_TLS_CA_FILE or None)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.RELAY_TLS_MAX_VERSION == "1.2":
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(settings.SMTPD_TLS_CIPHERS)
     if not settings.RELAY_TLS_VERIFY:
         context.check_hostname = False
@@ -85,7 +87,25 @@ def client_tls_context() -> ssl.SSLContext:
     return context
 
 
-def transmit(sender: str, recipients: list[str], raw: bytes) -> dict[str, Outcome]:
+def envelope_id(message: Message) -> str:
+    """`ENVID` (RFC 3461) of a relayed message: a peer's non-delivery report names it
+    (`Original-Envelope-Id`), and `mailboxes.bounces` finds the message by it. xtext-safe."""
+    return f"mss.{message.pk}.{message.sha256[:16]}"
+
+
+def mail_options(client: smtplib.SMTP, raw: bytes, envid: str) -> list[str]:
+    """What the peer advertised and the message needs: `BODY=8BITMIME` for an 8-bit body
+    (RFC 6152); `RET=HDRS` and `ENVID` when it speaks DSN (RFC 3461), so that its reports
+    carry our envelope id and the original headers only."""
+    options = []
+    if client.has_extn("8bitmime") and not raw.isascii():
+        options.append("BODY=8BITMIME")
+    if client.has_extn("dsn") and envid:
+        options += ["RET=HDRS", f"ENVID={envid}"]
+    return options
+
+
+def transmit(sender: str, recipients: list[str], raw: bytes, envid: str = "") -> dict[str, Outcome]:
     """One SMTP transaction with the relay: the outcome for each recipient."""
     if not settings.RELAY_HOST:
         return dict.fromkeys(recipients, Outcome("temporary", 0, "no relay configured (RELAY_HOST)"))
@@ -102,7 +122,7 @@ def transmit(sender: str, recipients: list[str], raw: bytes) -> dict[str, Outcom
                 client.ehlo()
             if settings.RELAY_USERNAME:
                 client.login(settings.RELAY_USERNAME, settings.RELAY_PASSWORD)
-            refused = client.sendmail(sender, recipients, raw)
+            refused = client.sendmail(sender, recipients, raw, mail_options(client, raw, envid))
     except smtplib.SMTPRecipientsRefused as exc:
         return {
             r: classify(*exc.recipients[r]) if r in exc.recipients else Outcome("temporary", 0, "") for r in recipients
@@ -164,7 +184,7 @@ def send_outbox(outbox_id: int) -> int | None:
         log.exception("relay outbox=%s message=%s raw unreadable", row.pk, message.pk)
         outcomes = dict.fromkeys(recipients, Outcome("temporary", 0, "stored message unreadable"))
     else:
-        outcomes = transmit(envelope_sender(message), recipients, raw)
+        outcomes = transmit(envelope_sender(message), recipients, raw, envelope_id(message))
         del raw
     return record_outcomes(row, outcomes)
 

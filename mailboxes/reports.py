@@ -13,6 +13,8 @@ import logging
 import socket
 import uuid
 from email.header import Header
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.utils import format_datetime, make_msgid
 
 from django.conf import settings
@@ -138,13 +140,17 @@ def build_mdn(original: Message, recipient_mailbox: Mailbox) -> bytes:
         "Cet accusé de lecture est envoyé automatiquement ; il ne garantit pas que le contenu "
         "du message a été lu ou compris.\n"
     )
+    original_headers = _original_headers(original)
+    # RFC 8098 §3.2.3: Original-Recipient only from the original's own Original-Recipient field.
+    original_recipient = _header_value(original_headers, "original-recipient")
+    # The reader opened the message (a person's action); the receipt then left by itself (§3.2.6).
     machine = "\r\n".join(
         [
             f"Reporting-UA: {reporting_host()}; MSSante",
-            f"Original-Recipient: rfc822;{recipient_mailbox.address}",
+            *([f"Original-Recipient: {original_recipient}"] if original_recipient else []),
             f"Final-Recipient: rfc822;{recipient_mailbox.address}",
             f"Original-Message-ID: {_clean(original.message_id)}",
-            "Disposition: automatic-action/MDN-sent-automatically; displayed",
+            "Disposition: manual-action/MDN-sent-automatically; displayed",
         ]
     )
     return _report(
@@ -152,8 +158,17 @@ def build_mdn(original: Message, recipient_mailbox: Mailbox) -> bytes:
         report_type="disposition-notification",
         human=human,
         machine=machine,
-        original_headers=_original_headers(original),
+        original_headers=original_headers,
     )
+
+
+def _header_value(header_block: bytes, name: str) -> str:
+    """One field of a stored header block, unfolded; "" when absent or not plain ASCII."""
+    if not header_block:
+        return ""
+    value = BytesHeaderParser(policy=compat32).parsebytes(header_block).get(name)
+    value = " ".join(str(value or "").split())
+    return value[:500] if value.isascii() else ""
 
 
 def may_answer(message: Message) -> bool:

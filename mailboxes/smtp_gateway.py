@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import functools
 import logging
 import os
@@ -27,10 +28,12 @@ import ssl
 import threading
 import time
 import unicodedata
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from email.utils import format_datetime
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, syntax
+from aiosmtpd.smtp import SMTP, Envelope, TLSSetupException, syntax
 from django.conf import settings
 from django.db import close_old_connections, connections
 
@@ -41,6 +44,7 @@ from mssante.metrics import SMTP_SESSIONS
 log = logging.getLogger("mailboxes.smtp")
 
 TEMPORARY_FAILURE = "451 4.3.0 Erreur temporaire du serveur, merci de reessayer plus tard"
+STARTTLS_FIRST = "530 5.7.0 Chiffrement obligatoire : envoyez STARTTLS avant cette commande"
 # aiosmtpd counts dot-stuffed lines as received; the exact limit on the encoded message is the
 # delivery path's (`too_large`). The slack only caps the memory a peer can make us hold.
 SIZE_SLACK = 64 * 1024
@@ -184,6 +188,18 @@ class GatewayHandler:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(_in_thread, fn, *args, **kwargs))
 
+    async def handle_exception(self, error):
+        """aiosmtpd's hook for an error in a session. A failed TLS handshake (a peer without the
+        MSSanté suites, a port scanner) is one warning line, never a traceback; anything else is
+        logged with its traceback and answered as a temporary failure."""
+        if isinstance(error, TLSSetupException):
+            cause = error.__cause__
+            reason = getattr(cause, "reason", None) or type(cause or error).__name__
+            log.warning("smtp tls handshake failed: %s", reason)
+            return "421 4.7.0 Echec de la negociation TLS"
+        log.error("smtp session error: %s", type(error).__name__, exc_info=error)
+        return TEMPORARY_FAILURE
+
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
         # Advertise the real limit, not aiosmtpd's memory cap (which includes a small slack).
@@ -230,9 +246,15 @@ class GatewayHandler:
         if len(raw) > self.max_bytes:
             log.info("smtp refused at DATA: size %s over %s", len(raw), self.max_bytes)
             return too_large_reply(self.max_bytes)
+        sender = envelope_sender(envelope.mail_from)
+        trace_id = uuid.uuid4().hex[:16]
+        trace = trace_headers(server, session, sender, list(envelope.rcpt_tos), trace_id)
         try:
-            result = await self._run(deliver_inbound, raw, envelope_sender(envelope.mail_from), list(envelope.rcpt_tos))
+            result = await self._run(deliver_inbound, raw, sender, list(envelope.rcpt_tos), trace)
         except delivery.DeliveryRefused as exc:
+            if answered_by_returns(exc, sender):
+                log.info("smtp answered by automatic returns: %s id=%s", exc.code, trace_id)
+                return "250 2.0.0 OK, non distribue : un retour automatique est envoye a l'expediteur"
             log.info("smtp refused at DATA: %s", exc.code)
             return refusal_reply(exc.code, exc.reason, exc.smtp_code)
         except Exception:
@@ -242,8 +264,9 @@ class GatewayHandler:
             del raw
         message = result.message
         log.info(
-            "smtp accepted message=%s delivered=%s queued=%s refused=%s",
+            "smtp accepted message=%s id=%s delivered=%s queued=%s refused=%s",
             message.pk,
+            trace_id,
             len(result.delivered),
             len(result.queued),
             len(result.refused),
@@ -251,12 +274,55 @@ class GatewayHandler:
         return f"250 2.0.0 OK message {message.pk}"
 
 
-def deliver_inbound(raw: bytes, sender: str, recipients: list[str]):
+def _trace_text(value: str) -> str:
+    """A peer-given name inside our trace line: printable ASCII, no parentheses or brackets."""
+    text = "".join(c if 33 <= ord(c) < 127 and c not in "()[]<>;" else "?" for c in (value or ""))
+    return text[:255] or "unknown"
+
+
+def trace_headers(server, session, sender: str, recipients: list[str], trace_id: str) -> bytes:
+    """`Return-Path:` and our `Received:` line (RFC 5321 §4.4): the peer's EHLO name and IP, the
+    TLS protocol and cipher, our name, our id for this transaction, the time. The stored message
+    is what the peer sent with these lines in front (docs/smtp.md)."""
+    peer_ip = session.peer[0] if session.peer else "unknown"
+    lines = [f"from {_trace_text(session.host_name)} ([{_trace_text(peer_ip)}])"]
+    ssl_object = server.transport.get_extra_info("ssl_object") if server.transport is not None else None
+    protocol = "ESMTP"
+    if ssl_object is not None:
+        cipher, _version, bits = ssl_object.cipher() or ("unknown", "", 0)
+        lines.append(f"(using {ssl_object.version()} with cipher {cipher} ({bits}/{bits} bits))")
+        protocol = "ESMTPS"
+    lines.append(f"by {_trace_text(server.hostname)} (MSSante) with {protocol} id {trace_id}")
+    if len(recipients) == 1:
+        lines.append(f"for <{recipients[0]}>; {format_datetime(timezone_now())}")
+    else:
+        lines[-1] += f"; {format_datetime(timezone_now())}"
+    received = "Received: " + "\r\n\t".join(lines)
+    return f"Return-Path: <{sender}>\r\n{received}\r\n".encode("ascii", "replace")
+
+
+def timezone_now():
+    return datetime.datetime.now(datetime.UTC).astimezone()
+
+
+def answered_by_returns(refusal: delivery.DeliveryRefused, sender: str) -> bool:
+    """Every recipient was refused by the patient-domain policy with an automatic return, which
+    the policy has sent to the sender (RULES.md §3): the message is answered, so the peer gets a
+    250 and no bounce of its own on top of the return. A 4xx stays a 4xx."""
+    return (
+        bool(sender)
+        and refusal.smtp_code // 100 == 5
+        and bool(refusal.refused)
+        and all(decision.automatic_return for decision in refusal.refused.values())
+    )
+
+
+def deliver_inbound(raw: bytes, sender: str, recipients: list[str], trace: bytes = b""):
     """`send_message` for mail from another operator. A recipient accepted at RCPT but refused
     once the message is known (over quota, too large for that box) is told to the sender by a
     non-delivery report relayed back, since the 250 made us responsible for it. The
     patient-domain policy answers its own refusals (automatic returns)."""
-    result = delivery.send_message(raw, envelope_from=sender, envelope_to=recipients, source="smtp")
+    result = delivery.send_message(raw, envelope_from=sender, envelope_to=recipients, source="smtp", trace=trace)
     late = {address: d for address, d in result.refused.items() if not d.automatic_return}
     if late and sender and reports.may_answer(result.message):
         failures = [
@@ -288,11 +354,23 @@ class GatewaySMTP(SMTP):
 
     def connection_made(self, transport) -> None:
         SMTP_SESSIONS.inc()  # /metrics (mssante/metrics.py)
+        self.held_reply_lines: list[str] = []
         super().connection_made(transport)
 
     async def push(self, status):
-        if isinstance(status, str) and status.startswith("552 Error:"):
-            status = too_large_reply(max_message_bytes())
+        """Our own wording for aiosmtpd's bare replies, and a multi-line reply (EHLO) written in
+        one piece: its `250-` lines are held until the last line comes."""
+        if isinstance(status, str):
+            if status.startswith("552 Error:"):
+                status = too_large_reply(max_message_bytes())
+            elif status.startswith("530 Must issue a STARTTLS"):
+                status = STARTTLS_FIRST
+            elif status[:4] in ("250-", "220-", "214-"):
+                self.held_reply_lines.append(status)
+                return
+            if self.held_reply_lines:
+                status = "\r\n".join([*self.held_reply_lines, status])
+                self.held_reply_lines = []
         await super().push(status)
 
     @syntax("DATA")

@@ -14,12 +14,9 @@ from audit.events import record
 from audit.models import AuditEvent
 from mailboxes import filetypes
 from mailboxes.access import attachment_for_user, entry_for_user
+from mailboxes.file_headers import download_headers, preview_headers
 from mailboxes.store import open_raw
 
-# A previewed file is shown as a document of its own, with no script, form or plugin rights.
-PREVIEW_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
-# A downloaded file is never rendered by the browser; should one try, it runs nothing.
-DOWNLOAD_CSP = "sandbox; default-src 'none'"
 # Declared types a browser would run as a page or script: such a file downloads as opaque bytes.
 ACTIVE_SUBTYPES = frozenset({"html", "xml", "javascript", "x-javascript", "ecmascript", "css", "x-shockwave-flash"})
 
@@ -77,13 +74,10 @@ def attachment_download(request, attachment_id):
         filename=attachment.filename or f"piece-jointe-{attachment.pk}",
         content_type=inline_type or _download_type(attachment.content_type),
     )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
     if inline_type:
-        response["Content-Security-Policy"] = PREVIEW_CSP
-        response["X-Frame-Options"] = "SAMEORIGIN"
+        preview_headers(response)
     else:
-        response["Content-Security-Policy"] = DOWNLOAD_CSP
+        download_headers(response)
     record(
         AuditEvent.Action.DOWNLOADED,
         actor=request.user,

@@ -26,7 +26,9 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-SITE_URL = (env_str("SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+# The public base URL of every link in an e-mail (notifications, invitations, warnings). Without
+# SITE_URL it is the loopback address on PORT, the port `scripts/run` serves on.
+SITE_URL = (env_str("SITE_URL") or f"http://127.0.0.1:{env_int('PORT', 8000)}").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -39,6 +41,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "allauth",
     "allauth.account",
     "allauth.mfa",
@@ -116,7 +119,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Seconds a query waits for a lock held by another connection (SQLite has one writer).
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = env_int("SQLITE_TIMEOUT", 20)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth ---------------------------------------------------------------------------------
@@ -297,6 +301,8 @@ MAILBOX_DEFAULT_QUOTA = env_int("MAILBOX_DEFAULT_QUOTA", 2 * 1024**3)
 MAILBOX_MAX_MESSAGE_BYTES = env_int("MAILBOX_MAX_MESSAGE_BYTES", 25 * 1024**2)
 PATIENT_MAX_MESSAGE_BYTES = env_int("PATIENT_MAX_MESSAGE_BYTES", 25 * 1024**2)
 ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 10 * 1024**2)
+# An IHE_XDM.zip is read for its CDA codes within this many inflated bytes (a zip bomb is refused).
+XDM_MAX_DECOMPRESSED_BYTES = env_int("XDM_MAX_DECOMPRESSED_BYTES", 50 * 1024**2)
 HEALTH_DOCUMENT_MAX_BYTES = env_int("HEALTH_DOCUMENT_MAX_BYTES", 5 * 1024**2)
 # An unqualified INS was tolerated until end 2022; a structure chooses its policy.
 INS_REQUIRE_QUALIFIED = env_bool("INS_REQUIRE_QUALIFIED", False)
@@ -313,6 +319,8 @@ CELERY_BEAT_SCHEDULE["mailbox-inactivity-delete"] = {
     "schedule": 24 * 3600,
 }
 TRASH_RETENTION_DAYS = env_int("TRASH_RETENTION_DAYS", 30)
+# How often an open webmail page asks for new mail (seconds; issue 16 item 15).
+WEBMAIL_POLL_SECONDS = env_int("WEBMAIL_POLL_SECONDS", 30)
 
 # Inbound SMTP gateway (manage.py runsmtpd).
 SMTPD_HOST = env_str("SMTPD_HOST", "127.0.0.1")
@@ -382,17 +390,39 @@ SMTPD_TIMEOUT = env_int("SMTPD_TIMEOUT", 300)
 SMTPD_MAX_RECIPIENTS = env_int("SMTPD_MAX_RECIPIENTS", 100)
 RELAY_TLS_CA_FILE = env_str("RELAY_TLS_CA_FILE", "")
 RELAY_TLS_VERIFY = env_bool("RELAY_TLS_VERIFY", True)
+# import_whitelist refuses (unless --force) a list that removes more than this percentage of the
+# white-list domains present: a truncated file must not cut operators off (issue 15 item 7).
+WHITELIST_MAX_REMOVED_PERCENT = env_int("WHITELIST_MAX_REMOVED_PERCENT", 10)
+# Like SMTPD_TLS_MAX_VERSION, for the relay client: "1.2" pins TLS 1.2; empty allows TLS 1.3.
+RELAY_TLS_MAX_VERSION = env_str("RELAY_TLS_MAX_VERSION", SMTPD_TLS_MAX_VERSION)
 RELAY_HELO_NAME = env_str("RELAY_HELO_NAME", "")
+# Backoff of a temporary failure: 1, 2, 4 minutes, then every 5 minutes (a hospital expects a
+# relay back in service to carry its mail within minutes, not an hour).
 RELAY_RETRY_BASE_SECONDS = env_int("RELAY_RETRY_BASE_SECONDS", 60)
-RELAY_RETRY_MAX_SECONDS = env_int("RELAY_RETRY_MAX_SECONDS", 3600)
+RELAY_RETRY_MAX_SECONDS = env_int("RELAY_RETRY_MAX_SECONDS", 300)
 # A row left in "sending" longer than this lost its worker: the sweeper puts it back in line.
-RELAY_SENDING_TIMEOUT_SECONDS = env_int("RELAY_SENDING_TIMEOUT_SECONDS", 15 * 60)
+# It must outlast the longest SMTP transaction (a handful of commands of RELAY_TIMEOUT each), or
+# a slow send could be taken back and sent twice: 6 × RELAY_TIMEOUT, 3 minutes by default.
+RELAY_SENDING_TIMEOUT_SECONDS = env_int("RELAY_SENDING_TIMEOUT_SECONDS", 6 * RELAY_TIMEOUT)
 # The sweeper leaves fresh rows to the task enqueued on commit for this long.
 RELAY_SWEEP_GRACE_SECONDS = env_int("RELAY_SWEEP_GRACE_SECONDS", 60)
 # Celery queue of the relay tasks (empty: the default queue).
 RELAY_QUEUE = env_str("RELAY_QUEUE", "")
 CELERY_BEAT_SCHEDULE["relay-sweep-outbox"] = {
     "task": "mailboxes.tasks.sweep_outbox",
+    "schedule": env_int("RELAY_SWEEP_INTERVAL_SECONDS", 60),
+}
+
+# Notifications and automatic returns follow the relay's discipline with the relay's settings
+# above (backoff, "sending" timeout, sweep grace); a notification still failing temporarily
+# after this window is recorded as failed (docs/operations.md "Queues and sweepers").
+NOTIFICATION_RETRY_WINDOW_SECONDS = env_int("NOTIFICATION_RETRY_WINDOW_SECONDS", 24 * 3600)
+CELERY_BEAT_SCHEDULE["patients-sweep-notifications"] = {
+    "task": "patients.tasks.sweep_notifications",
+    "schedule": env_int("RELAY_SWEEP_INTERVAL_SECONDS", 60),
+}
+CELERY_BEAT_SCHEDULE["patients-sweep-automatic-returns"] = {
+    "task": "patients.tasks.sweep_automatic_returns",
     "schedule": env_int("RELAY_SWEEP_INTERVAL_SECONDS", 60),
 }
 
@@ -482,6 +512,63 @@ CELERY_BEAT_SCHEDULE["automation-sweep-campaigns"] = {
 
 
 # --- API for hospital software (api/, docs/api.md) -----------------------------------------
+REST_FRAMEWORK.update(
+    {
+        "EXCEPTION_HANDLER": "api.problems.handle_exception",
+        "DEFAULT_AUTHENTICATION_CLASSES": [],
+        "DEFAULT_PERMISSION_CLASSES": [],
+        "UNAUTHENTICATED_USER": None,
+        "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+        "DEFAULT_PARSER_CLASSES": [
+            "rest_framework.parsers.JSONParser",
+            "rest_framework.parsers.MultiPartParser",
+            "rest_framework.parsers.FormParser",
+        ],
+    }
+)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "API MSSanté pour les logiciels hospitaliers",
+    "DESCRIPTION": "Envoi et lecture des messages d'une BAL applicative ou organisationnelle, file des "
+    "réponses de patients, webhooks. Guide : docs/api.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "AUTHENTICATION_WHITELIST": [],
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "apiKey": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "Authorization: Bearer mss_<préfixe>_<secret>",
+            }
+        }
+    },
+    "SECURITY": [{"apiKey": []}],
+}
+# Calls per minute and per key, unless the key sets its own (429 with Retry-After past it).
+API_RATE_PER_MINUTE = env_int("API_RATE_PER_MINUTE", 600)
+# Mutual TLS behind the reverse proxy: the header in which the proxy forwards the SHA-256
+# fingerprint of the client certificate it verified (e.g. X-SSL-Client-SHA256). Empty: off.
+API_CLIENT_CERT_HEADER = env_str("API_CLIENT_CERT_HEADER", "")
+# How long an Idempotency-Key replays its first answer.
+API_IDEMPOTENCY_HOURS = env_int("API_IDEMPOTENCY_HOURS", 24)
+# The largest request body the API reads (JSON with base64 attachments or multipart): 413 past it.
+API_MAX_REQUEST_BYTES = env_int("API_MAX_REQUEST_BYTES", 40 * 1024**2)
+# DRF reads a JSON body through `request.body`, which Django caps at DATA_UPLOAD_MAX_MEMORY_SIZE
+# (2.5 MB by default): the API's JSON with base64 attachments needs the API's own limit. The
+# reverse proxy's body limit stays the first guard for every page.
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_REQUEST_BYTES
+API_WEBHOOK_TIMEOUT_SECONDS = env_int("API_WEBHOOK_TIMEOUT_SECONDS", 10)
+API_WEBHOOK_BACKOFF_SECONDS = env_int("API_WEBHOOK_BACKOFF_SECONDS", 30)
+API_WEBHOOK_MAX_FAILURES = env_int("API_WEBHOOK_MAX_FAILURES", 10)
+CELERY_BEAT_SCHEDULE["api-sweep-webhooks"] = {"task": "api.tasks.sweep_webhooks", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["api-collect-return-replies"] = {"task": "api.tasks.collect_return_replies", "schedule": 300.0}
+CELERY_BEAT_SCHEDULE["api-purge-idempotency"] = {"task": "api.tasks.purge_idempotency_records", "schedule": 3600.0}
 
 
 # --- Desktop clients: IMAP and SMTP submission (clients/, docs/desktop-clients.md) ---------

@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("comptes/", include("accounts.urls")),
     path("comptes/", include("allauth.urls")),
+    path("pro/retours-patients/", include("api.page_urls")),
     path("pro/", include("webmail.urls")),
     path("patient/rendez-vous/", include("automation.patient_urls")),
     path("patient/", include("patients.urls")),

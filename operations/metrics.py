@@ -55,8 +55,9 @@ def queue_stats(now=None) -> dict[str, dict]:
     now = now or timezone.now()
     relay = Outbox.objects.filter(status__in=[Outbox.Status.PENDING, Outbox.Status.SENDING])
     relay_by_status = dict(relay.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
-    notifications = Notification.objects.filter(status=Notification.Status.PENDING)
-    returns = PendingReturn.objects.filter(sent_at__isnull=True)
+    waiting = ["pending", "sending"]  # failed rows are recorded, not waiting
+    notifications = Notification.objects.filter(status__in=waiting)
+    returns = PendingReturn.objects.filter(status__in=waiting)
     relay_oldest = relay.aggregate(oldest=Min("created_at"))["oldest"]
     notification = notifications.aggregate(n=Count("id"), oldest=Min("created_at"))
     pending_returns = returns.aggregate(n=Count("id"), oldest=Min("refused_at"))

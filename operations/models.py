@@ -9,8 +9,8 @@ class Heartbeat(models.Model):
 
     BEAT = "beat"
 
-    name = models.CharField(max_length=40, primary_key=True)
-    at = models.DateTimeField()
+    name = models.CharField(max_length=40, primary_key=True, verbose_name="nom")
+    at = models.DateTimeField(verbose_name="date")
 
     class Meta:
         verbose_name = "battement"

@@ -8,6 +8,7 @@
 
 from django.conf import settings
 
+from mailboxes.display_text import display_name
 from mailboxes.identifiers import normalise_ins
 from mailboxes.patient_domain import is_patient_address
 from patients.models import Patient
@@ -21,8 +22,8 @@ def sender_name(message) -> str:
     address = (message.from_address or "").lower()
     if address == system_address():
         return SYSTEM_NAME
-    name = " ".join((message.from_name or "").split())
-    if name and "@" not in name:
+    name = display_name(message.from_name)  # never a name that looks like an address
+    if name:
         return name
     return address.split("@", 1)[0] or "Expéditeur inconnu"
 

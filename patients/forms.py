@@ -95,7 +95,7 @@ class CloseSpaceForm(forms.Form):
 
 class SaveDocumentForm(forms.Form):
     title = forms.CharField(label="Titre", max_length=200)
-    date = forms.DateField(label="Date du document", widget=forms.DateInput(attrs={"type": "date"}))
+    date = forms.DateField(label="Date du document", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     category = forms.ChoiceField(label="Catégorie")
     kind = forms.ChoiceField(label="Nature")
 

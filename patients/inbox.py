@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from django.http import Http404
 
 from mailboxes.access import entry_for_user
-from mailboxes.models import Entry, Folder, Mailbox, Message
+from mailboxes.filetypes import PREVIEWABLE
+from mailboxes.models import Attachment, Entry, Folder, Mailbox, Message
 from patients import policy
 from patients.display import sender_name
 from patients.models import Conversation, Patient
@@ -96,16 +97,54 @@ def conversations(patient: Patient) -> list[ConversationRow]:
 
 def thread(patient: Patient, entry: Entry) -> list[Entry]:
     """Every message exchanged with the correspondent of `entry`: what they sent (inbox) and
-    what the patient sent them (sent folder), oldest first."""
-    address = correspondent_address(entry.message)
-    targets = {address, reply_target(entry.message)}
-    received = [e for e in inbox_entries(patient) if correspondent_address(e.message) == address]
+    what the patient sent them (sent folder), oldest first (newest last)."""
+    if entry.folder.role == Folder.Role.SENT:
+        address = next((r.get("address", "").lower() for r in entry.message.to if r.get("address")), "")
+        targets = {address}
+    else:
+        address = correspondent_address(entry.message)
+        targets = {address, reply_target(entry.message)}
+    received = [
+        e for e in inbox_entries(patient).select_related("folder") if correspondent_address(e.message) == address
+    ]
     sent = [
         e
-        for e in Entry.objects.filter(mailbox=patient.mailbox, folder__role=Folder.Role.SENT).select_related("message")
+        for e in Entry.objects.filter(mailbox=patient.mailbox, folder__role=Folder.Role.SENT, trashed_at__isnull=True)
+        .select_related("message", "folder")
+        .order_by("received_at", "id")
         if {(r.get("address") or "").lower() for r in e.message.to} & targets
     ]
     return sorted(received + sent, key=lambda e: (e.received_at, e.pk))
+
+
+@dataclass
+class ThreadItem:
+    """One message of the thread page, as the patient reads it."""
+
+    entry: Entry
+    mine: bool
+    closing: bool  # the correspondent's `[FIN]`: shown as the end of the exchange, not a message
+    attachments: list[dict]
+
+
+def thread_items(entries: list[Entry]) -> list[ThreadItem]:
+    files: dict[int, list[dict]] = {}
+    for a in Attachment.objects.filter(message__in=[e.message_id for e in entries], is_inline=False).order_by(
+        "position", "id"
+    ):
+        files.setdefault(a.message_id, []).append(
+            {
+                "attachment": a,
+                "previewable": a.content_type in PREVIEWABLE,
+                "image": a.content_type.startswith("image/"),
+            }
+        )
+    items = []
+    for entry in entries:
+        mine = entry.folder.role == Folder.Role.SENT
+        closing = not mine and policy.is_closing_subject(entry.message.subject)
+        items.append(ThreadItem(entry=entry, mine=mine, closing=closing, attachments=files.get(entry.message_id, [])))
+    return items
 
 
 @dataclass

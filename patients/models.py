@@ -8,6 +8,7 @@ which professional box closed the exchange with them.
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from mailboxes import identifiers
@@ -26,11 +27,16 @@ class Patient(models.Model):
         U = "U", "inconnu"
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="patient"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="patient",
+        verbose_name="compte",
     )
     # The patient inbox (kind PAT, `<INS>@<patient domain>`), created with the patient.
     mailbox = models.OneToOneField(
-        "mailboxes.Mailbox", null=True, blank=True, on_delete=models.PROTECT, related_name="patient"
+        "mailboxes.Mailbox", null=True, blank=True, on_delete=models.PROTECT, related_name="patient", verbose_name="BAL"
     )
     ins = models.CharField("matricule INS", max_length=15, unique=True, validators=[identifiers.validate_ins])
     ins_qualified = models.BooleanField("INS qualifiée", default=True)
@@ -43,8 +49,8 @@ class Patient(models.Model):
     space_state = models.CharField(
         "état de l'espace", max_length=12, choices=SpaceState.choices, default=SpaceState.ACTIVE
     )
-    space_closed_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    space_closed_at = models.DateTimeField(null=True, blank=True, verbose_name="espace clôturé le")
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
 
     class Meta:
         verbose_name = "patient"
@@ -81,7 +87,9 @@ class PharmacyDispensation(models.Model):
     within a year (RULES.md §3). Set by the pharmacy's import or by `manage.py provision`."""
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="dispensations")
-    pharmacy_mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="dispensations")
+    pharmacy_mailbox = models.ForeignKey(
+        "mailboxes.Mailbox", on_delete=models.CASCADE, related_name="dispensations", verbose_name="BAL de la pharmacie"
+    )
     dispensed_on = models.DateField("date de délivrance")
 
     class Meta:
@@ -99,8 +107,10 @@ class Block(models.Model):
     """The patient blocked a professional or structure box."""
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="blocks")
-    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="blocked_by")
-    created_at = models.DateTimeField(auto_now_add=True)
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox", on_delete=models.CASCADE, related_name="blocked_by", verbose_name="BAL"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
 
     class Meta:
         verbose_name = "blocage"
@@ -118,15 +128,22 @@ class Conversation(models.Model):
         OPEN = "open", "ouvert"
         CLOSED = "closed", "clôturé"
 
-    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="patient_conversations")
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="conversations")
-    state = models.CharField(max_length=6, choices=State.choices, default=State.OPEN)
-    opened_at = models.DateTimeField()
-    closed_at = models.DateTimeField(null=True, blank=True)
-    closing_message = models.ForeignKey(
-        "mailboxes.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox", on_delete=models.CASCADE, related_name="patient_conversations", verbose_name="BAL"
     )
-    last_message_at = models.DateTimeField(null=True, blank=True)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="conversations")
+    state = models.CharField(max_length=6, choices=State.choices, default=State.OPEN, verbose_name="état")
+    opened_at = models.DateTimeField(verbose_name="ouvert le")
+    closed_at = models.DateTimeField(null=True, blank=True, verbose_name="clôturé le")
+    closing_message = models.ForeignKey(
+        "mailboxes.Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="message de clôture",
+    )
+    last_message_at = models.DateTimeField(null=True, blank=True, verbose_name="dernier message le")
 
     class Meta:
         verbose_name = "échange"
@@ -163,11 +180,17 @@ class Notification(models.Model):
     status = models.CharField(max_length=7, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The relay's discipline (mailboxes/relay.py): a claim stamps `updated_at`, a temporary
+    # failure sets `next_attempt_at`, the sweeper takes back rows a lost task or worker left.
+    updated_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "notification"
         verbose_name_plural = "notifications"
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="notification_queue")]
         constraints = [
             models.UniqueConstraint(fields=["entry", "kind", "user"], name="notification_unique_user"),
             models.UniqueConstraint(
@@ -184,9 +207,21 @@ class PendingReturn(models.Model):
 
     The refusal writes this row and queues only its id, so the addresses (the patient's holds
     the INS, a professional's often a name) never travel in task arguments or appear in worker
-    logs. The row is kept once sent (`sent_at`) so a duplicate run sends nothing twice.
+    logs. The row is kept once sent (`sent_at`) so a duplicate run sends nothing twice; it is
+    claimed by a conditional update (`status`) and swept like the relay's rows.
     """
 
+    class Status(models.TextChoices):
+        PENDING = "pending", "à envoyer"
+        SENDING = "sending", "en cours"
+        SENT = "sent", "envoyé"
+        FAILED = "failed", "échec"
+
+    status = models.CharField(max_length=7, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
     code = models.CharField(max_length=40)
     sender = models.CharField(max_length=254)
     recipient = models.CharField(max_length=254)
@@ -195,6 +230,7 @@ class PendingReturn(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="pending_return_queue")]
         verbose_name = "retour automatique en attente"
         verbose_name_plural = "retours automatiques en attente"
 

@@ -5,22 +5,26 @@ one when a patient replies. They carry no health content: no structure or profes
 (only "un professionnel de santé"), no subject, no body, no attachment name, no patient name:
 an invitation and a link to sign in. Each e-mail is a template triple in `templates/emails/`.
 
-Rows are written in the delivery transaction and the task is queued with `on_commit`; the task
-claims its row with a conditional update, so running it twice sends one e-mail.
+Rows are written in the delivery transaction and the task is queued after commit; the task
+claims its row with a conditional update, so running it twice sends one e-mail. The relay's
+discipline (`mailboxes.queueing`): a 4xx or a connection problem is retried with backoff, a 5xx
+is recorded as failed, and the beat sweeper `sweep_notifications` takes back rows whose task was
+lost (a flushed broker) or whose worker died.
 """
 
 import logging
+import smtplib
+from datetime import timedelta
 
-from celery import signature
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.events import record
 from audit.models import AuditEvent
+from mailboxes import queueing, relay
 from mailboxes.models import Entry, Mailbox, Message
 from patients.models import Notification
 
@@ -33,10 +37,10 @@ TEMPLATES = {
 
 
 def _enqueue(notification_ids: list[int]) -> None:
+    # Mail going out: the relay's workers (RELAY_QUEUE) carry it. A broker that is down is
+    # logged, not raised; `sweep_notifications` queues the rows later.
     for notification_id in notification_ids:
-        transaction.on_commit(
-            lambda n=notification_id: signature("patients.tasks.send_notification", args=(n,)).delay()
-        )
+        queueing.enqueue_on_commit("patients.tasks.send_notification", notification_id, queue=settings.RELAY_QUEUE)
 
 
 def _entry(message: Message, box: Mailbox) -> Entry | None:
@@ -99,39 +103,79 @@ def render(notification: Notification) -> tuple[str, str, str]:
     return subject, text, html
 
 
-def send_notification(notification_id: int) -> bool:
-    """Send one notification if nobody did yet. True when this call sent it."""
-    claimed = Notification.objects.filter(pk=notification_id, status=Notification.Status.PENDING).update(
-        status=Notification.Status.SENDING
-    )
-    if not claimed:
-        return False
+def smtp_outcomes(exc: Exception) -> tuple[str, str]:
+    """("temporary" | "permanent", error) of a failed send, classified like the relay's: a 5xx
+    reply is final, a 4xx or a connection problem is retried."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused) and exc.recipients:
+        code, text = next(iter(exc.recipients.values()))
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        code, text = exc.smtp_code, exc.smtp_error
+    else:
+        return "temporary", type(exc).__name__
+    outcome = relay.classify(code, text)
+    return ("permanent" if outcome.kind == "permanent" else "temporary"), outcome.diagnostic
+
+
+def send_notification(notification_id: int) -> int | None:
+    """Send one notification if nobody did yet (claimed by a conditional update). Returns the
+    seconds before the next attempt after a temporary failure, else None (sent, skipped,
+    failed for good, or not this call's to send)."""
+    if not queueing.claim(Notification, notification_id):
+        return None
     notification = Notification.objects.select_related("entry__mailbox", "user").filter(pk=notification_id).first()
     if notification is None:  # the message was deleted meanwhile: nothing to announce
-        return False
+        return None
     address = recipient_email(notification)
     if not address:
-        Notification.objects.filter(pk=notification_id).update(status=Notification.Status.SKIPPED)
-        return False
+        queueing.finish(Notification, notification_id, Notification.Status.SKIPPED)
+        return None
     subject, text, html = render(notification)
-    email = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [address])
+    # One Message-ID per row, the same at every attempt: a receiver can tell a resend.
+    message_id = f"<notification.{notification.pk}.{notification.created_at:%Y%m%d%H%M%S}@{settings.PATIENT_DOMAIN}>"
+    email = EmailMultiAlternatives(
+        subject, text, settings.DEFAULT_FROM_EMAIL, [address], headers={"Message-ID": message_id}
+    )
     email.attach_alternative(html, "text/html")
     try:
         email.send()
-    except Exception:
-        # Back to pending so the retry (or the next run) sends it.
-        Notification.objects.filter(pk=notification_id).update(
-            status=Notification.Status.PENDING, attempts=notification.attempts + 1
-        )
-        raise
-    Notification.objects.filter(pk=notification_id).update(status=Notification.Status.SENT, sent_at=timezone.now())
+    except (smtplib.SMTPException, OSError) as exc:
+        return failed(notification, *smtp_outcomes(exc))
+    queueing.finish(Notification, notification_id, Notification.Status.SENT, sent_at=timezone.now())
     record(
         AuditEvent.Action.NOTIFIED,
         actor_label="celery",
         obj=notification,
         mailbox_id=notification.entry.mailbox_id,
         message_id=notification.entry.message_id,
-        detail={"kind": notification.kind},
+        detail={"kind": notification.kind, "attempt": notification.attempts},
     )
     log.info("notification sent: id=%s entry=%s", notification_id, notification.entry_id)
-    return True
+    return None
+
+
+def failed(notification: Notification, kind: str, error: str) -> int | None:
+    """A temporary failure goes back in line with backoff until NOTIFICATION_RETRY_WINDOW_SECONDS
+    have passed; a permanent one (or the window closed) is recorded as failed, with an audit
+    event, and never retried."""
+    window = timedelta(seconds=settings.NOTIFICATION_RETRY_WINDOW_SECONDS)
+    if kind == "temporary" and timezone.now() - notification.created_at < window:
+        retry_in = queueing.retry_later(Notification, notification.pk, notification.attempts, error)
+        log.warning("notification retry: id=%s attempt=%s in=%ss", notification.pk, notification.attempts, retry_in)
+        return retry_in
+    queueing.finish(Notification, notification.pk, Notification.Status.FAILED, error)
+    record(
+        "notification.failed",
+        actor_label="celery",
+        obj=notification,
+        mailbox_id=notification.entry.mailbox_id,
+        message_id=notification.entry.message_id,
+        outcome="failed",
+        detail={"kind": notification.kind, "attempt": notification.attempts, "error": error[:120]},
+    )
+    log.warning("notification failed: id=%s attempt=%s", notification.pk, notification.attempts)
+    return None
+
+
+def sweep_notifications() -> dict[str, int]:
+    """Periodic (beat, `runscheduler`): rows a lost task or a killed worker left behind."""
+    return queueing.sweep(Notification, "patients.tasks.send_notification", queue=settings.RELAY_QUEUE)

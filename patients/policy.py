@@ -33,16 +33,14 @@ import logging
 import re
 from dataclasses import dataclass
 
-from celery import signature
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from audit.events import record
 from audit.models import AuditEvent
-from mailboxes import reports
+from mailboxes import queueing, reports
 from mailboxes.identifiers import ins_error, normalise_ins
 from mailboxes.models import Mailbox, Message, Structure
 from mailboxes.patient_domain import Decision, Envelope, is_patient_address
@@ -94,7 +92,7 @@ def queue_test_answer(message: Message) -> None:
     if message.auto_submitted or message.is_report:
         return
     message_pk = message.pk
-    transaction.on_commit(lambda: signature("patients.tasks.answer_test_address", args=(message_pk,)).delay())
+    queueing.enqueue_on_commit("patients.tasks.answer_test_address", message_pk, queue=settings.RELAY_QUEUE)
 
 
 # --- Refusals: the one French text of each code, and its automatic return ---------------------
@@ -486,4 +484,5 @@ class PatientPolicy:
             pending.pk,
         )
         # Only the row's id goes to the broker: no address (INS, names) in task arguments.
-        transaction.on_commit(lambda: signature("patients.tasks.send_automatic_return", args=(pending.pk,)).delay())
+        # A broker that is down is logged: the sweeper (`returns.sweep_returns`) queues it later.
+        queueing.enqueue_on_commit("patients.tasks.send_automatic_return", pending.pk, queue=settings.RELAY_QUEUE)

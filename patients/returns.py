@@ -14,10 +14,13 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
 from django.conf import settings
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from mailboxes.delivery import send_message
+from audit.events import record
+from mailboxes import queueing
+from mailboxes.delivery import DeliveryRefused, send_message
 from mailboxes.models import Message
 from patients.models import PendingReturn
 from patients.policy import REFUSALS, system_address, test_address
@@ -98,7 +101,8 @@ def build_test_acknowledgement(sender: str, original_message_id: str) -> tuple[s
 def send_system_message(message_id: str, raw: bytes, to: str) -> bool:
     if already_sent(message_id):
         return False
-    send_message(raw, envelope_from=system_address(), envelope_to=[to], source="system")
+    # RFC 3834 §3.3 / RULES.md §7: automatic answers leave with the null envelope sender.
+    send_message(raw, envelope_from="", envelope_to=[to], source="system")
     return True
 
 
@@ -109,20 +113,52 @@ def send_return(code: str, sender: str, recipient: str, original_message_id: str
     return sent
 
 
-def send_pending_return(pending_return_id: int) -> bool:
-    """The task's entry point: the refusal stored a `PendingReturn` row and queued its id."""
-    pending = PendingReturn.objects.filter(pk=pending_return_id, sent_at__isnull=True).first()
-    if pending is None:
-        return False
-    sent = send_return(
-        pending.code,
-        pending.sender,
-        pending.recipient,
-        pending.original_message_id,
-        pending.refused_at.isoformat(),
-    )
-    PendingReturn.objects.filter(pk=pending.pk).update(sent_at=timezone.now())
-    return sent
+def send_pending_return(pending_return_id: int) -> int | None:
+    """The task's entry point: the refusal stored a `PendingReturn` row and queued its id.
+    Claimed by a conditional update; the return is delivered and the row marked sent in one
+    transaction, and its Message-ID is derived from what it answers, so a run after a killed
+    worker never stores it twice. Returns the seconds before a retry after a temporary failure
+    (the database or the storage), else None."""
+    if not queueing.claim(PendingReturn, pending_return_id):
+        return None
+    pending = PendingReturn.objects.get(pk=pending_return_id)
+    try:
+        with transaction.atomic():
+            sent = send_return(
+                pending.code,
+                pending.sender,
+                pending.recipient,
+                pending.original_message_id,
+                pending.refused_at.isoformat(),
+            )
+            queueing.finish(PendingReturn, pending.pk, PendingReturn.Status.SENT, sent_at=timezone.now())
+    except DeliveryRefused as refusal:
+        error = f"{refusal.smtp_code} {refusal.code}"
+        if 400 <= refusal.smtp_code < 500:  # a box full for a moment: retried with backoff
+            return queueing.retry_later(PendingReturn, pending.pk, pending.attempts, error)
+        # The sender's box refuses it for good (gone, closed): recorded, never retried.
+        queueing.finish(PendingReturn, pending.pk, PendingReturn.Status.FAILED, error)
+        record(
+            "automatic_return.failed",
+            actor_label="celery",
+            object_type="pending_return",
+            object_id=pending.pk,
+            outcome="failed",
+            detail={"code": pending.code, "error": error[:120], "attempt": pending.attempts},
+        )
+        log.warning("automatic return failed: id=%s attempt=%s", pending.pk, pending.attempts)
+        return None
+    except (DatabaseError, OSError) as exc:
+        retry_in = queueing.retry_later(PendingReturn, pending.pk, pending.attempts, type(exc).__name__)
+        log.warning("automatic return retry: id=%s attempt=%s in=%ss", pending.pk, pending.attempts, retry_in)
+        return retry_in
+    log.info("automatic return: id=%s sent=%s", pending.pk, sent)
+    return None
+
+
+def sweep_returns() -> dict[str, int]:
+    """Periodic (beat, `runscheduler`): returns a lost task or a killed worker left behind."""
+    return queueing.sweep(PendingReturn, "patients.tasks.send_automatic_return", queue=settings.RELAY_QUEUE)
 
 
 def contains_test(text: str) -> bool:

@@ -1,8 +1,12 @@
-"""Celery tasks of the patient space: thin wrappers taking ids or plain strings, safe to run
-twice (STYLE.md §4). RULES.md §3: notifications and automatic returns. Arguments are row ids,
-never addresses, names, subjects or INS."""
+"""Celery tasks of the patient space: thin wrappers taking ids, safe to run twice (STYLE.md §4).
+RULES.md §3: notifications and automatic returns. Arguments are row ids, never addresses,
+names, subjects or INS.
 
-import smtplib
+Notifications and automatic returns follow the relay's discipline (`mailboxes.queueing`): the
+row is claimed by a conditional update, a temporary failure is retried with backoff (through
+Celery's countdown with a broker; by the sweeper without one), a permanent one is recorded, and
+the beat sweepers below take back rows whose task was lost or whose worker died.
+"""
 
 from celery import shared_task
 
@@ -10,22 +14,34 @@ from mailboxes.models import Message
 from patients import notifications, returns
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(smtplib.SMTPException, ConnectionError, TimeoutError, OSError),
-    retry_backoff=30,
-    retry_backoff_max=3600,
-    max_retries=8,
-)
-def send_notification(notification_id: int) -> None:
-
-    notifications.send_notification(notification_id)
+def _retry(task, retry_in: int | None) -> None:
+    # Without a broker nothing can wait in a queue: the sweeper (runscheduler) retries.
+    if retry_in is not None and not task.request.is_eager:
+        raise task.retry(countdown=retry_in)
 
 
-@shared_task(acks_late=True, autoretry_for=(ConnectionError, TimeoutError), retry_backoff=30, max_retries=5)
-def send_automatic_return(pending_return_id: int) -> None:
+@shared_task(bind=True, acks_late=True, max_retries=None, ignore_result=True)
+def send_notification(self, notification_id: int) -> None:
+    _retry(self, notifications.send_notification(notification_id))
 
-    returns.send_pending_return(pending_return_id)
+
+@shared_task(bind=True, acks_late=True, max_retries=None, ignore_result=True)
+def send_automatic_return(self, pending_return_id: int) -> None:
+    _retry(self, returns.send_pending_return(pending_return_id))
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def sweep_notifications() -> dict:
+    """Periodic (celery beat, `runscheduler`): notifications whose task was lost (a flushed
+    broker) or whose worker died."""
+    return notifications.sweep_notifications()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def sweep_automatic_returns() -> dict:
+    """Periodic (celery beat, `runscheduler`): automatic returns whose task was lost or whose
+    worker died."""
+    return returns.sweep_returns()
 
 
 @shared_task(acks_late=True, autoretry_for=(ConnectionError, TimeoutError), retry_backoff=30, max_retries=5)

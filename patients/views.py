@@ -15,20 +15,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from audit.events import client_ip, record
-from audit.models import AuditEvent
+from audit.events import client_ip
 from health_record.api import documents_for_patient, save_document
-from mailboxes import reports
 from mailboxes.access import attachment_for_user, mailbox_for_user
 from mailboxes.compose import reply_subject
 from mailboxes.delivery import DeliveryRefused
-from mailboxes.filetypes import PREVIEWABLE
-from mailboxes.models import Mailbox
+from mailboxes.models import Folder, Mailbox
 from patients import conversation as pro_conversation
 from patients import inbox as selectors
-from patients import policy, sending, space
+from patients import policy, reading, sending, space
 from patients.display import box_name, sender_name
 from patients.forms import CloseSpaceForm, ComposeForm, NotificationEmailForm, SaveDocumentForm
 from patients.models import Block, Conversation, Patient
@@ -66,51 +64,43 @@ def inbox(request):
 
 @login_required
 def conversation(request, entry_id):
+    """The exchange with one correspondent on one page (issue 16 item 7): every message, newest
+    last, each with its documents; a `[FIN]` reads as the end of the exchange. What is shown is
+    read: marked seen, audited, receipts sent (`patients.reading`)."""
     patient = selectors.patient_for_user(request.user)
     entry = selectors.entry_for_patient(request.user, patient, entry_id)
-    state = selectors.reply_state(patient, entry)
     entries = selectors.thread(patient, entry)
+    received = [e for e in entries if e.folder.role == Folder.Role.INBOX]
+    latest = received[-1] if received else entry
+    reading.open_entries(received, request.user, _client_ip(request))
+    state = selectors.reply_state(patient, latest)
+    name = sender_name(latest.message) if received else _("Votre correspondant")
     return render(
         request,
         "patients/conversation.html",
         {
             "patient": patient,
             "entry": entry,
-            "name": sender_name(entry.message),
-            "entries": entries,
+            "latest": latest,
+            "name": name,
+            "items": selectors.thread_items(entries),
             "state": state,
             "space_open": _space_is_open(patient),
-            "can_block": entry.message.sender_mailbox_id is not None
-            and entry.message.sender_mailbox.kind != Mailbox.Kind.PATIENT,
+            "can_block": bool(received)
+            and latest.message.sender_mailbox_id is not None
+            and latest.message.sender_mailbox.kind != Mailbox.Kind.PATIENT,
         },
     )
 
 
 @login_required
 def message_detail(request, entry_id):
-    """Opening a message marks it read, is audited, and sends the read receipt the professional
-    asked for, once, without asking the patient (RULES.md §3, return 4)."""
+    """One message alone (links from elsewhere); opening it is reading it (`patients.reading`)."""
     patient = selectors.patient_for_user(request.user)
     entry = selectors.entry_for_patient(request.user, patient, entry_id)
     message = entry.message
-    if not entry.seen:
-        type(entry).objects.filter(pk=entry.pk).update(seen=True)
-        entry.seen = True
-    record(
-        AuditEvent.Action.READ,
-        actor=request.user,
-        object_type="entry",
-        object_id=entry.pk,
-        mailbox_id=entry.mailbox_id,
-        message_id=message.pk,
-        ip=_client_ip(request),
-    )
-    if message.mdn_requested_to and entry.mdn_sent_at is None and entry.folder.role == "inbox":
-        reports.send_mdn(entry)
-    attachments = [
-        {"attachment": a, "previewable": a.content_type in PREVIEWABLE, "image": a.content_type.startswith("image/")}
-        for a in message.attachments.filter(is_inline=False)
-    ]
+    reading.open_entries([entry], request.user, _client_ip(request))
+    [item] = selectors.thread_items([entry])
     return render(
         request,
         "patients/message.html",
@@ -118,8 +108,9 @@ def message_detail(request, entry_id):
             "patient": patient,
             "entry": entry,
             "message": message,
-            "name": sender_name(message) if entry.folder.role == "inbox" else "Vous",
-            "attachments": attachments,
+            "item": item,
+            "name": sender_name(message) if entry.folder.role == "inbox" else _("Vous"),
+            "attachments": item.attachments,
             "state": selectors.reply_state(patient, entry),
             "space_open": _space_is_open(patient),
         },

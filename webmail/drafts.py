@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mailboxes import compose
+from mailboxes.delivery import count_draft
 from mailboxes.mime import parse_message
 from mailboxes.models import Attachment, Entry, Folder, Message
 from mailboxes.store import store_attachment, store_raw
@@ -68,6 +69,7 @@ def save_draft(form, user) -> Entry:
         in_reply_to=parent,
         request_mdn=bool(data.get("request_mdn")),
         attachments=chosen_attachments(form),
+        mss_headers=False,  # computed when it is sent: an autosave never inflates an archive
     )
     parsed = parse_message(raw)
     digest, name = store_raw(raw)
@@ -99,6 +101,7 @@ def save_draft(form, user) -> Entry:
             .first()
         )
     if existing is not None and existing.mailbox_id == sender.pk:
+        count_draft(sender.pk, len(raw), replaced_size=existing.message.size)
         Message.objects.filter(pk=existing.message_id).update(
             **{k: v for k, v in fields.items() if k != "sender_mailbox"}, sender_mailbox=sender, search_pending=True
         )
@@ -108,6 +111,7 @@ def save_draft(form, user) -> Entry:
     if existing is not None:  # the sending box changed: the draft moves with it
         delete_entries([existing], actor=user)
     message = Message.objects.create(**fields)
+    count_draft(sender.pk, len(raw))
     _store_attachments(message, parsed)
     return Entry.objects.create(
         mailbox=sender,

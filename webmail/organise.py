@@ -134,8 +134,8 @@ def delete_entries(entries, actor=None, actor_label: str = "") -> int:
         }
         for e in entries
     ]
-    # Each box gets the space of its deleted messages back (drafts never counted in it).
-    release_space([e for e in entries if not e.is_draft])
+    # Each box gets the space of its deleted messages back (drafts count too: webmail.drafts).
+    release_space(entries)
     Entry.objects.filter(pk__in=[e.pk for e in entries]).delete()
     # A message still waiting for the relay or held elsewhere stays.
     orphans = Message.objects.filter(pk__in=message_ids, entries__isnull=True, outbox__isnull=True)

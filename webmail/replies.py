@@ -19,7 +19,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from audit.events import client_ip
-from mailboxes import compose
+from mailboxes import cda, compose
 from mailboxes.delivery import DeliveryRefused
 from mailboxes.fanout import send_one_per_patient
 from mailboxes.models import Entry, Folder
@@ -35,22 +35,32 @@ def _signature(box) -> str:
     return f"\n\n-- \n{box.signature}" if box.signature else ""
 
 
-def _quoted(message) -> str:
-    when = date_format(timezone.localtime(message.date), "DATETIME_FORMAT") if message.date else ""
+def written_on(entry: Entry) -> str:
+    """When the quoted message was written, in French ("lundi 30 novembre 2026 à 09:12"): its
+    `Date:` header, else (a message that came without one) when this box received it."""
+    moment = timezone.localtime(entry.message.date or entry.received_at)
+    return _("%(day)s à %(time)s") % {"day": date_format(moment, "l j F Y"), "time": date_format(moment, "H:i")}
+
+
+def _quoted(entry: Entry) -> str:
+    message = entry.message
+    when = written_on(entry)
     who = f"{message.from_name} <{message.from_address}>" if message.from_name else message.from_address
     lines = (message.text_body or "").splitlines() or [""]
     header = _("Le %(d)s, %(w)s a écrit :") % {"d": when, "w": who}
     return "\n\n" + header + "\n" + "\n".join("> " + line for line in lines[:2000])
 
 
-def _forwarded(message) -> str:
+def _forwarded(entry: Entry) -> str:
+    message = entry.message
     to = ", ".join(r.get("address", "") for r in message.to or [])
-    when = date_format(timezone.localtime(message.date), "DATETIME_FORMAT") if message.date else ""
+    when = written_on(entry)
     return (
         "\n\n-------- "
         + _("Message transféré")
         + " --------\n"
-        + _("De : %(v)s") % {"v": message.from_address}
+        + _("De : %(v)s")
+        % {"v": f"{message.from_name} <{message.from_address}>" if message.from_name else message.from_address}
         + "\n"
         + _("Date : %(v)s") % {"v": when}
         + "\n"
@@ -164,7 +174,7 @@ def initial_for(request, boxes) -> tuple[dict, dict]:
         initial.update(
             {
                 "subject": compose.forward_subject(message.subject),
-                "body": _signature(sender) + _forwarded(message),
+                "body": _signature(sender) + _forwarded(entry),
                 "keep_attachments": [a.pk for a in attachments],
             }
         )
@@ -183,7 +193,7 @@ def initial_for(request, boxes) -> tuple[dict, dict]:
             "to": ", ".join(to),
             "cc": ", ".join(a for a in dict.fromkeys(cc) if a not in to),
             "subject": compose.reply_subject(message.subject),
-            "body": _signature(sender) + _quoted(message),
+            "body": _signature(sender) + _quoted(entry),
         }
     )
     return initial, extra
@@ -219,6 +229,10 @@ def send(request, form) -> Outcome:
         "in_reply_to": in_reply_to,
         "request_mdn": data["request_mdn"],
     }
+    # An IHE_XDM archive is read within bounds, once (mailboxes/cda.py): a zip bomb is refused here.
+    problems = [p for name, _type, content in attachments if (p := cda.archive_problem(name, content))]
+    if problems:
+        return Outcome(ok=False, errors=problems)
     size = compose.encoded_size(sender=sender, **arguments)
     limit = _limit_for(sender, data["to"] + data["cc"])
     if size > limit:

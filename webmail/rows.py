@@ -13,6 +13,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
+from mailboxes.display_text import sender_label
 from webmail.people import names_for_addresses
 
 
@@ -54,7 +55,7 @@ def prepare(rows, *, recipients: bool, current_id=None, show_folder: bool = Fals
         elif message.from_address in names:
             row.who = f"{names[message.from_address]} ({message.from_address})"
         else:
-            row.who = message.from_name or message.from_address
+            row.who = sender_label(message.from_name, message.from_address)
         classes = []
         if not entry.seen:
             classes.append("unread")
@@ -106,7 +107,8 @@ def short_date(moment, today) -> str:
 
 
 ROW_HTML = (
-    '<tr{css}><td class="marks">{marks}</td><td class="who">{who}</td><td class="subject"><a href="{base}{pk}/"'
+    '<tr{css}><td class="pick"><input type="checkbox" name="entries" value="{pk}" form="bulk-form"'
+    ' aria-label="{pick} {subject}"></td><td class="marks">{marks}</td><td class="who">{who}</td><td class="subject"><a href="{base}{pk}/"'
     '{current}>{subject}</a>{badges}</td><td class="date"><time datetime="{iso}">{when}</time></td></tr>\n'
 )
 
@@ -114,6 +116,7 @@ ROW_HTML = (
 def render_rows(rows, message_base: str):
     """The `<tr>` of a page of the list. Only `who` and `subject` come from messages: they are
     escaped here; the other pieces are built by `prepare` (format_html) or are numbers/dates."""
+    pick = escape(_("Sélectionner :"))
     return mark_safe(  # noqa: S308 - user text escaped below, the rest built by this module
         "".join(
             ROW_HTML.format(
@@ -123,6 +126,7 @@ def render_rows(rows, message_base: str):
                 base=message_base,
                 pk=int(row.pk),
                 current=' aria-current="true"' if row.current else "",
+                pick=pick,
                 subject=escape(row.subject),
                 badges=row.badges,
                 iso=row.iso,

@@ -13,7 +13,7 @@ import functools
 from dataclasses import dataclass, field
 
 from django.db import connections, router
-from django.db.models import BooleanField
+from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.http import Http404
 from django.urls import get_script_prefix, get_urlconf, reverse
@@ -383,3 +383,29 @@ def thread_of(entry: Entry) -> list[Entry]:
         )
         .order_by("received_at", "id")[:50]
     )
+
+
+def next_in_folder(entry: Entry) -> Entry | None:
+    """The message the list shows after `entry` (the next older one in its folder), else the one
+    before it: where archiving or deleting from the reading pane goes next (issue 16 item 14)."""
+    same_folder = Entry.objects.filter(folder_id=entry.folder_id, is_draft=False).exclude(pk=entry.pk).only("id")
+    key = (entry.received_at, entry.pk)
+    older = (
+        same_folder.filter(Q(received_at__lt=key[0]) | Q(received_at=key[0], pk__lt=key[1]))
+        .order_by("-received_at", "-id")
+        .first()
+    )
+    if older is not None:
+        return older
+    return (
+        same_folder.filter(Q(received_at__gt=key[0]) | Q(received_at=key[0], pk__gt=key[1]))
+        .order_by("received_at", "id")
+        .first()
+    )
+
+
+def newest_in_folder(folder: Folder) -> str:
+    """The keyset cursor of the folder's newest message ("" when empty): the list's first row, so
+    a page can tell that new mail arrived without reloading anything."""
+    newest = Entry.objects.filter(folder_id=folder.pk).order_by("-received_at", "-id").only("id", "received_at").first()
+    return encode_cursor(newest) if newest is not None else ""

@@ -21,6 +21,13 @@ def is_shared(mailbox: Mailbox) -> bool:
     return mailbox.kind in (Mailbox.Kind.ORGANISATIONAL, Mailbox.Kind.APPLICATIVE)
 
 
+def is_handled(entry: Entry) -> bool:
+    """Whether claim / assign / done apply: mail a shared box received, not what it sent nor a
+    report (read receipt, non-delivery report), which nobody has to handle (issue 16 item 13)."""
+    message = entry.message
+    return is_shared(entry.mailbox) and message.sender_mailbox_id != entry.mailbox_id and not message.is_report
+
+
 def members(mailbox: Mailbox):
     return User.objects.filter(memberships__mailbox=mailbox).order_by("last_name", "first_name", "username")
 
@@ -63,6 +70,8 @@ def assign_entry(entry: Entry, assignee, actor) -> Entry:
     """Claim (assignee == actor), assign to another member, or release (assignee None)."""
     if not is_shared(entry.mailbox):
         raise ValidationError(_("Seuls les messages d'une boîte partagée s'attribuent."))
+    if not is_handled(entry):
+        raise ValidationError(_("Un message envoyé ou un accusé de lecture ne s'attribue pas."))
     if assignee is not None:
         _check_member(entry.mailbox, assignee)
     entry.assigned_to = assignee
@@ -82,6 +91,8 @@ def assign_entry(entry: Entry, assignee, actor) -> Entry:
 def mark_done(entry: Entry, actor, *, done: bool = True) -> Entry:
     if not is_shared(entry.mailbox):
         raise ValidationError(_("Seuls les messages d'une boîte partagée se marquent comme traités."))
+    if not is_handled(entry):
+        raise ValidationError(_("Un message envoyé ou un accusé de lecture n'est pas à traiter."))
     entry.done_at = timezone.now() if done else None
     entry.done_by = actor if done else None
     entry.save(update_fields=["done_at", "done_by"])

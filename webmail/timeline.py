@@ -5,14 +5,17 @@ delivery path records. Reasons are codes; this module turns them into French for
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditEvent
 from mailboxes.delivery import refusal_text
-from mailboxes.models import Delivery, Entry
+from mailboxes.models import Delivery, Entry, Outbox
 
 ACTION_LABELS = {
     AuditEvent.Action.SUBMITTED: _("Soumis"),
@@ -34,6 +37,16 @@ class Step:
     recipients: str = ""
     reason: str = ""
     outcome: str = "ok"
+
+
+def step_reason(delivery: Delivery | None, detail: dict) -> str:
+    """The refusal text of a refused delivery, with the remote server's diagnostic when a
+    non-delivery report gave one (`mailboxes.delivery.bounces`)."""
+    if delivery is None or delivery.status not in REFUSED_STATES:
+        return ""
+    reason = refusal_text(delivery.reason, delivery.address)
+    diagnostic = detail.get("diagnostic")
+    return f"{reason} : {diagnostic}" if isinstance(diagnostic, str) and diagnostic else reason
 
 
 def timeline(entry: Entry) -> dict:
@@ -69,20 +82,74 @@ def timeline(entry: Entry) -> dict:
                 recipients=delivery.address
                 if delivery
                 else (str(count) + " " + str(_("destinataire(s)")) if count else ""),
-                reason=refusal_text(delivery.reason, delivery.address)
-                if delivery and delivery.status in REFUSED_STATES
-                else "",
+                reason=step_reason(delivery, detail),
                 outcome=event.outcome,
             )
         )
-    states = [
-        {
+    waiting = relay_rows(message, deliveries)
+    states = []
+    for d in deliveries:
+        state = {
             "address": d.address,
             "status": d.get_status_display(),
             "code": d.status,
             "reason": refusal_text(d.reason, d.address) if d.status in REFUSED_STATES else "",
+            "next_try": "",
             "at": d.updated_at,
         }
-        for d in deliveries
-    ]
+        row = waiting.get(d.address.rsplit("@", 1)[-1].lower()) if d.status == Delivery.Status.QUEUED else None
+        if row is not None:
+            state.update(relay_state(row))
+        states.append(state)
     return {"steps": steps, "states": states}
+
+
+def relay_rows(message, deliveries) -> dict[str, Outbox]:
+    """The relay queue's row of each external domain still waiting (one query, none when every
+    recipient is local or done)."""
+    if not any(d.status == Delivery.Status.QUEUED for d in deliveries):
+        return {}
+    return {row.domain.lower(): row for row in Outbox.objects.filter(message=message)}
+
+
+def relay_state(row: Outbox) -> dict:
+    """What the sender reads for a recipient waiting for the relay (issue 16 item 5): the last
+    attempt's reason and when the next one is due."""
+    if row.status == Outbox.Status.SENDING:
+        return {"reason": str(_("tentative n° %(n)d en cours") % {"n": row.attempts}), "at": row.updated_at}
+    if row.attempts == 0 and not row.last_error:
+        return {"reason": str(_("premier envoi en préparation")), "at": row.updated_at}
+    reason = _("tentative n° %(n)d échouée : %(why)s") % {"n": row.attempts, "why": relay_error_text(row.last_error)}
+    when = row.next_attempt_at
+    if when is None:
+        next_try = str(_("dès que possible"))
+    else:
+        local = timezone.localtime(max(when, timezone.now()))
+        next_try = str(
+            _("le %(day)s à %(time)s") % {"day": date_format(local, "j F Y"), "time": date_format(local, "H:i")}
+        )
+    return {"reason": str(reason), "next_try": next_try, "at": row.updated_at}
+
+
+SMTP_REPLY_RE = re.compile(r"^([2-5]\d\d)\b")
+
+
+def relay_error_text(error: str) -> str:
+    """The relay's `Outbox.last_error` (a remote reply or the name of a connection error), in
+    French for the sender, the technical words kept in brackets for the help desk."""
+    error = (error or "").strip()
+    if not error:
+        return str(_("raison inconnue"))
+    if SMTP_REPLY_RE.match(error):
+        return str(_("le serveur du destinataire a répondu « %(r)s » (refus temporaire)") % {"r": error})
+    if "RELAY_HOST" in error:
+        return str(_("aucun relais sortant n'est configuré (l'administrateur doit renseigner RELAY_HOST)"))
+    if error == "worker lost during send":
+        return str(_("envoi interrompu (le service d'envoi a redémarré)"))
+    if error == "stored message unreadable":
+        return str(_("le message stocké n'a pas pu être relu"))
+    if "SSL" in error or "TLS" in error or "Certificate" in error:
+        return str(_("la connexion chiffrée avec le relais a échoué (%(e)s)") % {"e": error})
+    if "Auth" in error:
+        return str(_("le relais a refusé l'authentification (%(e)s)") % {"e": error})
+    return str(_("relais injoignable (%(e)s)") % {"e": error})

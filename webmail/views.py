@@ -25,11 +25,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from audit.events import client_ip
 from directory import ratelimit
 from directory.views import completion_payload, professional_required, too_many_response, typed_recipient
+from mailboxes.display_text import display_name
 from mailboxes.models import Entry, Folder, Mailbox
 from mailboxes.patient_domain import is_patient_address
 from patients.conversation import conversation_for
 from patients.policy import patient_for_address
-from webmail import contacts, drafts, headers, organise, sharing
+from webmail import contacts, drafts, headers, organise, selection, sharing
 from webmail.forms import ComposeForm, SearchForm
 from webmail.people import names_for_addresses
 from webmail.replies import draft_attachments, forward_attachments_for, initial_for, send
@@ -37,10 +38,13 @@ from webmail.rows import prepare, render_rows
 from webmail.search import search_page
 from webmail.selectors import (
     can_manage,
+    encode_cursor,
     folder_of,
     folder_page,
     locate,
     navigation,
+    newest_in_folder,
+    next_in_folder,
     pro_entry,
     pro_mailbox,
     pro_mailboxes,
@@ -75,13 +79,15 @@ def _panes(request, nav, mailbox, folder, *, entry=None, extra=None):
     from it (`selectors.locate`)."""
     context = {
         "nav": nav,
+        "unread_total": sum(node.unread for node in nav),
+        "poll_seconds": settings.WEBMAIL_POLL_SECONDS,
         "mailbox": mailbox,
         "folder": folder,
         "entry": entry,
         "is_shared": sharing.is_shared(mailbox),
         "search_form": None,  # the search view brings its bound form, with `searching`
         "message_base": reverse("webmail:message", args=[0])[:-2],
-        "move_targets": [f for n in nav if n.mailbox.pk == mailbox.pk for f in n.folders] if entry else [],
+        "move_targets": [f for n in nav if n.mailbox.pk == mailbox.pk for f in n.folders],
     }
     if extra and "page" in extra:
         context.update(extra)
@@ -90,6 +96,9 @@ def _panes(request, nav, mailbox, folder, *, entry=None, extra=None):
         context.update(extra or {})
     if context.get("page"):
         context["rows_html"] = render_rows(context["page"].rows, context["message_base"])
+        # The newest message shown (the first row of a first page): new mail changes it.
+        rows = context["page"].rows
+        context["latest"] = encode_cursor(rows[0].entry) if rows and context["page"].is_first else ""
     template = "webmail/_list.html" if request.htmx and request.htmx.target == "list-pane" else "webmail/mail.html"
     return render(request, template, context)
 
@@ -104,6 +113,26 @@ def home(request):
         return render(request, "webmail/mail.html", {"nav": nav, "empty_account": True})
     mailbox, folder = locate(nav, node.mailbox.pk)
     return _panes(request, nav, mailbox, folder)
+
+
+@login_required
+@require_GET
+def poll(request, mailbox_id, folder_id):
+    """What an open page asks every WEBMAIL_POLL_SECONDS (static/js/webmail.js, issue 16 item
+    15): the unread count of every folder, their total over the inboxes (the tab title), and the
+    newest message of the folder shown — when it changed, the page reloads its list pane alone.
+    Two queries; the box and folder come from the navigation, so "not yours" is a 404."""
+    nav = navigation(request.user)
+    mailbox, current = locate(nav, mailbox_id, folder_id)
+    response = JsonResponse(
+        {
+            "unread_total": sum(node.unread for node in nav),
+            "folders": {str(item.folder.pk): item.unread for node in nav for item in node.folders},
+            "latest": newest_in_folder(current),
+        }
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 @login_required
@@ -134,10 +163,11 @@ def _reading_context(request, entry: Entry) -> dict:
         "attachments": attachments,
         "thread": thread_of(entry),
         "readers": list(sharing.readers(entry)) if shared else [],
+        "handled": sharing.is_handled(entry),
         "members": list(sharing.members(entry.mailbox)) if shared else [],
         "sent_here": sent_here,
         "timeline": timeline(entry) if sent_here else None,
-        "from_name": names.get(message.from_address) or message.from_name,
+        "from_name": names.get(message.from_address) or display_name(message.from_name),
         "to_list": [
             (r.get("address", ""), names.get(r.get("address", ""), r.get("name", ""))) for r in message.to or []
         ],
@@ -242,6 +272,11 @@ def message_action(request, entry_id):
     action = request.POST.get("action", "")
     folder_url = reverse("webmail:folder", args=[entry.mailbox_id, entry.folder_id])
     try:
+        if action in ("archive", "trash", "move"):
+            # Out of this folder: on to the next message of the list, as mail programs do.
+            following = next_in_folder(entry)
+            if following is not None:
+                folder_url = reverse("webmail:message", args=[following.pk])
         if action == "archive":
             organise.archive_entry(entry, request.user)
             messages.success(request, _("Message archivé."))
@@ -254,6 +289,8 @@ def message_action(request, entry_id):
             organise.restore_entry(entry, request.user)
             messages.success(request, _("Message restauré."))
         elif action == "move":
+            if not request.POST.get("folder"):
+                raise ValidationError(_("Choisissez le dossier où déplacer le message."))
             target = folder_of(entry.mailbox, request.POST.get("folder"))
             organise.move_entry(entry, target, request.user)
             messages.success(request, _("Message déplacé dans « %(f)s ».") % {"f": target.name})
@@ -376,6 +413,56 @@ def folder_edit(request, mailbox_id, folder_id):
     )
 
 
+@login_required
+@require_POST
+def bulk_action(request, mailbox_id):
+    """One action on the messages ticked in the list (issue 16 item 16), all or nothing.
+    Trashing and deleting for good ask for a confirmation first."""
+    nav = navigation(request.user)
+    mailbox, inbox = locate(nav, mailbox_id)
+    back = request.POST.get("next") or ""
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()) or not back.startswith("/"):
+        back = reverse("webmail:folder", args=[mailbox.pk, inbox.pk])
+    action = request.POST.get("action", "")
+    try:
+        entries = selection.selected_entries(request.user, mailbox, request.POST.getlist("entries"))
+        if action in selection.NEEDS_CONFIRMATION and request.POST.get("confirmed") != "1":
+            return render(request, "webmail/confirm_selection.html", _selection_confirmation(action, entries, back))
+        target = None
+        if action == "move":
+            target = folder_of(mailbox, request.POST["folder"]) if request.POST.get("folder") else None
+        messages.success(request, selection.apply(action, entries, request.user, folder=target))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    return redirect(back)
+
+
+def _selection_confirmation(action, entries, back) -> dict:
+    count = len(entries)
+    if action == "delete":
+        title = _("Supprimer définitivement %(n)d message(s) ?") % {"n": count}
+        text = _("Ces messages seront effacés de la boîte %(b)s. Cette action est irréversible.")
+        button = _("Supprimer définitivement")
+    else:
+        title = _("Placer %(n)d message(s) dans la corbeille ?") % {"n": count}
+        text = _(
+            "Ces messages de la boîte %(b)s iront dans la corbeille, d'où ils peuvent être restaurés "
+            "jusqu'à ce qu'elle soit vidée."
+        )
+        button = _("Placer dans la corbeille")
+    return {
+        "title": title,
+        "text": text % {"b": entries[0].mailbox.address},
+        "button": button,
+        "action": action,
+        "entries": entries[:500],
+        "shown": entries[:10],
+        "more": max(0, count - 10),
+        "next": back,
+        "cancel": back,
+    }
+
+
 SEARCH_SESSION_KEY = "webmail_searches"
 
 
@@ -394,10 +481,10 @@ def search(request, mailbox_id):
         return _panes(request, nav, mailbox, inbox, extra={"search_form": form, "searching": True, "page": None})
     token = request.GET.get("r", "")
     stored = request.session.get(SEARCH_SESSION_KEY, {}).get(token) if token else None
-    # Without a token, the query string is read as before (links and scripts); the pages never
-    # produce such URLs.
-    form = SearchForm(stored if stored is not None else request.GET)
-    criteria = form.criteria() if form.is_valid() else None
+    # Only a token of this session names a search: terms in the query string (`?q=`) are never
+    # read, so no link, bookmark or script can put them in an access log (issue 15 item 10).
+    form = SearchForm(stored or {})
+    criteria = form.criteria() if stored and form.is_valid() else None
     extra = {"search_form": form, "searching": True}
     if criteria is None or criteria.empty:
         extra.update({"page": None, "list_url": request.path})

@@ -8,7 +8,8 @@ Every message goes through `send_message`, whoever sends it. The package, one mo
 - `planning`: each recipient's decision (hosted box, patient domain through its policy,
   another operator's domain, refusal), and `check_recipient` for RCPT TO;
 - `writing`: the bytes to storage, then every row in one transaction;
-- `quota`: counting a delivery without a lost update, `release_space` when entries go;
+- `quota`: counting a delivery without a lost update, a draft (`count_draft`), `release_space`
+  when entries go;
 - `receipts`: read receipts (MDN) arriving in a local box;
 - `decisions`: the delivery path's refusal codes and texts, the one SMTP code map,
   `DeliveryRefused` and `DeliveryResult`;
@@ -28,7 +29,7 @@ from mailboxes.delivery.decisions import (
     reply_code,
 )
 from mailboxes.delivery.planning import check_recipient
-from mailboxes.delivery.quota import release_space
+from mailboxes.delivery.quota import count_draft, release_space
 from mailboxes.delivery.send import SOURCES, send_message
 from mailboxes.delivery.senders import check_sender, is_null_sender
 
@@ -43,6 +44,7 @@ __all__ = [
     "is_null_sender",
     "refusal_text",
     "refuse_invalid",
+    "count_draft",
     "release_space",
     "reply_code",
     "send_message",

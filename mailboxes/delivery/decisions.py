@@ -26,6 +26,8 @@ REPLY_CODES: dict[str, tuple[int, str]] = {
     "patient_not_found": (550, "5.1.1"),
     "wrong_ins": (550, "5.1.1"),
     "untrusted_domain": (550, "5.7.1"),
+    "untrusted_from": (550, "5.7.1"),
+    "null_sender_not_report": (550, "5.7.1"),
     "not_hosted": (550, "5.7.1"),
     "sender_not_allowed": (550, "5.7.1"),
     "too_large": (552, "5.3.4"),
@@ -72,6 +74,27 @@ def refuse_untrusted(domain: str) -> Decision:
     return refuse(
         "untrusted_domain",
         _("Le domaine « %(d)s » n'appartient pas à l'espace de confiance MSSanté.") % {"d": domain},
+    )
+
+
+def refuse_untrusted_from(domain: str) -> Decision:
+    return refuse(
+        "untrusted_from",
+        _(
+            "L'auteur du message (en-tête From) est sous le domaine « %(d)s », hors de l'espace de "
+            "confiance MSSanté : le message est refusé."
+        )
+        % {"d": domain},
+    )
+
+
+def refuse_null_sender_not_report() -> Decision:
+    return refuse(
+        "null_sender_not_report",
+        _(
+            "L'expéditeur vide (<>) est réservé aux avis de non-remise et aux accusés de lecture "
+            "(multipart/report) d'un domaine de l'espace de confiance."
+        ),
     )
 
 
@@ -137,6 +160,8 @@ SUMMARIES = {
     "invalid_address": gettext_lazy("adresse électronique invalide"),
     "unknown_recipient": gettext_lazy("aucune boîte aux lettres active à cette adresse"),
     "untrusted_domain": gettext_lazy("domaine hors de l'espace de confiance MSSanté"),
+    "untrusted_from": gettext_lazy("auteur (From) hors de l'espace de confiance MSSanté"),
+    "null_sender_not_report": gettext_lazy("expéditeur vide réservé aux avis et accusés"),
     "not_hosted": gettext_lazy("domaine non hébergé ici"),
     "too_large": gettext_lazy("message trop volumineux"),
     "over_quota": gettext_lazy("boîte du destinataire pleine"),
@@ -153,6 +178,8 @@ def refusal_text(code: str, address: str = "") -> str:
         return ""
     if code.startswith("smtp_"):
         return _("réponse du serveur distant %(c)s") % {"c": code[5:]}
+    if code.startswith("dsn_"):
+        return _("avis de non-distribution de l'opérateur du destinataire (%(c)s)") % {"c": code[4:]}
     if address and is_patient_address(address):
         text = get_policy().refusal_text(code)
         if text:

@@ -156,7 +156,13 @@ def check_recipient(envelope_from: str, address: str, *, sender_mailbox: Mailbox
         return refuse_invalid(envelope_from)
     envelope = Envelope(sender_address=sender, sender_mailbox=sender_mailbox, subject="", size=0, message_id="")
     plan = plan_recipients([recipient], envelope, local_sender=sender_mailbox is not None, size=0)
-    return plan.refused.get(recipient) or Decision.ok()
+    decision = plan.refused.get(recipient)
+    if decision is not None and decision.automatic_return and sender:
+        # One behaviour for one rule (RULES.md §3): the patient-domain policy answers this
+        # refusal with its automatic return message, to an outside sender as to a hosted one.
+        # RCPT accepts; after DATA, `send_message` refuses and the policy sends the return.
+        return Decision.ok()
+    return decision or Decision.ok()
 
 
 # The recipients' query runs for every message: written once here as SQL (the ORM's compile of

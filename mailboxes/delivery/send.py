@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from audit.events import record_many
+from audit.events import record_lasting
 from mailboxes.delivery import senders
 from mailboxes.delivery.decisions import (
     DeliveryRefused,
@@ -46,10 +46,13 @@ def send_message(
     source: str,
     actor=None,
     sender_mailbox: Mailbox | None = None,
+    trace: bytes = b"",
 ) -> DeliveryResult:
     """Deliver `raw` (RFC 5322 bytes) to `envelope_to`. Returns what was delivered here, queued
     for other operators and refused; raises `DeliveryRefused` (nothing stored) when no recipient
-    accepts it. `sender_mailbox` is the local box that sends, None for mail from outside."""
+    accepts it. `sender_mailbox` is the local box that sends, None for mail from outside.
+    `trace` (the SMTP gateway's `Return-Path:` and `Received:` lines, RFC 5321 §4.4) is stored
+    in front of `raw`; the size limits apply to `raw`, what the peer sent."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}")
     try:
@@ -59,7 +62,9 @@ def send_message(
     if plan.existing is not None:
         log.info("delivery duplicate: message=%s source=%s boxes=%d", plan.existing.pk, source, len(plan.duplicates))
         return DeliveryResult(message=plan.existing, refused=submission.refused)
-    files = store_files(raw, submission.parsed)
+    if trace:
+        submission.raw = trace + raw
+    files = store_files(submission.raw, submission.parsed)
     try:
         message = write(submission, files, plan)
     except DeliveryRefused as refusal:
@@ -169,10 +174,11 @@ def write(submission: Submission, files: StoredFiles, plan: Plan) -> Message:
 
 
 def refused_whole(refusal: DeliveryRefused, source: str, actor, sender_mailbox, recipients: int) -> DeliveryRefused:
-    """A whole message refused: one audit event (no message stored, so none is named)."""
+    """A whole message refused: one audit event (no message stored, so none is named), kept
+    even when the caller's transaction rolls back (`record_lasting`)."""
     sender_box_id = sender_mailbox.pk if sender_mailbox is not None else None
-    record_many(
-        [refusal_event(refusal.code, actor=actor, source=source, sender_box_id=sender_box_id, recipients=recipients)]
+    record_lasting(
+        **refusal_event(refusal.code, actor=actor, source=source, sender_box_id=sender_box_id, recipients=recipients)
     )
     log.info("delivery refused: code=%s source=%s sender_box=%s", refusal.code, source, sender_box_id)
     return refusal

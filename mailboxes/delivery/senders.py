@@ -1,8 +1,10 @@
-"""Who sends, and may they (RULES.md §1: trust space, no repudiation).
+"""Who sends, and may they (RULES.md §1: trust space, no repudiation; §7: the null sender).
 
 A local box sends under its own address only, while it is active and within its size limit;
 mail from outside comes from a trusted operator's domain and never claims one of ours, in the
-envelope or in `From:`. `check_sender` answers MAIL FROM for the SMTP gateway; the other
+envelope or in `From:`; its `From:` is in the trust space too (refused otherwise, issue 15
+item 2); the null reverse-path `<>` carries only delivery or disposition reports
+(`multipart/report`) whose `From:` domain is trusted (issue 15 item 1). `check_sender` answers MAIL FROM for the SMTP gateway; the other
 functions are the first steps of `send_message`. Each raises `DeliveryRefused` or returns.
 """
 
@@ -18,8 +20,10 @@ from mailboxes.delivery.decisions import (
     refuse_inactive_box,
     refuse_invalid,
     refuse_malformed,
+    refuse_null_sender_not_report,
     refuse_too_large,
     refuse_untrusted,
+    refuse_untrusted_from,
 )
 from mailboxes.mime import MalformedMessage, ParsedMessage, parse_message
 from mailboxes.models import Mailbox
@@ -95,7 +99,8 @@ def check_identity(
     parsed: ParsedMessage, sender: str, sender_mailbox: Mailbox | None, local_sender: bool, classes: dict
 ) -> None:
     """RULES.md §1, no repudiation: a trusted sender domain; a local box sends under its own
-    address in `From:` too; mail from outside never claims one of our domains. `classes` is
+    address in `From:` too; mail from outside never claims one of our domains, shows a `From:`
+    in the trust space, and uses the null sender only for reports. `classes` is
     `classify_domains` of the sender's, the `From:` and the recipients' domains."""
     sender_domain = domain_of(sender) if sender else ""
     header_domain = domain_of(parsed.from_address) if parsed.from_address else ""
@@ -108,6 +113,20 @@ def check_identity(
         for domain in (sender_domain, header_domain):
             if domain and classes[domain] in LOCAL_KINDS:
                 raise refused(refuse_forged_local(domain))
+        check_outside_from(parsed, sender, header_domain, classes)
+
+
+def check_outside_from(parsed: ParsedMessage, sender: str, header_domain: str, classes: dict) -> None:
+    """Mail from another operator: the author (`From:`) is in the trust space, whatever the
+    envelope says; with the null sender it must moreover be a report (RFC 3464 / 8098)."""
+    if not sender and not parsed.is_report:
+        raise refused(refuse_null_sender_not_report())
+    if not header_domain:
+        if not sender:
+            raise refused(refuse_null_sender_not_report())
+        return
+    if classes[header_domain] == "untrusted":
+        raise refused(refuse_untrusted_from(header_domain))
 
 
 def domains_to_classify(parsed: ParsedMessage, sender: str, recipients: list[str]) -> set[str]:

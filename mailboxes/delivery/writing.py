@@ -28,7 +28,7 @@ from audit.events import audit_rows
 from audit.models import AuditEvent
 from mailboxes import outbox as relay_queue
 from mailboxes.box_actions import apply_box_settings
-from mailboxes.delivery import quota, receipts
+from mailboxes.delivery import bounces, quota, receipts
 from mailboxes.delivery.events import event
 from mailboxes.delivery.planning import Plan
 from mailboxes.mime import ParsedMessage
@@ -103,6 +103,8 @@ def thread_key(parsed: ParsedMessage, message_id: str) -> str:
     """The thread of the message: that of the nearest message it answers that we hold, else the
     first of its references, else its own Message-ID."""
     candidates = ([parsed.in_reply_to] if parsed.in_reply_to else []) + list(reversed(parsed.references))
+    if not candidates and parsed.reported_message_id:  # a report without In-Reply-To (RFC 3464)
+        candidates = [parsed.reported_message_id]
     if not candidates:
         return message_id
     found = dict(
@@ -114,7 +116,7 @@ def thread_key(parsed: ParsedMessage, message_id: str) -> str:
     for candidate in candidates:
         if candidate in found:
             return found[candidate]
-    return parsed.references[0] if parsed.references else parsed.in_reply_to
+    return parsed.references[0] if parsed.references else (parsed.in_reply_to or candidates[0])
 
 
 def message_row(submission: Submission, files: StoredFiles) -> Message:
@@ -180,6 +182,8 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
         events = delivery_events(submission, message, plan, deliveries, outboxes)
         if receipts.is_read_receipt(submission.parsed) and delivered:
             events += receipts.record_read_receipt(submission.parsed, delivered, message)
+        if bounces.is_delivery_report(submission.parsed) and delivered and submission.sender_mailbox is None:
+            events += bounces.record_bounce(submission.parsed, delivered, message)
         AuditEvent.objects.bulk_create(audit_rows(events))
         tell_policy_refused(submission.envelope, message, submission.refused)
         get_policy().after_delivery(message, delivered)
@@ -201,9 +205,18 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
 
 
 def entry_rows(message: Message, delivered: list[Mailbox], sender_box: Mailbox | None, received_at) -> list[Entry]:
-    """The INBOX of each recipient box, the SENT of the sender's box (one entry per box)."""
+    """The INBOX of each recipient box, the SENT of the sender's box (one entry per box). A read
+    receipt (MDN) arrives read: it updates the sender's delivery tracking and is not mail to
+    read (issue 16 item 13), so it never counts as unread."""
+    receipt = message.is_report and message.report_type == "disposition-notification"
     rows = [
-        Entry(mailbox_id=box.pk, message=message, folder_id=folder_id(box, Folder.Role.INBOX), received_at=received_at)
+        Entry(
+            mailbox_id=box.pk,
+            message=message,
+            folder_id=folder_id(box, Folder.Role.INBOX),
+            received_at=received_at,
+            seen=receipt,
+        )
         for box in delivered
     ]
     if sender_box is not None:

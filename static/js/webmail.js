@@ -13,7 +13,8 @@
   function typing(target) {
     if (!target) return false;
     var tag = target.tagName;
-    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable;
+    if (tag === "INPUT") return target.type !== "checkbox";  // a ticked row still takes j, k, x, e…
+    return tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable;
   }
 
   /* --- keyboard shortcuts (documented on /pro/aide/) ------------------------------------- */
@@ -35,6 +36,7 @@
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
     var key = event.key;
+    if (key === "x") { if (toggleCurrentRow()) event.preventDefault(); return; }
     if (key === "j") { moveInList(1); event.preventDefault(); return; }
     if (key === "k") { moveInList(-1); event.preventDefault(); return; }
     if (key === "/") {
@@ -51,6 +53,176 @@
     var printButton = event.target.closest("[data-print]");
     if (printButton) { window.print(); return; }
   });
+
+  /* --- selection of several messages (issue 16 item 16) --------------------------------
+     Checkboxes are ordinary form fields of #bulk-form (Tab and Space work without this
+     script); this adds "select all", shift-click (or Shift+Space) ranges, the `x` key and a
+     count. The list pane may be replaced (paging, new mail): everything is delegated. */
+  var lastPicked = null;
+  var shiftHeld = false;
+  document.addEventListener("keydown", function (event) { if (event.key === "Shift") shiftHeld = true; });
+  document.addEventListener("keyup", function (event) { if (event.key === "Shift") shiftHeld = false; });
+
+  function pickBoxes() {
+    return Array.prototype.slice.call(document.querySelectorAll('[data-message-list] input[name="entries"]'));
+  }
+
+  function refreshSelection() {
+    var boxes = pickBoxes();
+    var picked = boxes.filter(function (b) { return b.checked; });
+    boxes.forEach(function (b) { b.closest("tr").classList.toggle("picked", b.checked); });
+    var count = document.querySelector("[data-bulk-count]");
+    if (count) {
+      count.textContent = picked.length === 0 ? "" :
+        (picked.length === 1 ? "1 message sélectionné" : picked.length + " messages sélectionnés");
+    }
+    var all = document.querySelector("[data-pick-all]");
+    if (all) {
+      all.checked = boxes.length > 0 && picked.length === boxes.length;
+      all.indeterminate = picked.length > 0 && picked.length < boxes.length;
+    }
+  }
+  window.webmailRefreshSelection = refreshSelection;
+
+  document.addEventListener("click", function (event) {
+    var target = event.target;
+    if (target.matches && target.matches("[data-pick-all]")) {
+      pickBoxes().forEach(function (b) { b.checked = target.checked; });
+      refreshSelection();
+      return;
+    }
+    if (!(target.matches && target.matches('[data-message-list] input[name="entries"]'))) return;
+    var boxes = pickBoxes();
+    if ((event.shiftKey || shiftHeld) && lastPicked && boxes.indexOf(lastPicked) !== -1) {
+      var from = boxes.indexOf(lastPicked), to = boxes.indexOf(target);
+      var lo = Math.min(from, to), hi = Math.max(from, to);
+      for (var i = lo; i <= hi; i++) boxes[i].checked = target.checked;
+    }
+    lastPicked = target;
+    refreshSelection();
+  });
+
+  // `x` ticks the row that has the focus, else the message open in the reading pane.
+  function toggleCurrentRow() {
+    var row = document.activeElement && document.activeElement.closest
+      ? document.activeElement.closest("[data-message-list] tr") : null;
+    if (!row) row = document.querySelector("[data-message-list] tr.selected");
+    var box = row ? row.querySelector('input[name="entries"]') : null;
+    if (!box) return false;
+    box.checked = !box.checked;
+    lastPicked = box;
+    refreshSelection();
+    box.focus();
+    return true;
+  }
+
+  // Trashing or deleting several messages: the server asks for a confirmation (a page that
+  // also works without this script); submitting with nothing ticked says so at once.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches || !form.matches("[data-bulk]")) return;
+    if (!pickBoxes().some(function (b) { return b.checked; })) {
+      event.preventDefault();
+      var count = document.querySelector("[data-bulk-count]");
+      if (count) count.textContent = "Sélectionnez d'abord un ou plusieurs messages (case à cocher ou touche x).";
+    }
+  });
+
+  /* --- new mail appears by itself (issue 16 item 15) ------------------------------------
+     Every data-poll-seconds the page asks the server (two small queries) for the unread counts
+     and the newest message of the folder shown. Counts and the tab title follow; when new mail
+     came and the first page of the folder is shown, the list's rows are replaced in place
+     (no reload: what is typed, ticked or focused stays). */
+  var panes = document.querySelector("[data-poll-url]");
+  if (panes) {
+    var pollUrl = panes.dataset.pollUrl;
+    var every = Math.max(1, parseInt(panes.dataset.pollSeconds, 10) || 30) * 1000;
+    var baseTitle = document.title.replace(/^\(\d+\) /, "");
+    var polling = false;
+
+    var setTitle = function (total) {
+      document.title = (total > 0 ? "(" + total + ") " : "") + baseTitle;
+    };
+
+    var setCounts = function (folders) {
+      document.querySelectorAll("[data-folder]").forEach(function (link) {
+        var n = folders[link.dataset.folder];
+        if (n === undefined) return;
+        var count = link.querySelector(".count");
+        if (!n) { if (count) count.remove(); return; }
+        if (!count) {
+          count = document.createElement("span");
+          count.className = "count";
+          link.appendChild(document.createTextNode(" "));
+          link.appendChild(count);
+        }
+        count.innerHTML = "";
+        count.appendChild(document.createTextNode(String(n)));
+        var hidden = document.createElement("span");
+        hidden.className = "sr-only";
+        hidden.textContent = " non lus";
+        count.appendChild(hidden);
+      });
+    };
+
+    var refreshList = function (pane) {
+      var listUrl = pollUrl.replace(/nouveautes\/$/, "");
+      var ticked = pickBoxes().filter(function (b) { return b.checked; }).map(function (b) { return b.value; });
+      var focused = document.activeElement && document.activeElement.name === "entries" ? document.activeElement.value : null;
+      var before = pickBoxes().map(function (b) { return b.value; });
+      return fetch(listUrl, { credentials: "same-origin", headers: { "HX-Request": "true", "HX-Target": "list-pane" } })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var fresh = new DOMParser().parseFromString("<div>" + html + "</div>", "text/html").body.firstChild;
+          // The search form (.list-head) stays as it is; everything else is replaced.
+          Array.prototype.slice.call(pane.children).forEach(function (child) {
+            if (!child.classList.contains("list-head")) child.remove();
+          });
+          Array.prototype.slice.call(fresh.children).forEach(function (child) {
+            if (!child.classList.contains("list-head")) pane.appendChild(child);
+          });
+          var current = document.querySelector("[data-entry]");
+          pickBoxes().forEach(function (b) {
+            if (ticked.indexOf(b.value) !== -1) b.checked = true;
+            var row = b.closest("tr");
+            if (current && b.value === current.dataset.entry) {
+              row.classList.add("selected");
+              var link = row.querySelector(".subject a");
+              if (link) link.setAttribute("aria-current", "true");
+            }
+            if (before.indexOf(b.value) === -1) row.classList.add("arrived");
+            if (focused && b.value === focused) b.focus();
+          });
+          refreshSelection();
+          if (window.htmx) window.htmx.process(pane);
+          var added = pickBoxes().filter(function (b) { return before.indexOf(b.value) === -1; }).length;
+          var live = document.querySelector("[data-new-mail]");
+          if (live && added) live.textContent = added === 1 ? "1 nouveau message." : added + " nouveaux messages.";
+        });
+    };
+
+    var poll = function () {
+      if (polling) return;
+      polling = true;
+      fetch(pollUrl, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!data) return null;
+          setTitle(data.unread_total);
+          setCounts(data.folders || {});
+          var state = document.querySelector("[data-list-state]");
+          var pane = document.getElementById("list-pane");
+          if (state && pane && state.hasAttribute("data-live") && state.dataset.latest !== data.latest) {
+            return refreshList(pane);
+          }
+          return null;
+        })
+        .catch(function () { /* offline for a moment: the next round tries again */ })
+        .then(function () { polling = false; });
+    };
+    window.setInterval(poll, every);
+  }
 
   /* --- compose ------------------------------------------------------------------------ */
   var form = document.getElementById("compose-form");

@@ -137,7 +137,10 @@ def test_check_recipient_decisions(cast, settings):
     # The INS rule is the patient policy's: the neutral policy knows no INS, only boxes.
     assert check_recipient(peer, "158037500100199@patient.mssante.fr").code == "unknown_recipient"
     settings.PATIENT_POLICY = "patients.policy.PatientPolicy"
-    assert check_recipient(peer, "158037500100199@patient.mssante.fr").code == "wrong_ins"
+    # Issue 15 item 6: a refusal the policy answers with an automatic return is accepted at RCPT
+    # (the return is the answer, after DATA); with the null sender there is nobody to answer.
+    assert check_recipient(peer, "158037500100199@patient.mssante.fr").deliver
+    assert check_recipient("", "158037500100199@patient.mssante.fr").code == "wrong_ins"
     settings.PATIENT_POLICY = ""
     assert check_recipient(peer, "not an address").code == "invalid_address"
     TrustedDomain.objects.create(name="ch-ailleurs.mssante.fr")
@@ -173,7 +176,13 @@ def test_whitelist_import_is_idempotent_and_removes_only_whitelisted_domains(db,
         "import_whitelist", whitelist_file(tmp_path, ["ch-a.mssante.fr", "ch-b.mssante.fr", "manuel.mssante.fr"])
     )
     assert "0 ajouté(s), 3 conservé(s), 0 retiré(s)" in capsys.readouterr().out
-    call_command("import_whitelist", whitelist_file(tmp_path, ["ch-b.mssante.fr", "ch-c.mssante.fr"]))
+    # Removing one of the two listed domains is more than WHITELIST_MAX_REMOVED_PERCENT (10 %):
+    # refused, nothing changed, unless forced (issue 15 item 7).
+    with pytest.raises(CommandError, match="--force"):
+        call_command("import_whitelist", whitelist_file(tmp_path, ["ch-b.mssante.fr", "ch-c.mssante.fr"]))
+    assert TrustedDomain.objects.filter(name="ch-a.mssante.fr").exists()
+    assert not TrustedDomain.objects.filter(name="ch-c.mssante.fr").exists()
+    call_command("import_whitelist", whitelist_file(tmp_path, ["ch-b.mssante.fr", "ch-c.mssante.fr"]), "--force")
     assert "1 ajouté(s), 1 conservé(s), 1 retiré(s)" in capsys.readouterr().out
     assert dict(TrustedDomain.objects.values_list("name", "source")) == {
         "ch-b.mssante.fr": "whitelist",

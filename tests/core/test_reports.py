@@ -28,9 +28,11 @@ def test_mdn_is_a_disposition_notification_report(cast):
     machine = [p for p in report.walk() if p.get_content_type() == "message/disposition-notification"][0]
     text = machine.as_string()
     assert f"Original-Message-ID: {original.message_id}" in text
-    assert f"Original-Recipient: rfc822;{cast.charlie_box.address}" in text
+    # The original had no Original-Recipient field: the receipt has none either (RFC 8098 §3.2.3).
+    assert "Original-Recipient" not in text
     assert f"Final-Recipient: rfc822;{cast.charlie_box.address}" in text
-    assert "Disposition: automatic-action/MDN-sent-automatically; displayed" in text
+    # A person displayed the message; the receipt left by itself (issue 15 item 7).
+    assert "Disposition: manual-action/MDN-sent-automatically; displayed" in text
     parsed = parse_message(raw)
     assert parsed.is_report and parsed.auto_submitted
     assert parsed.report_fields["original-message-id"] == original.message_id

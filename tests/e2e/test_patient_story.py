@@ -1,7 +1,7 @@
 """The whole patient story in a browser (RULES.md §3): a professional writes asking for a read
 receipt → the patient is notified by e-mail → opens the message (the MDN lands in the pro's box)
 → replies with a PDF from the device → the professional closes the exchange with [FIN] → the
-patient sees the banner and no reply button."""
+patient sees the thread end with the end-of-exchange marker, the banner and no reply button."""
 
 import re
 
@@ -48,8 +48,8 @@ def test_patient_story(cast, page, browser, live_server, password, settings):
     sign_in(page, live_server, cast.paul.username, password, next_url=link)
     assert page.url.rstrip("/").endswith("/patient")
     page.get_by_test_id("conversation-link").first.click()
-    page.get_by_test_id("message-link").first.click()
-    assert page.get_by_test_id("sender-name").inner_text() == "Dr Alice MARTIN"
+    # The exchange is one thread page: showing the message is opening it.
+    assert page.get_by_test_id("sender-name").first.inner_text() == "Dr Alice MARTIN"
     mdn = Message.objects.filter(entries__mailbox=cast.alice_box, is_report=True)
     assert mdn.count() == 1
     assert Delivery.objects.get(message=sent, address=cast.paul_patient.address).status == Delivery.Status.READ
@@ -87,7 +87,10 @@ def test_patient_story(cast, page, browser, live_server, password, settings):
     banner = page.get_by_test_id("closed-banner")
     assert "Vous ne pouvez plus répondre : Dr Alice MARTIN a clôturé cet échange" in banner.inner_text()
     assert page.get_by_test_id("reply-button").count() == 0
-    for index in range(page.get_by_test_id("message-link").count()):
-        page.get_by_test_id("message-link").nth(index).click()
+    # The thread reads oldest first: the question, his reply, then the end of the exchange.
+    assert page.get_by_test_id("thread-message").count() == 2
+    end = page.get_by_test_id("end-of-exchange")
+    assert end.is_visible() and "Fin de l’échange" in end.inner_text() and "[FIN]" not in page.inner_text("main")
+    for entry in Entry.objects.filter(mailbox=cast.paul_box, folder__role=Folder.Role.INBOX):
+        page.goto(f"{live_server.url}/patient/message/{entry.pk}/")
         assert page.get_by_test_id("reply-button").count() == 0
-        page.go_back()

@@ -105,28 +105,3 @@ def test_pro_without_the_setting_is_not_notified(cast):
     patient_send(cast.paul_patient, cast.alice_box.address, in_reply_to=sent)
     assert mail.outbox == []
     assert inbox_of(cast.alice_box).count() == 1
-
-
-def test_failed_send_is_retried_later(cast, monkeypatch):
-    from django.core.mail import EmailMultiAlternatives
-
-    from patients.notifications import send_notification
-
-    calls = {"n": 0}
-    original = EmailMultiAlternatives.send
-
-    def flaky(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise ConnectionError("relais indisponible")
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(EmailMultiAlternatives, "send", flaky)
-    monkeypatch.setattr("patients.notifications.transaction.on_commit", lambda fn, **kwargs: None)
-    pro_send(cast.alice_box, cast.alice, cast.paul_patient.address)
-    notification = Notification.objects.get()
-    with pytest.raises(ConnectionError):
-        send_notification(notification.pk)
-    assert Notification.objects.get().status == Notification.Status.PENDING
-    assert send_notification(notification.pk)
-    assert len(mail.outbox) == 1

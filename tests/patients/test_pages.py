@@ -59,6 +59,9 @@ def test_message_page_marks_read_audits_and_shows_attachments(cast, paul):
     # The preview goes through core's access-checked download view.
     inline = paul.get(f"/operateur/piece-jointe/{ids['cr.pdf']}?inline=1")
     assert inline.status_code == 200
+    # The same preview headers as a document of the record (mailboxes.file_headers).
+    assert inline["Content-Security-Policy"].startswith("sandbox;")
+    assert inline["X-Frame-Options"] == "SAMEORIGIN" and inline["Content-Disposition"].startswith("inline")
 
 
 def test_closed_banner_and_no_reply_button_on_any_message_of_that_box(cast, paul):

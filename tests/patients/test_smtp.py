@@ -55,19 +55,30 @@ def test_external_pro_writes_to_a_patient_who_replies(cast, smtp):
     assert result.queued == [EXTERNAL]
 
 
-def test_wrong_ins_is_refused_at_rcpt(cast, smtp):
+def returns_to_peer():
+    return [o.message for o in Outbox.objects.filter(domain=PEER).select_related("message").order_by("id")]
+
+
+def test_wrong_ins_is_answered_by_an_automatic_return(cast, smtp):
+    """Issue 15 item 6: the same automatic return as a hosted sender gets, not a bare 550."""
     ins = cast.paul_patient.ins
-    wrong = ins[:13] + f"{(int(ins[13:]) + 1) % 97:02d}"
-    code, text = rcpt(smtp, EXTERNAL, f"{wrong}@patient.mssante.fr")
-    assert code == 550 and b"5.1.1" in text and b"INS" in text
+    address = f"{ins[:13]}{(int(ins[13:]) + 1) % 97:02d}@patient.mssante.fr"
+    assert smtp.sendmail(EXTERNAL, [address], raw_from(EXTERNAL, address)) == {}
+    [ret] = returns_to_peer()
+    assert ret.from_address == policy.system_address() and ret.envelope_from == ""
+    assert "matricule INS de l'adresse est erroné" in ret.text_body
 
 
-def test_unknown_and_closed_spaces_are_refused_at_rcpt(cast, smtp):
-    code, _ = rcpt(smtp, EXTERNAL, f"{make_ins(sex='2', seq=555)}@patient.mssante.fr")
-    assert code == 550
+def test_unknown_and_closed_spaces_are_answered_by_automatic_returns(cast, smtp):
+    unknown = f"{make_ins(sex='2', seq=555)}@patient.mssante.fr"
+    assert smtp.sendmail(EXTERNAL, [unknown], raw_from(EXTERNAL, unknown)) == {}
     Patient.objects.filter(pk=cast.pauline_patient.pk).update(space_state=Patient.SpaceState.CLOSED)
-    code, text = rcpt(smtp, EXTERNAL, cast.pauline_patient.address)
-    assert code == 550 and b"cloture" in text
+    closed = cast.pauline_patient.address
+    assert smtp.sendmail(EXTERNAL, [closed], raw_from(EXTERNAL, closed)) == {}
+    first, second = returns_to_peer()
+    assert "aucune messagerie Mon espace santé" in first.text_body
+    assert "clôturé" in second.text_body
+    assert not inbox_of(cast.pauline_box).exists()
 
 
 def test_patient_to_patient_is_refused(cast, smtp):

@@ -120,7 +120,7 @@ def test_encoded_size_is_checked_before_sending(cast, client):
     )
     assert response.status_code == 400
     text = response.content.decode()
-    assert "Une fois encodé pour l&#x27;envoi, le message pèserait" in text and "19,5\xa0Kio" in text
+    assert "Une fois encodé pour l&#x27;envoi, le message pèserait" in text and "19,5\xa0Ko" in text
     assert not Message.objects.filter(subject="Gros").exists()
 
 
@@ -248,3 +248,62 @@ def test_compose_page_renders_json_errors_contract(cast, client):
     )
     assert response.status_code == 400
     assert any("pas une adresse" in e for e in json.loads(response.content)["errors"])
+
+
+def test_reply_and_forward_quote_the_date_in_french(cast, client, received):
+    """Issue 16 item 3: "Le , Dr … a écrit :" and "Date : " lost the date."""
+    from django.utils import timezone
+    from django.utils.formats import date_format
+
+    moment = timezone.localtime(received.message.date)
+    day = date_format(moment, "l j F Y")
+    assert any(
+        month in day
+        for month in (
+            "janvier",
+            "février",
+            "mars",
+            "avril",
+            "mai",
+            "juin",
+            "juillet",
+            "août",
+            "septembre",
+            "octobre",
+            "novembre",
+            "décembre",
+        )
+    )
+    client.force_login(cast.bob)
+    reply = client.get(reverse("webmail:compose"), {"reponse": received.pk, "mode": "reply"})
+    body = reply.context["form"].initial["body"]
+    assert f"Le {day} à {moment:%H:%M}, Dr Charlie DURAND <{cast.charlie_box.address}> a écrit :" in body
+    page = reply.content.decode()
+    assert f"Le {day} à {moment:%H:%M}, Dr Charlie DURAND" in page  # what the person sees in the editor
+    forward = client.get(reverse("webmail:compose"), {"reponse": received.pk, "mode": "forward"})
+    body = forward.context["form"].initial["body"]
+    assert f"\nDate : {day} à {moment:%H:%M}\n" in body
+    assert f"\nDe : Dr Charlie DURAND <{cast.charlie_box.address}>\n" in body
+
+
+def test_a_message_without_date_header_is_quoted_with_its_arrival(cast, client):
+    from django.utils import timezone
+    from django.utils.formats import date_format
+
+    from mailboxes.delivery import send_message
+    from mailboxes.models import TrustedDomain
+
+    TrustedDomain.objects.create(name="autre-operateur.mssante.fr")
+    external = "jean.dupont@autre-operateur.mssante.fr"
+    raw = (
+        f"From: Dr Jean DUPONT <{external}>\r\nTo: {cast.alice_box.address}\r\n"
+        "Subject: Sans date\r\nMessage-ID: <sans-date@autre-operateur.mssante.fr>\r\n\r\nBonjour.\r\n"
+    ).encode()
+    send_message(raw, envelope_from=external, envelope_to=[cast.alice_box.address], source="smtp")
+    entry = Entry.objects.get(mailbox=cast.alice_box, message__subject="Sans date")
+    assert entry.message.date is None
+    moment = timezone.localtime(entry.received_at)
+    client.force_login(cast.alice)
+    body = client.get(reverse("webmail:compose"), {"reponse": entry.pk}).context["form"].initial["body"]
+    assert f"Le {date_format(moment, 'l j F Y')} à {moment:%H:%M}, Dr Jean DUPONT" in body
+    assert "Le , " not in body

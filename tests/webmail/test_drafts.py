@@ -114,7 +114,7 @@ def test_encoded_size_check_counts_the_kept_attachments(cast, client):
     save_with_button(client, sender=cast.alice_box.pk, to=cast.charlie_box.address, attachments=[pdf()])
     draft = Entry.objects.get(mailbox=cast.alice_box, is_draft=True)
     stored = draft.message.attachments.get()
-    # The file (10 Kio) fits; once encoded in base64 with the message, it does not.
+    # The file (10 Ko) fits; once encoded in base64 with the message, it does not.
     Mailbox.objects.filter(pk=cast.alice_box.pk).update(max_message_bytes=len(PDF) + 1500)
     response = client.post(
         reverse("webmail:compose"),

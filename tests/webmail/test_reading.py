@@ -23,7 +23,7 @@ def test_reading_pane_shows_message_attachments_and_links(cast, client, received
     assert "Adressage de M. Lambert" in html
     assert "je vous adresse M. Lambert" in html
     assert "courrier-adressage.pdf" in html
-    assert "2,0\xa0Kio" in html
+    assert "2,0\xa0Ko" in html
     assert reverse("mailboxes:message_eml", args=[received.pk]) in html
     assert reverse("webmail:message_print", args=[received.pk]) in html
     assert "?inline=1" in html  # PDF preview

@@ -29,3 +29,55 @@ def test_received_message_has_no_timeline(cast, client, received):
     client.force_login(cast.bob)
     html = client.get(reverse("webmail:message", args=[received.pk])).content.decode()
     assert "Suivi de distribution" not in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_relay_attempt_shows_its_reason_and_the_next_try(cast, client, settings):
+    """Issue 16 item 5: "en attente de relais", "Motif —" said nothing. The relay to another
+    operator (a real SMTP sink on 127.0.0.1) answers 451; the sender reads why, and when the
+    next attempt is due."""
+    from django.utils import timezone
+    from django.utils.formats import date_format
+
+    from mailboxes.models import Outbox, TrustedDomain
+    from tests.transport.conftest import _sink
+
+    TrustedDomain.objects.create(name="autre-operateur.mssante.fr")
+    sinks = _sink(settings)
+    sink = next(sinks)
+    try:
+        settings.RELAY_RETRY_BASE_SECONDS = 900
+        sink.handler.data_replies = ["451 4.7.1 Greylisted, please try again later"]
+        client.force_login(cast.alice)
+        response = client.post(
+            reverse("webmail:compose"),
+            {
+                "sender": cast.alice_box.pk,
+                "to": "dr.externe@autre-operateur.mssante.fr",
+                "subject": "Compte rendu",
+                "body": "Bonjour.",
+            },
+        )
+        assert response.status_code == 302
+        outbox = Outbox.objects.get()
+        assert (outbox.status, outbox.attempts) == ("pending", 1)
+        html = client.get(response["Location"]).content.decode()
+    finally:
+        sinks.close()
+    assert "en attente de relais" in html
+    assert (
+        "tentative n° 1 échouée : le serveur du destinataire a répondu "
+        "« 451 4.7.1 Greylisted, please try again later » (refus temporaire)"
+    ) in html.replace("&#x27;", "'").replace("&quot;", '"')
+    moment = timezone.localtime(outbox.next_attempt_at)
+    assert f"Prochain essai : le {date_format(moment, 'j F Y')} à {moment:%H:%M}" in html
+    assert "Motif" in html and "<td>—</td>" not in html.split("delivery-states", 1)[1].split("</table>", 1)[0]
+
+
+def test_relay_errors_read_in_french():
+    from webmail.timeline import relay_error_text
+
+    assert relay_error_text("ConnectionRefusedError") == "relais injoignable (ConnectionRefusedError)"
+    assert "RELAY_HOST" in relay_error_text("no relay configured (RELAY_HOST)")
+    assert "connexion chiffrée" in relay_error_text("SSLCertVerificationError")
+    assert relay_error_text("") == "raison inconnue"

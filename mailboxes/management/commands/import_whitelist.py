@@ -4,12 +4,15 @@ domains (RULES.md §1; namespace https://listeblanche.mssante.fr/schema, domains
 Idempotent: adds the new domains, keeps those already there, removes the white-list domains that
 are no longer listed (domains added by hand stay). All or nothing: a malformed file, a DTD or
 entity declaration (refused outright, as defusedxml would) or an invalid domain name changes
-nothing and says why.
+nothing and says why. A list that would remove more than `WHITELIST_MAX_REMOVED_PERCENT` % of the
+white-list domains present (a truncated or wrong file cutting whole operators off) changes
+nothing either, unless `--force` is given (issue 15 item 7).
 """
 
 import xml.etree.ElementTree as ET  # noqa: S405 - parsed through mailboxes.safexml
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -54,13 +57,20 @@ def parse_whitelist(data: bytes) -> list[str]:
 
 
 @transaction.atomic
-def apply_whitelist(names: list[str]) -> dict[str, int]:
+def apply_whitelist(names: list[str], force: bool = False) -> dict[str, int]:
     existing = {d.name: d for d in TrustedDomain.objects.select_for_update()}
     wanted = set(names)
     to_add = [TrustedDomain(name=n, source=TrustedDomain.Source.WHITELIST) for n in names if n not in existing]
     to_remove = [
         d.pk for name, d in existing.items() if d.source == TrustedDomain.Source.WHITELIST and name not in wanted
     ]
+    listed_before = sum(1 for d in existing.values() if d.source == TrustedDomain.Source.WHITELIST)
+    percent = settings.WHITELIST_MAX_REMOVED_PERCENT
+    if not force and listed_before and len(to_remove) * 100 > percent * listed_before:
+        raise WhitelistError(
+            f"elle retirerait {len(to_remove)} des {listed_before} domaines de la liste actuelle, plus de "
+            f"{percent} % (WHITELIST_MAX_REMOVED_PERCENT) ; vérifiez le fichier, ou relancez avec --force"
+        )
     TrustedDomain.objects.bulk_create(to_add)  # no post_save signal: forget the cached names below
     TrustedDomain.objects.filter(pk__in=to_remove).delete()
     transaction.on_commit(invalidate_domain_cache)
@@ -74,6 +84,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="le fichier XML de la liste blanche")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="appliquer même si la liste retire plus que WHITELIST_MAX_REMOVED_PERCENT des domaines",
+        )
 
     def handle(self, *args, **options):
         path = Path(options["file"])
@@ -85,7 +100,10 @@ class Command(BaseCommand):
             names = parse_whitelist(data)
         except WhitelistError as exc:
             raise CommandError(f"Liste blanche refusée, rien n'a été modifié : {exc}.") from None
-        counts = apply_whitelist(names)
+        try:
+            counts = apply_whitelist(names, force=options["force"])
+        except WhitelistError as exc:
+            raise CommandError(f"Liste blanche refusée, rien n'a été modifié : {exc}.") from None
         self.stdout.write(
             f"Liste blanche importée : {counts['added']} ajouté(s), {counts['kept']} conservé(s), "
             f"{counts['removed']} retiré(s)."

@@ -1,0 +1,108 @@
+"""Admin of API keys (issue 10 §2): a key is created here and shown once, on the page that
+follows its creation (never stored in clear, never in a message cookie or a log); revoked by an
+action that takes effect at the next call. The webhook's state and the reason it was switched
+off are shown in the list."""
+
+from django.contrib import admin, messages
+from django.db import models
+from django.template.response import TemplateResponse
+
+from api.models import ApiKey, ReturnReply, WebhookDelivery
+from api.webhooks import enqueue
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "mailbox", "prefix", "scopes_label", "revoked_at", "last_used_at", "webhook_state"]
+    list_filter = ["can_send", "can_read", "webhook_enabled"]
+    search_fields = ["name", "=prefix", "mailbox__address"]
+    list_select_related = ["mailbox"]
+    raw_id_fields = ["mailbox"]
+    show_full_result_count = False
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at", "webhook_failures", "created_by"]
+    fields = [
+        "mailbox",
+        "name",
+        "can_send",
+        "can_read",
+        "allowed_ips",
+        "client_cert_fingerprint",
+        "rate_per_minute",
+        "webhook_url",
+        "webhook_enabled",
+        "webhook_failures",
+        "webhook_disabled_reason",
+        "prefix",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    actions = ["revoke_keys", "enable_webhooks"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    @admin.display(description="portées")
+    def scopes_label(self, obj):
+        return ", ".join(obj.scopes) or "—"
+
+    @admin.display(description="webhook")
+    def webhook_state(self, obj):
+        if not obj.webhook_url:
+            return "—"
+        if obj.webhook_enabled:
+            return "actif"
+        return f"désactivé : {obj.webhook_disabled_reason}"
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+            self._issued_key = obj.issue()
+        if change and "webhook_enabled" in form.changed_data and obj.webhook_enabled:
+            obj.webhook_failures = 0
+            obj.webhook_disabled_reason = ""
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return TemplateResponse(
+            request,
+            "api/admin_key_created.html",
+            {**self.admin_site.each_context(request), "key": obj, "secret": self._issued_key, "opts": self.opts},
+        )
+
+    @admin.action(description="Révoquer les clés choisies")
+    def revoke_keys(self, request, queryset):
+        for key in queryset.filter(revoked_at__isnull=True):
+            key.revoke()
+            self.log_change(request, key, "revoked")
+        messages.success(request, "Clés révoquées : elles sont refusées dès le prochain appel.")
+
+    @admin.action(description="Réactiver le webhook des clés choisies")
+    def enable_webhooks(self, request, queryset):
+        queryset.update(webhook_enabled=True, webhook_failures=0, webhook_disabled_reason="")
+        messages.success(request, "Webhooks réactivés.")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["id", "api_key", "event", "status", "attempts", "next_attempt_at", "last_error"]
+    list_filter = ["status", "event"]
+    list_select_related = ["api_key"]
+    raw_id_fields = ["api_key"]
+    show_full_result_count = False
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+    actions = ["retry_now"]
+
+    @admin.action(description="Renvoyer maintenant")
+    def retry_now(self, request, queryset):
+        for pk in queryset.values_list("pk", flat=True):
+            WebhookDelivery.objects.filter(pk=pk).exclude(status="sent").update(status="pending")
+            enqueue(pk)
+
+
+@admin.register(ReturnReply)
+class ReturnReplyAdmin(admin.ModelAdmin):
+    list_display = ["id", "mailbox", "status", "matched_by", "created_at", "filed_at"]
+    list_filter = ["status"]
+    list_select_related = ["mailbox"]
+    raw_id_fields = ["mailbox", "entry", "message", "original", "applicative", "patient", "filed_by", "filed_by_key"]
+    show_full_result_count = False

@@ -1,0 +1,135 @@
+"""Who calls (issue 10 §2): an API key per box, optionally bound to IP networks and to a client
+certificate forwarded by the reverse proxy; scopes; a rate limit per key.
+
+The key travels as `Authorization: Bearer mss_<prefix>_<secret>`. It is looked up by its prefix
+and compared by SHA-256 in constant time; it never reaches a log or an audit event (they name
+the key's id). Mutual TLS: when `API_CLIENT_CERT_HEADER` is set, the proxy that ends TLS puts the
+SHA-256 fingerprint of the verified client certificate in that header (docs/api.md); a key with a
+fingerprint then needs that certificate, and a certificate alone may stand for its key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
+from django.db.models import Q
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+from rest_framework.throttling import BaseThrottle
+
+from api.models import KEY_PREFIX, ApiKey, hash_secret, normalise_fingerprint
+from audit.events import client_ip
+
+
+def fail(code: str, detail: str):
+    return exceptions.AuthenticationFailed(detail, code)
+
+
+def forwarded_fingerprint(request) -> str:
+    header = settings.API_CLIENT_CERT_HEADER
+    if not header:
+        return ""
+    return normalise_fingerprint(request.META.get("HTTP_" + header.upper().replace("-", "_"), ""))
+
+
+def key_from_token(token: str) -> ApiKey:
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        raise fail("invalid_key", "Clé d'API mal formée : « mss_<préfixe>_<secret> » attendu.")
+    key = ApiKey.objects.select_related("mailbox").filter(prefix=parts[1]).first()
+    if key is None or not hmac.compare_digest(key.secret_hash, hash_secret(token)):
+        raise fail("invalid_key", "Clé d'API inconnue.")
+    return key
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        header = get_authorization_header(request).decode("latin-1")
+        fingerprint = forwarded_fingerprint(request)
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise fail("invalid_key", "En-tête Authorization attendu : « Bearer <clé d'API> ».")
+            key = key_from_token(token.strip())
+        elif fingerprint:
+            key = (
+                ApiKey.objects.select_related("mailbox")
+                .filter(client_cert_fingerprint=fingerprint, revoked_at__isnull=True)
+                .first()
+            )
+            if key is None:
+                raise fail("invalid_key", "Aucune clé d'API n'est associée à ce certificat client.")
+        else:
+            return None
+        check_key(key, request, fingerprint)
+        touch(key)
+        return AnonymousUser(), key
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+def check_key(key: ApiKey, request, fingerprint: str) -> None:
+    if key.revoked_at is not None:
+        raise fail("key_revoked", "Cette clé d'API a été révoquée.")
+    if not key.mailbox.is_active:
+        raise exceptions.PermissionDenied("La boîte aux lettres de cette clé est désactivée.", "mailbox_inactive")
+    if not key.ip_allowed(client_ip(request)):
+        raise exceptions.PermissionDenied("Cette clé n'est pas autorisée depuis cette adresse IP.", "ip_not_allowed")
+    if key.client_cert_fingerprint and not hmac.compare_digest(key.client_cert_fingerprint, fingerprint):
+        raise exceptions.PermissionDenied(
+            "Cette clé exige le certificat client qui lui est associé.", "certificate_required"
+        )
+
+
+def touch(key: ApiKey) -> None:
+    """`last_used_at`, written at most once a minute per key."""
+    now = timezone.now()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
+        ApiKey.objects.filter(pk=key.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - timezone.timedelta(seconds=60))
+        ).update(last_used_at=now)
+
+
+class HasScope(BasePermission):
+    """One of the view's `required_scopes` ("send", "read") must be one of the key's."""
+
+    def has_permission(self, request, view):
+        key = request.auth
+        if not isinstance(key, ApiKey):
+            raise exceptions.NotAuthenticated("Clé d'API requise : « Authorization: Bearer <clé> ».")
+        scopes = getattr(view, "required_scopes", ("read",))
+        if not set(scopes) & set(key.scopes):
+            wanted = " ou ".join(f"« {s} »" for s in scopes)
+            raise exceptions.PermissionDenied(f"Cette clé n'a pas la portée {wanted}.", "scope_missing")
+        return True
+
+
+class KeyRateThrottle(BaseThrottle):
+    """A fixed one-minute window per key, counted in the cache (atomic `incr` on Redis)."""
+
+    def allow_request(self, request, view):
+        key = request.auth
+        if not isinstance(key, ApiKey):
+            return True
+        limit = key.rate_per_minute or settings.API_RATE_PER_MINUTE
+        now = time.time()
+        window = int(now // 60)
+        cache_key = f"api-rate:{key.pk}:{window}"
+        cache.add(cache_key, 0, 90)
+        try:
+            count = cache.incr(cache_key)
+        except ValueError:  # expired between add and incr
+            cache.set(cache_key, 1, 90)
+            count = 1
+        self._wait = (window + 1) * 60 - now
+        return count <= limit
+
+    def wait(self):
+        return self._wait

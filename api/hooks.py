@@ -1,0 +1,94 @@
+"""What the API does after a delivery commits, without the lower layers knowing it: the receiver
+of `audit.chain.events_committed` (the signal the audit trail sends after every committed
+batch of events) enters patients' replies in the return-box queue and queues the webhooks of
+the keys whose box sent or received the message. The sweepers (`api.tasks`) catch up whatever
+a crashed process missed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from api import returns, webhooks
+from api.models import ReturnReply, WebhookDelivery
+from audit.models import AuditEvent
+from mailboxes.models import Delivery, Message
+
+log = logging.getLogger("api.hooks")
+
+A = AuditEvent.Action
+MESSAGE_EVENTS = {A.DELIVERED, A.RELAYED, A.BOUNCED, A.READ, A.REFUSED}
+
+
+def on_events_committed(sender, rows, **kwargs) -> None:
+    rows = [r for r in rows if r.action in MESSAGE_EVENTS and r.message_id]
+    if not rows:
+        return
+    delivered_boxes = {r.mailbox_id for r in rows if r.action == A.DELIVERED and r.mailbox_id}
+    if delivered_boxes:
+        boxes = returns.return_box_ids(delivered_boxes)
+        if boxes:
+            ids = {r.message_id for r in rows if r.action == A.DELIVERED and r.mailbox_id in boxes}
+            if returns.collect(boxes, message_ids=ids):
+                queue_reply_events(ids)
+    queue_message_events(rows)
+
+
+def queue_reply_events(message_ids) -> None:
+    for reply in ReturnReply.objects.filter(message_id__in=message_ids).select_related("patient"):
+        boxes = {reply.mailbox_id, reply.applicative_id} - {None}
+        keys = webhooks.keys_with_webhook(boxes)
+        if keys:
+            webhooks.queue_event(keys, WebhookDelivery.Event.REPLY_RECEIVED, f"reply:{reply.pk}", reply_data(reply))
+
+
+def reply_data(reply: ReturnReply) -> dict:
+    return {
+        "reply": reply.pk,
+        "box": reply.mailbox_id,
+        "message": reply.message_id,
+        "in_reply_to_message": reply.original_id,
+        "matched_by": reply.matched_by,
+        "status": reply.status,
+    }
+
+
+def event_name(row: AuditEvent, delivery: Delivery | None) -> str | None:
+    if row.action in (A.DELIVERED, A.RELAYED):
+        return WebhookDelivery.Event.DELIVERED
+    if row.action == A.READ and row.actor_label == "mdn":
+        return WebhookDelivery.Event.READ
+    if row.action == A.BOUNCED or (row.action == A.REFUSED and delivery is not None):
+        return WebhookDelivery.Event.BOUNCED
+    return None
+
+
+def queue_message_events(rows) -> None:
+    message_ids = {r.message_id for r in rows}
+    senders = dict(
+        Message.objects.filter(pk__in=message_ids, sender_mailbox__api_keys__webhook_url__gt="")
+        .values_list("pk", "sender_mailbox_id")
+        .distinct()
+    )
+    if not senders:
+        return
+    keys_by_box: dict[int, list] = {}
+    for key in webhooks.keys_with_webhook(set(senders.values())):
+        keys_by_box.setdefault(key.mailbox_id, []).append(key)
+    deliveries = list(Delivery.objects.filter(message_id__in=list(senders)))
+    by_id = {d.pk: d for d in deliveries}
+    by_box = {(d.message_id, d.mailbox_id): d for d in deliveries if d.mailbox_id}
+    for row in rows:
+        keys = keys_by_box.get(senders.get(row.message_id), [])
+        if not keys:
+            continue
+        detail = row.detail if isinstance(row.detail, dict) else {}
+        delivery = by_id.get(detail.get("delivery")) or by_box.get((row.message_id, row.mailbox_id))
+        name = event_name(row, delivery)
+        if name is None:
+            continue
+        recipient = delivery.address if delivery else ""
+        data = {"message": row.message_id, "recipient": recipient, "status": delivery.status if delivery else ""}
+        if delivery is not None and delivery.reason and name == WebhookDelivery.Event.BOUNCED:
+            data["code"] = delivery.reason
+        webhooks.queue_event(keys, name, f"{row.message_id}:{recipient or row.pk}", data)

@@ -1,0 +1,157 @@
+"""Errors as RFC 9457 problem details (issue 10 §1): a stable `type` per refusal code, a French
+`title` and its English `title_en`, the French `detail`, and the HTTP status of the code.
+
+`CATALOGUE` is the one list of codes the API answers; docs/api.md prints it, and the tests walk
+it. Refusal codes of the delivery path and of the patient policy keep their own names: the
+`detail` then is the delivery path's French sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import OperationalError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+TYPE_BASE = "urn:mssante:api:problem:"
+CONTENT_TYPE = "application/problem+json"
+
+
+@dataclass(frozen=True)
+class Kind:
+    status: int
+    title: str
+    title_en: str
+
+
+CATALOGUE: dict[str, Kind] = {
+    "not_authenticated": Kind(401, "Authentification requise", "Authentication required"),
+    "invalid_key": Kind(401, "Clé d'API invalide", "Invalid API key"),
+    "key_revoked": Kind(401, "Clé d'API révoquée", "API key revoked"),
+    "ip_not_allowed": Kind(403, "Adresse IP non autorisée pour cette clé", "IP address not allowed for this key"),
+    "certificate_required": Kind(
+        403, "Certificat client absent ou différent", "Client certificate missing or different"
+    ),
+    "scope_missing": Kind(403, "Portée de la clé insuffisante", "The key lacks the required scope"),
+    "mailbox_inactive": Kind(403, "Boîte aux lettres désactivée", "Mailbox deactivated"),
+    "not_found": Kind(404, "Introuvable", "Not found"),
+    "method_not_allowed": Kind(405, "Méthode non autorisée", "Method not allowed"),
+    "not_acceptable": Kind(406, "Format de réponse non disponible", "Not acceptable"),
+    "idempotency_conflict": Kind(
+        409, "Clé d'idempotence déjà utilisée pour une autre requête", "Idempotency key reused with another body"
+    ),
+    "idempotency_in_progress": Kind(
+        409, "Requête de même clé d'idempotence en cours", "A request with this idempotency key is in progress"
+    ),
+    "request_too_large": Kind(413, "Requête trop volumineuse", "Request too large"),
+    "unsupported_media_type": Kind(415, "Type de contenu non pris en charge", "Unsupported media type"),
+    "validation_error": Kind(422, "Requête invalide", "Validation error"),
+    "in_reply_to_unknown": Kind(
+        422, "Message d'origine introuvable dans cette boîte", "In-Reply-To names no message of this box"
+    ),
+    "model_fields_missing": Kind(422, "Champs du modèle sans valeur", "Message model fields without value"),
+    "rate_limited": Kind(429, "Trop de requêtes", "Too many requests"),
+    "temporarily_refused": Kind(503, "Refus temporaire : réessayez plus tard", "Temporarily refused: try again later"),
+    # Refusal codes of the delivery path (mailboxes/delivery/decisions.py) and the patient
+    # policy (patients/policy.py): the whole message refused, nothing sent.
+    "invalid_address": Kind(422, "Adresse invalide", "Invalid address"),
+    "unknown_recipient": Kind(422, "Destinataire inconnu", "Unknown recipient"),
+    "untrusted_domain": Kind(422, "Domaine hors de l'espace de confiance", "Domain outside the trust space"),
+    "not_hosted": Kind(422, "Domaine non hébergé", "Domain not hosted here"),
+    "sender_not_allowed": Kind(422, "Expéditeur non autorisé", "Sender not allowed"),
+    "too_large": Kind(413, "Message trop volumineux", "Message too large"),
+    "over_quota": Kind(422, "Boîte du destinataire pleine", "Recipient mailbox full"),
+    "malformed": Kind(422, "Message illisible", "Malformed message"),
+    "wrong_ins": Kind(422, "Matricule INS erroné", "Wrong INS"),
+    "patient_not_found": Kind(422, "Aucune messagerie patient à cette adresse", "No patient messaging at this address"),
+    "space_closed": Kind(422, "Espace patient clôturé", "Patient space closed"),
+    "ins_not_qualified": Kind(422, "INS non qualifiée", "INS not qualified"),
+    "blocked": Kind(422, "Message non distribué", "Message not delivered"),
+    "patient_to_patient": Kind(422, "Un patient n'écrit pas à un patient", "A patient cannot write to a patient"),
+    "patient_may_not_initiate": Kind(422, "Le patient ne peut pas initier", "The patient may not initiate"),
+    "conversation_closed": Kind(422, "Échange clôturé", "Conversation closed"),
+    "refused": Kind(422, "Message refusé", "Message refused"),
+}
+
+
+class Problem(exceptions.APIException):
+    """An API error of the catalogue; `extra` members are added to the problem object."""
+
+    def __init__(self, code: str, detail: str = "", *, extra: dict | None = None, headers: dict | None = None):
+        kind = CATALOGUE.get(code) or CATALOGUE["refused"]
+        self.code = code
+        self.status_code = kind.status
+        self.extra = extra or {}
+        self.headers = headers or {}
+        super().__init__(detail or kind.title, code)
+
+
+def problem_response(code: str, detail: str = "", *, status_code: int | None = None, extra=None, headers=None):
+    kind = CATALOGUE.get(code) or CATALOGUE["refused"]
+    body = {
+        "type": TYPE_BASE + code,
+        "title": kind.title,
+        "title_en": kind.title_en,
+        "status": status_code or kind.status,
+        "detail": str(detail or kind.title),
+        "code": code,
+    }
+    body.update(extra or {})
+    response = Response(body, status=body["status"], headers=headers, content_type=CONTENT_TYPE)
+    return response
+
+
+DRF_CODES = {
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "invalid_key",
+    exceptions.PermissionDenied: "scope_missing",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limited",
+    exceptions.ParseError: "validation_error",
+    exceptions.ValidationError: "validation_error",
+}
+
+
+def handle_exception(exc, context):
+    """REST_FRAMEWORK["EXCEPTION_HANDLER"] for the API's views: every error is a problem."""
+    if isinstance(exc, Problem):
+        return problem_response(exc.code, exc.detail, extra=exc.extra, headers=exc.headers)
+    if isinstance(exc, OperationalError) and "deadlock" in str(exc):
+        # Two deliveries locked the same boxes in opposite orders: this one was rolled back
+        # whole, so a retry is safe (and replays nothing under an Idempotency-Key).
+        return problem_response(
+            "temporarily_refused", "Conflit momentané avec un autre envoi : réessayez.", headers={"Retry-After": "1"}
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    code = next((c for cls, c in DRF_CODES.items() if isinstance(exc, cls)), "validation_error")
+    if isinstance(exc, exceptions.AuthenticationFailed | exceptions.PermissionDenied) and exc.get_codes() in CATALOGUE:
+        code = exc.get_codes()
+    extra, detail = {}, ""
+    if isinstance(exc, exceptions.ValidationError):
+        extra["errors"] = exc.detail
+        detail = "Corrigez les champs signalés dans « errors »."
+    elif isinstance(exc, exceptions.NotFound):
+        detail = "Aucun objet de ce nom n'est accessible avec cette clé."
+    else:
+        detail = str(exc.detail) if not isinstance(exc.detail, list | dict) else ""
+    headers = {}
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(max(int(exc.wait + 0.999), 1))
+        detail = f"Limite d'appels atteinte : réessayez dans {headers['Retry-After']} s."
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY if code == "validation_error" else response.status_code
+    if status_code == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    return problem_response(code, detail, status_code=status_code, extra=extra, headers=headers)

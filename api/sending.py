@@ -1,0 +1,187 @@
+"""`POST /api/v1/messages` as a service (issue 10 §1): from the key's box, through
+`mailboxes.fanout.send_one_per_patient` (one message per patient) and so through the one
+delivery path `mailboxes.delivery.send_message` (source "api"). Optional message model of the
+automation app, rendered for each patient. Returns the answer body; raises `Problem`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.conf import settings
+from django.db.models import Q
+
+from api.models import ApiKey
+from api.problems import Problem
+from automation import sending as automation_sending
+from automation.models import MessageModel
+from mailboxes.delivery import DeliveryRefused, DeliveryResult, refusal_text
+from mailboxes.fanout import FanOutResult, patients_among, send_one_per_patient
+from mailboxes.models import Mailbox, Message
+from patients.models import Patient
+
+
+def body_fingerprint(data: dict, attachments: list[tuple[str, str, bytes]]) -> str:
+    """The same request, whether JSON or multipart: its fields and its files' hashes."""
+    canonical = {k: v for k, v in data.items() if k not in ("attachments", "files")}
+    canonical["attachments"] = [[n, t, hashlib.sha256(d).hexdigest()] for n, t, d in attachments]
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def attachments_of(data: dict) -> list[tuple[str, str, bytes]]:
+    files = [
+        (a["filename"], a.get("content_type") or "application/octet-stream", a["content_base64"])
+        for a in data["attachments"]
+    ]
+    for upload in data["files"]:
+        name = (upload.name or "fichier").rsplit("/", 1)[-1]
+        files.append((name, upload.content_type or "application/octet-stream", upload.read()))
+    return files
+
+
+def parent_message(box: Mailbox, message_id: str) -> Message | None:
+    if not message_id:
+        return None
+    value = message_id.strip()
+    if not value.startswith("<"):
+        value = f"<{value}>"
+    parent = (
+        Message.objects.filter(message_id=value)
+        .filter(Q(sender_mailbox=box) | Q(entries__mailbox=box))
+        .order_by("-id")
+        .first()
+    )
+    if parent is None:
+        raise Problem("in_reply_to_unknown", f"Aucun message {value} dans la boîte {box.address}.")
+    return parent
+
+
+def send(key: ApiKey, data: dict, attachments: list[tuple[str, str, bytes]]) -> dict:
+    box = key.mailbox
+    common = {
+        "source": "api",
+        "in_reply_to": parent_message(box, data["in_reply_to"]),
+        "request_mdn": data["request_read_receipt"],
+    }
+    try:
+        if data.get("model") is not None:
+            results = send_with_model(box, data, attachments, common)
+        else:
+            results = [
+                send_one_per_patient(
+                    box,
+                    None,
+                    to=data["to"],
+                    cc=data["cc"],
+                    subject=data["subject"],
+                    text=data["text"],
+                    html=data["html"] or None,
+                    attachments=attachments,
+                    **common,
+                )
+            ]
+    except DeliveryRefused as refusal:
+        raise refused(refusal) from None
+    return answer(results)
+
+
+def send_with_model(box: Mailbox, data: dict, attachments, common) -> list[FanOutResult]:
+    """A model is written to patients: one rendering, and one message, per patient."""
+    model = MessageModel.objects.filter(pk=data["model"], mailbox=box, is_active=True).first()
+    version = model.current if model is not None else None
+    if version is None:
+        raise Problem(
+            "validation_error", extra={"errors": {"model": ["Aucun modèle actif de cette boîte porte cet id."]}}
+        )
+    addresses = list(dict.fromkeys(data["to"] + data["cc"]))
+    patients = patients_among(addresses)
+    if len(patients) != len(addresses):
+        raise Problem(
+            "validation_error",
+            extra={"errors": {"to": ["Un modèle de message s'adresse à des patients seulement."]}},
+        )
+    standing = automation_sending.AttachmentCache().get(version)
+    rendered = []
+    for address in patients:
+        patient = Patient.objects.filter(mailbox__address=address).first()
+        composed = automation_sending.compose(version, patient, data["fields"])
+        if composed.missing:
+            raise Problem("model_fields_missing", automation_sending.missing_message(composed.missing))
+        rendered.append((address, composed))
+    results = []
+    for address, composed in rendered:
+        try:
+            results.append(
+                send_one_per_patient(
+                    box,
+                    None,
+                    to=[address],
+                    subject=composed.subject,
+                    text=composed.text,
+                    attachments=list(standing) + list(attachments),
+                    **common,
+                )
+            )
+        except DeliveryRefused as refusal:
+            if len(rendered) == 1:
+                raise
+            results.append(FanOutResult(refused=refusal.refused))
+    return results
+
+
+def refused(refusal: DeliveryRefused) -> Problem:
+    recipients = [
+        {"address": a, "outcome": "refused", "code": d.code, "reason": str(d.reason)}
+        for a, d in refusal.refused.items()
+    ]
+    if 400 <= refusal.smtp_code < 500:
+        return Problem(
+            "temporarily_refused", refusal.reason, extra={"recipients": recipients}, headers={"Retry-After": "60"}
+        )
+    code = refusal.code if refusal.code in known_codes() else "refused"
+    return Problem(code, refusal.reason, extra={"recipients": recipients})
+
+
+def known_codes():
+    from api.problems import CATALOGUE
+
+    return CATALOGUE
+
+
+def outcomes(result: DeliveryResult) -> list[dict]:
+    rows = [{"address": box.address, "outcome": "delivered"} for box in result.delivered]
+    rows += [{"address": address, "outcome": "queued"} for address in result.queued]
+    rows += [
+        {"address": a, "outcome": "refused", "code": d.code, "reason": str(d.reason or refusal_text(d.code, a))}
+        for a, d in result.refused.items()
+    ]
+    return rows
+
+
+def answer(fanouts: list[FanOutResult]) -> dict:
+    messages = []
+    refused_only = []
+    for fanout in fanouts:
+        for result in fanout.results:
+            messages.append(
+                {"id": result.message.pk, "message_id": result.message.message_id, "recipients": outcomes(result)}
+            )
+        if not fanout.results:
+            refused_only += [
+                {"address": a, "outcome": "refused", "code": d.code, "reason": str(d.reason)}
+                for a, d in fanout.refused.items()
+            ]
+    if not messages:
+        raise Problem("refused", "Aucun destinataire n'a accepté le message.", extra={"recipients": refused_only})
+    seen, recipients = set(), []
+    for item in [r for m in messages for r in m["recipients"]] + refused_only:
+        if item["address"] not in seen:
+            seen.add(item["address"])
+            recipients.append(item)
+    first = messages[0]
+    return {"id": first["id"], "message_id": first["message_id"], "recipients": recipients, "messages": messages}
+
+
+def max_request_bytes() -> int:
+    return settings.API_MAX_REQUEST_BYTES

@@ -1,0 +1,213 @@
+"""What the API reads and answers (the OpenAPI document is generated from these)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from rest_framework import serializers
+
+
+class AttachmentIn(serializers.Serializer):
+    filename = serializers.CharField(max_length=255)
+    content_type = serializers.CharField(max_length=255, required=False, default="application/octet-stream")
+    content_base64 = serializers.CharField(help_text="Le contenu du fichier en base64.")
+
+    def validate_content_base64(self, value):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise serializers.ValidationError("Base64 invalide.") from None
+
+
+class AddressList(serializers.ListField):
+    """A list of addresses; in a form (multipart), the field may repeat or hold a comma list."""
+
+    child = serializers.EmailField()
+
+    def to_internal_value(self, data):
+        if hasattr(data, "getlist"):  # QueryDict of a multipart form
+            data = data.getlist(self.field_name)
+        if isinstance(data, str):
+            data = [data]
+        flat = []
+        for value in data:
+            flat += [v.strip() for v in str(value).split(",") if v.strip()] if isinstance(value, str) else [value]
+        return super().to_internal_value(flat)
+
+
+class JSONObjectField(serializers.JSONField):
+    """An object; in a form, a JSON text."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data or "{}")
+            except ValueError:
+                raise serializers.ValidationError("JSON invalide.") from None
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Un objet JSON est attendu.")
+        return {str(k): str(v) for k, v in data.items()}
+
+
+class MessageIn(serializers.Serializer):
+    to = AddressList(min_length=1, max_length=100, help_text="Destinataires : professionnels et/ou patients.")
+    cc = AddressList(required=False, default=list, max_length=100)
+    subject = serializers.CharField(max_length=900, required=False, allow_blank=True, default="")
+    text = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    html = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    attachments = AttachmentIn(many=True, required=False, default=list, help_text="JSON : fichiers en base64.")
+    files = serializers.ListField(
+        child=serializers.FileField(), required=False, default=list, help_text="Multipart : fichiers joints."
+    )
+    request_read_receipt = serializers.BooleanField(required=False, default=False)
+    in_reply_to = serializers.CharField(
+        max_length=998,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Message-ID du message auquel on répond.",
+    )
+    model = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="Id d'un modèle de message."
+    )
+    fields = JSONObjectField(required=False, default=dict, help_text="Valeurs des champs du modèle.")
+
+    def validate(self, data):
+        if data.get("model") is None and not (data.get("subject") or "").strip():
+            raise serializers.ValidationError({"subject": "L'objet est obligatoire (sauf avec un modèle)."})
+        if data.get("model") is None and not (data.get("text") or data.get("html")):
+            raise serializers.ValidationError({"text": "Le texte est obligatoire (sauf avec un modèle)."})
+        return data
+
+
+class RecipientOutcome(serializers.Serializer):
+    address = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=["delivered", "queued", "refused"])
+    code = serializers.CharField(required=False)
+    reason = serializers.CharField(required=False, help_text="La raison en français.")
+
+
+class SentMessage(serializers.Serializer):
+    id = serializers.IntegerField()
+    message_id = serializers.CharField(help_text="L'en-tête Message-ID.")
+    recipients = RecipientOutcome(many=True)
+
+
+class SendResult(serializers.Serializer):
+    id = serializers.IntegerField(help_text="Le message (le premier quand il y a un message par patient).")
+    message_id = serializers.CharField()
+    recipients = RecipientOutcome(many=True)
+    messages = SentMessage(many=True, help_text="Un message par patient quand plusieurs patients sont adressés.")
+
+
+class TimelineStep(serializers.Serializer):
+    at = serializers.DateTimeField()
+    event = serializers.CharField(help_text="submitted, delivered, relayed, bounced, refused, returned, read")
+    recipient = serializers.CharField(allow_blank=True)
+
+
+class RecipientState(serializers.Serializer):
+    address = serializers.CharField()
+    status = serializers.CharField(help_text="delivered, queued, relayed, bounced, returned, read")
+    code = serializers.CharField(allow_blank=True)
+    reason = serializers.CharField(allow_blank=True)
+    updated_at = serializers.DateTimeField()
+    timeline = TimelineStep(many=True)
+
+
+class MessageStatus(serializers.Serializer):
+    id = serializers.IntegerField()
+    message_id = serializers.CharField()
+    subject = serializers.CharField()
+    submitted_at = serializers.DateTimeField()
+    recipients = RecipientState(many=True)
+
+
+class AttachmentOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    filename = serializers.CharField()
+    content_type = serializers.CharField()
+    size = serializers.IntegerField()
+    url = serializers.CharField()
+
+
+class BoxMessage(serializers.Serializer):
+    id = serializers.IntegerField(help_text="L'entrée dans la boîte (pour /raw et les pièces jointes).")
+    message = serializers.IntegerField(help_text="Le message (GET /api/v1/messages/{id}).")
+    message_id = serializers.CharField()
+    in_reply_to = serializers.CharField(allow_blank=True)
+    folder = serializers.CharField()
+    received_at = serializers.DateTimeField()
+    from_address = serializers.CharField(source="from_")
+    to = serializers.ListField(child=serializers.CharField())
+    subject = serializers.CharField()
+    text = serializers.CharField()
+    seen = serializers.BooleanField()
+    raw_url = serializers.CharField()
+    attachments = AttachmentOut(many=True)
+
+
+class BoxMessagePage(serializers.Serializer):
+    results = BoxMessage(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class ReplyDocumentOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    filename = serializers.CharField()
+    content_type = serializers.CharField()
+    size = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["profile", "health", "admin", "device"])
+    url = serializers.CharField()
+
+
+class PatientOut(serializers.Serializer):
+    ins = serializers.CharField()
+    address = serializers.CharField()
+    birth_name = serializers.CharField()
+    usage_name = serializers.CharField(allow_blank=True)
+    first_names = serializers.CharField()
+    birth_date = serializers.DateField()
+    sex = serializers.CharField()
+
+
+class ReplyOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["to_process", "filed"])
+    entry = serializers.IntegerField()
+    message = serializers.IntegerField()
+    message_id = serializers.CharField()
+    received_at = serializers.DateTimeField()
+    subject = serializers.CharField()
+    text = serializers.CharField()
+    in_reply_to_message = serializers.IntegerField(
+        allow_null=True, help_text="Le message envoyé auquel répond le patient."
+    )
+    in_reply_to_message_id = serializers.CharField(allow_blank=True)
+    matched_by = serializers.CharField()
+    patient = PatientOut(allow_null=True)
+    documents = ReplyDocumentOut(many=True)
+    note = serializers.CharField(allow_blank=True)
+    filed_at = serializers.DateTimeField(allow_null=True)
+
+
+class ReplyPage(serializers.Serializer):
+    results = ReplyOut(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+
+
+class FileIn(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class Problem(serializers.Serializer):
+    type = serializers.CharField(help_text="urn:mssante:api:problem:<code>, stable.")
+    title = serializers.CharField(help_text="Titre en français.")
+    title_en = serializers.CharField(help_text="Title in English.")
+    status = serializers.IntegerField()
+    detail = serializers.CharField(help_text="Explication en français.")
+    code = serializers.CharField()
+    errors = serializers.DictField(required=False)
+    recipients = RecipientOutcome(many=True, required=False)

@@ -1,0 +1,437 @@
+"""The REST API v1 (issue 10): views parse, call one service, answer. Every object is fetched
+through `api.access`; every call leaves an `api.call` audit event naming the key's id (never the
+key); errors are problem details (`api.problems`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.http import FileResponse
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api import access, idempotency, returns, sending
+from api import serializers as s
+from api.auth import ApiKeyAuthentication, HasScope, KeyRateThrottle
+from api.models import ApiKey, ReturnReply
+from api.problems import Problem
+from audit.events import record
+from audit.models import AuditEvent
+from mailboxes.models import Attachment, Delivery, Entry, Folder
+
+PROBLEMS = {
+    code: OpenApiResponse(s.Problem, description=description)
+    for code, description in {
+        401: "Clé absente, invalide ou révoquée",
+        403: "Portée, adresse IP ou certificat refusés",
+        404: "Introuvable (ou pas à cette clé)",
+        429: "Trop de requêtes (Retry-After)",
+    }.items()
+}
+
+
+class ApiView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasScope]
+    throttle_classes = [KeyRateThrottle]
+    required_scopes: tuple[str, ...] = ("read",)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if not getattr(self, "call_audited", False):
+            self.audit_call(request, response.status_code)
+        return response
+
+    def audit_call(self, request, status_code: int) -> None:
+        """The call's audit event: the key's id, the view, the method and the status."""
+        key = request.auth if isinstance(getattr(request, "auth", None), ApiKey) else None
+        record(
+            "api.call",
+            actor_label=f"api-key:{key.pk}" if key else "api",
+            object_type="apikey" if key else "",
+            object_id=key.pk if key else "",
+            mailbox_id=key.mailbox_id if key else None,
+            outcome=str(status_code),
+            detail={"method": request.method, "view": type(self).__name__, "status": status_code},
+            request=request,
+        )
+        self.call_audited = True
+
+
+# --- Sending -----------------------------------------------------------------------------------
+
+
+class MessagesView(ApiView):
+    required_scopes = ("send",)
+
+    @extend_schema(
+        operation_id="send_message",
+        summary="Envoyer un message depuis la boîte de la clé",
+        request={"application/json": s.MessageIn, "multipart/form-data": s.MessageIn},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, description="Rejouable 24 h."
+            )
+        ],
+        responses={
+            201: s.SendResult,
+            409: OpenApiResponse(s.Problem, description="Clé d'idempotence réutilisée"),
+            413: OpenApiResponse(s.Problem, description="Trop volumineux"),
+            422: OpenApiResponse(s.Problem, description="Invalide ou refusé"),
+            503: OpenApiResponse(s.Problem, description="Refus temporaire (Retry-After)"),
+            **PROBLEMS,
+        },
+    )
+    def post(self, request):
+        if int(request.META.get("CONTENT_LENGTH") or 0) > settings.API_MAX_REQUEST_BYTES:
+            raise Problem("request_too_large", f"La requête dépasse {settings.API_MAX_REQUEST_BYTES} octets.")
+        incoming = s.MessageIn(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        attachments = sending.attachments_of(data)
+        record_ = None
+        idempotency_key = request.headers.get("Idempotency-Key")
+        if idempotency_key is not None:
+            record_, earlier = idempotency.begin(
+                request.auth, idempotency_key, sending.body_fingerprint(data, attachments)
+            )
+            if earlier is not None:
+                return Response(earlier.response, status=earlier.status_code, headers={"Idempotent-Replayed": "true"})
+        # The delivery, the idempotency answer and the call's audit event commit together (one
+        # commit per call). A refusal leaves the block first, so its own audit event stays.
+        problem = None
+        try:
+            with transaction.atomic():
+                try:
+                    body = sending.send(request.auth, data, attachments)
+                except Problem as refused:
+                    problem = refused
+                else:
+                    if record_ is not None:
+                        idempotency.finish(record_, 201, body)
+                    self.audit_call(request, 201)
+        except Exception:
+            if record_ is not None:  # nothing was sent: a retry with the same key may send
+                idempotency.finish(record_, 500, None)
+            raise
+        if problem is not None:
+            if record_ is not None:
+                response = self.handle_exception(problem)
+                idempotency.finish(record_, response.status_code, response.data)
+            raise problem
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+STEP_EVENTS = {
+    AuditEvent.Action.SUBMITTED: "submitted",
+    AuditEvent.Action.DELIVERED: "delivered",
+    AuditEvent.Action.RELAYED: "relayed",
+    AuditEvent.Action.BOUNCED: "bounced",
+    AuditEvent.Action.REFUSED: "refused",
+    AuditEvent.Action.RETURNED: "returned",
+    AuditEvent.Action.READ: "read",
+}
+
+
+def message_status(message) -> dict:
+    deliveries = list(Delivery.objects.filter(message=message).order_by("address"))
+    by_id = {d.pk: d for d in deliveries}
+    by_box = {d.mailbox_id: d for d in deliveries if d.mailbox_id}
+    events = AuditEvent.objects.filter(message_id=message.pk, action__in=list(STEP_EVENTS)).order_by("at", "id")[:500]
+    steps: dict[str, list] = {d.address: [] for d in deliveries}
+    submitted = None
+    for event in events:
+        if event.action == AuditEvent.Action.READ and event.actor_label != "mdn":
+            continue
+        if event.action == AuditEvent.Action.SUBMITTED:
+            submitted = submitted or event.at
+            for address in steps:
+                steps[address].append({"at": event.at, "event": "submitted", "recipient": address})
+            continue
+        detail = event.detail if isinstance(event.detail, dict) else {}
+        delivery = by_id.get(detail.get("delivery")) or by_box.get(event.mailbox_id)
+        if delivery is not None:
+            steps[delivery.address].append(
+                {"at": event.at, "event": STEP_EVENTS[event.action], "recipient": delivery.address}
+            )
+    from mailboxes.delivery import refusal_text
+
+    return {
+        "id": message.pk,
+        "message_id": message.message_id,
+        "subject": message.subject,
+        "submitted_at": submitted or message.created_at,
+        "recipients": [
+            {
+                "address": d.address,
+                "status": d.status,
+                "code": d.reason,
+                "reason": refusal_text(d.reason, d.address) if d.status in ("bounced", "returned") else "",
+                "updated_at": d.updated_at,
+                "timeline": steps[d.address],
+            }
+            for d in deliveries
+        ],
+    }
+
+
+class MessageView(ApiView):
+    required_scopes = ("send", "read")
+
+    @extend_schema(
+        operation_id="get_message",
+        summary="État d'un message et chronologie par destinataire",
+        responses={200: s.MessageStatus, **PROBLEMS},
+    )
+    def get(self, request, message_id: int):
+        message = access.message_for_key(request.auth, message_id)
+        return Response(s.MessageStatus(message_status(message)).data)
+
+
+# --- Reading a box -----------------------------------------------------------------------------
+
+
+def encode_cursor(value: int) -> str:
+    return base64.urlsafe_b64encode(f"e{value}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(value: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        return int(text[1:]) if text.startswith("e") else int("x")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise Problem("validation_error", extra={"errors": {"cursor": ["Curseur invalide."]}}) from None
+
+
+def page_limit(request) -> int:
+    try:
+        return max(1, min(int(request.query_params.get("limit", 50)), 200))
+    except ValueError:
+        raise Problem("validation_error", extra={"errors": {"limit": ["Un entier de 1 à 200."]}}) from None
+
+
+def box_url(request, name: str, **kwargs) -> str:
+    return reverse(f"api:{name}", kwargs=kwargs)
+
+
+def entry_data(request, box: str, entry: Entry, attachments) -> dict:
+    message = entry.message
+    return {
+        "id": entry.pk,
+        "message": message.pk,
+        "message_id": message.message_id,
+        "in_reply_to": message.in_reply_to,
+        "folder": entry.folder.role if entry.folder.role != Folder.Role.USER else entry.folder.name,
+        "received_at": entry.received_at,
+        "from_": message.from_address,
+        "to": [a.get("address", "") for a in message.to],
+        "subject": message.subject,
+        "text": message.text_body,
+        "seen": entry.seen,
+        "raw_url": box_url(request, "raw", box=box, entry_id=entry.pk),
+        "attachments": [
+            {
+                "id": a.pk,
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "url": box_url(request, "attachment", box=box, entry_id=entry.pk, attachment_id=a.pk),
+            }
+            for a in attachments.get(message.pk, [])
+        ],
+    }
+
+
+class BoxMessagesView(ApiView):
+    @extend_schema(
+        operation_id="list_box_messages",
+        summary="Messages d'une boîte, du plus ancien au plus récent, par curseur",
+        parameters=[
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Reçus à partir de (ISO 8601)."),
+            OpenApiParameter(
+                "folder", OpenApiTypes.STR, description="inbox, sent, archive, trash ou un nom de dossier."
+            ),
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="next_cursor de la page précédente."),
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1 à 200 (50)."),
+        ],
+        responses={200: s.BoxMessagePage, 422: OpenApiResponse(s.Problem), **PROBLEMS},
+    )
+    def get(self, request, box: str):
+        mailbox = access.box_for_key(request.auth, box)
+        entries = Entry.objects.filter(mailbox=mailbox).select_related("message", "folder").order_by("id")
+        params = request.query_params
+        if params.get("since"):
+            since = parse_datetime(params["since"])
+            if since is None:
+                raise Problem("validation_error", extra={"errors": {"since": ["Date ISO 8601 attendue."]}})
+            entries = entries.filter(received_at__gte=since)
+        if params.get("folder"):
+            folder = params["folder"]
+            entries = (
+                entries.filter(folder__role=folder)
+                if folder in Folder.Role.values
+                else entries.filter(folder__name=folder)
+            )
+        if params.get("cursor"):
+            entries = entries.filter(id__gt=decode_cursor(params["cursor"]))
+        limit = page_limit(request)
+        page = list(entries[: limit + 1])
+        more = len(page) > limit
+        page = page[:limit]
+        attachments: dict[int, list] = {}
+        for a in Attachment.objects.filter(message_id__in=[e.message_id for e in page]).order_by("position"):
+            attachments.setdefault(a.message_id, []).append(a)
+        results = [entry_data(request, box, e, attachments) for e in page]
+        body = {"results": results, "next_cursor": encode_cursor(page[-1].pk) if more else None}
+        return Response(s.BoxMessagePage(body).data)
+
+
+class RawView(ApiView):
+    @extend_schema(
+        operation_id="get_raw_message",
+        summary="Le message tel qu'envoyé ou reçu (.eml)",
+        responses={(200, "message/rfc822"): OpenApiTypes.BINARY, **PROBLEMS},
+    )
+    def get(self, request, box: str, entry_id: int):
+        entry = access.entry_for_key(request.auth, box, entry_id)
+        record(
+            AuditEvent.Action.EXPORTED,
+            actor_label=f"api-key:{request.auth.pk}",
+            mailbox_id=entry.mailbox_id,
+            message_id=entry.message_id,
+            object_type="message",
+            object_id=entry.message_id,
+            request=request,
+        )
+        handle = default_storage.open(entry.message.raw.name, "rb")
+        return FileResponse(
+            handle, content_type="message/rfc822", as_attachment=True, filename=f"message-{entry.message_id}.eml"
+        )
+
+
+class AttachmentView(ApiView):
+    @extend_schema(
+        operation_id="get_attachment",
+        summary="Télécharger une pièce jointe",
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **PROBLEMS},
+    )
+    def get(self, request, box: str, entry_id: int, attachment_id: int):
+        attachment, entry = access.attachment_for_key(request.auth, box, entry_id, attachment_id)
+        record(
+            AuditEvent.Action.DOWNLOADED,
+            actor_label=f"api-key:{request.auth.pk}",
+            obj=attachment,
+            mailbox_id=entry.mailbox_id,
+            message_id=entry.message_id,
+            request=request,
+        )
+        handle = default_storage.open(attachment.file.name, "rb")
+        return FileResponse(
+            handle, content_type=attachment.content_type, as_attachment=True, filename=attachment.filename
+        )
+
+
+# --- The return-box queue ----------------------------------------------------------------------
+
+
+def reply_data(request, box: str, reply: ReturnReply) -> dict:
+    patient = reply.patient
+    message = reply.message
+    return {
+        "id": reply.pk,
+        "status": reply.status,
+        "entry": reply.entry_id,
+        "message": message.pk,
+        "message_id": message.message_id,
+        "received_at": message.created_at,
+        "subject": message.subject,
+        "text": message.text_body,
+        "in_reply_to_message": reply.original_id,
+        "in_reply_to_message_id": reply.original.message_id if reply.original_id else "",
+        "matched_by": reply.matched_by,
+        "patient": None
+        if patient is None
+        else {
+            "ins": patient.ins,
+            "address": patient.mailbox.address if patient.mailbox_id else "",
+            "birth_name": patient.birth_name,
+            "usage_name": patient.usage_name,
+            "first_names": patient.first_names,
+            "birth_date": patient.birth_date,
+            "sex": patient.sex,
+        },
+        "documents": [
+            {
+                "id": d.attachment_id,
+                "filename": d.filename,
+                "content_type": d.content_type,
+                "size": d.size,
+                "kind": d.kind,
+                "url": box_url(request, "attachment", box=box, entry_id=reply.entry_id, attachment_id=d.attachment_id),
+            }
+            for d in returns.documents(reply)
+        ],
+        "note": reply.note,
+        "filed_at": reply.filed_at,
+    }
+
+
+class RepliesView(ApiView):
+    @extend_schema(
+        operation_id="list_replies",
+        summary="File des réponses de patients de la boîte de retour",
+        parameters=[
+            OpenApiParameter(
+                "status", OpenApiTypes.STR, enum=["to_process", "filed", "all"], description="to_process par défaut."
+            ),
+            OpenApiParameter("cursor", OpenApiTypes.STR),
+            OpenApiParameter("limit", OpenApiTypes.INT),
+        ],
+        responses={200: s.ReplyPage, 422: OpenApiResponse(s.Problem), **PROBLEMS},
+    )
+    def get(self, request, box: str):
+        mailbox = access.box_for_key(request.auth, box)
+        wanted = request.query_params.get("status", ReturnReply.Status.TO_PROCESS)
+        if wanted not in (*ReturnReply.Status.values, "all"):
+            raise Problem("validation_error", extra={"errors": {"status": ["to_process, filed ou all."]}})
+        replies = (
+            returns.queue(mailbox, None if wanted == "all" else wanted)
+            .select_related("patient__mailbox")
+            .order_by("id")
+        )
+        if request.query_params.get("cursor"):
+            replies = replies.filter(id__gt=decode_cursor(request.query_params["cursor"]))
+        limit = page_limit(request)
+        page = list(replies[: limit + 1])
+        more = len(page) > limit
+        page = page[:limit]
+        body = {
+            "results": [reply_data(request, box, r) for r in page],
+            "next_cursor": encode_cursor(page[-1].pk) if more else None,
+        }
+        return Response(s.ReplyPage(body).data)
+
+
+class FileReplyView(ApiView):
+    @extend_schema(
+        operation_id="file_reply",
+        summary="Classer une réponse (avec une note)",
+        request=s.FileIn,
+        responses={200: s.ReplyOut, **PROBLEMS},
+    )
+    def post(self, request, box: str, reply_id: int):
+        reply = access.reply_for_key(request.auth, box, reply_id)
+        incoming = s.FileIn(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        returns.file_reply(reply, key=request.auth, note=incoming.validated_data["note"])
+        return Response(s.ReplyOut(reply_data(request, box, reply)).data)

@@ -1,0 +1,124 @@
+"""Queueing a task after the commit of the rows it works on, robustly (DESIGN.md "Background
+work"; issue 15 item 14).
+
+Every queue of the product is a table first: a row (Outbox, Notification, PendingReturn,
+IncomingAction…) is written in the transaction that decides the work, its task only carries the
+row's id, and a sweeper on the beat schedule re-queues rows whose task never ran. So a broker
+that is down when the transaction commits is not the user's problem: the message is sent, the
+page says so, the failure is logged with the task name and the id, and the sweeper queues the
+row once the broker is back. Tasks are named (`celery.signature`), never imported, so services
+and tasks import each other one way.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from datetime import timedelta
+
+from celery import signature
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+log = logging.getLogger("mailboxes.queueing")
+
+# What publishing raises when the broker cannot be reached (kombu wraps Redis' and AMQP's
+# connection errors in OperationalError; a socket error may come through unwrapped).
+BROKER_ERRORS = (OperationalError, OSError)
+
+
+def enqueue(task_name: str, *args: int, queue: str | None = None) -> bool:
+    """Queue `task_name(*args)` now. False, logged, when the broker is unreachable."""
+    try:
+        signature(task_name, args=args).apply_async(queue=queue or None)
+    except BROKER_ERRORS as exc:
+        log.warning(
+            "task not queued: task=%s args=%s error=%s (its sweeper will queue it)",
+            task_name,
+            list(args),
+            type(exc).__name__,
+        )
+        return False
+    return True
+
+
+def enqueue_on_commit(task_name: str, *args: int, queue: str | None = None) -> None:
+    """Queue `task_name(*args)` once the current transaction commits (at once outside one)."""
+    transaction.on_commit(functools.partial(enqueue, task_name, *args, queue=queue))
+
+
+# --- The relay's discipline for the other queues of outgoing mail ------------------------------
+# Notifications and automatic returns (patients app) keep their work in rows with the columns
+# `status` (pending → sending → sent / failed), `attempts`, `updated_at`, `next_attempt_at` and
+# `last_error`, like `Outbox` (mailboxes/relay.py), and share these steps and the relay's settings.
+
+PENDING, SENDING = "pending", "sending"
+SWEEP_BATCH = 1000
+
+
+def claim(model, pk: int) -> bool:
+    """pending → sending by a conditional UPDATE, when due: a duplicate task finds nothing."""
+    now = timezone.now()
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + timedelta(seconds=1))
+    return bool(
+        model.objects.filter(due, pk=pk, status=PENDING).update(
+            status=SENDING, attempts=F("attempts") + 1, updated_at=now
+        )
+    )
+
+
+def backoff_seconds(attempts: int) -> int:
+    base = settings.RELAY_RETRY_BASE_SECONDS
+    return min(settings.RELAY_RETRY_MAX_SECONDS, base * 2 ** max(0, attempts - 1))
+
+
+def retry_later(model, pk: int, attempts: int, error: str) -> int:
+    """A temporary failure: back to pending, due after the backoff. Returns the seconds."""
+    retry_in = backoff_seconds(attempts)
+    now = timezone.now()
+    model.objects.filter(pk=pk, status=SENDING).update(
+        status=PENDING, next_attempt_at=now + timedelta(seconds=retry_in), last_error=error[:300], updated_at=now
+    )
+    return retry_in
+
+
+def finish(model, pk: int, status: str, error: str = "", **fields) -> bool:
+    """The final state. "pending" too: the sweeper may have taken the row back meanwhile."""
+    return bool(
+        model.objects.filter(pk=pk, status__in=[SENDING, PENDING]).update(
+            status=status, next_attempt_at=None, last_error=error[:300], updated_at=timezone.now(), **fields
+        )
+    )
+
+
+def sweep(model, task_name: str, queue: str | None = None) -> dict[str, int]:
+    """Put back in line the rows a killed worker left in "sending" (after
+    RELAY_SENDING_TIMEOUT_SECONDS) and queue, after commit, the pending rows that are due and
+    whose task was lost (after RELAY_SWEEP_GRACE_SECONDS)."""
+    now = timezone.now()
+    stuck_before = now - timedelta(seconds=settings.RELAY_SENDING_TIMEOUT_SECONDS)
+    grace = timedelta(seconds=settings.RELAY_SWEEP_GRACE_SECONDS)
+    stuck_ids = list(
+        model.objects.filter(status=SENDING, updated_at__lt=stuck_before).values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    stuck = 0
+    if stuck_ids:
+        stuck = model.objects.filter(pk__in=stuck_ids, status=SENDING, updated_at__lt=stuck_before).update(
+            status=PENDING, next_attempt_at=now, updated_at=now, last_error="worker lost during send"
+        )
+    due = Q(next_attempt_at__isnull=True, updated_at__lte=now - grace) | Q(next_attempt_at__lte=now - grace)
+    if stuck:
+        due |= Q(pk__in=stuck_ids)
+    pending_ids = list(
+        model.objects.filter(due, status=PENDING)
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    for pk in pending_ids:
+        enqueue_on_commit(task_name, pk, queue=queue)
+    if stuck or pending_ids:
+        log.info("sweep %s: stuck=%s requeued=%s", model._meta.label_lower, stuck, len(pending_ids))
+    return {"pending": len(pending_ids) - stuck, "stuck": stuck}

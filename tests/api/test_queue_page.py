@@ -1,0 +1,61 @@
+"""The return-box queue in the webmail (issue 10 §3): a member of the organisational box sees a
+patient's reply "à traiter" with the identity and documents by kind, and files it with a note;
+another professional gets 404."""
+
+from api.models import ReturnReply
+from health_record.models import Document
+from mailboxes.compose import send_from_mailbox
+from mailboxes.models import Message
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def test_member_sees_and_files_reply(transactional_db, cast, api, client):
+    import datetime
+    import hashlib
+
+    from django.core.files.base import ContentFile
+
+    sent = api.call.post(
+        "/api/v1/messages", {"to": [cast.paul_box.address], "subject": "Pré-admission", "text": "t"}
+    ).json()
+    card = b"%PDF-1.4 carte vitale\n"
+    doc = Document(
+        patient=cast.paul_patient,
+        kind=Document.Kind.ADMINISTRATIVE,
+        category=Document.Category.INSURANCE_CARD,
+        title="Carte",
+        date=datetime.date.today(),
+        filename="carte.pdf",
+        content_type="application/pdf",
+        size=len(card),
+        sha256=hashlib.sha256(card).hexdigest(),
+    )
+    doc.file.save("carte.pdf", ContentFile(card), save=True)
+    send_from_mailbox(
+        cast.paul_box,
+        cast.paul,
+        to=[cast.cardio.address],
+        subject="RE : Pré-admission",
+        text="voici",
+        in_reply_to=Message.objects.get(pk=sent["id"]),
+        attachments=[("carte.pdf", "application/pdf", card), ("photo.pdf", "application/pdf", PDF)],
+        source="patient",
+    )
+    reply = ReturnReply.objects.get()
+    client.force_login(cast.bob)
+    nav = client.get(f"/pro/bal/{cast.cardio.pk}/", follow=True)
+    assert f"/pro/retours-patients/bal/{cast.cardio.pk}/" in nav.content.decode()
+    page = client.get(f"/pro/retours-patients/bal/{cast.cardio.pk}/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "Paul" in html and cast.paul_patient.ins in html and "à traiter" in html
+    assert "document administratif" in html and "fichier de l&#x27;appareil" in html
+    filed = client.post(f"/pro/retours-patients/bal/{cast.cardio.pk}/{reply.pk}/classer/", {"note": "vu"}, follow=True)
+    assert filed.status_code == 200 and "Aucune réponse à traiter" in filed.content.decode()
+    reply.refresh_from_db()
+    assert reply.status == "filed" and reply.filed_by == cast.bob and reply.note == "vu"
+
+    client.force_login(cast.charlie)
+    assert client.get(f"/pro/retours-patients/bal/{cast.cardio.pk}/").status_code == 404
+    assert client.post(f"/pro/retours-patients/bal/{cast.cardio.pk}/{reply.pk}/classer/").status_code == 404

@@ -1,0 +1,155 @@
+"""POST /api/v1/messages through HTTP with real keys (issue 10 §1)."""
+
+import base64
+
+from audit.models import AuditEvent
+from mailboxes.models import Entry, Message
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def test_send_to_patient_and_pro(cast, api):
+    response = api.call.post(
+        "/api/v1/messages",
+        {
+            "to": [cast.paul_box.address, cast.alice_box.address],
+            "subject": "Compte rendu",
+            "text": "Bonjour,\nvoici le compte rendu.",
+            "attachments": [
+                {
+                    "filename": "cr.pdf",
+                    "content_type": "application/pdf",
+                    "content_base64": base64.b64encode(PDF).decode(),
+                }
+            ],
+            "request_read_receipt": True,
+        },
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    message = Message.objects.get(pk=body["id"])
+    assert body["message_id"] == message.message_id
+    outcomes = {r["address"]: r["outcome"] for r in body["recipients"]}
+    assert outcomes == {cast.paul_box.address: "delivered", cast.alice_box.address: "delivered"}
+    assert message.sender_mailbox == api.box
+    assert message.mdn_requested_to == api.box.address
+    assert Entry.objects.filter(mailbox=cast.paul_box, message=message).exists()
+    assert message.attachments.get().filename == "cr.pdf"
+    # Every call is audited with the key's id, never the key.
+    event = AuditEvent.objects.filter(action="api.call").latest("id")
+    assert event.actor_label == f"api-key:{api.key.pk}" and event.outcome == "201"
+    assert api.secret not in str(AuditEvent.objects.values_list("detail", "actor_label", "object_id").all())
+
+
+def test_several_patients_get_one_message_each(cast, api):
+    response = api.call.post(
+        "/api/v1/messages",
+        {"to": [cast.paul_box.address, cast.pauline_box.address], "subject": "Info", "text": "Bonjour."},
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert len(body["messages"]) == 2
+    paul_msg = Message.objects.get(entries__mailbox=cast.paul_box)
+    assert cast.pauline_box.address not in str(paul_msg.to)
+
+
+def test_multipart_upload(cast, api):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    response = api.call.post(
+        "/api/v1/messages",
+        data={
+            "to": cast.alice_box.address,
+            "subject": "Résultat",
+            "text": "Ci-joint.",
+            "files": [SimpleUploadedFile("res.pdf", PDF, content_type="application/pdf")],
+        },
+    )
+    assert response.status_code == 201, response.content
+    assert Message.objects.get(pk=response.json()["id"]).attachments.get().filename == "res.pdf"
+
+
+def test_in_reply_to_threads(cast, api):
+    first = api.call.post("/api/v1/messages", {"to": [cast.alice_box.address], "subject": "A", "text": "a"}).json()
+    second = api.call.post(
+        "/api/v1/messages",
+        {"to": [cast.alice_box.address], "subject": "B", "text": "b", "in_reply_to": first["message_id"]},
+    )
+    assert second.status_code == 201
+    assert Message.objects.get(pk=second.json()["id"]).in_reply_to == first["message_id"]
+    unknown = api.call.post(
+        "/api/v1/messages", {"to": [cast.alice_box.address], "subject": "B", "text": "b", "in_reply_to": "<nope@x>"}
+    )
+    assert unknown.status_code == 422 and unknown.json()["code"] == "in_reply_to_unknown"
+
+
+def test_idempotency_replay_and_conflict(cast, api):
+    body = {"to": [cast.alice_box.address], "subject": "Une fois", "text": "une seule fois"}
+    first = api.call.post("/api/v1/messages", body, headers={"Idempotency-Key": "abc-1"})
+    again = api.call.post("/api/v1/messages", body, headers={"Idempotency-Key": "abc-1"})
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert Message.objects.filter(subject="Une fois").count() == 1
+    other = api.call.post("/api/v1/messages", dict(body, text="autre"), headers={"Idempotency-Key": "abc-1"})
+    assert other.status_code == 409
+    assert other["Content-Type"] == "application/problem+json"
+    assert other.json()["type"] == "urn:mssante:api:problem:idempotency_conflict"
+
+
+def test_send_with_message_model(cast, api):
+    from automation.authoring import create_model
+
+    model = create_model(
+        mailbox=api.box,
+        service="Cardiologie",
+        name="Préparation",
+        subject="Votre examen",
+        body="Bonjour {{ prenom }}, à jeun {{ consignes }}.",
+    )
+    response = api.call.post(
+        "/api/v1/messages", {"to": [cast.paul_box.address], "model": model.pk, "fields": {"consignes": "la veille"}}
+    )
+    assert response.status_code == 201, response.content
+    message = Message.objects.get(pk=response.json()["id"])
+    assert "à jeun la veille" in message.text_body
+    missing = api.call.post("/api/v1/messages", {"to": [cast.paul_box.address], "model": model.pk})
+    assert missing.status_code == 422 and missing.json()["code"] == "model_fields_missing"
+
+
+def test_idempotency_window_and_purge(cast, api, settings):
+    import datetime
+
+    from django.utils import timezone
+
+    from api.models import IdempotencyRecord
+    from api.tasks import purge_idempotency_records
+
+    body = {"to": [cast.alice_box.address], "subject": "Fenêtre", "text": "t"}
+    api.call.post("/api/v1/messages", body, headers={"Idempotency-Key": "k"})
+    IdempotencyRecord.objects.update(created_at=timezone.now() - datetime.timedelta(hours=25))
+    again = api.call.post("/api/v1/messages", body, headers={"Idempotency-Key": "k"})
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again
+    assert Message.objects.filter(subject="Fenêtre").count() == 2
+    IdempotencyRecord.objects.update(created_at=timezone.now() - datetime.timedelta(hours=25))
+    assert purge_idempotency_records.apply().get() == 1
+
+
+def test_large_base64_attachment_within_limit(cast, api):
+    data = b"%PDF-1.4\n" + bytes(range(256)) * 12_000  # about 3 MB, over Django's 2.5 MB form limit
+    response = api.call.post(
+        "/api/v1/messages",
+        {
+            "to": [cast.alice_box.address],
+            "subject": "Gros",
+            "text": "t",
+            "attachments": [
+                {
+                    "filename": "gros.pdf",
+                    "content_type": "application/pdf",
+                    "content_base64": base64.b64encode(data).decode(),
+                }
+            ],
+        },
+    )
+    assert response.status_code == 201, response.content[:300]
+    assert Message.objects.get(pk=response.json()["id"]).attachments.get().size == len(data)

@@ -1,0 +1,110 @@
+"""A private Postfix 3.7 instance as another operator's MTA (ENVIRONMENT.md "Real mail peers").
+
+Its own config, queue and data directories under a temporary folder (readable by the `postfix`
+user, so not under pytest's private tmp), smtpd on a loopback port, its log in a file. Mail to
+its own domain is accepted, then handed to `next_hop_port` (the operator's mailbox server, an
+aiosmtpd sink in the tests): a refusal there becomes Postfix's asynchronous non-delivery report
+(RFC 3464), sent to our hosted domain through our gateway's port.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+from tests.transport.conftest import free_port, wait_until
+
+MASTER_CF = """\
+127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+def postfix_available() -> bool:
+    return shutil.which("postfix") is not None and os.geteuid() == 0
+
+
+def start_postfix(*, domain: str, our_domain: str, gateway_port: int, next_hop_port: int) -> SimpleNamespace:
+    folder = Path(tempfile.mkdtemp(prefix="mss-postfix-"))
+    folder.chmod(0o755)
+    conf, queue, data = folder / "conf", folder / "queue", folder / "data"
+    for path in (conf, queue, data):
+        path.mkdir()
+    shutil.chown(data, "postfix")
+    port = free_port()
+    (conf / "transport").write_text(
+        f"{domain} smtp:[127.0.0.1]:{next_hop_port}\n{our_domain} smtp:[127.0.0.1]:{gateway_port}\n"
+    )
+    (conf / "main.cf").write_text(
+        "\n".join(
+            [
+                "compatibility_level = 3.6",
+                f"queue_directory = {queue}",
+                f"data_directory = {data}",
+                "mail_owner = postfix",
+                "setgid_group = postdrop",
+                "inet_interfaces = 127.0.0.1",
+                "inet_protocols = ipv4",
+                f"myhostname = {domain}",
+                f"mydomain = {domain}",
+                "myorigin = $myhostname",
+                "mydestination =",
+                f"relay_domains = {domain}",
+                "relay_recipient_maps =",
+                "mynetworks = 127.0.0.0/8",
+                "alias_maps =",
+                "alias_database =",
+                f"transport_maps = texthash:{conf / 'transport'}",
+                "smtpd_relay_restrictions = permit_mynetworks, permit_auth_destination, reject",
+                "smtp_tls_security_level = none",
+                "smtputf8_enable = no",
+                "message_size_limit = 30000000",
+                f"maillog_file_prefixes = {folder}",
+                f"maillog_file = {folder / 'maillog'}",
+                "",
+            ]
+        )
+    )
+    (conf / "master.cf").write_text(MASTER_CF.format(port=port))
+    peer = SimpleNamespace(folder=folder, conf=conf, port=port, log=folder / "maillog")
+    subprocess.run(["postfix", "-c", str(conf), "start"], check=True, capture_output=True)
+
+    def listening():
+        import socket
+
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, timeout=20, interval=0.1)
+    return peer
+
+
+def stop_postfix(peer: SimpleNamespace) -> None:
+    subprocess.run(["postfix", "-c", str(peer.conf), "stop"], capture_output=True)
+    shutil.rmtree(peer.folder, ignore_errors=True)
+
+
+def maillog(peer: SimpleNamespace) -> str:
+    return peer.log.read_text(errors="replace") if peer.log.exists() else ""
