@@ -107,7 +107,8 @@ def test_raw_file_and_its_directory_are_fsynced_before_the_250(cast, process_env
                 if line.rstrip().endswith("= 0"):
                     return index
                 for later in range(index + 1, len(lines)):
-                    if lines[later].startswith(f"{pid} <... fsync resumed>"):
+                    # strace pads the pid ("2812  <... fsync resumed>"): compare fields.
+                    if lines[later].split()[0] == pid and "<... fsync resumed>" in lines[later]:
                         assert lines[later].rstrip().endswith("= 0"), lines[later]
                         return later
         raise AssertionError(f"no {pattern!r} in the trace:\n" + "\n".join(lines[-40:]))
