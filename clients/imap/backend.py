@@ -457,16 +457,8 @@ def append(user, target: FolderInfo, raw: bytes, bits: int, internaldate) -> tup
         for position, item in enumerate(parsed.attachments):
             digest, stored = store_attachment(item.data)
             rows.append(
-                Attachment(
-                    message=message,
-                    filename=item.filename[:255],
-                    content_type=item.content_type[:255],
-                    size=len(item.data),
-                    sha256=digest,
-                    file=stored,
-                    content_id=item.content_id[:255],
-                    is_inline=item.is_inline,
-                    position=position,
+                Attachment.from_part(
+                    item, sha256=digest, file=stored, position=position, size=len(item.data), message=message
                 )
             )
         Attachment.objects.bulk_create(rows)
