@@ -474,6 +474,22 @@ class Attachment(models.Model):
         verbose_name_plural = "pièces jointes"
         ordering = ["message_id", "position"]
 
+    @classmethod
+    def from_part(cls, part, *, sha256: str, file: str, position: int, size: int, **fields) -> "Attachment":
+        """The row of one attachment of a parsed message (`mailboxes.mime`), its bytes stored
+        under `file` (`mailboxes.store`): the delivery path, drafts and IMAP APPEND alike."""
+        return cls(
+            filename=part.filename[:255],
+            content_type=part.content_type[:255],
+            size=size,
+            sha256=sha256,
+            file=file,
+            content_id=part.content_id[:255],
+            is_inline=part.is_inline,
+            position=position,
+            **fields,
+        )
+
     def __str__(self) -> str:
         return f"pièce jointe #{self.pk}"
 

@@ -8,11 +8,14 @@ so two systems can never ping-pong reports. Both kinds carry `Auto-Submitted: au
 
 from __future__ import annotations
 
-import base64
+import io
 import logging
 import socket
-import uuid
+from email.generator import BytesGenerator
 from email.header import Header
+from email.message import EmailMessage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import format_datetime, make_msgid
@@ -75,35 +78,41 @@ def _original_headers(original: Message) -> bytes:
 def _report(
     *, headers: list[tuple[str, str]], report_type: str, human: str, machine: str, original_headers: bytes
 ) -> bytes:
-    boundary = f"=_report_{uuid.uuid4().hex}"
-    lines = [f"{name}: {value}" for name, value in headers]
-    lines += [
-        "MIME-Version: 1.0",
-        f'Content-Type: multipart/report; report-type={report_type}; boundary="{boundary}"',
-        "",
-        "This is a MIME-encapsulated report.",
-        "",
-        f"--{boundary}",
-        "Content-Type: text/plain; charset=utf-8",
-        "Content-Transfer-Encoding: base64",
-        "",
-        base64.encodebytes(human.encode("utf-8")).decode("ascii").rstrip("\n").replace("\n", "\r\n"),
-        "",
-        f"--{boundary}",
-        f"Content-Type: message/{report_type}",
-        "",
-        machine.rstrip("\r\n"),
-        "",
-    ]
-    text = "\r\n".join(lines).encode("ascii", "replace")
+    """A `multipart/report` (RFC 6522) built with the standard `email` package: the words for a
+    person (text/plain, UTF-8), the report for software (`message/<report_type>`; a
+    delivery-status report is a list of field blocks, RFC 3464 §2.1) and, when known, the
+    original's header block (`text/rfc822-headers`, its bytes as stored)."""
+    report = MIMEMultipart("report", report_type=report_type)
+    for name, value in headers:
+        report[name] = value
+    report.preamble = "This is a MIME-encapsulated report."
+    report.attach(MIMEText(human, "plain", "utf-8"))
+    status = EmailMessage(policy=compat32)
+    status["Content-Type"] = f"message/{report_type}"
+    if report_type == "delivery-status":
+        # The generator writes each block as a header block, separated by blank lines.
+        status.set_payload([_field_block(block) for block in machine.split("\r\n\r\n")])
+    else:
+        status.set_payload(machine.rstrip("\r\n") + "\r\n")
+    report.attach(status)
     if original_headers:
-        original_headers = original_headers.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        text += (
-            f"--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n".encode("ascii")
-            + original_headers.rstrip(b"\r\n")
-            + b"\r\n\r\n"
-        )
-    return text + f"--{boundary}--\r\n".encode("ascii")
+        returned = EmailMessage(policy=compat32)
+        returned["Content-Type"] = "text/rfc822-headers"
+        # Kept byte for byte (an RFC 6532 header may hold UTF-8): the bytes generator writes
+        # the surrogate-escaped text back as the same bytes.
+        returned.set_payload(original_headers.rstrip(b"\r\n").decode("ascii", "surrogateescape") + "\n")
+        report.attach(returned)
+    out = io.BytesIO()
+    BytesGenerator(out, policy=compat32.clone(linesep="\r\n")).flatten(report)
+    return out.getvalue()
+
+
+def _field_block(text: str) -> EmailMessage:
+    block = EmailMessage(policy=compat32)
+    for line in text.split("\r\n"):
+        name, _, value = line.partition(":")
+        block[name.strip()] = value.strip()
+    return block
 
 
 def _clean(value: str) -> str:

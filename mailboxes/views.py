@@ -43,8 +43,7 @@ def message_eml(request, entry_id):
         filename=f"message-{message.pk}.eml",
         content_type="message/rfc822",
     )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
+    download_headers(response)
     record(
         AuditEvent.Action.EXPORTED,
         actor=request.user,

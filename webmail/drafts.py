@@ -36,17 +36,7 @@ def _store_attachments(message: Message, parsed) -> None:
             if row.position != position:
                 Attachment.objects.filter(pk=row.pk).update(position=position)
             continue
-        Attachment.objects.create(
-            message=message,
-            filename=item.filename[:255],
-            content_type=item.content_type[:255],
-            size=len(data),
-            sha256=digest,
-            file=name,
-            content_id=item.content_id[:255],
-            is_inline=item.is_inline,
-            position=position,
-        )
+        Attachment.from_part(item, sha256=digest, file=name, position=position, size=len(data), message=message).save()
     stale = [row.pk for rows in previous.values() for row in rows]
     if stale:
         Attachment.objects.filter(pk__in=stale).delete()

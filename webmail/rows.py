@@ -8,7 +8,7 @@ tags per row are its bill (ENVIRONMENT.md), so the rows are rendered here with `
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.utils import timezone
+from django.utils import dateformat, timezone
 from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
@@ -94,16 +94,14 @@ def prepare(rows, *, recipients: bool, current_id=None, show_folder: bool = Fals
         row.pk = entry.pk
 
 
-MONTHS = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc.")
-
-
 def short_date(moment, today) -> str:
-    """What a mail list shows: the time today, the day and month this year, else the full date."""
+    """What a mail list shows: the time today, the day and month this year, else the full date —
+    Django's date formatting in the active language, like the `mss_format` filters."""
     if moment.date() == today:
-        return moment.strftime("%H:%M")
+        return dateformat.format(moment, "H:i")
     if moment.year == today.year:
-        return f"{moment.day} {MONTHS[moment.month - 1]}"
-    return moment.strftime("%d/%m/%Y")
+        return dateformat.format(moment, "j N")
+    return dateformat.format(moment, "d/m/Y")
 
 
 ROW_HTML = (

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.events import record
 from audit.models import AuditEvent
 from mailboxes.models import Entry, EntryView, Mailbox, Membership
+from mailboxes.reading import Opened, record_opening
 
 User = get_user_model()
 
@@ -34,26 +35,10 @@ def members(mailbox: Mailbox):
 
 def open_entry(entry: Entry, user, ip: str | None = None, via: str = "webmail") -> None:
     """The user saw the message — its page, its HTML body alone, its headers, its print view,
-    or quoted in a reply or forward (`via`): mark it seen, remember who read it (shared boxes)
-    and leave the "read" audit event. Every way to see a message is a read (issue 15 item 21)."""
-    if not entry.seen:
-        Entry.objects.filter(pk=entry.pk).update(seen=True)
-        entry.seen = True
-    if is_shared(entry.mailbox) and not EntryView.objects.filter(entry=entry, user=user).exists():
-        try:
-            with transaction.atomic():
-                EntryView.objects.create(entry=entry, user=user)
-        except IntegrityError:
-            pass  # opened twice at once
-    record(
-        AuditEvent.Action.READ,
-        actor=user,
-        obj=entry,
-        mailbox_id=entry.mailbox_id,
-        message_id=entry.message_id,
-        detail={"via": via},
-        ip=ip,
-    )
+    or quoted in a reply or forward (`via`). Every way to see a message is a read (issue 15
+    item 21): `mailboxes.reading.record_opening`."""
+    record_opening(user, [Opened.of(entry)], ip=ip, via=via)
+    entry.seen = True
 
 
 def readers(entry: Entry):

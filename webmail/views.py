@@ -223,7 +223,7 @@ def message_body(request, entry_id):
         "frame-ancestors 'self'; form-action 'none'; base-uri 'none'; sandbox allow-popups "
         "allow-popups-to-escape-sandbox"
     )
-    response._csp_exempt = True  # the header above replaces the site-wide policy
+    # django-csp's middleware leaves a response's own Content-Security-Policy as it is.
     response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "private, no-store"
     return response
@@ -544,14 +544,7 @@ def compose(request):
         raise Http404("Aucune boîte aux lettres")
     if request.method == "POST":
         saving_draft = request.POST.get("action") == "draft"  # "Enregistrer le brouillon"
-        form = ComposeForm(
-            request.POST,
-            request.FILES,
-            boxes=boxes,
-            user=request.user,
-            draft=saving_draft,
-            forward_attachments=forward_attachments_for(request.user, request.POST),
-        )
+        form = posted_compose_form(request, boxes, draft=saving_draft)
         wants_json = request.headers.get("X-Webmail-Upload") == "1"
         if form.is_valid() and saving_draft:
             entry = drafts.save_draft(form, request.user)
@@ -586,6 +579,18 @@ def compose(request):
     return render(request, "webmail/compose.html", context)
 
 
+def posted_compose_form(request, boxes, *, draft: bool) -> ComposeForm:
+    """The composer's form as posted, for sending or for a draft (the one set-up of both)."""
+    return ComposeForm(
+        request.POST,
+        request.FILES,
+        boxes=boxes,
+        user=request.user,
+        draft=draft,
+        forward_attachments=forward_attachments_for(request.user, request.POST),
+    )
+
+
 def navigation_boxes(user):
     return pro_mailboxes(user).select_related("owner", "responsible")
 
@@ -605,15 +610,7 @@ def _compose_context(request, form, boxes):
 def draft_save(request):
     """Automatic save of the message being written (Drafts folder); answers JSON with the
     draft's id and its attachments (the script posts the files only when they changed)."""
-    boxes = list(navigation_boxes(request.user))
-    form = ComposeForm(
-        request.POST,
-        request.FILES,
-        boxes=boxes,
-        user=request.user,
-        draft=True,
-        forward_attachments=forward_attachments_for(request.user, request.POST),
-    )
+    form = posted_compose_form(request, list(navigation_boxes(request.user)), draft=True)
     if not form.is_valid():
         return JsonResponse({"saved": False}, status=400)
     entry = drafts.save_draft(form, request.user)

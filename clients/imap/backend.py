@@ -30,7 +30,8 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from clients.imap.uids import assign_uids
 from mailboxes.mime import MalformedMessage, parse_message
-from mailboxes.models import Attachment, Entry, EntryView, Folder, Mailbox, Message
+from mailboxes.models import Attachment, Entry, Folder, Mailbox, Message
+from mailboxes.reading import Opened, record_opening
 from mailboxes.store import read_raw, store_attachment, store_raw
 from webmail import organise
 from webmail.selectors import pro_mailboxes
@@ -288,38 +289,10 @@ def store_flags(folder_id: int, uids: list[int], mode: str, bits: int) -> dict[i
 
 
 def record_reads(user, metas: list[Meta], mark_seen: bool, ip: str | None) -> None:
-    """Reading a message's text over IMAP is a read (RULES.md §5): one `message.read` event per
-    entry, the seen flag unless the client peeked, and who read it in shared boxes."""
-    if not metas:
-        return
-    with transaction.atomic():
-        ids = [m.entry_id for m in metas]
-        if mark_seen:
-            Entry.objects.filter(pk__in=ids, seen=False).update(seen=True)
-        shared = set(
-            Mailbox.objects.filter(
-                pk__in={m.mailbox_id for m in metas},
-                kind__in=[Mailbox.Kind.ORGANISATIONAL, Mailbox.Kind.APPLICATIVE],
-            ).values_list("pk", flat=True)
-        )
-        views = [EntryView(entry_id=m.entry_id, user=user) for m in metas if m.mailbox_id in shared]
-        if views:
-            EntryView.objects.bulk_create(views, ignore_conflicts=True)
-        AuditEvent.objects.bulk_create(
-            [
-                AuditEvent(
-                    action=AuditEvent.Action.READ,
-                    actor=user,
-                    object_type="entry",
-                    object_id=str(m.entry_id),
-                    mailbox_id=m.mailbox_id,
-                    message_id=m.message_id,
-                    detail={"via": "imap"},
-                    ip=ip,
-                )
-                for m in metas
-            ]
-        )
+    """Reading a message's text over IMAP is a read (RULES.md §5): the seen flag unless the
+    client peeked, who read it in shared boxes, one `message.read` event per entry."""
+    opened = [Opened(m.entry_id, m.mailbox_id, m.message_id) for m in metas]
+    record_opening(user, opened, ip=ip, via="imap", mark_seen=mark_seen)
 
 
 # --- expunge, copy, move ---------------------------------------------------------------------
@@ -484,16 +457,8 @@ def append(user, target: FolderInfo, raw: bytes, bits: int, internaldate) -> tup
         for position, item in enumerate(parsed.attachments):
             digest, stored = store_attachment(item.data)
             rows.append(
-                Attachment(
-                    message=message,
-                    filename=item.filename[:255],
-                    content_type=item.content_type[:255],
-                    size=len(item.data),
-                    sha256=digest,
-                    file=stored,
-                    content_id=item.content_id[:255],
-                    is_inline=item.is_inline,
-                    position=position,
+                Attachment.from_part(
+                    item, sha256=digest, file=stored, position=position, size=len(item.data), message=message
                 )
             )
         Attachment.objects.bulk_create(rows)

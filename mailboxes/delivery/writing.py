@@ -84,16 +84,7 @@ def store_files(raw: bytes, parsed: ParsedMessage) -> StoredFiles:
         digest, attachment_file = write_attachment(data)
         written.append(attachment_file)
         rows.append(
-            Attachment(
-                filename=part.filename[:255],
-                content_type=part.content_type[:255],
-                size=len(data),
-                sha256=digest,
-                file=attachment_file.name,
-                content_id=part.content_id[:255],
-                is_inline=part.is_inline,
-                position=position,
-            )
+            Attachment.from_part(part, sha256=digest, file=attachment_file.name, position=position, size=len(data))
         )
         del data
     return StoredFiles(sha256=sha256, raw_name=raw_file.name, attachments=rows, durable=sync_in_background(written))

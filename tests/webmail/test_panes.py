@@ -207,5 +207,5 @@ def test_the_list_shows_the_time_today_the_day_this_year_and_the_full_date_befor
 
     today = dt.date(2026, 11, 22)
     assert short_date(dt.datetime(2026, 11, 22, 9, 5), today) == "09:05"
-    assert short_date(dt.datetime(2026, 2, 3, 9, 5), today) == "3 févr."
+    assert short_date(dt.datetime(2026, 2, 3, 9, 5), today) == "3 fév."
     assert short_date(dt.datetime(2025, 12, 31, 9, 5), today) == "31/12/2025"
