@@ -39,7 +39,7 @@ class ApiKey(models.Model):
     )
     name = models.CharField("logiciel", max_length=120, help_text="Le logiciel qui utilise la clé (DPI, SIL…).")
     prefix = models.CharField("préfixe", max_length=16, unique=True, editable=False)
-    secret_hash = models.CharField(max_length=64, editable=False)
+    secret_hash = models.CharField(max_length=64, editable=False, verbose_name="empreinte de la clé")
     can_send = models.BooleanField("portée « envoyer »", default=True)
     can_read = models.BooleanField("portée « lire »", default=True)
     allowed_ips = models.TextField(
@@ -57,15 +57,20 @@ class ApiKey(models.Model):
         "appels par minute", default=0, help_text="0 : la limite par défaut (API_RATE_PER_MINUTE)."
     )
     webhook_url = models.URLField("URL du webhook", blank=True)
-    webhook_secret = models.CharField(max_length=64, blank=True, editable=False)
+    webhook_secret = models.CharField(max_length=64, blank=True, editable=False, verbose_name="secret du webhook")
     webhook_enabled = models.BooleanField("webhook actif", default=True)
     webhook_failures = models.PositiveIntegerField("échecs consécutifs du webhook", default=0)
     webhook_disabled_reason = models.CharField("raison de la désactivation du webhook", max_length=300, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="créée par",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="créée le")
+    last_used_at = models.DateTimeField(null=True, blank=True, verbose_name="dernière utilisation")
     revoked_at = models.DateTimeField("révoquée le", null=True, blank=True)
 
     class Meta:
@@ -150,26 +155,49 @@ class ReturnReply(models.Model):
         TO_PROCESS = "to_process", "à traiter"
         FILED = "filed", "classé"
 
-    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="+")
-    entry = models.OneToOneField("mailboxes.Entry", on_delete=models.CASCADE, related_name="+")
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox", on_delete=models.CASCADE, related_name="+", verbose_name="BAL de retour"
+    )
+    entry = models.OneToOneField(
+        "mailboxes.Entry", on_delete=models.CASCADE, related_name="+", verbose_name="message reçu"
+    )
     message = models.ForeignKey("mailboxes.Message", on_delete=models.CASCADE, related_name="+")
     # What the applicative box sent and the patient answers (null when nothing matched).
     original = models.ForeignKey(
-        "mailboxes.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "mailboxes.Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="envoi d'origine",
     )
     applicative = models.ForeignKey(
-        "mailboxes.Mailbox", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "mailboxes.Mailbox",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="BAL applicative",
     )
     patient = models.ForeignKey("patients.Patient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    matched_by = models.CharField(max_length=20, blank=True)  # "in_reply_to", "references", "patient", ""
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TO_PROCESS)
-    note = models.TextField("note", blank=True, max_length=2000)
-    filed_at = models.DateTimeField(null=True, blank=True)
+    matched_by = models.CharField(
+        max_length=20, blank=True, verbose_name="rapproché par"
+    )  # "in_reply_to", "references", "patient", ""
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.TO_PROCESS, verbose_name="état")
+    note = models.TextField("note de classement", blank=True, max_length=2000)
+    filed_at = models.DateTimeField(null=True, blank=True, verbose_name="classée le")
     filed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name="classée par",
     )
-    filed_by_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    filed_by_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name="classée par la clé"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="reçue le")
 
     class Meta:
         verbose_name = "réponse de patient à traiter"
@@ -193,17 +221,21 @@ class WebhookDelivery(models.Model):
         SENT = "sent", "envoyé"
         FAILED = "failed", "abandonné"
 
-    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="webhook_deliveries")
-    event = models.CharField(max_length=30, choices=Event.choices)
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.CASCADE, related_name="webhook_deliveries", verbose_name="clé d'API"
+    )
+    event = models.CharField(max_length=30, choices=Event.choices, verbose_name="événement")
     # What the event is about, unique per key and event: a replayed audit row queues nothing twice.
-    subject_ref = models.CharField(max_length=80)
-    payload = models.JSONField(default=dict)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    last_error = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    subject_ref = models.CharField(max_length=80, verbose_name="objet concerné")
+    payload = models.JSONField(default=dict, verbose_name="contenu")
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True, verbose_name="état"
+    )
+    attempts = models.PositiveIntegerField(default=0, verbose_name="tentatives")
+    next_attempt_at = models.DateTimeField(default=timezone.now, verbose_name="prochaine tentative")
+    last_error = models.CharField(max_length=300, blank=True, verbose_name="dernière erreur")
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
+    updated_at = models.DateTimeField(auto_now=True, verbose_name="modifié le")
 
     class Meta:
         verbose_name = "envoi de webhook"

@@ -621,6 +621,9 @@ PSC_JWKS_TIMEOUT = env_int("PSC_JWKS_TIMEOUT", 5)
 CELERY_BEAT_SCHEDULE["audit-seal-days"] = {"task": "audit.tasks.seal_audit_days", "schedule": 3600.0}
 # /readyz (operations/health.py): ages over these only warn, unless READYZ_STRICT.
 READYZ_RELAY_MAX_AGE_SECONDS = env_int("READYZ_RELAY_MAX_AGE_SECONDS", 3600)
+# The search indexer (webmail/search_index.py) runs every second: a message waiting longer than
+# this means it is stopped or cannot keep up.
+READYZ_SEARCH_INDEX_MAX_AGE_SECONDS = env_int("READYZ_SEARCH_INDEX_MAX_AGE_SECONDS", 300)
 READYZ_NOTIFICATION_MAX_AGE_SECONDS = env_int("READYZ_NOTIFICATION_MAX_AGE_SECONDS", 900)
 READYZ_BEAT_MAX_AGE_SECONDS = env_int("READYZ_BEAT_MAX_AGE_SECONDS", 300)
 READYZ_STRICT = env_bool("READYZ_STRICT", False)

@@ -12,6 +12,7 @@ server because the database is down would not help). `/readyz` checks what servi
 | relay queue | — | its oldest row is older than `READYZ_RELAY_MAX_AGE_SECONDS` |
 | notification queue | — | its oldest row is older than `READYZ_NOTIFICATION_MAX_AGE_SECONDS` |
 | automatic returns | — | the oldest unsent return is older than `READYZ_NOTIFICATION_MAX_AGE_SECONDS` |
+| search index | — | the oldest message not yet indexed for search is older than `READYZ_SEARCH_INDEX_MAX_AGE_SECONDS` |
 | scheduler | — | its last heartbeat is older than `READYZ_BEAT_MAX_AGE_SECONDS` (or never ran) |
 
 A queue that ages or a stopped scheduler is for an operator to look at (JSON detail, metrics),
@@ -104,12 +105,20 @@ def check_queues() -> list[Check]:
     from operations.metrics import queue_stats
 
     stats = queue_stats()
-    relay, notes, returns = stats["relay"], stats["notifications"], stats["automatic_returns"]
+    relay, notes, returns, search = (
+        stats["relay"],
+        stats["notifications"],
+        stats["automatic_returns"],
+        stats["search_index"],
+    )
     notify_limit = settings.READYZ_NOTIFICATION_MAX_AGE_SECONDS
     return [
         _age_check("relay_queue", relay["oldest_seconds"], relay["depth"], settings.READYZ_RELAY_MAX_AGE_SECONDS),
         _age_check("notification_queue", notes["oldest_seconds"], notes["depth"], notify_limit),
         _age_check("automatic_returns", returns["oldest_seconds"], returns["depth"], notify_limit),
+        _age_check(
+            "search_index", search["oldest_seconds"], search["depth"], settings.READYZ_SEARCH_INDEX_MAX_AGE_SECONDS
+        ),
     ]
 
 

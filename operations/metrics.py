@@ -19,7 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from audit.models import AuditEvent
-from mailboxes.models import Outbox
+from mailboxes.models import Message, Outbox
 from mssante import metrics as counters
 from operations.models import Heartbeat
 from patients.models import Notification, PendingReturn
@@ -55,11 +55,14 @@ def queue_stats(now=None) -> dict[str, dict]:
     now = now or timezone.now()
     relay = Outbox.objects.filter(status__in=[Outbox.Status.PENDING, Outbox.Status.SENDING])
     relay_by_status = dict(relay.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
-    notifications = Notification.objects.filter(status=Notification.Status.PENDING)
-    returns = PendingReturn.objects.filter(sent_at__isnull=True)
+    waiting = ["pending", "sending"]  # failed rows are recorded, not waiting
+    notifications = Notification.objects.filter(status__in=waiting)
+    returns = PendingReturn.objects.filter(status__in=waiting)
     relay_oldest = relay.aggregate(oldest=Min("created_at"))["oldest"]
     notification = notifications.aggregate(n=Count("id"), oldest=Min("created_at"))
     pending_returns = returns.aggregate(n=Count("id"), oldest=Min("refused_at"))
+    # The search index's queue is the message row (webmail/search_index.py, issue 17).
+    search = Message.objects.filter(search_pending=True).aggregate(n=Count("id"), oldest=Min("created_at"))
     return {
         "relay": {
             "depth": sum(relay_by_status.values()),
@@ -69,6 +72,7 @@ def queue_stats(now=None) -> dict[str, dict]:
         },
         "notifications": {"depth": notification["n"], "oldest_seconds": _age(notification["oldest"], now)},
         "automatic_returns": {"depth": pending_returns["n"], "oldest_seconds": _age(pending_returns["oldest"], now)},
+        "search_index": {"depth": search["n"], "oldest_seconds": _age(search["oldest"], now)},
     }
 
 

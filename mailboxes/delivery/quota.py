@@ -14,11 +14,17 @@ from mailboxes.patient_domain import Decision
 
 def count_space(box_ids: set[int], size: int, *, sender_box_id: int | None, sender_in_sent: bool, now) -> bool:
     """Add `size` to each box of `box_ids` (recipients, and the sender's box when the message
-    goes to its SENT) in one conditional UPDATE that also checks the room: False when a
+    goes to its SENT) in one conditional UPDATE that also checks the room (the rows locked in id
+    order just before when there are several): False when a
     recipient box filled up since the plan (the caller rolls back and plans again). Only
     sending is a use of a box (AU-037), so the sender's `last_used_at` moves in the same UPDATE."""
     if not box_ids:
         return True
+    if len(box_ids) > 1:
+        # Lock the rows in id order first: an UPDATE takes them in the order it finds them, and two
+        # deliveries sharing two boxes (a box writing to a patient while the patient writes back,
+        # one box sending twice to one patient) could take them in opposite orders and deadlock.
+        list(Mailbox.objects.select_for_update().filter(pk__in=box_ids).order_by("pk").values_list("pk", flat=True))
     room = Q(used_bytes__lte=F("quota_bytes") - size)
     changes: dict = {"used_bytes": F("used_bytes") + size}
     if sender_box_id is not None:

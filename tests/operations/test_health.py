@@ -47,6 +47,24 @@ def test_an_old_relay_row_and_a_silent_scheduler_warn_and_strict_mode_fails(cast
     assert client.get("/readyz").status_code == 503
 
 
+def test_a_message_waiting_for_its_search_document_warns(cast, client, settings):
+    """Issue 17: the search index's queue (the message row) is watched like the others."""
+    from webmail.tasks import index_search_task
+
+    settings.CELERY_BROKER_URL = ""
+    Heartbeat.objects.create(name=Heartbeat.BEAT, at=timezone.now())
+    message = send_from_mailbox(
+        cast.alice_box, cast.alice, to=[cast.charlie_box.address], subject="x", text="y"
+    ).message
+    assert client.get("/readyz").json()["checks"]["search_index"]["status"] == "ok"  # fresh: not late yet
+    Message.objects.filter(pk=message.pk).update(created_at=timezone.now() - timedelta(minutes=10))
+    body = client.get("/readyz").json()
+    assert body["status"] == "degraded" and body["warnings"] == ["search_index"], body
+    assert 'mss_queue_depth{queue="search_index"} 1.0' in client.get("/metrics").content.decode()
+    index_search_task()
+    assert client.get("/readyz").json()["status"] == "ok"
+
+
 @pytest.fixture
 def own_redis():
     """A redis-server of this test only, on a free loopback port (the shared one is never

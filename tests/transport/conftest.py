@@ -64,9 +64,11 @@ class SinkHandler:
 
     async def handle_DATA(self, server, session, envelope):
         raw = envelope.original_content
+        ssl_object = server.transport.get_extra_info("ssl_object") if server.transport is not None else None
         self.received.append(
             SimpleNamespace(
                 tls=session.ssl is not None,
+                tls_version=ssl_object.version() if ssl_object is not None else "",
                 mail_from=envelope.mail_from,
                 mail_options=list(envelope.mail_options),
                 rcpt_tos=list(envelope.rcpt_tos),

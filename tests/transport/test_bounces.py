@@ -61,6 +61,8 @@ def test_postfix_bounce_marks_the_delivery_bounced_in_the_thread_and_timeline(ca
     with report.raw.open("rb") as fh:
         raw = fh.read()
     assert f"Original-Envelope-Id: mss.{original.pk}.".encode() in raw
+    # What Postfix sent, behind our trace (item 4): the null sender, its name and address.
+    assert raw.startswith(f"Return-Path: <>\r\nReceived: from {PEER} ([127.0.0.1])".encode())
     assert b"In-Reply-To" not in raw.split(b"\r\n\r\n", 1)[0]
     # The local delivery is untouched; the report sits in the sender's inbox, in the thread.
     assert Delivery.objects.get(message=original, address=cast.cardio.address).status == "delivered"
@@ -114,12 +116,12 @@ def test_relay_sends_8bitmime_for_an_8bit_body(cast, sink, settings):
     assert "BODY=8BITMIME" not in sink.handler.received[1].mail_options
 
 
-def test_relay_tls_versions_are_settable(settings):
-    import ssl
-
-    from mailboxes.relay import client_tls_context
-
-    settings.RELAY_TLS_MAX_VERSION = "1.2"
-    assert client_tls_context().maximum_version == ssl.TLSVersion.TLSv1_2
-    settings.RELAY_TLS_MAX_VERSION = ""
-    assert client_tls_context().maximum_version == ssl.TLSVersion.MAXIMUM_SUPPORTED
+@pytest.mark.parametrize(("setting", "version"), [("1.2", "TLSv1.2"), ("", "TLSv1.3")])
+def test_relay_tls_versions_are_settable(cast, tls_sink, settings, setting, version):
+    """RELAY_TLS_MAX_VERSION works like the listener's SMTPD_TLS_MAX_VERSION (issue 15 item 7)."""
+    TrustedDomain.objects.create(name=PEER)
+    settings.RELAY_USE_TLS, settings.RELAY_TLS_VERIFY = True, False
+    settings.RELAY_TLS_MAX_VERSION = setting
+    send_from_mailbox(cast.alice_box, cast.alice, to=[f"dr.x@{PEER}"], subject="S", text="t")
+    [got] = tls_sink.handler.received
+    assert got.tls and got.tls_version == version
