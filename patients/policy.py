@@ -85,14 +85,34 @@ def ensure_test_mailbox(using: str = "default") -> Mailbox:
     return box
 
 
+TEST_ADDRESS_CODE = "test_address"  # the PendingReturn code of the test address's acknowledgement
+
+
+def contains_test(text: str) -> bool:
+    return "TEST" in (text or "")
+
+
 def queue_test_answer(message: Message) -> None:
     """The test address (RULES.md §3): a message whose subject and body both contain `TEST`
-    gets the predefined acknowledgement in the sending box (`returns.answer_test_address`);
-    never an automatic message or a report (RFC 3834)."""
+    gets the predefined acknowledgement in the sending box; never an automatic message or a
+    report (RFC 3834). Like an automatic return, it is a `PendingReturn` row (code
+    `test_address`) written with the message and sent by its id, so a lost task or a flushed
+    broker only delays it: the returns' sweeper sends it (issue 15 item 13)."""
     if message.auto_submitted or message.is_report:
         return
-    message_pk = message.pk
-    queueing.enqueue_on_commit("patients.tasks.answer_test_address", message_pk, queue=settings.RELAY_QUEUE)
+    if not (contains_test(message.subject) and contains_test(message.text_body or message.html_body)):
+        return
+    sender = (message.envelope_from or message.from_address or "").lower()
+    if not sender:
+        return
+    pending = PendingReturn.objects.create(
+        code=TEST_ADDRESS_CODE,
+        sender=sender,
+        recipient=test_address(),
+        original_message_id=message.message_id or "",
+        refused_at=timezone.now(),
+    )
+    queueing.enqueue_on_commit("patients.tasks.send_automatic_return", pending.pk, queue=settings.RELAY_QUEUE)
 
 
 # --- Refusals: the one French text of each code, and its automatic return ---------------------

@@ -23,7 +23,7 @@ from mailboxes import queueing
 from mailboxes.delivery import DeliveryRefused, send_message
 from mailboxes.models import Message
 from patients.models import PendingReturn
-from patients.policy import REFUSALS, system_address, test_address
+from patients.policy import REFUSALS, TEST_ADDRESS_CODE, contains_test, system_address, test_address
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,10 @@ def send_system_message(message_id: str, raw: bytes, to: str) -> bool:
 
 
 def send_return(code: str, sender: str, recipient: str, original_message_id: str, refused_at: str) -> bool:
-    message_id, raw = build_return(code, sender, recipient, original_message_id, refused_at)
+    if code == TEST_ADDRESS_CODE:
+        message_id, raw = build_test_acknowledgement(sender, original_message_id)
+    else:
+        message_id, raw = build_return(code, sender, recipient, original_message_id, refused_at)
     sent = send_system_message(message_id, raw, sender)
     log.info("automatic return: code=%s sent=%s", code, sent)
     return sent
@@ -161,13 +164,10 @@ def sweep_returns() -> dict[str, int]:
     return queueing.sweep(PendingReturn, "patients.tasks.send_automatic_return", queue=settings.RELAY_QUEUE)
 
 
-def contains_test(text: str) -> bool:
-    return "TEST" in (text or "")
-
-
 def answer_test_address(message: Message) -> bool:
     """The test address (RULES.md §3): subject AND body containing `TEST` get the predefined
-    acknowledgement back in the sending box; anything else gets nothing."""
+    acknowledgement back in the sending box; anything else gets nothing. (Tasks queued by the
+    version before `PendingReturn` rows carried it; `policy.queue_test_answer` writes a row now.)"""
     if message.auto_submitted or message.is_report:
         return False
     if not (contains_test(message.subject) and contains_test(message.text_body or message.html_body)):

@@ -110,6 +110,26 @@ def test_a_lost_automatic_return_is_sent_by_the_sweeper_once(cast, django_captur
     assert returns.count() == 1
 
 
+def test_a_lost_test_address_acknowledgement_is_sent_by_the_sweeper_once(cast, django_capture_on_commit_callbacks):
+    """The test address's answer is a PendingReturn row like an automatic return: its task lost
+    (a flushed broker, a broker down), the returns' sweeper sends it, once."""
+    from patients import policy
+
+    with publishing_to(DOWN_BROKER), django_capture_on_commit_callbacks(execute=True):
+        pro_send(cast.cardio, cast.bob, policy.test_address(), subject="TEST messagerie", text="Ceci est un TEST.")
+    pending = PendingReturn.objects.get()
+    assert (pending.code, pending.status) == ("test_address", PendingReturn.Status.PENDING)
+    assert pending.sender == cast.cardio.address
+    make_due(PendingReturn)
+    for _ in range(2):  # a second sweep finds nothing to do
+        with django_capture_on_commit_callbacks(execute=True):
+            run_beat_job("patients.tasks.sweep_automatic_returns")
+    pending.refresh_from_db()
+    assert pending.status == PendingReturn.Status.SENT
+    acks = inbox_of(cast.cardio).filter(message__subject__startswith="Accusé de réception")
+    assert acks.count() == 1 and acks.get().message.envelope_from == ""
+
+
 def test_broker_down_at_send_time_the_user_sees_success_and_the_sweepers_deliver(
     cast, client, mail_peer, settings, django_capture_on_commit_callbacks
 ):
