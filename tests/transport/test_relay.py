@@ -5,6 +5,7 @@ Tasks run in process here (eager); test_relay_worker.py runs a real worker on Re
 """
 
 from datetime import timedelta
+from email import message_from_bytes
 
 import pytest
 from django.core.management import call_command
@@ -132,7 +133,8 @@ def test_550_gives_one_dsn_in_the_senders_inbox(peer, sink):
     assert dsn.is_report and dsn.in_reply_to == message.message_id
     with dsn.raw.open("rb") as fh:
         dsn_raw = fh.read()
-    assert b"report-type=delivery-status" in dsn_raw
+    report = message_from_bytes(dsn_raw)
+    assert (report.get_content_type(), report.get_param("report-type")) == ("multipart/report", "delivery-status")
     assert b"Status: 5.1.1" in dsn_raw and f"Final-Recipient: rfc822; {EXTERNAL}".encode() in dsn_raw
     assert AuditEvent.objects.filter(action="message.bounced", message_id=message.pk, outcome="failed").count() == 1
     # Running the task again changes nothing: still one DSN.

@@ -9,6 +9,7 @@ import smtplib
 import ssl
 import subprocess
 import sys
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -220,7 +221,9 @@ def test_recipient_refused_after_data_gets_a_report_relayed_to_the_sender(truste
     # The 250 made us responsible: a non-delivery report goes back to the sender, relayed.
     [got] = sink.handler.received
     assert got.rcpt_tos == [PEER_SENDER] and got.mail_from == "<>"
-    assert b"report-type=delivery-status" in got.raw and b"Status: 5.2.2" in got.raw
+    report = message_from_bytes(got.raw)
+    assert (report.get_content_type(), report.get_param("report-type")) == ("multipart/report", "delivery-status")
+    assert b"Status: 5.2.2" in got.raw
     assert original.message_id.encode() in got.raw
 
 
