@@ -3,6 +3,14 @@ query on the folder's entries and their messages (the fields the store parsed: s
 addresses, text, dates, size, flags). Header fields the store does not keep (HEADER with any
 other name, BCC) are read from the stored headers of the candidate messages.
 
+Text keys (SUBJECT, FROM, TO, CC, BODY, TEXT, HEADER Subject/From/To/Cc) ignore accents and case
+on both sides (issue 16 item 6): the needle and the stored fields are folded by the webmail's
+`webmail.search_index.fold()` (one implementation), then matched as substrings, as RFC 3501 asks.
+The webmail's index is not used for this: on PostgreSQL it holds stemmed words (a tsvector), not
+text a substring can be found in, and it lags behind delivery. Instead one pass over the folder's
+messages (only the columns the keys need, streamed) answers every text key of the command; the
+sets of matching UIDs then enter the database query like the other keys.
+
 Dates: BEFORE/ON/SINCE compare the internal date (arrival in the box), SENT* the Date header,
 both as calendar days in the server's time zone (TIME_ZONE), as RFC 3501 says.
 """
@@ -13,24 +21,29 @@ import datetime
 from dataclasses import dataclass
 
 from django.db.models import Q
-from django.db.models.fields import TextField
-from django.db.models.functions import Cast
 from django.utils import timezone
 
 from clients.imap.mime import header_end, parse_headers
 from clients.imap.protocol import BadCommand, Reader, parse_sequence_set, sequence_members
+from webmail.search_index import fold
 
 MONTHS = {
     m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)
 }
+FOLDED_HEADERS = ("subject", "from", "to", "cc")  # HEADER <field> matched as that key
 STORED_HEADERS = {
-    "subject": ("message__subject",),
-    "from": ("message__from_address", "message__from_name"),
-    "to": ("to_text",),
-    "cc": ("cc_text",),
     "message-id": ("message__message_id",),
     "in-reply-to": ("message__in_reply_to",),
     "references": ("message__references",),
+}
+# The text keys matched on folded text: the message columns each one reads.
+FOLDED_FIELDS = {
+    "SUBJECT": ("subject",),
+    "FROM": ("from_address", "from_name"),
+    "TO": ("to",),
+    "CC": ("cc",),
+    "BODY": ("text_body",),
+    "TEXT": ("subject", "from_address", "from_name", "to", "cc", "text_body"),
 }
 FLAG_KEYS = {
     "ANSWERED": ("answered", True),
@@ -120,12 +133,59 @@ def _day_bounds(day: datetime.date) -> tuple[datetime.datetime, datetime.datetim
     return start, start + datetime.timedelta(days=1)
 
 
-class Compiler:
-    """Turns the key tree into a Q over `Entry` (annotated with to_text and cc_text)."""
+def folded_key(key: Key) -> tuple[str, str] | None:
+    """(FOLDED_FIELDS name, folded needle) for a text key matched on folded text, else None."""
+    if key.name in FOLDED_FIELDS:
+        return key.name, fold(key.args[0])
+    if key.name == "HEADER" and key.args[0] in FOLDED_HEADERS and key.args[1]:
+        return key.args[0].upper(), fold(key.args[1])
+    return None
 
-    def __init__(self, uids: list[int], raw_header_lookup):
+
+def folded_needles(keys) -> set[tuple[str, str]]:
+    found = set()
+    for key in keys:
+        if key.name in ("AND", "NOT", "OR"):
+            found |= folded_needles(key.args)
+        elif (needle := folded_key(key)) is not None:
+            found.add(needle)
+    return found
+
+
+def _people_text(people) -> str:
+    parts = []
+    for person in people or []:
+        if isinstance(person, dict):
+            parts.append(f"{person.get('name') or ''} <{person.get('address') or ''}>")
+    return ", ".join(parts)
+
+
+def folded_matches(entries, needles: set[tuple[str, str]]) -> dict[tuple[str, str], set[int]]:
+    """One streamed pass over `entries` (an Entry queryset): for each (key, folded needle), the
+    UIDs whose folded fields contain the needle."""
+    found: dict[tuple[str, str], set[int]] = {needle: set() for needle in needles}
+    if not needles:
+        return found
+    columns = sorted({column for name, _ in needles for column in FOLDED_FIELDS[name]})
+    rows = entries.values_list("imap_uid", *(f"message__{column}" for column in columns))
+    for uid, *values in rows.iterator(chunk_size=200):
+        folded = {}
+        for column, value in zip(columns, values, strict=True):
+            folded[column] = fold(_people_text(value) if column in ("to", "cc") else value or "")
+        for needle in needles:
+            name, text = needle
+            if any(text in folded[column] for column in FOLDED_FIELDS[name]):
+                found[needle].add(uid)
+    return found
+
+
+class Compiler:
+    """Turns the key tree into a Q over `Entry`."""
+
+    def __init__(self, uids: list[int], raw_header_lookup, folded: dict[tuple[str, str], set[int]]):
         self.uids = uids  # the session's snapshot, ascending
         self.raw_header_lookup = raw_header_lookup  # (field, value) -> set of UIDs matching
+        self.folded = folded  # (FOLDED_FIELDS name, folded needle) -> set of UIDs matching
 
     def compile(self, keys: list[Key]) -> Q:
         q = Q()
@@ -155,25 +215,12 @@ class Compiler:
         if name == "UID":
             largest = self.uids[-1] if self.uids else 0
             return Q(imap_uid__in=sequence_members(key.args[0], self.uids, largest))
-        if name in ("SUBJECT", "FROM", "TO", "CC"):
-            return self._contains(STORED_HEADERS[name.lower()], key.args[0])
-        if name == "BODY":
-            return Q(message__text_body__icontains=key.args[0])
-        if name == "TEXT":
-            value = key.args[0]
-            return self._contains(
-                (
-                    "message__subject",
-                    "message__from_address",
-                    "message__from_name",
-                    "to_text",
-                    "cc_text",
-                    "message__text_body",
-                ),
-                value,
-            )
+        if (needle := folded_key(key)) is not None:
+            return Q(imap_uid__in=self.folded[needle])
         if name == "HEADER":
             field, value = key.args
+            if field in FOLDED_HEADERS:
+                return Q()  # an empty value (a non-empty one is a folded key, above)
             if field in STORED_HEADERS:
                 return self._contains(STORED_HEADERS[field], value) if value else Q()
             return Q(imap_uid__in=self.raw_header_lookup(field, value))
@@ -232,11 +279,8 @@ def run(folder_id: int, keys: list[Key], uids: list[int], read_header) -> list[i
                     break
         return found
 
-    query = Compiler(uids, raw_header_lookup).compile(keys)
-    annotated = base.annotate(
-        to_text=Cast("message__to", output_field=TextField()),
-        cc_text=Cast("message__cc", output_field=TextField()),
-    )
+    folded = folded_matches(base, folded_needles(keys))
+    query = Compiler(uids, raw_header_lookup, folded).compile(keys)
     known = set(uids)
-    matched = annotated.filter(query).values_list("imap_uid", flat=True)
+    matched = base.filter(query).values_list("imap_uid", flat=True)
     return sorted(uid for uid in matched if uid in known)

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from audit.models import AuditEvent
-from mailboxes.models import Entry, Folder
+from mailboxes.models import Entry, Folder, Message
 from tests.clients.conftest import build, deliver
 from tests.factories import PASSWORD
 
@@ -281,3 +281,32 @@ def test_literal_and_bad_syntax(imap, cast):
     tag = client._new_tag()
     client.send(tag + b" FETCH 1:* (NOPE)\r\n")
     assert re.match(rb"^\S+ BAD ", client.readline())
+
+
+def test_search_ignores_accents_and_case_both_ways(imap, cast):
+    """Issue 16 item 6: SEARCH folds accents and case on both sides, keeps substring matching,
+    and does not wait for the webmail's search indexer (the messages are still pending)."""
+    deliver(cast, cast.alice_box, subject="Échographie cardiaque")
+    deliver(cast, cast.alice_box, subject="Compte rendu", body="L'ÉCHOGRAPHIE CARDIAQUE est normale.\n")
+    deliver(cast, cast.alice_box, subject="echographie de contrôle")
+    deliver(cast, cast.alice_box, subject="Ordonnance")
+    assert Message.objects.filter(search_pending=True).count() == 4
+    client = imap.client("alice", PASSWORD)
+    client.select("INBOX")
+    assert client.search(None, "TEXT", "echographie") == ("OK", [b"1 2 3"])
+    assert client.search(None, "SUBJECT", "ECHOGRAPHIE") == ("OK", [b"1 3"])
+    assert client.search(None, "BODY", "echographie") == ("OK", [b"2"])
+    assert client.search(None, "BODY", "cardiaq") == ("OK", [b"2"])  # a substring, as RFC 3501 says
+    assert client.search(None, "NOT", "TEXT", "echographie") == ("OK", [b"4"])
+    # A UTF-8 literal with accents finds the text stored without them, and the other way round.
+    client.literal = "échographie".encode()
+    assert client.search("UTF-8", "SUBJECT") == ("OK", [b"1 3"])
+    client.literal = b"CONTROLE"
+    assert client.search("UTF-8", "SUBJECT") == ("OK", [b"3"])
+    client.literal = "ÉCHOGRAPHIE".encode()
+    assert client.search("UTF-8", "OR", "SUBJECT", "ordonnance", "TEXT") == ("OK", [b"1 2 3 4"])
+    client.literal = "Échographie".encode()
+    assert client.uid("SEARCH", "CHARSET", "UTF-8", "HEADER", "Subject") == ("OK", [b"1 3"])
+    assert client.search(None, "FROM", "CHARLIE.DURAND") == ("OK", [b"1 2 3 4"])
+    assert client.search(None, "TO", "ALICE") == ("OK", [b"1 2 3 4"])
+    client.logout()
