@@ -133,6 +133,11 @@ def seed(count: int):
         signature="Le bureau des admissions du CH du Banc",
     )
     secretary = get_user_model().objects.create_user("secretaire", password="Bench-Mssante-2026")
+    # Second factor on by default outside debug (issue 15 item 20): the secretary has one, so the
+    # pages go through the middleware's real check instead of the enrolment page.
+    from allauth.mfa.models import Authenticator
+
+    Authenticator.objects.create(user=secretary, type=Authenticator.Type.TOTP, data={"secret": "bench"})
     Membership.objects.create(mailbox=app, user=secretary)
     install_standard_models(app, "Admissions", user=secretary)
 
