@@ -33,23 +33,28 @@ def b64decode(data: bytes | str) -> bytes:
         raise SaslError("invalid base64") from None
 
 
-def _text(data: bytes) -> str:
+def utf8(data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise SaslError("not UTF-8") from None
 
 
+def login(user: bytes, secret: bytes) -> Credentials:
+    """The LOGIN mechanism's two answers (IMAP and submission alike)."""
+    return Credentials("", utf8(user), utf8(secret))
+
+
 def plain(message: bytes) -> Credentials:
     parts = message.split(b"\0")
     if len(parts) != 3 or not parts[1]:
         raise SaslError("PLAIN is authzid NUL authcid NUL password")
-    return Credentials(_text(parts[0]), _text(parts[1]), _text(parts[2]))
+    return Credentials(utf8(parts[0]), utf8(parts[1]), utf8(parts[2]))
 
 
 def oauthbearer(message: bytes) -> Credentials:
     """`n,a=user@example,^Ahost=...^Aauth=Bearer TOKEN^A^A` (RFC 7628 §3.1)."""
-    text = _text(message)
+    text = utf8(message)
     gs2, sep, rest = text.partition("\x01")
     if not sep or not gs2.startswith(("n,", "y,")):
         raise SaslError("bad GS2 header")
@@ -63,7 +68,7 @@ def oauthbearer(message: bytes) -> Credentials:
 
 def xoauth2(message: bytes) -> Credentials:
     """`user=USER^Aauth=Bearer TOKEN^A^A`."""
-    fields = _text(message).split("\x01")
+    fields = utf8(message).split("\x01")
     user = next((f[5:] for f in fields if f.startswith("user=")), "")
     return Credentials("", user, _bearer(fields), bearer=True)
 

@@ -155,7 +155,7 @@ class SubmissionHandler:
         if secret is MISSING:
             return AuthResult(success=False, handled=True)
         try:
-            credentials = sasl.Credentials("", sasl._text(login), sasl._text(secret))
+            credentials = sasl.login(login, secret)
         except sasl.SaslError:
             return AuthResult(success=False, handled=False, message="501 5.5.2 Message illisible")
         return await self._login(server, credentials)

@@ -387,18 +387,20 @@ def copy(user, folder_id: int, uids: list[int], target: FolderInfo) -> list[tupl
     return [(old.imap_uid, given[new.pk]) for old, new in zip(entries, new_entries, strict=True) if new.pk in given]
 
 
+def _copy_fields(instance, **changes) -> dict:
+    """The concrete fields of a row (its primary key left out) for a new row, with `changes`."""
+    fields = {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields if not f.primary_key}
+    return {**fields, **changes}
+
+
 def _clone_message(message: Message) -> Message:
-    attachments = list(message.attachments.all())
-    message.pk = None
-    message._state.adding = True
-    message.search_pending = True  # a new message: the search indexer writes its document
-    message.save()
-    for attachment in attachments:
-        attachment.pk = None
-        attachment._state.adding = True
-        attachment.message = message
-    Attachment.objects.bulk_create(attachments)
-    return message
+    """A new Message row for the same bytes (a COPY to another box), and its attachments' rows;
+    the search indexer writes the new message's document."""
+    clone = Message.objects.create(**_copy_fields(message, search_pending=True))
+    Attachment.objects.bulk_create(
+        [Attachment(**_copy_fields(a, message_id=clone.pk)) for a in message.attachments.all()]
+    )
+    return clone
 
 
 def _reserve_space(mailbox_id: int, size: int) -> None:

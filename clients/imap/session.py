@@ -244,7 +244,7 @@ class Session:
                 if login is None:
                     login = await self.challenge(b"Username:")
                 secret = await self.challenge(b"Password:")
-                return sasl.Credentials("", sasl._text(login), sasl._text(secret))
+                return sasl.login(login, secret)
             if mechanism in ("OAUTHBEARER", "XOAUTH2") and self.conn.server.psc_enabled:
                 message = first()
                 if message is None:

@@ -1,15 +1,13 @@
 """Notifications through a real Celery worker on Redis (DB 4): the task is queued after commit
 with only an id, the worker sends the e-mail (file backend), and a duplicate task sends nothing."""
 
-import time
-
 import pytest
 import redis
 
 from patients.models import Notification
 from tests.celery_broker import publishing_to
 from tests.patients.conftest import pro_send
-from tests.transport.conftest import process_env, start_worker, wait_until  # noqa: F401 - fixtures
+from tests.transport.conftest import finished, process_env, start_worker, wait_until  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -46,5 +44,6 @@ def test_worker_sends_the_notification_once(cast, broker_db4, start_worker, tmp_
     assert "paul.perso@exemple.org" in content
     assert "SENTINEL" not in content
     wait_until(lambda: broker_db4.llen("celery") == 0, timeout=10)
-    time.sleep(0.5)  # let a wrongly duplicated send land before counting
+    # The worker logged both runs of the task (the first and the duplicate) as finished.
+    wait_until(lambda: finished(worker, "patients.tasks.send_notification") >= 2, timeout=20)
     assert sum(f.read_text().count("Message-ID:") for f in mail_dir.iterdir()) == 1

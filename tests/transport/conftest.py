@@ -253,6 +253,12 @@ class Worker:
         self.log.close()
 
 
+def finished(worker: Worker, task: str) -> int:
+    """How many runs of `task` the worker logged as finished (Celery's INFO line
+    "Task <name>[<id>] succeeded in …"): a duplicate's end is an event to wait for, not a sleep."""
+    return sum(1 for line in worker.output().splitlines() if f"{task}[" in line and " succeeded in " in line)
+
+
 @pytest.fixture
 def start_worker(process_env, tmp_path):
     workers: list[Worker] = []
