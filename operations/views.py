@@ -213,12 +213,22 @@ def statistics_tables(scope, first, last, granularity) -> list[dict]:
             ],
         ),
     ]
-    read_table = tables[5]
+    _add_median_read_delay(tables[5], reads)
+    tables.append(_returns_table(table))
+    return tables
+
+
+def _add_median_read_delay(read_table: dict, reads: list[dict]) -> None:
+    """The read-receipts table gains the median delay of each period and of the total."""
     read_table["columns"].append("délai médian")
     for i, row in enumerate(read_table["rows"][:-1]):
         row.append(_bucket_label(stats.median_bucket(reads[i])))
     totals = {name: sum(r[name] for r in reads) for _limit, name in stats.READ_DELAY_BUCKETS}
     read_table["rows"][-1].append(_bucket_label(stats.median_bucket(totals)))
+
+
+def _returns_table(table: dict) -> dict:
+    """Automatic returns by reason over the whole period, most frequent first."""
     returns = sorted(
         (
             (metric.removeprefix("return_"), sum(values.values()))
@@ -227,21 +237,18 @@ def statistics_tables(scope, first, last, granularity) -> list[dict]:
         ),
         key=lambda item: -item[1],
     )
-    tables.append(
-        {
-            "id": "retours",
-            "title": "Retours automatiques par motif",
-            "columns": ["motif", "nombre"],
-            "rows": [[reason, count] for reason, count in returns] or [["aucun", 0]],
-            "chart": bar_chart(
-                "chart-retours",
-                "Retours automatiques par motif",
-                [r for r, _c in returns],
-                [("retours", [c for _r, c in returns])],
-            ),
-        }
-    )
-    return tables
+    return {
+        "id": "retours",
+        "title": "Retours automatiques par motif",
+        "columns": ["motif", "nombre"],
+        "rows": [[reason, count] for reason, count in returns] or [["aucun", 0]],
+        "chart": bar_chart(
+            "chart-retours",
+            "Retours automatiques par motif",
+            [r for r, _c in returns],
+            [("retours", [c for _r, c in returns])],
+        ),
+    }
 
 
 def _bucket_label(name: str) -> str:
