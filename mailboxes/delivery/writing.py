@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from audit.events import audit_rows
+from audit.events import audit_rows, audit_rows_deferred
 from audit.models import AuditEvent
 from mailboxes import outbox as relay_queue
 from mailboxes.box_actions import apply_box_settings
-from mailboxes.delivery import bounces, quota, receipts
+from mailboxes.delivery import bounces, quota, receipts, statement
 from mailboxes.delivery.events import event
 from mailboxes.delivery.planning import Plan
 from mailboxes.mime import ParsedMessage
@@ -149,50 +149,135 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
             quota.refuse_boxes_now_full(plan.local, submission.refused, len(submission.raw))
             if not plan.accepts_any:
                 return None
-        delivered, now = plan.delivered, timezone.now()
-        sender_box_id = submission.sender_box_id
+        rows = DeliveryRows.build(submission, files, plan, timezone.now())
+        if statement.uses_one_statement():
+            written = write_in_one_statement(submission, files, plan, rows)
+        else:
+            written = write_with_orm(submission, files, plan, rows)
+        # A box filled since the plan rolls it all back.
+        if not written:
+            raise QuotaRace
+        message, delivered = rows.message, plan.delivered
+        tell_policy_refused(submission.envelope, message, submission.refused)
+        get_policy().after_delivery(message, delivered)
+        # Each recipient box's own settings: rules now, absence reply and forward after commit.
+        apply_box_settings(message, delivered)
+        for outbox in rows.outboxes:
+            transaction.on_commit(functools.partial(relay_queue.enqueue, outbox.pk))
+    return message
+
+
+@dataclass
+class DeliveryRows:
+    """The unsaved rows of one delivery, and the boxes whose quota it counts."""
+
+    message: Message
+    attachments: list[Attachment]
+    entries: list[Entry]
+    deliveries: list[Delivery]
+    outboxes: list[Outbox]
+    counted: set[int]
+    sender_in_sent: bool
+    now: object
+
+    @classmethod
+    def build(cls, submission: Submission, files: StoredFiles, plan: Plan, now) -> DeliveryRows:
+        delivered, sender_box_id = plan.delivered, submission.sender_box_id
         sender_in_sent = sender_box_id is not None and sender_box_id not in {box.pk for box in delivered}
         counted = {box.pk for box in delivered}
         if sender_in_sent and sender_box_id is not None:
             counted.add(sender_box_id)
         message = message_row(submission, files)
-        Message.objects.bulk_create([message])
-        for row in files.attachments:
-            row.message = message
-        Attachment.objects.bulk_create(files.attachments)
-        Entry.objects.bulk_create(
-            entry_rows(message, delivered, submission.sender_mailbox if sender_in_sent else None, now)
+        return cls(
+            message=message,
+            attachments=files.attachments,
+            entries=entry_rows(message, delivered, submission.sender_mailbox if sender_in_sent else None, now),
+            deliveries=delivery_rows(message, plan, submission.refused),
+            outboxes=[Outbox(message=message, domain=d, recipients=a) for d, a in plan.external.items()],
+            counted=counted,
+            sender_in_sent=sender_in_sent,
+            now=now,
         )
-        deliveries = Delivery.objects.bulk_create(delivery_rows(message, plan, submission.refused))
-        outboxes = Outbox.objects.bulk_create(
-            [
-                Outbox(message=message, domain=domain, recipients=addresses)
-                for domain, addresses in plan.external.items()
-            ]
+
+    def children(self) -> list[Attachment | Entry | Delivery | Outbox]:
+        return [*self.attachments, *self.entries, *self.deliveries, *self.outboxes]
+
+
+def message_events(submission: Submission, plan: Plan, rows: DeliveryRows) -> list[dict]:
+    """The delivery's audit events, those of a read receipt or a delivery report included (their
+    steps update the original message's deliveries). The rows' ids are known."""
+    message, delivered = rows.message, plan.delivered
+    events = delivery_events(submission, message, plan, rows.deliveries, rows.outboxes)
+    if receipts.is_read_receipt(submission.parsed) and delivered:
+        events += receipts.record_read_receipt(submission.parsed, delivered, message)
+    if bounces.is_delivery_report(submission.parsed) and delivered and submission.sender_mailbox is None:
+        events += bounces.record_bounce(submission.parsed, delivered, message)
+    return events
+
+
+def write_with_orm(submission: Submission, files: StoredFiles, plan: Plan, rows: DeliveryRows) -> bool:
+    """Any database: one `bulk_create` per table, the events, the files' fsync, the quota last
+    (the boxes' rows stay locked by its UPDATE only until the COMMIT that follows). False when a
+    recipient box filled up since the plan."""
+    Message.objects.bulk_create([rows.message])
+    for row in rows.children():
+        row.message = rows.message
+    Attachment.objects.bulk_create(rows.attachments)
+    Entry.objects.bulk_create(rows.entries)
+    Delivery.objects.bulk_create(rows.deliveries)
+    Outbox.objects.bulk_create(rows.outboxes)
+    AuditEvent.objects.bulk_create(audit_rows(message_events(submission, plan, rows)))
+    # Durable before the commit that precedes the 250 (issue 17): the files' fsync ran
+    # while the rows above were written.
+    files.wait_durable()
+    return quota.count_space(
+        rows.counted,
+        len(submission.raw),
+        sender_box_id=submission.sender_box_id,
+        sender_in_sent=rows.sender_in_sent,
+        now=rows.now,
+    )
+
+
+def write_in_one_statement(submission: Submission, files: StoredFiles, plan: Plan, rows: DeliveryRows) -> bool:
+    """PostgreSQL (issue 17): the ids reserved, the audit chain head taken, then every INSERT,
+    the head's move and the quota's conditional UPDATE in one statement, just after the files'
+    fsync. False when a recipient box filled up since the plan."""
+    message_ids, delivery_ids, outbox_ids = statement.reserve_ids(
+        Message, 1, (Delivery, len(rows.deliveries)), (Outbox, len(rows.outboxes))
+    )
+    rows.message.pk = message_ids[0]
+    for row, pk in [*zip(rows.deliveries, delivery_ids, strict=True), *zip(rows.outboxes, outbox_ids, strict=True)]:
+        row.pk = pk
+    for row in rows.children():
+        row.message_id = rows.message.pk
+    events, moves = audit_rows_deferred(message_events(submission, plan, rows))
+    quota.lock_in_id_order(rows.counted)
+    one = statement.DeliveryStatement()
+    one.insert(Message, [rows.message], with_pk=True)
+    one.insert(Attachment, rows.attachments, with_pk=False)
+    one.insert(Entry, rows.entries, with_pk=False)
+    one.insert(Delivery, rows.deliveries, with_pk=True)
+    one.insert(Outbox, rows.outboxes, with_pk=True)
+    one.insert(AuditEvent, events, with_pk=False)
+    for move in moves:
+        one.add(*move.as_sql())
+    # Durable before the commit that precedes the 250: the fsync ran while the above was built.
+    files.wait_durable()
+    if not rows.counted:
+        one.run()
+        return True
+    one.add(
+        *quota.count_space_sql(
+            rows.counted,
+            len(submission.raw),
+            sender_box_id=submission.sender_box_id,
+            sender_in_sent=rows.sender_in_sent,
+            now=rows.now,
         )
-        events = delivery_events(submission, message, plan, deliveries, outboxes)
-        if receipts.is_read_receipt(submission.parsed) and delivered:
-            events += receipts.record_read_receipt(submission.parsed, delivered, message)
-        if bounces.is_delivery_report(submission.parsed) and delivered and submission.sender_mailbox is None:
-            events += bounces.record_bounce(submission.parsed, delivered, message)
-        AuditEvent.objects.bulk_create(audit_rows(events))
-        tell_policy_refused(submission.envelope, message, submission.refused)
-        get_policy().after_delivery(message, delivered)
-        # Each recipient box's own settings: rules now, absence reply and forward after commit.
-        apply_box_settings(message, delivered)
-        for outbox in outboxes:
-            transaction.on_commit(functools.partial(relay_queue.enqueue, outbox.pk))
-        # Durable before the commit that precedes the 250 (issue 17): the files' fsync ran
-        # while the rows above were written.
-        files.wait_durable()
-        # The quota last (issue 17): the recipient boxes' rows stay locked by this UPDATE only
-        # until the COMMIT that follows, not while the rows are written and the files synced, so
-        # deliveries to one busy box overlap. A box filled since the plan rolls it all back.
-        if not quota.count_space(
-            counted, len(submission.raw), sender_box_id=sender_box_id, sender_in_sent=sender_in_sent, now=now
-        ):
-            raise QuotaRace
-    return message
+    )
+    (updated,) = one.run(f"SELECT count(*) FROM {one.last_name}")  # noqa: S608 - a part's name
+    return updated == len(rows.counted)
 
 
 def entry_rows(message: Message, delivered: list[Mailbox], sender_box: Mailbox | None, received_at) -> list[Entry]:
