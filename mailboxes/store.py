@@ -62,14 +62,32 @@ _sync_pool: ThreadPoolExecutor | None = None
 _sync_pool_pid = 0
 
 
-def sync_in_background(files: list[Written]) -> Future:
-    """fsync `files` in a small pool of threads (fsync releases the GIL), so that the delivery
-    path writes its rows meanwhile; it waits for the result before its COMMIT (issue 17)."""
+class AllSynced:
+    """The fsyncs of one delivery's files, running concurrently: `result()` waits for them all
+    and raises the first error."""
+
+    def __init__(self, futures: list[Future]):
+        self.futures = futures
+
+    def result(self) -> None:
+        for future in self.futures:
+            future.result()
+
+
+def sync_in_background(files: list[Written]) -> AllSynced:
+    """fsync `files` and their directories in a small pool of threads (fsync releases the GIL),
+    so that the delivery path writes its rows meanwhile; it waits for the result before its
+    COMMIT (issue 17). Every path is synced at once, not one after the other: on a journalled
+    file system concurrent fsyncs share one journal commit, so a message with an attachment
+    (two files, two directories) waits about as long as one without."""
     global _sync_pool, _sync_pool_pid
     if _sync_pool is None or _sync_pool_pid != os.getpid():  # a pool never crosses a fork
         _sync_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="store-fsync")
         _sync_pool_pid = os.getpid()
-    return _sync_pool.submit(lambda: [written.sync() for written in files])
+    paths = list(
+        dict.fromkeys(path for written in files for path in durable_paths(written.name, written.new_directory))
+    )
+    return AllSynced([_sync_pool.submit(fsync_path, path) for path in paths])
 
 
 def local_path(name: str) -> str | None:
@@ -88,19 +106,26 @@ def directory_exists(name: str) -> bool:
 
 def make_durable(name: str, *, new_directory: bool = False) -> None:
     """fsync a stored file and its directory on the local-folder backend, so that a power loss
-    after this keeps the file, whole, under its name. When the write created the directory
-    (`raw/ab/`, 256 of them), the directories above it up to the storage root are synced too."""
+    after this keeps the file, whole, under its name."""
+    for path in durable_paths(name, new_directory):
+        fsync_path(path)
+
+
+def durable_paths(name: str, new_directory: bool = False) -> list[str]:
+    """What to fsync for a stored file to survive a power loss: the file and its directory, and
+    when the write created the directory (`raw/ab/`, 256 of them), the directories above it up
+    to the storage root. None on object storage (S3), durable when its PUT returns."""
     path = local_path(name)
     if path is None:
-        return
-    fsync_path(path)
+        return []
     directory = os.path.dirname(path)
-    fsync_path(directory)
+    paths = [path, directory]
     if new_directory:
         root = os.path.normpath(default_storage.path(""))
         while len(directory) > len(root):
             directory = os.path.dirname(directory)
-            fsync_path(directory)
+            paths.append(directory)
+    return paths
 
 
 def fsync_path(path: str) -> None:

@@ -18,7 +18,6 @@ database: this is the step to change for a faster ingest (see bench/RESULTS.md).
 from __future__ import annotations
 
 import functools
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -34,7 +33,7 @@ from mailboxes.delivery.planning import Plan
 from mailboxes.mime import ParsedMessage
 from mailboxes.models import Attachment, Delivery, Entry, Folder, Mailbox, Message, Outbox
 from mailboxes.patient_domain import Decision, Envelope, get_policy, is_patient_address
-from mailboxes.store import sync_in_background, write_attachment, write_raw
+from mailboxes.store import AllSynced, sync_in_background, write_attachment, write_raw
 
 
 class QuotaRace(Exception):
@@ -65,7 +64,7 @@ class StoredFiles:
     sha256: str
     raw_name: str
     attachments: list[Attachment]
-    durable: Future | None = None  # the files' fsync, running while the rows are written
+    durable: AllSynced | None = None  # the files' fsync, running while the rows are written
 
     def wait_durable(self) -> None:
         """Every file on stable storage (raises what the fsync raised): called before COMMIT."""
