@@ -53,6 +53,13 @@ class Submission:
     actor: object = None
     sender_mailbox: Mailbox | None = None
     refused: dict[str, Decision] = field(default_factory=dict)
+    # The SMTP gateway's `Return-Path:` and `Received:` lines, stored in front of `raw`.
+    trace: bytes = b""
+
+    @property
+    def stored_size(self) -> int:
+        """The size of the stored message (trace lines included): what the quota counts."""
+        return len(self.trace) + len(self.raw)
 
     @property
     def sender_box_id(self) -> int | None:
@@ -72,10 +79,11 @@ class StoredFiles:
             self.durable.result()
 
 
-def store_files(raw: bytes, parsed: ParsedMessage) -> StoredFiles:
-    """The raw bytes once and each attachment once, named by content hash, before any row; their
-    fsync starts now, in the background, and `write_message` waits for it before its COMMIT."""
-    sha256, raw_file = write_raw(raw)
+def store_files(raw: bytes, parsed: ParsedMessage, prefix: bytes = b"") -> StoredFiles:
+    """The raw bytes (after `prefix`, the trace lines) once and each attachment once, named by
+    content hash, before any row; their fsync starts now, in the background, and
+    `write_message` waits for it before its COMMIT."""
+    sha256, raw_file = write_raw(raw, prefix)
     written = [raw_file]
     rows = []
     for position, part in enumerate(parsed.attachments):
@@ -132,7 +140,7 @@ def message_row(submission: Submission, files: StoredFiles) -> Message:
         is_report=parsed.is_report,
         report_type=parsed.report_type,
         has_attachments=any(not a.is_inline for a in files.attachments),
-        size=len(submission.raw),
+        size=submission.stored_size,
         sha256=files.sha256,
         raw=files.raw_name,
         sender_mailbox=submission.sender_mailbox,
@@ -145,7 +153,7 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
     re-read first, and those now full are refused instead (None when no recipient is left)."""
     with transaction.atomic():
         if recheck_room:
-            quota.refuse_boxes_now_full(plan.local, submission.refused, len(submission.raw))
+            quota.refuse_boxes_now_full(plan.local, submission.refused, submission.stored_size)
             if not plan.accepts_any:
                 return None
         rows = DeliveryRows.build(submission, files, plan, timezone.now())
@@ -231,7 +239,7 @@ def write_with_orm(submission: Submission, files: StoredFiles, plan: Plan, rows:
     files.wait_durable()
     return quota.count_space(
         rows.counted,
-        len(submission.raw),
+        submission.stored_size,
         sender_box_id=submission.sender_box_id,
         sender_in_sent=rows.sender_in_sent,
         now=rows.now,
@@ -269,7 +277,7 @@ def write_in_one_statement(submission: Submission, files: StoredFiles, plan: Pla
     one.add(
         *quota.count_space_sql(
             rows.counted,
-            len(submission.raw),
+            submission.stored_size,
             sender_box_id=submission.sender_box_id,
             sender_in_sent=rows.sender_in_sent,
             now=rows.now,
