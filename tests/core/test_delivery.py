@@ -1,6 +1,7 @@
 """The one delivery path: store once, enter N times, Sent, deliveries, outbox, audit, threads."""
 
 import email
+import hashlib
 
 import pytest
 from django.core.files.storage import default_storage
@@ -472,3 +473,40 @@ def test_a_peers_retry_of_the_same_message_id_is_not_delivered_twice(cast):
     assert more.delivered == [cast.cardio]
     assert Entry.objects.filter(mailbox=cast.alice_box).count() == 1
     assert Entry.objects.filter(mailbox=cast.cardio).count() == 1
+
+
+def test_mail_from_outside_is_stored_behind_its_trace_lines_with_chained_events_and_counted_space(cast):
+    """Issue 17: the gateway's trace lines are written in front of the received bytes (never
+    joined in memory), the stored file's hash and size are those of what is on disk, each box
+    counts that size once, and the delivery's events (written with the rows in one statement on
+    PostgreSQL) sit in an intact audit chain."""
+    from audit.chain import verify
+    from mailboxes.store import read_raw
+
+    TrustedDomain.objects.get_or_create(name=PEER)
+    raw = raw_message(to=(cast.alice_box.address, cast.cardio.address))
+    trace = b"Return-Path: <" + PEER_SENDER.encode() + b">\r\nReceived: from mx.peer ([127.0.0.1]) by mx.test; x\r\n"
+    result = send_message(
+        raw,
+        envelope_from=PEER_SENDER,
+        envelope_to=[cast.alice_box.address, cast.cardio.address],
+        source="smtp",
+        trace=trace,
+    )
+    message = Message.objects.get(pk=result.message.pk)
+    stored = read_raw(message)
+    assert stored == trace + raw
+    assert message.sha256 == hashlib.sha256(stored).hexdigest() and message.size == len(stored)
+    for box in (cast.alice_box, cast.cardio):
+        assert Mailbox.objects.get(pk=box.pk).used_bytes == box.used_bytes + len(stored)
+    actions = sorted(AuditEvent.objects.filter(message_id=message.pk).values_list("action", "mailbox_id"), key=str)
+    assert actions == sorted(
+        [
+            (AuditEvent.Action.DELIVERED, cast.alice_box.pk),
+            (AuditEvent.Action.DELIVERED, cast.cardio.pk),
+            (AuditEvent.Action.SUBMITTED, None),
+        ],
+        key=str,
+    )
+    assert Delivery.objects.filter(message=message, status=Delivery.Status.DELIVERED).count() == 2
+    assert verify().ok
