@@ -45,12 +45,16 @@ class DeliveryStatement:
     def __init__(self) -> None:
         self.parts: list[str] = []
         self.params: list = []
+        self.awaiting_ids: list[tuple[int, list[models.Model]]] = []
 
-    def insert(self, model: type[models.Model], rows: Sequence[models.Model], *, with_pk: bool) -> None:
-        """An INSERT of `rows` (nothing when empty). `with_pk`: the rows carry reserved ids;
-        otherwise the id column is left to its default."""
+    def insert(
+        self, model: type[models.Model], rows: Sequence[models.Model], *, with_pk: bool, return_ids: bool = False
+    ) -> str:
+        """An INSERT of `rows` (nothing when empty); the part's name. `with_pk`: the rows carry
+        reserved ids; otherwise the id column is left to its default, and with `return_ids` the
+        rows get the ids it gave (`run`), as `bulk_create` gives them."""
         if not rows:
-            return
+            return ""
         fields = [f for f in model._meta.concrete_fields if f.column and (with_pk or not f.primary_key)]
         columns = ", ".join(connection.ops.quote_name(f.column) for f in fields if f.column)
         one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
@@ -58,22 +62,31 @@ class DeliveryStatement:
             self.params += [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
         values = ", ".join([one_row] * len(rows))
         table = connection.ops.quote_name(model._meta.db_table)
-        self.add(f"INSERT INTO {table} ({columns}) VALUES {values}", [])  # noqa: S608 - names from the model
+        returning = ""
+        if return_ids and not with_pk:
+            returning = f" RETURNING {connection.ops.quote_name(model._meta.pk.column or 'id')}"
+            self.awaiting_ids.append((len(self.parts), list(rows)))
+        return self.add(f"INSERT INTO {table} ({columns}) VALUES {values}{returning}", [])  # noqa: S608 - model names
 
-    def add(self, sql: str, params: list) -> None:
-        """Any data-modifying statement (INSERT, UPDATE) as one more part."""
+    def add(self, sql: str, params: list) -> str:
+        """Any data-modifying statement (INSERT, UPDATE) as one more part; the part's name."""
         self.parts.append(sql)
         self.params += params
+        return f"p{len(self.parts) - 1}"
 
-    def run(self, returning: str = "", params: list | None = None):
-        """Run every part in one statement; `returning` is the final SELECT over the parts
-        (named `p0`, `p1`, … in the order they were added), its first row returned."""
+    def run(self, result: str = "NULL"):
+        """Run every part in one statement (the parts are named `p0`, `p1`, … in the order they
+        were added): the rows of `insert(return_ids=True)` get their ids; returns the value of
+        `result`, a scalar expression over the parts."""
         names = [f"p{i}" for i in range(len(self.parts))]
         with_clause = ", ".join(f"{name} AS ({sql})" for name, sql in zip(names, self.parts, strict=True))
+        # Rows come back from a multi-row INSERT … RETURNING in the order of its VALUES, as
+        # Django's own bulk_create on PostgreSQL relies on.
+        ids = ", ".join(f"ARRAY(SELECT * FROM p{index})" for index, _ in self.awaiting_ids)  # noqa: S608
         with connection.cursor() as cursor:
-            cursor.execute(f"WITH {with_clause} {returning or 'SELECT 1'}", [*self.params, *(params or [])])
-            return cursor.fetchone()
-
-    @property
-    def last_name(self) -> str:
-        return f"p{len(self.parts) - 1}"
+            cursor.execute(f"WITH {with_clause} SELECT {result}{', ' if ids else ''}{ids}", self.params)  # noqa: S608
+            value, *returned = cursor.fetchone()
+        for (_, rows), pks in zip(self.awaiting_ids, returned, strict=True):
+            for row, pk in zip(rows, pks, strict=True):
+                row.pk = pk
+        return value

@@ -266,7 +266,7 @@ def write_in_one_statement(submission: Submission, files: StoredFiles, plan: Pla
     one.insert(Entry, rows.entries, with_pk=False)
     one.insert(Delivery, rows.deliveries, with_pk=True)
     one.insert(Outbox, rows.outboxes, with_pk=True)
-    one.insert(AuditEvent, events, with_pk=False)
+    one.insert(AuditEvent, events, with_pk=False, return_ids=True)  # the rows `events_committed` sends
     for move in moves:
         one.add(*move.as_sql())
     # Durable before the commit that precedes the 250: the fsync ran while the above was built.
@@ -274,7 +274,7 @@ def write_in_one_statement(submission: Submission, files: StoredFiles, plan: Pla
     if not rows.counted:
         one.run()
         return True
-    one.add(
+    counting = one.add(
         *quota.count_space_sql(
             rows.counted,
             submission.stored_size,
@@ -283,8 +283,7 @@ def write_in_one_statement(submission: Submission, files: StoredFiles, plan: Pla
             now=rows.now,
         )
     )
-    (updated,) = one.run(f"SELECT count(*) FROM {one.last_name}")  # noqa: S608 - a part's name
-    return updated == len(rows.counted)
+    return one.run(f"(SELECT count(*) FROM {counting})") == len(rows.counted)  # noqa: S608 - a part name
 
 
 def entry_rows(message: Message, delivered: list[Mailbox], sender_box: Mailbox | None, received_at) -> list[Entry]:

@@ -513,3 +513,29 @@ def test_mail_from_outside_is_stored_behind_its_trace_lines_with_chained_events_
     )
     assert Delivery.objects.filter(message=message, status=Delivery.Status.DELIVERED).count() == 2
     assert verify().ok
+
+
+def test_the_events_sent_after_commit_carry_their_ids(cast, django_capture_on_commit_callbacks):
+    """Receivers of `audit.chain.events_committed` (webhooks, metrics) get the committed rows
+    with their ids, as `bulk_create` gave them, also when the delivery writes them in one
+    statement (issue 17)."""
+    from audit.chain import events_committed
+
+    sent = []
+
+    def receiver(sender, rows, **kwargs):
+        sent.extend(rows)
+
+    events_committed.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            result = send_message(
+                raw_message(message_id="<ids@x>"),
+                envelope_from=PEER_SENDER,
+                envelope_to=[cast.alice_box.address, cast.cardio.address],
+                source="smtp",
+            )
+    finally:
+        events_committed.disconnect(receiver)
+    stored = dict(AuditEvent.objects.filter(message_id=result.message.pk).values_list("pk", "hash"))
+    assert len(sent) == 3 and {row.pk: row.hash for row in sent} == stored
