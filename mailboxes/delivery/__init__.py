@@ -8,6 +8,7 @@ Every message goes through `send_message`, whoever sends it. The package, one mo
 - `planning`: each recipient's decision (hosted box, patient domain through its policy,
   another operator's domain, refusal), and `check_recipient` for RCPT TO;
 - `writing`: the bytes to storage, then every row in one transaction;
+- `statement`: on PostgreSQL, those rows as one statement (ids reserved first);
 - `quota`: counting a delivery without a lost update, a draft (`count_draft`), `release_space`
   when entries go;
 - `receipts`: read receipts (MDN) arriving in a local box;

@@ -11,8 +11,11 @@ also catches a box that filled up since the plan), just before COMMIT: nothing i
 that is not on stable storage, and the boxes' rows are locked only for the end of the
 transaction. After commit the Outbox rows go to the relay's queue.
 
-Every row is written with the ORM's `bulk_create` (one INSERT per table), the same on every
-database: this is the step to change for a faster ingest (see bench/RESULTS.md).
+On PostgreSQL the rows are written in one statement (issue 17, `write_in_one_statement`): the
+ids reserved, the audit chain head taken, then every INSERT, the head's move and the quota's
+conditional UPDATE as one `WITH` statement after the files' fsync (mailboxes/delivery/statement.py).
+Elsewhere (SQLite) the ORM's `bulk_create` writes one INSERT per table (`write_with_orm`). The
+rows are built once, the same for both (`DeliveryRows`).
 """
 
 from __future__ import annotations
