@@ -262,7 +262,6 @@ def write_in_one_statement(submission: Submission, files: StoredFiles, plan: Pla
     for row in rows.children():
         row.message_id = rows.message.pk
     events, moves = audit_rows_deferred(message_events(submission, plan, rows))
-    quota.lock_in_id_order(rows.counted)
     one = statement.DeliveryStatement()
     one.insert(Message, [rows.message], with_pk=True)
     one.insert(Attachment, rows.attachments, with_pk=False)
@@ -274,6 +273,8 @@ def write_in_one_statement(submission: Submission, files: StoredFiles, plan: Pla
         one.add(*move.as_sql())
     # Durable before the commit that precedes the 250: the fsync ran while the above was built.
     files.wait_durable()
+    # The boxes' rows are locked from here to the COMMIT only (in id order when there are several).
+    quota.lock_in_id_order(rows.counted)
     if not rows.counted:
         one.run()
         return True
