@@ -175,10 +175,19 @@ def _of_kind(changes: str) -> str:
 def build_changes(cursor) -> None:
     """CHANGES: the entry and search columns of every added or changed address."""
     types = {"dematerialisation": "boolean"}
-    _create(cursor, CHANGES, ", ".join(["change text"] + [f"{c} {types.get(c, 'text')}" for c in BUILT_COLUMNS]))
+    columns = ["change text", "id bigint"] + [f"{c} {types.get(c, 'text')}" for c in BUILT_COLUMNS]
+    _create(cursor, CHANGES, ", ".join(columns))
     changed = _of_kind(f"{ADDED}, {CHANGED}")
     if postgres():
-        cursor.execute(f"INSERT INTO {CHANGES} (change, {', '.join(BUILT_COLUMNS)}) {_built_sql(changed)}")
+        # An added entry gets its id here, from the entries' own sequence: its search row then
+        # goes in with it, without joining the new entries back by address.
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [ENTRY])
+        sequence = cursor.fetchone()[0].replace("'", "''")  # a name from the catalogue, quoted
+        cursor.execute(
+            f"INSERT INTO {CHANGES} (change, id, {', '.join(BUILT_COLUMNS)}) "
+            f"SELECT change, CASE WHEN change = {ADDED} THEN nextval('{sequence}'::regclass) END, "
+            f"{', '.join(BUILT_COLUMNS)} FROM ({_built_sql(changed)}) b"
+        )
         cursor.execute(f"ANALYZE {CHANGES}")
         return
     insert = (
@@ -329,17 +338,30 @@ def _built_sql(changed: str) -> str:
 # --- Both databases -------------------------------------------------------------------------
 
 
-def drop_indexes(cursor) -> None:
-    """Before a large change (PostgreSQL, such as the first import): the search indexes go, to
-    be built again by `build_indexes` in the same transaction, faster than updating them row by
-    row; searches wait for the commit meanwhile instead of seeing a mix."""
+def drop_indexes(cursor) -> list[tuple[str, str]]:
+    """Before a large change (PostgreSQL, such as the first import): the search indexes and the
+    search rows' foreign key to the entries go, to be built again by `build_indexes` in the same
+    transaction, faster than updating them row by row (the key is then checked by one join, not
+    one trigger per row); searches wait for the commit meanwhile instead of seeing a mix.
+    Returns the dropped foreign keys (name, definition) for `build_indexes`."""
     # Checked as each row goes in (no pending trigger event may remain when indexes are built).
     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     cursor.execute(f"DROP INDEX IF EXISTS {TRIGRAM_INDEX}")
     cursor.execute(f"DROP INDEX IF EXISTS {NAME_INDEX}")
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND confrelid = %s::regclass AND contype = 'f'",
+        [SEARCH, ENTRY],
+    )
+    keys = cursor.fetchall()
+    for name, _definition in keys:
+        cursor.execute(f'ALTER TABLE {SEARCH} DROP CONSTRAINT "{name}"')
+    return keys
 
 
-def build_indexes(cursor) -> None:
+def build_indexes(cursor, keys: list[tuple[str, str]]) -> None:
+    for name, definition in keys:  # the same name and definition as Django's migration made
+        cursor.execute(f'ALTER TABLE {SEARCH} ADD CONSTRAINT "{name}" {definition}')
     cursor.execute(f'CREATE INDEX {NAME_INDEX} ON {SEARCH} (name_key COLLATE "C")')
     cursor.execute(f"CREATE INDEX {TRIGRAM_INDEX} ON {SEARCH} USING gin (search_text gin_trgm_ops)")
     cursor.execute(f"ANALYZE {ENTRY}")
@@ -363,12 +385,22 @@ def apply(cursor) -> None:
         f"UPDATE {SEARCH} SET name_key = c.name_key, search_text = c.search_text FROM {CHANGES} c, {ENTRY} e "
         f"WHERE c.change = 'changed' AND e.address = c.address AND {SEARCH}.entry_id = e.id"
     )
-    cursor.execute(
-        f"INSERT INTO {ENTRY} ({', '.join(ENTRY_COLUMNS)}, source) "
-        f"SELECT {', '.join(ENTRY_COLUMNS)}, 'national' FROM {CHANGES} WHERE change = {ADDED}"
-    )
-    cursor.execute(
-        f"INSERT INTO {SEARCH} (entry_id, name_key, search_text) SELECT e.id, c.name_key, c.search_text "
-        f"FROM {CHANGES} c JOIN {ENTRY} e ON e.address = c.address WHERE c.change = {ADDED}"
-    )
+    if postgres():  # the ids were drawn by build_changes
+        cursor.execute(
+            f"INSERT INTO {ENTRY} (id, {', '.join(ENTRY_COLUMNS)}, source) "
+            f"SELECT id, {', '.join(ENTRY_COLUMNS)}, 'national' FROM {CHANGES} WHERE change = {ADDED}"
+        )
+        cursor.execute(
+            f"INSERT INTO {SEARCH} (entry_id, name_key, search_text) "
+            f"SELECT id, name_key, search_text FROM {CHANGES} WHERE change = {ADDED}"
+        )
+    else:
+        cursor.execute(
+            f"INSERT INTO {ENTRY} ({', '.join(ENTRY_COLUMNS)}, source) "
+            f"SELECT {', '.join(ENTRY_COLUMNS)}, 'national' FROM {CHANGES} WHERE change = {ADDED}"
+        )
+        cursor.execute(
+            f"INSERT INTO {SEARCH} (entry_id, name_key, search_text) SELECT e.id, c.name_key, c.search_text "
+            f"FROM {CHANGES} c JOIN {ENTRY} e ON e.address = c.address WHERE c.change = {ADDED}"
+        )
     drop_temporary(cursor)
