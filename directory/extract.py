@@ -237,7 +237,9 @@ def light_rows(lines, positions, width, on_reject) -> Iterator[tuple]:
             exercise = "|".join(values)
         address = values[ADDRESS].lower()
         # The common case in one test; anything else gets the full check and its reason.
-        if not (values[KIND] in BOX_KINDS and values[DEMATERIALISATION] in _PLAIN_DEMAT and _ADDRESS.fullmatch(address)):
+        if not (
+            values[KIND] in BOX_KINDS and values[DEMATERIALISATION] in _PLAIN_DEMAT and _ADDRESS.fullmatch(address)
+        ):
             reason = row_error(values)
             if reason:
                 on_reject(Rejected(line_no, reason))

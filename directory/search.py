@@ -100,10 +100,10 @@ def _contains(criteria: Criteria) -> Q | None:
     return condition
 
 
-def name_order():
+def name_order(field: str = "name_key"):
     """Order by name key in byte order: on PostgreSQL the "C" collation of the name index, so
     that the first names after a prefix are read straight from it."""
-    return Collate("name_key", "C") if connection.vendor == "postgresql" else F("name_key")
+    return Collate(field, "C") if connection.vendor == "postgresql" else F(field)
 
 
 def complete(text: str, size: int = COMPLETION_SIZE) -> list[Entry]:
@@ -114,12 +114,12 @@ def complete(text: str, size: int = COMPLETION_SIZE) -> list[Entry]:
     criteria = Criteria(text=text)
     if not criteria.searchable:
         return []
-    found = list(
-        visible_rows()
-        .filter(name_key__startswith=criteria.folded)
-        .order_by(name_order())
-        .values_list("entry_id", flat=True)[:size]
+    # The name tier reads whole entries at once (the name index, then each entry by its key):
+    # most completions stop here, in one query.
+    named = list(
+        visible().filter(search__name_key__startswith=criteria.folded).order_by(name_order("search__name_key"))[:size]
     )
+    found = [entry.pk for entry in named]
     if len(found) < size and criteria.address_prefix:
         addresses = visible().filter(address__startswith=criteria.address_prefix).exclude(pk__in=found)
         found += list(addresses.order_by("address").values_list("pk", flat=True)[: size - len(found)])
@@ -128,7 +128,9 @@ def complete(text: str, size: int = COMPLETION_SIZE) -> list[Entry]:
         candidates = visible_rows().filter(contains).exclude(entry_id__in=found)
         ranked = sorted(candidates.values_list("name_key", "entry_id")[:CANDIDATES])
         found += [pk for _, pk in ranked[: size - len(found)]]
-    entries = Entry.objects.in_bulk(found)
+    entries = {entry.pk: entry for entry in named}
+    if len(entries) < len(found):
+        entries.update(Entry.objects.in_bulk([pk for pk in found if pk not in entries]))
     return [entries[pk] for pk in found]
 
 
