@@ -28,7 +28,7 @@ from audit.events import audit_rows
 from audit.models import AuditEvent
 from mailboxes import outbox as relay_queue
 from mailboxes.box_actions import apply_box_settings
-from mailboxes.delivery import bounces, quota, receipts
+from mailboxes.delivery import batch, bounces, quota, receipts
 from mailboxes.delivery.events import event
 from mailboxes.delivery.planning import Plan
 from mailboxes.mime import ParsedMessage
@@ -183,8 +183,17 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
         for outbox in outboxes:
             transaction.on_commit(functools.partial(relay_queue.enqueue, outbox.pk))
         # Durable before the commit that precedes the 250 (issue 17): the files' fsync ran
-        # while the rows above were written.
-        files.wait_durable()
+        # while the rows above were written. Inside `batch.many_in_one_transaction` the wait
+        # and the sending box's count happen once, at the end of the block, before its COMMIT.
+        in_batch = batch.current()
+        if in_batch is None:
+            files.wait_durable()
+        else:
+            in_batch.files.append(files)
+            if sender_in_sent and sender_box_id == in_batch.sender_box_id:
+                counted.discard(sender_box_id)
+                in_batch.sent_copies.append(message.pk)
+                sender_box_id = None
         # The quota last (issue 17): the recipient boxes' rows stay locked by this UPDATE only
         # until the COMMIT that follows, not while the rows are written and the files synced, so
         # deliveries to one busy box overlap. A box filled since the plan rolls it all back.
