@@ -70,7 +70,9 @@ def vm_hwm_mb(pid: int) -> float:
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
-def cpu_seconds(pids) -> float:
+def cpu_seconds(pids, reaped_children: bool = False) -> float:
+    """User + system CPU of `pids`; with `reaped_children`, also that of their children that
+    exited (a PostgreSQL backend gone with its connection is counted by the postmaster)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
@@ -79,6 +81,8 @@ def cpu_seconds(pids) -> float:
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])
+        if reaped_children:
+            total += int(fields[13]) + int(fields[14])
     return total / ticks
 
 
@@ -90,7 +94,7 @@ def postgres_cpu_seconds() -> float:
                 pids.append(int(stat.parent.name))
         except OSError:
             continue
-    return cpu_seconds(pids)
+    return cpu_seconds(pids, reaped_children=True)
 
 
 def ins_for(index: int) -> str:

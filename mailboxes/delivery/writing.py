@@ -296,14 +296,18 @@ def delivery_events(
 
 def folder_id(box: Mailbox, role: str) -> int:
     """The id of a system folder of `box` (the INBOX id comes with the recipients' query); a box
-    created without its folders gets them now."""
-    inbox_id = getattr(box, "inbox_folder_id", None)
-    if role == Folder.Role.INBOX and inbox_id:
-        return inbox_id
+    created without its folders gets them now. The SENT folder's id is kept on the box object
+    (`sent_folder_id`: a system folder is never deleted), so a box that sends many messages in
+    a row (a campaign's chunk) looks it up once."""
+    known = getattr(box, "inbox_folder_id" if role == Folder.Role.INBOX else "sent_folder_id", None)
+    if role in (Folder.Role.INBOX, Folder.Role.SENT) and known:
+        return known
     found = Folder.objects.filter(mailbox_id=box.pk, role=role).values_list("id", flat=True).first()
     if found is None:
         box.ensure_system_folders()
         found = Folder.objects.filter(mailbox_id=box.pk, role=role).values_list("id", flat=True).get()
+    if role == Folder.Role.SENT:
+        setattr(box, "sent_folder_id", found)  # noqa: B010 - an attribute of this object only, not a field
     return found
 
 
