@@ -4,11 +4,12 @@
 Everything runs inside the caller's transaction, so searches see the old directory until the
 commit and the new one after, never a mix; a refusal rolls back and nothing is left behind.
 
-1. ROWS holds each usable row as Python read it (directory.extract.light_rows): its line, its
-   address, whether the address came before, and its trimmed cells joined in the canonical
-   order (the exercise). PostgreSQL gets them by `COPY`, other databases by batched inserts.
+1. ROWS holds the first usable row of each address as Python read it
+   (directory.extract.light_rows): its line, its address and its trimmed cells joined in the
+   canonical order (the exercise); REPEATS the later rows of an address met before.
+   PostgreSQL gets them by `COPY`, other databases by batched inserts.
 2. NEW (a view of ROWS) holds one row per address: the first row, every exercise joined; only
-   the few addresses on several rows are aggregated.
+   the few addresses on several rows (REPEATS) are aggregated.
 3. DIFF classifies what differs by comparing exercises: added, changed, removed, or hosted here
    (local data wins). A re-import builds nothing for the unchanged addresses.
 4. CHANGES holds the entry columns of the added and changed addresses: built in SQL on
@@ -25,6 +26,7 @@ from django.db import connection
 from directory import extract
 
 ROWS = "directory_rows"
+REPEATS = "directory_repeats"
 NEW = "directory_new"
 DIFF = "directory_diff"
 CHANGES = "directory_changes"
@@ -74,27 +76,39 @@ def _create(cursor, table: str, columns: str) -> None:
 
 def drop_temporary(cursor) -> None:
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    for table in (ROWS, DIFF, CHANGES):
+    for table in (ROWS, REPEATS, DIFF, CHANGES):
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def stage(cursor, stream, rejections) -> None:
-    """Fill ROWS from the file; report rejected rows to `rejections`; raise ExtractRefused."""
+    """Fill ROWS (the first row of each address) and REPEATS (its later rows) from the file;
+    report rejected rows to `rejections`; raise ExtractRefused."""
     if postgres():
         cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    _create(cursor, ROWS, "line integer, repeat boolean, address text, exercise text")
+    for table in (ROWS, REPEATS):
+        _create(cursor, table, "line integer, address text, exercise text")
     lines = iter(stream)
     positions, width = extract.read_header(lines)
-    rows = extract.light_rows(lines, positions, width, rejections)
+    repeats = []  # the later rows of an address met before: about 8 % of the national file
+
+    def first_rows():
+        for line, repeat, address, exercise in extract.light_rows(lines, positions, width, rejections):
+            if repeat:
+                repeats.append((line, address, exercise))
+            else:
+                yield (line, address, exercise)
+
     if postgres():
-        with cursor.copy(f"COPY {ROWS} (line, repeat, address, exercise) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(f"ANALYZE {ROWS}")
-    else:
-        insert = f"INSERT INTO {ROWS} (line, repeat, address, exercise) VALUES (%s, %s, %s, %s)"
+        for table, rows in ((ROWS, first_rows()), (REPEATS, repeats)):
+            with cursor.copy(f"COPY {table} (line, address, exercise) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(f"ANALYZE {table}")
+        return
+    for table, rows in ((ROWS, first_rows()), (REPEATS, repeats)):
+        insert = f"INSERT INTO {table} (line, address, exercise) VALUES (%s, %s, %s)"
         batch = []
         for row in rows:
             batch.append(row)
@@ -102,24 +116,27 @@ def stage(cursor, stream, rejections) -> None:
                 cursor.executemany(insert, batch)
                 batch = []
         cursor.executemany(insert, batch)
-        cursor.execute(f"CREATE INDEX {ROWS}_address ON {ROWS} (address)")
+    cursor.execute(f"CREATE INDEX {ROWS}_address ON {ROWS} (address)")
 
 
 def group_by_address(cursor) -> None:
-    """NEW: one row per address, every exercise in file order under the first row."""
+    """NEW: one row per address, every exercise in file order: the first row's, then those of
+    its later rows (REPEATS, aggregated alone: one join with the first rows, one update)."""
     if postgres():
-        exercises = "string_agg(r.exercise, chr(10) ORDER BY r.line)"
-        source = ROWS
+        later = f"SELECT address, string_agg(exercise, chr(10) ORDER BY line) AS more FROM {REPEATS} GROUP BY address"
+        newline = "chr(10)"
     else:  # SQLite's group_concat follows the order of an ordered subquery
-        exercises = "group_concat(r.exercise, char(10))"
-        source = f"(SELECT * FROM {ROWS} ORDER BY address, line)"
+        later = (
+            f"SELECT address, group_concat(exercise, char(10)) AS more "
+            f"FROM (SELECT * FROM {REPEATS} ORDER BY address, line) GROUP BY address"
+        )
+        newline = "char(10)"
     cursor.execute(
-        f"UPDATE {ROWS} SET exercise = m.exercises FROM (SELECT r.address, {exercises} AS exercises "
-        f"FROM {source} r WHERE r.address IN (SELECT address FROM {ROWS} WHERE repeat) GROUP BY r.address) m "
-        f"WHERE {ROWS}.address = m.address AND NOT {ROWS}.repeat"
+        f"UPDATE {ROWS} SET exercise = {ROWS}.exercise || {newline} || m.more FROM ({later}) m "
+        f"WHERE {ROWS}.address = m.address"
     )
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    cursor.execute(f"CREATE TEMP VIEW {NEW} AS SELECT address, exercise AS exercises FROM {ROWS} WHERE NOT repeat")
+    cursor.execute(f"CREATE TEMP VIEW {NEW} AS SELECT address, exercise AS exercises FROM {ROWS}")
 
 
 def classify(cursor) -> dict[str, int]:
