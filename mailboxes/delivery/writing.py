@@ -30,7 +30,7 @@ from audit.events import audit_rows, audit_rows_deferred
 from audit.models import AuditEvent
 from mailboxes import outbox as relay_queue
 from mailboxes.box_actions import apply_box_settings
-from mailboxes.delivery import bounces, quota, receipts, statement
+from mailboxes.delivery import batch, bounces, quota, receipts, statement
 from mailboxes.delivery.events import event
 from mailboxes.delivery.planning import Plan
 from mailboxes.mime import ParsedMessage
@@ -237,13 +237,11 @@ def write_with_orm(submission: Submission, files: StoredFiles, plan: Plan, rows:
     Delivery.objects.bulk_create(rows.deliveries)
     Outbox.objects.bulk_create(rows.outboxes)
     AuditEvent.objects.bulk_create(audit_rows(message_events(submission, plan, rows)))
-    # Durable before the commit that precedes the 250 (issue 17): the files' fsync ran
-    # while the rows above were written.
-    files.wait_durable()
+    sender_box_id = durable_or_batched(files, rows, submission.sender_box_id)
     return quota.count_space(
         rows.counted,
         submission.stored_size,
-        sender_box_id=submission.sender_box_id,
+        sender_box_id=sender_box_id,
         sender_in_sent=rows.sender_in_sent,
         now=rows.now,
     )
@@ -271,8 +269,7 @@ def write_in_one_statement(submission: Submission, files: StoredFiles, plan: Pla
     one.insert(AuditEvent, events, with_pk=False, return_ids=True)  # the rows `events_committed` sends
     for move in moves:
         one.add(*move.as_sql())
-    # Durable before the commit that precedes the 250: the fsync ran while the above was built.
-    files.wait_durable()
+    sender_box_id = durable_or_batched(files, rows, submission.sender_box_id)
     # The boxes' rows are locked from here to the COMMIT only (in id order when there are several).
     quota.lock_in_id_order(rows.counted)
     if not rows.counted:
@@ -282,12 +279,30 @@ def write_in_one_statement(submission: Submission, files: StoredFiles, plan: Pla
         *quota.count_space_sql(
             rows.counted,
             submission.stored_size,
-            sender_box_id=submission.sender_box_id,
+            sender_box_id=sender_box_id,
             sender_in_sent=rows.sender_in_sent,
             now=rows.now,
         )
     )
     return one.run(f"(SELECT count(*) FROM {counting})") == len(rows.counted)  # noqa: S608 - a part name
+
+
+def durable_or_batched(files: StoredFiles, rows: DeliveryRows, sender_box_id: int | None) -> int | None:
+    """Durable before the commit that precedes the 250 (issue 17): the files' fsync, which ran
+    while the rows were built, is waited for. Inside `batch.many_in_one_transaction` the wait and
+    the sending box's SENT count happen once, at the end of the block, before its COMMIT: the
+    sending box then leaves `rows.counted`. Returns the sending box to count now (None: the
+    block counts it)."""
+    in_batch = batch.current()
+    if in_batch is None:
+        files.wait_durable()
+        return sender_box_id
+    in_batch.files.append(files)
+    if rows.sender_in_sent and sender_box_id is not None and sender_box_id == in_batch.sender_box_id:
+        rows.counted.discard(sender_box_id)
+        in_batch.sent_copies.append(rows.message.pk)
+        return None
+    return sender_box_id
 
 
 def entry_rows(message: Message, delivered: list[Mailbox], sender_box: Mailbox | None, received_at) -> list[Entry]:
@@ -382,14 +397,18 @@ def delivery_events(
 
 def folder_id(box: Mailbox, role: str) -> int:
     """The id of a system folder of `box` (the INBOX id comes with the recipients' query); a box
-    created without its folders gets them now."""
-    inbox_id = getattr(box, "inbox_folder_id", None)
-    if role == Folder.Role.INBOX and inbox_id:
-        return inbox_id
+    created without its folders gets them now. The SENT folder's id is kept on the box object
+    (`sent_folder_id`: a system folder is never deleted), so a box that sends many messages in
+    a row (a campaign's chunk) looks it up once."""
+    known = getattr(box, "inbox_folder_id" if role == Folder.Role.INBOX else "sent_folder_id", None)
+    if role in (Folder.Role.INBOX, Folder.Role.SENT) and known:
+        return known
     found = Folder.objects.filter(mailbox_id=box.pk, role=role).values_list("id", flat=True).first()
     if found is None:
         box.ensure_system_folders()
         found = Folder.objects.filter(mailbox_id=box.pk, role=role).values_list("id", flat=True).get()
+    if role == Folder.Role.SENT:
+        setattr(box, "sent_folder_id", found)  # noqa: B010 - an attribute of this object only, not a field
     return found
 
 
