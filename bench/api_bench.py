@@ -67,8 +67,8 @@ def seed() -> tuple[str, str]:
     return secret, patient.mailbox.address
 
 
-def start_gunicorn(env: dict, workers: int) -> tuple[subprocess.Popen, int]:
-    port = free_port()
+def start_gunicorn(env: dict, workers: int, port: int = 0) -> tuple[subprocess.Popen, int]:
+    port = port or free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -186,6 +186,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--smtpd-processes", type=int, default=2, help="runsmtpd --processes")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--port-base", type=int, default=0, help="gunicorn on PORT_BASE, the gateway on PORT_BASE+1")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="only time the request in process (WSGI), then cProfile 300 calls into FILE"
+    )
     args = parser.parse_args()
 
     url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_api")
@@ -218,9 +222,12 @@ def main() -> None:
     from django.db import connection
 
     connection.close()
+    if args.profile:
+        profile_in_process(secret, patient, args.profile)
+        return
 
-    web, web_port = start_gunicorn(env, args.workers)
-    smtpd, smtp_port = start_server(env, args.smtpd_processes)
+    web, web_port = start_gunicorn(env, args.workers, args.port_base)
+    smtpd, smtp_port = start_server(env, args.smtpd_processes, args.port_base + 1 if args.port_base else 0)
     rows = []
     try:
         raw = smtp_message(patient)
@@ -261,6 +268,36 @@ def main() -> None:
         f"API / gateway throughput: {api_rate / smtp_rate:.2f} (target >= 0.8); API p95 max {api_p95:.1f} ms (target <= 50)"
     )
     print(f"stored in the patient's box: {stored} (accepted {expected}); load average {load()}")
+
+
+def profile_in_process(secret: str, patient: str, path: str, count: int = 300) -> None:
+    """The API request alone, in this process, through Django's WSGI handler (middleware, DRF,
+    delivery, audit; no HTTP server): wall and CPU per call, then a cProfile of `count` calls."""
+    import cProfile
+    import pstats
+
+    from django.test import Client
+
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    body = json.dumps({"to": [patient], "subject": "Compte rendu d'hospitalisation", "text": TEXT})
+
+    def calls(n: int) -> None:
+        for _ in range(n):
+            response = client.post("/api/v1/messages", body, content_type="application/json")
+            if response.status_code != 201:
+                raise SystemExit(f"{response.status_code} {response.content[:300]!r}")
+
+    calls(50)  # warm-up: imports, prepared statements, caches
+    wall, cpu = time.perf_counter(), time.process_time()
+    calls(count)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"in process: {count} calls, {wall * 1000 / count:.1f} ms wall, {cpu * 1000 / count:.1f} ms CPU per call")
+    profiler = cProfile.Profile(time.process_time)  # CPU, not the waits on PostgreSQL
+    profiler.runcall(calls, count)
+    profiler.dump_stats(path)
+    stats = pstats.Stats(profiler).sort_stats("cumulative")
+    stats.print_stats(45)
+    stats.sort_stats("tottime").print_stats(25)
 
 
 def make_unique(raw: bytes) -> bytes:
