@@ -67,7 +67,9 @@ def seed() -> tuple[str, str]:
     return secret, patient.mailbox.address
 
 
-def start_gunicorn(env: dict, workers: int, port: int = 0, threads: int = 1) -> tuple[subprocess.Popen, int]:
+def start_gunicorn(
+    env: dict, workers: int, port: int = 0, threads: int = 1, worker_class: str = "sync"
+) -> tuple[subprocess.Popen, int]:
     port = port or free_port()
     proc = subprocess.Popen(
         [
@@ -79,6 +81,8 @@ def start_gunicorn(env: dict, workers: int, port: int = 0, threads: int = 1) -> 
             str(workers),
             "--threads",
             str(threads),
+            "--worker-class",
+            worker_class if threads == 1 else "gthread",
             "--bind",
             f"127.0.0.1:{port}",
             "--keep-alive",
@@ -189,6 +193,9 @@ def main() -> None:
     parser.add_argument("--smtpd-processes", type=int, default=2, help="runsmtpd --processes")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (>1: gthread workers)")
+    parser.add_argument(
+        "--worker-class", default="sync", help="gunicorn worker class (gthread keeps connections alive)"
+    )
     parser.add_argument("--api-only", action="store_true", help="skip the gateway's rounds (a quick A/B of the API)")
     parser.add_argument("--port-base", type=int, default=0, help="gunicorn on PORT_BASE, the gateway on PORT_BASE+1")
     parser.add_argument(
@@ -230,7 +237,7 @@ def main() -> None:
         profile_in_process(secret, patient, args.profile)
         return
 
-    web, web_port = start_gunicorn(env, args.workers, args.port_base, args.threads)
+    web, web_port = start_gunicorn(env, args.workers, args.port_base, args.threads, args.worker_class)
     smtpd, smtp_port = start_server(env, args.smtpd_processes, args.port_base + 1 if args.port_base else 0)
     rows = []
     try:
@@ -263,7 +270,7 @@ def main() -> None:
     print()
     print(
         f"POST /api/v1/messages vs SMTP gateway, one local patient, {args.clients} clients, "
-        f"gunicorn workers={args.workers} threads={args.threads}, runsmtpd processes={args.smtpd_processes}, PostgreSQL"
+        f"gunicorn {args.worker_class} workers={args.workers} threads={args.threads}, runsmtpd processes={args.smtpd_processes}, PostgreSQL"
     )
     print(f"{'path':<24}{'accepted':>10}{'msg/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'CPU ms/msg':>12}{'PG ms/msg':>11}")
     for label, accepted, rate, p50, p95, cpu, pg in rows:
