@@ -106,11 +106,36 @@ RARE = "hyperkaliémie sévère à surveiller de près."
 
 
 def seed(n: int, rng: random.Random):
-    from django.contrib.auth import get_user_model
-    from django.core.files.base import ContentFile
-    from django.core.files.storage import default_storage
+    """One professional's box of `n` messages, loaded by COPY; its search indexes rebuilt after."""
     from django.db import connection
     from django.utils import timezone
+
+    user, box, inbox, archive = _owner()
+    digest, raw_name = _shared_raw_file()
+    webmail_indexes = _drop_webmail_indexes()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(id), 0) FROM mailboxes_message")
+        first_id = cursor.fetchone()[0] + 1
+    start = timezone.now() - datetime.timedelta(days=n // 100 + 1)  # a message a minute since
+    began = time.perf_counter()
+    with connection.connection.cursor() as cur:  # the psycopg connection under Django's
+        _copy_messages(cur, n, rng, first_id, start, box.address, digest, raw_name)
+        _copy_attachments(cur, n, first_id, digest, raw_name)
+        _copy_entries(cur, n, rng, first_id, start, box.pk, inbox.pk, archive.pk)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setval(pg_get_serial_sequence('mailboxes_message', 'id'), %s)", [first_id + n])
+        loaded = time.perf_counter() - began
+        for _name, definition in webmail_indexes:
+            cursor.execute(definition)
+        cursor.execute("VACUUM ANALYZE")
+    indexed = time.perf_counter() - began - loaded
+    return user, box, inbox, archive, loaded, indexed
+
+
+def _owner():
+    """Dr Jeanne BANC, her second factor and her nominative box (its inbox and archive)."""
+    from allauth.mfa.models import Authenticator
+    from django.contrib.auth import get_user_model
 
     from mailboxes.models import Domain, Folder, Mailbox, Professional, Structure
     from tests.factories import make_finess, make_rpps
@@ -125,8 +150,6 @@ def seed(n: int, rng: random.Random):
     )
     # A second factor enrolled, as production requires (MFA_REQUIRED_FOR_PROFESSIONALS): pages are
     # measured through the middleware's real check, not a redirect to the enrolment page.
-    from allauth.mfa.models import Authenticator
-
     Authenticator.objects.create(user=user, type=Authenticator.Type.TOTP, data={"secret": "bench"})
     box = Mailbox.objects.create(
         kind=Mailbox.Kind.NOMINATIVE,
@@ -136,18 +159,26 @@ def seed(n: int, rng: random.Random):
         owner=pro,
         display_name="Dr Jeanne BANC",
     )
-    inbox, archive = box.folder(Folder.Role.INBOX), box.folder(Folder.Role.ARCHIVE)
+    return user, box, box.folder(Folder.Role.INBOX), box.folder(Folder.Role.ARCHIVE)
+
+
+def _shared_raw_file():
+    """One small raw file every seeded message points to (the bench reads bodies from rows)."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
     raw = b"From: bench@ch-bench.mssante.fr\r\nSubject: bench\r\n\r\nbench\r\n"
     digest = hashlib.sha256(raw).hexdigest()
     raw_name = f"raw/{digest[:2]}/{digest}.eml"
     if not default_storage.exists(raw_name):
         default_storage.save(raw_name, ContentFile(raw))
+    return digest, raw_name
 
-    senders = [
-        (f"{f.lower()}.{ln.lower()}@clinique-{i % 7}.mssante.fr", f"Dr {f} {ln.upper()}")
-        for i, (f, ln) in enumerate(zip(FIRST * 3, LAST, strict=False))
-    ]
-    start = timezone.now() - datetime.timedelta(days=n // 100 + 1)
+
+def _drop_webmail_indexes():
+    """Drop the webmail's own indexes before the COPY; returns their definitions to rebuild."""
+    from django.db import connection
+
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'webmail_%%' AND indexname NOT LIKE '%%_pkey'"
@@ -157,113 +188,93 @@ def seed(n: int, rng: random.Random):
         webmail_indexes = cursor.fetchall()
         for name, _definition in webmail_indexes:
             cursor.execute(f"DROP INDEX {name}")
-        cursor.execute("SELECT coalesce(max(id), 0) FROM mailboxes_message")
-        first_id = cursor.fetchone()[0] + 1
+    return webmail_indexes
+
+
+def _copy_messages(cur, n, rng, first_id, start, address, digest, raw_name):
+    from django.utils import timezone
+
+    senders = [
+        (f"{f.lower()}.{ln.lower()}@clinique-{i % 7}.mssante.fr", f"Dr {f} {ln.upper()}")
+        for i, (f, ln) in enumerate(zip(FIRST * 3, LAST, strict=False))
+    ]
     now = timezone.now()
-    began = time.perf_counter()
-    pg = connection.connection  # the psycopg connection under Django's
     thread_key = ""
-    with pg.cursor() as cur:
-        sql, more = _copy_sql(
-            cur,
-            "mailboxes_message",
-            "id message_id in_reply_to references thread_key from_address from_name to cc envelope_from "
-            "envelope_to subject date text_body html_body mdn_requested_to x_mss_headers auto_submitted is_report "
-            "has_attachments size sha256 raw created_at".split(),
-        )
-        with cur.copy(sql) as copy:
-            for i in range(n):
-                mid = f"<bench-{i}@{DOMAIN}>"
-                if i == 0 or rng.random() < 0.6:
-                    thread_key = mid
-                sender, sender_name = senders[i % len(senders)]
-                patient = f"{rng.choice(FIRST)} {rng.choice(LAST).upper()}"
-                subject = f"{rng.choice(KINDS)} — {patient}"
-                body = " ".join(
-                    rng.choice(SENTENCES).format(a=rng.randint(60, 180), b=rng.randint(2, 30)) for _ in range(5)
+    sql, more = _copy_sql(
+        cur,
+        "mailboxes_message",
+        "id message_id in_reply_to references thread_key from_address from_name to cc envelope_from "
+        "envelope_to subject date text_body html_body mdn_requested_to x_mss_headers auto_submitted is_report "
+        "has_attachments size sha256 raw created_at".split(),
+    )
+    with cur.copy(sql) as copy:
+        for i in range(n):
+            mid = f"<bench-{i}@{DOMAIN}>"
+            if i == 0 or rng.random() < 0.6:
+                thread_key = mid
+            sender, sender_name = senders[i % len(senders)]
+            patient = f"{rng.choice(FIRST)} {rng.choice(LAST).upper()}"
+            subject = f"{rng.choice(KINDS)} — {patient}"
+            body = " ".join(
+                rng.choice(SENTENCES).format(a=rng.randint(60, 180), b=rng.randint(2, 30)) for _ in range(5)
+            )
+            if i % 500 == 7:
+                body += " " + RARE
+            copy.write_row(
+                (
+                    first_id + i,
+                    mid,
+                    "",
+                    "",
+                    thread_key,
+                    sender,
+                    sender_name,
+                    f'[{{"address": "{address}", "name": ""}}]',
+                    "[]",
+                    sender,
+                    f'["{address}"]',
+                    subject,
+                    start + datetime.timedelta(seconds=60 * i),
+                    f"Bonjour,\n{body}\nCordialement.",
+                    "",
+                    "",
+                    "{}",
+                    False,
+                    False,
+                    i % 5 == 0,
+                    2000,
+                    digest,
+                    raw_name,
+                    now,
+                    *more,
                 )
-                if i % 500 == 7:
-                    body += " " + RARE
-                copy.write_row(
-                    (
-                        first_id + i,
-                        mid,
-                        "",
-                        "",
-                        thread_key,
-                        sender,
-                        sender_name,
-                        f'[{{"address": "{box.address}", "name": ""}}]',
-                        "[]",
-                        sender,
-                        f'["{box.address}"]',
-                        subject,
-                        start + datetime.timedelta(seconds=60 * i),
-                        f"Bonjour,\n{body}\nCordialement.",
-                        "",
-                        "",
-                        "{}",
-                        False,
-                        False,
-                        i % 5 == 0,
-                        2000,
-                        digest,
-                        raw_name,
-                        now,
-                        *more,
-                    )
-                )
-        sql, more = _copy_sql(
-            cur,
-            "mailboxes_attachment",
-            "message_id filename content_type size sha256 file content_id is_inline position".split(),
-        )
-        with cur.copy(sql) as copy:
-            for i in range(0, n, 5):
-                copy.write_row(
-                    (
-                        first_id + i,
-                        f"compte-rendu-{i}.pdf",
-                        "application/pdf",
-                        120_000,
-                        digest,
-                        raw_name,
-                        "",
-                        False,
-                        0,
-                        *more,
-                    )
-                )
-        sql, more = _copy_sql(
-            cur,
-            "mailboxes_entry",
-            "mailbox_id message_id folder_id received_at seen flagged answered forwarded is_draft".split(),
-        )
-        with cur.copy(sql) as copy:
-            for i in range(n):
-                folder = archive.pk if i < 5 else inbox.pk  # 5 archived: a page of 5 rows
-                copy.write_row(
-                    (
-                        box.pk,
-                        first_id + i,
-                        folder,
-                        start + datetime.timedelta(seconds=60 * i),
-                        rng.random() > 0.05,
-                        i % 37 == 0,
-                        False,
-                        False,
-                        False,
-                        *more,
-                    )
-                )
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT setval(pg_get_serial_sequence('mailboxes_message', 'id'), %s)", [first_id + n])
-        loaded = time.perf_counter() - began
-        for _name, definition in webmail_indexes:
-            cursor.execute(definition)
-        cursor.execute("VACUUM ANALYZE")
-    indexed = time.perf_counter() - began - loaded
-    return user, box, inbox, archive, loaded, indexed
+            )
+
+
+def _copy_attachments(cur, n, first_id, digest, raw_name):
+    sql, more = _copy_sql(
+        cur,
+        "mailboxes_attachment",
+        "message_id filename content_type size sha256 file content_id is_inline position".split(),
+    )
+    with cur.copy(sql) as copy:
+        for i in range(0, n, 5):
+            row = (first_id + i, f"compte-rendu-{i}.pdf", "application/pdf", 120_000, digest, raw_name, "", False, 0)
+            copy.write_row((*row, *more))
+
+
+def _copy_entries(cur, n, rng, first_id, start, box_id, inbox_id, archive_id):
+    sql, more = _copy_sql(
+        cur,
+        "mailboxes_entry",
+        "mailbox_id message_id folder_id received_at seen flagged answered forwarded is_draft".split(),
+    )
+    with cur.copy(sql) as copy:
+        for i in range(n):
+            folder = archive_id if i < 5 else inbox_id  # 5 archived: a page of 5 rows
+            received = start + datetime.timedelta(seconds=60 * i)
+            row = (box_id, first_id + i, folder, received, rng.random() > 0.05, i % 37 == 0, False, False, False)
+            copy.write_row((*row, *more))
 
 
 def _copy_sql(cursor, table: str, columns: list[str]):
@@ -346,14 +357,31 @@ def main():
     import django
 
     django.setup()
-    from django.conf import settings
     from django.core.management import call_command
-    from django.test import Client
 
     call_command("migrate", verbosity=0)
     rng = random.Random(6)
     user, box, inbox, archive, loaded, indexed = seed(args.n, rng)
     print(f"seeded {args.n} messages: COPY {loaded:.1f} s, indexes {indexed:.1f} s")
+
+    client, urls = _logged_in(user, box, inbox, args)
+    rows, search_p95 = _in_process(client, user, urls, args.iterations)
+    counts = {
+        "list page of 50 rows": queries(client, urls["list"]),
+        "of 5 rows": queries(client, f"/pro/bal/{box.pk}/dossier/{archive.pk}/"),
+        "deep page": queries(client, urls["deep"]),
+        "search": queries(client, urls["searches"]["name (≈3 %)"]),
+        "new-mail poll": queries(client, urls["poll"]),
+    }
+    load = _under_load(client, urls, inbox, args)
+    _report(rows, counts, load, search_p95, args)
+
+
+def _logged_in(user, box, inbox, args):
+    """A logged-in test client and the URLs measured: the list, a deep page, messages to open,
+    the searches (POSTed once, as the page does: their terms never travel in URLs, issue 15
+    item 10) and the new-mail poll."""
+    from django.test import Client
 
     from mailboxes.models import Entry
     from webmail.selectors import encode_cursor
@@ -363,12 +391,8 @@ def main():
     list_url = f"/pro/bal/{box.pk}/dossier/{inbox.pk}/"
     ordered = Entry.objects.filter(folder=inbox).order_by("-received_at", "-id")
     deep = ordered[int(args.n * 0.6)]
-    deep_url = f"{list_url}?apres={encode_cursor(deep)}"
     open_ids = list(ordered.values_list("id", flat=True)[1000 : 1000 + args.iterations])
-    open_urls = [f"/pro/message/{pk}/" for pk in open_ids]
     search_base = f"/pro/bal/{box.pk}/recherche/"
-    # Search terms never travel in URLs (issue 15 item 10): each search is POSTed once, as the
-    # page does, and its results page (`?r=<token>` of this session) is what is timed.
     search_forms = {
         "rare word (0.2 %)": {"q": "hyperkaliémie"},
         "name (≈3 %)": {"q": "Lefebvre"},
@@ -377,51 +401,50 @@ def main():
         "attachment name": {"q": "compte-rendu-4805"},
         "word + unread + attachments": {"q": "ordonnance", "unread": "on", "attachments": "on"},
     }
-    searches = {name: client.post(search_base, form)["Location"] for name, form in search_forms.items()}
-    for url_ in [list_url, deep_url, open_urls[0], *searches.values()]:
+    urls = {
+        "list": list_url,
+        "deep": f"{list_url}?apres={encode_cursor(deep)}",
+        "open": [f"/pro/message/{pk}/" for pk in open_ids],
+        "searches": {name: client.post(search_base, form)["Location"] for name, form in search_forms.items()},
+        # What every open page asks each WEBMAIL_POLL_SECONDS (issue 16 item 15).
+        "poll": f"{list_url}nouveautes/",
+        "floor": f"/bench/floor/{inbox.pk}/",
+    }
+    for url_ in [urls["list"], urls["deep"], urls["open"][0], urls["poll"], *urls["searches"].values()]:
         client.get(url_)  # warm
+    return client, urls
 
-    rows = []
-    rows.append(("list, first page (full page)", *timed(client, [list_url], args.iterations)))
+
+def _in_process(client, user, urls, iterations):
+    from django.test import Client
+
+    rows = [("list, first page (full page)", *timed(client, [urls["list"]], iterations))]
     pane = Client(HTTP_HX_REQUEST="true", HTTP_HX_TARGET="list-pane")
     pane.force_login(user)
-    rows.append(("list, first page (list pane, htmx)", *timed(pane, [list_url], args.iterations)))
-    rows.append(("floor (bare view, same 50 rows)", *timed(client, [f"/bench/floor/{inbox.pk}/"], args.iterations)))
-    rows.append(("list, deep page (60 %)", *timed(client, [deep_url], args.iterations)))
-    rows.append(("open a message", *timed(client, open_urls, args.iterations)))
-    # What every open page asks each WEBMAIL_POLL_SECONDS (issue 16 item 15).
-    poll_url = f"{list_url}nouveautes/"
-    client.get(poll_url)
-    rows.append(("new-mail poll (counts + newest)", *timed(client, [poll_url], args.iterations)))
+    rows.append(("list, first page (list pane, htmx)", *timed(pane, [urls["list"]], iterations)))
+    rows.append(("floor (bare view, same 50 rows)", *timed(client, [urls["floor"]], iterations)))
+    rows.append(("list, deep page (60 %)", *timed(client, [urls["deep"]], iterations)))
+    rows.append(("open a message", *timed(client, urls["open"], iterations)))
+    rows.append(("new-mail poll (counts + newest)", *timed(client, [urls["poll"]], iterations)))
     search_p95 = []
-    for name, url_ in searches.items():
-        p50, p95 = timed(client, [url_], args.iterations)
+    for name, url_ in urls["searches"].items():
+        p50, p95 = timed(client, [url_], iterations)
         search_p95.append(p95)
         rows.append((f"search: {name}", p50, p95))
-    q50 = queries(client, list_url)
-    q5 = queries(client, f"/pro/bal/{box.pk}/dossier/{archive.pk}/")
-    qdeep = queries(client, deep_url)
-    qsearch = queries(client, searches["name (≈3 %)"])
-    qpoll = queries(client, poll_url)
+    return rows, search_p95
+
+
+def _under_load(client, urls, inbox, args):
+    """gunicorn sync workers and wrk (8 connections, the session's cookie): the floor, the list
+    pane and the full page, in alternated rounds."""
+    from django.conf import settings
 
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.webmail_settings"}
+    gunicorn = [str(ROOT / ".venv" / "bin" / "gunicorn"), "mssante.wsgi:application", "-k", "sync"]
     server = subprocess.Popen(
-        [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "mssante.wsgi:application",
-            "-k",
-            "sync",
-            "-w",
-            str(args.workers),
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
+        [*gunicorn, "-w", str(args.workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning"], cwd=ROOT, env=env
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -432,9 +455,9 @@ def main():
             except OSError:
                 time.sleep(0.1)
         targets = {
-            "floor": (f"{base}/bench/floor/{inbox.pk}/", ()),
-            "webmail list pane (htmx, paging)": (f"{base}{list_url}", PANE_HEADERS),
-            "webmail full page (three panes)": (f"{base}{list_url}", ()),
+            "floor": (f"{base}{urls['floor']}", ()),
+            "webmail list pane (htmx, paging)": (f"{base}{urls['list']}", PANE_HEADERS),
+            "webmail full page (three panes)": (f"{base}{urls['list']}", ()),
         }
         for name, (target, headers) in targets.items():
             request = urllib.request.Request(target, headers={"Cookie": cookie, **dict(h.split(": ") for h in headers)})
@@ -448,16 +471,17 @@ def main():
     finally:
         server.terminate()
         server.wait(timeout=10)
+    return load
 
+
+def _report(rows, counts, load, search_p95, args):
     print()
     print(f"| measure (in process, {args.iterations} samples) | p50 ms | p95 ms |")
     print("| --- | ---: | ---: |")
     for name, p50, p95 in rows:
         print(f"| {name} | {p50:.1f} | {p95:.1f} |")
     print()
-    print(
-        f"SQL queries per request: list page of 50 rows {q50}, of 5 rows {q5}, deep page {qdeep}, search {qsearch}, new-mail poll {qpoll}"
-    )
+    print("SQL queries per request: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
     print()
     print(
         f"| under load (wrk -t2 -c8, {args.duration} s × {args.rounds} alternated rounds, median; "
