@@ -46,6 +46,13 @@ def paris_timezone() -> icalendar.Timezone:
     return tz
 
 
+@functools.cache
+def paris_timezone_ical() -> bytes:
+    """`paris_timezone()` serialised, once per process: it is the same in every calendar object
+    and its serialisation (two rules) cost more than the event's."""
+    return paris_timezone().to_ical()
+
+
 def uid_of(convocation) -> str:
     return f"{convocation.uid}@{convocation.mailbox.domain_name}"
 
@@ -60,7 +67,6 @@ def build_ics(convocation, *, method: str = "REQUEST", summary: str = "", descri
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
     calendar.add("method", method)
-    calendar.add_component(paris_timezone())
 
     event = icalendar.Event()
     event.add("uid", uid_of(convocation))
@@ -92,7 +98,10 @@ def build_ics(convocation, *, method: str = "REQUEST", summary: str = "", descri
         alarm.add("trigger", -datetime.timedelta(days=1))
         event.add_component(alarm)
     calendar.add_component(event)
-    return calendar.to_ical()
+    # The VTIMEZONE goes before the event, as `calendar.add_component(paris_timezone())` would
+    # put it, from the bytes serialised once.
+    begin_event = b"BEGIN:VEVENT\r\n"
+    return calendar.to_ical().replace(begin_event, paris_timezone_ical() + begin_event, 1)
 
 
 def _summary(convocation) -> str:

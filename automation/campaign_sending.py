@@ -34,7 +34,7 @@ from audit.events import record_many
 from audit.models import AuditEvent
 from automation import calendar, campaigns, convocations, sending
 from automation.models import Campaign, CampaignLine, Convocation, Reminder
-from mailboxes.delivery import DeliveryRefused
+from mailboxes.delivery import DeliveryRefused, many_in_one_transaction
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,9 @@ def _process_chunk(campaign_id: int, cache) -> int | None:
             .select_related("patient__mailbox")
             .order_by("number")
         )
-        _send_lines(campaign, lines, cache)
+        # The chunk's files synced and the box's SENT copies counted once, before this COMMIT.
+        with many_in_one_transaction(campaign.mailbox):
+            _send_lines(campaign, lines, cache)
         Campaign.objects.filter(pk=campaign_id).update(last_progress_at=timezone.now())
         return len(lines)
 

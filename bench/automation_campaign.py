@@ -34,7 +34,7 @@ from pathlib import Path
 from common import recreate_database  # noqa: E402 - bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
-REDIS_URL = "redis://127.0.0.1:6379/11"
+REDIS_URL = "redis://127.0.0.1:6379/11"  # --redis-url to use another database
 QUEUE = "bench-automation"
 DOMAIN = "ch-bench.mssante.fr"
 APP = f"envois_automatiques_noreply@{DOMAIN}"
@@ -70,7 +70,9 @@ def vm_hwm_mb(pid: int) -> float:
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
 
 
-def cpu_seconds(pids) -> float:
+def cpu_seconds(pids, reaped_children: bool = False) -> float:
+    """User + system CPU of `pids`; with `reaped_children`, also that of their children that
+    exited (a PostgreSQL backend gone with its connection is counted by the postmaster)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
@@ -79,6 +81,8 @@ def cpu_seconds(pids) -> float:
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])
+        if reaped_children:
+            total += int(fields[13]) + int(fields[14])
     return total / ticks
 
 
@@ -90,7 +94,7 @@ def postgres_cpu_seconds() -> float:
                 pids.append(int(stat.parent.name))
         except OSError:
             continue
-    return cpu_seconds(pids)
+    return cpu_seconds(pids, reaped_children=True)
 
 
 def ins_for(index: int) -> str:
@@ -336,6 +340,8 @@ def profile(args) -> None:
     profiler.enable()
     campaign_sending.process_batch(campaign.pk, max_lines=args.profile)
     profiler.disable()
+    if args.profile_file:
+        profiler.dump_stats(args.profile_file)
     stats = pstats.Stats(profiler)
     total = sum(row[3] for key, row in stats.stats.items() if key[2] == "process_batch")
     print(f"profiled split of the CPU (total {total:.2f} s):")
@@ -348,18 +354,22 @@ def profile(args) -> None:
 
 
 def main() -> None:
+    global REDIS_URL
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (prefork)")
     parser.add_argument("--chunk", type=int, default=50, help="AUTOMATION_CAMPAIGN_CHUNK")
     parser.add_argument("--timeout", type=int, default=900)
+    parser.add_argument("--redis-url", default=REDIS_URL, help="broker (flushed at the start and the end)")
     parser.add_argument(
         "--profile",
         type=int,
         metavar="N",
         help="instead: send N lines in process (no worker) under a CPU-time cProfile and print where it goes",
     )
+    parser.add_argument("--profile-file", metavar="PATH", help="with --profile: also write the cProfile stats there")
     args = parser.parse_args()
+    REDIS_URL = args.redis_url
     url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_automation")
     if not url.startswith("postgres"):
         raise SystemExit("DATABASE_URL must point at PostgreSQL (the database is dropped and re-created)")

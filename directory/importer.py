@@ -105,13 +105,12 @@ def import_extract(path, *, source: str = "", force: bool = False, actor=None) -
             with phase("build changed"):
                 staging.build_changes(cursor)
             large = staging.postgres() and counts["added"] + counts["changed"] > max(before, 1) * REBUILD_SHARE
-            if large:
-                staging.drop_indexes(cursor)
+            restore = staging.drop_indexes(cursor) if large else []
             with phase("apply"):
                 staging.apply(cursor)
             if large:
                 with phase("build indexes"):
-                    staging.build_indexes(cursor)
+                    staging.build_indexes(cursor, restore)
             with phase("hosted boxes"):
                 hosted.sync_all()
     except ExtractRefused as exc:

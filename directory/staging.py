@@ -4,11 +4,12 @@
 Everything runs inside the caller's transaction, so searches see the old directory until the
 commit and the new one after, never a mix; a refusal rolls back and nothing is left behind.
 
-1. ROWS holds each usable row as Python read it (directory.extract.light_rows): its line, its
-   address, whether the address came before, and its trimmed cells joined in the canonical
-   order (the exercise). PostgreSQL gets them by `COPY`, other databases by batched inserts.
+1. ROWS holds the first usable row of each address as Python read it
+   (directory.extract.light_rows): its line, its address and its trimmed cells joined in the
+   canonical order (the exercise); REPEATS the later rows of an address met before.
+   PostgreSQL gets them by `COPY`, other databases by batched inserts.
 2. NEW (a view of ROWS) holds one row per address: the first row, every exercise joined; only
-   the few addresses on several rows are aggregated.
+   the few addresses on several rows (REPEATS) are aggregated.
 3. DIFF classifies what differs by comparing exercises: added, changed, removed, or hosted here
    (local data wins). A re-import builds nothing for the unchanged addresses.
 4. CHANGES holds the entry columns of the added and changed addresses: built in SQL on
@@ -25,6 +26,7 @@ from django.db import connection
 from directory import extract
 
 ROWS = "directory_rows"
+REPEATS = "directory_repeats"
 NEW = "directory_new"
 DIFF = "directory_diff"
 CHANGES = "directory_changes"
@@ -33,6 +35,7 @@ SEARCH = "directory_searchrow"
 MAILBOX = "mailboxes_mailbox"
 TRIGRAM_INDEX = "directory_search_trgm"
 NAME_INDEX = "directory_name_c"  # as made by migration 0002
+ADDRESS_INDEX = "directory_address_unique"  # Entry.Meta.constraints
 SAMPLE = 50
 ADDED, CHANGED = "'added'", "'changed'"
 
@@ -73,27 +76,39 @@ def _create(cursor, table: str, columns: str) -> None:
 
 def drop_temporary(cursor) -> None:
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    for table in (ROWS, DIFF, CHANGES):
+    for table in (ROWS, REPEATS, DIFF, CHANGES):
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def stage(cursor, stream, rejections) -> None:
-    """Fill ROWS from the file; report rejected rows to `rejections`; raise ExtractRefused."""
+    """Fill ROWS (the first row of each address) and REPEATS (its later rows) from the file;
+    report rejected rows to `rejections`; raise ExtractRefused."""
     if postgres():
         cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    _create(cursor, ROWS, "line integer, repeat boolean, address text, exercise text")
+    for table in (ROWS, REPEATS):
+        _create(cursor, table, "line integer, address text, exercise text")
     lines = iter(stream)
     positions, width = extract.read_header(lines)
-    rows = extract.light_rows(lines, positions, width, rejections)
+    repeats = []  # the later rows of an address met before: about 8 % of the national file
+
+    def first_rows():
+        for line, repeat, address, exercise in extract.light_rows(lines, positions, width, rejections):
+            if repeat:
+                repeats.append((line, address, exercise))
+            else:
+                yield (line, address, exercise)
+
     if postgres():
-        with cursor.copy(f"COPY {ROWS} (line, repeat, address, exercise) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(f"ANALYZE {ROWS}")
-    else:
-        insert = f"INSERT INTO {ROWS} (line, repeat, address, exercise) VALUES (%s, %s, %s, %s)"
+        for table, rows in ((ROWS, first_rows()), (REPEATS, repeats)):
+            with cursor.copy(f"COPY {table} (line, address, exercise) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(f"ANALYZE {table}")
+        return
+    for table, rows in ((ROWS, first_rows()), (REPEATS, repeats)):
+        insert = f"INSERT INTO {table} (line, address, exercise) VALUES (%s, %s, %s)"
         batch = []
         for row in rows:
             batch.append(row)
@@ -101,24 +116,27 @@ def stage(cursor, stream, rejections) -> None:
                 cursor.executemany(insert, batch)
                 batch = []
         cursor.executemany(insert, batch)
-        cursor.execute(f"CREATE INDEX {ROWS}_address ON {ROWS} (address)")
+    cursor.execute(f"CREATE INDEX {ROWS}_address ON {ROWS} (address)")
 
 
 def group_by_address(cursor) -> None:
-    """NEW: one row per address, every exercise in file order under the first row."""
+    """NEW: one row per address, every exercise in file order: the first row's, then those of
+    its later rows (REPEATS, aggregated alone: one join with the first rows, one update)."""
     if postgres():
-        exercises = "string_agg(r.exercise, chr(10) ORDER BY r.line)"
-        source = ROWS
+        later = f"SELECT address, string_agg(exercise, chr(10) ORDER BY line) AS more FROM {REPEATS} GROUP BY address"
+        newline = "chr(10)"
     else:  # SQLite's group_concat follows the order of an ordered subquery
-        exercises = "group_concat(r.exercise, char(10))"
-        source = f"(SELECT * FROM {ROWS} ORDER BY address, line)"
+        later = (
+            f"SELECT address, group_concat(exercise, char(10)) AS more "
+            f"FROM (SELECT * FROM {REPEATS} ORDER BY address, line) GROUP BY address"
+        )
+        newline = "char(10)"
     cursor.execute(
-        f"UPDATE {ROWS} SET exercise = m.exercises FROM (SELECT r.address, {exercises} AS exercises "
-        f"FROM {source} r WHERE r.address IN (SELECT address FROM {ROWS} WHERE repeat) GROUP BY r.address) m "
-        f"WHERE {ROWS}.address = m.address AND NOT {ROWS}.repeat"
+        f"UPDATE {ROWS} SET exercise = {ROWS}.exercise || {newline} || m.more FROM ({later}) m "
+        f"WHERE {ROWS}.address = m.address"
     )
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    cursor.execute(f"CREATE TEMP VIEW {NEW} AS SELECT address, exercise AS exercises FROM {ROWS} WHERE NOT repeat")
+    cursor.execute(f"CREATE TEMP VIEW {NEW} AS SELECT address, exercise AS exercises FROM {ROWS}")
 
 
 def classify(cursor) -> dict[str, int]:
@@ -175,10 +193,19 @@ def _of_kind(changes: str) -> str:
 def build_changes(cursor) -> None:
     """CHANGES: the entry and search columns of every added or changed address."""
     types = {"dematerialisation": "boolean"}
-    _create(cursor, CHANGES, ", ".join(["change text"] + [f"{c} {types.get(c, 'text')}" for c in BUILT_COLUMNS]))
+    columns = ["change text", "id bigint"] + [f"{c} {types.get(c, 'text')}" for c in BUILT_COLUMNS]
+    _create(cursor, CHANGES, ", ".join(columns))
     changed = _of_kind(f"{ADDED}, {CHANGED}")
     if postgres():
-        cursor.execute(f"INSERT INTO {CHANGES} (change, {', '.join(BUILT_COLUMNS)}) {_built_sql(changed)}")
+        # An added entry gets its id here, from the entries' own sequence: its search row then
+        # goes in with it, without joining the new entries back by address.
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [ENTRY])
+        sequence = cursor.fetchone()[0].replace("'", "''")  # a name from the catalogue, quoted
+        cursor.execute(
+            f"INSERT INTO {CHANGES} (change, id, {', '.join(BUILT_COLUMNS)}) "
+            f"SELECT change, CASE WHEN change = {ADDED} THEN nextval('{sequence}'::regclass) END, "
+            f"{', '.join(BUILT_COLUMNS)} FROM ({_built_sql(changed)}) b"
+        )
         cursor.execute(f"ANALYZE {CHANGES}")
         return
     insert = (
@@ -329,19 +356,39 @@ def _built_sql(changed: str) -> str:
 # --- Both databases -------------------------------------------------------------------------
 
 
-def drop_indexes(cursor) -> None:
-    """Before a large change (PostgreSQL, such as the first import): the search indexes go, to
-    be built again by `build_indexes` in the same transaction, faster than updating them row by
-    row; searches wait for the commit meanwhile instead of seeing a mix."""
+def drop_indexes(cursor) -> list[str]:
+    """Before a large change (PostgreSQL, such as the first import): the search indexes, the
+    entries' address index and the foreign keys to the entries go, to be built again by
+    `build_indexes` in the same transaction: one sorted build costs less than updating an index
+    row by row, and a foreign key added back is checked by one join, not one trigger per row.
+    Searches wait for the commit meanwhile instead of seeing a mix. Returns the statements that
+    put everything back as it was (same names, same definitions as the migrations made)."""
     # Checked as each row goes in (no pending trigger event may remain when indexes are built).
     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-    cursor.execute(f"DROP INDEX IF EXISTS {TRIGRAM_INDEX}")
-    cursor.execute(f"DROP INDEX IF EXISTS {NAME_INDEX}")
+    cursor.execute(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE confrelid = %s::regclass AND contype = 'f'",
+        [ENTRY],
+    )
+    keys = cursor.fetchall()
+    cursor.execute("SELECT pg_get_indexdef(%s::regclass)", [ADDRESS_INDEX])
+    restore = [cursor.fetchone()[0]]
+    restore += [f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}' for table, name, definition in keys]
+    restore += [
+        f'CREATE INDEX {NAME_INDEX} ON {SEARCH} (name_key COLLATE "C")',
+        f"CREATE INDEX {TRIGRAM_INDEX} ON {SEARCH} USING gin (search_text gin_trgm_ops)",
+    ]
+    for table, name, _definition in keys:
+        cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for index in (ADDRESS_INDEX, TRIGRAM_INDEX, NAME_INDEX):
+        cursor.execute(f"DROP INDEX IF EXISTS {index}")
+    return restore
 
 
-def build_indexes(cursor) -> None:
-    cursor.execute(f'CREATE INDEX {NAME_INDEX} ON {SEARCH} (name_key COLLATE "C")')
-    cursor.execute(f"CREATE INDEX {TRIGRAM_INDEX} ON {SEARCH} USING gin (search_text gin_trgm_ops)")
+def build_indexes(cursor, restore: list[str]) -> None:
+    """Put back what `drop_indexes` took away, then refresh the planner's statistics."""
+    for statement in restore:
+        cursor.execute(statement)
     cursor.execute(f"ANALYZE {ENTRY}")
     cursor.execute(f"ANALYZE {SEARCH}")
 
@@ -363,12 +410,22 @@ def apply(cursor) -> None:
         f"UPDATE {SEARCH} SET name_key = c.name_key, search_text = c.search_text FROM {CHANGES} c, {ENTRY} e "
         f"WHERE c.change = 'changed' AND e.address = c.address AND {SEARCH}.entry_id = e.id"
     )
-    cursor.execute(
-        f"INSERT INTO {ENTRY} ({', '.join(ENTRY_COLUMNS)}, source) "
-        f"SELECT {', '.join(ENTRY_COLUMNS)}, 'national' FROM {CHANGES} WHERE change = {ADDED}"
-    )
-    cursor.execute(
-        f"INSERT INTO {SEARCH} (entry_id, name_key, search_text) SELECT e.id, c.name_key, c.search_text "
-        f"FROM {CHANGES} c JOIN {ENTRY} e ON e.address = c.address WHERE c.change = {ADDED}"
-    )
+    if postgres():  # the ids were drawn by build_changes
+        cursor.execute(
+            f"INSERT INTO {ENTRY} (id, {', '.join(ENTRY_COLUMNS)}, source) "
+            f"SELECT id, {', '.join(ENTRY_COLUMNS)}, 'national' FROM {CHANGES} WHERE change = {ADDED}"
+        )
+        cursor.execute(
+            f"INSERT INTO {SEARCH} (entry_id, name_key, search_text) "
+            f"SELECT id, name_key, search_text FROM {CHANGES} WHERE change = {ADDED}"
+        )
+    else:
+        cursor.execute(
+            f"INSERT INTO {ENTRY} ({', '.join(ENTRY_COLUMNS)}, source) "
+            f"SELECT {', '.join(ENTRY_COLUMNS)}, 'national' FROM {CHANGES} WHERE change = {ADDED}"
+        )
+        cursor.execute(
+            f"INSERT INTO {SEARCH} (entry_id, name_key, search_text) SELECT e.id, c.name_key, c.search_text "
+            f"FROM {CHANGES} c JOIN {ENTRY} e ON e.address = c.address WHERE c.change = {ADDED}"
+        )
     drop_temporary(cursor)

@@ -48,12 +48,15 @@ def _entry(message: Message, box: Mailbox) -> Entry | None:
 
 
 def queue_patient_notification(message: Message, box: Mailbox) -> None:
+    """Called by the delivery path's policy (`after_delivery`) in the transaction that has just
+    written the box's entry: no other transaction sees that entry yet, so no notification of it
+    can exist, and the row is created without a look-up first (nor the savepoint of a
+    get_or_create)."""
     entry = _entry(message, box)
     if entry is None:
         return
-    notification, created = Notification.objects.get_or_create(entry=entry, kind=Notification.Kind.PATIENT, user=None)
-    if created:
-        _enqueue([notification.pk])
+    notification = Notification.objects.create(entry=entry, kind=Notification.Kind.PATIENT, user=None)
+    _enqueue([notification.pk])
 
 
 def professional_users_to_notify(box: Mailbox) -> list:

@@ -401,6 +401,8 @@ def record_pro_message(message: Message, patient: Patient) -> None:
         mailbox=box, patient=patient, defaults={"opened_at": now, "last_message_at": now}
     )
     was_closed = conversation.state == Conversation.State.CLOSED
+    if created and not closing:  # just written as it should be: open, with this message's time
+        return
     conversation.last_message_at = now
     if closing:
         conversation.state = Conversation.State.CLOSED

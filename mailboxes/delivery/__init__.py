@@ -8,6 +8,8 @@ Every message goes through `send_message`, whoever sends it. The package, one mo
 - `planning`: each recipient's decision (hosted box, patient domain through its policy,
   another operator's domain, refusal), and `check_recipient` for RCPT TO;
 - `writing`: the bytes to storage, then every row in one transaction;
+- `batch`: `many_in_one_transaction`, many deliveries from one box in one transaction of the
+  caller (a campaign's chunk): one wait for the files' fsync and one count of the sender's box;
 - `quota`: counting a delivery without a lost update, a draft (`count_draft`), `release_space`
   when entries go;
 - `receipts`: read receipts (MDN) arriving in a local box;
@@ -19,6 +21,7 @@ The patient domain's rules are not here: `planning` asks the policy of
 `mailboxes.patient_domain` and obeys. Callers use the names below only.
 """
 
+from mailboxes.delivery.batch import many_in_one_transaction
 from mailboxes.delivery.decisions import (
     DEFAULT_REPLY,
     REPLY_CODES,
@@ -45,6 +48,7 @@ __all__ = [
     "refusal_text",
     "refuse_invalid",
     "count_draft",
+    "many_in_one_transaction",
     "release_space",
     "reply_code",
     "send_message",

@@ -28,7 +28,7 @@ from audit.events import audit_rows
 from audit.models import AuditEvent
 from mailboxes import outbox as relay_queue
 from mailboxes.box_actions import apply_box_settings
-from mailboxes.delivery import bounces, quota, receipts
+from mailboxes.delivery import batch, bounces, quota, receipts
 from mailboxes.delivery.events import event
 from mailboxes.delivery.planning import Plan
 from mailboxes.mime import ParsedMessage
@@ -183,8 +183,17 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
         for outbox in outboxes:
             transaction.on_commit(functools.partial(relay_queue.enqueue, outbox.pk))
         # Durable before the commit that precedes the 250 (issue 17): the files' fsync ran
-        # while the rows above were written.
-        files.wait_durable()
+        # while the rows above were written. Inside `batch.many_in_one_transaction` the wait
+        # and the sending box's count happen once, at the end of the block, before its COMMIT.
+        in_batch = batch.current()
+        if in_batch is None:
+            files.wait_durable()
+        else:
+            in_batch.files.append(files)
+            if sender_in_sent and sender_box_id == in_batch.sender_box_id:
+                counted.discard(sender_box_id)
+                in_batch.sent_copies.append(message.pk)
+                sender_box_id = None
         # The quota last (issue 17): the recipient boxes' rows stay locked by this UPDATE only
         # until the COMMIT that follows, not while the rows are written and the files synced, so
         # deliveries to one busy box overlap. A box filled since the plan rolls it all back.
@@ -287,14 +296,18 @@ def delivery_events(
 
 def folder_id(box: Mailbox, role: str) -> int:
     """The id of a system folder of `box` (the INBOX id comes with the recipients' query); a box
-    created without its folders gets them now."""
-    inbox_id = getattr(box, "inbox_folder_id", None)
-    if role == Folder.Role.INBOX and inbox_id:
-        return inbox_id
+    created without its folders gets them now. The SENT folder's id is kept on the box object
+    (`sent_folder_id`: a system folder is never deleted), so a box that sends many messages in
+    a row (a campaign's chunk) looks it up once."""
+    known = getattr(box, "inbox_folder_id" if role == Folder.Role.INBOX else "sent_folder_id", None)
+    if role in (Folder.Role.INBOX, Folder.Role.SENT) and known:
+        return known
     found = Folder.objects.filter(mailbox_id=box.pk, role=role).values_list("id", flat=True).first()
     if found is None:
         box.ensure_system_folders()
         found = Folder.objects.filter(mailbox_id=box.pk, role=role).values_list("id", flat=True).get()
+    if role == Folder.Role.SENT:
+        setattr(box, "sent_folder_id", found)  # noqa: B010 - an attribute of this object only, not a field
     return found
 
 

@@ -229,3 +229,27 @@ def test_demo_extract_imports():
     call_command("import_annuaire", "--demo", stdout=out)
     assert Entry.objects.filter(source=Entry.Source.NATIONAL).count() >= 20
     assert "0 ligne(s) rejetée(s)" in out.getvalue()
+
+
+def _schema():
+    """The directory tables' indexes and constraints as Django's introspection sees them."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        return {
+            table: connection.introspection.get_constraints(cursor, table)
+            for table in ("directory_entry", "directory_searchrow")
+        }
+
+
+def test_a_large_import_puts_back_every_index_and_key_it_dropped(extract):
+    """The first import is a large change: on PostgreSQL it drops the search indexes, the address
+    index and the foreign keys to the entries, and builds them again before its commit."""
+    before = _schema()
+    path, expected = extract(rows=600)
+    run = import_extract(path)
+    assert run.added == expected.addresses
+    assert _schema() == before
+    names = set(before["directory_entry"]) | set(before["directory_searchrow"])
+    assert {"directory_address_unique", "directory_name_c"} <= names
+    assert any(c["foreign_key"] == ("directory_entry", "id") for c in before["directory_searchrow"].values())
