@@ -42,7 +42,8 @@ def key_from_token(token: str) -> ApiKey:
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         raise fail("invalid_key", "Clé d'API mal formée : « mss_<préfixe>_<secret> » attendu.")
-    key = ApiKey.objects.select_related("mailbox").filter(prefix=parts[1]).first()
+    # The prefix is unique: no ORDER BY (`.first()` would sort by the model's ordering).
+    key = next(iter(ApiKey.objects.select_related("mailbox").filter(prefix=parts[1]).order_by()[:1]), None)
     if key is None or not hmac.compare_digest(key.secret_hash, hash_secret(token)):
         raise fail("invalid_key", "Clé d'API inconnue.")
     return key
@@ -80,12 +81,20 @@ def check_key(key: ApiKey, request, fingerprint: str) -> None:
         raise fail("key_revoked", "Cette clé d'API a été révoquée.")
     if not key.mailbox.is_active:
         raise exceptions.PermissionDenied("La boîte aux lettres de cette clé est désactivée.", "mailbox_inactive")
-    if not key.ip_allowed(client_ip(request)):
+    if not key.ip_allowed(request_ip(request)):
         raise exceptions.PermissionDenied("Cette clé n'est pas autorisée depuis cette adresse IP.", "ip_not_allowed")
     if key.client_cert_fingerprint and not hmac.compare_digest(key.client_cert_fingerprint, fingerprint):
         raise exceptions.PermissionDenied(
             "Cette clé exige le certificat client qui lui est associé.", "certificate_required"
         )
+
+
+def request_ip(request) -> str | None:
+    """The client's address (`audit.events.client_ip`), worked out once per call: the key's
+    allow-list and the call's audit event both need it."""
+    if not hasattr(request, "api_client_ip"):
+        request.api_client_ip = client_ip(request)
+    return request.api_client_ip
 
 
 def touch(key: ApiKey) -> None:

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from api import access, idempotency, returns, sending
 from api import serializers as s
-from api.auth import ApiKeyAuthentication, HasScope, KeyRateThrottle
+from api.auth import ApiKeyAuthentication, HasScope, KeyRateThrottle, request_ip
 from api.models import ApiKey, ReturnReply
 from api.problems import Problem
 from audit.events import record
@@ -63,7 +63,7 @@ class ApiView(APIView):
             mailbox_id=key.mailbox_id if key else None,
             outcome=str(status_code),
             detail={"method": request.method, "view": type(self).__name__, "status": status_code},
-            request=request,
+            ip=request_ip(request),
         )
         self.call_audited = True
 

@@ -67,8 +67,10 @@ def seed() -> tuple[str, str]:
     return secret, patient.mailbox.address
 
 
-def start_gunicorn(env: dict, workers: int) -> tuple[subprocess.Popen, int]:
-    port = free_port()
+def start_gunicorn(
+    env: dict, workers: int, port: int = 0, threads: int = 1, worker_class: str = "sync"
+) -> tuple[subprocess.Popen, int]:
+    port = port or free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -77,6 +79,10 @@ def start_gunicorn(env: dict, workers: int) -> tuple[subprocess.Popen, int]:
             "mssante.wsgi",
             "--workers",
             str(workers),
+            "--threads",
+            str(threads),
+            "--worker-class",
+            worker_class if threads == 1 else "gthread",
             "--bind",
             f"127.0.0.1:{port}",
             "--keep-alive",
@@ -186,6 +192,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--smtpd-processes", type=int, default=2, help="runsmtpd --processes")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (>1: gthread workers)")
+    parser.add_argument(
+        "--worker-class", default="sync", help="gunicorn worker class (gthread keeps connections alive)"
+    )
+    parser.add_argument("--api-only", action="store_true", help="skip the gateway's rounds (a quick A/B of the API)")
+    parser.add_argument("--port-base", type=int, default=0, help="gunicorn on PORT_BASE, the gateway on PORT_BASE+1")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="only time the request in process (WSGI), then cProfile 300 calls into FILE"
+    )
     args = parser.parse_args()
 
     url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_api")
@@ -218,19 +233,25 @@ def main() -> None:
     from django.db import connection
 
     connection.close()
+    if args.profile:
+        profile_in_process(secret, patient, args.profile)
+        return
 
-    web, web_port = start_gunicorn(env, args.workers)
-    smtpd, smtp_port = start_server(env, args.smtpd_processes)
+    web, web_port = start_gunicorn(env, args.workers, args.port_base, args.threads, args.worker_class)
+    smtpd, smtp_port = start_server(env, args.smtpd_processes, args.port_base + 1 if args.port_base else 0)
     rows = []
     try:
         raw = smtp_message(patient)
         # Warm-up: both paths, a few messages each.
         run_api(web_port, secret, patient, 40, args.clients)
-        run_clients(smtp_port, [(patient, make_unique(raw)) for _ in range(40)], args.clients)
+        if not args.api_only:
+            run_clients(smtp_port, [(patient, make_unique(raw)) for _ in range(40)], args.clients)
         for n in range(1, args.rounds + 1):
             rows.append(
                 measured(f"API round {n}", web.pid, lambda: run_api(web_port, secret, patient, args.n, args.clients))
             )
+            if args.api_only:
+                continue
             batch = [(patient, make_unique(raw)) for _ in range(args.n)]
             rows.append(
                 measured(f"SMTP gateway round {n}", smtpd.pid, lambda b=batch: run_clients(smtp_port, b, args.clients))
@@ -245,22 +266,52 @@ def main() -> None:
     if "Traceback" in errors:
         print("gunicorn errors (last lines):\n" + "\n".join(errors.splitlines()[-30:]), file=sys.stderr)
     stored = Message.objects.filter(entries__mailbox__address=patient).count()
-    expected = sum(r[1] for r in rows) + 80
+    expected = sum(r[1] for r in rows) + (40 if args.api_only else 80)
     print()
     print(
         f"POST /api/v1/messages vs SMTP gateway, one local patient, {args.clients} clients, "
-        f"gunicorn sync workers={args.workers}, runsmtpd processes={args.smtpd_processes}, PostgreSQL"
+        f"gunicorn {args.worker_class} workers={args.workers} threads={args.threads}, runsmtpd processes={args.smtpd_processes}, PostgreSQL"
     )
     print(f"{'path':<24}{'accepted':>10}{'msg/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'CPU ms/msg':>12}{'PG ms/msg':>11}")
     for label, accepted, rate, p50, p95, cpu, pg in rows:
         print(f"{label:<24}{accepted:>10}{rate:>10.1f}{p50:>10.1f}{p95:>10.1f}{cpu:>12.1f}{pg:>11.1f}")
     api_rate = statistics.median(r[2] for r in rows if r[0].startswith("API"))
-    smtp_rate = statistics.median(r[2] for r in rows if r[0].startswith("SMTP"))
+    smtp_rate = statistics.median([r[2] for r in rows if r[0].startswith("SMTP")] or [float("nan")])
     api_p95 = max(r[4] for r in rows if r[0].startswith("API"))
     print(
         f"API / gateway throughput: {api_rate / smtp_rate:.2f} (target >= 0.8); API p95 max {api_p95:.1f} ms (target <= 50)"
     )
     print(f"stored in the patient's box: {stored} (accepted {expected}); load average {load()}")
+
+
+def profile_in_process(secret: str, patient: str, path: str, count: int = 300) -> None:
+    """The API request alone, in this process, through Django's WSGI handler (middleware, DRF,
+    delivery, audit; no HTTP server): wall and CPU per call, then a cProfile of `count` calls."""
+    import cProfile
+    import pstats
+
+    from django.test import Client
+
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    body = json.dumps({"to": [patient], "subject": "Compte rendu d'hospitalisation", "text": TEXT})
+
+    def calls(n: int) -> None:
+        for _ in range(n):
+            response = client.post("/api/v1/messages", body, content_type="application/json")
+            if response.status_code != 201:
+                raise SystemExit(f"{response.status_code} {response.content[:300]!r}")
+
+    calls(50)  # warm-up: imports, prepared statements, caches
+    wall, cpu = time.perf_counter(), time.process_time()
+    calls(count)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"in process: {count} calls, {wall * 1000 / count:.1f} ms wall, {cpu * 1000 / count:.1f} ms CPU per call")
+    profiler = cProfile.Profile(time.process_time)  # CPU, not the waits on PostgreSQL
+    profiler.runcall(calls, count)
+    profiler.dump_stats(path)
+    stats = pstats.Stats(profiler).sort_stats("cumulative")
+    stats.print_stats(45)
+    stats.sort_stats("tottime").print_stats(25)
 
 
 def make_unique(raw: bytes) -> bytes:

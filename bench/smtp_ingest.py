@@ -144,8 +144,8 @@ def run_clients(port: int, messages: list[tuple[str, bytes]], clients: int) -> t
     return elapsed, accepted[0], latencies
 
 
-def start_server(env: dict, processes: int) -> tuple[subprocess.Popen, int]:
-    port = free_port()
+def start_server(env: dict, processes: int, port: int = 0) -> tuple[subprocess.Popen, int]:
+    port = port or free_port()
     command = [sys.executable, "manage.py", "runsmtpd", "--host", "127.0.0.1", "--port", str(port)]
     if processes > 1:
         command += ["--processes", str(processes)]

@@ -392,6 +392,11 @@ def record_pro_message(message: Message, patient: Patient) -> None:
         return
     now = timezone.now()
     closing = is_closing_subject(message.subject)
+    # The usual case, an open exchange going on, is one UPDATE: the exchange's row stays locked
+    # until the delivery commits, and the next message from this box to this patient waits.
+    open_exchange = Conversation.objects.filter(mailbox=box, patient=patient, state=Conversation.State.OPEN)
+    if not closing and open_exchange.update(last_message_at=now):
+        return
     conversation, created = Conversation.objects.select_for_update().get_or_create(
         mailbox=box, patient=patient, defaults={"opened_at": now, "last_message_at": now}
     )
@@ -477,9 +482,11 @@ class PatientPolicy:
                 patient = Patient.objects.filter(mailbox=box).first()
                 if patient is None:
                     continue
+                # The notification first: the exchange's row, locked by record_pro_message until
+                # the commit, is then held for as short a time as possible.
+                notifications.queue_patient_notification(message, box)
                 if not from_system:
                     record_pro_message(message, patient)
-                notifications.queue_patient_notification(message, box)
             elif sender_box is not None and sender_box.kind == Mailbox.Kind.PATIENT:
                 record_patient_message(message, box)
                 notifications.queue_professional_notifications(message, box)

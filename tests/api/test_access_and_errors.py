@@ -99,6 +99,13 @@ def test_validation_and_refusals(cast, api, settings):
         "validation_error",
     )
     assert "to" in body["errors"]
+    # A lone surrogate (valid JSON escape, not encodable text) is refused before any send.
+    body = problem(
+        api.call.post("/api/v1/messages", {"to": [cast.alice_box.address], "subject": "s", "text": "a\ud800b"}),
+        422,
+        "validation_error",
+    )
+    assert "U+D800" in str(body["errors"]["text"])
     refused = problem(
         api.call.post("/api/v1/messages", {"to": ["x@inconnu.mssante.fr"], "subject": "s", "text": "t"}),
         422,
