@@ -21,7 +21,8 @@ MESSAGE_EVENTS = {A.DELIVERED, A.RELAYED, A.BOUNCED, A.READ, A.REFUSED}
 
 
 def on_events_committed(sender, rows, **kwargs) -> None:
-    rows = [r for r in rows if r.action in MESSAGE_EVENTS and r.message_id]
+    from_outside = messages_from_outside(rows)
+    rows = [r for r in rows if r.action in MESSAGE_EVENTS and r.message_id and r.message_id not in from_outside]
     if not rows:
         return
     delivered_boxes = {r.mailbox_id for r in rows if r.action == A.DELIVERED and r.mailbox_id}
@@ -32,6 +33,13 @@ def on_events_committed(sender, rows, **kwargs) -> None:
             if returns.collect(boxes, message_ids=ids):
                 queue_reply_events(ids)
     queue_message_events(rows)
+
+
+def messages_from_outside(rows) -> set[int]:
+    """Messages whose submission in this batch names no sending box: mail from another operator
+    (or the system). Neither hook concerns them: a patient's reply and a webhook's message both
+    have a local sending box. Skipping them saves the ingest two queries per message (issue 17)."""
+    return {r.message_id for r in rows if r.action == A.SUBMITTED and r.mailbox_id is None and r.message_id}
 
 
 def queue_reply_events(message_ids) -> None:

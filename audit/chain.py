@@ -114,11 +114,33 @@ HASHED_FIELDS = [
 # --- appending ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class HeadMove:
+    """A chain head to move once its new rows are written: its new last seq and hash."""
+
+    head_id: int
+    seq: int
+    head_hash: str
+
+    def as_sql(self) -> tuple[str, list]:
+        """The UPDATE of the head, for a caller that runs it inside its own statement."""
+        return MOVE_HEAD_SQL, [self.seq, self.head_hash, self.head_id]
+
+
 def link(rows: list[AuditEvent], using: str = "default") -> None:
     """Give each unsaved row its place in a chain. Call it inside the transaction that inserts
     the rows: the chain heads it takes stay locked until that transaction ends."""
+    for move in link_deferred(rows, using):
+        _move_head(move, using)
+
+
+def link_deferred(rows: list[AuditEvent], using: str = "default") -> list[HeadMove]:
+    """`link` without the heads' UPDATE: the heads are taken (locked) and the rows hashed as by
+    `link`, and the moves are returned for the caller to write in the same transaction, in the
+    statement that inserts the rows (the delivery path, issue 17: one round trip fewer). A
+    caller that does not write them leaves the chain broken, which `verify` reports."""
     if not rows:
-        return
+        return []
     if not transaction.get_connection(using).in_atomic_block:
         raise RuntimeError("audit rows are linked inside the transaction that writes them")
     now = timezone.now()
@@ -130,6 +152,7 @@ def link(rows: list[AuditEvent], using: str = "default") -> None:
         row.object_id = str(row.object_id or "")
         row.detail = row.detail or {}
         by_day[_chain_day(row.at, now)].append(row)
+    moves = []
     for day, day_rows in sorted(by_day.items()):
         head = _take_head(day, using)
         prev, seq = head.head_hash or GENESIS, head.seq
@@ -139,8 +162,9 @@ def link(rows: list[AuditEvent], using: str = "default") -> None:
             row.seq = seq
             row.prev_hash = prev
             row.hash = prev = event_hash(prev, _row_fields(row), day, head.partition)
-        _move_head(head, seq, prev, using)
+        moves.append(HeadMove(head.pk, seq, prev))
     transaction.on_commit(lambda: events_committed.send_robust(sender=AuditEvent, rows=rows), using=using)
+    return moves
 
 
 def _chain_day(at: datetime, now: datetime) -> date:
@@ -196,13 +220,13 @@ def _free_head(day: date, using: str) -> AuditChain | None:
     return AuditChain.from_db(using, ["id", "day", "partition", "seq", "head_hash"], [row[0], day, *row[1:]])
 
 
-def _move_head(head: AuditChain, seq: int, head_hash: str, using: str) -> None:
+def _move_head(move: HeadMove, using: str) -> None:
     connection = transaction.get_connection(using)
     if connection.vendor != "postgresql":
-        AuditChain.objects.using(using).filter(pk=head.pk).update(seq=seq, head_hash=head_hash)
+        AuditChain.objects.using(using).filter(pk=move.head_id).update(seq=move.seq, head_hash=move.head_hash)
         return
     with connection.cursor() as cursor:
-        cursor.execute(MOVE_HEAD_SQL, [seq, head_hash, head.pk])
+        cursor.execute(*move.as_sql())
 
 
 def _new_partition(day: date, using: str) -> int:

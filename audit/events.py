@@ -15,7 +15,7 @@ from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from audit.chain import link
+from audit.chain import HeadMove, link, link_deferred
 from audit.models import AuditEvent
 
 log = logging.getLogger("audit")
@@ -82,6 +82,13 @@ def audit_rows(events: list[dict]) -> list[AuditEvent]:
     rows = [AuditEvent(**e) for e in events]
     link(rows)
     return rows
+
+
+def audit_rows_deferred(events: list[dict]) -> tuple[list[AuditEvent], list[HeadMove]]:
+    """`audit_rows` for a caller that writes the rows and the chain heads' moves in one
+    statement of its own (the delivery path on PostgreSQL): the rows, linked, and the moves."""
+    rows = [AuditEvent(**e) for e in events]
+    return rows, link_deferred(rows)
 
 
 def record_many(events: list[dict]) -> None:

@@ -384,50 +384,90 @@ class GatewaySMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        buffer = bytearray()
-        received = 0
-        limit = self.data_size_limit
-        line_limit = self.line_length_limit
-        state = "ok"
-        in_long_line = False
-        reader = self._reader
-        while self.transport is not None:
-            try:
-                line = await reader.readuntil(b"\r\n")
-            except asyncio.CancelledError:
-                self._writer.close()
-                raise
-            except asyncio.LimitOverrunError as exc:
-                # A line longer than the stream limit (RFC 5321 §4.5.3.1.6): drain, answer at the end.
-                state = "too_long" if state == "ok" else state
-                buffer = bytearray()
-                line = await reader.read(exc.consumed)
-            if not in_long_line and line == b".\r\n":
-                break
-            # aiosmtpd's own line limit (`line_length_limit`, the CRLF included).
-            if len(line) > line_limit and state == "ok":
-                state = "too_long"
-                buffer = bytearray()
-            received += len(line)
-            if state == "ok" and limit and received > limit:
-                state = "too_much"
-                buffer = bytearray()
-            if state == "ok":
-                # Dot-unstuffing (RFC 5321 §4.5.2), straight into the one buffer.
-                buffer += line[1:] if line.startswith(b".") else line
-            in_long_line = not line.endswith(b"\r\n")
+        try:
+            raw, state = await read_message_data(self._reader, self.line_length_limit, self.data_size_limit)
+        except asyncio.CancelledError:
+            self._writer.close()
+            raise
         if state != "ok":
             self.envelope = Envelope()
             await self.push("500 Line too long (see RFC5321 4.5.3.1.6)" if state == "too_long" else "552 Error:")
             return
-        raw = bytes(buffer)
-        del buffer
         self.envelope.content = self.envelope.original_content = raw
         del raw
         # The handler is this gateway's own (`Gateway`, which always answers DATA).
         status = await self.event_handler.handle_DATA(self, self.session, self.envelope)
         self.envelope = Envelope()
         await self.push(status)
+
+
+END_OF_DATA = b"\r\n.\r\n"
+
+
+async def read_message_data(reader: asyncio.StreamReader, line_limit: int, size_limit: int | None) -> tuple[bytes, str]:
+    """The message of one DATA command, dot-unstuffed (RFC 5321 §4.5.2), and "ok", "too_long"
+    (a line over `line_limit` bytes, CRLF included) or "too_much" (over `size_limit`); what
+    follows the final `.` line stays in `reader` (a pipelining peer's next command).
+
+    Read in pieces, not line by line (issue 17: 2,000 awaits for a 139 KB message were a good
+    part of the gateway's CPU): `readuntil(b".\r\n")` returns the bytes up to a line ending in a
+    dot, or, when none is buffered, says how many bytes can be taken without reaching one
+    (`LimitOverrunError.consumed`), which `readexactly` then takes; the last two bytes read
+    before each piece tell whether its dot starts a line (the end of data) or ends one."""
+    buffer = bytearray()
+    state, received, line_length = "ok", 0, 0
+    tail = b"\r\n"  # the message starts at the start of a line
+    while True:
+        try:
+            piece = await reader.readuntil(b".\r\n")
+        except asyncio.LimitOverrunError as exc:
+            piece = await reader.readexactly(exc.consumed)
+        # The end: a line that is a dot alone; its CRLF before may be in the bytes read before.
+        end = piece.endswith(b".\r\n") and (tail + piece[-5:]).endswith(END_OF_DATA)
+        next_tail = (tail + piece[-2:])[-2:]
+        if end:
+            piece = piece[:-3]
+        received += len(piece)
+        line_length, too_long = line_lengths(piece, line_length, line_limit)
+        if state == "ok" and too_long:
+            state, buffer = "too_long", bytearray()
+        elif state == "ok" and size_limit and received > size_limit:
+            state, buffer = "too_much", bytearray()
+        if state == "ok":
+            buffer += unstuffed(piece, tail)
+        if end:
+            break
+        tail = next_tail
+    raw = bytes(buffer)
+    del buffer
+    return raw, state
+
+
+def unstuffed(piece: bytes, tail: bytes) -> bytes:
+    """`piece` with the first dot of each of its lines removed (RFC 5321 §4.5.2); `tail`, the
+    two bytes before it, says whether it starts a line."""
+    if tail.endswith(b"\r\n") and piece.startswith(b"."):
+        piece = piece[1:]
+    elif tail.endswith(b"\r") and piece.startswith(b"\n."):
+        piece = b"\n" + piece[2:]
+    return piece.replace(b"\r\n.", b"\r\n") if b"\r\n." in piece else piece
+
+
+def line_lengths(piece: bytes, carried: int, limit: int) -> tuple[int, bool]:
+    """(length of the line left open at the end of `piece`, whether a line of more than `limit`
+    bytes, its CRLF included, ends or runs in it); `carried`: the open line's length before."""
+    first = piece.find(b"\r\n")
+    if first < 0:
+        return carried + len(piece), carried + len(piece) > limit
+    last = piece.rfind(b"\r\n")
+    open_length = len(piece) - last - 2
+    if carried + first + 2 > limit or open_length > limit:
+        return open_length, True
+    if last - first <= limit:  # no room for a long line between the first and the last CRLF
+        return open_length, False
+    # The lines between: split in C, one pass (a search line by line in Python costs more).
+    longest = max(map(len, piece[first + 2 : last].split(b"\r\n")))
+    return open_length, longest + 2 > limit
 
 
 def tls_context() -> ssl.SSLContext | None:

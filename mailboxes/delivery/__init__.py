@@ -8,6 +8,7 @@ Every message goes through `send_message`, whoever sends it. The package, one mo
 - `planning`: each recipient's decision (hosted box, patient domain through its policy,
   another operator's domain, refusal), and `check_recipient` for RCPT TO;
 - `writing`: the bytes to storage, then every row in one transaction;
+- `statement`: on PostgreSQL, those rows as one statement (ids reserved first);
 - `batch`: `many_in_one_transaction`, many deliveries from one box in one transaction of the
   caller (a campaign's chunk): one wait for the files' fsync and one count of the sender's box;
 - `quota`: counting a delivery without a lost update, a draft (`count_draft`), `release_space`

@@ -20,11 +20,7 @@ def count_space(box_ids: set[int], size: int, *, sender_box_id: int | None, send
     sending is a use of a box (AU-037), so the sender's `last_used_at` moves in the same UPDATE."""
     if not box_ids:
         return True
-    if len(box_ids) > 1:
-        # Lock the rows in id order first: an UPDATE takes them in the order it finds them, and two
-        # deliveries sharing two boxes (a box writing to a patient while the patient writes back,
-        # one box sending twice to one patient) could take them in opposite orders and deadlock.
-        list(Mailbox.objects.select_for_update().filter(pk__in=box_ids).order_by("pk").values_list("pk", flat=True))
+    lock_in_id_order(box_ids)
     room = Q(used_bytes__lte=F("quota_bytes") - size)
     changes: dict = {"used_bytes": F("used_bytes") + size}
     if sender_box_id is not None:
@@ -34,6 +30,34 @@ def count_space(box_ids: set[int], size: int, *, sender_box_id: int | None, send
             When(pk=sender_box_id, then=Value(now, output_field=DateTimeField())), default=F("last_used_at")
         )
     return Mailbox.objects.filter(room, pk__in=box_ids).update(**changes) == len(box_ids)
+
+
+def lock_in_id_order(box_ids: set[int]) -> None:
+    """Several boxes: lock their rows in id order before counting. An UPDATE takes them in the
+    order it finds them, and two deliveries sharing two boxes (a box writing to a patient while
+    the patient writes back, one box sending twice to one patient) could take them in opposite
+    orders and deadlock."""
+    if len(box_ids) > 1:
+        list(Mailbox.objects.select_for_update().filter(pk__in=box_ids).order_by("pk").values_list("pk", flat=True))
+
+
+# `count_space` as one part of the delivery's single statement (mailboxes/delivery/statement.py):
+# the same conditional UPDATE, written once; its RETURNING rows are counted by the statement.
+COUNT_SPACE_SQL = (
+    f'UPDATE "{Mailbox._meta.db_table}" SET used_bytes = used_bytes + %s, '  # noqa: S608 - table name from the model
+    "last_used_at = CASE WHEN id = %s THEN %s ELSE last_used_at END "
+    "WHERE id = ANY(%s) AND (used_bytes <= quota_bytes - %s OR id = %s) RETURNING id"
+)
+
+
+def count_space_sql(
+    box_ids: set[int], size: int, *, sender_box_id: int | None, sender_in_sent: bool, now
+) -> tuple[str, list]:
+    """`count_space` for the delivery's one statement: (sql, params) of the UPDATE, whose
+    returned rows must number `len(box_ids)`. Call `lock_in_id_order` first."""
+    # The sender's own copy is never refused for space; only sending moves `last_used_at`.
+    roomless = sender_box_id if sender_in_sent else None
+    return COUNT_SPACE_SQL, [size, sender_box_id, now, sorted(box_ids), size, roomless]
 
 
 def refuse_boxes_now_full(local: dict[str, Mailbox], refused: dict[str, Decision], size: int) -> None:

@@ -62,9 +62,9 @@ def send_message(
     if plan.existing is not None:
         log.info("delivery duplicate: message=%s source=%s boxes=%d", plan.existing.pk, source, len(plan.duplicates))
         return DeliveryResult(message=plan.existing, refused=submission.refused)
-    if trace:
-        submission.raw = trace + raw
-    files = store_files(submission.raw, submission.parsed)
+    # The trace lines are written to the file in front of the bytes, never joined to them in memory.
+    submission.trace = trace
+    files = store_files(submission.raw, submission.parsed, prefix=trace)
     try:
         message = write(submission, files, plan)
     except DeliveryRefused as refusal:

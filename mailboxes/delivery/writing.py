@@ -11,30 +11,32 @@ also catches a box that filled up since the plan), just before COMMIT: nothing i
 that is not on stable storage, and the boxes' rows are locked only for the end of the
 transaction. After commit the Outbox rows go to the relay's queue.
 
-Every row is written with the ORM's `bulk_create` (one INSERT per table), the same on every
-database: this is the step to change for a faster ingest (see bench/RESULTS.md).
+On PostgreSQL the rows are written in one statement (issue 17, `write_in_one_statement`): the
+ids reserved, the audit chain head taken, then every INSERT, the head's move and the quota's
+conditional UPDATE as one `WITH` statement after the files' fsync (mailboxes/delivery/statement.py).
+Elsewhere (SQLite) the ORM's `bulk_create` writes one INSERT per table (`write_with_orm`). The
+rows are built once, the same for both (`DeliveryRows`).
 """
 
 from __future__ import annotations
 
 import functools
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
 
-from audit.events import audit_rows
+from audit.events import audit_rows, audit_rows_deferred
 from audit.models import AuditEvent
 from mailboxes import outbox as relay_queue
 from mailboxes.box_actions import apply_box_settings
-from mailboxes.delivery import batch, bounces, quota, receipts
+from mailboxes.delivery import batch, bounces, quota, receipts, statement
 from mailboxes.delivery.events import event
 from mailboxes.delivery.planning import Plan
 from mailboxes.mime import ParsedMessage
 from mailboxes.models import Attachment, Delivery, Entry, Folder, Mailbox, Message, Outbox
 from mailboxes.patient_domain import Decision, Envelope, get_policy, is_patient_address
-from mailboxes.store import sync_in_background, write_attachment, write_raw
+from mailboxes.store import AllSynced, sync_in_background, write_attachment, write_raw
 
 
 class QuotaRace(Exception):
@@ -54,6 +56,13 @@ class Submission:
     actor: object = None
     sender_mailbox: Mailbox | None = None
     refused: dict[str, Decision] = field(default_factory=dict)
+    # The SMTP gateway's `Return-Path:` and `Received:` lines, stored in front of `raw`.
+    trace: bytes = b""
+
+    @property
+    def stored_size(self) -> int:
+        """The size of the stored message (trace lines included): what the quota counts."""
+        return len(self.trace) + len(self.raw)
 
     @property
     def sender_box_id(self) -> int | None:
@@ -65,7 +74,7 @@ class StoredFiles:
     sha256: str
     raw_name: str
     attachments: list[Attachment]
-    durable: Future | None = None  # the files' fsync, running while the rows are written
+    durable: AllSynced | None = None  # the files' fsync, running while the rows are written
 
     def wait_durable(self) -> None:
         """Every file on stable storage (raises what the fsync raised): called before COMMIT."""
@@ -73,10 +82,11 @@ class StoredFiles:
             self.durable.result()
 
 
-def store_files(raw: bytes, parsed: ParsedMessage) -> StoredFiles:
-    """The raw bytes once and each attachment once, named by content hash, before any row; their
-    fsync starts now, in the background, and `write_message` waits for it before its COMMIT."""
-    sha256, raw_file = write_raw(raw)
+def store_files(raw: bytes, parsed: ParsedMessage, prefix: bytes = b"") -> StoredFiles:
+    """The raw bytes (after `prefix`, the trace lines) once and each attachment once, named by
+    content hash, before any row; their fsync starts now, in the background, and
+    `write_message` waits for it before its COMMIT."""
+    sha256, raw_file = write_raw(raw, prefix)
     written = [raw_file]
     rows = []
     for position, part in enumerate(parsed.attachments):
@@ -133,7 +143,7 @@ def message_row(submission: Submission, files: StoredFiles) -> Message:
         is_report=parsed.is_report,
         report_type=parsed.report_type,
         has_attachments=any(not a.is_inline for a in files.attachments),
-        size=len(submission.raw),
+        size=submission.stored_size,
         sha256=files.sha256,
         raw=files.raw_name,
         sender_mailbox=submission.sender_mailbox,
@@ -146,62 +156,153 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
     re-read first, and those now full are refused instead (None when no recipient is left)."""
     with transaction.atomic():
         if recheck_room:
-            quota.refuse_boxes_now_full(plan.local, submission.refused, len(submission.raw))
+            quota.refuse_boxes_now_full(plan.local, submission.refused, submission.stored_size)
             if not plan.accepts_any:
                 return None
-        delivered, now = plan.delivered, timezone.now()
-        sender_box_id = submission.sender_box_id
+        rows = DeliveryRows.build(submission, files, plan, timezone.now())
+        if statement.uses_one_statement():
+            written = write_in_one_statement(submission, files, plan, rows)
+        else:
+            written = write_with_orm(submission, files, plan, rows)
+        # A box filled since the plan rolls it all back.
+        if not written:
+            raise QuotaRace
+        message, delivered = rows.message, plan.delivered
+        tell_policy_refused(submission.envelope, message, submission.refused)
+        get_policy().after_delivery(message, delivered)
+        # Each recipient box's own settings: rules now, absence reply and forward after commit.
+        apply_box_settings(message, delivered)
+        for outbox in rows.outboxes:
+            transaction.on_commit(functools.partial(relay_queue.enqueue, outbox.pk))
+    return message
+
+
+@dataclass
+class DeliveryRows:
+    """The unsaved rows of one delivery, and the boxes whose quota it counts."""
+
+    message: Message
+    attachments: list[Attachment]
+    entries: list[Entry]
+    deliveries: list[Delivery]
+    outboxes: list[Outbox]
+    counted: set[int]
+    sender_in_sent: bool
+    now: object
+
+    @classmethod
+    def build(cls, submission: Submission, files: StoredFiles, plan: Plan, now) -> DeliveryRows:
+        delivered, sender_box_id = plan.delivered, submission.sender_box_id
         sender_in_sent = sender_box_id is not None and sender_box_id not in {box.pk for box in delivered}
         counted = {box.pk for box in delivered}
         if sender_in_sent and sender_box_id is not None:
             counted.add(sender_box_id)
         message = message_row(submission, files)
-        Message.objects.bulk_create([message])
-        for row in files.attachments:
-            row.message = message
-        Attachment.objects.bulk_create(files.attachments)
-        Entry.objects.bulk_create(
-            entry_rows(message, delivered, submission.sender_mailbox if sender_in_sent else None, now)
+        return cls(
+            message=message,
+            attachments=files.attachments,
+            entries=entry_rows(message, delivered, submission.sender_mailbox if sender_in_sent else None, now),
+            deliveries=delivery_rows(message, plan, submission.refused),
+            outboxes=[Outbox(message=message, domain=d, recipients=a) for d, a in plan.external.items()],
+            counted=counted,
+            sender_in_sent=sender_in_sent,
+            now=now,
         )
-        deliveries = Delivery.objects.bulk_create(delivery_rows(message, plan, submission.refused))
-        outboxes = Outbox.objects.bulk_create(
-            [
-                Outbox(message=message, domain=domain, recipients=addresses)
-                for domain, addresses in plan.external.items()
-            ]
+
+    def children(self) -> list[Attachment | Entry | Delivery | Outbox]:
+        return [*self.attachments, *self.entries, *self.deliveries, *self.outboxes]
+
+
+def message_events(submission: Submission, plan: Plan, rows: DeliveryRows) -> list[dict]:
+    """The delivery's audit events, those of a read receipt or a delivery report included (their
+    steps update the original message's deliveries). The rows' ids are known."""
+    message, delivered = rows.message, plan.delivered
+    events = delivery_events(submission, message, plan, rows.deliveries, rows.outboxes)
+    if receipts.is_read_receipt(submission.parsed) and delivered:
+        events += receipts.record_read_receipt(submission.parsed, delivered, message)
+    if bounces.is_delivery_report(submission.parsed) and delivered and submission.sender_mailbox is None:
+        events += bounces.record_bounce(submission.parsed, delivered, message)
+    return events
+
+
+def write_with_orm(submission: Submission, files: StoredFiles, plan: Plan, rows: DeliveryRows) -> bool:
+    """Any database: one `bulk_create` per table, the events, the files' fsync, the quota last
+    (the boxes' rows stay locked by its UPDATE only until the COMMIT that follows). False when a
+    recipient box filled up since the plan."""
+    Message.objects.bulk_create([rows.message])
+    for row in rows.children():
+        row.message = rows.message
+    Attachment.objects.bulk_create(rows.attachments)
+    Entry.objects.bulk_create(rows.entries)
+    Delivery.objects.bulk_create(rows.deliveries)
+    Outbox.objects.bulk_create(rows.outboxes)
+    AuditEvent.objects.bulk_create(audit_rows(message_events(submission, plan, rows)))
+    sender_box_id = durable_or_batched(files, rows, submission.sender_box_id)
+    return quota.count_space(
+        rows.counted,
+        submission.stored_size,
+        sender_box_id=sender_box_id,
+        sender_in_sent=rows.sender_in_sent,
+        now=rows.now,
+    )
+
+
+def write_in_one_statement(submission: Submission, files: StoredFiles, plan: Plan, rows: DeliveryRows) -> bool:
+    """PostgreSQL (issue 17): the ids reserved, the audit chain head taken, then every INSERT,
+    the head's move and the quota's conditional UPDATE in one statement, just after the files'
+    fsync. False when a recipient box filled up since the plan."""
+    message_ids, delivery_ids, outbox_ids = statement.reserve_ids(
+        Message, 1, (Delivery, len(rows.deliveries)), (Outbox, len(rows.outboxes))
+    )
+    rows.message.pk = message_ids[0]
+    for row, pk in [*zip(rows.deliveries, delivery_ids, strict=True), *zip(rows.outboxes, outbox_ids, strict=True)]:
+        row.pk = pk
+    for row in rows.children():
+        row.message_id = rows.message.pk
+    events, moves = audit_rows_deferred(message_events(submission, plan, rows))
+    one = statement.DeliveryStatement()
+    one.insert(Message, [rows.message], with_pk=True)
+    one.insert(Attachment, rows.attachments, with_pk=False)
+    one.insert(Entry, rows.entries, with_pk=False)
+    one.insert(Delivery, rows.deliveries, with_pk=True)
+    one.insert(Outbox, rows.outboxes, with_pk=True)
+    one.insert(AuditEvent, events, with_pk=False, return_ids=True)  # the rows `events_committed` sends
+    for move in moves:
+        one.add(*move.as_sql())
+    sender_box_id = durable_or_batched(files, rows, submission.sender_box_id)
+    # The boxes' rows are locked from here to the COMMIT only (in id order when there are several).
+    quota.lock_in_id_order(rows.counted)
+    if not rows.counted:
+        one.run()
+        return True
+    counting = one.add(
+        *quota.count_space_sql(
+            rows.counted,
+            submission.stored_size,
+            sender_box_id=sender_box_id,
+            sender_in_sent=rows.sender_in_sent,
+            now=rows.now,
         )
-        events = delivery_events(submission, message, plan, deliveries, outboxes)
-        if receipts.is_read_receipt(submission.parsed) and delivered:
-            events += receipts.record_read_receipt(submission.parsed, delivered, message)
-        if bounces.is_delivery_report(submission.parsed) and delivered and submission.sender_mailbox is None:
-            events += bounces.record_bounce(submission.parsed, delivered, message)
-        AuditEvent.objects.bulk_create(audit_rows(events))
-        tell_policy_refused(submission.envelope, message, submission.refused)
-        get_policy().after_delivery(message, delivered)
-        # Each recipient box's own settings: rules now, absence reply and forward after commit.
-        apply_box_settings(message, delivered)
-        for outbox in outboxes:
-            transaction.on_commit(functools.partial(relay_queue.enqueue, outbox.pk))
-        # Durable before the commit that precedes the 250 (issue 17): the files' fsync ran
-        # while the rows above were written. Inside `batch.many_in_one_transaction` the wait
-        # and the sending box's count happen once, at the end of the block, before its COMMIT.
-        in_batch = batch.current()
-        if in_batch is None:
-            files.wait_durable()
-        else:
-            in_batch.files.append(files)
-            if sender_in_sent and sender_box_id == in_batch.sender_box_id:
-                counted.discard(sender_box_id)
-                in_batch.sent_copies.append(message.pk)
-                sender_box_id = None
-        # The quota last (issue 17): the recipient boxes' rows stay locked by this UPDATE only
-        # until the COMMIT that follows, not while the rows are written and the files synced, so
-        # deliveries to one busy box overlap. A box filled since the plan rolls it all back.
-        if not quota.count_space(
-            counted, len(submission.raw), sender_box_id=sender_box_id, sender_in_sent=sender_in_sent, now=now
-        ):
-            raise QuotaRace
-    return message
+    )
+    return one.run(f"(SELECT count(*) FROM {counting})") == len(rows.counted)  # noqa: S608 - a part name
+
+
+def durable_or_batched(files: StoredFiles, rows: DeliveryRows, sender_box_id: int | None) -> int | None:
+    """Durable before the commit that precedes the 250 (issue 17): the files' fsync, which ran
+    while the rows were built, is waited for. Inside `batch.many_in_one_transaction` the wait and
+    the sending box's SENT count happen once, at the end of the block, before its COMMIT: the
+    sending box then leaves `rows.counted`. Returns the sending box to count now (None: the
+    block counts it)."""
+    in_batch = batch.current()
+    if in_batch is None:
+        files.wait_durable()
+        return sender_box_id
+    in_batch.files.append(files)
+    if rows.sender_in_sent and sender_box_id is not None and sender_box_id == in_batch.sender_box_id:
+        rows.counted.discard(sender_box_id)
+        in_batch.sent_copies.append(rows.message.pk)
+        return None
+    return sender_box_id
 
 
 def entry_rows(message: Message, delivered: list[Mailbox], sender_box: Mailbox | None, received_at) -> list[Entry]:

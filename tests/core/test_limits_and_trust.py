@@ -304,10 +304,10 @@ def test_a_box_filled_by_a_concurrent_delivery_is_not_pushed_over_its_quota(cast
     Mailbox.objects.filter(pk=cast.alice_box.pk).update(quota_bytes=len(raw) * 3, used_bytes=0)
     real_write_raw = writing.write_raw
 
-    def concurrent_delivery_then_store(data):
+    def concurrent_delivery_then_store(data, prefix=b""):
         # Between the plan (room for it) and the transaction, another delivery fills alice's box.
         Mailbox.objects.filter(pk=cast.alice_box.pk).update(used_bytes=len(raw) * 3 - 10)
-        return real_write_raw(data)
+        return real_write_raw(data, prefix)
 
     # The step between the plan and the transaction: storing the bytes.
     monkeypatch.setattr(writing, "write_raw", concurrent_delivery_then_store)

@@ -1,0 +1,92 @@
+"""The rows of one delivery in one PostgreSQL statement (issue 17: fewer round trips).
+
+On PostgreSQL the delivery transaction is three statements instead of nine: the ids the rows
+refer to are reserved from their sequences (`reserve_ids`), the audit chain head is taken
+(`audit.chain.link_deferred`), and every INSERT and UPDATE of the delivery then runs as the
+data-modifying parts of one `WITH … SELECT` (`DeliveryStatement`). Nothing is private: the
+columns and values come from each model's public `_meta` fields and their documented
+`pre_save` / `get_db_prep_save`, as the ORM itself writes them; the SQL is built from table and
+column names only, every value a bound parameter. Django creates PostgreSQL foreign keys
+`DEFERRABLE INITIALLY DEFERRED`, so the rows may refer to each other within the statement.
+Other databases keep the ORM's `bulk_create` (mailboxes/delivery/writing.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db import connection, models
+
+
+def uses_one_statement() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _sequence_of(model: type[models.Model]) -> str:
+    return f"pg_get_serial_sequence('\"{model._meta.db_table}\"', '{model._meta.pk.column}')"
+
+
+def reserve_ids(model: type[models.Model], count: int, *others: tuple[type[models.Model], int]) -> list[list[int]]:
+    """`count` new ids of `model` (and of each (model, count) of `others`) from their sequences,
+    in one round trip: the rows can then be written, and referred to, in one statement."""
+    wanted = [(model, count), *others]
+    columns = ", ".join(
+        f"ARRAY(SELECT nextval({_sequence_of(m)}) FROM generate_series(1, %s))"  # noqa: S608 - model names
+        for m, _ in wanted
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns}", [n for _, n in wanted])
+        return [list(ids) for ids in cursor.fetchone()]
+
+
+class DeliveryStatement:
+    """Data-modifying parts (`name AS (INSERT …)`) gathered, then run as one statement."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.params: list = []
+        self.awaiting_ids: list[tuple[int, list[models.Model]]] = []
+
+    def insert(
+        self, model: type[models.Model], rows: Sequence[models.Model], *, with_pk: bool, return_ids: bool = False
+    ) -> str:
+        """An INSERT of `rows` (nothing when empty); the part's name. `with_pk`: the rows carry
+        reserved ids; otherwise the id column is left to its default, and with `return_ids` the
+        rows get the ids it gave (`run`), as `bulk_create` gives them."""
+        if not rows:
+            return ""
+        fields = [f for f in model._meta.concrete_fields if f.column and (with_pk or not f.primary_key)]
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields if f.column)
+        one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        for row in rows:
+            self.params += [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
+        values = ", ".join([one_row] * len(rows))
+        table = connection.ops.quote_name(model._meta.db_table)
+        returning = ""
+        if return_ids and not with_pk:
+            returning = f" RETURNING {connection.ops.quote_name(model._meta.pk.column or 'id')}"
+            self.awaiting_ids.append((len(self.parts), list(rows)))
+        return self.add(f"INSERT INTO {table} ({columns}) VALUES {values}{returning}", [])  # noqa: S608 - model names
+
+    def add(self, sql: str, params: list) -> str:
+        """Any data-modifying statement (INSERT, UPDATE) as one more part; the part's name."""
+        self.parts.append(sql)
+        self.params += params
+        return f"p{len(self.parts) - 1}"
+
+    def run(self, result: str = "NULL"):
+        """Run every part in one statement (the parts are named `p0`, `p1`, … in the order they
+        were added): the rows of `insert(return_ids=True)` get their ids; returns the value of
+        `result`, a scalar expression over the parts."""
+        names = [f"p{i}" for i in range(len(self.parts))]
+        with_clause = ", ".join(f"{name} AS ({sql})" for name, sql in zip(names, self.parts, strict=True))
+        # Rows come back from a multi-row INSERT … RETURNING in the order of its VALUES, as
+        # Django's own bulk_create on PostgreSQL relies on.
+        ids = ", ".join(f"ARRAY(SELECT * FROM p{index})" for index, _ in self.awaiting_ids)  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(f"WITH {with_clause} SELECT {result}{', ' if ids else ''}{ids}", self.params)  # noqa: S608
+            value, *returned = cursor.fetchone()
+        for (_, rows), pks in zip(self.awaiting_ids, returned, strict=True):
+            for row, pk in zip(rows, pks, strict=True):
+                row.pk = pk
+        return value

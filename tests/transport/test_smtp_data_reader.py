@@ -1,0 +1,90 @@
+"""The gateway's DATA reader (issue 17): read in pieces, it gives exactly what reading line by
+line gives (RFC 5321 §4.5.2 dot-unstuffing, the line and size limits), whatever the peer's
+bytes and however the network cuts them, and leaves what follows the final dot in the stream."""
+
+import asyncio
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailboxes.smtp_gateway import read_message_data
+
+LINE_LIMIT = 40
+SIZE_LIMIT = 300
+
+
+async def line_by_line(reader: asyncio.StreamReader, line_limit: int, size_limit: int) -> tuple[bytes, str]:
+    """The reference: one line at a time, as aiosmtpd's own DATA reads it."""
+    buffer, state, received, in_long_line = bytearray(), "ok", 0, False
+    while True:
+        try:
+            line = await reader.readuntil(b"\r\n")
+        except asyncio.LimitOverrunError as exc:
+            state = "too_long" if state == "ok" else state
+            buffer = bytearray()
+            line = await reader.read(exc.consumed)
+        if not in_long_line and line == b".\r\n":
+            break
+        if len(line) > line_limit and state == "ok":
+            state, buffer = "too_long", bytearray()
+        received += len(line)
+        if state == "ok" and received > size_limit:
+            state, buffer = "too_much", bytearray()
+        if state == "ok":
+            buffer += line[1:] if line.startswith(b".") else line
+        in_long_line = not line.endswith(b"\r\n")
+    return bytes(buffer), state
+
+
+def run(read, stream: bytes, cuts: list[int]) -> tuple[bytes, str, bytes]:
+    async def go():
+        reader = asyncio.StreamReader(limit=LINE_LIMIT)
+        pieces, start = [], 0
+        for cut in sorted(set(cuts)):
+            pieces.append(stream[start:cut])
+            start = cut
+        pieces.append(stream[start:])
+
+        async def feed():
+            for piece in pieces:
+                reader.feed_data(piece)
+                await asyncio.sleep(0)
+            reader.feed_eof()
+
+        feeding = asyncio.ensure_future(feed())
+        raw, state = await read(reader, LINE_LIMIT, SIZE_LIMIT)
+        await feeding
+        return raw, state, await reader.read()
+
+    return asyncio.run(go())
+
+
+lines = st.lists(
+    st.one_of(
+        st.sampled_from([b"", b".", b"..", b".x", b"fin.", b"a.\r", b"\n.", b"x\n.y", b".\r.", b"\r"]),
+        st.binary(max_size=60).map(lambda b: b.replace(b"\r\n", b"")),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(lines=lines, cuts=st.lists(st.integers(min_value=1, max_value=400), max_size=6))
+def test_pieces_give_what_lines_give(lines, cuts):
+    message = b"".join(line + b"\r\n" for line in lines)
+    stuffed = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
+    stream = stuffed + b".\r\nQUIT\r\n"
+    expected = run(line_by_line, stream, cuts)
+    assert run(read_message_data, stream, cuts) == expected
+    if expected[1] == "ok":
+        assert expected[0] == message and expected[2] == b"QUIT\r\n"
+
+
+def test_a_dot_ending_a_line_is_not_the_end_and_the_next_command_stays_unread():
+    stream = b"Subject: x\r\n\r\nVoici la fin.\r\n..\r\n...suite\r\n.\r\nMAIL FROM:<a@b.fr>\r\n"
+    raw, state, rest = run(read_message_data, stream, [5, 27, 30])
+    assert (raw, state, rest) == (
+        b"Subject: x\r\n\r\nVoici la fin.\r\n.\r\n..suite\r\n",
+        "ok",
+        b"MAIL FROM:<a@b.fr>\r\n",
+    )
