@@ -99,6 +99,7 @@ def import_extract(path, *, source: str = "", force: bool = False, actor=None) -
             with transaction.atomic(), connection.cursor() as cursor:
                 swap.create(cursor)
         with transaction.atomic(), connection.cursor() as cursor:
+            swap.hold_imports()  # before the directory writers' lock, in every import: one order
             hosted.lock_directory()
             with open_extract(path) as stream, phase("read and stage"):
                 counter = _LineCounter(stream)

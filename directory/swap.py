@@ -58,6 +58,14 @@ def lock_imports() -> None:
         cursor.execute("SELECT pg_advisory_lock(%s)", [IMPORT_LOCK_KEY])
 
 
+def hold_imports() -> None:
+    """Any import's transaction: wait for a swapping import to end (its session holds the lock),
+    so no import writes the live tables between another's reading and its swap."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [IMPORT_LOCK_KEY])
+
+
 def unlock_imports() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_unlock(%s)", [IMPORT_LOCK_KEY])
