@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from audit.events import record
 from audit.models import AuditEvent
-from directory import hosted, staging
+from directory import hosted, staging, swap
 from directory.extract import MAX_REPORTED, ExtractRefused, Rejected, open_extract
 from directory.models import ImportRun
 
@@ -90,8 +90,16 @@ def import_extract(path, *, source: str = "", force: bool = False, actor=None) -
     rejections = Rejections()
     counter = None
     phase = Phases(run.phases)
+    # A large import outside any transaction builds the new directory beside the live one and
+    # swaps it in (directory/swap.py); otherwise everything happens in one transaction.
+    swapping = swap.usable()
     try:
+        if swapping:
+            swap.lock_imports()
+            with transaction.atomic(), connection.cursor() as cursor:
+                swap.create(cursor)
         with transaction.atomic(), connection.cursor() as cursor:
+            swap.hold_imports()  # before the directory writers' lock, in every import: one order
             hosted.lock_directory()
             with open_extract(path) as stream, phase("read and stage"):
                 counter = _LineCounter(stream)
@@ -105,25 +113,58 @@ def import_extract(path, *, source: str = "", force: bool = False, actor=None) -
             with phase("build changed"):
                 staging.build_changes(cursor)
             large = staging.postgres() and counts["added"] + counts["changed"] > max(before, 1) * REBUILD_SHARE
-            restore = staging.drop_indexes(cursor) if large else []
-            with phase("apply"):
-                staging.apply(cursor)
-            if large:
-                with phase("build indexes"):
-                    staging.build_indexes(cursor, restore)
-            with phase("hosted boxes"):
-                hosted.sync_all()
+            if large and swapping:
+                with phase("fill new tables"):
+                    swap.fill(cursor)
+                    staging.drop_temporary(cursor)
+            else:
+                _apply(cursor, phase, large)
+        if large and swapping:
+            _swap_in(phase)
     except ExtractRefused as exc:
         _finish(run, began, counter, rejections, status=ImportRun.Status.REFUSED, error=str(exc), actor=actor)
         raise ImportRefused(str(exc), run) from None
     except Exception as exc:
         _finish(run, began, counter, rejections, status=ImportRun.Status.FAILED, error=type(exc).__name__, actor=actor)
         raise
+    finally:
+        if swapping:
+            _drop_leftovers()
     run.added, run.changed, run.removed = counts["added"], counts["changed"], counts["removed"]
     run.unchanged, run.hosted = counts["same"], counts["hosted"]
     run.entries = counts["added"] + counts["changed"] + counts["same"] + counts["hosted"]
     _finish(run, began, counter, rejections, status=ImportRun.Status.DONE, actor=actor)
     return run
+
+
+def _apply(cursor, phase: Phases, large: bool) -> None:
+    """In the import's transaction: apply the difference to the live tables (a large change
+    drops and rebuilds their indexes there), then mirror the hosted boxes."""
+    restore = staging.drop_indexes(cursor) if large else []
+    with phase("apply"):
+        staging.apply(cursor)
+    if large:
+        with phase("build indexes"):
+            staging.build_indexes(cursor, restore)
+    with phase("hosted boxes"):
+        hosted.sync_all()
+
+
+def _swap_in(phase: Phases) -> None:
+    """The new tables (committed, filled): their indexes in parallel, the swap, the mirror."""
+    with phase("build indexes"):
+        swap.build_indexes()
+    with phase("swap"), transaction.atomic(), connection.cursor() as cursor:
+        swap.swap(cursor)
+    with phase("hosted boxes"), transaction.atomic():
+        hosted.sync_all()
+
+
+def _drop_leftovers() -> None:
+    """After a swapping import, failed or not: no new table is left behind; the lock goes."""
+    with connection.cursor() as cursor:
+        swap.drop_next(cursor)
+    swap.unlock_imports()
 
 
 def record_failure(source: str, error: str) -> ImportRun:

@@ -1,6 +1,7 @@
 """Importing the national extract (issue 12 §1): the exact format, the diff, refusals, atomicity."""
 
 import io
+import threading
 import zipfile
 
 import pytest
@@ -253,3 +254,59 @@ def test_a_large_import_puts_back_every_index_and_key_it_dropped(extract):
     names = set(before["directory_entry"]) | set(before["directory_searchrow"])
     assert {"directory_address_unique", "directory_name_c"} <= names
     assert any(c["foreign_key"] == ("directory_entry", "id") for c in before["directory_searchrow"].values())
+
+
+def _serial_sequence():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence('directory_entry', 'id')")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_import_swaps_in_new_tables_while_the_directory_stays_readable(cast, extract, monkeypatch):
+    """Outside a transaction on PostgreSQL, a large import builds the new directory beside the
+    live one and swaps it in: same schema as the migrations made, hosted boxes kept, and the
+    old directory readable (no lock wait) while the new one's indexes are built."""
+    from django.db import connection, connections
+
+    from directory import swap
+
+    postgres = connection.vendor == "postgresql"  # elsewhere: the one-transaction path
+    before = _schema()
+    sequence = _serial_sequence() if postgres else None
+    first, _ = extract(rows=600)
+    import_extract(first)
+    old = snapshot()
+    seen = []
+    build = swap.build_indexes
+
+    def build_while_reading():
+        def read():
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SET lock_timeout = '2s'")
+                cursor.execute("SELECT count(*) FROM directory_entry")
+                seen.append(cursor.fetchone()[0])
+            connections["default"].close()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join()
+        build()
+
+    monkeypatch.setattr(swap, "build_indexes", build_while_reading)
+    second, expected = extract(rows=600, name="second.txt", changes=0.5)
+    run = import_extract(second)
+    assert ("swap" in run.phases) == postgres
+    assert seen == ([len(old)] if postgres else [])
+    assert (run.added, run.changed, run.removed) == (len(expected.added), len(expected.changed), len(expected.removed))
+    assert _schema() == before
+    assert (_serial_sequence() if postgres else None) == sequence
+    alice = Entry.objects.get(address=cast.alice_box.address)
+    assert alice.source == Entry.Source.HOSTED and alice.search.name_key
+    assert Entry.objects.count() == Entry.objects.filter(search__isnull=False).count()
+    assert not Entry.objects.filter(address__in=expected.removed).exists()
+    assert not [name for name in connection.introspection.table_names() if name.endswith("_next")]
+    again = import_extract(second)
+    assert (again.added, again.changed, again.removed) == (0, 0, 0)

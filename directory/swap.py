@@ -1,0 +1,238 @@
+# ruff: noqa: S608 - the SQL of this module is assembled from the catalogue's names, never from input
+"""A large import (PostgreSQL, outside any transaction) builds the new directory in fresh tables
+beside the live ones and swaps them in, so searches keep reading the old directory throughout.
+
+1. `create` (its own transaction): empty `directory_entry_next` / `directory_searchrow_next`
+   shaped like the live tables (columns, defaults, identity), with their foreign keys to the
+   mailboxes (empty tables: nothing to check, and no mailbox refers to them yet).
+2. `fill` (the import's transaction, after staging and building): the national entries kept,
+   changed and added, and their search rows. Hosted entries are copied at the swap.
+3. `build_indexes` (autocommit): every index of the live tables, same definitions under
+   temporary names; the trigram index on a second connection (a thread), in parallel with the
+   entries' indexes on this one. Then the primary keys and the key from search rows to entries.
+4. `swap` (one short transaction): lock the live tables, copy the hosted entries as they are
+   now, drop the old tables, rename the new ones and every index, constraint and sequence to
+   the names the migrations made (Django's state and later migrations see the same schema).
+
+Only `directory_searchrow` refers to the entries (checked: `referrers`); another table pointing
+at them would be left dangling, so the import then keeps the in-transaction path.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+from django.db import connection, connections
+
+from directory import hosted
+from directory.staging import CHANGES, DIFF, ENTRY, ENTRY_COLUMNS, SEARCH
+
+NEXT = "_next"
+IMPORT_LOCK_KEY = 1_202_613  # session advisory lock: one swapping import at a time
+TABLES = (ENTRY, SEARCH)
+SEARCH_ROW_COLUMNS = "entry_id, mailbox_id, name_key, search_text"
+KEYS = {"p": "PRIMARY KEY", "u": "UNIQUE"}  # constraints an index stands for
+
+
+def usable() -> bool:
+    """The swap needs PostgreSQL, committed new tables (so no caller's transaction) and no other
+    table referring to the entries or search rows than the search rows themselves."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return False
+    return referrers() == {SEARCH}
+
+
+def referrers() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT conrelid::regclass::text FROM pg_constraint WHERE contype = 'f' "
+            "AND confrelid IN (%s::regclass, %s::regclass)",
+            TABLES,
+        )
+        return {table for (table,) in cursor.fetchall()}
+
+
+def lock_imports() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [IMPORT_LOCK_KEY])
+
+
+def hold_imports() -> None:
+    """Any import's transaction: wait for a swapping import to end (its session holds the lock),
+    so no import writes the live tables between another's reading and its swap."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [IMPORT_LOCK_KEY])
+
+
+def unlock_imports() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", [IMPORT_LOCK_KEY])
+
+
+def drop_next(cursor) -> None:
+    cursor.execute(f"DROP TABLE IF EXISTS {SEARCH}{NEXT}, {ENTRY}{NEXT}")
+
+
+def _foreign_keys(cursor, table: str) -> list[tuple[str, str]]:
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = %s::regclass "
+        "AND contype = 'f' ORDER BY conname",
+        [table],
+    )
+    return cursor.fetchall()
+
+
+def _indexes(cursor, table: str) -> list[tuple[str, str, str]]:
+    """(name, definition, constraint type or '') of each index of `table`."""
+    cursor.execute(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), coalesce(c.contype::text, '') "
+        "FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid "
+        "WHERE i.indrelid = %s::regclass ORDER BY 1",
+        [table],
+    )
+    return cursor.fetchall()
+
+
+def _temporary(name: str) -> str:
+    return f"{name[:50]}{NEXT}"
+
+
+def create(cursor) -> None:
+    """Empty new tables beside the live ones, with their foreign keys to other tables."""
+    drop_next(cursor)
+    for table in TABLES:
+        cursor.execute(f"CREATE TABLE {table}{NEXT} (LIKE {table} INCLUDING ALL EXCLUDING INDEXES)")
+        for name, definition in _foreign_keys(cursor, table):
+            if f"REFERENCES {ENTRY}(" not in definition:
+                cursor.execute(f'ALTER TABLE {table}{NEXT} ADD CONSTRAINT "{_temporary(name)}" {definition}')
+
+
+def fill(cursor) -> None:
+    """The national entries of the new directory (kept, changed, added) and their search rows;
+    ids kept, added ones drawn by `build_changes`. Temporary tables DIFF and CHANGES are read."""
+    columns = ", ".join(ENTRY_COLUMNS)
+    gone = (
+        f"e.source = 'national' AND NOT EXISTS (SELECT 1 FROM {DIFF} d WHERE d.address = e.address "
+        f"AND d.change IN ('removed', 'changed'))"
+    )
+    cursor.execute(f"INSERT INTO {ENTRY}{NEXT} SELECT e.* FROM {ENTRY} e WHERE {gone}")
+    cursor.execute(
+        f"INSERT INTO {ENTRY}{NEXT} (id, {columns}, source) SELECT coalesce(c.id, e.id), "
+        f"{', '.join('c.' + c for c in ENTRY_COLUMNS)}, 'national' FROM {CHANGES} c "
+        f"LEFT JOIN {ENTRY} e ON e.address = c.address AND e.source = 'national' AND c.change = 'changed' "
+        f"WHERE c.change IN ('added', 'changed')"
+    )
+    cursor.execute(
+        f"INSERT INTO {SEARCH}{NEXT} ({SEARCH_ROW_COLUMNS}) SELECT s.entry_id, s.mailbox_id, s.name_key, "
+        f"s.search_text FROM {SEARCH} s JOIN {ENTRY} e ON e.id = s.entry_id WHERE {gone}"
+    )
+    cursor.execute(
+        f"INSERT INTO {SEARCH}{NEXT} ({SEARCH_ROW_COLUMNS}) SELECT n.id, NULL, c.name_key, c.search_text "
+        f"FROM {CHANGES} c JOIN {ENTRY}{NEXT} n ON n.address = c.address"
+    )
+
+
+def _serial() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [ENTRY])
+        return cursor.fetchone()[0]
+
+
+def _build(statements: list[str], errors: list[BaseException]) -> None:
+    """Run `statements` on this thread's own connection (a second backend), then close it."""
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SET maintenance_work_mem = '512MB'")
+            for statement in statements:
+                cursor.execute(statement)
+    except BaseException as exc:  # reported to the importing thread
+        errors.append(exc)
+    finally:
+        connections["default"].close()
+
+
+def index_plan(cursor) -> tuple[list[str], list[str], list[str]]:
+    """(statements of the entries' indexes, of the search rows' indexes, constraints after both)."""
+    plans: dict[str, list[str]] = {table: [] for table in TABLES}
+    after = []
+    for table in TABLES:
+        for name, definition, contype in _indexes(cursor, table):
+            built = re.sub(
+                rf"INDEX {re.escape(name)} ON (\S+\.)?{table} ",
+                f"INDEX {_temporary(name)} ON {table}{NEXT} ",
+                definition,
+            )
+            plans[table].append(built)
+            if contype in KEYS:
+                temporary = _temporary(name)
+                after.append(
+                    f"ALTER TABLE {table}{NEXT} ADD CONSTRAINT {temporary} {KEYS[contype]} USING INDEX {temporary}"
+                )
+        for name, definition in _foreign_keys(cursor, table):
+            if f"REFERENCES {ENTRY}(" in definition:
+                definition = definition.replace(f"REFERENCES {ENTRY}(", f"REFERENCES {ENTRY}{NEXT}(")
+                after.append(f'ALTER TABLE {table}{NEXT} ADD CONSTRAINT "{_temporary(name)}" {definition}')
+    # The trigram GIN (the longest build) first on the second connection.
+    plans[SEARCH].sort(key=lambda statement: "gin" not in statement)
+    return plans[ENTRY], plans[SEARCH], after
+
+
+def build_indexes() -> None:
+    """Every index of the live tables on the new ones: search rows' on a second connection,
+    entries' on this one, in parallel; then primary keys, the key to the entries, statistics."""
+    with connection.cursor() as cursor:
+        entries, search, after = index_plan(cursor)
+        cursor.execute("SET maintenance_work_mem = '512MB'")
+        errors: list[BaseException] = []
+        # The GIN alone on the other backend; the rest of the search rows' here after the entries'.
+        other = threading.Thread(target=_build, args=(search[:1], errors))
+        other.start()
+        try:
+            for statement in entries + search[1:]:
+                cursor.execute(statement)
+            cursor.execute(f"ANALYZE {ENTRY}{NEXT}")
+        finally:
+            other.join()
+        if errors:
+            raise errors[0]
+        for statement in after:
+            cursor.execute(statement)
+        cursor.execute(f"ANALYZE {SEARCH}{NEXT}")
+
+
+def swap(cursor) -> None:
+    """Inside a transaction: the new tables take the place of the live ones, with their names."""
+    hosted.lock_directory()
+    cursor.execute(f"LOCK TABLE {ENTRY}, {SEARCH} IN ACCESS EXCLUSIVE MODE")
+    # Hosted entries as they are now (the mirror kept writing the live tables meanwhile); a
+    # national entry of an address hosted since the import read it gives way.
+    hosted_here = f"SELECT address FROM {ENTRY} WHERE source = 'hosted'"
+    cursor.execute(
+        f"DELETE FROM {SEARCH}{NEXT} WHERE entry_id IN (SELECT id FROM {ENTRY}{NEXT} WHERE address IN ({hosted_here}))"
+    )
+    cursor.execute(f"DELETE FROM {ENTRY}{NEXT} WHERE address IN ({hosted_here})")
+    cursor.execute(f"INSERT INTO {ENTRY}{NEXT} SELECT * FROM {ENTRY} WHERE source = 'hosted'")
+    cursor.execute(
+        f"INSERT INTO {SEARCH}{NEXT} ({SEARCH_ROW_COLUMNS}) SELECT s.entry_id, s.mailbox_id, s.name_key, "
+        f"s.search_text FROM {SEARCH} s JOIN {ENTRY} e ON e.id = s.entry_id WHERE e.source = 'hosted'"
+    )
+    renames = []
+    for table in TABLES:
+        for name, _definition, contype in _indexes(cursor, table):
+            if contype in KEYS:
+                renames.append(f"ALTER TABLE {table} RENAME CONSTRAINT {_temporary(name)} TO {name}")
+            else:
+                renames.append(f"ALTER INDEX {_temporary(name)} RENAME TO {name}")
+        for name, _definition in _foreign_keys(cursor, table):
+            renames.append(f'ALTER TABLE {table} RENAME CONSTRAINT "{_temporary(name)}" TO "{name}"')
+    sequence = _serial()
+    cursor.execute(f"SELECT setval(pg_get_serial_sequence('{ENTRY}{NEXT}', 'id'), nextval(%s::regclass))", [sequence])
+    cursor.execute(f"DROP TABLE {SEARCH}, {ENTRY}")
+    for table in TABLES:
+        cursor.execute(f"ALTER TABLE {table}{NEXT} RENAME TO {table}")
+    for statement in renames:
+        cursor.execute(statement)
+    cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [ENTRY])
+    cursor.execute(f"ALTER SEQUENCE {cursor.fetchone()[0]} RENAME TO {sequence.split('.')[-1]}")
