@@ -229,16 +229,26 @@ def _move_head(move: HeadMove, using: str) -> None:
         cursor.execute(*move.as_sql())
 
 
+# Linux process ids stay below 2**22 (`kernel.pid_max`): a connection's partition numbers are
+# its backend's pid plus a multiple of this, so no two live connections share one.
+PID_SPAN = 2**22
+
+
 def _new_partition(day: date, using: str) -> int:
-    """A partition number no other open transaction is creating. On PostgreSQL, the backend's
-    process id: two live connections never share it, so the INSERT never waits on another
-    writer's uncommitted head (a reused id belongs to a finished transaction, whose head is
-    then committed and found by the SKIP LOCKED query). Elsewhere, one writer at a time."""
+    """A partition number of the day that no other open transaction can be creating or holding,
+    so its INSERT never waits. On PostgreSQL: the backend's pid plus the first multiple of
+    PID_SPAN not yet used that day. Only this connection makes numbers of its pid (two live
+    connections never share one), so one that does not exist yet cannot appear meanwhile; and
+    one that exists is skipped even when free: another writer may hold it, and an INSERT that
+    meets a row updated by an open transaction waits for it, which could deadlock with the box
+    rows that writer waits for. Elsewhere, one writer at a time."""
     connection = transaction.get_connection(using)
-    if connection.vendor == "postgresql":
-        connection.ensure_connection()
-        return int(connection.connection.info.backend_pid)
-    return AuditChain.objects.using(using).filter(day=day).count()
+    if connection.vendor != "postgresql":
+        return AuditChain.objects.using(using).filter(day=day).count()
+    connection.ensure_connection()
+    pid = int(connection.connection.info.backend_pid)
+    used = set(AuditChain.objects.using(using).filter(day=day).values_list("partition", flat=True))
+    return next(pid + k * PID_SPAN for k in range(2**31 // PID_SPAN) if pid + k * PID_SPAN not in used)
 
 
 # --- sealing -----------------------------------------------------------------------------------

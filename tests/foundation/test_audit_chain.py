@@ -225,3 +225,44 @@ def test_concurrent_writers_take_different_chains_and_never_wait(db_vendor):
         record(AuditEvent.Action.READ, object_id="second")
         assert list(AuditEvent.objects.order_by("seq").values_list("object_id", "seq")) == [("first", 1), ("second", 2)]
     assert not errors and verify().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_whose_own_head_is_held_by_another_opens_a_new_chain(db_vendor):
+    """A connection opens its chain of the day (numbered after it) and commits; another writer
+    then takes that free head and holds it. When the first connection writes again while every
+    head is busy, it opens another chain instead of giving up: the gateway answered `451` to a
+    few messages of a busy minute until this was fixed. (SQLite: one writer at a time, so the
+    writes simply follow each other in one chain.)"""
+    record(AuditEvent.Action.READ, object_id="opens its chain")
+    if db_vendor != "postgresql":
+        record(AuditEvent.Action.READ, object_id="writes again")
+        assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == [1, 2]
+        assert AuditChain.objects.count() == 1 and verify().ok
+        return
+    other_holds, release = threading.Event(), threading.Event()
+    errors = []
+
+    def other_writer():
+        try:
+            with transaction.atomic():
+                record(AuditEvent.Action.READ, object_id="holds the free head")
+                other_holds.set()
+                release.wait(10)
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    assert other_holds.wait(10)
+    try:
+        again = record(AuditEvent.Action.READ, object_id="writes again")
+    finally:
+        release.set()
+        thread.join(10)
+    held = AuditEvent.objects.get(object_id="holds the free head")
+    assert again.chain_id != held.chain_id and again.seq == 1
+    assert AuditChain.objects.count() == 2
+    assert not errors and verify().ok
