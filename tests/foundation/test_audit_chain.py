@@ -190,24 +190,28 @@ def test_sealing_and_purge_are_scheduled():
     assert {"audit.tasks.purge_audit_events", "audit.tasks.seal_audit_days"} <= tasks
 
 
+def hold_a_head(object_id, linked, release, errors):
+    """In a thread: write an event and keep its transaction (and chain head) open until `release`."""
+    try:
+        with transaction.atomic():
+            record(AuditEvent.Action.READ, object_id=object_id)
+            linked.set()
+            release.wait(10)
+    except Exception as error:  # pragma: no cover - reported by the test
+        errors.append(error)
+    finally:
+        connection.close()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_take_different_chains_and_never_wait(db_vendor):
     """Two transactions writing at once: the second takes another chain head instead of waiting
     for the first to commit (PostgreSQL SKIP LOCKED). SQLite has one writer at a time, so there
     the second simply writes after the first and both land in one chain."""
-    first_linked, release = threading.Event(), threading.Event()
-    errors = []
+    first_linked, release, errors = threading.Event(), threading.Event(), []
 
     def first_writer():
-        try:
-            with transaction.atomic():
-                record(AuditEvent.Action.READ, object_id="first")
-                first_linked.set()
-                release.wait(10)
-        except Exception as error:  # pragma: no cover - reported below
-            errors.append(error)
-        finally:
-            connection.close()
+        hold_a_head("first", first_linked, release, errors)
 
     if db_vendor == "postgresql":
         thread = threading.Thread(target=first_writer)
@@ -240,21 +244,8 @@ def test_a_writer_whose_own_head_is_held_by_another_opens_a_new_chain(db_vendor)
         assert list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True)) == [1, 2]
         assert AuditChain.objects.count() == 1 and verify().ok
         return
-    other_holds, release = threading.Event(), threading.Event()
-    errors = []
-
-    def other_writer():
-        try:
-            with transaction.atomic():
-                record(AuditEvent.Action.READ, object_id="holds the free head")
-                other_holds.set()
-                release.wait(10)
-        except Exception as error:  # pragma: no cover - reported below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=other_writer)
+    other_holds, release, errors = threading.Event(), threading.Event(), []
+    thread = threading.Thread(target=hold_a_head, args=("holds the free head", other_holds, release, errors))
     thread.start()
     assert other_holds.wait(10)
     try:
