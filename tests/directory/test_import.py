@@ -310,3 +310,50 @@ def test_a_large_import_swaps_in_new_tables_while_the_directory_stays_readable(c
     assert not [name for name in connection.introspection.table_names() if name.endswith("_next")]
     again = import_extract(second)
     assert (again.added, again.changed, again.removed) == (0, 0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_connection_with_prepared_reads_reads_the_new_directory_after_a_swap(extract):
+    """A gunicorn worker keeps its connection, and with server-side binding its statements are
+    prepared after DB_PREPARE_THRESHOLD runs. When a large import swaps new tables in (the old
+    ones dropped), that connection's next completion and count read the new directory, without
+    an error. (Elsewhere the import keeps its one-transaction path: the same reads follow it.)"""
+    from django.db import connection, connections
+
+    from directory.search import complete
+
+    first, _ = extract(rows=600)
+    import_extract(first)
+    prepared, imported, results, errors = threading.Event(), threading.Event(), [], []
+
+    def worker():
+        def read():
+            national = Entry.objects.filter(source=Entry.Source.NATIONAL).count()
+            return national, [entry.address for entry in complete("mar")]
+
+        try:
+            for _ in range(8):  # past DB_PREPARE_THRESHOLD (5)
+                results.append(read())
+            prepared.set()
+            assert imported.wait(60)
+            results.append(read())
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+            prepared.set()
+        finally:
+            connections["default"].close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert prepared.wait(60)
+    second, _ = extract(rows=600, name="second.txt", changes=0.5)
+    run = import_extract(second)
+    imported.set()
+    thread.join(60)
+    assert not errors
+    assert ("swap" in run.phases) == (connection.vendor == "postgresql")
+    expected = (
+        Entry.objects.filter(source=Entry.Source.NATIONAL).count(),
+        [entry.address for entry in complete("mar")],
+    )
+    assert results[-1] == expected and results[-1] != results[0]
