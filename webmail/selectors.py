@@ -302,25 +302,42 @@ KEYSET_SQL = {
 }
 
 
+def _page_sql(with_to: bool, keyset: str | None) -> str:
+    """The SQL of a folder's page, written once: the same columns, join, filter and order as
+    the ORM query of `list_entries` + `keyset` (one row more than the page tells if there is
+    another). A constant read through `cursor.execute`: no query compiled per request."""
+    entry_columns = [f'mailboxes_entry."{Entry._meta.get_field(name).column}"' for name in _PAGE_ENTRY_FIELDS]
+    message_columns = [
+        f'mailboxes_message."{Message._meta.get_field(n).column}"' for n in _PAGE_MESSAGE_FIELDS[with_to]
+    ]
+    where = f" AND {KEYSET_SQL[keyset]}" if keyset else ""
+    order = "ASC" if keyset == "before" else "DESC"
+    return (
+        f"SELECT {', '.join(entry_columns + message_columns)}, ({THREAD_SIZE_SQL}) AS thread_size "  # noqa: S608 - model columns and constants only, built at import
+        "FROM mailboxes_entry JOIN mailboxes_message ON mailboxes_message.id = mailboxes_entry.message_id "
+        f"WHERE mailboxes_entry.mailbox_id = %s AND mailboxes_entry.folder_id = %s{where} "
+        f"ORDER BY mailboxes_entry.received_at {order}, mailboxes_entry.id {order} LIMIT %s"
+    )
+
+
+PAGE_SQL = {
+    (with_to, keyset): _page_sql(with_to, keyset) for with_to in (False, True) for keyset in (None, *KEYSET_SQL)
+}
+
+
 def folder_page(mailbox: Mailbox, folder: Folder, *, after=None, before=None, size=PAGE_SIZE) -> Page:
     """One page of a folder (newest first, keyset on (received_at, id)): the same rows as
-    `page_of(list_entries(mailbox, folder), ...)`, read as values in one query (no model
-    instance per row until the page is cut). `mailbox` and `folder` come from `locate` (the
-    navigation, `mailboxes.access`)."""
+    `page_of(list_entries(mailbox, folder), ...)`, in one query. `mailbox` and `folder` come
+    from `locate` (the navigation, `mailboxes.access`). On PostgreSQL the query is the constant
+    `PAGE_SQL` (bench/RESULTS.md, issue 13: compiling it was a good part of the list's time)."""
     using = router.db_for_read(Entry)
     after_key, before_key = decode_cursor(after), decode_cursor(before)
-    adapt = connections[using].ops.adapt_datetimefield_value
     with_to = folder.role in (Folder.Role.SENT, Folder.Role.DRAFTS)  # the list shows the recipients there
     message_fields = _PAGE_MESSAGE_FIELDS[with_to]
-    rows = Entry.objects.using(using).filter(mailbox_id=mailbox.pk, folder_id=folder.pk)
-    if before_key:
-        rows = rows.filter(newer_than((adapt(before_key[0]), before_key[1]))).order_by("received_at", "id")
+    if connections[using].vendor == "postgresql":
+        rows = _page_rows_sql(using, mailbox, folder, with_to, after_key, before_key, size)
     else:
-        if after_key:
-            rows = rows.filter(older_than((adapt(after_key[0]), after_key[1])))
-        rows = rows.order_by("-received_at", "-id")
-    fields = (*_PAGE_ENTRY_FIELDS, *(f"message__{name}" for name in message_fields), "thread_size")
-    rows = with_thread_size(rows).values_list(*fields)[: size + 1]
+        rows = _page_rows_orm(using, mailbox, folder, message_fields, after_key, before_key, size)
     width, end = len(_PAGE_ENTRY_FIELDS), len(_PAGE_ENTRY_FIELDS) + len(message_fields)
     entries = []
     for values in rows:
@@ -334,6 +351,32 @@ def folder_page(mailbox: Mailbox, folder: Folder, *, after=None, before=None, si
         entries.reverse()
         return make_page(entries, more, True)
     return make_page(entries, bool(after_key), more)
+
+
+def _page_rows_sql(using, mailbox, folder, with_to, after_key, before_key, size) -> list[tuple]:
+    connection = connections[using]
+    keyset = "before" if before_key else "after" if after_key else None
+    key = list(before_key or after_key or ())
+    with connection.cursor() as cursor:
+        cursor.execute(PAGE_SQL[with_to, keyset], [mailbox.pk, folder.pk, *key, size + 1])
+        rows = cursor.fetchall()
+    if with_to:  # JSON arrives as text from Django's PostgreSQL backend: the field decodes it
+        to, at = Message._meta.get_field("to"), len(_PAGE_ENTRY_FIELDS) + _PAGE_MESSAGE_FIELDS[True].index("to")
+        rows = [(*row[:at], to.from_db_value(row[at], None, connection), *row[at + 1 :]) for row in rows]
+    return rows
+
+
+def _page_rows_orm(using, mailbox, folder, message_fields, after_key, before_key, size):
+    adapt = connections[using].ops.adapt_datetimefield_value
+    rows = Entry.objects.using(using).filter(mailbox_id=mailbox.pk, folder_id=folder.pk)
+    if before_key:
+        rows = rows.filter(newer_than((adapt(before_key[0]), before_key[1]))).order_by("received_at", "id")
+    else:
+        if after_key:
+            rows = rows.filter(older_than((adapt(after_key[0]), after_key[1])))
+        rows = rows.order_by("-received_at", "-id")
+    fields = (*_PAGE_ENTRY_FIELDS, *(f"message__{name}" for name in message_fields), "thread_size")
+    return with_thread_size(rows).values_list(*fields)[: size + 1]
 
 
 def make_page(entries: list[Entry], has_newer: bool, has_older: bool) -> Page:

@@ -34,7 +34,7 @@ from webmail import contacts, drafts, headers, organise, selection, sharing
 from webmail.forms import ComposeForm, SearchForm
 from webmail.people import names_for_addresses
 from webmail.replies import draft_attachments, forward_attachments_for, initial_for, send
-from webmail.rows import prepare, render_rows
+from webmail.rows import prepare
 from webmail.search import search_page
 from webmail.selectors import (
     can_manage,
@@ -95,7 +95,7 @@ def _panes(request, nav, mailbox, folder, *, entry=None, extra=None):
         context.update(_list_context(request, mailbox, folder, current_id=entry.pk if entry else None))
         context.update(extra or {})
     if context.get("page"):
-        context["rows_html"] = render_rows(context["page"].rows, context["message_base"])
+        context["rows"] = [row.cells for row in context["page"].rows]
         # The newest message shown (the first row of a first page): new mail changes it.
         rows = context["page"].rows
         context["latest"] = encode_cursor(rows[0].entry) if rows and context["page"].is_first else ""
