@@ -136,7 +136,11 @@ def navigation(user) -> list[BoxNode]:
     using = router.db_for_read(Folder)
     width = len(_NAV_FOLDER_FIELDS)
     nodes: dict[int, BoxNode] = {}
-    for values in navigation_rows(user).using(using):
+    if connections[using].vendor == "postgresql":
+        rows = _navigation_rows_sql(using, list(pro_mailboxes(user).using(using).values_list("pk", flat=True)))
+    else:
+        rows = navigation_rows(user).using(using)
+    for values in rows:
         folder = Folder.from_db(using, _NAV_FOLDER_FIELDS, values[:width])
         unread = values[width]
         node = nodes.get(folder.mailbox_id)
@@ -157,6 +161,27 @@ def navigation(user) -> list[BoxNode]:
         if folder.role == Folder.Role.INBOX:
             node.unread = unread
     return list(nodes.values())
+
+
+def _navigation_sql() -> str:
+    """`navigation_rows` for boxes already decided by `mailboxes.access`: the same columns and
+    order, written once (bench/RESULTS.md, issue 13: compiling it was a good part of the page)."""
+    folder_columns = [f'mailboxes_folder."{Folder._meta.get_field(n).column}"' for n in _NAV_FOLDER_FIELDS]
+    box_columns = [f'mailboxes_mailbox."{Mailbox._meta.get_field(n).column}"' for n in _NAV_BOX_FIELDS]
+    return (
+        f"SELECT {', '.join(folder_columns)}, ({UNREAD_SQL}) AS unread, {', '.join(box_columns)} "  # noqa: S608 - columns and constants
+        "FROM mailboxes_folder JOIN mailboxes_mailbox ON mailboxes_mailbox.id = mailboxes_folder.mailbox_id "
+        "WHERE mailboxes_folder.mailbox_id = ANY(%s) ORDER BY mailboxes_mailbox.kind, mailboxes_mailbox.address, "
+        "mailboxes_folder.position, mailboxes_folder.name"
+    )
+
+
+def _navigation_rows_sql(using, box_ids: list[int]) -> list[tuple]:
+    if not box_ids:
+        return []
+    with connections[using].cursor() as cursor:
+        cursor.execute(NAVIGATION_SQL, [box_ids])
+        return cursor.fetchall()
 
 
 def locate(nav: list[BoxNode], mailbox_id, folder_id=None) -> tuple[Mailbox, Folder]:
@@ -300,6 +325,9 @@ KEYSET_SQL = {
     "after": "(mailboxes_entry.received_at, mailboxes_entry.id) < (%s, %s)",
     "before": "(mailboxes_entry.received_at, mailboxes_entry.id) > (%s, %s)",
 }
+
+
+NAVIGATION_SQL = _navigation_sql()
 
 
 def _page_sql(with_to: bool, keyset: str | None) -> str:
