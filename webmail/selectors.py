@@ -129,8 +129,9 @@ def navigation_rows(user):
 
 def navigation(user) -> list[BoxNode]:
     """The left pane: each box the user reaches (`mailboxes.access`) with its folders and their
-    unread counts, in one query (the counts are correlated subqueries on the partial index of
-    unread entries, migration 0002)."""
+    unread counts (correlated subqueries on the partial index of unread entries, migration 0002).
+    On PostgreSQL two queries: the box ids (the ORM, `mailboxes.access`), then the constant
+    `NAVIGATION_SQL` keyed by them; elsewhere `navigation_rows`, one query."""
     if not getattr(user, "is_authenticated", False):
         return []
     using = router.db_for_read(Folder)

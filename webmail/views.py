@@ -121,7 +121,8 @@ def poll(request, mailbox_id, folder_id):
     """What an open page asks every WEBMAIL_POLL_SECONDS (static/js/webmail.js, issue 16 item
     15): the unread count of every folder, their total over the inboxes (the tab title), and the
     newest message of the folder shown — when it changed, the page reloads its list pane alone.
-    Two queries; the box and folder come from the navigation, so "not yours" is a 404."""
+    Three queries (boxes, folders, newest); the box and folder come from the navigation, so "not
+    yours" is a 404."""
     nav = navigation(request.user)
     mailbox, current = locate(nav, mailbox_id, folder_id)
     response = JsonResponse(
