@@ -9,6 +9,7 @@ succeeds, which is measurably cheaper than an attribute found after a failed ite
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.urls import reverse
 from django.utils import dateformat, timezone
 from django.utils.translation import gettext as _
 
@@ -19,6 +20,7 @@ from webmail.people import names_for_addresses
 def prepare(rows, *, recipients: bool, current_id=None, show_folder: bool = False) -> None:
     """Set `row.cells` on each row: what `_row.html` shows (texts, marks, badges, dates)."""
     no_subject = _("(sans objet)")
+    message_base = reverse("webmail:message", args=[0])[:-2]
     addresses = set()
     for row in rows:
         message = row.entry.message
@@ -40,6 +42,7 @@ def prepare(rows, *, recipients: bool, current_id=None, show_folder: bool = Fals
         # localisation (a measurable share of the page with two ids a row).
         row.cells = {
             "pk": str(entry.pk),
+            "href": f"{message_base}{entry.pk}/",
             "css": " ".join(classes),
             "current": current,
             "who": _who(message, names, recipients),
