@@ -46,6 +46,7 @@ def test_patient_fills_profile_adds_measures_and_downloads_the_pdf(cast, login, 
 
     page.get_by_role("link", name="Mon profil médical").click()
     chart = page.locator("svg.measure-chart")
+    chart.wait_for()  # the profile page has replaced the measures page (the click returns first)
     assert chart.count() == 1 and chart.is_visible()
     assert page.get_by_role("img", name="poids (kg) au fil du temps").count() == 1
     assert "82,2 kg" in page.locator(".profile-measures").inner_text()
