@@ -12,6 +12,10 @@ block, which runs before the caller's COMMIT:
   back is not counted), instead of an UPDATE per message that locks the sending box's row from
   the first message to the COMMIT and so serialises two chunks of one campaign.
 
+And after the COMMIT, the receivers of `audit.chain.events_committed` (the API's hooks, the
+metrics) get the block's audit rows in one signal instead of one per message
+(`audit.chain.one_signal_per_block`).
+
 The recipients' quota is counted per message as outside a block (their room is checked there).
 """
 
@@ -27,6 +31,7 @@ from django.db import connection
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from audit.chain import one_signal_per_block
 from mailboxes.models import Mailbox, Message
 
 if TYPE_CHECKING:
@@ -56,11 +61,12 @@ def many_in_one_transaction(sender: Mailbox) -> Iterator[None]:
         raise RuntimeError("many_in_one_transaction needs the caller's transaction")
     batch = Batch(sender_box_id=sender.pk)
     token = _current.set(batch)
-    try:
-        yield
-    finally:
-        _current.reset(token)
-    finish(batch)
+    with one_signal_per_block():
+        try:
+            yield
+        finally:
+            _current.reset(token)
+        finish(batch)
 
 
 def finish(batch: Batch) -> None:

@@ -64,3 +64,30 @@ def test_outside_the_block_a_delivery_counts_the_sender_itself(cast):
 def test_the_block_needs_the_callers_transaction(cast):
     with pytest.raises(RuntimeError), many_in_one_transaction(cast.charlie_box):
         pass
+
+
+def test_the_blocks_audit_rows_are_sent_in_one_signal_after_the_commit(cast, django_capture_on_commit_callbacks):
+    """The receivers of `events_committed` (the API's hooks, the metrics) get the block's rows in
+    one signal, those of a message rolled back inside the block left out."""
+    from audit.chain import events_committed
+    from audit.models import AuditEvent
+
+    signals = []
+
+    def receiver(sender, rows, **kwargs):
+        signals.append(list(rows))
+
+    events_committed.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            with transaction.atomic(), many_in_one_transaction(cast.charlie_box):
+                kept = [send(cast, "Un"), send(cast, "Deux")]
+                with pytest.raises(Rollback), transaction.atomic():
+                    send(cast, "Annulé")
+                    raise Rollback
+            assert signals == []  # nothing before the COMMIT
+    finally:
+        events_committed.disconnect(receiver)
+    assert len(signals) == 1
+    stored = dict(AuditEvent.objects.filter(message_id__in=[r.message.pk for r in kept]).values_list("pk", "hash"))
+    assert stored and {row.pk: row.hash for row in signals[0]} == stored
