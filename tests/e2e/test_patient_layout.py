@@ -144,6 +144,7 @@ def test_thread_navigation_add_a_row_and_prefilled_date(cast, login, live_server
         page.goto(live_server.url + "/patient/")
         page.get_by_test_id("conversation-link").filter(has_text="Alice").click()
         messages = page.get_by_test_id("thread-message")
+        messages.first.wait_for()  # the thread page has loaded (the click returns before it)
         assert messages.count() == 2
         assert "Bonjour" in messages.nth(0).inner_text() and "Merci." in messages.nth(1).inner_text()
         end = page.get_by_test_id("end-of-exchange")

@@ -71,6 +71,7 @@ def test_patient_uploads_and_previews_a_document(cast, login, live_server, tmp_p
     page.get_by_label("Date du document").fill("2025-03-01")
     page.get_by_label("Catégorie").select_option("report")
     page.get_by_role("button", name="Ajouter à mon dossier").click()
+    page.get_by_role("heading", name="Compte rendu de cardiologie").wait_for()  # the document's page
     assert page.get_by_role("heading", name="Compte rendu de cardiologie").is_visible()
     assert page.locator("iframe[title='Aperçu : Compte rendu de cardiologie']").count() == 1
     page.get_by_role("link", name="Supprimer").click()
