@@ -33,7 +33,16 @@ import urllib.request
 from pathlib import Path
 
 from common import free_port, recreate_database  # noqa: E402 - bench/ is on sys.path
-from smtp_ingest import cpu_seconds, load, machine, postgres_cpu_seconds, run_clients, start_server, stop_server
+from smtp_ingest import (
+    bench_env,
+    cpu_seconds,
+    load,
+    machine,
+    postgres_cpu_seconds,
+    run_clients,
+    start_server,
+    stop_server,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = "ch-bench.mssante.fr"
@@ -208,16 +217,9 @@ def main() -> None:
         raise SystemExit("DATABASE_URL must point at PostgreSQL (the database is dropped and re-created)")
     var_dir = Path(tempfile.mkdtemp(prefix="bench-api-"))
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("S3_", "CELERY_", "RELAY_", "EMAIL_", "CACHE_"))},
-        "DJANGO_SETTINGS_MODULE": "mssante.settings",
-        "DATABASE_URL": url,
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        **{k: v for k, v in bench_env(url, var_dir).items() if not k.startswith("CACHE_")},
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "false",
-        "VAR_DIR": str(var_dir),
-        "LOG_LEVEL": "WARNING",
-        "DB_CONN_MAX_AGE": "600",
         "API_RATE_PER_MINUTE": "100000000",
         "MFA_REQUIRED_FOR_PROFESSIONALS": "false",
     }
@@ -237,12 +239,17 @@ def main() -> None:
         profile_in_process(secret, patient, args.profile)
         return
 
+    rows = run_rounds(env, secret, patient, args)
+    report(args, rows, var_dir, patient)
+
+
+def run_rounds(env: dict, secret: str, patient: str, args) -> list[tuple]:
+    """gunicorn and the gateway up; a warm-up on both paths, then alternated measured rounds."""
     web, web_port = start_gunicorn(env, args.workers, args.port_base, args.threads, args.worker_class)
     smtpd, smtp_port = start_server(env, args.smtpd_processes, args.port_base + 1 if args.port_base else 0)
     rows = []
     try:
         raw = smtp_message(patient)
-        # Warm-up: both paths, a few messages each.
         run_api(web_port, secret, patient, 40, args.clients)
         if not args.api_only:
             run_clients(smtp_port, [(patient, make_unique(raw)) for _ in range(40)], args.clients)
@@ -260,6 +267,10 @@ def main() -> None:
         web.terminate()
         web.wait(timeout=20)
         stop_server(smtpd)
+    return rows
+
+
+def report(args, rows: list[tuple], var_dir: Path, patient: str) -> None:
     from mailboxes.models import Message
 
     errors = (var_dir / "gunicorn.log").read_text(errors="replace")

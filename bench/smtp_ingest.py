@@ -181,16 +181,7 @@ def main() -> None:
     if not url.startswith("postgres"):
         raise SystemExit("DATABASE_URL must point at PostgreSQL (the database is dropped and re-created)")
     var_dir = Path(tempfile.mkdtemp(prefix="bench-smtp-"))
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("S3_", "CELERY_", "RELAY_", "EMAIL_"))},
-        "DJANGO_SETTINGS_MODULE": "mssante.settings",
-        "DATABASE_URL": url,
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "VAR_DIR": str(var_dir),
-        "LOG_LEVEL": "WARNING",
-        "DB_CONN_MAX_AGE": "600",
-    }
+    env = bench_env(url, var_dir)
     os.environ.update(env)
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {load()}")
     try:
@@ -202,86 +193,100 @@ def main() -> None:
         django.setup()
         addresses = seed()
         profiled = profile(addresses, args.profile) if args.profile else 0
-
-        # 1. Peak memory for one 25 MB message, on a fresh server.
-        proc, port = start_server(env, 1)
-        try:
-            # Five distinct messages (the delivery path keeps one copy of a Message-ID per box).
-            warm_up = [(addresses[0], make_message(addresses[0], body_bytes=10_000)) for _ in range(5)]
-            run_clients(port, warm_up, 1)
-            before = vm_hwm_kb(proc.pid)
-            big = make_message(addresses[1], pdf=fake_pdf(18_500_000))
-            size = len(big)
-            _, ok, _ = run_clients(port, [(addresses[1], big)], 1)
-            del big
-            after = vm_hwm_kb(proc.pid)
-        finally:
-            stop_server(proc)
-        growth = (after - before) * 1024
-        assert ok == 1, "the 25 MB message was refused"
-
-        # 2. Throughput.
-        proc, port = start_server(env, args.processes)
-        rows = []
-        try:
-            pdf = fake_pdf(100_000)
-            kinds = [
-                ("10 KB text", lambda to: make_message(to, body_bytes=10_000)),
-                ("100 KB PDF attachment", lambda to: make_message(to, body_bytes=2_000, pdf=pdf)),
-            ]
-            run_clients(port, [(a, make_message(a, body_bytes=10_000)) for a in addresses[:8]], args.clients)
-            for label, build in kinds:
-                batch = [(addresses[i % BOXES], build(addresses[i % BOXES])) for i in range(args.n)]
-                message_size = statistics.mean(len(raw) for _, raw in batch)
-                cpu_before, pg_before = cpu_seconds(proc.pid), postgres_cpu_seconds()
-                elapsed, accepted, latencies = run_clients(port, batch, args.clients)
-                cpu = cpu_seconds(proc.pid) - cpu_before
-                pg_cpu = postgres_cpu_seconds() - pg_before
-                latencies.sort()
-                rows.append(
-                    (
-                        label,
-                        message_size,
-                        accepted,
-                        accepted / elapsed,
-                        latencies[len(latencies) // 2] * 1000,
-                        latencies[int(len(latencies) * 0.95)] * 1000,
-                        cpu * 1000 / max(accepted, 1),
-                        pg_cpu * 1000 / max(accepted, 1),
-                    )
-                )
-        finally:
-            stop_server(proc)
-        committed = count_messages()
-
-        print()
-        print(
-            f"SMTP ingest, {args.clients} clients, runsmtpd processes={args.processes}, PostgreSQL, local file storage"
-        )
-        print(f"load average at the end: {load()} (other work on the machine skews the rates)")
-        print(
-            "| messages | size (bytes) | accepted | committed/s | p50 ms | p95 ms "
-            "| gateway CPU ms/msg | PostgreSQL CPU ms/msg |"
-        )
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for label, message_size, accepted, rate, p50, p95, cpu_ms, pg_ms in rows:
-            print(
-                f"| {label} | {message_size:,.0f} | {accepted} | {rate:,.0f} | {p50:.1f} | {p95:.1f} "
-                f"| {cpu_ms:.1f} | {pg_ms:.1f} |"
-            )
-        print()
-        print(
-            f"one message of {size:,} bytes: server peak RSS (VmHWM) {before / 1024:,.1f} MB -> {after / 1024:,.1f} MB, "
-            f"growth {growth / 1e6:,.1f} MB = {growth / size:.2f}x the message"
-        )
-        expected = sum(r[2] for r in rows) + 5 + 1 + 8
-        print(
-            f"messages in the database: {committed} (accepted over SMTP: {expected}, profiled in process: {profiled})"
-        )
-        if committed != expected + profiled:
-            raise SystemExit(f"the database holds {committed} messages, {expected + profiled} were accepted")
+        memory = measure_memory(env, addresses)
+        rows = measure_throughput(env, addresses, args)
+        report(args, rows, memory, count_messages(), profiled)
     finally:
         shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def bench_env(url: str, var_dir: Path) -> dict:
+    """The gateway's environment: this database, files in `var_dir`, no broker, relay or S3."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("S3_", "CELERY_", "RELAY_", "EMAIL_"))},
+        "DJANGO_SETTINGS_MODULE": "mssante.settings",
+        "DATABASE_URL": url,
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "VAR_DIR": str(var_dir),
+        "LOG_LEVEL": "WARNING",
+        "DB_CONN_MAX_AGE": "600",
+    }
+
+
+def measure_memory(env: dict, addresses: list[str]) -> tuple[int, int, int]:
+    """Peak RSS (kB, before and after) of a fresh server receiving one 25 MB message, and its size."""
+    proc, port = start_server(env, 1)
+    try:
+        # Five distinct messages (the delivery path keeps one copy of a Message-ID per box).
+        warm_up = [(addresses[0], make_message(addresses[0], body_bytes=10_000)) for _ in range(5)]
+        run_clients(port, warm_up, 1)
+        before = vm_hwm_kb(proc.pid)
+        big = make_message(addresses[1], pdf=fake_pdf(18_500_000))
+        size = len(big)
+        _, ok, _ = run_clients(port, [(addresses[1], big)], 1)
+        del big
+        after = vm_hwm_kb(proc.pid)
+    finally:
+        stop_server(proc)
+    assert ok == 1, "the 25 MB message was refused"
+    return before, after, size
+
+
+def measure_throughput(env: dict, addresses: list[str], args) -> list[tuple]:
+    """Per kind of message: size, accepted, rate, p50/p95 ms, gateway and PostgreSQL CPU ms/msg."""
+    proc, port = start_server(env, args.processes)
+    rows = []
+    try:
+        pdf = fake_pdf(100_000)
+        kinds = [
+            ("10 KB text", lambda to: make_message(to, body_bytes=10_000)),
+            ("100 KB PDF attachment", lambda to: make_message(to, body_bytes=2_000, pdf=pdf)),
+        ]
+        run_clients(port, [(a, make_message(a, body_bytes=10_000)) for a in addresses[:8]], args.clients)
+        for label, build in kinds:
+            batch = [(addresses[i % BOXES], build(addresses[i % BOXES])) for i in range(args.n)]
+            message_size = statistics.mean(len(raw) for _, raw in batch)
+            cpu_before, pg_before = cpu_seconds(proc.pid), postgres_cpu_seconds()
+            elapsed, accepted, latencies = run_clients(port, batch, args.clients)
+            cpu = cpu_seconds(proc.pid) - cpu_before
+            pg_cpu = postgres_cpu_seconds() - pg_before
+            latencies.sort()
+            p50, p95 = latencies[len(latencies) // 2] * 1000, latencies[int(len(latencies) * 0.95)] * 1000
+            per_message = 1000 / max(accepted, 1)
+            rows.append(
+                (label, message_size, accepted, accepted / elapsed, p50, p95, cpu * per_message, pg_cpu * per_message)
+            )
+    finally:
+        stop_server(proc)
+    return rows
+
+
+def report(args, rows: list[tuple], memory: tuple[int, int, int], committed: int, profiled: int) -> None:
+    before, after, size = memory
+    growth = (after - before) * 1024
+    print()
+    print(f"SMTP ingest, {args.clients} clients, runsmtpd processes={args.processes}, PostgreSQL, local file storage")
+    print(f"load average at the end: {load()} (other work on the machine skews the rates)")
+    print(
+        "| messages | size (bytes) | accepted | committed/s | p50 ms | p95 ms "
+        "| gateway CPU ms/msg | PostgreSQL CPU ms/msg |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, message_size, accepted, rate, p50, p95, cpu_ms, pg_ms in rows:
+        print(
+            f"| {label} | {message_size:,.0f} | {accepted} | {rate:,.0f} | {p50:.1f} | {p95:.1f} "
+            f"| {cpu_ms:.1f} | {pg_ms:.1f} |"
+        )
+    print()
+    print(
+        f"one message of {size:,} bytes: server peak RSS (VmHWM) {before / 1024:,.1f} MB -> {after / 1024:,.1f} MB, "
+        f"growth {growth / 1e6:,.1f} MB = {growth / size:.2f}x the message"
+    )
+    expected = sum(r[2] for r in rows) + 5 + 1 + 8
+    print(f"messages in the database: {committed} (accepted over SMTP: {expected}, profiled in process: {profiled})")
+    if committed != expected + profiled:
+        raise SystemExit(f"the database holds {committed} messages, {expected + profiled} were accepted")
 
 
 def seed() -> list[str]:
