@@ -57,9 +57,15 @@ def prepare(rows, *, recipients: bool, current_id=None, show_folder: bool = Fals
     tz = timezone.get_current_timezone()
     today = timezone.localdate()
     assignees = _assignees(rows)
+    # One date formatting per value shown: a page's rows mostly share a few days.
+    shown: dict[tuple, str] = {}
     for row in rows:
         entry, message = row.entry, row.entry.message
         local = entry.received_at.astimezone(tz)
+        day = local.date()
+        key = (day, local.hour, local.minute) if day == today else (day,)
+        if key not in shown:
+            shown[key] = short_date(local, today)
         current = entry.pk == current_id
         classes = [
             name for name, on in (("unread", not entry.seen), ("thread-child", row.child), ("selected", current)) if on
@@ -82,7 +88,7 @@ def prepare(rows, *, recipients: bool, current_id=None, show_folder: bool = Fals
             "done": bool(entry.done_at),
             "folder": entry.folder.name if show_folder else "",
             "iso": local.isoformat(),
-            "when": short_date(local, today),
+            "when": shown[key],
         }
 
 

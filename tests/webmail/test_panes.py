@@ -212,3 +212,28 @@ def test_the_list_shows_the_time_today_the_day_this_year_and_the_full_date_befor
     assert short_date(dt.datetime(2026, 11, 22, 9, 5), today) == "09:05"
     assert short_date(dt.datetime(2026, 2, 3, 9, 5), today) == "3 fév."
     assert short_date(dt.datetime(2025, 12, 31, 9, 5), today) == "31/12/2025"
+
+
+def test_each_row_shows_its_own_date_and_time(cast):
+    """Rows sharing a day share its formatting; today's rows each keep their own time."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from webmail.rows import prepare, short_date
+    from webmail.selectors import folder_page
+
+    now = timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0)
+    long_ago = now - dt.timedelta(days=400)
+    bulk_entries(cast.alice_box, 3, start=long_ago, subject="Ancien")
+    bulk_entries(cast.alice_box, 3, start=now - dt.timedelta(minutes=30), subject="Récent")
+    page = folder_page(cast.alice_box, cast.alice_box.folder(Folder.Role.INBOX))
+    prepare(page.rows, recipients=False)
+    shown = [(row.entry.message.subject, row.cells["when"]) for row in page.rows]
+    today = timezone.localdate()
+    expected = [
+        (row.entry.message.subject, short_date(timezone.localtime(row.entry.received_at), today)) for row in page.rows
+    ]
+    assert shown == expected
+    assert [when for subject, when in shown if subject.startswith("Récent")] == ["11:32", "11:31", "11:30"]
+    assert len({when for subject, when in shown if subject.startswith("Ancien")}) == 1
