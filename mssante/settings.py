@@ -94,6 +94,7 @@ TEMPLATES = [
                 "accounts.context_processors.portal",
                 "accounts.context_processors.session_timeout",
             ],
+            "libraries": {"links": "mssante.links"},
         },
     },
     # Jinja2 renders the one hot partial of the product, the rows of the message list

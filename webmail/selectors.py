@@ -9,17 +9,16 @@ their unread counts, one for the page of entries with the size of each one's thr
 from __future__ import annotations
 
 import datetime
-import functools
 from dataclasses import dataclass, field
 
 from django.db import connections, router
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.http import Http404
-from django.urls import get_script_prefix, get_urlconf, reverse
 
 from mailboxes.access import PRO_BOX_IDS_SQL, entry_for_user, mailbox_for_user, mailboxes_for_user
 from mailboxes.models import Entry, Folder, Mailbox, Membership, Message
+from mssante.links import link
 
 PAGE_SIZE = 50
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -98,18 +97,6 @@ class BoxNode:
     kind_label: str = ""
     folder_create_url: str = ""
     signature_url: str = ""
-
-
-@functools.lru_cache(maxsize=4096)
-def _url(name: str, args: tuple, prefix: str, urlconf) -> str:
-    return reverse(name, args=args, urlconf=urlconf)
-
-
-def link(name: str, *args) -> str:
-    """`reverse`, remembered: the links of the left pane are the same on every page, and
-    reversing them was a good part of its rendering time (the script prefix and URLconf are
-    part of the key)."""
-    return _url(name, args, get_script_prefix(), get_urlconf())
 
 
 _NAV_FOLDER_FIELDS = tuple(f.attname for f in Folder._meta.concrete_fields)
