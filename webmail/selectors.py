@@ -9,17 +9,16 @@ their unread counts, one for the page of entries with the size of each one's thr
 from __future__ import annotations
 
 import datetime
-import functools
 from dataclasses import dataclass, field
 
 from django.db import connections, router
 from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.http import Http404
-from django.urls import get_script_prefix, get_urlconf, reverse
 
-from mailboxes.access import entry_for_user, mailbox_for_user, mailboxes_for_user
+from mailboxes.access import PRO_BOX_IDS_SQL, entry_for_user, mailbox_for_user, mailboxes_for_user
 from mailboxes.models import Entry, Folder, Mailbox, Membership, Message
+from mssante.links import link
 
 PAGE_SIZE = 50
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -100,18 +99,6 @@ class BoxNode:
     signature_url: str = ""
 
 
-@functools.lru_cache(maxsize=4096)
-def _url(name: str, args: tuple, prefix: str, urlconf) -> str:
-    return reverse(name, args=args, urlconf=urlconf)
-
-
-def link(name: str, *args) -> str:
-    """`reverse`, remembered: the links of the left pane are the same on every page, and
-    reversing them was a good part of its rendering time (the script prefix and URLconf are
-    part of the key)."""
-    return _url(name, args, get_script_prefix(), get_urlconf())
-
-
 _NAV_FOLDER_FIELDS = tuple(f.attname for f in Folder._meta.concrete_fields)
 _NAV_BOX_FIELDS = tuple(f.attname for f in Mailbox._meta.concrete_fields)
 
@@ -130,15 +117,17 @@ def navigation_rows(user):
 def navigation(user) -> list[BoxNode]:
     """The left pane: each box the user reaches (`mailboxes.access`) with its folders and their
     unread counts (correlated subqueries on the partial index of unread entries, migration 0002).
-    On PostgreSQL two queries: the box ids (the ORM, `mailboxes.access`), then the constant
-    `NAVIGATION_SQL` keyed by them; elsewhere `navigation_rows`, one query."""
+    One query: on PostgreSQL the constant `NAVIGATION_SQL`, which holds the access rule as
+    `mailboxes.access` writes it (`PRO_BOX_IDS_SQL`); elsewhere the ORM's `navigation_rows`."""
     if not getattr(user, "is_authenticated", False):
         return []
     using = router.db_for_read(Folder)
     width = len(_NAV_FOLDER_FIELDS)
     nodes: dict[int, BoxNode] = {}
     if connections[using].vendor == "postgresql":
-        rows = _navigation_rows_sql(using, list(pro_mailboxes(user).using(using).values_list("pk", flat=True)))
+        with connections[using].cursor() as cursor:
+            cursor.execute(NAVIGATION_SQL, [user.pk, user.pk])
+            rows = cursor.fetchall()
     else:
         rows = navigation_rows(user).using(using)
     for values in rows:
@@ -165,24 +154,17 @@ def navigation(user) -> list[BoxNode]:
 
 
 def _navigation_sql() -> str:
-    """`navigation_rows` for boxes already decided by `mailboxes.access`: the same columns and
-    order, written once (bench/RESULTS.md, issue 13: compiling it was a good part of the page)."""
+    """`navigation_rows` as one statement written once: the folders of the boxes
+    `mailboxes.access.PRO_BOX_IDS_SQL` gives the user, the same columns and order
+    (bench/RESULTS.md, issue 13: compiling it was a good part of the page)."""
     folder_columns = [f'mailboxes_folder."{Folder._meta.get_field(n).column}"' for n in _NAV_FOLDER_FIELDS]
     box_columns = [f'mailboxes_mailbox."{Mailbox._meta.get_field(n).column}"' for n in _NAV_BOX_FIELDS]
     return (
         f"SELECT {', '.join(folder_columns)}, ({UNREAD_SQL}) AS unread, {', '.join(box_columns)} "  # noqa: S608 - columns and constants
         "FROM mailboxes_folder JOIN mailboxes_mailbox ON mailboxes_mailbox.id = mailboxes_folder.mailbox_id "
-        "WHERE mailboxes_folder.mailbox_id = ANY(%s) ORDER BY mailboxes_mailbox.kind, mailboxes_mailbox.address, "
-        "mailboxes_folder.position, mailboxes_folder.name"
+        f"WHERE mailboxes_folder.mailbox_id IN ({PRO_BOX_IDS_SQL}) ORDER BY mailboxes_mailbox.kind, "
+        "mailboxes_mailbox.address, mailboxes_folder.position, mailboxes_folder.name"
     )
-
-
-def _navigation_rows_sql(using, box_ids: list[int]) -> list[tuple]:
-    if not box_ids:
-        return []
-    with connections[using].cursor() as cursor:
-        cursor.execute(NAVIGATION_SQL, [box_ids])
-        return cursor.fetchall()
 
 
 def locate(nav: list[BoxNode], mailbox_id, folder_id=None) -> tuple[Mailbox, Folder]:

@@ -35,6 +35,7 @@ from webmail.forms import ComposeForm, SearchForm
 from webmail.people import names_for_addresses
 from webmail.replies import draft_attachments, forward_attachments_for, initial_for, send
 from webmail.rows import prepare
+from webmail.rows import render as render_rows
 from webmail.search import search_page
 from webmail.selectors import (
     can_manage,
@@ -95,7 +96,7 @@ def _panes(request, nav, mailbox, folder, *, entry=None, extra=None):
         context.update(_list_context(request, mailbox, folder, current_id=entry.pk if entry else None))
         context.update(extra or {})
     if context.get("page"):
-        context["rows"] = [row.cells for row in context["page"].rows]
+        context["rows_html"] = render_rows([row.cells for row in context["page"].rows])
         # The newest message shown (the first row of a first page): new mail changes it.
         rows = context["page"].rows
         context["latest"] = encode_cursor(rows[0].entry) if rows and context["page"].is_first else ""
@@ -121,8 +122,8 @@ def poll(request, mailbox_id, folder_id):
     """What an open page asks every WEBMAIL_POLL_SECONDS (static/js/webmail.js, issue 16 item
     15): the unread count of every folder, their total over the inboxes (the tab title), and the
     newest message of the folder shown — when it changed, the page reloads its list pane alone.
-    Three queries (boxes, folders, newest); the box and folder come from the navigation, so "not
-    yours" is a 404."""
+    Two queries (the navigation with its counts, the newest); the box and folder come from the
+    navigation, so "not yours" is a 404."""
     nav = navigation(request.user)
     mailbox, current = locate(nav, mailbox_id, folder_id)
     response = JsonResponse(

@@ -1,9 +1,11 @@
 """Nobody reaches another's mailbox: the access-checked fetches, proven on the test cast."""
 
 import pytest
+from django.db import connection
 from django.http import Http404
 
-from mailboxes.access import mailbox_for_user, mailboxes_for_user
+from mailboxes.access import PRO_BOX_IDS_SQL, mailbox_for_user, mailboxes_for_user
+from mailboxes.models import Mailbox
 
 
 def addresses(user):
@@ -46,3 +48,27 @@ def test_a_deactivated_box_is_out_of_reach(cast):
     cast.cardio.save()
     with pytest.raises(Http404):
         mailbox_for_user(cast.bob, cast.cardio.pk)
+
+
+def test_the_access_rule_written_as_sql_gives_what_the_orm_gives(cast):
+    """`PRO_BOX_IDS_SQL` (the webmail's navigation on PostgreSQL) is `mailboxes_for_user`
+    without patient boxes, for owners, members, patients, the admin and a deactivated box."""
+
+    def by_sql(user):
+        with connection.cursor() as cursor:
+            cursor.execute(PRO_BOX_IDS_SQL, [user.pk, user.pk])
+            return {pk for (pk,) in cursor.fetchall()}
+
+    def by_orm(user):
+        return set(mailboxes_for_user(user).exclude(kind=Mailbox.Kind.PATIENT).values_list("pk", flat=True))
+
+    people = [cast.alice, cast.bob, cast.charlie, cast.paul, cast.pauline, cast.ada]
+    assert by_sql(cast.alice) == {cast.alice_box.pk, cast.cardio.pk}
+    assert by_sql(cast.paul) == set() and by_sql(cast.ada) == set()
+    for user in people:
+        assert by_sql(user) == by_orm(user), user.username
+    cast.cardio.is_active = False
+    cast.cardio.save()
+    assert by_sql(cast.alice) == {cast.alice_box.pk}
+    for user in people:
+        assert by_sql(user) == by_orm(user), user.username

@@ -22,7 +22,7 @@ def test_the_poll_answers_counts_and_the_newest_message(cast, client, send, djan
     }
     result = send(cast.charlie_box, cast.charlie, to=[cast.alice_box.address], subject="Nouveau")
     entry = Entry.objects.get(mailbox=cast.alice_box, message=result.message)
-    with django_assert_max_num_queries(6):  # session, user, patient check (middleware), boxes, folders, newest
+    with django_assert_max_num_queries(5):  # session, user, patient check (middleware), navigation, newest
         answer = client.get(url).json()
     assert answer["unread_total"] == 1
     assert answer["folders"][str(inbox.pk)] == 1

@@ -1,6 +1,7 @@
 """The three panes: boxes with folders and unread counts, the list by keyset, empty states."""
 
 import re
+from html import unescape
 
 import pytest
 from django.db import connection
@@ -127,8 +128,10 @@ def test_list_escapes_subjects_and_names(cast, client, send):
     send(cast.charlie_box, cast.charlie, to=[cast.alice_box.address], subject='<img src=x onerror="alert(1)">')
     client.force_login(cast.alice)
     html = client.get(reverse("webmail:home")).content.decode()
-    assert '<img src=x onerror="alert(1)">' not in html
-    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+    assert '<img src=x onerror="alert(1)">' not in html and "<img" not in html
+    # Shown as text, escaped (the rows' Jinja2 partial writes `"` as &#34;, Django as &quot;).
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
+    assert '<img src=x onerror="alert(1)">' in unescape(html)
 
 
 def test_sent_folder_lists_recipients_with_patient_names(cast, client, send):
@@ -209,3 +212,28 @@ def test_the_list_shows_the_time_today_the_day_this_year_and_the_full_date_befor
     assert short_date(dt.datetime(2026, 11, 22, 9, 5), today) == "09:05"
     assert short_date(dt.datetime(2026, 2, 3, 9, 5), today) == "3 fév."
     assert short_date(dt.datetime(2025, 12, 31, 9, 5), today) == "31/12/2025"
+
+
+def test_each_row_shows_its_own_date_and_time(cast):
+    """Rows sharing a day share its formatting; today's rows each keep their own time."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from webmail.rows import prepare, short_date
+    from webmail.selectors import folder_page
+
+    now = timezone.localtime().replace(hour=12, minute=0, second=0, microsecond=0)
+    long_ago = now - dt.timedelta(days=400)
+    bulk_entries(cast.alice_box, 3, start=long_ago, subject="Ancien")
+    bulk_entries(cast.alice_box, 3, start=now - dt.timedelta(minutes=30), subject="Récent")
+    page = folder_page(cast.alice_box, cast.alice_box.folder(Folder.Role.INBOX))
+    prepare(page.rows, recipients=False)
+    shown = [(row.entry.message.subject, row.cells["when"]) for row in page.rows]
+    today = timezone.localdate()
+    expected = [
+        (row.entry.message.subject, short_date(timezone.localtime(row.entry.received_at), today)) for row in page.rows
+    ]
+    assert shown == expected
+    assert [when for subject, when in shown if subject.startswith("Récent")] == ["11:32", "11:31", "11:30"]
+    assert len({when for subject, when in shown if subject.startswith("Ancien")}) == 1
