@@ -51,10 +51,12 @@ from smtp_ingest import (
     DOMAIN,
     PEER,
     ROOT,
+    cpu_seconds,
     fake_pdf,
     load,
     machine,
     make_message,
+    postgres_cpu_seconds,
     seed,
     stop_server,
     vm_hwm_kb,
@@ -413,20 +415,30 @@ def main() -> None:
         acknowledged = len(warm) + (0 if args.no_rss else 6)
 
         rows: dict[str, list[tuple[float, float]]] = {kind: [] for kind in args.kinds}
+        cpu_rows: dict[str, list[tuple[float, float, float]]] = {kind: [] for kind in args.kinds}
         lags: list[float] = []
         print()
-        print("| round | kind | load (1 min) | product msg/s | Postfix→Dovecot msg/s | ratio |")
-        print("| ---: | --- | ---: | ---: | ---: | ---: |")
+        print(
+            "| round | kind | load (1 min) | product msg/s | Postfix→Dovecot msg/s | ratio "
+            "| CPU ms/msg: gateway | indexer | PostgreSQL |"
+        )
+        print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for round_no in range(1, args.rounds + 1):
             for kind in args.kinds:
                 n = counts[kind]
                 batch = build(kind, addresses, n)
                 round_load = load().split()[0]
-                # The product: rate of 250s (each after the commit), then the indexer's lag.
+                # The product: rate of 250s (each after the commit), then the indexer's lag; the
+                # CPU of the gateway, the scheduler (the indexer) and PostgreSQL until the last
+                # message of the round is indexed.
+                cpu_before = (cpu_seconds(gateway.pid), cpu_seconds(scheduler.pid), postgres_cpu_seconds())
                 if args.no_freshness:
                     (start, end, ok, errors), round_lags = send_all(port, batch, args.clients), []
                 else:
                     (start, end, ok, errors), round_lags = fresh.during(lambda: send_all(port, batch, args.clients))
+                cpu_after = (cpu_seconds(gateway.pid), cpu_seconds(scheduler.pid), postgres_cpu_seconds())
+                cpu_ms = tuple((b - a) * 1000 / max(ok, 1) for a, b in zip(cpu_before, cpu_after, strict=True))
+                cpu_rows[kind].append(cpu_ms)
                 acknowledged += ok
                 ours = ok / (end - start)
                 lags += round_lags
@@ -445,19 +457,25 @@ def main() -> None:
                     else ""
                 )
                 print(
-                    f"| {round_no} | {kind} | {round_load} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}{note} |",
+                    f"| {round_no} | {kind} | {round_load} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}{note} "
+                    f"| {cpu_ms[0]:.2f} | {cpu_ms[1]:.2f} | {cpu_ms[2]:.2f} |",
                     flush=True,
                 )
         print()
         print(f"load average at the end: {load()} (2 cores shared with other engineers' work)")
-        print("| kind | message bytes | product median msg/s | Postfix→Dovecot median msg/s | median ratio |")
-        print("| --- | ---: | ---: | ---: | ---: |")
+        print(
+            "| kind | message bytes | product median msg/s | Postfix→Dovecot median msg/s | median ratio "
+            "| median CPU ms/msg: gateway | indexer | PostgreSQL |"
+        )
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for kind, pairs in rows.items():
             sample = build(kind, addresses[:1], 1)[0][1]
             ratio = statistics.median(o / t for o, t in pairs)
+            cpu = [statistics.median(c[i] for c in cpu_rows[kind]) for i in range(3)]
             print(
                 f"| {kind} | {len(sample):,} | {statistics.median(o for o, _ in pairs):,.0f} "
-                f"| {statistics.median(t for _, t in pairs):,.0f} | {ratio:.2f} |"
+                f"| {statistics.median(t for _, t in pairs):,.0f} | {ratio:.2f} "
+                f"| {cpu[0]:.2f} | {cpu[1]:.2f} | {cpu[2]:.2f} |"
             )
         print()
         if lags:
