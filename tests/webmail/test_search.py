@@ -221,3 +221,22 @@ def test_terms_in_the_query_string_are_never_read(cast, client, box):
     assert "Saisissez un mot ou choisissez un filtre pour rechercher." in page
     assert "Lambert" not in page and "Adressage" not in page
     assert client.get(url, {"r": "jeton-inconnu", "q": "Lambert"}).context["page"] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [
+        ("Compte Rendu", "compte rendu"),
+        ("Échographie du CŒUR", "echographie du coeur"),
+        ("Œdème, Æsculape, Straße, ẞ", "oedeme, aesculape, strasse, ss"),
+        ("Hôpital Saint-Éloi", "hopital saint-eloi"),
+        ("e\u0301lectrocardiogramme", "electrocardiogramme"),  # already decomposed
+        ("ﬁbrillation ①", "fibrillation 1"),  # compatibility forms
+    ],
+)
+def test_fold_lowers_and_drops_accents(text, folded):
+    """The fold shared by the documents, the queries, IMAP SEARCH and box rules; ASCII text takes
+    the short way (`lower()`), the rest NFKD without combining marks, ligatures spelt out."""
+    from webmail.search_index import fold
+
+    assert fold(text) == folded
