@@ -17,9 +17,10 @@ on every database: "echographie", "Échographie" and "ÉCHOGRAPHIE" all find "é
   (GIN-indexed), searched with `websearch_to_tsquery('french', folded query)`.
 - SQLite: `webmail_message_search.document` is the folded text, searched word by word with LIKE.
 
-A search then misses words beyond the first SEARCH_BODY_CHARS characters of a long body (the
-bound is chosen by measurement, bench/RESULTS.md), the text inside attachments (never indexed),
-and for a few seconds a message just received.
+A search then misses words beyond the first SEARCH_BODY_CHARS characters (4,000) of a long body
+(the bound is chosen by measurement: `to_tsvector('french')` costs about 0.25 ms of PostgreSQL
+CPU per 1,000 characters; bench/RESULTS.md, branch i17-index), the text inside attachments (never
+indexed), and for a few seconds a message just received.
 """
 
 from __future__ import annotations
