@@ -8,6 +8,7 @@ columns and values come from each model's public `_meta` fields and their docume
 `pre_save` / `get_db_prep_save`, as the ORM itself writes them; the SQL is built from table and
 column names only, every value a bound parameter. Django creates PostgreSQL foreign keys
 `DEFERRABLE INITIALLY DEFERRED`, so the rows may refer to each other within the statement.
+Each part's rows travel as one JSON parameter (`jsonb_populate_recordset`): see `JSON_TEXT`.
 Other databases keep the ORM's `bulk_create` (mailboxes/delivery/writing.py).
 """
 
