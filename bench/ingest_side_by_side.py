@@ -51,10 +51,12 @@ from smtp_ingest import (
     DOMAIN,
     PEER,
     ROOT,
+    cpu_seconds,
     fake_pdf,
     load,
     machine,
     make_message,
+    postgres_cpu_seconds,
     seed,
     stop_server,
     vm_hwm_kb,
@@ -251,6 +253,7 @@ def start_gateway(env: dict, port: int, processes: int) -> subprocess.Popen:
     command = [sys.executable, "manage.py", "runsmtpd", "--host", "127.0.0.1", "--port", str(port)]
     if processes > 1:
         command += ["--processes", str(processes)]
+    env = {**env, "PGAPPNAME": "bench-gateway"}  # libpq names its connections (BackendCpu)
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = b""
     while b"ready" not in output:
@@ -312,6 +315,32 @@ class Freshness:
 
     def count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM mailboxes_message").fetchone()[0]
+
+
+class BackendCpu:
+    """CPU of the PostgreSQL backends of this database by `application_name` (PGAPPNAME, set for
+    the gateway and the scheduler): the database's work for each, without the rest of the
+    machine's (other engineers' tests) nor the freshness poller's. A backend seen once is
+    followed until it exits; those that come and go between two readings are not counted."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.pids: dict[int, str] = {}
+
+    def read(self, names: tuple[str, ...]) -> tuple[float, ...]:
+        ticks = os.sysconf("SC_CLK_TCK")
+        rows = self.conn.execute(
+            "SELECT pid, application_name FROM pg_stat_activity WHERE datname = current_database()"
+        ).fetchall()
+        self.pids.update({pid: name for pid, name in rows if name in names})
+        totals = dict.fromkeys(names, 0.0)
+        for pid, name in self.pids.items():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            totals[name] += (int(fields[11]) + int(fields[12])) / ticks
+        return tuple(totals[name] for name in names)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -397,12 +426,14 @@ def main() -> None:
         scheduler = subprocess.Popen(
             [sys.executable, "manage.py", "runscheduler"],
             cwd=ROOT,
-            env=env,
+            env={**env, "PGAPPNAME": "bench-indexer"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
         procs.append(scheduler)
         fresh = Freshness(url)
+        backends = BackendCpu(fresh.conn)
+        names = ("bench-gateway", "bench-indexer")
         # Warm-up on both sides (connections, caches, Postfix's processes, Dovecot's Maildirs).
         warm = build("10 KB text", addresses, 200)
         send_all(port, warm, args.clients)
@@ -413,20 +444,40 @@ def main() -> None:
         acknowledged = len(warm) + (0 if args.no_rss else 6)
 
         rows: dict[str, list[tuple[float, float]]] = {kind: [] for kind in args.kinds}
+        cpu_rows: dict[str, list[tuple[float, ...]]] = {kind: [] for kind in args.kinds}
         lags: list[float] = []
         print()
-        print("| round | kind | load (1 min) | product msg/s | Postfix→Dovecot msg/s | ratio |")
-        print("| ---: | --- | ---: | ---: | ---: | ---: |")
+        print(
+            "| round | kind | load (1 min) | product msg/s | Postfix→Dovecot msg/s | ratio "
+            "| CPU ms/msg: gateway | indexer | its backends: gateway's | indexer's | all PostgreSQL |"
+        )
+        print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for round_no in range(1, args.rounds + 1):
             for kind in args.kinds:
                 n = counts[kind]
                 batch = build(kind, addresses, n)
                 round_load = load().split()[0]
-                # The product: rate of 250s (each after the commit), then the indexer's lag.
+                # The product: rate of 250s (each after the commit), then the indexer's lag; the
+                # CPU of the gateway, the scheduler (the indexer) and PostgreSQL until the last
+                # message of the round is indexed.
+                cpu_before = (
+                    cpu_seconds(gateway.pid),
+                    cpu_seconds(scheduler.pid),
+                    *backends.read(names),
+                    postgres_cpu_seconds(),
+                )
                 if args.no_freshness:
                     (start, end, ok, errors), round_lags = send_all(port, batch, args.clients), []
                 else:
                     (start, end, ok, errors), round_lags = fresh.during(lambda: send_all(port, batch, args.clients))
+                cpu_after = (
+                    cpu_seconds(gateway.pid),
+                    cpu_seconds(scheduler.pid),
+                    *backends.read(names),
+                    postgres_cpu_seconds(),
+                )
+                cpu_ms = tuple((b - a) * 1000 / max(ok, 1) for a, b in zip(cpu_before, cpu_after, strict=True))
+                cpu_rows[kind].append(cpu_ms)
                 acknowledged += ok
                 ours = ok / (end - start)
                 lags += round_lags
@@ -445,19 +496,25 @@ def main() -> None:
                     else ""
                 )
                 print(
-                    f"| {round_no} | {kind} | {round_load} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}{note} |",
+                    f"| {round_no} | {kind} | {round_load} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}{note} "
+                    "| " + " | ".join(f"{ms:.2f}" for ms in cpu_ms) + " |",
                     flush=True,
                 )
         print()
         print(f"load average at the end: {load()} (2 cores shared with other engineers' work)")
-        print("| kind | message bytes | product median msg/s | Postfix→Dovecot median msg/s | median ratio |")
-        print("| --- | ---: | ---: | ---: | ---: |")
+        print(
+            "| kind | message bytes | product median msg/s | Postfix→Dovecot median msg/s | median ratio "
+            "| median CPU ms/msg: gateway | indexer | gateway's backends | indexer's | all PostgreSQL |"
+        )
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for kind, pairs in rows.items():
             sample = build(kind, addresses[:1], 1)[0][1]
             ratio = statistics.median(o / t for o, t in pairs)
+            cpu = [statistics.median(c[i] for c in cpu_rows[kind]) for i in range(5)]
             print(
                 f"| {kind} | {len(sample):,} | {statistics.median(o for o, _ in pairs):,.0f} "
-                f"| {statistics.median(t for _, t in pairs):,.0f} | {ratio:.2f} |"
+                f"| {statistics.median(t for _, t in pairs):,.0f} | {ratio:.2f} "
+                "| " + " | ".join(f"{ms:.2f}" for ms in cpu) + " |"
             )
         print()
         if lags:

@@ -446,11 +446,13 @@ CELERY_BEAT_SCHEDULE["webmail-purge-expired-trash"] = {
 # Search index, off the ingest path (webmail/search_index.py, issue 17): the indexer runs every
 # SEARCH_INDEX_INTERVAL_SECONDS (it is also the queue's sweeper), SEARCH_INDEX_BATCH messages per
 # transaction, for at most SEARCH_INDEX_MAX_SECONDS per run; the first SEARCH_BODY_CHARS
-# characters of a text body are indexed (with subject, names, addresses, attachment names).
+# characters of a text body are indexed (with subject, names, addresses, attachment names):
+# 4,000 since issue 17's measure of `to_tsvector('french')`, about 0.25 ms of PostgreSQL CPU per
+# 1,000 characters, the indexer's largest cost (bench/RESULTS.md, branch i17-index).
 SEARCH_INDEX_INTERVAL_SECONDS = env_int("SEARCH_INDEX_INTERVAL_SECONDS", 1)
 SEARCH_INDEX_BATCH = env_int("SEARCH_INDEX_BATCH", 200)
 SEARCH_INDEX_MAX_SECONDS = env_int("SEARCH_INDEX_MAX_SECONDS", 20)
-SEARCH_BODY_CHARS = env_int("SEARCH_BODY_CHARS", 16000)
+SEARCH_BODY_CHARS = env_int("SEARCH_BODY_CHARS", 4000)
 CELERY_BEAT_SCHEDULE["webmail-index-search"] = {
     "task": "webmail.index_search",
     "schedule": float(SEARCH_INDEX_INTERVAL_SECONDS),

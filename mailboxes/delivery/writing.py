@@ -261,7 +261,7 @@ def write_in_one_statement(submission: Submission, files: StoredFiles, plan: Pla
         row.message_id = rows.message.pk
     events, moves = audit_rows_deferred(message_events(submission, plan, rows))
     one = statement.DeliveryStatement()
-    one.insert(Message, [rows.message], with_pk=True)
+    one.insert(Message, [rows.message], with_pk=True, as_json=False)  # its bodies go as they are
     one.insert(Attachment, rows.attachments, with_pk=False)
     one.insert(Entry, rows.entries, with_pk=False)
     one.insert(Delivery, rows.deliveries, with_pk=True)

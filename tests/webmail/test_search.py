@@ -221,3 +221,45 @@ def test_terms_in_the_query_string_are_never_read(cast, client, box):
     assert "Saisissez un mot ou choisissez un filtre pour rechercher." in page
     assert "Lambert" not in page and "Adressage" not in page
     assert client.get(url, {"r": "jeton-inconnu", "q": "Lambert"}).context["page"] is None
+
+
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [
+        ("Compte Rendu", "compte rendu"),
+        ("Échographie du CŒUR", "echographie du coeur"),
+        ("Œdème, Æsculape, Straße, ẞ", "oedeme, aesculape, strasse, ss"),
+        ("Hôpital Saint-Éloi", "hopital saint-eloi"),
+        ("e\u0301lectrocardiogramme", "electrocardiogramme"),  # already decomposed
+        ("ﬁbrillation ①", "fibrillation 1"),  # compatibility forms
+    ],
+)
+def test_fold_lowers_and_drops_accents(text, folded):
+    """The fold shared by the documents, the queries, IMAP SEARCH and box rules; ASCII text takes
+    the short way (`lower()`), the rest NFKD without combining marks, ligatures spelt out."""
+    from webmail.search_index import fold
+
+    assert fold(text) == folded
+
+
+def test_a_long_body_is_searchable_by_its_first_4000_characters(cast, send):
+    """The documented bound (docs/webmail.md, "What a search can miss"): words in the first
+    SEARCH_BODY_CHARS characters of the body are found, a word only after them is not; the
+    subject always is."""
+    from django.conf import settings
+
+    from webmail.search import Criteria, search_page
+
+    assert settings.SEARCH_BODY_CHARS == 4000
+    filler = "Texte du compte rendu, ligne de soixante-douze caracteres environ, pour le test.\n" * 28
+    text = "Anamnese : dyspnee.\n" + filler + "Conclusion : angioplastie.\n" + filler + "Annexe : scintigraphie.\n"
+    assert text.index("angioplastie") < 3_900 and text.index("scintigraphie") > 4_100
+    sent = send(cast.alice_box, cast.alice, to=[cast.charlie_box.address], subject="Coronarographie", text=text)
+    index_search_task()
+
+    def hits(word):
+        return {r.entry.message_id for r in search_page(cast.charlie_box, Criteria(text=word)).rows}
+
+    for word in ("dyspnee", "angioplastie", "coronarographie"):
+        assert hits(word) == {sent.message.pk}
+    assert hits("scintigraphie") == set()

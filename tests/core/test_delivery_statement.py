@@ -1,0 +1,87 @@
+"""The delivery's one PostgreSQL statement (mailboxes/delivery/statement.py, issue 17): each
+part's rows travel as one JSON parameter, so that a delivery to many boxes stays under the 50
+parameters for which psycopg keeps the converted query, and the values read back as built."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from mailboxes.delivery import send_message
+from mailboxes.delivery.statement import DeliveryStatement, NotJson, json_value
+from mailboxes.models import Delivery, Entry, Message
+from tests.core.conftest import PEER_SENDER, raw_message
+
+pytestmark = pytest.mark.django_db
+
+
+def test_child_rows_are_one_parameter_per_part():
+    message = Message(pk=1, message_id="<a@b>", from_address="x@y", sha256="0" * 64, raw="raw/00/x.eml")
+    now = timezone.now()
+    entries = [Entry(mailbox_id=i, message_id=1, folder_id=i, received_at=now) for i in range(1, 21)]
+    deliveries = [Delivery(pk=i, message_id=1, address=f"b{i}@x", status="delivered") for i in range(1, 21)]
+    one = DeliveryStatement()
+    one.insert(Message, [message], with_pk=True, as_json=False)
+    before = len(one.params)
+    one.insert(Entry, entries, with_pk=False)
+    one.insert(Delivery, deliveries, with_pk=True)
+    assert len(one.params) == before + 2 <= 50
+    assert "jsonb_populate_recordset" in one.parts[1] and "ORDER BY r.ordinality" in one.parts[1]
+
+
+def test_json_values_are_what_postgresql_reads():
+    at = datetime.datetime(2026, 11, 30, 6, 45, 1, 250, tzinfo=datetime.UTC)
+    entry = Entry(mailbox_id=3, message_id=1, folder_id=4, received_at=at, seen=True)
+    fields = {f.name: f for f in Entry._meta.concrete_fields}
+    assert json_value(fields["mailbox"], entry) == 3
+    assert json_value(fields["seen"], entry) is True
+    assert json_value(fields["mdn_sent_at"], entry) is None
+    received = json_value(fields["received_at"], entry)
+    parsed = datetime.datetime.fromisoformat(received)  # ISO text (SQLite's adapter: naive UTC)
+    assert parsed.replace(tzinfo=parsed.tzinfo or datetime.UTC) == at
+    event = AuditEvent(action="message.delivered", detail={"boxes": [1, 2], "note": "é"})
+    detail = next(f for f in AuditEvent._meta.concrete_fields if f.name == "detail")
+    assert json_value(detail, event) == {"boxes": [1, 2], "note": "é"}  # nested JSON, not a string
+
+
+def test_a_value_json_cannot_carry_is_refused():
+    from django.db import models
+
+    field = models.BinaryField(name="blob")
+    field.attname = field.column = "blob"
+
+    class Row:
+        blob = b"\x00\x01"
+
+    with pytest.raises(NotJson):
+        json_value(field, Row())
+
+
+def test_a_delivery_to_many_boxes_reads_back_as_built(cast):
+    """Twenty-odd rows in each part, on the database the suite runs on."""
+    boxes = [cast.cardio, cast.alice_box, cast.charlie_box]
+    raw = raw_message(
+        to=[b.address for b in boxes], subject="Lot", attachments=[("cr.pdf", "application/pdf", b"%PDF-1.4 x")]
+    )
+    counts = []
+
+    def count_params(execute, sql, params, many, context):
+        counts.append((sql.split(None, 1)[0], len(params or ())))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count_params):
+        result = send_message(raw, envelope_from=PEER_SENDER, envelope_to=[b.address for b in boxes], source="smtp")
+    # psycopg keeps the converted text of a query of at most 50 parameters: the one statement
+    # (PostgreSQL; SQLite writes one statement per table) has its rows as JSON.
+    one_statement = [n for verb, n in counts if verb == "WITH"]
+    assert len(one_statement) == (1 if connection.vendor == "postgresql" else 0)
+    assert all(n <= 50 for n in one_statement), counts
+    message = result.message
+    entries = Entry.objects.filter(message=message)
+    assert {e.mailbox_id for e in entries} == {b.pk for b in boxes}
+    assert all(e.received_at is not None and not e.seen for e in entries)
+    assert set(Delivery.objects.filter(message=message).values_list("address", flat=True)) == {b.address for b in boxes}
+    events = list(AuditEvent.objects.filter(message_id=message.pk).order_by("id"))
+    assert events and all(isinstance(e.detail, dict) for e in events)
