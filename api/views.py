@@ -138,7 +138,7 @@ class MessagesView(ApiView):
             if record_ is not None:  # nothing was sent: a retry with the same key may send
                 idempotency.finish(record_, 500, None)
             raise
-        if call.committed and problem is None:
+        if call.written and problem is None:  # committed: with the delivery, or with the block above
             self.call_audited = True
         if problem is not None:
             if record_ is not None:

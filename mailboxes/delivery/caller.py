@@ -21,19 +21,15 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from django.db import transaction
-
 
 @dataclass
 class CallerEvents:
     """The events (keyword arguments of an AuditEvent row) and what became of them."""
 
     events: list[dict] = field(default_factory=list)
-    written: bool = False  # inserted with a delivery's rows (whose transaction may still roll back)
-    committed: bool = False  # and that delivery's transaction (or the caller's around it) committed
-
-    def _committed(self) -> None:
-        self.committed = True
+    # Inserted with a delivery's rows, whose transaction ended without error: committed, unless
+    # the caller's own transaction wraps it (then they commit or roll back with the caller's).
+    written: bool = False
 
 
 _current: ContextVar[CallerEvents | None] = ContextVar("mailboxes_delivery_caller_events", default=None)
@@ -62,9 +58,7 @@ def pending() -> list[dict]:
 
 def mark_written() -> None:
     """Called by the delivery path once its transaction (or savepoint) holding the events ended
-    without error: `committed` follows its COMMIT, or the caller's."""
+    without error."""
     current = _current.get()
-    if current is None or current.written:
-        return
-    current.written = True
-    transaction.on_commit(current._committed)
+    if current is not None:
+        current.written = True

@@ -153,3 +153,30 @@ def test_large_base64_attachment_within_limit(cast, api):
     )
     assert response.status_code == 201, response.content[:300]
     assert Message.objects.get(pk=response.json()["id"]).attachments.get().size == len(data)
+
+
+def test_the_call_event_goes_in_with_the_delivery(cast, api):
+    """One `api.call` event per call, linked in the delivery's chain right after its events (one
+    chain head for both); the chain verifies. Several patients (one message each): still one."""
+    from audit.chain import verify
+
+    response = api.call.post("/api/v1/messages", {"to": [cast.paul_box.address], "subject": "CR", "text": "Bonjour."})
+    assert response.status_code == 201, response.content
+    own = list(AuditEvent.objects.filter(message_id=response.json()["id"]).order_by("seq"))
+    call = AuditEvent.objects.get(action="api.call")
+    assert call.outcome == "201" and call.object_id == str(api.key.pk) and call.mailbox_id == api.box.pk
+    assert call.chain_id == own[-1].chain_id and call.seq == own[-1].seq + 1
+    several = api.call.post(
+        "/api/v1/messages",
+        {"to": [cast.paul_box.address, cast.pauline_box.address], "subject": "Info", "text": "Bonjour."},
+        headers={"Idempotency-Key": "several-1"},
+    )
+    assert several.status_code == 201 and len(several.json()["messages"]) == 2
+    assert list(AuditEvent.objects.filter(action="api.call").values_list("outcome", flat=True)) == ["201", "201"]
+    assert verify().ok
+
+
+def test_a_refused_call_has_its_own_event_with_its_status(cast, api):
+    refused = api.call.post("/api/v1/messages", {"to": ["x@inconnu.mssante.fr"], "subject": "s", "text": "t"})
+    assert refused.status_code == 422
+    assert list(AuditEvent.objects.filter(action="api.call").values_list("outcome", flat=True)) == ["422"]
