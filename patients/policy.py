@@ -34,6 +34,7 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
@@ -384,6 +385,24 @@ def allowed_recipients(patient: Patient) -> list[Mailbox]:
 # --- After delivery: conversations, notifications ---------------------------------------------
 
 
+# Written once here: it runs for every message from a pro box to a patient (the ORM would compile
+# an UPDATE with a subquery each time). Table and column names from the models.
+GO_ON_SQL = (
+    f'UPDATE "{Conversation._meta.db_table}" SET last_message_at = %s '  # noqa: S608
+    f"WHERE mailbox_id = %s AND state = %s AND patient_id IN "
+    f'(SELECT id FROM "{Patient._meta.db_table}" WHERE mailbox_id = %s)'
+)
+
+
+def go_on_with_open_exchange(box: Mailbox, patient_box: Mailbox, now) -> bool:
+    """An open exchange between `box` and the patient of `patient_box` goes on: its last
+    message's time moves, in one UPDATE. False when there is no open exchange."""
+    at = Conversation._meta.get_field("last_message_at").get_db_prep_save(now, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(GO_ON_SQL, [at, box.pk, Conversation.State.OPEN.value, patient_box.pk])
+        return cursor.rowcount > 0
+
+
 def record_pro_message(message: Message, patient_box: Mailbox) -> None:
     """A pro box wrote to the patient of `patient_box`: it opens the exchange, reopens it after
     a `[FIN]` (a new episode of care), or closes it when the subject is `[FIN]` / `FIN`
@@ -396,11 +415,9 @@ def record_pro_message(message: Message, patient_box: Mailbox) -> None:
     # The usual case, an open exchange going on, is one UPDATE (the patient found by its box in
     # it): the exchange's row stays locked until the delivery commits, and the next message from
     # this box to this patient waits.
-    patients = Patient.objects.filter(mailbox=patient_box)
-    open_exchange = Conversation.objects.filter(mailbox=box, patient__in=patients, state=Conversation.State.OPEN)
-    if not closing and open_exchange.update(last_message_at=now):
+    if not closing and go_on_with_open_exchange(box, patient_box, now):
         return
-    patient = patients.first()
+    patient = Patient.objects.filter(mailbox=patient_box).first()
     if patient is None:
         return
     conversation, created = Conversation.objects.select_for_update().get_or_create(
