@@ -180,3 +180,16 @@ def test_a_refused_call_has_its_own_event_with_its_status(cast, api):
     refused = api.call.post("/api/v1/messages", {"to": ["x@inconnu.mssante.fr"], "subject": "s", "text": "t"})
     assert refused.status_code == 422
     assert list(AuditEvent.objects.filter(action="api.call").values_list("outcome", flat=True)) == ["422"]
+
+
+def test_which_calls_open_a_transaction_of_their_own(cast):
+    """A plain message is one delivery, its own transaction; an idempotency answer, a model,
+    several patients or a reply's mark on the answered entry commit with it in the call's."""
+    from api.sending import needs_one_transaction
+
+    plain = {"to": [cast.paul_box.address, cast.alice_box.address], "cc": [], "in_reply_to": "", "model": None}
+    assert not needs_one_transaction(plain, idempotent=False)
+    assert needs_one_transaction(plain, idempotent=True)
+    assert needs_one_transaction(dict(plain, cc=[cast.pauline_box.address]), idempotent=False)
+    assert needs_one_transaction(dict(plain, model=3), idempotent=False)
+    assert needs_one_transaction(dict(plain, in_reply_to="<a@b>"), idempotent=False)
