@@ -38,7 +38,9 @@ def test_the_events_follow_the_delivery_s_own_in_its_chain(cast):
 def test_written_once_for_several_deliveries_of_the_block(cast):
     with transaction.atomic(), events_with_next_delivery([call_event()]) as call:
         outcome = send_one_per_patient(
-            cast.alice_box, cast.alice, to=[cast.paul_box.address, cast.pauline_box.address],
+            cast.alice_box,
+            cast.alice,
+            to=[cast.paul_box.address, cast.pauline_box.address],
             subject="s",
             text="t",
             source="webmail",
