@@ -16,6 +16,7 @@ import time
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 from rest_framework import exceptions
@@ -25,6 +26,7 @@ from rest_framework.throttling import BaseThrottle
 
 from api.models import KEY_PREFIX, ApiKey, hash_secret, normalise_fingerprint
 from audit.events import client_ip
+from mailboxes.models import Mailbox
 
 
 def fail(code: str, detail: str):
@@ -42,10 +44,43 @@ def key_from_token(token: str) -> ApiKey:
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         raise fail("invalid_key", "Clé d'API mal formée : « mss_<préfixe>_<secret> » attendu.")
-    # The prefix is unique: no ORDER BY (`.first()` would sort by the model's ordering).
-    key = next(iter(ApiKey.objects.select_related("mailbox").filter(prefix=parts[1]).order_by()[:1]), None)
+    key = key_by_prefix(parts[1])
     if key is None or not hmac.compare_digest(key.secret_hash, hash_secret(token)):
         raise fail("invalid_key", "Clé d'API inconnue.")
+    return key
+
+
+def _columns(model) -> list:
+    return list(model._meta.concrete_fields)
+
+
+KEY_FIELDS, BOX_FIELDS = _columns(ApiKey), _columns(Mailbox)
+# Table and column names from the models; the prefix is a bound parameter.
+KEY_SQL = (
+    "SELECT "  # noqa: S608
+    + ", ".join([f'k."{f.column}"' for f in KEY_FIELDS] + [f'b."{f.column}"' for f in BOX_FIELDS])
+    + f' FROM "{ApiKey._meta.db_table}" k JOIN "{Mailbox._meta.db_table}" b ON b.id = k.mailbox_id WHERE k.prefix = %s'
+)
+# Rows read as PostgreSQL gives them need no conversion as long as no field converts its value.
+KEY_SQL_USABLE = not any(hasattr(f, "from_db_value") for f in KEY_FIELDS + BOX_FIELDS)
+
+
+def key_by_prefix(prefix: str) -> ApiKey | None:
+    """The key of `prefix` (unique) with its box, read on every call: on PostgreSQL in SQL text
+    written once (the ORM's compile of the join, every column of both models, was about a third
+    of the API layer's own CPU; bench/RESULTS.md issue 10), the instances built with the
+    documented `Model.from_db` as the ORM builds them; elsewhere through the ORM."""
+    if connection.vendor != "postgresql" or not KEY_SQL_USABLE:
+        # The prefix is unique: no ORDER BY (`.first()` would sort by the model's ordering).
+        return next(iter(ApiKey.objects.select_related("mailbox").filter(prefix=prefix).order_by()[:1]), None)
+    with connection.cursor() as cursor:
+        cursor.execute(KEY_SQL, [prefix])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(KEY_FIELDS)
+    key = ApiKey.from_db(connection.alias, [f.attname for f in KEY_FIELDS], row[:split])
+    key.mailbox = Mailbox.from_db(connection.alias, [f.attname for f in BOX_FIELDS], row[split:])
     return key
 
 

@@ -40,6 +40,20 @@ def attachments_of(data: dict) -> list[tuple[str, str, bytes]]:
     return files
 
 
+def needs_one_transaction(data: dict, *, idempotent: bool) -> bool:
+    """Whether the call wraps its sending in a transaction of its own, so that everything it
+    writes commits together (or not at all): its idempotency answer, several messages (a
+    message model, or several patients: one message each), or a reply's mark on the entry it
+    answers. A plain message is one delivery: the delivery's own transaction already holds its
+    rows and the call's audit event (`events_with_next_delivery`), so no outer transaction is
+    opened (no savepoint around the delivery; the domain names come from the process's cache,
+    which a transaction bypasses). Addresses are counted as typed: two spellings of one
+    patient count twice, which errs on the side of the transaction."""
+    if idempotent or data.get("model") is not None or data.get("in_reply_to"):
+        return True
+    return len(patients_among([*data["to"], *data["cc"]])) > 1
+
+
 def parent_message(box: Mailbox, message_id: str) -> Message | None:
     if not message_id:
         return None

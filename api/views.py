@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -27,6 +28,7 @@ from api.models import ApiKey, ReturnReply
 from api.problems import Problem
 from audit.events import record
 from audit.models import AuditEvent
+from mailboxes.delivery import events_with_next_delivery
 from mailboxes.models import Attachment, Delivery, Entry, Folder
 
 PROBLEMS = {
@@ -52,19 +54,23 @@ class ApiView(APIView):
             self.audit_call(request, response.status_code)
         return response
 
-    def audit_call(self, request, status_code: int) -> None:
-        """The call's audit event: the key's id, the view, the method and the status."""
+    def call_event(self, request, status_code: int) -> dict:
+        """The call's audit event (the fields of its row): the key's id, the view, the method
+        and the status."""
         key = request.auth if isinstance(getattr(request, "auth", None), ApiKey) else None
-        record(
-            "api.call",
-            actor_label=f"api-key:{key.pk}" if key else "api",
-            object_type="apikey" if key else "",
-            object_id=key.pk if key else "",
-            mailbox_id=key.mailbox_id if key else None,
-            outcome=str(status_code),
-            detail={"method": request.method, "view": type(self).__name__, "status": status_code},
-            ip=request_ip(request),
-        )
+        return {
+            "action": "api.call",
+            "actor_label": f"api-key:{key.pk}" if key else "api",
+            "object_type": "apikey" if key else "",
+            "object_id": str(key.pk) if key else "",
+            "mailbox_id": key.mailbox_id if key else None,
+            "outcome": str(status_code),
+            "detail": {"method": request.method, "view": type(self).__name__, "status": status_code},
+            "ip": request_ip(request),
+        }
+
+    def audit_call(self, request, status_code: int) -> None:
+        record(**self.call_event(request, status_code))
         self.call_audited = True
 
 
@@ -108,10 +114,17 @@ class MessagesView(ApiView):
             if earlier is not None:
                 return Response(earlier.response, status=earlier.status_code, headers={"Idempotent-Replayed": "true"})
         # The delivery, the idempotency answer and the call's audit event commit together (one
-        # commit per call). A refusal leaves the block first, so its own audit event stays.
+        # commit per call): the event goes in with the delivery's rows and audit events
+        # (`events_with_next_delivery`), and the call's own transaction wraps the delivery only
+        # when it writes more than one delivery's transaction holds (`sending.needs_one_transaction`).
+        # A refusal leaves the block first, so its own audit event stays.
         problem = None
+        together = sending.needs_one_transaction(data, idempotent=record_ is not None)
         try:
-            with transaction.atomic():
+            with (
+                transaction.atomic() if together else contextlib.nullcontext(),
+                events_with_next_delivery([self.call_event(request, 201)]) as call,
+            ):
                 try:
                     body = sending.send(request.auth, data, attachments)
                 except Problem as refused:
@@ -119,11 +132,14 @@ class MessagesView(ApiView):
                 else:
                     if record_ is not None:
                         idempotency.finish(record_, 201, body)
-                    self.audit_call(request, 201)
+                    if not call.written:  # no delivery wrote anything (a duplicate): on its own
+                        self.audit_call(request, 201)
         except Exception:
             if record_ is not None:  # nothing was sent: a retry with the same key may send
                 idempotency.finish(record_, 500, None)
             raise
+        if call.written and problem is None:  # committed: with the delivery, or with the block above
+            self.call_audited = True
         if problem is not None:
             if record_ is not None:
                 response = self.handle_exception(problem)

@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.db import connection
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -26,7 +27,7 @@ from audit.events import record
 from audit.models import AuditEvent
 from mailboxes import queueing, relay
 from mailboxes.models import Entry, Mailbox, Message
-from patients.models import Notification
+from patients.models import Notification, Patient
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ TEMPLATES = {
     Notification.Kind.PATIENT: "emails/patient_new_message",
     Notification.Kind.PROFESSIONAL: "emails/pro_patient_reply",
 }
+
+
+NOTIFICATION, ENTRY, PATIENT = (f'"{m._meta.db_table}"' for m in (Notification, Entry, Patient))
 
 
 def _enqueue(notification_ids: list[int]) -> None:
@@ -47,16 +51,29 @@ def _entry(message: Message, box: Mailbox) -> Entry | None:
     return Entry.objects.filter(mailbox=box, message=message).first()
 
 
-def queue_patient_notification(message: Message, box: Mailbox) -> None:
+def queue_patient_notification(message: Message, box: Mailbox) -> bool:
     """Called by the delivery path's policy (`after_delivery`) in the transaction that has just
     written the box's entry: no other transaction sees that entry yet, so no notification of it
     can exist, and the row is created without a look-up first (nor the savepoint of a
-    get_or_create)."""
-    entry = _entry(message, box)
-    if entry is None:
-        return
-    notification = Notification.objects.create(entry=entry, kind=Notification.Kind.PATIENT, user=None)
-    _enqueue([notification.pk])
+    get_or_create). One statement (issue 10): the row is inserted from the box's entry of the
+    message, joined with the box's patient, so a box without a patient gets none. Returns
+    whether one was queued."""
+    row = Notification(kind=Notification.Kind.PATIENT, user=None)
+    fields = [f for f in Notification._meta.concrete_fields if not f.primary_key and f.name != "entry"]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    values = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
+    # Table and column names from the models; every value is a bound parameter.
+    sql = (
+        f"INSERT INTO {NOTIFICATION} ({connection.ops.quote_name('entry_id')}, {columns}) "  # noqa: S608
+        f"SELECT e.id, {', '.join(['%s'] * len(values))} FROM {ENTRY} e "
+        f"JOIN {PATIENT} p ON p.mailbox_id = e.mailbox_id "
+        "WHERE e.mailbox_id = %s AND e.message_id = %s RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*values, box.pk, message.pk])
+        ids = [pk for (pk,) in cursor.fetchall()]
+    _enqueue(ids)
+    return bool(ids)
 
 
 def professional_users_to_notify(box: Mailbox) -> list:

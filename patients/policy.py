@@ -34,6 +34,7 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
@@ -384,18 +385,40 @@ def allowed_recipients(patient: Patient) -> list[Mailbox]:
 # --- After delivery: conversations, notifications ---------------------------------------------
 
 
-def record_pro_message(message: Message, patient: Patient) -> None:
-    """A pro box wrote to the patient: it opens the exchange, reopens it after a `[FIN]` (a new
-    episode of care), or closes it when the subject is `[FIN]` / `FIN` (RULES.md §3)."""
+# Written once here: it runs for every message from a pro box to a patient (the ORM would compile
+# an UPDATE with a subquery each time). Table and column names from the models.
+GO_ON_SQL = (
+    f'UPDATE "{Conversation._meta.db_table}" SET last_message_at = %s '  # noqa: S608
+    f"WHERE mailbox_id = %s AND state = %s AND patient_id IN "
+    f'(SELECT id FROM "{Patient._meta.db_table}" WHERE mailbox_id = %s)'
+)
+
+
+def go_on_with_open_exchange(box: Mailbox, patient_box: Mailbox, now) -> bool:
+    """An open exchange between `box` and the patient of `patient_box` goes on: its last
+    message's time moves, in one UPDATE. False when there is no open exchange."""
+    at = Conversation._meta.get_field("last_message_at").get_db_prep_save(now, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(GO_ON_SQL, [at, box.pk, Conversation.State.OPEN.value, patient_box.pk])
+        return cursor.rowcount > 0
+
+
+def record_pro_message(message: Message, patient_box: Mailbox) -> None:
+    """A pro box wrote to the patient of `patient_box`: it opens the exchange, reopens it after
+    a `[FIN]` (a new episode of care), or closes it when the subject is `[FIN]` / `FIN`
+    (RULES.md §3)."""
     box = message.sender_mailbox
     if box is None or box.kind == Mailbox.Kind.PATIENT:
         return
     now = timezone.now()
     closing = is_closing_subject(message.subject)
-    # The usual case, an open exchange going on, is one UPDATE: the exchange's row stays locked
-    # until the delivery commits, and the next message from this box to this patient waits.
-    open_exchange = Conversation.objects.filter(mailbox=box, patient=patient, state=Conversation.State.OPEN)
-    if not closing and open_exchange.update(last_message_at=now):
+    # The usual case, an open exchange going on, is one UPDATE (the patient found by its box in
+    # it): the exchange's row stays locked until the delivery commits, and the next message from
+    # this box to this patient waits.
+    if not closing and go_on_with_open_exchange(box, patient_box, now):
+        return
+    patient = Patient.objects.filter(mailbox=patient_box).first()
+    if patient is None:
         return
     conversation, created = Conversation.objects.select_for_update().get_or_create(
         mailbox=box, patient=patient, defaults={"opened_at": now, "last_message_at": now}
@@ -479,14 +502,11 @@ class PatientPolicy:
             if box.address == test_address():
                 queue_test_answer(message)
             elif box.kind == Mailbox.Kind.PATIENT:
-                patient = Patient.objects.filter(mailbox=box).first()
-                if patient is None:
-                    continue
                 # The notification first: the exchange's row, locked by record_pro_message until
-                # the commit, is then held for as short a time as possible.
-                notifications.queue_patient_notification(message, box)
-                if not from_system:
-                    record_pro_message(message, patient)
+                # the commit, is then held for as short a time as possible. None is queued for a
+                # box without a patient, and nothing more is done for it.
+                if notifications.queue_patient_notification(message, box) and not from_system:
+                    record_pro_message(message, box)
             elif sender_box is not None and sender_box.kind == Mailbox.Kind.PATIENT:
                 record_patient_message(message, box)
                 notifications.queue_professional_notifications(message, box)

@@ -16,13 +16,16 @@ Every message goes through `send_message`, whoever sends it. The package, one mo
 - `receipts`: read receipts (MDN) arriving in a local box;
 - `decisions`: the delivery path's refusal codes and texts, the one SMTP code map,
   `DeliveryRefused` and `DeliveryResult`;
-- `events`: its audit events (ids only).
+- `events`: its audit events (ids only);
+- `caller`: `events_with_next_delivery`, a caller's own audit events (the API's call event)
+  linked and written with the next delivery's.
 
 The patient domain's rules are not here: `planning` asks the policy of
 `mailboxes.patient_domain` and obeys. Callers use the names below only.
 """
 
 from mailboxes.delivery.batch import many_in_one_transaction
+from mailboxes.delivery.caller import CallerEvents, events_with_next_delivery
 from mailboxes.delivery.decisions import (
     DEFAULT_REPLY,
     REPLY_CODES,
@@ -41,6 +44,7 @@ __all__ = [
     "DEFAULT_REPLY",
     "REPLY_CODES",
     "SOURCES",
+    "CallerEvents",
     "DeliveryRefused",
     "DeliveryResult",
     "check_recipient",
@@ -49,6 +53,7 @@ __all__ = [
     "refusal_text",
     "refuse_invalid",
     "count_draft",
+    "events_with_next_delivery",
     "many_in_one_transaction",
     "release_space",
     "reply_code",

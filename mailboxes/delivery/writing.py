@@ -30,7 +30,7 @@ from audit.events import audit_rows, audit_rows_deferred
 from audit.models import AuditEvent
 from mailboxes import outbox as relay_queue
 from mailboxes.box_actions import apply_box_settings
-from mailboxes.delivery import batch, bounces, quota, receipts, statement
+from mailboxes.delivery import batch, bounces, caller, quota, receipts, statement
 from mailboxes.delivery.events import event
 from mailboxes.delivery.planning import Plan
 from mailboxes.mime import ParsedMessage
@@ -174,6 +174,7 @@ def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, rec
         apply_box_settings(message, delivered)
         for outbox in rows.outboxes:
             transaction.on_commit(functools.partial(relay_queue.enqueue, outbox.pk))
+    caller.mark_written()  # the caller's own events went in with the rows (mailboxes/delivery/caller.py)
     return message
 
 
@@ -215,9 +216,10 @@ class DeliveryRows:
 
 def message_events(submission: Submission, plan: Plan, rows: DeliveryRows) -> list[dict]:
     """The delivery's audit events, those of a read receipt or a delivery report included (their
-    steps update the original message's deliveries). The rows' ids are known."""
+    steps update the original message's deliveries), and the caller's own events of
+    `events_with_next_delivery` (mailboxes/delivery/caller.py). The rows' ids are known."""
     message, delivered = rows.message, plan.delivered
-    events = delivery_events(submission, message, plan, rows.deliveries, rows.outboxes)
+    events = delivery_events(submission, message, plan, rows.deliveries, rows.outboxes) + caller.pending()
     if receipts.is_read_receipt(submission.parsed) and delivered:
         events += receipts.record_read_receipt(submission.parsed, delivered, message)
     if bounces.is_delivery_report(submission.parsed) and delivered and submission.sender_mailbox is None:

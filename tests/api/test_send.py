@@ -153,3 +153,43 @@ def test_large_base64_attachment_within_limit(cast, api):
     )
     assert response.status_code == 201, response.content[:300]
     assert Message.objects.get(pk=response.json()["id"]).attachments.get().size == len(data)
+
+
+def test_the_call_event_goes_in_with_the_delivery(cast, api):
+    """One `api.call` event per call, linked in the delivery's chain right after its events (one
+    chain head for both); the chain verifies. Several patients (one message each): still one."""
+    from audit.chain import verify
+
+    response = api.call.post("/api/v1/messages", {"to": [cast.paul_box.address], "subject": "CR", "text": "Bonjour."})
+    assert response.status_code == 201, response.content
+    own = list(AuditEvent.objects.filter(message_id=response.json()["id"]).order_by("seq"))
+    call = AuditEvent.objects.get(action="api.call")
+    assert call.outcome == "201" and call.object_id == str(api.key.pk) and call.mailbox_id == api.box.pk
+    assert call.chain_id == own[-1].chain_id and call.seq == own[-1].seq + 1
+    several = api.call.post(
+        "/api/v1/messages",
+        {"to": [cast.paul_box.address, cast.pauline_box.address], "subject": "Info", "text": "Bonjour."},
+        headers={"Idempotency-Key": "several-1"},
+    )
+    assert several.status_code == 201 and len(several.json()["messages"]) == 2
+    assert list(AuditEvent.objects.filter(action="api.call").values_list("outcome", flat=True)) == ["201", "201"]
+    assert verify().ok
+
+
+def test_a_refused_call_has_its_own_event_with_its_status(cast, api):
+    refused = api.call.post("/api/v1/messages", {"to": ["x@inconnu.mssante.fr"], "subject": "s", "text": "t"})
+    assert refused.status_code == 422
+    assert list(AuditEvent.objects.filter(action="api.call").values_list("outcome", flat=True)) == ["422"]
+
+
+def test_which_calls_open_a_transaction_of_their_own(cast):
+    """A plain message is one delivery, its own transaction; an idempotency answer, a model,
+    several patients or a reply's mark on the answered entry commit with it in the call's."""
+    from api.sending import needs_one_transaction
+
+    plain = {"to": [cast.paul_box.address, cast.alice_box.address], "cc": [], "in_reply_to": "", "model": None}
+    assert not needs_one_transaction(plain, idempotent=False)
+    assert needs_one_transaction(plain, idempotent=True)
+    assert needs_one_transaction(dict(plain, cc=[cast.pauline_box.address]), idempotent=False)
+    assert needs_one_transaction(dict(plain, model=3), idempotent=False)
+    assert needs_one_transaction(dict(plain, in_reply_to="<a@b>"), idempotent=False)
