@@ -343,6 +343,11 @@ def main() -> None:  # noqa: C901 - a script of steps
     url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_imap")
     if not url.startswith("postgres"):
         raise SystemExit("DATABASE_URL must point at PostgreSQL (the database is dropped and re-created)")
+    # Dovecot's imap service comes with dovecot-imapd, not dovecot-core (which the side-by-side
+    # bench installs): say so before minutes of delivery, not after.
+    for tool, package in (("/usr/lib/dovecot/imap", "dovecot-imapd"), ("mbsync", "isync")):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is missing: apt-get install -y {package}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-imap-"))
     os.chmod(tmp, 0o755)
     env = {
