@@ -26,24 +26,28 @@ class Opened:
     entry_id: int
     mailbox_id: int
     message_id: int
+    # What the caller already knows, to spare a statement: the entry was read before (no UPDATE
+    # for it), its box is or is not shared (None: ask the database).
+    seen: bool = False
+    shared: bool | None = None
 
     @classmethod
-    def of(cls, entry: Entry) -> Opened:
-        return cls(entry.pk, entry.mailbox_id, entry.message_id)
+    def of(cls, entry: Entry, *, shared: bool | None = None) -> Opened:
+        return cls(entry.pk, entry.mailbox_id, entry.message_id, seen=entry.seen, shared=shared)
 
 
 def record_opening(user, opened: list[Opened], *, ip: str | None, via: str, mark_seen: bool = True) -> None:
     """`opened` were fetched through the access-checked selectors of the caller."""
     if not opened:
         return
+    unseen = [o.entry_id for o in opened if not o.seen]
+    unknown = {o.mailbox_id for o in opened if o.shared is None}
     with transaction.atomic():
-        if mark_seen:
-            Entry.objects.filter(pk__in=[o.entry_id for o in opened], seen=False).update(seen=True)
-        shared = set(
-            Mailbox.objects.filter(pk__in={o.mailbox_id for o in opened}, kind__in=SHARED_KINDS).values_list(
-                "pk", flat=True
-            )
-        )
+        if mark_seen and unseen:
+            Entry.objects.filter(pk__in=unseen, seen=False).update(seen=True)
+        shared = {o.mailbox_id for o in opened if o.shared}
+        if unknown:
+            shared |= set(Mailbox.objects.filter(pk__in=unknown, kind__in=SHARED_KINDS).values_list("pk", flat=True))
         views = [EntryView(entry_id=o.entry_id, user=user) for o in opened if o.mailbox_id in shared]
         if views:
             EntryView.objects.bulk_create(views, ignore_conflicts=True)

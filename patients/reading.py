@@ -13,7 +13,8 @@ from mailboxes.reading import Opened, record_opening
 def open_entries(entries: list[Entry], user, ip: str | None) -> None:
     """`entries` are the patient's own (fetched through the access-checked selectors). The act
     of opening is the one every side shares (`mailboxes.reading`); the receipt is the patient's."""
-    record_opening(user, [Opened.of(entry) for entry in entries], ip=ip, via="patient")
+    # A patient's own box is never shared: nobody else's opening to remember.
+    record_opening(user, [Opened.of(entry, shared=False) for entry in entries], ip=ip, via="patient")
     for entry in entries:
         if entry.message.mdn_requested_to and entry.mdn_sent_at is None and entry.folder.role == Folder.Role.INBOX:
             reports.send_mdn(entry)

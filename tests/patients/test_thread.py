@@ -118,3 +118,25 @@ def test_the_thread_page_costs_the_same_queries_for_a_long_thread(cast, paul):
     short = queries_for(3)
     long = queries_for(30)
     assert long == short, (short, long)
+
+
+def test_a_second_visit_writes_only_its_read_events(cast, paul):
+    """Everything already read: no UPDATE of the entries, no look-up of shared boxes (a
+    patient's box is never shared), one INSERT of the visit's read events."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from audit.models import AuditEvent
+
+    for index in range(3):
+        pro_send(cast.alice_box, cast.alice, cast.paul_patient.address, subject=f"Message {index}")
+    entry = inbox_of(cast.paul_box).first()
+    paul.get(f"/patient/echange/{entry.pk}/")
+    assert not inbox_of(cast.paul_box).filter(seen=False).exists()
+    reads = AuditEvent.objects.filter(action=AuditEvent.Action.READ).count()
+    with CaptureQueriesContext(connection) as captured:
+        assert paul.get(f"/patient/echange/{entry.pk}/").status_code == 200
+    statements = [q["sql"] for q in captured.captured_queries]
+    assert not [s for s in statements if s.startswith('UPDATE "mailboxes_entry"')]
+    assert not [s for s in statements if "mailboxes_mailbox" in s and '"kind" IN' in s]
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.READ).count() == reads + 3
