@@ -324,9 +324,22 @@ def build_row(line_no: int, v: list[str]) -> StagedRow:
 
 def search_piece(v: list[str], name: str, street: str) -> str:
     """The searched text of one row, only flattened (no accents, lower case, no apostrophes):
-    search matches folded words inside it, and punctuation between words is harmless."""
-    searched = (name, v[PROFESSION_LABEL], v[SPECIALTY_LABEL], v[STRUCTURE_NAME], v[STRUCTURE_SIGN], v[SERVICE])
+    search matches folded words inside it, and punctuation between words is harmless. A cell
+    equal to the name (or the sign to the structure) is there already: not repeated."""
+    structure = v[STRUCTURE_NAME] if v[STRUCTURE_NAME] != name else ""
+    sign = v[STRUCTURE_SIGN] if v[STRUCTURE_SIGN] != structure else ""
+    service = v[SERVICE] if v[SERVICE] != name else ""
+    searched = (name, v[PROFESSION_LABEL], v[SPECIALTY_LABEL], structure, sign, service)
     return flatten(" ".join(c for c in (*searched, street, v[L6]) if c))
+
+
+def search_text(pieces: list[str]) -> str:
+    """The searched text of an address from the piece of each of its rows: with several rows,
+    each word (between single spaces) once, in order of first appearance — the same matches and
+    trigrams, less text to index."""
+    if len(pieces) == 1:
+        return pieces[0]
+    return " ".join(dict.fromkeys(word for word in " ".join(pieces).split(" ") if word))
 
 
 def _first_postcode(text: str) -> str:

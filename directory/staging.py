@@ -30,6 +30,7 @@ REPEATS = "directory_repeats"
 NEW = "directory_new"
 DIFF = "directory_diff"
 CHANGES = "directory_changes"
+IDS = "directory_ids"  # a swapping import: the ids of the changed national entries (directory/swap.py)
 ENTRY = "directory_entry"
 SEARCH = "directory_searchrow"
 MAILBOX = "mailboxes_mailbox"
@@ -68,15 +69,16 @@ def postgres() -> bool:
 
 
 def _create(cursor, table: str, columns: str) -> None:
-    # A temporary table outlives an import run inside a larger transaction (or on SQLite, a
-    # commit): start afresh.
+    # A temporary table outlives an import run inside a larger transaction, and a swapping
+    # import reads them after its first commit (directory/swap.py): start afresh; each path
+    # drops them when done (`drop_temporary`), a rollback takes them away with it.
     cursor.execute(f"DROP TABLE IF EXISTS {table}")
-    cursor.execute(f"CREATE TEMP TABLE {table} ({columns}){' ON COMMIT DROP' if postgres() else ''}")
+    cursor.execute(f"CREATE TEMP TABLE {table} ({columns})")
 
 
 def drop_temporary(cursor) -> None:
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    for table in (ROWS, REPEATS, DIFF, CHANGES):
+    for table in (ROWS, REPEATS, DIFF, CHANGES, IDS):
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -136,7 +138,7 @@ def group_by_address(cursor) -> None:
         f"WHERE {ROWS}.address = m.address"
     )
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    cursor.execute(f"CREATE TEMP VIEW {NEW} AS SELECT address, exercise AS exercises FROM {ROWS}")
+    cursor.execute(f"CREATE TEMP VIEW {NEW} AS SELECT line, address, exercise AS exercises FROM {ROWS}")
 
 
 def classify(cursor) -> dict[str, int]:
@@ -185,7 +187,8 @@ def national_count(cursor) -> int:
 
 def _of_kind(changes: str) -> str:
     return (
-        f"SELECT d.change, n.address, n.exercises FROM {DIFF} d JOIN {NEW} n ON n.address = d.address "
+        f"SELECT d.change, CAST(NULL AS bigint) AS id, n.line, n.address, n.exercises FROM {DIFF} d "
+        f"JOIN {NEW} n ON n.address = d.address "
         f"WHERE d.change IN ({changes})"
     )
 
@@ -204,7 +207,7 @@ def build_changes(cursor) -> None:
         cursor.execute(
             f"INSERT INTO {CHANGES} (change, id, {', '.join(BUILT_COLUMNS)}) "
             f"SELECT change, CASE WHEN change = {ADDED} THEN nextval('{sequence}'::regclass) END, "
-            f"{', '.join(BUILT_COLUMNS)} FROM ({_built_sql(changed)}) b"
+            f"{', '.join(BUILT_COLUMNS)} FROM ({built_sql(changed, ['change', *BUILT_COLUMNS])}) b"
         )
         cursor.execute(f"ANALYZE {CHANGES}")
         return
@@ -219,11 +222,11 @@ def build_changes(cursor) -> None:
     cursor.execute(f"CREATE INDEX {CHANGES}_address ON {CHANGES} (address)")
 
 
-def _built_python(change: str, address: str, exercises: str) -> tuple:
+def _built_python(change: str, _id, _line, address: str, exercises: str) -> tuple:
     rows = [extract.build_row(0, line.split("|")) for line in exercises.split("\n")]
     first = rows[0]
     values = [getattr(first, c) for c in ENTRY_COLUMNS if c != "exercises"]
-    return (change, *values, exercises, first.name_key, " ".join(r.search_piece for r in rows))
+    return (change, *values, exercises, first.name_key, extract.search_text([r.search_piece for r in rows]))
 
 
 # --- PostgreSQL: the SQL twin of extract.build_row ------------------------------------------
@@ -286,23 +289,50 @@ def _name_and_street(a: str) -> tuple[str, str]:
     return name, street
 
 
-def _piece_sql(a: str, name: str = "", street: str = "") -> str:
+def _piece_sql(a: str, name: str = "", street: str = "", lowered_name: str = "") -> str:
     """extract.search_piece for the cells in array `a` (or columns c0…, with the name and
-    street already computed as columns of those names)."""
+    street already computed as columns of those names, and the name lowered as `lowered_name`:
+    each character goes through `unaccent` once)."""
     x, c = extract, _cells(a)
     if not name:
         name, street = _name_and_street(a)
-    parts = (name, c[x.PROFESSION_LABEL], c[x.SPECIALTY_LABEL], c[x.STRUCTURE_NAME], c[x.STRUCTURE_SIGN])
-    parts += (c[x.SERVICE], street, c[x.L6])
-    return lowered_sql("concat_ws(' ', " + ", ".join(f"NULLIF({p}, '')" for p in parts) + ")")
+    structure = f"NULLIF({c[x.STRUCTURE_NAME]}, {name})"
+    parts = (c[x.PROFESSION_LABEL], c[x.SPECIALTY_LABEL], structure, f"NULLIF({c[x.STRUCTURE_SIGN]}, {structure})")
+    parts += (f"NULLIF({c[x.SERVICE]}, {name})", street, c[x.L6])
+    rest = "concat_ws(' ', " + ", ".join(f"NULLIF({p}, '')" for p in parts) + ")"
+    if lowered_name:
+        return f"concat_ws(' ', {lowered_name}, NULLIF({lowered_sql(rest)}, ''))"
+    return lowered_sql(f"concat_ws(' ', {name}, NULLIF({rest}, ''))")
 
 
-def _built_sql(changed: str) -> str:
-    """SELECT change, BUILT_COLUMNS from the rows of `changed` (change, address, exercises),
-    in layers. Each `OFFSET 0` keeps a layer whole, so that an expression its columns stand for
-    is computed once per row rather than at every place the next layer names the column."""
-    x, c = extract, _cells("")
+def _distinct_words(text: str) -> str:
+    """The words of `text` (between single spaces) once each, in order of first appearance:
+    the same trigrams and the same matches, less text for the trigram index to read."""
+    return (
+        f"(SELECT string_agg(w, ' ' ORDER BY o) FROM (SELECT w, min(o) AS o FROM "
+        f"unnest(string_to_array({text}, ' ')) WITH ORDINALITY AS t(w, o) WHERE w <> '' GROUP BY w) d)"
+    )
+
+
+def _layers(changed: str) -> str:
+    """The rows of `changed` (change, id, line, address, exercises) with their cells (c0…), name,
+    street, lowered name and searched text of the first row, in layers. Each `OFFSET 0` keeps a
+    layer whole, so that an expression its columns stand for is computed once per row rather
+    than at every place the next layer names the column; columns a query leaves unread are not
+    computed (the search rows and the entries each read their own)."""
     name, street = _name_and_street("")
+    arrays = f"SELECT *, string_to_array(split_part(exercises, chr(10), 1), '|') AS a FROM ({changed}) d OFFSET 0"
+    # One pass over the array (reading element i walks the i before it), then plain columns.
+    cells = ", ".join(f"a[{i + 1}] AS c{i}" for i in range(len(extract.COLUMNS)))
+    columns = f"SELECT change, id, line, address, exercises, {cells} FROM ({arrays}) r OFFSET 0"
+    derived = f"SELECT *, {name} AS name, {street} AS street FROM ({columns}) r OFFSET 0"
+    lowered = f"SELECT *, {lowered_sql('name')} AS name_lowered FROM ({derived}) r OFFSET 0"
+    return f"SELECT *, {_piece_sql('', 'name', 'street', 'name_lowered')} AS search_single FROM ({lowered}) r OFFSET 0"
+
+
+def _values() -> dict[str, str]:
+    """SQL of each built column over `_layers`."""
+    x, c = extract, _cells("")
     postcode = (
         f"CASE WHEN {c[x.POSTCODE]} <> '' THEN {c[x.POSTCODE]} "
         f"ELSE coalesce(substring({c[x.L6]} from '\\m([0-9]{{5}})\\M'), '') END"
@@ -311,24 +341,13 @@ def _built_sql(changed: str) -> str:
         f"CASE WHEN {c[x.POSTCODE]} <> '' AND starts_with({c[x.L6]}, {c[x.POSTCODE]}) "
         f"THEN btrim(substr({c[x.L6]}, length({c[x.POSTCODE]}) + 1), {_BLANKS}) ELSE {c[x.L6]} END"
     )
-    every_piece = (
-        f"CASE WHEN strpos(exercises, chr(10)) = 0 THEN search_single ELSE (SELECT string_agg({_piece_sql('b')}, "
-        f"' ' ORDER BY u.o) FROM unnest(string_to_array(exercises, chr(10))) WITH ORDINALITY AS u(line, o) "
-        f"CROSS JOIN LATERAL (SELECT string_to_array(u.line, '|') AS b) s) END"
+    pieces = (
+        f"(SELECT string_agg({_piece_sql('b')}, ' ' ORDER BY u.o) FROM unnest(string_to_array(exercises, chr(10))) "
+        f"WITH ORDINALITY AS u(line, o) CROSS JOIN LATERAL (SELECT string_to_array(u.line, '|') AS b) s)"
     )
-    arrays = (
-        f"SELECT change, address, exercises, string_to_array(split_part(exercises, chr(10), 1), '|') AS a "
-        f"FROM ({changed}) d OFFSET 0"
-    )
-    # One pass over the array (reading element i walks the i before it), then plain columns.
-    cells = ", ".join(f"a[{i + 1}] AS c{i}" for i in range(len(extract.COLUMNS)))
-    columns = f"SELECT change, address, exercises, {cells} FROM ({arrays}) r OFFSET 0"
-    derived = f"SELECT *, {name} AS name, {street} AS street FROM ({columns}) r OFFSET 0"
-    lowered = (
-        f"SELECT *, {lowered_sql('name')} AS name_lowered, {_piece_sql('', 'name', 'street')} AS search_single "
-        f"FROM ({derived}) r OFFSET 0"
-    )
-    values = {
+    return {
+        "change": "change",
+        "id": "id",
         "address": "address",
         "kind": f"upper({c[x.KIND]})",
         "civility": c[x.CIVILITY],
@@ -348,9 +367,17 @@ def _built_sql(changed: str) -> str:
         f"ELSE lower({c[x.DEMATERIALISATION]}) IN {_YES} END",
         "name_key": fold_sql("name_lowered"),
         "exercises": "exercises",
-        "search_text": every_piece,
+        # Several exercises (about 1 address in 12): every row's piece, each word once.
+        "search_text": f"CASE WHEN strpos(exercises, chr(10)) = 0 THEN search_single "
+        f"ELSE {_distinct_words(pieces)} END",
     }
-    return f"SELECT change, {', '.join(f'{values[col]} AS {col}' for col in BUILT_COLUMNS)} FROM ({lowered}) f"
+
+
+def built_sql(changed: str, columns: list[str]) -> str:
+    """SELECT `columns` (of "change", "id", BUILT_COLUMNS) built from the rows of `changed`
+    (change, id, line, address, exercises)."""
+    values = _values()
+    return f"SELECT {', '.join(f'{values[col]} AS {col}' for col in columns)} FROM ({_layers(changed)}) f"
 
 
 # --- Both databases -------------------------------------------------------------------------
