@@ -333,15 +333,6 @@ def search_piece(v: list[str], name: str, street: str) -> str:
     return flatten(" ".join(c for c in (*searched, street, v[L6]) if c))
 
 
-def search_text(pieces: list[str]) -> str:
-    """The searched text of an address from the piece of each of its rows: with several rows,
-    each word (between single spaces) once, in order of first appearance — the same matches and
-    trigrams, less text to index."""
-    if len(pieces) == 1:
-        return pieces[0]
-    return " ".join(dict.fromkeys(word for word in " ".join(pieces).split(" ") if word))
-
-
 def _first_postcode(text: str) -> str:
     found = _POSTCODE.search(text or "")
     return found.group(1) if found else ""

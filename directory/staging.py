@@ -185,11 +185,20 @@ def national_count(cursor) -> int:
     return cursor.fetchone()[0]
 
 
-def _of_kind(changes: str) -> str:
+def changed_rows(id_sql: str = "CAST(NULL AS bigint)", join: str = "") -> str:
+    """The added and changed addresses: change, id (`id_sql`, over DIFF d, NEW n and `join`),
+    line, address, exercises and, on PostgreSQL, `more`: the searched text of their later rows."""
+    kinds = f"{ADDED}, {CHANGED}"
+    if not postgres():
+        return (
+            f"SELECT d.change, {id_sql} AS id, n.line, n.address, n.exercises FROM {DIFF} d "
+            f"JOIN {NEW} n ON n.address = d.address {join} WHERE d.change IN ({kinds})"
+        )
+    more = _more_sql(f"SELECT address FROM {DIFF} WHERE change IN ({kinds})")
     return (
-        f"SELECT d.change, CAST(NULL AS bigint) AS id, n.line, n.address, n.exercises FROM {DIFF} d "
-        f"JOIN {NEW} n ON n.address = d.address "
-        f"WHERE d.change IN ({changes})"
+        f"SELECT d.change, {id_sql} AS id, n.line, n.address, n.exercises, m.more FROM {DIFF} d "
+        f"JOIN {NEW} n ON n.address = d.address {join} LEFT JOIN ({more}) m ON m.address = d.address "
+        f"WHERE d.change IN ({kinds})"
     )
 
 
@@ -198,7 +207,7 @@ def build_changes(cursor) -> None:
     types = {"dematerialisation": "boolean"}
     columns = ["change text", "id bigint"] + [f"{c} {types.get(c, 'text')}" for c in BUILT_COLUMNS]
     _create(cursor, CHANGES, ", ".join(columns))
-    changed = _of_kind(f"{ADDED}, {CHANGED}")
+    changed = changed_rows()
     if postgres():
         # An added entry gets its id here, from the entries' own sequence: its search row then
         # goes in with it, without joining the new entries back by address.
@@ -226,7 +235,7 @@ def _built_python(change: str, _id, _line, address: str, exercises: str) -> tupl
     rows = [extract.build_row(0, line.split("|")) for line in exercises.split("\n")]
     first = rows[0]
     values = [getattr(first, c) for c in ENTRY_COLUMNS if c != "exercises"]
-    return (change, *values, exercises, first.name_key, extract.search_text([r.search_piece for r in rows]))
+    return (change, *values, exercises, first.name_key, " ".join(r.search_piece for r in rows))
 
 
 # --- PostgreSQL: the SQL twin of extract.build_row ------------------------------------------
@@ -267,15 +276,13 @@ def _department(postcode: str) -> str:
     )
 
 
-def _cells(a: str) -> list[str]:
-    """SQL of each cell: elements of array `a`, or the columns c0… when `a` is empty."""
-    if not a:
-        return [f"c{i}" for i in range(len(extract.COLUMNS))]
-    return [f"{a}[{i + 1}]" for i in range(len(extract.COLUMNS))]
+def _cells() -> list[str]:
+    """SQL of each cell: the columns c0… of `_layers`."""
+    return [f"c{i}" for i in range(len(extract.COLUMNS))]
 
 
-def _name_and_street(a: str) -> tuple[str, str]:
-    x, c = extract, _cells(a)
+def _name_and_street() -> tuple[str, str]:
+    x, c = extract, _cells()
     number = ", ".join(f"NULLIF({c[i]}, '')" for i in (x.L4_NUMBER, x.L4_NUMBER_EXTRA, x.L4_STREET_TYPE, x.L4_STREET))
     street = (
         f"concat_ws(', ', NULLIF({c[x.L2]}, ''), NULLIF({c[x.L3]}, ''), "
@@ -289,50 +296,46 @@ def _name_and_street(a: str) -> tuple[str, str]:
     return name, street
 
 
-def _piece_sql(a: str, name: str = "", street: str = "", lowered_name: str = "") -> str:
-    """extract.search_piece for the cells in array `a` (or columns c0…, with the name and
-    street already computed as columns of those names, and the name lowered as `lowered_name`:
-    each character goes through `unaccent` once)."""
-    x, c = extract, _cells(a)
-    if not name:
-        name, street = _name_and_street(a)
+def _piece_sql(name: str, street: str, lowered_name: str) -> str:
+    """extract.search_piece over the columns c0… of `_layers`, with the name, the street and
+    the lowered name already computed (each character goes through `unaccent` once)."""
+    x, c = extract, _cells()
     structure = f"NULLIF({c[x.STRUCTURE_NAME]}, {name})"
     parts = (c[x.PROFESSION_LABEL], c[x.SPECIALTY_LABEL], structure, f"NULLIF({c[x.STRUCTURE_SIGN]}, {structure})")
     parts += (f"NULLIF({c[x.SERVICE]}, {name})", street, c[x.L6])
     rest = "concat_ws(' ', " + ", ".join(f"NULLIF({p}, '')" for p in parts) + ")"
-    if lowered_name:
-        return f"concat_ws(' ', {lowered_name}, NULLIF({lowered_sql(rest)}, ''))"
-    return lowered_sql(f"concat_ws(' ', {name}, NULLIF({rest}, ''))")
-
-
-def _distinct_words(text: str) -> str:
-    """The words of `text` (between single spaces) once each, in order of first appearance:
-    the same trigrams and the same matches, less text for the trigram index to read."""
-    return (
-        f"(SELECT string_agg(w, ' ' ORDER BY o) FROM (SELECT w, min(o) AS o FROM "
-        f"unnest(string_to_array({text}, ' ')) WITH ORDINALITY AS t(w, o) WHERE w <> '' GROUP BY w) d)"
-    )
+    return f"concat_ws(' ', {lowered_name}, NULLIF({lowered_sql(rest)}, ''))"
 
 
 def _layers(changed: str) -> str:
-    """The rows of `changed` (change, id, line, address, exercises) with their cells (c0…), name,
+    """The rows of `changed` (change, id, line, address, exercises, more) with their cells (c0…), name,
     street, lowered name and searched text of the first row, in layers. Each `OFFSET 0` keeps a
     layer whole, so that an expression its columns stand for is computed once per row rather
     than at every place the next layer names the column; columns a query leaves unread are not
     computed (the search rows and the entries each read their own)."""
-    name, street = _name_and_street("")
+    name, street = _name_and_street()
     arrays = f"SELECT *, string_to_array(split_part(exercises, chr(10), 1), '|') AS a FROM ({changed}) d OFFSET 0"
     # One pass over the array (reading element i walks the i before it), then plain columns.
     cells = ", ".join(f"a[{i + 1}] AS c{i}" for i in range(len(extract.COLUMNS)))
-    columns = f"SELECT change, id, line, address, exercises, {cells} FROM ({arrays}) r OFFSET 0"
+    columns = f"SELECT change, id, line, address, exercises, more, {cells} FROM ({arrays}) r OFFSET 0"
     derived = f"SELECT *, {name} AS name, {street} AS street FROM ({columns}) r OFFSET 0"
     lowered = f"SELECT *, {lowered_sql('name')} AS name_lowered FROM ({derived}) r OFFSET 0"
-    return f"SELECT *, {_piece_sql('', 'name', 'street', 'name_lowered')} AS search_single FROM ({lowered}) r OFFSET 0"
+    return f"SELECT *, {_piece_sql('name', 'street', 'name_lowered')} AS search_single FROM ({lowered}) r OFFSET 0"
+
+
+def _more_sql(addresses: str) -> str:
+    """(address, more): the searched text of the later rows (REPEATS) of `addresses`, in file
+    order; each row built by the same layers as a first row."""
+    later = (
+        f"SELECT CAST(NULL AS text) AS change, CAST(NULL AS bigint) AS id, line, address, exercise AS exercises, "
+        f"CAST(NULL AS text) AS more FROM {REPEATS} WHERE address IN ({addresses})"
+    )
+    return f"SELECT address, string_agg(search_single, ' ' ORDER BY line) AS more FROM ({_layers(later)}) l GROUP BY address"
 
 
 def _values() -> dict[str, str]:
     """SQL of each built column over `_layers`."""
-    x, c = extract, _cells("")
+    x, c = extract, _cells()
     postcode = (
         f"CASE WHEN {c[x.POSTCODE]} <> '' THEN {c[x.POSTCODE]} "
         f"ELSE coalesce(substring({c[x.L6]} from '\\m([0-9]{{5}})\\M'), '') END"
@@ -340,10 +343,6 @@ def _values() -> dict[str, str]:
     town = (
         f"CASE WHEN {c[x.POSTCODE]} <> '' AND starts_with({c[x.L6]}, {c[x.POSTCODE]}) "
         f"THEN btrim(substr({c[x.L6]}, length({c[x.POSTCODE]}) + 1), {_BLANKS}) ELSE {c[x.L6]} END"
-    )
-    pieces = (
-        f"(SELECT string_agg({_piece_sql('b')}, ' ' ORDER BY u.o) FROM unnest(string_to_array(exercises, chr(10))) "
-        f"WITH ORDINALITY AS u(line, o) CROSS JOIN LATERAL (SELECT string_to_array(u.line, '|') AS b) s)"
     )
     return {
         "change": "change",
@@ -367,15 +366,14 @@ def _values() -> dict[str, str]:
         f"ELSE lower({c[x.DEMATERIALISATION]}) IN {_YES} END",
         "name_key": fold_sql("name_lowered"),
         "exercises": "exercises",
-        # Several exercises (about 1 address in 12): every row's piece, each word once.
-        "search_text": f"CASE WHEN strpos(exercises, chr(10)) = 0 THEN search_single "
-        f"ELSE {_distinct_words(pieces)} END",
+        # Several exercises (about 1 address in 12): every row's piece. (Each word once would
+        # give the trigram index 7 % less text, but costs the build as much as it saves.)
+        "search_text": "CASE WHEN more IS NULL THEN search_single ELSE search_single || ' ' || more END",
     }
 
 
 def built_sql(changed: str, columns: list[str]) -> str:
-    """SELECT `columns` (of "change", "id", BUILT_COLUMNS) built from the rows of `changed`
-    (change, id, line, address, exercises)."""
+    """SELECT `columns` (of "change", "id", BUILT_COLUMNS) built from `changed_rows`."""
     values = _values()
     return f"SELECT {', '.join(f'{values[col]} AS {col}' for col in columns)} FROM ({_layers(changed)}) f"
 

@@ -27,7 +27,7 @@ import time
 from django.db import connection, connections, transaction
 
 from directory import hosted
-from directory.staging import DIFF, ENTRY, ENTRY_COLUMNS, IDS, NEW, ROWS, SEARCH, built_sql, drop_temporary
+from directory.staging import DIFF, ENTRY, ENTRY_COLUMNS, IDS, ROWS, SEARCH, built_sql, changed_rows, drop_temporary
 
 NEXT = "_next"
 IMPORT_LOCK_KEY = 1_202_613  # session advisory lock: one swapping import at a time
@@ -123,13 +123,9 @@ def reserve_ids(cursor) -> int:
 
 
 def _built_rows(base: int) -> str:
-    """The added and changed addresses (change, id, line, address, exercises): a changed entry
-    keeps its id (IDS), an added one takes the base plus its line (`reserve_ids`)."""
-    return (
-        f"SELECT d.change, coalesce(i.id, {int(base)} + n.line) AS id, n.line, n.address, n.exercises "
-        f"FROM {DIFF} d JOIN {NEW} n ON n.address = d.address LEFT JOIN {IDS} i ON i.address = d.address "
-        f"WHERE d.change IN ('added', 'changed')"
-    )
+    """The added and changed addresses (`staging.changed_rows`): a changed entry keeps its id
+    (IDS), an added one takes the base plus its line (`reserve_ids`)."""
+    return changed_rows(f"coalesce(i.id, {int(base)} + n.line)", f"LEFT JOIN {IDS} i ON i.address = d.address")
 
 
 def fill_search(cursor, base: int) -> None:
