@@ -101,11 +101,11 @@ def import_extract(path, *, source: str = "", force: bool = False, actor=None) -
             hosted.lock_directory()
             with open_extract(path) as stream, phase("read and stage"):
                 counter = _LineCounter(stream)
-                staging.stage(cursor, counter, rejections)
+                addresses = staging.stage(cursor, counter, rejections)
             with phase("group and compare"):
                 staging.group_by_address(cursor)
-                before = staging.national_count(cursor)
-                counts = staging.classify(cursor)
+                counts = staging.classify(cursor, addresses)
+                before = counts["national"]
                 _check_removals(counts["removed"], before, force)
                 run.samples = staging.samples(cursor)
             large = staging.postgres() and counts["added"] + counts["changed"] > max(before, 1) * REBUILD_SHARE

@@ -82,9 +82,9 @@ def drop_temporary(cursor) -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def stage(cursor, stream, rejections) -> None:
+def stage(cursor, stream, rejections) -> int:
     """Fill ROWS (the first row of each address) and REPEATS (its later rows) from the file;
-    report rejected rows to `rejections`; raise ExtractRefused."""
+    report rejected rows to `rejections`; raise ExtractRefused. Returns the number of addresses."""
     if postgres():
         cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
@@ -94,12 +94,15 @@ def stage(cursor, stream, rejections) -> None:
     lines = iter(stream)
     positions, width = extract.read_header(lines)
     repeats = []  # the later rows of an address met before: about 8 % of the national file
+    addresses = 0
 
     def first_rows():
+        nonlocal addresses
         for line, repeat, address, exercise in extract.light_rows(lines, positions, width, rejections):
             if repeat:
                 repeats.append((line, address, exercise))
             else:
+                addresses += 1
                 yield (line, address, exercise)
 
     if postgres():
@@ -107,8 +110,9 @@ def stage(cursor, stream, rejections) -> None:
             with cursor.copy(f"COPY {table} (line, address, exercise) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            cursor.execute(f"ANALYZE {table}")
-        return
+            # The joins' column only: statistics of the long exercises cost more and serve no plan.
+            cursor.execute(f"ANALYZE {table} (address)")
+        return addresses
     for table, rows in ((ROWS, first_rows()), (REPEATS, repeats)):
         insert = f"INSERT INTO {table} (line, address, exercise) VALUES (%s, %s, %s)"
         batch = []
@@ -119,6 +123,7 @@ def stage(cursor, stream, rejections) -> None:
                 batch = []
         cursor.executemany(insert, batch)
     cursor.execute(f"CREATE INDEX {ROWS}_address ON {ROWS} (address)")
+    return addresses
 
 
 def group_by_address(cursor) -> None:
@@ -141,9 +146,11 @@ def group_by_address(cursor) -> None:
     cursor.execute(f"CREATE TEMP VIEW {NEW} AS SELECT line, address, exercise AS exercises FROM {ROWS}")
 
 
-def classify(cursor) -> dict[str, int]:
+def classify(cursor, addresses: int) -> dict[str, int]:
     """DIFF(address, change) for what differs: added, changed, hosted (an address of a box of
-    this operator, listed or not: its local data wins) and removed (national entries gone)."""
+    this operator, listed or not: its local data wins) and removed (national entries gone).
+    Returns the count of each, "same" (of the file's `addresses`) and "national": the national
+    entries before (each is the file's, same or changed or hosted here now, or gone: removed)."""
     change = (
         "CASE WHEN n.address IS NULL THEN 'removed' WHEN m.id IS NOT NULL THEN 'hosted' "
         "WHEN e.id IS NULL THEN 'added' WHEN e.exercises <> n.exercises THEN 'changed' ELSE 'same' END"
@@ -167,8 +174,8 @@ def classify(cursor) -> dict[str, int]:
     cursor.execute(f"SELECT change, count(*) FROM {DIFF} GROUP BY change")
     counts = dict.fromkeys(("added", "changed", "hosted", "removed"), 0)
     counts.update(dict(cursor.fetchall()))
-    cursor.execute(f"SELECT count(*) FROM {NEW}")
-    counts["same"] = cursor.fetchone()[0] - counts["added"] - counts["changed"] - counts["hosted"]
+    counts["same"] = addresses - counts["added"] - counts["changed"] - counts["hosted"]
+    counts["national"] = counts["same"] + counts["changed"] + counts["removed"]
     return counts
 
 
@@ -178,11 +185,6 @@ def samples(cursor, limit: int = SAMPLE) -> dict[str, list[str]]:
         cursor.execute(f"SELECT address FROM {DIFF} WHERE change = %s ORDER BY address LIMIT %s", [change, limit])
         found[change] = [address for (address,) in cursor.fetchall()]
     return found
-
-
-def national_count(cursor) -> int:
-    cursor.execute(f"SELECT count(*) FROM {ENTRY} WHERE source = 'national'")
-    return cursor.fetchone()[0]
 
 
 def changed_rows(id_sql: str = "CAST(NULL AS bigint)", join: str = "") -> str:

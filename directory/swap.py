@@ -156,6 +156,7 @@ def fill_search(cursor, base: int) -> None:
 def fill_entries(cursor, base: int) -> None:
     """The added and changed entries (their search rows are in already), then the temporary
     tables go."""
+    cursor.execute("SET LOCAL work_mem = '256MB'")  # as the import's first transaction
     columns = ", ".join(ENTRY_COLUMNS)
     built = built_sql(_built_rows(base), ["id", *ENTRY_COLUMNS])
     cursor.execute(
