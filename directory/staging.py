@@ -13,8 +13,10 @@ commit and the new one after, never a mix; a refusal rolls back and nothing is l
 3. DIFF classifies what differs by comparing exercises: added, changed, removed, or hosted here
    (local data wins). A re-import builds nothing for the unchanged addresses.
 4. CHANGES holds the entry columns of the added and changed addresses: built in SQL on
-   PostgreSQL (`fold_sql`, `unaccent`), in Python elsewhere by `directory.extract.build_row`,
-   the reference the SQL follows (tests/directory compares them on PostgreSQL).
+   PostgreSQL (`built_sql`: `fold_sql`, `unaccent`), in Python elsewhere by
+   `directory.extract.build_row`, the reference the SQL follows (tests/directory compares them
+   on PostgreSQL). A large import that swaps (directory/swap.py) builds the new tables straight
+   from `built_sql` instead, search rows first.
 5. Three statements apply DIFF and CHANGES to `directory_entry`.
 Hand-written SQL kept in this one module, on this app's tables.
 """

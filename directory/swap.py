@@ -2,15 +2,18 @@
 """A large import (PostgreSQL, outside any transaction) builds the new directory in fresh tables
 beside the live ones and swaps them in, so searches keep reading the old directory throughout.
 
-1. `create` (its own transaction): empty `directory_entry_next` / `directory_searchrow_next`
-   shaped like the live tables (columns, defaults, identity), with their foreign keys to the
-   mailboxes (empty tables: nothing to check, and no mailbox refers to them yet).
-2. `fill` (the import's transaction, after staging and building): the national entries kept,
-   changed and added, and their search rows. Hosted entries are copied at the swap.
-3. `build_indexes` (autocommit): every index of the live tables, same definitions under
-   temporary names; the trigram index on a second connection (a thread), in parallel with the
-   entries' indexes on this one. Then the primary keys and the key from search rows to entries.
-4. `swap` (one short transaction): lock the live tables, copy the hosted entries as they are
+1. In the import's transaction, once the file is staged and compared (directory/staging.py):
+   `create` empty `directory_entry_next` / `directory_searchrow_next` shaped like the live tables
+   (columns, defaults, identity), with their foreign keys to the mailboxes; `reserve_ids` (a
+   block of the entries' sequence: an added entry's id is its base plus the line of its first
+   row); `fill_search`: the kept national entries and their search rows, then the search rows
+   of the added and changed addresses, built in SQL. The transaction commits.
+2. `build_next` (the staging tables are the session's, kept past that commit): the trigram
+   index of the search rows on a second connection (a thread) — the longest step, started as
+   early as possible — while this connection builds the added and changed entries
+   (`fill_entries`, same ids) and every other index. Then the primary keys and the key from
+   search rows to entries. Hosted entries are copied at the swap.
+3. `swap` (one short transaction): lock the live tables, copy the hosted entries as they are
    now, drop the old tables, rename the new ones and every index, constraint and sequence to
    the names the migrations made (Django's state and later migrations see the same schema).
 
@@ -227,6 +230,7 @@ def build_next(base: int, phases: dict) -> None:
         with transaction.atomic(), connection.cursor() as cursor:
             fill_entries(cursor, base)
         phases["entries"] = round(time.monotonic() - began, 3)
+        began = time.monotonic()
         with connection.cursor() as cursor:
             cursor.execute("SET maintenance_work_mem = '512MB'")
             for statement in entries + search[1:]:
