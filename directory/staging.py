@@ -246,7 +246,6 @@ def _built_python(change: str, _id, _line, address: str, exercises: str) -> tupl
 
 _BLANKS = "E' \\t\\u00a0'"
 _YES = "('o', 'oui', 'y', 'yes', 'true', 'vrai', '1')"
-_PUNCTUATION = "".join(chr(c) for c in range(32, 127) if not chr(c).isalnum() and chr(c) != " ") + "\t"
 
 
 def lowered_sql(expr: str) -> str:
@@ -258,18 +257,13 @@ def lowered_sql(expr: str) -> str:
 
 def fold_sql(lowered: str) -> str:
     """Second half, on a column holding `lowered_sql(...)`: each run of other characters becomes
-    one space. ASCII text (nearly all) takes `translate`; the regex engine, ten times slower,
-    only sees the rest. Runs of up to 16 separators collapse (Python's `fold`: any run)."""
-    spaces = " " * len(_PUNCTUATION)
-    punctuation = _PUNCTUATION.replace("'", "''").replace("\\", "\\\\").replace("\t", "\\t")
-    separated = (
-        f"CASE WHEN octet_length({lowered}) = char_length({lowered}) "
-        f"THEN translate({lowered}, E'{punctuation}', '{spaces}') "
-        f"ELSE regexp_replace({lowered}, '[^a-z0-9]+', ' ', 'g') END"
+    one space, none at the ends. Most names are letters and single spaces already: a regex
+    match finds the others (hyphens, non-breaking spaces…), which alone are rewritten. (Measured
+    on 496k names: 0.5 s of CPU, where `translate` with every ASCII punctuation took 1.6 s.)"""
+    return (
+        f"CASE WHEN {lowered} ~ '[^a-z0-9 ]' OR strpos({lowered}, '  ') > 0 "
+        f"THEN btrim(regexp_replace({lowered}, '[^a-z0-9]+', ' ', 'g')) ELSE btrim({lowered}) END"
     )
-    for _ in range(4):
-        separated = f"replace({separated}, '  ', ' ')"
-    return f"btrim({separated})"
 
 
 def _department(postcode: str) -> str:
