@@ -324,8 +324,12 @@ def build_row(line_no: int, v: list[str]) -> StagedRow:
 
 def search_piece(v: list[str], name: str, street: str) -> str:
     """The searched text of one row, only flattened (no accents, lower case, no apostrophes):
-    search matches folded words inside it, and punctuation between words is harmless."""
-    searched = (name, v[PROFESSION_LABEL], v[SPECIALTY_LABEL], v[STRUCTURE_NAME], v[STRUCTURE_SIGN], v[SERVICE])
+    search matches folded words inside it, and punctuation between words is harmless. A cell
+    equal to the name (or the sign to the structure) is there already: not repeated."""
+    structure = v[STRUCTURE_NAME] if v[STRUCTURE_NAME] != name else ""
+    sign = v[STRUCTURE_SIGN] if v[STRUCTURE_SIGN] != structure else ""
+    service = v[SERVICE] if v[SERVICE] != name else ""
+    searched = (name, v[PROFESSION_LABEL], v[SPECIALTY_LABEL], structure, sign, service)
     return flatten(" ".join(c for c in (*searched, street, v[L6]) if c))
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 
 from django.db import connection
-from django.db.models import Q
 
 from directory.extract import department_of
 from directory.models import Entry, SearchRow
@@ -144,8 +143,11 @@ def sync_all() -> int:
     wanted = [entry_for(box) for box in listed_boxes()]
     addresses = {entry.address for entry, _, _ in wanted}
     hosted_here = Mailbox.objects.values("address")
-    stale = Entry.objects.filter(Q(source=Entry.Source.HOSTED) | Q(address__in=hosted_here))
-    stale.exclude(address__in=addresses).delete()
+    # Hosted entries are those with a box (deleted with it): the partial index of boxes finds
+    # them, and the address index the others; `source`, or an OR of the two, would read every
+    # national entry.
+    for stale in (Entry.objects.filter(mailbox__isnull=False), Entry.objects.filter(address__in=hosted_here)):
+        stale.exclude(address__in=addresses).delete()
     for start in range(0, len(wanted), 500):
         _upsert(wanted[start : start + 500])
     return len(wanted)

@@ -96,31 +96,30 @@ def import_extract(path, *, source: str = "", force: bool = False, actor=None) -
     try:
         if swapping:
             swap.lock_imports()
-            with transaction.atomic(), connection.cursor() as cursor:
-                swap.create(cursor)
         with transaction.atomic(), connection.cursor() as cursor:
             swap.hold_imports()  # before the directory writers' lock, in every import: one order
             hosted.lock_directory()
             with open_extract(path) as stream, phase("read and stage"):
                 counter = _LineCounter(stream)
-                staging.stage(cursor, counter, rejections)
+                addresses = staging.stage(cursor, counter, rejections)
             with phase("group and compare"):
                 staging.group_by_address(cursor)
-                before = staging.national_count(cursor)
-                counts = staging.classify(cursor)
+                counts = staging.classify(cursor, addresses)
+                before = counts["national"]
                 _check_removals(counts["removed"], before, force)
                 run.samples = staging.samples(cursor)
-            with phase("build changed"):
-                staging.build_changes(cursor)
             large = staging.postgres() and counts["added"] + counts["changed"] > max(before, 1) * REBUILD_SHARE
             if large and swapping:
-                with phase("fill new tables"):
-                    swap.fill(cursor)
-                    staging.drop_temporary(cursor)
+                with phase("search rows"):  # committed with this transaction: the trigram index starts
+                    swap.create(cursor)
+                    base = swap.reserve_ids(cursor)
+                    swap.fill_search(cursor, base)
             else:
+                with phase("build changed"):
+                    staging.build_changes(cursor)
                 _apply(cursor, phase, large)
         if large and swapping:
-            _swap_in(phase)
+            _swap_in(phase, base)
     except ExtractRefused as exc:
         _finish(run, began, counter, rejections, status=ImportRun.Status.REFUSED, error=str(exc), actor=actor)
         raise ImportRefused(str(exc), run) from None
@@ -150,10 +149,11 @@ def _apply(cursor, phase: Phases, large: bool) -> None:
         hosted.sync_all()
 
 
-def _swap_in(phase: Phases) -> None:
-    """The new tables (committed, filled): their indexes in parallel, the swap, the mirror."""
-    with phase("build indexes"):
-        swap.build_indexes()
+def _swap_in(phase: Phases, base: int) -> None:
+    """The new tables (search rows committed): the entries and every index, the trigram index
+    in parallel; the swap, the mirror."""
+    with phase("entries and indexes"):
+        swap.build_next(base, phase.record)
     with phase("swap"), transaction.atomic(), connection.cursor() as cursor:
         swap.swap(cursor)
     with phase("hosted boxes"), transaction.atomic():
@@ -164,6 +164,7 @@ def _drop_leftovers() -> None:
     """After a swapping import, failed or not: no new table is left behind; the lock goes."""
     with connection.cursor() as cursor:
         swap.drop_next(cursor)
+        staging.drop_temporary(cursor)
     swap.unlock_imports()
 
 

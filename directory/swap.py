@@ -2,15 +2,18 @@
 """A large import (PostgreSQL, outside any transaction) builds the new directory in fresh tables
 beside the live ones and swaps them in, so searches keep reading the old directory throughout.
 
-1. `create` (its own transaction): empty `directory_entry_next` / `directory_searchrow_next`
-   shaped like the live tables (columns, defaults, identity), with their foreign keys to the
-   mailboxes (empty tables: nothing to check, and no mailbox refers to them yet).
-2. `fill` (the import's transaction, after staging and building): the national entries kept,
-   changed and added, and their search rows. Hosted entries are copied at the swap.
-3. `build_indexes` (autocommit): every index of the live tables, same definitions under
-   temporary names; the trigram index on a second connection (a thread), in parallel with the
-   entries' indexes on this one. Then the primary keys and the key from search rows to entries.
-4. `swap` (one short transaction): lock the live tables, copy the hosted entries as they are
+1. In the import's transaction, once the file is staged and compared (directory/staging.py):
+   `create` empty `directory_entry_next` / `directory_searchrow_next` shaped like the live tables
+   (columns, defaults, identity), with their foreign keys to the mailboxes; `reserve_ids` (a
+   block of the entries' sequence: an added entry's id is its base plus the line of its first
+   row); `fill_search`: the kept national entries and their search rows, then the search rows
+   of the added and changed addresses, built in SQL. The transaction commits.
+2. `build_next` (the staging tables are the session's, kept past that commit): the trigram
+   index of the search rows on a second connection (a thread) — the longest step, started as
+   early as possible — while this connection builds the added and changed entries
+   (`fill_entries`, same ids) and every other index. Then the primary keys and the key from
+   search rows to entries. Hosted entries are copied at the swap.
+3. `swap` (one short transaction): lock the live tables, copy the hosted entries as they are
    now, drop the old tables, rename the new ones and every index, constraint and sequence to
    the names the migrations made (Django's state and later migrations see the same schema).
 
@@ -22,11 +25,12 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from directory import hosted
-from directory.staging import CHANGES, DIFF, ENTRY, ENTRY_COLUMNS, SEARCH
+from directory.staging import DIFF, ENTRY, ENTRY_COLUMNS, IDS, ROWS, SEARCH, built_sql, changed_rows, drop_temporary
 
 NEXT = "_next"
 IMPORT_LOCK_KEY = 1_202_613  # session advisory lock: one swapping import at a time
@@ -109,29 +113,59 @@ def create(cursor) -> None:
                 cursor.execute(f'ALTER TABLE {table}{NEXT} ADD CONSTRAINT "{_temporary(name)}" {definition}')
 
 
-def fill(cursor) -> None:
-    """The national entries of the new directory (kept, changed, added) and their search rows;
-    ids kept, added ones drawn by `build_changes`. Temporary tables DIFF and CHANGES are read."""
-    columns = ", ".join(ENTRY_COLUMNS)
+def reserve_ids(cursor) -> int:
+    """Reserve a block of the entries' sequence for the added entries: an added entry's id is
+    the block's base plus the line of its first row, so that the search rows (built first) and
+    the entries (built later, beside the trigram index) agree without a table of ids. The share
+    lock keeps every insert of an entry, hence every other draw, out meanwhile."""
+    cursor.execute(f"LOCK TABLE {ENTRY} IN SHARE MODE")
+    cursor.execute(f"SELECT coalesce(max(line), 0) FROM {ROWS}")
+    top = int(cursor.fetchone()[0])
+    cursor.execute("SELECT setval(%s::regclass, nextval(%s::regclass) + %s) - %s", [_serial(), _serial(), top, top])
+    return int(cursor.fetchone()[0])
+
+
+def _built_rows(base: int) -> str:
+    """The added and changed addresses (`staging.changed_rows`): a changed entry keeps its id
+    (IDS), an added one takes the base plus its line (`reserve_ids`)."""
+    return changed_rows(f"coalesce(i.id, {int(base)} + n.line)", f"LEFT JOIN {IDS} i ON i.address = d.address")
+
+
+def fill_search(cursor, base: int) -> None:
+    """In the import's transaction: the kept national entries and their search rows (one
+    snapshot), the ids of the changed ones (IDS), and the search rows of the added and changed
+    addresses built, so that the trigram index can start as soon as this commits."""
     gone = (
         f"e.source = 'national' AND NOT EXISTS (SELECT 1 FROM {DIFF} d WHERE d.address = e.address "
         f"AND d.change IN ('removed', 'changed'))"
     )
     cursor.execute(f"INSERT INTO {ENTRY}{NEXT} SELECT e.* FROM {ENTRY} e WHERE {gone}")
     cursor.execute(
-        f"INSERT INTO {ENTRY}{NEXT} (id, {columns}, source) SELECT coalesce(c.id, e.id), "
-        f"{', '.join('c.' + c for c in ENTRY_COLUMNS)}, 'national' FROM {CHANGES} c "
-        f"LEFT JOIN {ENTRY} e ON e.address = c.address AND e.source = 'national' AND c.change = 'changed' "
-        f"WHERE c.change IN ('added', 'changed')"
-    )
-    cursor.execute(
         f"INSERT INTO {SEARCH}{NEXT} ({SEARCH_ROW_COLUMNS}) SELECT s.entry_id, s.mailbox_id, s.name_key, "
         f"s.search_text FROM {SEARCH} s JOIN {ENTRY} e ON e.id = s.entry_id WHERE {gone}"
     )
+    cursor.execute(f"DROP TABLE IF EXISTS {IDS}")
     cursor.execute(
-        f"INSERT INTO {SEARCH}{NEXT} ({SEARCH_ROW_COLUMNS}) SELECT n.id, NULL, c.name_key, c.search_text "
-        f"FROM {CHANGES} c JOIN {ENTRY}{NEXT} n ON n.address = c.address"
+        f"CREATE TEMP TABLE {IDS} AS SELECT e.address, e.id FROM {ENTRY} e JOIN {DIFF} d ON d.address = e.address "
+        f"AND d.change = 'changed' WHERE e.source = 'national'"
     )
+    cursor.execute(f"ANALYZE {IDS}")
+    built = built_sql(_built_rows(base), ["id", "name_key", "search_text"])
+    cursor.execute(
+        f"INSERT INTO {SEARCH}{NEXT} ({SEARCH_ROW_COLUMNS}) SELECT id, NULL, name_key, search_text FROM ({built}) b"
+    )
+
+
+def fill_entries(cursor, base: int) -> None:
+    """The added and changed entries (their search rows are in already), then the temporary
+    tables go."""
+    cursor.execute("SET LOCAL work_mem = '256MB'")  # as the import's first transaction
+    columns = ", ".join(ENTRY_COLUMNS)
+    built = built_sql(_built_rows(base), ["id", *ENTRY_COLUMNS])
+    cursor.execute(
+        f"INSERT INTO {ENTRY}{NEXT} (id, {columns}, source) SELECT id, {columns}, 'national' FROM ({built}) b"
+    )
+    drop_temporary(cursor)
 
 
 def _serial() -> str:
@@ -140,8 +174,9 @@ def _serial() -> str:
         return cursor.fetchone()[0]
 
 
-def _build(statements: list[str], errors: list[BaseException]) -> None:
+def _build(statements: list[str], errors: list[BaseException], phases: dict) -> None:
     """Run `statements` on this thread's own connection (a second backend), then close it."""
+    began = time.monotonic()
     try:
         with connections["default"].cursor() as cursor:
             cursor.execute("SET maintenance_work_mem = '512MB'")
@@ -151,6 +186,7 @@ def _build(statements: list[str], errors: list[BaseException]) -> None:
         errors.append(exc)
     finally:
         connections["default"].close()
+        phases["search index (second connection)"] = round(time.monotonic() - began, 3)
 
 
 def index_plan(cursor) -> tuple[list[str], list[str], list[str]]:
@@ -179,24 +215,33 @@ def index_plan(cursor) -> tuple[list[str], list[str], list[str]]:
     return plans[ENTRY], plans[SEARCH], after
 
 
-def build_indexes() -> None:
-    """Every index of the live tables on the new ones: search rows' on a second connection,
-    entries' on this one, in parallel; then primary keys, the key to the entries, statistics."""
+def build_next(base: int, phases: dict) -> None:
+    """After the search rows' commit: their trigram index on a second connection (a thread)
+    while this one builds the entries (`fill_entries`, their own transaction) and every other
+    index; then primary keys, the key from search rows to entries, statistics. `phases` gets
+    the seconds of each part."""
     with connection.cursor() as cursor:
         entries, search, after = index_plan(cursor)
-        cursor.execute("SET maintenance_work_mem = '512MB'")
-        errors: list[BaseException] = []
-        # The GIN alone on the other backend; the rest of the search rows' here after the entries'.
-        other = threading.Thread(target=_build, args=(search[:1], errors))
-        other.start()
-        try:
+    errors: list[BaseException] = []
+    other = threading.Thread(target=_build, args=(search[:1], errors, phases))
+    other.start()
+    try:
+        began = time.monotonic()
+        with transaction.atomic(), connection.cursor() as cursor:
+            fill_entries(cursor, base)
+        phases["entries"] = round(time.monotonic() - began, 3)
+        began = time.monotonic()
+        with connection.cursor() as cursor:
+            cursor.execute("SET maintenance_work_mem = '512MB'")
             for statement in entries + search[1:]:
                 cursor.execute(statement)
             cursor.execute(f"ANALYZE {ENTRY}{NEXT}")
-        finally:
-            other.join()
-        if errors:
-            raise errors[0]
+        phases["other indexes"] = round(time.monotonic() - began, 3)
+    finally:
+        other.join()
+    if errors:
+        raise errors[0]
+    with connection.cursor() as cursor:
         for statement in after:
             cursor.execute(statement)
         cursor.execute(f"ANALYZE {SEARCH}{NEXT}")

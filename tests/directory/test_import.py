@@ -280,9 +280,9 @@ def test_a_large_import_swaps_in_new_tables_while_the_directory_stays_readable(c
     import_extract(first)
     old = snapshot()
     seen = []
-    build = swap.build_indexes
+    build = swap.build_next
 
-    def build_while_reading():
+    def build_while_reading(*args):
         def read():
             with connections["default"].cursor() as cursor:
                 cursor.execute("SET lock_timeout = '2s'")
@@ -293,9 +293,9 @@ def test_a_large_import_swaps_in_new_tables_while_the_directory_stays_readable(c
         reader = threading.Thread(target=read)
         reader.start()
         reader.join()
-        build()
+        build(*args)
 
-    monkeypatch.setattr(swap, "build_indexes", build_while_reading)
+    monkeypatch.setattr(swap, "build_next", build_while_reading)
     second, expected = extract(rows=600, name="second.txt", changes=0.5)
     run = import_extract(second)
     assert ("swap" in run.phases) == postgres
