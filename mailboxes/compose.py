@@ -16,7 +16,7 @@ import secrets
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import encode_rfc2231, format_datetime, make_msgid
+from email.utils import encode_rfc2231, format_datetime, make_msgid, quote
 
 from django.utils import timezone
 
@@ -228,7 +228,7 @@ def _parameters(params: dict) -> str:
         if not value.isascii():
             out.append(f"; {key}*={encode_rfc2231(value, 'utf-8')}")
         else:
-            out.append(f'; {key}="{value}"')
+            out.append(f'; {key}="{quote(value)}"')
     return "".join(out)
 
 
