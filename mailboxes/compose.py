@@ -225,8 +225,14 @@ def _parameters(params: dict) -> str:
     out = []
     for key, value in params.items():
         value = str(value)
-        if not value.isascii():
-            out.append(f"; {key}*={encode_rfc2231(value, 'utf-8')}")
+        if not value.isascii():  # RFC 2231 §3–4: in pieces of at most 60 characters
+            encoded = encode_rfc2231(value, "utf-8").removeprefix("utf-8''")
+            pieces = re.findall(r"(?:%[0-9A-F]{2}|[^%]){1,20}", encoded)  # never cuts an %XX
+            if len(pieces) == 1:
+                out.append(f"; {key}*=utf-8''{encoded}")
+            else:
+                pieces[0] = "utf-8''" + pieces[0]
+                out += [f"; {key}*{i}*={piece}" for i, piece in enumerate(pieces)]
         else:
             out.append(f'; {key}="{quote(value)}"')
     return "".join(out)

@@ -57,6 +57,7 @@ CASES = {
             ("compte rendu écho (v2).pdf", "application/pdf", b"%PDF-1.4\n" + bytes(range(256)) * 40),
             ('le "bon" fichier.txt', "text/plain", "texte accentué\n".encode()),
             ("x.bin", "", b"\x00\x01"),
+            ("compte rendu détaillé " * 7 + "— février.pdf", "application/pdf", b"%PDF"),  # RFC 2231 pieces
         ],
     ),
 }
@@ -71,6 +72,7 @@ def check_lines(raw: bytes) -> None:
     assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
     # A longer line is a single word (after its header's name): it cannot be folded.
     assert all(len(line) <= 78 or b" " not in line.strip().split(b": ", 1)[-1] for line in lines)
+    assert max(len(line) for line in lines) <= 998  # RFC 5322 §2.1.1
 
 
 def check_message(raw: bytes, *, sender_box, to, cc=(), subject, text, attachments=(), **_):
