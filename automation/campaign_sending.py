@@ -26,7 +26,7 @@ import time
 
 from celery import current_app, signature
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -134,17 +134,34 @@ def _send_lines(campaign: Campaign, lines: list[CampaignLine], cache) -> None:
             line.convocation = convocation
             reminders += convocations.new_reminders(convocation, now)
         Reminder.objects.bulk_create(reminders)
-    # One short UPDATE per line: `bulk_update`'s CASE over five columns cost more CPU than the
-    # line's own message (measured in bench/automation_campaign.py).
-    for line in lines:
-        CampaignLine.objects.filter(pk=line.pk).update(
-            status=line.status,
-            reason=line.reason,
-            message=line.message,
-            sent_at=line.sent_at,
-            convocation=line.convocation,
-        )
+    _write_outcomes(lines)
     record_many(events)
+
+
+LINE_COLUMNS = ["status", "reason", "message", "sent_at", "convocation"]
+
+
+def _write_outcomes(lines: list[CampaignLine]) -> None:
+    """Each line's outcome, in the chunk's transaction. On PostgreSQL in ONE statement (the
+    columns as arrays, `UPDATE … FROM unnest(…)`); elsewhere one short UPDATE per line
+    (`bulk_update`'s CASE over five columns cost more CPU than the line's own message)."""
+    if connection.vendor != "postgresql":
+        for line in lines:
+            CampaignLine.objects.filter(pk=line.pk).update(**{c: getattr(line, c) for c in LINE_COLUMNS})
+        return
+    fields = [CampaignLine._meta.get_field(c) for c in [*LINE_COLUMNS, "id"]]
+    arrays = [[f.get_db_prep_save(getattr(line, f.attname), connection) for line in lines] for f in fields]
+    types = [f.db_type(connection).split("(")[0] for f in fields]  # varchar(10) → varchar
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields[:-1])
+    unnest = ", ".join(f"%s::{t}[]" for t in types)
+    names = ", ".join(quote(f.column) for f in fields)
+    table = quote(CampaignLine._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS l SET {assignments} FROM unnest({unnest}) AS v({names}) WHERE l.id = v.id",  # noqa: S608 - model names
+            arrays,
+        )
 
 
 def _convocation_for(campaign: Campaign, line: CampaignLine) -> Convocation:

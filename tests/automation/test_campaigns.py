@@ -229,3 +229,50 @@ def test_daily_limit_refuses_a_list_too_long_and_pauses_at_the_limit(service, se
     run_to_the_end(campaign)
     assert campaign.status == Campaign.Status.PAUSED and campaign.pause_reason == "daily_limit"
     assert campaigns.progress(campaign).sent == 3
+
+
+def test_a_campaign_message_reads_back_with_the_email_package(service):
+    """A campaign's message is written without the `email` package's header registry
+    (`mailboxes.compose.write_plain_message`): read back with that package it has the headers,
+    the text and the `.ics` invitation of the convocation."""
+    import hashlib
+    from email import policy
+    from email.parser import BytesParser
+
+    import icalendar
+
+    from mailboxes.store import read_raw
+
+    person = make_patient("Helene", "Dupre", sex="2")
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    data = to_csv([row(person, time="14:30", room="Bâtiment B, 2e étage")])
+    campaign = campaigns.create_campaign(model, filename="liste.csv", data=data, user=service.cast.bob)
+    campaigns.apply_mapping(campaign, MAPPING, service.cast.bob)
+    campaigns.start(campaign, service.cast.bob)
+    run_to_the_end(campaign)
+    stored = Entry.objects.get(mailbox=person.mailbox).message
+    raw = read_raw(stored)
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    assert not message.defects and not any(part.defects for part in message.walk())
+    (author,) = message["From"].addresses
+    assert (author.addr_spec, author.display_name) == (service.app.address, service.app.display_name)
+    assert [a.addr_spec for a in message["To"].addresses] == [person.address]
+    (reply_to,) = message["Reply-To"].addresses
+    assert (reply_to.addr_spec, reply_to.display_name) == (service.admissions.address, service.admissions.display_name)
+    assert str(message["Subject"]) == stored.subject and "14 h 30" in stored.subject
+    assert message["Message-ID"] == stored.message_id and message["MIME-Version"] == "1.0"
+    assert message.get_content_type() == "multipart/mixed"
+    text = message.get_body(("plain",)).get_content()
+    assert text.replace("\r\n", "\n").strip() == stored.text_body.replace("\r\n", "\n").strip()
+    assert "Mme DUPRE" in text and "à 14 h 30" in text
+    (invitation,) = list(message.iter_attachments())
+    assert invitation.get_content_type() == "text/calendar" and invitation.get_param("method") == "REQUEST"
+    assert invitation.get_filename() == "invitation.ics"
+    convocation = Convocation.objects.get(patient=person)
+    calendar = icalendar.Calendar.from_ical(invitation.get_content())
+    (event,) = calendar.walk("VEVENT")
+    assert str(event["UID"]) == f"{convocation.uid}@ch-troispics.mssante.fr"
+    assert event.decoded("DTSTART") == convocation.starts_at and "Bâtiment B" in str(event["LOCATION"])
+    stored_file = stored.attachments.get(filename="invitation.ics")
+    assert hashlib.sha256(invitation.get_payload(decode=True)).hexdigest() == stored_file.sha256
