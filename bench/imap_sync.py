@@ -336,13 +336,8 @@ class RssSampler:
         return self.peak
 
 
-def main() -> None:  # noqa: C901 - a script of steps
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", type=int, default=10_000)
-    args = parser.parse_args()
-    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_imap")
-    if not url.startswith("postgres"):
-        raise SystemExit("DATABASE_URL must point at PostgreSQL (the database is dropped and re-created)")
+def _environment(url: str) -> tuple[Path, dict]:
+    """The tools the run needs, checked first; a temporary folder and the servers' environment."""
     # Dovecot's imap service comes with dovecot-imapd, not dovecot-core (which the side-by-side
     # bench installs): say so before minutes of delivery, not after.
     for tool, package in (("/usr/lib/dovecot/imap", "dovecot-imapd"), ("mbsync", "isync")):
@@ -365,6 +360,39 @@ def main() -> None:  # noqa: C901 - a script of steps
         "DB_CONN_MAX_AGE": "600",
     }
     os.environ.update(env)
+    return tmp, env
+
+
+def _report(n, rows, rss, envelope, wakeups, cost) -> None:
+    our_rss, dovecot_rss = rss
+    env_ours, env_dovecot = envelope
+    wake, wake_poll = wakeups
+    print(f"\nmbsync full first sync of {n} messages (INBOX, empty Maildir each time)")
+    print(f"{'server':<14}{'cold s':>10}{'warm s':>10}{'server CPU s (both)':>22}")
+    for label, cold, warm, server_cpu in rows:
+        print(f"{label:<14}{cold:>10.2f}{warm:>10.2f}{server_cpu:>22.2f}")
+    print(
+        f"ratio this/Dovecot: cold {rows[0][1] / rows[1][1]:.2f}x, warm {rows[0][2] / rows[1][2]:.2f}x (target <= 1.5x)"
+    )
+    print(f"peak RSS: this server {our_rss:.0f} MB (target <= 200 MB), Dovecot imap process {dovecot_rss:.0f} MB")
+    print(
+        f"FETCH 1,000 ENVELOPE: this server p50 {env_ours[0]:.0f} ms p95 {env_ours[1]:.0f} ms; Dovecot p50 {env_dovecot[0]:.0f} ms p95 {env_dovecot[1]:.0f} ms"
+    )
+    print(
+        f"IDLE wake-up after a delivery: NOTIFY p50 {wake[0]:.0f} ms p95 {wake[1]:.0f} ms; polling every 1 s p50 {wake_poll[0]:.0f} ms p95 {wake_poll[1]:.0f} ms"
+    )
+    print(f"one poll (snapshot of the {n + 30}-message folder): {cost:.1f} ms")
+    print(f"load average at the end {load()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=10_000)
+    args = parser.parse_args()
+    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_imap")
+    if not url.startswith("postgres"):
+        raise SystemExit("DATABASE_URL must point at PostgreSQL (the database is dropped and re-created)")
+    tmp, env = _environment(url)
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; nproc {os.cpu_count()}; load average {load()}")
     ours = dovecot = None
     try:
@@ -403,22 +431,7 @@ def main() -> None:  # noqa: C901 - a script of steps
         wake_poll = idle_wakeups(our_port, box, peer, rounds=10)
         cost = poll_cost(box.folder("inbox").pk)
 
-        print(f"\nmbsync full first sync of {args.n} messages (INBOX, empty Maildir each time)")
-        print(f"{'server':<14}{'cold s':>10}{'warm s':>10}{'server CPU s (both)':>22}")
-        for label, cold, warm, server_cpu in rows:
-            print(f"{label:<14}{cold:>10.2f}{warm:>10.2f}{server_cpu:>22.2f}")
-        print(
-            f"ratio this/Dovecot: cold {rows[0][1] / rows[1][1]:.2f}x, warm {rows[0][2] / rows[1][2]:.2f}x (target <= 1.5x)"
-        )
-        print(f"peak RSS: this server {our_rss:.0f} MB (target <= 200 MB), Dovecot imap process {dovecot_rss:.0f} MB")
-        print(
-            f"FETCH 1,000 ENVELOPE: this server p50 {env_ours[0]:.0f} ms p95 {env_ours[1]:.0f} ms; Dovecot p50 {env_dovecot[0]:.0f} ms p95 {env_dovecot[1]:.0f} ms"
-        )
-        print(
-            f"IDLE wake-up after a delivery: NOTIFY p50 {wake[0]:.0f} ms p95 {wake[1]:.0f} ms; polling every 1 s p50 {wake_poll[0]:.0f} ms p95 {wake_poll[1]:.0f} ms"
-        )
-        print(f"one poll (snapshot of the {args.n + 30}-message folder): {cost:.1f} ms")
-        print(f"load average at the end {load()}")
+        _report(args.n, rows, (our_rss, dovecot_rss), (env_ours, env_dovecot), (wake, wake_poll), cost)
     finally:
         for proc in (ours, dovecot):
             if proc is not None and proc.poll() is None:

@@ -348,7 +348,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--clients", type=int, default=4)
@@ -360,15 +360,11 @@ def main() -> None:
     parser.add_argument(
         "--no-freshness", action="store_true", help="do not poll the search queue (a tree without it, for a baseline)"
     )
-    args = parser.parse_args()
-    counts = dict(zip(KINDS, args.n, strict=True))
+    return parser.parse_args()
 
-    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_side_by_side")
-    if not url.startswith("postgres"):
-        raise SystemExit("DATABASE_URL must point at PostgreSQL (the database is dropped and re-created)")
-    ensure_packages()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-side-by-side-"))
-    os.chmod(tmp, 0o755)
+
+def _environment(url: str, tmp: Path) -> dict:
+    """The product's processes' environment (its own VAR_DIR under `tmp`), also this one's."""
     var_dir = tmp / "product"
     var_dir.mkdir()
     env = {
@@ -382,124 +378,143 @@ def main() -> None:
         "DB_CONN_MAX_AGE": "600",
     }
     os.environ.update(env)
-    port, pf_port, lmtp_port = args.port_base, args.port_base + 1, args.port_base + 2
-    print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {load()}")
-    print(
-        f"postfix {subprocess.run(['postconf', '-d', '-h', 'mail_version'], capture_output=True, text=True).stdout.strip()}, "
-        f"dovecot {subprocess.run(['dovecot', '--version'], capture_output=True, text=True).stdout.strip()}"
-    )
-    procs: list[subprocess.Popen] = []
-    postfix_etc = None
+    return env
+
+
+def _seeded(url: str, env: dict) -> list[str]:
+    """A fresh database, migrated, with the recipients' boxes."""
+    recreate_database(url)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    addresses = seed()
+    from django.db import connection
+
+    connection.close()
+    return addresses
+
+
+def _rss_growth(env: dict, port: int, addresses: list[str]) -> tuple[int, int]:
+    """The gateway's peak RSS growth for one 25 MB message, and its size."""
+    gateway = start_gateway(env, port, 1)
     try:
-        recreate_database(url)
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-        sys.path.insert(0, str(ROOT))
-        import django
+        send_all(port, [(addresses[0], make_message(addresses[0], body_bytes=10_000)) for _ in range(5)], 1)
+        before = vm_hwm_kb(gateway.pid)
+        big = make_message(addresses[1], pdf=fake_pdf(18_500_000))
+        size = len(big)
+        _, _, ok, _ = send_all(port, [(addresses[1], big)], 1)
+        del big
+        after = vm_hwm_kb(gateway.pid)
+        assert ok == 1, "the 25 MB message was refused"
+        return (after - before) * 1024, size
+    finally:
+        stop_server(gateway)
 
-        django.setup()
-        addresses = seed()
-        from django.db import connection
 
-        connection.close()
+class Run:
+    """The servers of one run (the product's gateway and indexer, a private Postfix and Dovecot),
+    its rounds and what they measured."""
 
-        growth = size = None
-        if not args.no_rss:
-            gateway = start_gateway(env, port, 1)
-            try:
-                send_all(port, [(addresses[0], make_message(addresses[0], body_bytes=10_000)) for _ in range(5)], 1)
-                before = vm_hwm_kb(gateway.pid)
-                big = make_message(addresses[1], pdf=fake_pdf(18_500_000))
-                size = len(big)
-                _, _, ok, _ = send_all(port, [(addresses[1], big)], 1)
-                del big
-                after = vm_hwm_kb(gateway.pid)
-                growth = (after - before) * 1024
-                assert ok == 1, "the 25 MB message was refused"
-            finally:
-                stop_server(gateway)
+    NAMES = ("bench-gateway", "bench-indexer")
 
-        dovecot, maildir = start_dovecot(tmp, lmtp_port)
-        procs.append(dovecot)
-        postfix_etc = start_postfix(tmp, pf_port, lmtp_port)
-        gateway = start_gateway(env, port, args.processes)
-        procs.append(gateway)
-        scheduler = subprocess.Popen(
+    def __init__(self, args, env: dict, tmp: Path, url: str, addresses: list[str]) -> None:
+        self.args, self.addresses = args, addresses
+        self.port, self.pf_port, lmtp_port = args.port_base, args.port_base + 1, args.port_base + 2
+        self.procs: list[subprocess.Popen] = []
+        self.postfix_etc = None
+        try:
+            self._start(env, tmp, lmtp_port)
+        except BaseException:
+            self.stop()  # what did start
+            raise
+        self.fresh = Freshness(url)
+        self.backends = BackendCpu(self.fresh.conn)
+        self.rows: dict[str, list[tuple[float, float]]] = {kind: [] for kind in args.kinds}
+        self.cpu_rows: dict[str, list[tuple[float, ...]]] = {kind: [] for kind in args.kinds}
+        self.lags: list[float] = []
+        self.acknowledged = 0
+
+    def _start(self, env: dict, tmp: Path, lmtp_port: int) -> None:
+        dovecot, self.maildir = start_dovecot(tmp, lmtp_port)
+        self.procs.append(dovecot)
+        self.postfix_etc = start_postfix(tmp, self.pf_port, lmtp_port)
+        self.gateway = start_gateway(env, self.port, self.args.processes)
+        self.procs.append(self.gateway)
+        self.scheduler = subprocess.Popen(
             [sys.executable, "manage.py", "runscheduler"],
             cwd=ROOT,
             env={**env, "PGAPPNAME": "bench-indexer"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
-        procs.append(scheduler)
-        fresh = Freshness(url)
-        backends = BackendCpu(fresh.conn)
-        names = ("bench-gateway", "bench-indexer")
-        # Warm-up on both sides (connections, caches, Postfix's processes, Dovecot's Maildirs).
-        warm = build("10 KB text", addresses, 200)
-        send_all(port, warm, args.clients)
-        send_all(pf_port, warm, args.clients)
-        deadline = time.monotonic() + 60
-        while maildir_count(maildir) < len(warm) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        acknowledged = len(warm) + (0 if args.no_rss else 6)
+        self.procs.append(self.scheduler)
 
-        rows: dict[str, list[tuple[float, float]]] = {kind: [] for kind in args.kinds}
-        cpu_rows: dict[str, list[tuple[float, ...]]] = {kind: [] for kind in args.kinds}
-        lags: list[float] = []
-        print()
-        print(
-            "| round | kind | load (1 min) | product msg/s | Postfix→Dovecot msg/s | ratio "
-            "| CPU ms/msg: gateway | indexer | its backends: gateway's | indexer's | all PostgreSQL |"
+    def stop(self) -> None:
+        if self.postfix_etc is not None:
+            stop_postfix(self.postfix_etc)
+        for proc in reversed(self.procs):
+            stop_server(proc)
+
+    def warm_up(self) -> None:
+        """Both sides once (connections, caches, Postfix's processes, Dovecot's Maildirs)."""
+        warm = build("10 KB text", self.addresses, 200)
+        send_all(self.port, warm, self.args.clients)
+        send_all(self.pf_port, warm, self.args.clients)
+        deadline = time.monotonic() + 60
+        while maildir_count(self.maildir) < len(warm) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.acknowledged += len(warm)
+
+    def _cpu(self) -> tuple[float, ...]:
+        gateway, scheduler = cpu_seconds(self.gateway.pid), cpu_seconds(self.scheduler.pid)
+        return (gateway, scheduler, *self.backends.read(self.NAMES), postgres_cpu_seconds())
+
+    def product(self, batch) -> tuple[float, tuple[float, ...], int, int]:
+        """The product: rate of 250s (each after the commit), then the indexer's lag; the CPU of
+        the gateway, the scheduler (the indexer) and PostgreSQL until the round is indexed."""
+        cpu_before = self._cpu()
+        if self.args.no_freshness:
+            (start, end, ok, errors), round_lags = send_all(self.port, batch, self.args.clients), []
+        else:
+            send = lambda: send_all(self.port, batch, self.args.clients)  # noqa: E731
+            (start, end, ok, errors), round_lags = self.fresh.during(send)
+        cpu_after = self._cpu()
+        self.acknowledged += ok
+        self.lags += round_lags
+        cpu_ms = tuple((b - a) * 1000 / max(ok, 1) for a, b in zip(cpu_before, cpu_after, strict=True))
+        return ok / (end - start), cpu_ms, errors, ok
+
+    def postfix(self, batch) -> tuple[float, int, int]:
+        """Postfix → Dovecot: from the first byte sent to the last file in a Maildir."""
+        before = maildir_count(self.maildir)
+        start, _end, pf_ok, pf_errors = send_all(self.pf_port, batch, self.args.clients)
+        deadline = time.monotonic() + 600
+        while maildir_count(self.maildir) < before + pf_ok and time.monotonic() < deadline:
+            time.sleep(0.01)
+        delivered = maildir_count(self.maildir) - before
+        return delivered / (time.time() - start), pf_errors, pf_ok - delivered
+
+    def round(self, round_no: int, kind: str, n: int) -> None:
+        batch = build(kind, self.addresses, n)
+        round_load = load().split()[0]
+        ours, cpu_ms, errors, _ok = self.product(batch)
+        theirs, pf_errors, missing = self.postfix(batch)
+        self.rows[kind].append((ours, theirs))
+        self.cpu_rows[kind].append(cpu_ms)
+        note = (
+            f" (errors: product {errors}, postfix {pf_errors}, not delivered {missing})"
+            if (errors or pf_errors or missing)
+            else ""
         )
-        print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for round_no in range(1, args.rounds + 1):
-            for kind in args.kinds:
-                n = counts[kind]
-                batch = build(kind, addresses, n)
-                round_load = load().split()[0]
-                # The product: rate of 250s (each after the commit), then the indexer's lag; the
-                # CPU of the gateway, the scheduler (the indexer) and PostgreSQL until the last
-                # message of the round is indexed.
-                cpu_before = (
-                    cpu_seconds(gateway.pid),
-                    cpu_seconds(scheduler.pid),
-                    *backends.read(names),
-                    postgres_cpu_seconds(),
-                )
-                if args.no_freshness:
-                    (start, end, ok, errors), round_lags = send_all(port, batch, args.clients), []
-                else:
-                    (start, end, ok, errors), round_lags = fresh.during(lambda: send_all(port, batch, args.clients))
-                cpu_after = (
-                    cpu_seconds(gateway.pid),
-                    cpu_seconds(scheduler.pid),
-                    *backends.read(names),
-                    postgres_cpu_seconds(),
-                )
-                cpu_ms = tuple((b - a) * 1000 / max(ok, 1) for a, b in zip(cpu_before, cpu_after, strict=True))
-                cpu_rows[kind].append(cpu_ms)
-                acknowledged += ok
-                ours = ok / (end - start)
-                lags += round_lags
-                # Postfix → Dovecot: from the first byte sent to the last file in a Maildir.
-                before = maildir_count(maildir)
-                start, _end, pf_ok, pf_errors = send_all(pf_port, batch, args.clients)
-                deadline = time.monotonic() + 600
-                while maildir_count(maildir) < before + pf_ok and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                delivered = maildir_count(maildir) - before
-                theirs = delivered / (time.time() - start)
-                rows[kind].append((ours, theirs))
-                note = (
-                    f" (errors: product {errors}, postfix {pf_errors}, delivered {delivered}/{pf_ok})"
-                    if (errors or pf_errors or delivered != pf_ok)
-                    else ""
-                )
-                print(
-                    f"| {round_no} | {kind} | {round_load} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}{note} "
-                    "| " + " | ".join(f"{ms:.2f}" for ms in cpu_ms) + " |",
-                    flush=True,
-                )
+        print(
+            f"| {round_no} | {kind} | {round_load} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}{note} "
+            "| " + " | ".join(f"{ms:.2f}" for ms in cpu_ms) + " |",
+            flush=True,
+        )
+
+    def report(self, growth, size) -> None:
         print()
         print(f"load average at the end: {load()} (2 cores shared with other engineers' work)")
         print(
@@ -507,17 +522,18 @@ def main() -> None:
             "| median CPU ms/msg: gateway | indexer | gateway's backends | indexer's | all PostgreSQL |"
         )
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for kind, pairs in rows.items():
-            sample = build(kind, addresses[:1], 1)[0][1]
+        for kind, pairs in self.rows.items():
+            sample = build(kind, self.addresses[:1], 1)[0][1]
             ratio = statistics.median(o / t for o, t in pairs)
-            cpu = [statistics.median(c[i] for c in cpu_rows[kind]) for i in range(5)]
+            cpu = [statistics.median(c[i] for c in self.cpu_rows[kind]) for i in range(5)]
             print(
                 f"| {kind} | {len(sample):,} | {statistics.median(o for o, _ in pairs):,.0f} "
                 f"| {statistics.median(t for _, t in pairs):,.0f} | {ratio:.2f} "
                 "| " + " | ".join(f"{ms:.2f}" for ms in cpu) + " |"
             )
         print()
-        if lags:
+        if self.lags:
+            lags = self.lags
             print(
                 f"search freshness over {len(lags)} messages (commit → searchable): p50 {percentile(lags, 0.5):.2f} s, "
                 f"p95 {percentile(lags, 0.95):.2f} s, max {max(lags):.2f} s"
@@ -526,15 +542,49 @@ def main() -> None:
             print(
                 f"one message of {size:,} bytes: gateway peak RSS growth {growth / 1e6:,.1f} MB = {growth / size:.2f}x"
             )
-        committed = fresh.count()
-        print(f"messages in the database: {committed} (acknowledged by the product: {acknowledged})")
-        if committed != acknowledged:
+        committed = self.fresh.count()
+        print(f"messages in the database: {committed} (acknowledged by the product: {self.acknowledged})")
+        if committed != self.acknowledged:
             raise SystemExit("the database does not hold every acknowledged message")
+
+
+def main() -> None:
+    args = _arguments()
+    counts = dict(zip(KINDS, args.n, strict=True))
+    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_side_by_side")
+    if not url.startswith("postgres"):
+        raise SystemExit("DATABASE_URL must point at PostgreSQL (the database is dropped and re-created)")
+    ensure_packages()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-side-by-side-"))
+    os.chmod(tmp, 0o755)
+    env = _environment(url, tmp)
+    print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {load()}")
+    print(
+        f"postfix {subprocess.run(['postconf', '-d', '-h', 'mail_version'], capture_output=True, text=True).stdout.strip()}, "
+        f"dovecot {subprocess.run(['dovecot', '--version'], capture_output=True, text=True).stdout.strip()}"
+    )
+    run = None
+    try:
+        addresses = _seeded(url, env)
+        growth = size = None
+        if not args.no_rss:
+            growth, size = _rss_growth(env, args.port_base, addresses)
+        run = Run(args, env, tmp, url, addresses)
+        run.warm_up()
+        run.acknowledged += 0 if args.no_rss else 6
+        print()
+        print(
+            "| round | kind | load (1 min) | product msg/s | Postfix→Dovecot msg/s | ratio "
+            "| CPU ms/msg: gateway | indexer | its backends: gateway's | indexer's | all PostgreSQL |"
+        )
+        print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for round_no in range(1, args.rounds + 1):
+            for kind in args.kinds:
+                run.round(round_no, kind, counts[kind])
+        run.report(growth, size)
     finally:
-        if postfix_etc is not None:
-            stop_postfix(postfix_etc)
-        for proc in reversed(procs):
-            stop_server(proc)
+        if run is not None:
+            run.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
