@@ -51,6 +51,7 @@ from smtp_ingest import (
     DOMAIN,
     PEER,
     ROOT,
+    bench_env,
     cpu_seconds,
     fake_pdf,
     load,
@@ -367,16 +368,7 @@ def _environment(url: str, tmp: Path) -> dict:
     """The product's processes' environment (its own VAR_DIR under `tmp`), also this one's."""
     var_dir = tmp / "product"
     var_dir.mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("S3_", "CELERY_", "RELAY_", "EMAIL_"))},
-        "DJANGO_SETTINGS_MODULE": "mssante.settings",
-        "DATABASE_URL": url,
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "VAR_DIR": str(var_dir),
-        "LOG_LEVEL": "WARNING",
-        "DB_CONN_MAX_AGE": "600",
-    }
+    env = bench_env(url, var_dir)
     os.environ.update(env)
     return env
 

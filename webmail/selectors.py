@@ -205,16 +205,8 @@ class Row:
     entry: Entry
     thread_size: int = 1
     child: bool = False  # a later message of a thread already shown higher on the page
-    # What the cells show, set by webmail.rows.prepare.
-    who: str = ""
-    css: str = ""
-    marks: str = ""
-    badges: str = ""
-    subject: str = ""
-    iso: str = ""
-    when: str = ""
-    current: bool = False
-    pk: int = 0
+    # What the cells show (texts, marks, badges, dates), set by webmail.rows.prepare.
+    cells: dict = field(default_factory=dict)
 
 
 @dataclass

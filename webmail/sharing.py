@@ -13,13 +13,13 @@ from django.utils.translation import gettext as _
 from audit.events import record
 from audit.models import AuditEvent
 from mailboxes.models import Entry, EntryView, Mailbox, Membership
-from mailboxes.reading import Opened, record_opening
+from mailboxes.reading import SHARED_KINDS, Opened, record_opening
 
 User = get_user_model()
 
 
 def is_shared(mailbox: Mailbox) -> bool:
-    return mailbox.kind in (Mailbox.Kind.ORGANISATIONAL, Mailbox.Kind.APPLICATIVE)
+    return mailbox.kind in SHARED_KINDS
 
 
 def is_handled(entry: Entry) -> bool:
@@ -37,7 +37,7 @@ def open_entry(entry: Entry, user, ip: str | None = None, via: str = "webmail") 
     """The user saw the message — its page, its HTML body alone, its headers, its print view,
     or quoted in a reply or forward (`via`). Every way to see a message is a read (issue 15
     item 21): `mailboxes.reading.record_opening`."""
-    record_opening(user, [Opened.of(entry)], ip=ip, via=via)
+    record_opening(user, [Opened.of(entry, shared=is_shared(entry.mailbox))], ip=ip, via=via)
     entry.seen = True
 
 
