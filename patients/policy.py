@@ -259,7 +259,60 @@ def patient_for_address(address: str) -> Patient | None:
     return Patient.objects.select_related("mailbox").filter(ins=ins_of(address)).first()
 
 
-def pro_may_write_to(envelope: Envelope, patient: Patient) -> Decision:
+@dataclass(frozen=True)
+class PatientFacts:
+    """What the rules on a message to a patient read of them: their box, their space, their INS,
+    and whether they blocked the sending box."""
+
+    box_active: bool
+    space_state: str
+    ins_qualified: bool
+    blocked: bool = False
+
+    @classmethod
+    def of(cls, patient: Patient) -> PatientFacts:
+        box_active = patient.mailbox is not None and patient.mailbox.is_active
+        return cls(box_active=box_active, space_state=patient.space_state, ins_qualified=patient.ins_qualified)
+
+
+def _column(model, name: str) -> str:
+    return f'"{model._meta.get_field(name).column}"'
+
+
+def _patient_facts_sql() -> str:
+    box, patient, block = (f'"{model._meta.db_table}"' for model in (Mailbox, Patient, Block))
+    active, state, qualified = (
+        _column(Mailbox, "is_active"),
+        _column(Patient, "space_state"),
+        _column(Patient, "ins_qualified"),
+    )
+    block_patient, block_box = _column(Block, "patient"), _column(Block, "mailbox")
+    blocked = f"SELECT 1 FROM {block} k WHERE k.{block_patient} = p.id AND k.{block_box} = %s"  # noqa: S608
+    return (
+        f"SELECT b.{active}, p.{state}, p.{qualified}, EXISTS ({blocked}) "  # noqa: S608
+        f"FROM {patient} p LEFT JOIN {box} b ON b.id = p.{_column(Patient, 'mailbox')} "
+        f"WHERE p.{_column(Patient, 'ins')} = %s"
+    )
+
+
+# Every message from a pro to a patient reads these facts: one statement written once here (the
+# ORM would compile a join and build two model instances each time, plus a query for the block).
+# Table and column names from the models; every value is a bound parameter.
+PATIENT_FACTS_SQL = _patient_facts_sql()
+
+
+def patient_facts(ins: str, sender_box: Mailbox | None) -> PatientFacts | None:
+    """The facts of the patient of `ins` (normalised), None when there is none."""
+    with connection.cursor() as cursor:
+        cursor.execute(PATIENT_FACTS_SQL, [sender_box.pk if sender_box is not None else None, ins])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    box_active, space_state, ins_qualified, blocked = row
+    return PatientFacts(bool(box_active), space_state, bool(ins_qualified), bool(blocked))
+
+
+def pro_may_write(envelope: Envelope, facts: PatientFacts) -> Decision:
     """Only professionals and structures initiate (RULES.md §3): any box kind (nominative,
     organisational, applicative) may write to a patient whose space is open, unless the patient
     blocked that box. Patients never write to patients."""
@@ -269,20 +322,21 @@ def pro_may_write_to(envelope: Envelope, patient: Patient) -> Decision:
     ):
         if envelope.sender_address.lower() != system_address():
             return refusal("patient_to_patient")
-    if sender_box is not None and Block.objects.filter(patient=patient, mailbox=sender_box).exists():
+    if sender_box is not None and facts.blocked:
         return refuse_blocked()
     return Decision.ok()
 
 
-def space_decision(patient: Patient | None) -> Decision:
+def space_decision(patient: Patient | PatientFacts | None) -> Decision:
     """Automatic returns 1 and 2 (RULES.md §3), and the INS qualification setting."""
-    if patient is None or patient.mailbox is None or not patient.mailbox.is_active:
+    facts = PatientFacts.of(patient) if isinstance(patient, Patient) else patient
+    if facts is None or not facts.box_active:
         return refuse_patient_not_found()
-    if patient.space_state in (Patient.SpaceState.NOT_CREATED, Patient.SpaceState.OPPOSED):
+    if facts.space_state in (Patient.SpaceState.NOT_CREATED, Patient.SpaceState.OPPOSED):
         return refuse_patient_not_found()
-    if patient.space_state == Patient.SpaceState.CLOSED:
+    if facts.space_state == Patient.SpaceState.CLOSED:
         return refuse_space_closed()
-    if settings.INS_REQUIRE_QUALIFIED and not patient.ins_qualified:
+    if settings.INS_REQUIRE_QUALIFIED and not facts.ins_qualified:
         return refuse_ins_not_qualified()
     return Decision.ok()
 
@@ -386,21 +440,30 @@ def allowed_recipients(patient: Patient) -> list[Mailbox]:
 
 
 # Written once here: it runs for every message from a pro box to a patient (the ORM would compile
-# an UPDATE with a subquery each time). Table and column names from the models.
-GO_ON_SQL = (
-    f'UPDATE "{Conversation._meta.db_table}" SET last_message_at = %s '  # noqa: S608
-    f"WHERE mailbox_id = %s AND state = %s AND patient_id IN "
-    f'(SELECT id FROM "{Patient._meta.db_table}" WHERE mailbox_id = %s)'
+# it each time). Table and column names from the models; every value is a bound parameter. The
+# usual cases are this one statement: the first message opens the exchange (the INSERT), a
+# message in an open exchange moves its last message's time (the conflict's UPDATE). It returns
+# no row when the patient of the box is unknown or the exchange is closed: `record_pro_message`
+# then takes the long way (reopening is audited). PostgreSQL and SQLite both read it.
+OPEN_OR_GO_ON_SQL = (
+    f'INSERT INTO "{Conversation._meta.db_table}" '  # noqa: S608
+    "(mailbox_id, patient_id, state, opened_at, last_message_at) "
+    f'SELECT %s, p.id, %s, %s, %s FROM "{Patient._meta.db_table}" p WHERE p.mailbox_id = %s '
+    "ON CONFLICT (mailbox_id, patient_id) DO UPDATE SET last_message_at = excluded.last_message_at "
+    f'WHERE "{Conversation._meta.db_table}".state = %s RETURNING id'
 )
 
 
-def go_on_with_open_exchange(box: Mailbox, patient_box: Mailbox, now) -> bool:
-    """An open exchange between `box` and the patient of `patient_box` goes on: its last
-    message's time moves, in one UPDATE. False when there is no open exchange."""
+def open_or_go_on(box: Mailbox, patient_box: Mailbox, now) -> bool:
+    """The exchange between `box` and the patient of `patient_box` opens (first message) or goes
+    on (open: its last message's time moves), in one statement; its row stays locked until the
+    delivery commits, so the next message from this box to this patient waits. False when the
+    exchange is closed or the box has no patient."""
     at = Conversation._meta.get_field("last_message_at").get_db_prep_save(now, connection)
+    state = Conversation.State.OPEN.value
     with connection.cursor() as cursor:
-        cursor.execute(GO_ON_SQL, [at, box.pk, Conversation.State.OPEN.value, patient_box.pk])
-        return cursor.rowcount > 0
+        cursor.execute(OPEN_OR_GO_ON_SQL, [box.pk, state, at, at, patient_box.pk, state])
+        return cursor.fetchone() is not None
 
 
 def record_pro_message(message: Message, patient_box: Mailbox) -> None:
@@ -412,10 +475,8 @@ def record_pro_message(message: Message, patient_box: Mailbox) -> None:
         return
     now = timezone.now()
     closing = is_closing_subject(message.subject)
-    # The usual case, an open exchange going on, is one UPDATE (the patient found by its box in
-    # it): the exchange's row stays locked until the delivery commits, and the next message from
-    # this box to this patient waits.
-    if not closing and go_on_with_open_exchange(box, patient_box, now):
+    # The usual cases, a first message or an open exchange going on, are one statement.
+    if not closing and open_or_go_on(box, patient_box, now):
         return
     patient = Patient.objects.filter(mailbox=patient_box).first()
     if patient is None:
@@ -469,13 +530,14 @@ class PatientPolicy:
         if address == test_address():
             ensure_test_mailbox()
             return Decision.ok()
-        if ins_error(ins_of(address)):
+        ins = ins_of(address)
+        if ins_error(ins):
             return refuse_wrong_ins()
-        patient = patient_for_address(address)
-        decision = space_decision(patient)
-        if patient is None or not decision.deliver:
+        facts = patient_facts(ins, envelope.sender_mailbox)
+        decision = space_decision(facts)
+        if facts is None or not decision.deliver:
             return decision
-        return pro_may_write_to(envelope, patient)
+        return pro_may_write(envelope, facts)
 
     def decide_patient_sender(self, envelope: Envelope, recipient_address: str) -> Decision:
         """A patient's message: within the patient limit, from an active space, to a box the

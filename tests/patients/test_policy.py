@@ -155,6 +155,31 @@ def test_fin_closes_then_writing_again_reopens(cast):
     assert cast.alice_box in patient_send(cast.paul_patient, cast.alice_box.address, in_reply_to=first).delivered
 
 
+def test_the_exchange_opens_and_goes_on_in_one_statement_and_a_closed_one_is_left_alone(cast):
+    """`patients.policy.open_or_go_on`: the first message opens the exchange, the next moves its
+    last message's time (one row), a closed exchange is not touched (the long way reopens it)."""
+    from patients.policy import open_or_go_on
+
+    earlier = timezone.now() - datetime.timedelta(hours=2)
+    assert open_or_go_on(cast.cardio, cast.paul_box, earlier)
+    opened = Conversation.objects.get(mailbox=cast.cardio, patient=cast.paul_patient)
+    assert (opened.state, opened.opened_at, opened.last_message_at) == ("open", earlier, earlier)
+
+    later = earlier + datetime.timedelta(hours=1)
+    assert open_or_go_on(cast.cardio, cast.paul_box, later)
+    assert Conversation.objects.filter(mailbox=cast.cardio, patient=cast.paul_patient).count() == 1
+    opened.refresh_from_db()
+    assert (opened.opened_at, opened.last_message_at) == (earlier, later)
+
+    Conversation.objects.filter(pk=opened.pk).update(state=Conversation.State.CLOSED)
+    assert not open_or_go_on(cast.cardio, cast.paul_box, timezone.now())
+    opened.refresh_from_db()
+    assert (opened.state, opened.last_message_at) == ("closed", later)
+    # A box that is no patient's: nothing written.
+    assert not open_or_go_on(cast.cardio, cast.alice_box, timezone.now())
+    assert not Conversation.objects.filter(mailbox=cast.cardio).exclude(pk=opened.pk).exists()
+
+
 def test_fin_de_traitement_closes_nothing(cast):
     pro_send(cast.alice_box, cast.alice, cast.paul_patient.address, subject="Fin de traitement")
     assert Conversation.objects.get(mailbox=cast.alice_box, patient=cast.paul_patient).state == "open"
