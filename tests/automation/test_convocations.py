@@ -188,3 +188,36 @@ def test_cancelled_convocation_sends_no_reminder(service, cast):
         convocations.send_due_reminders()
     assert sent_reminders(cast.paul_patient) == []
     assert set(Reminder.objects.values_list("status", flat=True)) == {"skipped"}
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "Rendez-vous cardiologie — CH des Trois Pics",
+        # Long and accented: folded inside two-byte characters and escapes (`\,` `\;`).
+        "Consultation pré-anesthésique, service de chirurgie orthopédique; bâtiment É, 3ᵉ étage "
+        "— Centre hospitalier intercommunal des Trois Pics, site de l'Hôtel-Dieu" * 2,
+        "x" * 66,  # SUMMARY:+66 = 74 octets: not folded
+        "x" * 67,  # 75 octets: folded
+        "é" * 33 + "x",  # 75 octets in 42 characters
+    ],
+)
+def test_the_calendar_bytes_are_icalendars_own(summary):
+    """`automation.calendar.serialised` skips icalendar's fold for short lines only: the bytes
+    are `to_ical()`'s, and they parse back."""
+    from automation.calendar import serialised
+
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//MSSante//Convocations//FR")
+    calendar.add("version", "2.0")
+    event = icalendar.Event()
+    event.add("uid", "c0ffee@ch-troispics.mssante.fr")
+    event.add("dtstart", datetime.datetime(2026, 12, 3, 14, 30, tzinfo=PARIS))
+    event.add("summary", summary)
+    event.add("location", summary[::-1])
+    attendee = icalendar.vCalAddress("mailto:123456789012345@patient.mssante.fr")
+    attendee.params["cn"] = icalendar.vText("Éloïse D'Alembert-Müller, née Ça")
+    event.add("attendee", attendee)
+    calendar.add_component(event)
+    assert serialised(calendar) == calendar.to_ical()
+    assert str(icalendar.Calendar.from_ical(serialised(calendar)).walk("VEVENT")[0]["SUMMARY"]) == summary
