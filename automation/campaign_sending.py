@@ -34,6 +34,7 @@ from audit.events import record_many
 from audit.models import AuditEvent
 from automation import calendar, campaigns, convocations, sending
 from automation.models import Campaign, CampaignLine, Convocation, Reminder
+from mailboxes import trust
 from mailboxes.delivery import DeliveryRefused, many_in_one_transaction
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ def process_batch(campaign_id: int, max_lines: int | None = None, budget_seconds
     while done < max_lines:
         if budget_seconds is not None and time.monotonic() - started > budget_seconds:
             break
+        # The trust space's names read now, outside the chunk's transaction, so that its 50
+        # deliveries take them from the process's cache (mailboxes.trust).
+        trust.cached_domain_sets()
         count = _process_chunk(campaign_id, cache)
         if count is None:  # paused, cancelled, finished, or over the daily limit
             return False

@@ -8,8 +8,10 @@ later decision and delivery uses, so what was checked is what is delivered.
 
 The hosted and trusted domain names are few and read on every message: each process keeps them
 for `TRUST_CACHE_SECONDS`, forgets them as soon as it saves or deletes a domain itself, and other
-processes see a change within that delay. Inside a transaction the database is read directly,
-so a decision never rests on rows another transaction has not committed (or may roll back).
+processes see a change within that delay. The cache is only filled outside a transaction, so it
+never holds a row that was not committed (or may roll back); inside one it is read while fresh
+(a campaign's chunk sends its 50 messages in one transaction), and a transaction that saves or
+deletes a domain drops it at once, so that transaction reads its own rows from the database.
 """
 
 from __future__ import annotations
@@ -93,14 +95,18 @@ def _domain_changed(**_kwargs) -> None:
 
 def cached_domain_sets() -> tuple[frozenset[str], frozenset[str]] | None:
     """(hosted, trusted) domain names from this process's cache, or None when it must not be
-    used: caching switched off (`TRUST_CACHE_SECONDS = 0`) or inside a transaction."""
+    used: caching switched off (`TRUST_CACHE_SECONDS = 0`), or inside a transaction when the
+    cache is stale (it is filled outside transactions only). Called outside a transaction, it
+    also fills the cache for the transactions that follow."""
     global _domain_sets
     ttl = getattr(settings, "TRUST_CACHE_SECONDS", 0)
-    if ttl <= 0 or connection.in_atomic_block:
+    if ttl <= 0:
         return None
     now = time.monotonic()
     cached = _domain_sets
     if cached is None or cached[0] <= now:
+        if connection.in_atomic_block:
+            return None
         cached = (
             now + ttl,
             frozenset(Domain.objects.values_list("name", flat=True)),

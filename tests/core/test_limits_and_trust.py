@@ -294,6 +294,37 @@ def test_domain_names_are_cached_per_process_and_forgotten_on_change(settings):
     invalidate_domain_cache()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_inside_a_transaction_the_cache_is_read_never_filled_and_a_domain_saved_there_is_seen(settings):
+    """A campaign's chunk (one transaction) reads the names cached before it; a stale cache is
+    not filled inside a transaction; a domain saved in the transaction drops the cache, so the
+    transaction sees its own row, and nothing of a rolled-back transaction stays cached."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from mailboxes.models import Domain, Structure
+    from mailboxes.trust import cached_domain_sets, classify_domains, invalidate_domain_cache
+
+    settings.TRUST_CACHE_SECONDS = 3600
+    structure = Structure.objects.create(name="CH", finess="750000013")
+    invalidate_domain_cache()
+    with transaction.atomic():
+        assert cached_domain_sets() is None  # stale and inside a transaction: not filled
+    cached_domain_sets()  # filled outside
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        assert classify_domains({"ch-x.mssante.fr"}) == {"ch-x.mssante.fr": "untrusted"}
+    assert len(queries) == 0
+    try:
+        with transaction.atomic():
+            Domain.objects.create(name="ch-x.mssante.fr", structure=structure)
+            assert classify_domains({"ch-x.mssante.fr"}) == {"ch-x.mssante.fr": "hosted"}
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    assert classify_domains({"ch-x.mssante.fr"}) == {"ch-x.mssante.fr": "untrusted"}
+    invalidate_domain_cache()
+
+
 def test_a_box_filled_by_a_concurrent_delivery_is_not_pushed_over_its_quota(cast, monkeypatch):
     """The quota is checked again in the transaction that counts the space: a box that another
     delivery filled after this one's plan refuses the message instead of going over quota."""
