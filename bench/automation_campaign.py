@@ -22,6 +22,7 @@ patient got exactly one message and has one queued notification.
 """
 
 import argparse
+import collections
 import datetime
 import os
 import re
@@ -302,7 +303,7 @@ def run(args, env, var_dir: Path) -> None:
 
 
 SHARES = [
-    ("mailboxes.delivery.send_message (whole delivery path)", "delivery.py", "send_message"),
+    ("mailboxes.delivery.send_message (whole delivery path)", "delivery/send.py", "send_message"),
     ("  of which the patient policy (checks, conversation, notification)", "policy.py", "after_delivery"),
     ("  of which the patient policy: recipient decision", "policy.py", "decide_recipient"),
     ("mailboxes.compose.build_message (MIME)", "compose.py", "build_message"),
@@ -336,6 +337,16 @@ def profile(args) -> None:
     print(
         f"unprofiled: {args.profile} messages, {1000 * cpu / args.profile:.2f} ms CPU and {1000 * wall / args.profile:.2f} ms wall each"
     )
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        campaign_sending.process_batch(campaign.pk, max_lines=50)
+    kinds = collections.Counter(q["sql"].split(None, 1)[0].upper() for q in queries.captured_queries)
+    print(f"statements for a chunk of 50: {len(queries)} ({', '.join(f'{k} {n}' for k, n in kinds.most_common())})")
+    if os.environ.get("BENCH_SHOW_SQL"):
+        for query in queries.captured_queries[:40]:
+            print("   ", query["sql"][:160])
     profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     campaign_sending.process_batch(campaign.pk, max_lines=args.profile)
