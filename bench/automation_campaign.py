@@ -22,8 +22,10 @@ patient got exactly one message and has one queued notification.
 """
 
 import argparse
+import base64
 import collections
 import datetime
+import json
 import os
 import re
 import subprocess
@@ -281,9 +283,13 @@ def run(args, env, var_dir: Path) -> None:
     inboxes = Entry.objects.filter(mailbox__kind="PAT").values("mailbox").distinct().count()
     entries = Entry.objects.filter(mailbox__kind="PAT").count()
     notifications = Notification.objects.filter(status=Notification.Status.PENDING).count()
-    queued = broker.llen("celery")
+    # A chunk's notifications are one task carrying their ids (mailboxes.queueing): count the ids.
+    queued = sum(
+        len(json.loads(base64.b64decode(json.loads(raw)["body"]))[0]) for raw in broker.lrange("celery", 0, -1)
+    )
     print(f"status {campaign.status}; sent {sent}; messages {messages}; patient entries {entries} in {inboxes} boxes")
-    print(f"notifications pending {notifications}, notification tasks queued in Redis {queued}")
+    tasks = broker.llen("celery")
+    print(f"notifications pending {notifications}, queued in Redis {queued} (in {tasks} tasks)")
     print(f"END TO END (upload → last message committed, its notification queued): {total:.1f} s")
     print(
         f"sending (start → done): {total - (t_start - t0):.1f} s = {sent / max(total - (t_start - t0), 1e-9):.0f} msg/s"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from datetime import timedelta
 
 from celery import signature
@@ -30,10 +31,11 @@ log = logging.getLogger("mailboxes.queueing")
 BROKER_ERRORS = (OperationalError, OSError)
 
 
-def enqueue(task_name: str, *args: int, queue: str | None = None) -> bool:
-    """Queue `task_name(*args)` now. False, logged, when the broker is unreachable."""
+def enqueue(task_name: str, *args: int, queue: str | None = None, countdown: int | None = None) -> bool:
+    """Queue `task_name(*args)` now (to run after `countdown` seconds). False, logged, when the
+    broker is unreachable."""
     try:
-        signature(task_name, args=args).apply_async(queue=queue or None)
+        signature(task_name, args=args).apply_async(queue=queue or None, countdown=countdown)
     except BROKER_ERRORS as exc:
         log.warning(
             "task not queued: task=%s args=%s error=%s (its sweeper will queue it)",
@@ -48,6 +50,34 @@ def enqueue(task_name: str, *args: int, queue: str | None = None) -> bool:
 def enqueue_on_commit(task_name: str, *args: int, queue: str | None = None) -> None:
     """Queue `task_name(*args)` once the current transaction commits (at once outside one)."""
     transaction.on_commit(functools.partial(enqueue, task_name, *args, queue=queue))
+
+
+# Ids waiting for the commit of this thread's transaction, by (task name, queue).
+_batches = threading.local()
+BATCH_MAX_IDS = 500
+
+
+def enqueue_together_on_commit(task_name: str, pk: int, queue: str | None = None) -> None:
+    """Queue `task_name(pk)` once the current transaction commits, in one task with every other
+    id given for that task and queue in the transaction: `task_name(*ids)`, so the task must take
+    any number of ids (a campaign's chunk of 50 deliveries is one transaction; each publish
+    costs the sender about 1 ms of CPU, bench/RESULTS.md issue 9). At once outside a transaction.
+
+    Each id registers its own commit callback, and the first one to run publishes every id
+    gathered so far: an id whose savepoint rolled back goes with them (its row does not exist,
+    so the task's claim finds nothing), and no id depends on a callback that a rollback dropped."""
+    if not transaction.get_connection().in_atomic_block:
+        enqueue(task_name, pk, queue=queue)
+        return
+    pending = _batches.__dict__.setdefault("pending", {})
+    pending.setdefault((task_name, queue), []).append(pk)
+    transaction.on_commit(functools.partial(_publish_together, task_name, queue))
+
+
+def _publish_together(task_name: str, queue: str | None) -> None:
+    ids = _batches.__dict__.get("pending", {}).pop((task_name, queue), [])
+    for start in range(0, len(ids), BATCH_MAX_IDS):
+        enqueue(task_name, *ids[start : start + BATCH_MAX_IDS], queue=queue)
 
 
 # --- The relay's discipline for the other queues of outgoing mail ------------------------------

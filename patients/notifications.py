@@ -41,10 +41,13 @@ NOTIFICATION, ENTRY, PATIENT = (f'"{m._meta.db_table}"' for m in (Notification, 
 
 
 def _enqueue(notification_ids: list[int]) -> None:
-    # Mail going out: the relay's workers (RELAY_QUEUE) carry it. A broker that is down is
-    # logged, not raised; `sweep_notifications` queues the rows later.
+    # Mail going out: the relay's workers (RELAY_QUEUE) carry it, one task for the notifications
+    # of one transaction (a campaign's chunk). A broker that is down is logged, not raised;
+    # `sweep_notifications` queues the rows later.
     for notification_id in notification_ids:
-        queueing.enqueue_on_commit("patients.tasks.send_notification", notification_id, queue=settings.RELAY_QUEUE)
+        queueing.enqueue_together_on_commit(
+            "patients.tasks.send_notification", notification_id, queue=settings.RELAY_QUEUE
+        )
 
 
 def _entry(message: Message, box: Mailbox) -> Entry | None:

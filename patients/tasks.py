@@ -8,10 +8,16 @@ Celery's countdown with a broker; by the sweeper without one), a permanent one i
 the beat sweepers below take back rows whose task was lost or whose worker died.
 """
 
-from celery import shared_task
+import logging
 
+from celery import shared_task
+from django.conf import settings
+
+from mailboxes import queueing
 from mailboxes.models import Message
 from patients import notifications, returns
+
+log = logging.getLogger(__name__)
 
 
 def _retry(task, retry_in: int | None) -> None:
@@ -21,8 +27,24 @@ def _retry(task, retry_in: int | None) -> None:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None, ignore_result=True)
-def send_notification(self, notification_id: int) -> None:
-    _retry(self, notifications.send_notification(notification_id))
+def send_notification(self, *notification_ids: int) -> None:
+    """One notification, or the notifications of one delivery transaction (a campaign's chunk,
+    `queueing.enqueue_together_on_commit`), each claimed on its own. A temporary failure of one
+    of several is queued again on its own, after its backoff."""
+    if len(notification_ids) == 1:
+        _retry(self, notifications.send_notification(notification_ids[0]))
+        return
+    for notification_id in notification_ids:
+        try:
+            retry_in = notifications.send_notification(notification_id)
+        except Exception:  # one row's trouble never holds back the others; the sweeper takes it
+            log.exception("notification task failed: id=%s", notification_id)
+            continue
+        if retry_in is not None and not self.request.is_eager:
+            # A broker that is down is logged: the row is due again, so the sweeper queues it.
+            queueing.enqueue(
+                "patients.tasks.send_notification", notification_id, queue=settings.RELAY_QUEUE, countdown=retry_in
+            )
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None, ignore_result=True)

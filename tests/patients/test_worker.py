@@ -1,6 +1,9 @@
 """Notifications through a real Celery worker on Redis (DB 4): the task is queued after commit
 with only an id, the worker sends the e-mail (file backend), and a duplicate task sends nothing."""
 
+import base64
+import json
+
 import pytest
 import redis
 
@@ -47,3 +50,58 @@ def test_worker_sends_the_notification_once(cast, broker_db4, start_worker, tmp_
     # The worker logged both runs of the task (the first and the duplicate) as finished.
     wait_until(lambda: finished(worker, "patients.tasks.send_notification") >= 2, timeout=20)
     assert sum(f.read_text().count("Message-ID:") for f in mail_dir.iterdir()) == 1
+
+
+def queued_tasks(client) -> list[tuple[str, list]]:
+    """(task name, args) of each task waiting in the broker's default queue."""
+    tasks = []
+    for raw in client.lrange("celery", 0, -1):
+        message = json.loads(raw)
+        args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        tasks.append((message["headers"]["task"], args))
+    return tasks
+
+
+def test_the_notifications_of_one_transaction_go_in_one_task(cast, broker_db4, start_worker, tmp_path):  # noqa: F811
+    """A campaign's chunk is one transaction: its notifications are one published task carrying
+    every id, and the worker sends each e-mail once."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        for subject in ("Convocation", "Rappel", "Consignes"):
+            pro_send(cast.alice_box, cast.alice, cast.paul_patient.address, subject=subject)
+    ids = sorted(Notification.objects.values_list("pk", flat=True))
+    assert len(ids) == 3
+    assert queued_tasks(broker_db4) == [("patients.tasks.send_notification", ids)]
+
+    mail_dir = tmp_path / "mails"
+    mail_dir.mkdir()
+    worker = start_worker(CELERY_BROKER_URL=REDIS_URL, EMAIL_FILE_PATH=str(mail_dir))
+    try:
+        wait_until(lambda: Notification.objects.filter(status=Notification.Status.SENT).count() == 3, timeout=20)
+    except AssertionError:
+        raise AssertionError(worker.output()[-3000:]) from None
+    wait_until(lambda: sum(f.read_text().count("Message-ID:") for f in mail_dir.iterdir()) == 3, timeout=10)
+
+
+def test_a_temporary_failure_in_a_task_of_several_is_queued_again_alone(broker_db4, monkeypatch):
+    """One notification of a batch that must wait (4xx) goes back to the broker on its own, with
+    its backoff; the others are not sent again; a row that raises does not stop the rest."""
+    from patients import notifications
+    from patients.tasks import send_notification
+
+    ran = []
+
+    def fake_send(notification_id):
+        ran.append(notification_id)
+        if notification_id == 12:
+            raise RuntimeError("a broken row")
+        return 30 if notification_id == 11 else None
+
+    monkeypatch.setattr(notifications, "send_notification", fake_send)
+    send_notification(10, 11, 12, 13)
+    assert ran == [10, 11, 12, 13]
+    (raw,) = broker_db4.lrange("celery", 0, -1)
+    message = json.loads(raw)
+    assert queued_tasks(broker_db4) == [("patients.tasks.send_notification", [11])]
+    assert message["headers"]["eta"]  # the countdown of its backoff
