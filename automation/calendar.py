@@ -109,17 +109,31 @@ FOLD_AT = 75
 
 
 def serialised(component: icalendar.Component) -> bytes:
-    """`component.to_ical()`, byte for byte, from the same public pieces (`content_lines()`, each
-    line's `to_ical()`), except that a line too short to be folded is encoded directly.
-    icalendar folds every line character by character, short or long: that loop was 8 % of a
-    campaign worker's CPU (bench/RESULTS.md, issue 9). A test holds both outputs equal."""
-    lines = []
-    for line in component.content_lines():
-        if not line:
-            continue
-        encoded = line.encode("utf-8")
-        lines.append(encoded if len(encoded) < FOLD_AT else line.to_ical())
-    return b"\r\n".join(lines) + b"\r\n"
+    """`component.to_ical()`, byte for byte, from the same public pieces (`content_lines()`),
+    with each line folded by `fold` instead of the library's per-character loop (about 10 % of
+    a campaign worker's CPU, bench/RESULTS.md issue 9). Tests hold both outputs equal."""
+    return b"".join(fold(line).encode("utf-8") + b"\r\n" for line in component.content_lines() if line)
+
+
+def fold(line: str) -> str:
+    """RFC 5545 §3.1 folding as icalendar does it (`Contentline.to_ical`): a physical line holds
+    at most FOLD_AT - 1 octets of content, continuation lines start with a space, a character is
+    never cut, and an escape character (`\\` or `^`) that would end a piece moves to the next."""
+    if len(line) < FOLD_AT and (line.isascii() or len(line.encode("utf-8")) < FOLD_AT):
+        return line
+    widths = [1] * len(line) if line.isascii() else [len(c.encode("utf-8")) for c in line]
+    pieces, start, count = [], 0, 0
+    for index, width in enumerate(widths):
+        if index > start and count + width >= FOLD_AT:
+            if index - start > 1 and line[index - 1] in "\\^":
+                pieces.append(line[start : index - 1])
+                start, count = index - 1, widths[index - 1]
+            else:
+                pieces.append(line[start:index])
+                start, count = index, 0
+        count += width
+    pieces.append(line[start:])
+    return "\r\n ".join(pieces)
 
 
 def _summary(convocation) -> str:

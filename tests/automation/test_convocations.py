@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 import time_machine
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from audit.models import AuditEvent
 from automation import convocations
@@ -221,3 +223,18 @@ def test_the_calendar_bytes_are_icalendars_own(summary):
     calendar.add_component(event)
     assert serialised(calendar) == calendar.to_ical()
     assert str(icalendar.Calendar.from_ical(serialised(calendar)).walk("VEVENT")[0]["SUMMARY"]) == summary
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"), max_size=400))
+# An escape that would end a piece: "DESCRIPTION:" and 61 characters, then `\` at octet 74.
+@example("x" * 61 + "\\n" + "y" * 80)
+@example("é" * 30 + "x" + "^" + "ü" * 60)  # `^` at octet 74 after two-byte characters
+@example("x" * 61 + "\\" + "y" * 72 + "^" + "z" * 80)  # in the first and the second piece
+def test_folding_is_icalendars_own(text):
+    """`automation.calendar.fold` gives the bytes of icalendar's own `Contentline.to_ical()`."""
+    from icalendar.parser import Contentline
+
+    from automation.calendar import fold
+
+    line = "DESCRIPTION:" + text
+    assert fold(line).encode("utf-8") == Contentline(line).to_ical()
