@@ -51,7 +51,7 @@ def send_one(port: int, to: str, raw: bytes) -> int:
     return int(reply.decode().rsplit(" ", 1)[1])
 
 
-def test_raw_file_and_its_directory_are_fsynced_before_the_250(cast, process_env, tmp_path):
+def test_raw_file_attachment_and_their_directories_are_fsynced_before_the_250(cast, process_env, tmp_path):
     assert shutil.which("strace"), "strace (Debian package) is needed for this test"
     TrustedDomain.objects.create(name=PEER)
     port = free_port()
@@ -81,7 +81,8 @@ def test_raw_file_and_its_directory_are_fsynced_before_the_250(cast, process_env
         process_env,
     )
     try:
-        raw = make_raw(cast.alice_box.address, subject="Durable", body="Bonjour,\n" * 500)
+        pdf = b"%PDF-1.4\n" + os.urandom(20_000) + b"\n%%EOF\n"
+        raw = make_raw(cast.alice_box.address, subject="Durable", body="Bonjour,\n" * 500, attachment=pdf)
         pk = send_one(port, cast.alice_box.address, raw)
     finally:
         # The gateway is strace's child: stop it, strace then ends.
@@ -115,8 +116,14 @@ def test_raw_file_and_its_directory_are_fsynced_before_the_250(cast, process_env
 
     file_synced = synced(rf"fsync\(\d+</[^>]*/raw/{digest[:2]}/{digest}\.eml>")
     directory_synced = synced(rf"fsync\(\d+</[^>]*/raw/{digest[:2]}>")
+    # The attachment's own file and directory too (each file with its directories in one job).
+    (attachment,) = message.attachments.all()
+    assert Path(default_storage.path(attachment.file.name)).read_bytes() == pdf
+    part = attachment.sha256
+    attachment_synced = synced(rf"fsync\(\d+</[^>]*/att/{part[:2]}/{part}>")
+    attachment_directory_synced = synced(rf"fsync\(\d+</[^>]*/att/{part[:2]}>")
     acknowledged = next(i for i, line in enumerate(lines) if f"250 2.0.0 OK message {pk}" in line)
-    assert file_synced < acknowledged and directory_synced < acknowledged
+    assert max(file_synced, directory_synced, attachment_synced, attachment_directory_synced) < acknowledged
 
 
 def test_kill_9_under_load_loses_no_acknowledged_message(cast, process_env):
