@@ -128,3 +128,30 @@ def test_the_task_reads_its_notification_and_address_in_one_statement(cast):
     notification.refresh_from_db()
     assert (notification.status, notification.attempts) == (Notification.Status.SKIPPED, 2)
     assert len(mail.outbox) == 1
+
+
+def test_claim_takes_a_due_pending_row_once_and_finish_sets_its_final_state(cast):
+    import datetime
+
+    from django.utils import timezone
+
+    from mailboxes import queueing
+
+    cast.paul_patient.notification_email = ""
+    cast.paul_patient.save()
+    pro_send(cast.alice_box, cast.alice, cast.paul_patient.address)
+    pk = Notification.objects.get().pk
+    later = timezone.now() + datetime.timedelta(minutes=5)
+    Notification.objects.filter(pk=pk).update(status="pending", attempts=3, next_attempt_at=later, last_error="451")
+    assert not queueing.claim(Notification, pk)  # not due yet
+    Notification.objects.filter(pk=pk).update(next_attempt_at=timezone.now())
+    assert queueing.claim(Notification, pk)
+    assert not queueing.claim(Notification, pk)  # taken
+    row = Notification.objects.get(pk=pk)
+    assert (row.status, row.attempts, row.last_error) == ("sending", 4, "451")
+    sent_at = timezone.now()
+    assert queueing.finish(Notification, pk, Notification.Status.SENT, sent_at=sent_at)
+    row = Notification.objects.get(pk=pk)
+    assert (row.status, row.next_attempt_at, row.last_error, row.sent_at) == ("sent", None, "", sent_at)
+    assert row.updated_at >= sent_at
+    assert not queueing.finish(Notification, pk, Notification.Status.FAILED, "late")  # final already
