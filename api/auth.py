@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -26,7 +26,7 @@ from rest_framework.throttling import BaseThrottle
 
 from api.models import KEY_PREFIX, ApiKey, hash_secret, normalise_fingerprint
 from audit.events import client_ip
-from mailboxes.models import Mailbox
+from mailboxes.models import Folder, Mailbox
 
 
 def fail(code: str, detail: str):
@@ -55,10 +55,12 @@ def _columns(model) -> list:
 
 
 KEY_FIELDS, BOX_FIELDS = _columns(ApiKey), _columns(Mailbox)
-# Table and column names from the models; the prefix is a bound parameter.
+# Table and column names from the models; the prefix and the role are bound parameters. The last
+# column is the id of the box's SENT folder (one per box: `folder_system_role_unique`).
 KEY_SQL = (
     "SELECT "  # noqa: S608
     + ", ".join([f'k."{f.column}"' for f in KEY_FIELDS] + [f'b."{f.column}"' for f in BOX_FIELDS])
+    + f', (SELECT f.id FROM "{Folder._meta.db_table}" f WHERE f.mailbox_id = b.id AND f.role = %s)'  # noqa: S608
     + f' FROM "{ApiKey._meta.db_table}" k JOIN "{Mailbox._meta.db_table}" b ON b.id = k.mailbox_id WHERE k.prefix = %s'
 )
 # Rows read as PostgreSQL gives them need no conversion as long as no field converts its value.
@@ -69,19 +71,35 @@ def key_by_prefix(prefix: str) -> ApiKey | None:
     """The key of `prefix` (unique) with its box, read on every call: on PostgreSQL in SQL text
     written once (the ORM's compile of the join, every column of both models, was about a third
     of the API layer's own CPU; bench/RESULTS.md issue 10), the instances built with the
-    documented `Model.from_db` as the ORM builds them; elsewhere through the ORM."""
+    documented `Model.from_db` as the ORM builds them; elsewhere through the ORM.
+
+    The same query brings the id of the box's SENT folder, kept on the box as the delivery path
+    keeps it (`sent_folder_id`, mailboxes/delivery/writing.py `folder_id`): a message sent with
+    the key then needs no query of its own for its copy in SENT. A box without its folders
+    (None) gets them from the delivery path, as before."""
     if connection.vendor != "postgresql" or not KEY_SQL_USABLE:
         # The prefix is unique: no ORDER BY (`.first()` would sort by the model's ordering).
-        return next(iter(ApiKey.objects.select_related("mailbox").filter(prefix=prefix).order_by()[:1]), None)
+        sent = Folder.objects.filter(mailbox_id=OuterRef("mailbox_id"), role=Folder.Role.SENT).values("id")
+        keys = ApiKey.objects.select_related("mailbox").filter(prefix=prefix).order_by()
+        key = next(iter(keys.annotate(sent_folder=Subquery(sent[:1]))[:1]), None)
+        if key is not None:
+            keep_sent_folder(key.mailbox, key.sent_folder)
+        return key
     with connection.cursor() as cursor:
-        cursor.execute(KEY_SQL, [prefix])
+        cursor.execute(KEY_SQL, [Folder.Role.SENT.value, prefix])
         row = cursor.fetchone()
     if row is None:
         return None
-    split = len(KEY_FIELDS)
+    split, end = len(KEY_FIELDS), len(KEY_FIELDS) + len(BOX_FIELDS)
     key = ApiKey.from_db(connection.alias, [f.attname for f in KEY_FIELDS], row[:split])
-    key.mailbox = Mailbox.from_db(connection.alias, [f.attname for f in BOX_FIELDS], row[split:])
+    key.mailbox = Mailbox.from_db(connection.alias, [f.attname for f in BOX_FIELDS], row[split:end])
+    keep_sent_folder(key.mailbox, row[end])
     return key
+
+
+def keep_sent_folder(box: Mailbox, folder_id: int | None) -> None:
+    if folder_id is not None:
+        setattr(box, "sent_folder_id", folder_id)  # noqa: B010 - an attribute of this object only, not a field
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -193,3 +193,38 @@ def test_which_calls_open_a_transaction_of_their_own(cast):
     assert needs_one_transaction(dict(plain, cc=[cast.pauline_box.address]), idempotent=False)
     assert needs_one_transaction(dict(plain, model=3), idempotent=False)
     assert needs_one_transaction(dict(plain, in_reply_to="<a@b>"), idempotent=False)
+
+
+def test_a_call_finds_its_box_sent_folder_with_the_key(cast, api, client_for):
+    """The key's query brings the id of its box's SENT folder: sending to a patient asks the
+    database for no folder, and the box's copy is in SENT. A box whose folders are missing gets
+    them, as before."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from mailboxes.models import Folder, Mailbox
+    from tests.api.conftest import make_key
+
+    def send(subject):
+        response = api.call.post("/api/v1/messages", {"to": [cast.paul_box.address], "subject": subject, "text": "B"})
+        assert response.status_code == 201, response.content
+        return Message.objects.get(pk=response.json()["id"])
+
+    send("Premier")  # warms the process's caches (trust domains, templates)
+    with CaptureQueriesContext(connection) as queries:
+        message = send("Second")
+    statements = [q["sql"] for q in queries.captured_queries]
+    sent_lookups = [sql for sql in statements if "'sent'" in sql and "api_apikey" not in sql]
+    assert not sent_lookups and "'sent'" in statements[0], statements
+    sent = Folder.objects.get(mailbox=api.box, role=Folder.Role.SENT)
+    assert Entry.objects.get(mailbox=api.box, message=message).folder_id == sent.pk
+
+    bare = Mailbox.objects.create(
+        kind=Mailbox.Kind.APPLICATIVE, address="sil_noreply@ch-troispics.mssante.fr", domain=cast.d_troispics
+    )
+    Folder.objects.filter(mailbox=bare).delete()
+    _key, secret = make_key(bare)
+    response = client_for(secret).post("/api/v1/messages", {"to": [cast.paul_box.address], "subject": "S", "text": "B"})
+    assert response.status_code == 201, response.content
+    sent = Folder.objects.get(mailbox=bare, role=Folder.Role.SENT)
+    assert Entry.objects.get(mailbox=bare, message_id=response.json()["id"]).folder_id == sent.pk

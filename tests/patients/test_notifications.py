@@ -105,3 +105,53 @@ def test_pro_without_the_setting_is_not_notified(cast):
     patient_send(cast.paul_patient, cast.alice_box.address, in_reply_to=sent)
     assert mail.outbox == []
     assert inbox_of(cast.alice_box).count() == 1
+
+
+def test_the_task_reads_its_notification_and_address_in_one_statement(cast):
+    """Claim, one read of the notification with its personal address, the final state: three
+    statements when there is nobody to write to; with an address, the e-mail goes to it."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from patients.notifications import send_notification
+
+    pro_send(cast.alice_box, cast.alice, cast.paul_patient.address)
+    notification = Notification.objects.get()
+    assert [m.to for m in mail.outbox] == [["paul.perso@exemple.org"]]
+
+    cast.paul_patient.notification_email = ""
+    cast.paul_patient.save()
+    Notification.objects.filter(pk=notification.pk).update(status=Notification.Status.PENDING)
+    with CaptureQueriesContext(connection) as queries:
+        assert send_notification(notification.pk) is None
+    assert len(queries) == 3, [q["sql"][:80] for q in queries.captured_queries]
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == (Notification.Status.SKIPPED, 2)
+    assert len(mail.outbox) == 1
+
+
+def test_claim_takes_a_due_pending_row_once_and_finish_sets_its_final_state(cast):
+    import datetime
+
+    from django.utils import timezone
+
+    from mailboxes import queueing
+
+    cast.paul_patient.notification_email = ""
+    cast.paul_patient.save()
+    pro_send(cast.alice_box, cast.alice, cast.paul_patient.address)
+    pk = Notification.objects.get().pk
+    later = timezone.now() + datetime.timedelta(minutes=5)
+    Notification.objects.filter(pk=pk).update(status="pending", attempts=3, next_attempt_at=later, last_error="451")
+    assert not queueing.claim(Notification, pk)  # not due yet
+    Notification.objects.filter(pk=pk).update(next_attempt_at=timezone.now())
+    assert queueing.claim(Notification, pk)
+    assert not queueing.claim(Notification, pk)  # taken
+    row = Notification.objects.get(pk=pk)
+    assert (row.status, row.attempts, row.last_error) == ("sending", 4, "451")
+    sent_at = timezone.now()
+    assert queueing.finish(Notification, pk, Notification.Status.SENT, sent_at=sent_at)
+    row = Notification.objects.get(pk=pk)
+    assert (row.status, row.next_attempt_at, row.last_error, row.sent_at) == ("sent", None, "", sent_at)
+    assert row.updated_at >= sent_at
+    assert not queueing.finish(Notification, pk, Notification.Status.FAILED, "late")  # final already
