@@ -25,7 +25,7 @@ MESSAGE_EVENTS = {A.DELIVERED, A.RELAYED, A.BOUNCED, A.READ, A.REFUSED}
 
 def on_events_committed(sender, rows, **kwargs) -> None:
     from_outside = messages_from_outside(rows)
-    rows = [r for r in rows if r.action in MESSAGE_EVENTS and r.message_id and r.message_id not in from_outside]
+    rows = [r for r in rows if concerns_hooks(r) and r.message_id and r.message_id not in from_outside]
     if not rows:
         return
     senders = sending_boxes({r.message_id for r in rows})
@@ -41,6 +41,20 @@ def on_events_committed(sender, rows, **kwargs) -> None:
             if returns.collect(boxes, message_ids=ids):
                 queue_reply_events(ids)
     queue_message_events(rows, {pk: box for pk, (box, _kind, webhook) in senders.items() if webhook})
+
+
+def is_read_receipt(row: AuditEvent) -> bool:
+    """The recipient's read receipt (MDN) came back: the one reading a webhook reports. Opening a
+    message (the webmail, the patient's pages, IMAP: `mailboxes.reading`) is audited as a read
+    too, by its reader, and notifies nobody."""
+    return row.action == A.READ and row.actor_label == "mdn"
+
+
+def concerns_hooks(row: AuditEvent) -> bool:
+    """Whether either hook can act on `row`: a delivery step, or a read receipt. An opening is
+    not one, so a page that opens messages costs the hooks no query (bench/RESULTS.md, issue 13:
+    the patient's thread page)."""
+    return row.action in MESSAGE_EVENTS and (row.action != A.READ or is_read_receipt(row))
 
 
 def sending_boxes(message_ids) -> dict[int, tuple[int, str, bool]]:
@@ -90,7 +104,7 @@ def reply_data(reply: ReturnReply) -> dict:
 def event_name(row: AuditEvent, delivery: Delivery | None) -> str | None:
     if row.action in (A.DELIVERED, A.RELAYED):
         return WebhookDelivery.Event.DELIVERED
-    if row.action == A.READ and row.actor_label == "mdn":
+    if is_read_receipt(row):
         return WebhookDelivery.Event.READ
     if row.action == A.BOUNCED or (row.action == A.REFUSED and delivery is not None):
         return WebhookDelivery.Event.BOUNCED

@@ -103,22 +103,26 @@ _NAV_FOLDER_FIELDS = tuple(f.attname for f in Folder._meta.concrete_fields)
 _NAV_BOX_FIELDS = tuple(f.attname for f in Mailbox._meta.concrete_fields)
 
 
-def navigation_rows(user):
+def navigation_rows(user, *, counts: bool = True):
     """The folders of every box the user reaches (`mailboxes.access`, decided by the database
-    on each request), each with its unread count and its box's fields, in one query."""
+    on each request), each with its unread count (0 without `counts`) and its box's fields, in
+    one query."""
+    unread = RawSQL(UNREAD_SQL if counts else "0", ())  # noqa: S611 - a constant, no parameter
     return (
         Folder.objects.filter(mailbox__in=pro_mailboxes(user).values("pk"))
-        .annotate(unread=RawSQL(UNREAD_SQL, ()))  # noqa: S611 - a constant, no parameter
+        .annotate(unread=unread)
         .order_by("mailbox__kind", "mailbox__address", "position", "name")
         .values_list(*_NAV_FOLDER_FIELDS, "unread", *(f"mailbox__{name}" for name in _NAV_BOX_FIELDS))
     )
 
 
-def navigation(user) -> list[BoxNode]:
+def navigation(user, *, counts: bool = True) -> list[BoxNode]:
     """The left pane: each box the user reaches (`mailboxes.access`) with its folders and their
     unread counts (correlated subqueries on the partial index of unread entries, migration 0002).
     One query: on PostgreSQL the constant `NAVIGATION_SQL`, which holds the access rule as
-    `mailboxes.access` writes it (`PRO_BOX_IDS_SQL`); elsewhere the ORM's `navigation_rows`."""
+    `mailboxes.access` writes it (`PRO_BOX_IDS_SQL`); elsewhere the ORM's `navigation_rows`.
+    Without `counts` (a page that shows none: the list pane alone) every count is 0 and the
+    database counts nothing."""
     if not getattr(user, "is_authenticated", False):
         return []
     using = router.db_for_read(Folder)
@@ -126,10 +130,10 @@ def navigation(user) -> list[BoxNode]:
     nodes: dict[int, BoxNode] = {}
     if connections[using].vendor == "postgresql":
         with connections[using].cursor() as cursor:
-            cursor.execute(NAVIGATION_SQL, [user.pk, user.pk])
+            cursor.execute(NAVIGATION_SQL if counts else NAVIGATION_SQL_WITHOUT_COUNTS, [user.pk, user.pk])
             rows = cursor.fetchall()
     else:
-        rows = navigation_rows(user).using(using)
+        rows = navigation_rows(user, counts=counts).using(using)
     for values in rows:
         folder = Folder.from_db(using, _NAV_FOLDER_FIELDS, values[:width])
         unread = values[width]
@@ -153,14 +157,15 @@ def navigation(user) -> list[BoxNode]:
     return list(nodes.values())
 
 
-def _navigation_sql() -> str:
+def _navigation_sql(unread: str) -> str:
     """`navigation_rows` as one statement written once: the folders of the boxes
     `mailboxes.access.PRO_BOX_IDS_SQL` gives the user, the same columns and order
-    (bench/RESULTS.md, issue 13: compiling it was a good part of the page)."""
+    (bench/RESULTS.md, issue 13: compiling it was a good part of the page); `unread` is the
+    count's SQL."""
     folder_columns = [f'mailboxes_folder."{Folder._meta.get_field(n).column}"' for n in _NAV_FOLDER_FIELDS]
     box_columns = [f'mailboxes_mailbox."{Mailbox._meta.get_field(n).column}"' for n in _NAV_BOX_FIELDS]
     return (
-        f"SELECT {', '.join(folder_columns)}, ({UNREAD_SQL}) AS unread, {', '.join(box_columns)} "  # noqa: S608 - columns and constants
+        f"SELECT {', '.join(folder_columns)}, ({unread}) AS unread, {', '.join(box_columns)} "  # noqa: S608 - columns and constants
         "FROM mailboxes_folder JOIN mailboxes_mailbox ON mailboxes_mailbox.id = mailboxes_folder.mailbox_id "
         f"WHERE mailboxes_folder.mailbox_id IN ({PRO_BOX_IDS_SQL}) ORDER BY mailboxes_mailbox.kind, "
         "mailboxes_mailbox.address, mailboxes_folder.position, mailboxes_folder.name"
@@ -302,7 +307,8 @@ KEYSET_SQL = {
 }
 
 
-NAVIGATION_SQL = _navigation_sql()
+NAVIGATION_SQL = _navigation_sql(UNREAD_SQL)
+NAVIGATION_SQL_WITHOUT_COUNTS = _navigation_sql("0")
 
 
 def _page_sql(with_to: bool, keyset: str | None) -> str:

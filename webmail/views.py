@@ -100,8 +100,14 @@ def _panes(request, nav, mailbox, folder, *, entry=None, extra=None):
         # The newest message shown (the first row of a first page): new mail changes it.
         rows = context["page"].rows
         context["latest"] = encode_cursor(rows[0].entry) if rows and context["page"].is_first else ""
-    template = "webmail/_list.html" if request.htmx and request.htmx.target == "list-pane" else "webmail/mail.html"
+    template = "webmail/_list.html" if list_pane_only(request) else "webmail/mail.html"
     return render(request, template, context)
+
+
+def list_pane_only(request) -> bool:
+    """htmx asks for the list pane alone (the pager, the new-mail reload): no left pane, so no
+    unread count to show (the poll brings them)."""
+    return bool(request.htmx) and request.htmx.target == "list-pane"
 
 
 @login_required
@@ -147,7 +153,7 @@ def mailbox_home(request, mailbox_id):
 @login_required
 @require_GET
 def folder(request, mailbox_id, folder_id):
-    nav = navigation(request.user)
+    nav = navigation(request.user, counts=not list_pane_only(request))
     mailbox, current = locate(nav, mailbox_id, folder_id)
     return _panes(request, nav, mailbox, current)
 

@@ -237,3 +237,24 @@ def test_each_row_shows_its_own_date_and_time(cast):
     assert shown == expected
     assert [when for subject, when in shown if subject.startswith("Récent")] == ["11:32", "11:31", "11:30"]
     assert len({when for subject, when in shown if subject.startswith("Ancien")}) == 1
+
+
+def test_the_list_pane_alone_counts_no_unread_messages(cast, client):
+    """The list pane (pager, new-mail reload) has no left pane: its navigation asks the database
+    for no count; the full page still shows them, and both give the same boxes and folders."""
+    bulk_entries(cast.alice_box, 3, seen=False)
+    client.force_login(cast.alice)
+    inbox = cast.alice_box.folder(Folder.Role.INBOX)
+    url = reverse("webmail:folder", args=[cast.alice_box.pk, inbox.pk])
+    with CaptureQueriesContext(connection) as full_queries:
+        full = client.get(url)
+    with CaptureQueriesContext(connection) as pane_queries:
+        pane = client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="list-pane")
+    assert [q for q in full_queries if "NOT ur.seen" in q["sql"]]
+    assert not [q for q in pane_queries if "NOT ur.seen" in q["sql"]]
+    assert len(pane_queries) == len(full_queries)
+    assert full.context["unread_total"] == 3 and '<span class="count">3<' in full.content.decode()
+    assert [(n.mailbox.pk, [i.folder.pk for i in n.folders]) for n in pane.context["nav"]] == [
+        (n.mailbox.pk, [i.folder.pk for i in n.folders]) for n in full.context["nav"]
+    ]
+    assert pane.context["move_targets"] and "Déplacer vers" in pane.content.decode()
