@@ -104,17 +104,20 @@ def thread(patient: Patient, entry: Entry) -> list[Entry]:
     else:
         address = correspondent_address(entry.message)
         targets = {address, reply_target(entry.message)}
-    received = [
-        e for e in inbox_entries(patient).select_related("folder") if correspondent_address(e.message) == address
+    # Which entries belong to the thread, from their addresses alone: the messages themselves
+    # (bodies included) are then read for those only, not for the whole box (a long-standing
+    # patient's box holds hundreds; bench/RESULTS.md, issue 13: the patient's thread page).
+    candidates = Entry.objects.filter(
+        mailbox=patient.mailbox, folder__role__in=[Folder.Role.INBOX, Folder.Role.SENT], trashed_at__isnull=True
+    ).values_list("pk", "folder__role", "message__from_address", "message__to")
+    ids = [
+        pk
+        for pk, role, sender, to in candidates
+        if (role == Folder.Role.INBOX and (sender or "").lower() == address)
+        or (role == Folder.Role.SENT and {(r.get("address") or "").lower() for r in to or []} & targets)
     ]
-    sent = [
-        e
-        for e in Entry.objects.filter(mailbox=patient.mailbox, folder__role=Folder.Role.SENT, trashed_at__isnull=True)
-        .select_related("message", "folder")
-        .order_by("received_at", "id")
-        if {(r.get("address") or "").lower() for r in e.message.to} & targets
-    ]
-    return sorted(received + sent, key=lambda e: (e.received_at, e.pk))
+    entries = Entry.objects.filter(pk__in=ids).select_related("folder", "message__sender_mailbox__return_mailbox")
+    return sorted(entries, key=lambda e: (e.received_at, e.pk))
 
 
 @dataclass
