@@ -5,15 +5,18 @@ Ranked: names that start with what was typed first, then addresses that do, then
 contain every word anywhere (name, profession, speciality, structure, service, street, town,
 postcode). On PostgreSQL the three tiers are index scans (pattern B-tree on the name key and the
 address, trigram GIN on the searched text); elsewhere they scan, which is fine for a small
-directory. Liste rouge never shows: every query goes through `visible()`, which re-reads the live
+directory. Liste rouge never shows: every query goes through `visible()` (or, for the
+completion's hand-written statements, `listed_sql`, the same rule), which re-reads the live
 mailbox of a hosted entry.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -32,6 +35,13 @@ CANDIDATES = 40  # trigrams need three characters: shorter words only match as n
 
 
 LISTED = Q(mailbox__isnull=True) | Q(mailbox__unlisted=False, mailbox__is_active=True)
+
+
+def listed_sql(alias: str) -> str:
+    """LISTED in SQL, for the completion's statements: `alias` is a table with a `mailbox_id`,
+    joined to its box as `m` (LEFT JOIN mailboxes_mailbox m). tests/directory/test_search.py
+    holds it to the ORM's answer (national, listed, unlisted, closed boxes)."""
+    return f"({alias}.mailbox_id IS NULL OR (m.is_active AND NOT m.unlisted))"
 
 
 def visible() -> QuerySet:
@@ -91,9 +101,18 @@ def _filtered(rows: QuerySet, criteria: Criteria) -> QuerySet:
     return rows
 
 
-def _contains(criteria: Criteria) -> Q | None:
+def contains_words(criteria: Criteria) -> list[str]:
+    """The words every "contains" match must hold; none for an address (prefix only) or when no
+    word is long enough for the trigram index."""
     words = criteria.words
-    if "@" in criteria.text or not any(len(w) >= MIN_CONTAINS for w in words):  # an address: prefix only
+    if "@" in criteria.text or not any(len(w) >= MIN_CONTAINS for w in words):
+        return []
+    return words
+
+
+def _contains(criteria: Criteria) -> Q | None:
+    words = contains_words(criteria)
+    if not words:
         return None
     condition = Q()
     for word in words:
@@ -121,46 +140,130 @@ def custom_plans():
         yield
 
 
-def name_starts(rows: QuerySet, prefix: str, field: str = "name_key") -> QuerySet:
-    """`rows` whose name key starts with `prefix` (folded: letters, digits, spaces). On PostgreSQL
-    as a range of the "C" name index, [prefix, prefix with its last character raised): in byte
-    order exactly the keys that start with it. Unlike `LIKE $1`, a range stays an index
-    condition in the generic plan of a prepared statement (DB_PREPARE_THRESHOLD), where a
-    pattern would walk the whole index (~90 ms)."""
-    if connection.vendor != "postgresql" or not prefix:
-        return rows.filter(**{f"{field}__startswith": prefix})
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return rows.alias(name_c=Collate(field, "C")).filter(name_c__gte=prefix, name_c__lt=upper)
+class Suggestion(NamedTuple):
+    """What a completion shows of an entry: the columns its statements read, not the whole
+    `Entry` (whose `exercises` alone can be kilobytes)."""
+
+    id: int
+    address: str
+    kind: str
+    source: str
+    civility: str
+    last_name: str
+    first_name: str
+    profession_label: str
+    specialty_label: str
+    structure_name: str
+    service: str
+    town: str
+    dematerialisation: bool | None
+
+    display_name = Entry.display_name  # the entry's own rule, on the same attributes
+
+    @property
+    def kind_label(self) -> str:
+        return KIND_LABELS.get(self.kind, self.kind)
 
 
-def complete(text: str, size: int = COMPLETION_SIZE) -> list[Entry]:
-    """Up to `size` entries for what is being typed, best first, one indexed query per tier:
-    names that start with it (in name order, read from the index), addresses that start with
-    it, then entries that contain every word — the first CANDIDATES of those, in name order
-    (sorting every match of a common fragment would read thousands of rows per keystroke)."""
+KIND_LABELS = dict(Entry.Kind.choices)
+SUGGESTION_COLUMNS = ", ".join(f"e.{name}" for name in Suggestion._fields)
+
+
+@functools.cache
+def completion_sql(vendor: str) -> dict[str, str]:
+    """The completion's name and address statements, written once per process (the ORM compiled
+    the same queries on every keystroke: most of the view's CPU). Name keys and addresses are
+    compared in byte order: on PostgreSQL through the "C" name index and the pattern operators
+    of the address index (varchar_pattern_ops, Entry.Meta), on SQLite by its default BINARY
+    collation. Ranges, unlike `LIKE $1`, stay index conditions in the generic plan of a prepared
+    statement (DB_PREPARE_THRESHOLD), where a pattern walks the whole index (~90 ms)."""
+    postgres = vendor == "postgresql"
+    c = ' COLLATE "C"' if postgres else ""
+    ge, lt, by_address = ("~>=~", "~<~", "e.address USING ~<~") if postgres else (">=", "<", "e.address")
+    return {
+        "name": (
+            f"SELECT {SUGGESTION_COLUMNS} FROM directory_searchrow s"  # noqa: S608 - constants only
+            " JOIN directory_entry e ON e.id = s.entry_id"
+            " LEFT JOIN mailboxes_mailbox m ON m.id = e.mailbox_id"
+            f" WHERE {listed_sql('e')} AND s.name_key{c} >= %s AND s.name_key{c} < %s"
+            f" ORDER BY s.name_key{c} LIMIT %s"
+        ),
+        "address": (
+            f"SELECT {SUGGESTION_COLUMNS} FROM directory_entry e"  # noqa: S608 - constants only
+            " LEFT JOIN mailboxes_mailbox m ON m.id = e.mailbox_id"
+            f" WHERE {listed_sql('e')} AND e.address {ge} %s AND e.address {lt} %s AND {{excluded}}"
+            f" ORDER BY {by_address} LIMIT %s"
+        ),
+    }
+
+
+@functools.cache
+def contains_sql(vendor: str, words: int) -> str:
+    """The "contains" tier for that many words: the first CANDIDATES rows holding every word,
+    then in name order (sorting every match of a common fragment would read thousands of rows
+    per keystroke). `LIKE $1` needs `custom_plans`."""
+    postgres = vendor == "postgresql"
+    c = ' COLLATE "C"' if postgres else ""
+    like = "s.search_text LIKE %s" if postgres else "s.search_text LIKE %s ESCAPE '\\'"
+    return (
+        f"SELECT {SUGGESTION_COLUMNS} FROM ("  # noqa: S608 - constants only
+        " SELECT s.entry_id, s.name_key FROM directory_searchrow s"
+        " LEFT JOIN mailboxes_mailbox m ON m.id = s.mailbox_id"
+        f" WHERE {listed_sql('s')} AND {' AND '.join([like] * words)} AND {{excluded}} LIMIT {CANDIDATES}"
+        ") c JOIN directory_entry e ON e.id = c.entry_id"
+        f" ORDER BY c.name_key{c}, c.entry_id LIMIT %s"
+    )
+
+
+def _after(prefix: str) -> str | None:
+    """The first string after every string that starts with `prefix`, in byte (code point)
+    order: `prefix` with its last character raised. None past the last code point."""
+    code = ord(prefix[-1]) + 1
+    if 0xD800 <= code <= 0xDFFF:  # no surrogates in UTF-8
+        code = 0xE000
+    return prefix[:-1] + chr(code) if code <= 0x10FFFF else None
+
+
+def _excluded(column: str, ids: list[int]) -> tuple[str, list]:
+    """`column` not among `ids`: one statement text whatever their number on PostgreSQL."""
+    if connection.vendor == "postgresql":
+        return f"{column} <> ALL(%s)", [ids]
+    if not ids:
+        return "1 = 1", []
+    return f"{column} NOT IN ({', '.join(['%s'] * len(ids))})", list(ids)
+
+
+def _suggestions(cursor, sql: str, params: list) -> list[Suggestion]:
+    cursor.execute(sql, params)
+    return [Suggestion(*row[:-1], None if row[-1] is None else bool(row[-1])) for row in cursor.fetchall()]
+
+
+def complete(text: str, size: int = COMPLETION_SIZE) -> list[Suggestion]:
+    """Up to `size` entries for what is being typed, best first, one statement per tier: names
+    that start with it (in name order, read from the index), addresses that start with it, then
+    entries that contain every word — the first CANDIDATES of those, in name order. Most
+    completions stop after the first statement."""
     criteria = Criteria(text=text)
     if not criteria.searchable:
         return []
-    # The name tier reads whole entries at once (the name index, then each entry by its key):
-    # most completions stop here, in one query.
-    named = list(
-        name_starts(visible(), criteria.folded, "search__name_key").order_by(name_order("search__name_key"))[:size]
-    )
-    found = [entry.pk for entry in named]
-    if len(found) < size and criteria.address_prefix:
-        addresses = visible().filter(address__startswith=criteria.address_prefix).exclude(pk__in=found)
-        with custom_plans():  # `address LIKE $1` likewise
-            found += list(addresses.order_by("address").values_list("pk", flat=True)[: size - len(found)])
-    contains = _contains(criteria)
-    if len(found) < size and contains is not None:
-        candidates = visible_rows().filter(contains).exclude(entry_id__in=found)
-        with custom_plans():
-            ranked = sorted(candidates.values_list("name_key", "entry_id")[:CANDIDATES])
-        found += [pk for _, pk in ranked[: size - len(found)]]
-    entries = {entry.pk: entry for entry in named}
-    if len(entries) < len(found):
-        entries.update(Entry.objects.in_bulk([pk for pk in found if pk not in entries]))
-    return [entries[pk] for pk in found]
+    statements = completion_sql(connection.vendor)
+    name = criteria.folded
+    with connection.cursor() as cursor:
+        found = _suggestions(cursor, statements["name"], [name, _after(name), size])
+    prefix = criteria.address_prefix
+    if len(found) < size and prefix and _after(prefix):
+        excluded, ids = _excluded("e.id", [entry.id for entry in found])
+        with connection.cursor() as cursor:
+            sql = statements["address"].format(excluded=excluded)
+            found += _suggestions(cursor, sql, [prefix, _after(prefix), *ids, size - len(found)])
+    words = contains_words(criteria)
+    if len(found) < size and words:
+        excluded, ids = _excluded("s.entry_id", [entry.id for entry in found])
+        sql = contains_sql(connection.vendor, len(words)).format(excluded=excluded)
+        patterns = [f"%{connection.ops.prep_for_like_query(word)}%" for word in words]
+        with custom_plans(), connection.cursor() as cursor:  # `search_text LIKE $1`: see custom_plans
+            found += _suggestions(cursor, sql, [*patterns, *ids, size - len(found)])
+    return found
 
 
 @dataclass

@@ -26,7 +26,7 @@ from audit.models import AuditEvent
 from directory import ratelimit
 from directory.forms import PreferencesForm, SearchForm
 from directory.models import Entry
-from directory.search import complete, filter_choices, search
+from directory.search import Suggestion, complete, filter_choices, search
 from mailboxes.identifiers import ins_error, normalise_ins
 from mailboxes.patient_domain import is_patient_address
 
@@ -126,12 +126,12 @@ def ins_check(term: str) -> dict | None:
     return {"valid": True, "message": _("Matricule INS valide."), "address": f"{compact}@{settings.PATIENT_DOMAIN}"}
 
 
-def result(entry: Entry) -> dict:
+def result(entry: Suggestion) -> dict:
     return {
         "address": entry.address,
         "name": entry.display_name,
         "kind": entry.kind,
-        "kind_label": entry.get_kind_display(),
+        "kind_label": entry.kind_label,
         "profession": entry.profession_label,
         "specialty": entry.specialty_label,
         "structure": entry.structure_name,
@@ -141,7 +141,7 @@ def result(entry: Entry) -> dict:
     }
 
 
-def paper_badge(entry: Entry) -> dict:
+def paper_badge(entry: Entry | Suggestion) -> dict:
     """The dematerialisation badge every result shows (a secretary decides paper or e-mail)."""
     if entry.dematerialisation:
         return {"state": "no-paper", "label": _("Ne souhaite plus de papier")}

@@ -10,7 +10,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from directory.importer import import_extract
 from directory.models import Entry
-from directory.search import Criteria, complete, search
+from directory.search import Criteria, complete, listed_sql, search, visible, visible_rows
 from mailboxes.models import Mailbox
 from tests.directory.conftest import row, write_rows
 from tests.factories import make_ins
@@ -94,6 +94,61 @@ def test_hosted_boxes_beside_national_ones_and_liste_rouge_never_shows(national,
     box.unlisted = True
     box.save()
     assert not Entry.objects.filter(address=box.address).exists()
+
+
+def test_the_completions_sql_rule_is_the_orms_and_closed_boxes_never_show(national, cast):
+    """`listed_sql` (the completion's statements) answers what LISTED (the ORM) answers, for
+    national entries and hosted boxes listed, unlisted and closed, read live from the boxes."""
+    from django.db import connection
+
+    Mailbox.objects.filter(pk=cast.charlie_box.pk).update(unlisted=True)
+    Mailbox.objects.filter(pk=cast.cardio.pk).update(is_active=False)
+
+    def raw(table, alias, key):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {alias}.{key} FROM {table} {alias}"
+                f" LEFT JOIN mailboxes_mailbox m ON m.id = {alias}.mailbox_id WHERE {listed_sql(alias)}"
+            )
+            return {row[0] for row in cursor.fetchall()}
+
+    shown = set(visible().values_list("pk", flat=True))
+    assert raw("directory_entry", "e", "id") == shown
+    assert raw("directory_searchrow", "s", "entry_id") == set(visible_rows().values_list("entry_id", flat=True))
+    assert cast.alice_box.address in addresses(Entry.objects.filter(pk__in=shown))
+    hidden = {cast.charlie_box.address, cast.cardio.address}
+    assert not hidden & set(addresses(Entry.objects.filter(pk__in=shown)))
+    # Every tier of the completion: name, address, contains.
+    for text in ("durand", "cardiologie", "cardiologie@", "charlie@", "trois pics", "service de cardio"):
+        assert not hidden & set(addresses(complete(text)))
+    assert addresses(complete("alice.martin@")) == [cast.alice_box.address]
+
+
+def test_a_completion_reads_the_directory_in_one_statement_per_tier(national, cast, client):
+    """The name tier answers most keystrokes in one statement; the address and "contains" tiers
+    read their entries with their own match (no second read of the entries by id)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(cast.alice)
+
+    def directory_statements(text):
+        with CaptureQueriesContext(connection) as queries:
+            response = post_completion(client, text)
+        assert response.status_code == 200
+        return response.json()["results"], [q["sql"] for q in queries if "directory_" in q["sql"]]
+
+    results, statements = directory_statements("le")  # a name prefix; too short to search inside
+    assert [r["address"] for r in results] == ["helene.lefevre@medecin.mssante.fr", "paul.lefevreau@medecin.mssante.fr"]
+    assert len(statements) == 1
+    results, statements = directory_statements("lefevre")  # names, then the structure MAISON LEFEVRE
+    assert [r["address"] for r in results][-1] == "claude.dupont@medecin.mssante.fr"
+    assert len(statements) == 2
+    results, statements = directory_statements("cardiologie@ch-a")  # names, then addresses
+    assert [(r["address"], r["name"], r["kind_label"]) for r in results] == [
+        ("cardiologie@ch-alpes.mssante.fr", "Service de cardiologie", "organisationnelle")
+    ]
+    assert len(statements) == 2
 
 
 def post_completion(client, text):
