@@ -217,6 +217,28 @@ def start_worker(env: dict, concurrency: int, log_path: Path) -> subprocess.Pope
     raise SystemExit("worker did not start")
 
 
+def outcome(campaign, app, broker) -> tuple[int, ...]:
+    """What the campaign left, printed: lines sent, messages, patient entries and boxes, pending
+    notifications, notification ids queued in the broker."""
+    from automation.models import CampaignLine
+    from mailboxes.models import Entry, Message
+    from patients.models import Notification
+
+    sent = CampaignLine.objects.filter(campaign=campaign, status=CampaignLine.Status.SENT).count()
+    messages = Message.objects.filter(sender_mailbox=app).count()
+    inboxes = Entry.objects.filter(mailbox__kind="PAT").values("mailbox").distinct().count()
+    entries = Entry.objects.filter(mailbox__kind="PAT").count()
+    notifications = Notification.objects.filter(status=Notification.Status.PENDING).count()
+    # A chunk's notifications are one task carrying their ids (mailboxes.queueing): count the ids.
+    queued = sum(
+        len(json.loads(base64.b64decode(json.loads(raw)["body"]))[0]) for raw in broker.lrange("celery", 0, -1)
+    )
+    print(f"status {campaign.status}; sent {sent}; messages {messages}; patient entries {entries} in {inboxes} boxes")
+    tasks = broker.llen("celery")
+    print(f"notifications pending {notifications}, queued in Redis {queued} (in {tasks} tasks)")
+    return sent, messages, entries, inboxes, notifications, queued
+
+
 def run(args, env, var_dir: Path) -> None:
     import django
 
@@ -226,8 +248,6 @@ def run(args, env, var_dir: Path) -> None:
     from django.urls import reverse
 
     from automation.models import Campaign, CampaignLine, MessageModel
-    from mailboxes.models import Entry, Message
-    from patients.models import Notification
 
     started = time.perf_counter()
     secretary, app = seed(args.n)
@@ -278,18 +298,7 @@ def run(args, env, var_dir: Path) -> None:
     cpu_pg = postgres_cpu_seconds() - cpu_pg0
     peaks = {pid: vm_hwm_mb(pid) for pid in worker_pids}
     print("progress seen on the page (s, messages):", ", ".join(f"{s}:{n}" for s, n in seen))
-    sent = CampaignLine.objects.filter(campaign=campaign, status=CampaignLine.Status.SENT).count()
-    messages = Message.objects.filter(sender_mailbox=app).count()
-    inboxes = Entry.objects.filter(mailbox__kind="PAT").values("mailbox").distinct().count()
-    entries = Entry.objects.filter(mailbox__kind="PAT").count()
-    notifications = Notification.objects.filter(status=Notification.Status.PENDING).count()
-    # A chunk's notifications are one task carrying their ids (mailboxes.queueing): count the ids.
-    queued = sum(
-        len(json.loads(base64.b64decode(json.loads(raw)["body"]))[0]) for raw in broker.lrange("celery", 0, -1)
-    )
-    print(f"status {campaign.status}; sent {sent}; messages {messages}; patient entries {entries} in {inboxes} boxes")
-    tasks = broker.llen("celery")
-    print(f"notifications pending {notifications}, queued in Redis {queued} (in {tasks} tasks)")
+    sent, messages, entries, inboxes, notifications, queued = outcome(campaign, app, broker)
     print(f"END TO END (upload → last message committed, its notification queued): {total:.1f} s")
     print(
         f"sending (start → done): {total - (t_start - t0):.1f} s = {sent / max(total - (t_start - t0), 1e-9):.0f} msg/s"
