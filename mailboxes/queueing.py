@@ -24,6 +24,8 @@ from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from mssante.sql import column, table
+
 log = logging.getLogger("mailboxes.queueing")
 
 # What publishing raises when the broker cannot be reached (kombu wraps Redis' and AMQP's
@@ -90,13 +92,30 @@ SWEEP_BATCH = 1000
 
 
 # `claim` and `finish` run for every notification (a patient gets one per message): their
-# conditional UPDATEs are SQL text, whose compile by the ORM was most of the task's CPU. Table and
-# column names from the model, every value a bound parameter prepared by its field as the ORM
-# prepares it.
+# conditional UPDATEs are SQL text, whose compile by the ORM was most of the task's CPU, written
+# once per model (and set of columns). Table and column names from the model, every value a bound
+# parameter prepared by its field as the ORM prepares it.
 
 
-def _column(model, name: str) -> str:
-    return connection.ops.quote_name(model._meta.get_field(name).column)
+@functools.cache
+def _claim_sql(model) -> str:
+    status, attempts, updated_at, due = (
+        column(model, n) for n in ("status", "attempts", "updated_at", "next_attempt_at")
+    )
+    return (
+        f"UPDATE {table(model)} SET {status} = %s, {attempts} = {attempts} + 1, {updated_at} = %s "  # noqa: S608
+        f"WHERE {connection.ops.quote_name(model._meta.pk.column)} = %s AND {status} = %s "
+        f"AND ({due} IS NULL OR {due} <= %s)"
+    )
+
+
+@functools.cache
+def _finish_sql(model, names: tuple[str, ...]) -> str:
+    assignments = ", ".join(f"{column(model, name)} = %s" for name in names)
+    return (
+        f"UPDATE {table(model)} SET {assignments} "  # noqa: S608
+        f"WHERE {connection.ops.quote_name(model._meta.pk.column)} = %s AND {column(model, 'status')} IN (%s, %s)"
+    )
 
 
 def _value(model, name: str, value):
@@ -112,18 +131,9 @@ def _update_one(sql: str, params: list) -> bool:
 def claim(model, pk: int) -> bool:
     """pending → sending by a conditional UPDATE, when due: a duplicate task finds nothing."""
     now = timezone.now()
-    status, attempts, updated_at, due = (
-        _column(model, name) for name in ("status", "attempts", "updated_at", "next_attempt_at")
-    )
-    sql = (
-        f"UPDATE {connection.ops.quote_name(model._meta.db_table)} "  # noqa: S608
-        f"SET {status} = %s, {attempts} = {attempts} + 1, {updated_at} = %s "
-        f"WHERE {connection.ops.quote_name(model._meta.pk.column)} = %s AND {status} = %s "
-        f"AND ({due} IS NULL OR {due} <= %s)"
-    )
     due_by = now + timedelta(seconds=1)
     return _update_one(
-        sql,
+        _claim_sql(model),
         [SENDING, _value(model, "updated_at", now), pk, PENDING, _value(model, "next_attempt_at", due_by)],
     )
 
@@ -152,13 +162,8 @@ def finish(model, pk: int, status: str, error: str = "", **fields) -> bool:
         "updated_at": timezone.now(),
         **fields,
     }
-    assignments = ", ".join(f"{_column(model, name)} = %s" for name in values)
-    sql = (
-        f"UPDATE {connection.ops.quote_name(model._meta.db_table)} SET {assignments} "  # noqa: S608
-        f"WHERE {connection.ops.quote_name(model._meta.pk.column)} = %s AND {_column(model, 'status')} IN (%s, %s)"
-    )
     params = [_value(model, name, value) for name, value in values.items()]
-    return _update_one(sql, [*params, pk, SENDING, PENDING])
+    return _update_one(_finish_sql(model, tuple(values)), [*params, pk, SENDING, PENDING])
 
 
 def sweep(model, task_name: str, queue: str | None = None) -> dict[str, int]:

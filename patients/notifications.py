@@ -12,6 +12,7 @@ is recorded as failed, and the beat sweeper `sweep_notifications` takes back row
 lost (a flushed broker) or whose worker died.
 """
 
+import functools
 import logging
 import smtplib
 from datetime import timedelta
@@ -27,6 +28,7 @@ from audit.events import record
 from audit.models import AuditEvent
 from mailboxes import queueing, relay
 from mailboxes.models import Entry, Mailbox, Message
+from mssante.sql import column
 from patients.models import Notification, Patient
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,21 @@ def _entry(message: Message, box: Mailbox) -> Entry | None:
     return Entry.objects.filter(mailbox=box, message=message).first()
 
 
+@functools.cache
+def _patient_notification_insert() -> tuple[list, str]:
+    """(the fields given as values, the statement) of `queue_patient_notification`, written once.
+    Table and column names from the models; every value is a bound parameter."""
+    fields = [f for f in Notification._meta.concrete_fields if not f.primary_key and f.name != "entry"]
+    columns = ", ".join(column(Notification, f.name) for f in fields)
+    sql = (
+        f"INSERT INTO {NOTIFICATION} ({column(Notification, 'entry')}, {columns}) "  # noqa: S608
+        f"SELECT e.id, {', '.join(['%s'] * len(fields))} FROM {ENTRY} e "
+        f"JOIN {PATIENT} p ON p.mailbox_id = e.mailbox_id "
+        "WHERE e.mailbox_id = %s AND e.message_id = %s RETURNING id"
+    )
+    return fields, sql
+
+
 def queue_patient_notification(message: Message, box: Mailbox) -> bool:
     """Called by the delivery path's policy (`after_delivery`) in the transaction that has just
     written the box's entry: no other transaction sees that entry yet, so no notification of it
@@ -76,16 +93,8 @@ def queue_patient_notification(message: Message, box: Mailbox) -> bool:
     message, joined with the box's patient, so a box without a patient gets none. Returns
     whether one was queued."""
     row = Notification(kind=Notification.Kind.PATIENT, user=None)
-    fields = [f for f in Notification._meta.concrete_fields if not f.primary_key and f.name != "entry"]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    fields, sql = _patient_notification_insert()
     values = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
-    # Table and column names from the models; every value is a bound parameter.
-    sql = (
-        f"INSERT INTO {NOTIFICATION} ({connection.ops.quote_name('entry_id')}, {columns}) "  # noqa: S608
-        f"SELECT e.id, {', '.join(['%s'] * len(values))} FROM {ENTRY} e "
-        f"JOIN {PATIENT} p ON p.mailbox_id = e.mailbox_id "
-        "WHERE e.mailbox_id = %s AND e.message_id = %s RETURNING id"
-    )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*values, box.pk, message.pk])
         ids = [pk for (pk,) in cursor.fetchall()]

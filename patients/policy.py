@@ -45,6 +45,7 @@ from mailboxes import queueing, reports
 from mailboxes.identifiers import ins_error, normalise_ins
 from mailboxes.models import Mailbox, Message, Structure
 from mailboxes.patient_domain import Decision, Envelope, is_patient_address
+from mssante.sql import column, table
 from patients import notifications
 from patients.models import Block, Conversation, Patient, PendingReturn, PharmacyDispensation
 
@@ -275,23 +276,19 @@ class PatientFacts:
         return cls(box_active=box_active, space_state=patient.space_state, ins_qualified=patient.ins_qualified)
 
 
-def _column(model, name: str) -> str:
-    return f'"{model._meta.get_field(name).column}"'
-
-
 def _patient_facts_sql() -> str:
-    box, patient, block = (f'"{model._meta.db_table}"' for model in (Mailbox, Patient, Block))
+    box, patient, block = table(Mailbox), table(Patient), table(Block)
     active, state, qualified = (
-        _column(Mailbox, "is_active"),
-        _column(Patient, "space_state"),
-        _column(Patient, "ins_qualified"),
+        column(Mailbox, "is_active"),
+        column(Patient, "space_state"),
+        column(Patient, "ins_qualified"),
     )
-    block_patient, block_box = _column(Block, "patient"), _column(Block, "mailbox")
+    block_patient, block_box = column(Block, "patient"), column(Block, "mailbox")
     blocked = f"SELECT 1 FROM {block} k WHERE k.{block_patient} = p.id AND k.{block_box} = %s"  # noqa: S608
     return (
         f"SELECT b.{active}, p.{state}, p.{qualified}, EXISTS ({blocked}) "  # noqa: S608
-        f"FROM {patient} p LEFT JOIN {box} b ON b.id = p.{_column(Patient, 'mailbox')} "
-        f"WHERE p.{_column(Patient, 'ins')} = %s"
+        f"FROM {patient} p LEFT JOIN {box} b ON b.id = p.{column(Patient, 'mailbox')} "
+        f"WHERE p.{column(Patient, 'ins')} = %s"
     )
 
 
