@@ -6,12 +6,15 @@ each chunk is ONE transaction that
 1. locks up to `AUTOMATION_CAMPAIGN_CHUNK` pending lines (`FOR UPDATE SKIP LOCKED`: parallel
    batches take different lines) and claims them by a conditional UPDATE (pending → claimed);
 2. sends each line's message through `mailboxes.fanout` → `mailboxes.delivery.send_message`
-   (each in a savepoint, so one line's failure is that line's only);
+   (a refusal is that line's outcome; the delivery's writes have their own savepoint);
 3. writes each line's outcome (sent with its message, returned, failed), the convocations and
    reminders of an appointment model, one audit event per line, and the campaign's progress.
 
 The message and the line's "sent" commit together, so a worker killed mid-chunk leaves its lines
-pending and nothing of their messages: the next batch sends them, once. A line is never
+pending and nothing of their messages: the next batch sends them, once. A line that fails in an
+unexpected way (a bug, a database error) rolls the chunk back whole; the chunk is then sent
+again line by line, each line in a savepoint of its own, so that line fails alone (a savepoint
+per line on every chunk cost two statements a message, bench/RESULTS.md issue 9). A line is never
 committed as "claimed". The sweeper (`sweep`, Celery beat) finishes campaigns with nothing left,
 and re-queues the batches of a campaign whose pending lines saw no progress for
 `AUTOMATION_CAMPAIGN_STALL_SECONDS` (task lost with the broker, worker killed); without a broker
@@ -20,6 +23,7 @@ and re-queues the batches of a campaign whose pending lines saw no progress for
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import time
@@ -82,6 +86,16 @@ def process_batch(campaign_id: int, max_lines: int | None = None, budget_seconds
 
 
 def _process_chunk(campaign_id: int, cache) -> int | None:
+    try:
+        return _send_chunk(campaign_id, cache, careful=False)
+    except Exception:
+        log.exception("campaign chunk rolled back, sent again line by line: campaign=%s", campaign_id)
+    return _send_chunk(campaign_id, cache, careful=True)
+
+
+def _send_chunk(campaign_id: int, cache, *, careful: bool) -> int | None:
+    """One chunk in one transaction. `careful`: each line in its own savepoint, a line's
+    unexpected failure recorded as that line's; otherwise it propagates and rolls back the chunk."""
     with transaction.atomic():
         campaign = (
             Campaign.objects.select_related("model", "version", "mailbox__structure").filter(pk=campaign_id).first()
@@ -112,18 +126,18 @@ def _process_chunk(campaign_id: int, cache) -> int | None:
         )
         # The chunk's files synced and the box's SENT copies counted once, before this COMMIT.
         with many_in_one_transaction(campaign.mailbox):
-            _send_lines(campaign, lines, cache)
+            _send_lines(campaign, lines, cache, careful)
         Campaign.objects.filter(pk=campaign_id).update(last_progress_at=timezone.now())
         return len(lines)
 
 
-def _send_lines(campaign: Campaign, lines: list[CampaignLine], cache) -> None:
+def _send_lines(campaign: Campaign, lines: list[CampaignLine], cache, careful: bool) -> None:
     now = timezone.now()
     new_convocations: list[tuple[CampaignLine, Convocation]] = []
     events = []
     for line in lines:
         convocation = _convocation_for(campaign, line) if campaign.model.is_appointment else None
-        status, reason, message = _send_line(campaign, line, convocation, cache)
+        status, reason, message = _send_line(campaign, line, convocation, cache, careful)
         line.status, line.reason = status, reason[:60]
         if message is not None:
             line.message, line.sent_at = message, now
@@ -183,8 +197,9 @@ def _convocation_for(campaign: Campaign, line: CampaignLine) -> Convocation:
     )
 
 
-def _send_line(campaign, line, convocation, cache) -> tuple[str, str, object]:
-    """(status, reason, message) of one line; never raises for the line's own trouble."""
+def _send_line(campaign, line, convocation, cache, careful: bool) -> tuple[str, str, object]:
+    """(status, reason, message) of one line. A refusal is the line's outcome; any other
+    failure too when `careful` (the line in its savepoint), else it propagates."""
     S = CampaignLine.Status
     version = campaign.version
     if convocation is not None:
@@ -197,8 +212,10 @@ def _send_line(campaign, line, convocation, cache) -> tuple[str, str, object]:
         attachments = cache.get(version)
     if composed.missing:
         return S.FAILED, "missing_field", None
+    # A refusal writes nothing of the message (its automatic return, if any, stays: the sending
+    # box gets it, as for any message), so only the careful pass needs a savepoint per line.
     try:
-        with transaction.atomic():
+        with transaction.atomic() if careful else contextlib.nullcontext():
             outcome = sending.deliver(
                 campaign.mailbox, campaign.created_by, line.patient, composed, attachments, source="webmail"
             )
@@ -206,6 +223,8 @@ def _send_line(campaign, line, convocation, cache) -> tuple[str, str, object]:
         returned = any(d.automatic_return for d in refusal.refused.values())
         return (S.RETURNED if returned else S.FAILED), refusal.code, None
     except Exception:
+        if not careful:
+            raise
         log.exception("campaign line failed: campaign=%s line=%s", campaign.pk, line.pk)
         return S.FAILED, "error", None
     return S.SENT, "", outcome.primary.message

@@ -15,11 +15,13 @@ before anything is sent.
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 from dataclasses import dataclass
 
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 FIELD_RE = re.compile(r"\{\{\s*([^{}\s]*)\s*\}\}")
@@ -139,7 +141,15 @@ def structure_values(mailbox) -> dict[str, str]:
 
 def appointment_values(starts_at: datetime.datetime) -> dict[str, str]:
     local = timezone.localtime(starts_at)
-    return {"date_rdv": date_format(local, "l j F Y"), "heure_rdv": f"{local.hour} h {local.minute:02d}"}
+    return {"date_rdv": long_date(local.date(), get_language()), "heure_rdv": f"{local.hour} h {local.minute:02d}"}
+
+
+@functools.lru_cache(maxsize=1024)
+def long_date(day: datetime.date, language: str | None) -> str:
+    """"mardi 3 mars 2026" in the active language (`language` is the cache key): a campaign's
+    lines share a few days, and Django's `date_format` cost about 0.2 ms a line to check and
+    again to send (bench/RESULTS.md issue 9)."""
+    return date_format(day, "l j F Y")
 
 
 def values_for(model, patient, line: dict[str, str] | None = None, starts_at=None) -> dict[str, str]:

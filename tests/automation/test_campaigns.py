@@ -15,7 +15,7 @@ from automation.models import Campaign, CampaignLine, Convocation, MessageModel,
 from automation.sending import DailyLimitReached
 from mailboxes.compose import send_from_mailbox
 from mailboxes.models import Entry, Message
-from patients.models import Patient
+from patients.models import Patient, PendingReturn
 from tests.automation.conftest import in_days, patients
 from tests.factories import make_ins, make_patient
 
@@ -194,6 +194,10 @@ def test_report_counts_read_returned_and_answers_in_the_paired_box(service):
     run_to_the_end(campaign)
     line = {ln.patient_id: ln for ln in campaign.lines.all()}
     assert line[people[2].pk].status == CampaignLine.Status.RETURNED
+    # The sending box gets its automatic return, as for any message to a closed space.
+    assert list(PendingReturn.objects.values_list("code", "sender", "recipient")) == [
+        ("space_closed", service.app.address, people[2].address)
+    ]
 
     first = Entry.objects.get(mailbox=people[0].mailbox)
     Entry.objects.filter(pk=first.pk).update(seen=True)
@@ -276,3 +280,39 @@ def test_a_campaign_message_reads_back_with_the_email_package(service):
     assert event.decoded("DTSTART") == convocation.starts_at and "Bâtiment B" in str(event["LOCATION"])
     stored_file = stored.attachments.get(filename="invitation.ics")
     assert hashlib.sha256(invitation.get_payload(decode=True)).hexdigest() == stored_file.sha256
+
+
+def test_a_line_that_breaks_its_chunk_fails_alone_and_the_others_go_once(service, monkeypatch):
+    """A line whose delivery fails in an unexpected way after writing (a bug, a database error)
+    rolls its chunk back; the chunk is sent again line by line, so that line fails alone, none
+    of its rows stay, and every other patient gets exactly one message."""
+    people = patients(5)
+    model = service.models[MessageModel.Kind.WELCOME]
+    campaign = campaigns.create_campaign(
+        model, filename="w.csv", data=to_csv([[p.ins] for p in people], headers=["INS"]), user=service.cast.bob
+    )
+    campaigns.validate(campaign)
+    campaigns.start(campaign, service.cast.bob)
+    real_deliver = campaign_sending.sending.deliver
+    attempts = []
+    messages_before = Message.objects.count()
+
+    def deliver_then_break_for_the_third(sender, actor, patient, *args, **kwargs):
+        outcome = real_deliver(sender, actor, patient, *args, **kwargs)  # its rows are written
+        if patient.pk == people[2].pk:
+            attempts.append(outcome.primary.message.pk)
+            raise RuntimeError("after the write")
+        return outcome
+
+    monkeypatch.setattr(campaign_sending.sending, "deliver", deliver_then_break_for_the_third)
+    run_to_the_end(campaign)
+
+    statuses = {ln.patient_id: (ln.status, ln.reason) for ln in campaign.lines.all()}
+    assert statuses.pop(people[2].pk) == (CampaignLine.Status.FAILED, "error")
+    assert set(statuses.values()) == {(CampaignLine.Status.SENT, "")}
+    assert len(attempts) == 2  # the whole chunk once, then that line in its savepoint
+    assert Message.objects.count() == messages_before + 4  # nothing of the broken line's two attempts
+    assert not Entry.objects.filter(mailbox=people[2].mailbox).exists()
+    for person in people[:2] + people[3:]:
+        assert Entry.objects.filter(mailbox=person.mailbox).count() == 1
+    assert campaign.status == Campaign.Status.DONE
