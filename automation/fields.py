@@ -146,7 +146,7 @@ def appointment_values(starts_at: datetime.datetime) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=1024)
 def long_date(day: datetime.date, language: str | None) -> str:
-    """The long date ("mardi 3 mars 2026") in the active language (`language` is the cache key): a campaign's
+    """The long date ("mardi 3 mars 2026") in the active language (the cache key): a campaign's
     lines share a few days, and Django's `date_format` cost about 0.2 ms a line to check and
     again to send (bench/RESULTS.md issue 9)."""
     return date_format(day, "l j F Y")
