@@ -125,7 +125,7 @@ def _send_chunk(campaign_id: int, cache, *, careful: bool) -> int | None:
             .order_by("number")
         )
         # The chunk's files synced and the box's SENT copies counted once, before this COMMIT.
-        with many_in_one_transaction(campaign.mailbox):
+        with many_in_one_transaction(campaign.mailbox, savepoint_per_message=careful):
             _send_lines(campaign, lines, cache, careful)
         Campaign.objects.filter(pk=campaign_id).update(last_progress_at=timezone.now())
         return len(lines)

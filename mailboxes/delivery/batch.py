@@ -17,6 +17,12 @@ metrics) get the block's audit rows in one signal instead of one per message
 (`audit.chain.one_signal_per_block`).
 
 The recipients' quota is counted per message as outside a block (their room is checked there).
+
+With `savepoint_per_message=False` a message's rows are written without a savepoint of their
+own: any failure of a delivery's write, a recipient box that filled up since the plan included,
+is then not retried message by message but raised, and it rolls the caller's whole transaction
+back (the campaign then sends that chunk again with savepoints). A savepoint a message was two
+statements and a PostgreSQL subtransaction per message (bench/RESULTS.md issue 9).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ if TYPE_CHECKING:
 @dataclass
 class Batch:
     sender_box_id: int
+    savepoint_per_message: bool = True
     files: list[StoredFiles] = field(default_factory=list)
     sent_copies: list[int] = field(default_factory=list)  # messages whose SENT copy is counted at the end
 
@@ -52,14 +59,20 @@ def current() -> Batch | None:
     return _current.get()
 
 
+def savepoint_per_message() -> bool:
+    """Whether a message's write gets a savepoint of its own (always, outside a block)."""
+    batch = _current.get()
+    return batch is None or batch.savepoint_per_message
+
+
 @contextlib.contextmanager
-def many_in_one_transaction(sender: Mailbox) -> Iterator[None]:
+def many_in_one_transaction(sender: Mailbox, *, savepoint_per_message: bool = True) -> Iterator[None]:
     """Deliveries from `sender` inside the caller's transaction (required: the block's end must
     come before its COMMIT). On an exception nothing is finished: the caller's transaction rolls
     back, with every row of the block."""
     if not connection.in_atomic_block:
         raise RuntimeError("many_in_one_transaction needs the caller's transaction")
-    batch = Batch(sender_box_id=sender.pk)
+    batch = Batch(sender_box_id=sender.pk, savepoint_per_message=savepoint_per_message)
     token = _current.set(batch)
     with one_signal_per_block():
         try:

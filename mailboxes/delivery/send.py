@@ -10,7 +10,7 @@ import logging
 import uuid
 
 from audit.events import record_lasting
-from mailboxes.delivery import senders
+from mailboxes.delivery import batch, senders
 from mailboxes.delivery.decisions import (
     DeliveryRefused,
     DeliveryResult,
@@ -163,6 +163,8 @@ def write(submission: Submission, files: StoredFiles, plan: Plan) -> Message:
         try:
             message = write_message(submission, files, plan, recheck_room=attempt == 2)
         except QuotaRace:
+            if not batch.savepoint_per_message():
+                raise  # nothing to roll back to: the caller's transaction goes (mailboxes/delivery/batch.py)
             continue
         if message is None:  # under the lock, every recipient box turned out full
             tell_policy_refused(submission.envelope, None, submission.refused)

@@ -153,8 +153,10 @@ def message_row(submission: Submission, files: StoredFiles) -> Message:
 def write_message(submission: Submission, files: StoredFiles, plan: Plan, *, recheck_room: bool) -> Message | None:
     """The rows of one accepted message, in one transaction. `QuotaRace` (rolled back) when a
     recipient box filled up since the plan; with `recheck_room`, the boxes are locked and
-    re-read first, and those now full are refused instead (None when no recipient is left)."""
-    with transaction.atomic():
+    re-read first, and those now full are refused instead (None when no recipient is left).
+    Inside a block without a savepoint per message (`batch`), the rows go straight into the
+    caller's transaction, and any failure rolls that whole transaction back."""
+    with transaction.atomic(savepoint=batch.savepoint_per_message()):
         if recheck_room:
             quota.refuse_boxes_now_full(plan.local, submission.refused, submission.stored_size)
             if not plan.accepts_any:

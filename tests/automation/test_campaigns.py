@@ -8,13 +8,16 @@ import csv
 import io
 
 import pytest
+from django.db.models import F
 
 from audit.models import AuditEvent
 from automation import campaign_report, campaign_sending, campaigns, csvfile
 from automation.models import Campaign, CampaignLine, Convocation, MessageModel, Reminder
 from automation.sending import DailyLimitReached
 from mailboxes.compose import send_from_mailbox
-from mailboxes.models import Entry, Message
+from mailboxes.delivery import planning
+from mailboxes.models import Entry, Mailbox, Message
+from mailboxes.patient_domain import Decision
 from patients.models import Patient, PendingReturn
 from tests.automation.conftest import in_days, patients
 from tests.factories import make_ins, make_patient
@@ -316,3 +319,28 @@ def test_a_line_that_breaks_its_chunk_fails_alone_and_the_others_go_once(service
     for person in people[:2] + people[3:]:
         assert Entry.objects.filter(mailbox=person.mailbox).count() == 1
     assert campaign.status == Campaign.Status.DONE
+
+
+def test_a_box_that_fills_up_under_the_fast_path_is_refused_in_the_careful_pass(service, monkeypatch, caplog):
+    """The fast path writes a message without a savepoint of its own: a recipient box found full
+    only when the rows are written (it filled up after the plan) rolls the chunk back, and the
+    careful pass refuses that patient alone, as over quota, while the others get their message."""
+    people = patients(4)
+    model = service.models[MessageModel.Kind.WELCOME]
+    campaign = campaigns.create_campaign(
+        model, filename="w.csv", data=to_csv([[p.ins] for p in people], headers=["INS"]), user=service.cast.bob
+    )
+    campaigns.validate(campaign)
+    campaigns.start(campaign, service.cast.bob)
+    full = people[1].mailbox
+    Mailbox.objects.filter(pk=full.pk).update(used_bytes=F("quota_bytes"))
+    # The plan reads room everywhere, as it would have just before the box filled up.
+    monkeypatch.setattr(planning, "room_in", lambda box, size: Decision.ok())
+    run_to_the_end(campaign)
+
+    statuses = {ln.patient_id: (ln.status, ln.reason) for ln in campaign.lines.all()}
+    assert "campaign chunk rolled back, sent again line by line" in caplog.text
+    assert statuses.pop(people[1].pk) == (CampaignLine.Status.FAILED, "over_quota")
+    assert set(statuses.values()) == {(CampaignLine.Status.SENT, "")}
+    assert not Entry.objects.filter(mailbox=full).exists()
+    assert [Entry.objects.filter(mailbox=p.mailbox).count() for p in people if p.pk != people[1].pk] == [1, 1, 1]
