@@ -165,11 +165,15 @@ def link(rows: list[AuditEvent], using: str = "default") -> None:
         _move_head(move, using)
 
 
-def link_deferred(rows: list[AuditEvent], using: str = "default") -> list[HeadMove]:
+def link_deferred(
+    rows: list[AuditEvent], using: str = "default", taken: dict[date, AuditChain] | None = None
+) -> list[HeadMove]:
     """`link` without the heads' UPDATE: the heads are taken (locked) and the rows hashed as by
     `link`, and the moves are returned for the caller to write in the same transaction, in the
     statement that inserts the rows (the delivery path, issue 17: one round trip fewer). A
-    caller that does not write them leaves the chain broken, which `verify` reports."""
+    caller that does not write them leaves the chain broken, which `verify` reports. `taken`:
+    heads the caller already locked in this transaction (`free_head_value`), by day; a day
+    without one is taken here."""
     if not rows:
         return []
     if not transaction.get_connection(using).in_atomic_block:
@@ -184,8 +188,9 @@ def link_deferred(rows: list[AuditEvent], using: str = "default") -> list[HeadMo
         row.detail = row.detail or {}
         by_day[_chain_day(row.at, now)].append(row)
     moves = []
+    taken = dict(taken or {})
     for day, day_rows in sorted(by_day.items()):
-        head = _take_head(day, using)
+        head = taken.pop(day, None) or _take_head(day, using)
         prev, seq = head.head_hash or GENESIS, head.seq
         for row in day_rows:
             seq += 1
@@ -235,6 +240,33 @@ FREE_HEAD_SQL = (
     "ORDER BY partition LIMIT 1 FOR UPDATE SKIP LOCKED"
 )
 MOVE_HEAD_SQL = "UPDATE audit_auditchain SET seq = %s, head_hash = %s WHERE id = %s"
+# The same free head as one value (a JSON array: id, partition, seq, head_hash; NULL when every
+# head of the day is held or none exists), for a caller that takes it inside a statement of its
+# own: the delivery path reserves its ids in that round trip (issue 17).
+FREE_HEAD_VALUE_SQL = (
+    "(SELECT json_build_array(id, partition, seq, head_hash) FROM audit_auditchain WHERE day = %s "
+    "ORDER BY partition LIMIT 1 FOR UPDATE SKIP LOCKED)"
+)
+
+
+def current_day() -> date:
+    """The day whose chain takes an event written now."""
+    return timezone.localdate(timezone.now())
+
+
+def free_head_value(day: date) -> tuple[str, list]:
+    """(SQL expression, parameters) that locks and returns a free head of `day` (PostgreSQL);
+    `head_from_value` reads its value, for `link_deferred(taken=…)`."""
+    return FREE_HEAD_VALUE_SQL, [day]
+
+
+def head_from_value(value, day: date, using: str = "default") -> AuditChain | None:
+    if value is None:
+        return None
+    pk, partition, seq, head_hash = value
+    return AuditChain.from_db(
+        using, ["id", "day", "partition", "seq", "head_hash"], [pk, day, partition, seq, head_hash]
+    )
 
 
 def _free_head(day: date, using: str) -> AuditChain | None:

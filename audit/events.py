@@ -84,11 +84,12 @@ def audit_rows(events: list[dict]) -> list[AuditEvent]:
     return rows
 
 
-def audit_rows_deferred(events: list[dict]) -> tuple[list[AuditEvent], list[HeadMove]]:
+def audit_rows_deferred(events: list[dict], taken=None) -> tuple[list[AuditEvent], list[HeadMove]]:
     """`audit_rows` for a caller that writes the rows and the chain heads' moves in one
-    statement of its own (the delivery path on PostgreSQL): the rows, linked, and the moves."""
+    statement of its own (the delivery path on PostgreSQL): the rows, linked, and the moves.
+    `taken`: heads the caller already locked, by day (`audit.chain.free_head_value`)."""
     rows = [AuditEvent(**e) for e in events]
-    return rows, link_deferred(rows)
+    return rows, link_deferred(rows, taken=taken)
 
 
 def record_many(events: list[dict]) -> None:

@@ -1,8 +1,8 @@
 """The rows of one delivery in one PostgreSQL statement (issue 17: fewer round trips).
 
 On PostgreSQL the delivery transaction is three statements instead of nine: the ids the rows
-refer to are reserved from their sequences (`reserve_ids`), the audit chain head is taken
-(`audit.chain.link_deferred`), and every INSERT and UPDATE of the delivery then runs as the
+refer to are reserved from their sequences (`reserve_ids`) in the round trip that takes the audit
+chain's head (`audit.chain.free_head_value`, then `link_deferred`), and every INSERT and UPDATE of the delivery then runs as the
 data-modifying parts of one `WITH … SELECT` (`DeliveryStatement`). Nothing is private: the
 columns and values come from each model's public `_meta` fields and their documented
 `pre_save` / `get_db_prep_save`, as the ORM itself writes them; the SQL is built from table and
@@ -64,17 +64,29 @@ def _sequence_of(model: type[models.Model]) -> str:
     return f"pg_get_serial_sequence('\"{model._meta.db_table}\"', '{model._meta.pk.column}')"
 
 
-def reserve_ids(model: type[models.Model], count: int, *others: tuple[type[models.Model], int]) -> list[list[int]]:
+def reserve_ids(
+    model: type[models.Model],
+    count: int,
+    *others: tuple[type[models.Model], int],
+    also: Sequence[tuple[str, list]] = (),
+) -> list:
     """`count` new ids of `model` (and of each (model, count) of `others`) from their sequences,
-    in one round trip: the rows can then be written, and referred to, in one statement."""
+    in one round trip: the rows can then be written, and referred to, in one statement. `also`:
+    more (SQL expression, parameters) read in that same round trip (the audit chain's head,
+    `audit.chain.free_head_value`); their values follow the lists of ids."""
     wanted = [(model, count), *others]
-    columns = ", ".join(
+    columns = [
         f"ARRAY(SELECT nextval({_sequence_of(m)}) FROM generate_series(1, %s))"  # noqa: S608 - model names
         for m, _ in wanted
-    )
+    ]
+    params: list = [n for _, n in wanted]
+    for sql, values in also:
+        columns.append(sql)
+        params += values
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns}", [n for _, n in wanted])
-        return [list(ids) for ids in cursor.fetchone()]
+        cursor.execute(f"SELECT {', '.join(columns)}", params)
+        row = cursor.fetchone()
+    return [list(ids) for ids in row[: len(wanted)]] + list(row[len(wanted) :])
 
 
 @functools.cache

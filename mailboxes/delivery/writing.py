@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from audit import chain
 from audit.events import audit_rows, audit_rows_deferred
 from audit.models import AuditEvent
 from mailboxes import outbox as relay_queue
@@ -255,15 +256,17 @@ def write_in_one_statement(submission: Submission, files: StoredFiles, plan: Pla
     """PostgreSQL (issue 17): the ids reserved, the audit chain head taken, then every INSERT,
     the head's move and the quota's conditional UPDATE in one statement, just after the files'
     fsync. False when a recipient box filled up since the plan."""
-    message_ids, delivery_ids, outbox_ids = statement.reserve_ids(
-        Message, 1, (Delivery, len(rows.deliveries)), (Outbox, len(rows.outboxes))
+    day = chain.current_day()
+    message_ids, delivery_ids, outbox_ids, head = statement.reserve_ids(
+        Message, 1, (Delivery, len(rows.deliveries)), (Outbox, len(rows.outboxes)), also=[chain.free_head_value(day)]
     )
     rows.message.pk = message_ids[0]
     for row, pk in [*zip(rows.deliveries, delivery_ids, strict=True), *zip(rows.outboxes, outbox_ids, strict=True)]:
         row.pk = pk
     for row in rows.children():
         row.message_id = rows.message.pk
-    events, moves = audit_rows_deferred(message_events(submission, plan, rows))
+    taken = {day: chain.head_from_value(head, day)} if head is not None else None
+    events, moves = audit_rows_deferred(message_events(submission, plan, rows), taken)
     one = statement.DeliveryStatement()
     one.insert(Message, [rows.message], with_pk=True, as_json=False)  # its bodies go as they are
     one.insert(Attachment, rows.attachments, with_pk=False)

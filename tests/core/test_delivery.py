@@ -324,13 +324,13 @@ def test_delivery_costs_a_handful_of_queries_whatever_the_number_of_recipients(c
     with CaptureQueriesContext(connection) as four:
         send_message(raw_message(message_id="<q4@x>"), envelope_from=peer, envelope_to=many, source="smtp")
     # Incl. the test transaction's SAVEPOINT/RELEASE and 2 domain queries (no domain cache inside
-    # a transaction): the recipients' query, then on PostgreSQL the ids reserved, the audit chain
-    # head taken and one statement for every row, the head's move and the quota (issue 17:
-    # mailboxes/delivery/statement.py); elsewhere one statement per table (message, entries,
+    # a transaction): the recipients' query, then on PostgreSQL the ids reserved and the audit
+    # chain's head taken in one round trip, and one statement for every row, the head's move and
+    # the quota (issue 17: mailboxes/delivery/statement.py); elsewhere one statement per table (message, entries,
     # deliveries, audit events, the head's move, the quota UPDATE). The recipient boxes' own
     # settings (sorting rules, absence, forwarding: mailboxes/box_actions.py) cost nothing more
     # when they have none: the recipients' query says so (issue 17).
-    expected = 8 if connection.vendor == "postgresql" else 12
+    expected = 7 if connection.vendor == "postgresql" else 12
     assert len(one) == expected, [q["sql"][:60] for q in one.captured_queries]
     assert not any("mailboxes_boxrule" in q["sql"] for q in one.captured_queries[3:])
     # Four boxes: their rows are locked in id order before the quota UPDATE (no deadlock between
@@ -539,3 +539,39 @@ def test_the_events_sent_after_commit_carry_their_ids(cast, django_capture_on_co
         events_committed.disconnect(receiver)
     stored = dict(AuditEvent.objects.filter(message_id=result.message.pk).values_list("pk", "hash"))
     assert len(sent) == 3 and {row.pk: row.hash for row in sent} == stored
+
+
+def test_a_delivery_takes_the_free_chain_head_with_its_ids_or_opens_a_chain(transactional_db, cast, db_vendor):
+    """On PostgreSQL a delivery locks a free audit chain head of the day in the round trip that
+    reserves its rows' ids (audit.chain.free_head_value); when every head is held by another
+    transaction it opens a chain of its own instead of waiting. The trail verifies either way."""
+    import threading
+
+    from audit.chain import verify
+    from tests.foundation.test_audit_chain import hold_a_head
+
+    def deliver(number):
+        result = send_message(
+            raw_message(message_id=f"<head{number}@x>"),
+            envelope_from=PEER_SENDER,
+            envelope_to=[cast.alice_box.address],
+            source="smtp",
+        )
+        return list(AuditEvent.objects.filter(message_id=result.message.pk).values_list("chain_id", "seq"))
+
+    first, second = deliver(1), deliver(2)
+    assert len({chain for chain, _ in first + second}) == 1  # the free head, taken again
+    assert min(seq for _, seq in second) == max(seq for _, seq in first) + 1
+    if db_vendor == "postgresql":
+        held, release, errors = threading.Event(), threading.Event(), []
+        thread = threading.Thread(target=hold_a_head, args=("holds the head", held, release, errors))
+        thread.start()
+        assert held.wait(10)
+        try:
+            third = deliver(3)  # would wait for the other transaction without SKIP LOCKED
+        finally:
+            release.set()
+            thread.join(10)
+        assert not errors
+        assert {chain for chain, _ in third} != {first[0][0]} and min(seq for _, seq in third) == 1
+    assert verify().ok
