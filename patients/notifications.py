@@ -92,14 +92,27 @@ def queue_patient_notification(message: Message, box: Mailbox) -> bool:
     get_or_create). One statement (issue 10): the row is inserted from the box's entry of the
     message, joined with the box's patient, so a box without a patient gets none. Returns
     whether one was queued."""
+    sql, params = patient_notification_insert(message, box)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [pk for (pk,) in cursor.fetchall()]
+    return queued(ids)
+
+
+def patient_notification_insert(message: Message, box: Mailbox) -> tuple[str, list]:
+    """(statement, parameters) of `queue_patient_notification`'s INSERT (RETURNING the id), for a
+    caller that runs it as a part of a statement of its own (`patients.policy`, issue 9); the
+    ids it returns then go to `queued`."""
     row = Notification(kind=Notification.Kind.PATIENT, user=None)
     fields, sql = _patient_notification_insert()
     values = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, box.pk, message.pk])
-        ids = [pk for (pk,) in cursor.fetchall()]
-    _enqueue(ids)
-    return bool(ids)
+    return sql, [*values, box.pk, message.pk]
+
+
+def queued(notification_ids: list[int]) -> bool:
+    """The new patient notifications' ids sent after the commit; whether there was one."""
+    _enqueue(notification_ids)
+    return bool(notification_ids)
 
 
 def professional_users_to_notify(box: Mailbox) -> list:

@@ -344,3 +344,38 @@ def test_display_names(cast):
     assert sender_name(bare) == "charlie.durand"
     assert patient_label(cast.paul_patient.address) == f"Paul LAMBERT <{cast.paul_patient.address}>"
     assert patient_label(cast.alice_box.address) == cast.alice_box.address
+
+
+def test_a_pro_message_notifies_the_patient_and_moves_the_exchange_in_one_statement(cast, db_vendor):
+    """`patients.policy.notify_of_pro_message`, which the delivery path calls for a pro message
+    to a patient's box: the patient's notification and the exchange's upsert, one statement on
+    PostgreSQL (two elsewhere); a closed exchange takes the long way and is reopened, audited."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from patients.models import Notification
+    from patients.policy import notify_of_pro_message
+
+    message = pro_send(cast.alice_box, cast.alice, cast.paul_patient.address).message
+    notifications = Notification.objects.filter(entry__message=message, entry__mailbox=cast.paul_box)
+    assert notifications.count() == 1
+    conversation = Conversation.objects.get(mailbox=cast.alice_box, patient=cast.paul_patient)
+    before = conversation.last_message_at
+    notifications.delete()  # the delivery's own, so that the same message can be told again
+    with CaptureQueriesContext(connection) as queries:
+        notify_of_pro_message(message, cast.paul_box, from_system=False)
+    assert len(queries) == (1 if db_vendor == "postgresql" else 2)
+    assert notifications.count() == 1
+    conversation.refresh_from_db()
+    assert conversation.state == Conversation.State.OPEN and conversation.last_message_at > before
+
+    notifications.delete()
+    Conversation.objects.filter(pk=conversation.pk).update(state=Conversation.State.CLOSED)
+    notify_of_pro_message(message, cast.paul_box, from_system=False)
+    conversation.refresh_from_db()
+    assert notifications.count() == 1 and conversation.state == Conversation.State.OPEN
+    assert AuditEvent.objects.filter(action="conversation.reopened", object_id=str(conversation.pk)).exists()
+    # A box that is no patient's: no notification, no exchange.
+    notify_of_pro_message(message, cast.alice_box, from_system=False)
+    assert not Notification.objects.filter(entry__mailbox=cast.alice_box).exists()
+    assert not Conversation.objects.filter(mailbox=cast.alice_box).exclude(pk=conversation.pk).exists()
