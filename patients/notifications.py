@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -105,7 +105,8 @@ def patient_notification_insert(message: Message, box: Mailbox) -> tuple[str, li
     ids it returns then go to `queued`."""
     row = Notification(kind=Notification.Kind.PATIENT, user=None)
     fields, sql = _patient_notification_insert()
-    values = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
+    db = connections[DEFAULT_DB_ALIAS]  # resolved once, not through the proxy for every field
+    values = [f.get_db_prep_save(f.pre_save(row, True), db) for f in fields]
     return sql, [*values, box.pk, message.pk]
 
 
