@@ -6,7 +6,7 @@ each chunk is ONE transaction that
 1. locks up to `AUTOMATION_CAMPAIGN_CHUNK` pending lines (`FOR UPDATE SKIP LOCKED`: parallel
    batches take different lines) and claims them by a conditional UPDATE (pending → claimed);
 2. sends each line's message through `mailboxes.fanout` → `mailboxes.delivery.send_message`
-   (a refusal is that line's outcome; the delivery's writes have their own savepoint);
+   (no savepoint per line or message: a refusal is simply that line's outcome);
 3. writes each line's outcome (sent with its message, returned, failed), the convocations and
    reminders of an appointment model, one audit event per line, and the campaign's progress.
 
@@ -14,7 +14,8 @@ The message and the line's "sent" commit together, so a worker killed mid-chunk 
 pending and nothing of their messages: the next batch sends them, once. A line that fails in an
 unexpected way (a bug, a database error) rolls the chunk back whole; the chunk is then sent
 again line by line, each line in a savepoint of its own, so that line fails alone (a savepoint
-per line on every chunk cost two statements a message, bench/RESULTS.md issue 9). A line is never
+per line and per message on every chunk cost four statements and two PostgreSQL subtransactions
+a message, bench/RESULTS.md issue 9). A line is never
 committed as "claimed". The sweeper (`sweep`, Celery beat) finishes campaigns with nothing left,
 and re-queues the batches of a campaign whose pending lines saw no progress for
 `AUTOMATION_CAMPAIGN_STALL_SECONDS` (task lost with the broker, worker killed); without a broker
