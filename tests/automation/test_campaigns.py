@@ -285,17 +285,23 @@ def test_a_campaign_message_reads_back_with_the_email_package(service):
     assert hashlib.sha256(invitation.get_payload(decode=True)).hexdigest() == stored_file.sha256
 
 
-def test_a_line_that_breaks_its_chunk_fails_alone_and_the_others_go_once(service, monkeypatch):
-    """A line whose delivery fails in an unexpected way after writing (a bug, a database error)
-    rolls its chunk back; the chunk is sent again line by line, so that line fails alone, none
-    of its rows stay, and every other patient gets exactly one message."""
-    people = patients(5)
+def started_welcome_campaign(service, people) -> Campaign:
+    """A welcome list of `people`, checked and started by the secretary."""
     model = service.models[MessageModel.Kind.WELCOME]
     campaign = campaigns.create_campaign(
         model, filename="w.csv", data=to_csv([[p.ins] for p in people], headers=["INS"]), user=service.cast.bob
     )
     campaigns.validate(campaign)
     campaigns.start(campaign, service.cast.bob)
+    return campaign
+
+
+def test_a_line_that_breaks_its_chunk_fails_alone_and_the_others_go_once(service, monkeypatch):
+    """A line whose delivery fails in an unexpected way after writing (a bug, a database error)
+    rolls its chunk back; the chunk is sent again line by line, so that line fails alone, none
+    of its rows stay, and every other patient gets exactly one message."""
+    people = patients(5)
+    campaign = started_welcome_campaign(service, people)
     real_deliver = campaign_sending.sending.deliver
     attempts = []
     messages_before = Message.objects.count()
@@ -326,12 +332,7 @@ def test_a_box_that_fills_up_under_the_fast_path_is_refused_in_the_careful_pass(
     only when the rows are written (it filled up after the plan) rolls the chunk back, and the
     careful pass refuses that patient alone, as over quota, while the others get their message."""
     people = patients(4)
-    model = service.models[MessageModel.Kind.WELCOME]
-    campaign = campaigns.create_campaign(
-        model, filename="w.csv", data=to_csv([[p.ins] for p in people], headers=["INS"]), user=service.cast.bob
-    )
-    campaigns.validate(campaign)
-    campaigns.start(campaign, service.cast.bob)
+    campaign = started_welcome_campaign(service, people)
     full = people[1].mailbox
     Mailbox.objects.filter(pk=full.pk).update(used_bytes=F("quota_bytes"))
     # The plan reads room everywhere, as it would have just before the box filled up.
