@@ -8,8 +8,12 @@ class ApiConfig(AppConfig):
     verbose_name = "API pour les logiciels"
 
     def ready(self):
-        from api import tasks  # noqa: F401  (registers the tasks)
+        from api import (
+            connections,
+            tasks,  # noqa: F401  (registers the tasks)
+        )
         from api.hooks import on_events_committed
         from audit.chain import events_committed
 
         events_committed.connect(on_events_committed, dispatch_uid="api_on_events_committed")
+        connections.install()

@@ -6,8 +6,9 @@ through the SMTP gateway, in the same run.
 Drops and re-creates the database named in DATABASE_URL, migrates it, seeds one structure, its
 hosted domain, an applicative box with an API key, a trusted peer operator's domain and one
 patient (active space, no notification address). Then serves the product with gunicorn (sync
-workers, `--workers`, default 4) and starts the SMTP gateway (`manage.py runsmtpd`,
-`--smtpd-processes`, default 2), and alternates rounds (`--rounds`, default 2):
+workers, `--workers`, default 2: one per core, as docs/configuration.md advises) and starts the
+SMTP gateway (`manage.py runsmtpd`, `--smtpd-processes`, default 2), and alternates rounds
+(`--rounds`, default 2):
 
 - API: CLIENTS (default 8) threads, each with a keep-alive HTTP connection, POST the JSON message
   (subject, 2 KB of text) with the key, to the patient;
@@ -198,7 +199,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=1500, help="messages per round and path")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (one per core)")
     parser.add_argument("--smtpd-processes", type=int, default=2, help="runsmtpd --processes")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="gunicorn threads per worker (>1: gthread workers)")

@@ -577,6 +577,10 @@ API_MAX_REQUEST_BYTES = env_int("API_MAX_REQUEST_BYTES", 40 * 1024**2)
 # (2.5 MB by default): the API's JSON with base64 attachments needs the API's own limit. The
 # reverse proxy's body limit stays the first guard for every page.
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_REQUEST_BYTES
+# API calls check their kept database connection (CONN_MAX_AGE, the CONN_HEALTH_CHECKS probe) at
+# most this often per worker thread, and after a call that raised; 0: around every call, as
+# Django does for every other request (api/connections.py).
+API_DB_CHECK_SECONDS = env_int("API_DB_CHECK_SECONDS", 30)
 API_WEBHOOK_TIMEOUT_SECONDS = env_int("API_WEBHOOK_TIMEOUT_SECONDS", 10)
 API_WEBHOOK_BACKOFF_SECONDS = env_int("API_WEBHOOK_BACKOFF_SECONDS", 30)
 API_WEBHOOK_MAX_FAILURES = env_int("API_WEBHOOK_MAX_FAILURES", 10)

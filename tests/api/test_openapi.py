@@ -158,3 +158,18 @@ def test_curl_against_live_server(transactional_db, cast, api, live_server):
         check=True,
     ).stdout
     assert json.loads(status)["recipients"][0]["status"] == "delivered"
+
+
+def test_the_message_fields_are_new_for_each_serializer_and_documented_in_order(document):
+    """`MessageIn` builds its fields per serializer instead of DRF's deep copy of declared
+    fields: no field is shared between two calls, and the document is what it was."""
+    from api.serializers import MessageIn
+
+    first, second = MessageIn(data={}).fields, MessageIn(data={}).fields
+    names = ["to", "cc", "subject", "text", "html", "attachments", "files"]
+    names += ["request_read_receipt", "in_reply_to", "model", "fields"]
+    assert list(first) == names
+    assert all(first[name] is not second[name] and first[name].parent is not second[name].parent for name in names)
+    request = document["components"]["schemas"]["MessageInRequest"]
+    assert list(request["properties"]) == names and request["required"] == ["to"]
+    assert request["properties"]["subject"]["maxLength"] == 900
