@@ -101,9 +101,9 @@ def stage(cursor, stream, rejections, progress=None) -> int:
         with cursor.copy(f"COPY {REPEATS} (line, address, exercise) FROM STDIN") as copy:
             for row in repeats:
                 copy.write_row(row)
-        # The joins' column only: statistics of the long exercises cost more and serve no plan.
-        for table in (ROWS, REPEATS):
-            cursor.execute(f"ANALYZE {table} (address)")
+        # The joins' column of the first rows only: statistics of the long exercises cost more and
+        # serve no plan; the later rows are only aggregated (LATER, analysed).
+        cursor.execute(f"ANALYZE {ROWS} (address)")
         return addresses
     addresses = 0
     repeats = []  # the later rows of an address met before: about 8 % of the national file
