@@ -41,6 +41,7 @@ TRIGRAM_INDEX = "directory_search_trgm"
 NAME_INDEX = "directory_name_c"  # as made by migration 0002
 ADDRESS_INDEX = "directory_address_unique"  # Entry.Meta.constraints
 SAMPLE = 50
+STAGING_STATISTICS = 10  # ANALYZE samples 300 rows per unit
 ADDED, CHANGED = "'added'", "'changed'"
 
 # The columns of an entry built from the first row of its address.
@@ -79,6 +80,14 @@ def _create(cursor, table: str, columns: str) -> None:
     cursor.execute(f"CREATE TEMP TABLE {table} ({columns})")
 
 
+def _analyze(cursor, table: str, *columns: str) -> None:
+    """Statistics of a staging table's join columns from a small sample (3,000 rows, not
+    30,000): the plans need its size and that the addresses are distinct, nothing finer."""
+    for column in columns:
+        cursor.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET STATISTICS {STAGING_STATISTICS}")
+    cursor.execute(f"ANALYZE {table} ({', '.join(columns)})")
+
+
 def drop_temporary(cursor) -> None:
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
     for table in (ROWS, REPEATS, LATER, DIFF, CHANGES, IDS):
@@ -103,7 +112,7 @@ def stage(cursor, stream, rejections, progress=None) -> int:
                 copy.write_row(row)
         # The joins' column of the first rows only: statistics of the long exercises cost more and
         # serve no plan; the later rows are only aggregated (LATER, analysed).
-        cursor.execute(f"ANALYZE {ROWS} (address)")
+        _analyze(cursor, ROWS, "address")
         return addresses
     addresses = 0
     repeats = []  # the later rows of an address met before: about 8 % of the national file
@@ -166,7 +175,7 @@ def group_by_address(cursor) -> None:
             f"INSERT INTO {LATER} SELECT address, string_agg(exercise, chr(10) ORDER BY line) "
             f"FROM {REPEATS} GROUP BY address"
         )
-        cursor.execute(f"ANALYZE {LATER} (address)")  # the small side of the view's join
+        _analyze(cursor, LATER, "address")  # the small side of the view's join
         newline = "chr(10)"
     else:  # SQLite's group_concat follows the order of an ordered subquery
         cursor.execute(
@@ -183,30 +192,35 @@ def group_by_address(cursor) -> None:
 
 
 def classify(cursor, addresses: int) -> dict[str, int]:
-    """DIFF(address, change) for what differs: added, changed, hosted (an address of a box of
-    this operator, listed or not: its local data wins) and removed (national entries gone).
-    Returns the count of each, "same" (of the file's `addresses`) and "national": the national
-    entries before (each is the file's, same or changed or hosted here now, or gone: removed)."""
+    """DIFF(address, change, line, exercises) for what differs: added, changed, hosted (an
+    address of a box of this operator, listed or not: its local data wins) and removed (national
+    entries gone); an added or changed address keeps its first line and exercises, so that the
+    build reads DIFF alone. Returns the count of each, "same" (of the file's `addresses`) and
+    "national": the national entries before (each is the file's, same or changed or hosted here
+    now, or gone: removed)."""
     change = (
         "CASE WHEN n.address IS NULL THEN 'removed' WHEN m.id IS NOT NULL THEN 'hosted' "
         "WHEN e.id IS NULL THEN 'added' WHEN e.exercises <> n.exercises THEN 'changed' ELSE 'same' END"
     )
     national = f"SELECT id, address, exercises FROM {ENTRY} WHERE source = 'national'"
-    _create(cursor, DIFF, "address text, change text")
+    _create(cursor, DIFF, "address text, change text, line integer, exercises text")
     # One pass: the file's addresses against the national entries (a full join finds both the
     # new and the gone); the mailbox join marks the addresses hosted here.
+    kept = f"CASE WHEN change IN ({ADDED}, {CHANGED}) THEN"
     cursor.execute(
-        f"INSERT INTO {DIFF} SELECT address, change FROM (SELECT coalesce(n.address, e.address) AS address, "
-        f"{change} AS change FROM {NEW} n FULL JOIN ({national}) e ON e.address = n.address "
+        f"INSERT INTO {DIFF} SELECT address, change, {kept} line END, {kept} exercises END FROM ("
+        f"SELECT coalesce(n.address, e.address) AS address, {change} AS change, n.line, n.exercises "
+        f"FROM {NEW} n FULL JOIN ({national}) e ON e.address = n.address "
         f"LEFT JOIN {MAILBOX} m ON m.address = n.address) c WHERE change <> 'same'"
     )
     # A national entry of a box now hosted here goes (its hosted entry takes over).
     cursor.execute(
-        f"INSERT INTO {DIFF} SELECT e.address, 'removed' FROM {MAILBOX} m JOIN {ENTRY} e ON e.address = m.address "
+        f"INSERT INTO {DIFF} (address, change) SELECT e.address, 'removed' FROM {MAILBOX} m "
+        f"JOIN {ENTRY} e ON e.address = m.address "
         f"WHERE e.source = 'national' AND EXISTS (SELECT 1 FROM {NEW} n WHERE n.address = e.address)"
     )
     if postgres():
-        cursor.execute(f"ANALYZE {DIFF}")
+        _analyze(cursor, DIFF, "address", "change")
     cursor.execute(f"SELECT change, count(*) FROM {DIFF} GROUP BY change")
     counts = dict.fromkeys(("added", "changed", "hosted", "removed"), 0)
     counts.update(dict(cursor.fetchall()))
@@ -224,18 +238,15 @@ def samples(cursor, limit: int = SAMPLE) -> dict[str, list[str]]:
 
 
 def changed_rows(id_sql: str = "CAST(NULL AS bigint)", join: str = "") -> str:
-    """The added and changed addresses: change, id (`id_sql`, over DIFF d, NEW n and `join`),
-    line, address, exercises and, on PostgreSQL, `more`: the searched text of their later rows."""
+    """The added and changed addresses: change, id (`id_sql`, over DIFF d and `join`), line,
+    address, exercises and, on PostgreSQL, `more`: the searched text of their later rows."""
     kinds = f"{ADDED}, {CHANGED}"
+    columns = f"d.change, {id_sql} AS id, d.line, d.address, d.exercises"
     if not postgres():
-        return (
-            f"SELECT d.change, {id_sql} AS id, n.line, n.address, n.exercises FROM {DIFF} d "
-            f"JOIN {NEW} n ON n.address = d.address {join} WHERE d.change IN ({kinds})"
-        )
+        return f"SELECT {columns} FROM {DIFF} d {join} WHERE d.change IN ({kinds})"
     more = _more_sql(f"SELECT address FROM {DIFF} WHERE change IN ({kinds})")
     return (
-        f"SELECT d.change, {id_sql} AS id, n.line, n.address, n.exercises, m.more FROM {DIFF} d "
-        f"JOIN {NEW} n ON n.address = d.address {join} LEFT JOIN ({more}) m ON m.address = d.address "
+        f"SELECT {columns}, m.more FROM {DIFF} d {join} LEFT JOIN ({more}) m ON m.address = d.address "
         f"WHERE d.change IN ({kinds})"
     )
 
