@@ -5,7 +5,7 @@ import threading
 import zipfile
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError, call_command, execute_from_command_line
 
 from audit.models import AuditEvent
 from bench.directory_extract import HEADER
@@ -223,6 +223,23 @@ def test_command_prints_the_report_and_refuses_with_the_line(extract, tmp_path):
         call_command("import_annuaire", str(bad), stdout=io.StringIO())
     with pytest.raises(CommandError, match="introuvable"):
         call_command("import_annuaire", str(tmp_path / "absent.txt"))
+
+
+def test_the_command_runs_without_the_system_checks(extract, monkeypatch, capsys):
+    """A nightly data job, like the scheduled task: a failing system check does not stop it."""
+    from django.core import checks
+    from django.core.management.base import SystemCheckError
+
+    def failing(**kwargs):
+        return [checks.Error("contrôle en échec", id="tests.E001")]
+
+    registry = checks.registry.registry
+    monkeypatch.setattr(registry, "registered_checks", {*registry.registered_checks, failing})
+    with pytest.raises(SystemCheckError):
+        call_command("check")
+    path, expected = extract(rows=60)
+    execute_from_command_line(["manage.py", "import_annuaire", str(path)])  # as cron runs it
+    assert f"{expected.addresses} ajoutée(s)" in capsys.readouterr().out
 
 
 def test_demo_extract_imports():
