@@ -207,8 +207,9 @@ def _blocks(stream) -> Iterator[bytes]:
 
 def _texts(block: bytes, first: int, bars: int) -> tuple[Iterable[str], bool]:
     """(the lines of `block`, from line `first`, as text without their ends (LF or CRLF);
-    whether the block's last line has no line end: a truncated file). A block that is not UTF-8 throughout is decoded a line at a
-    time, to refuse at the faulty line (after a wrong cell count, as a line at a time did)."""
+    whether the block's last line has no line end: a truncated file). A block that is not
+    UTF-8 throughout is decoded a line at a time, to refuse at the faulty line (after a wrong
+    cell count, as a line at a time did)."""
     truncated = not block.endswith(b"\n")
     try:
         text = block.decode("utf-8")
