@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -180,30 +180,54 @@ def header_positions(line: str) -> list[int]:
     return positions
 
 
-def read_header(lines) -> tuple[list[int], int]:
+def read_header(stream) -> tuple[list[int], int]:
     """(position of each canonical column, number of cells per row) from the first line."""
-    header = next(lines, b"")
+    header = stream.readline()
     if not header.strip():
         raise ExtractRefused("le fichier est vide", 1)
     return header_positions(_decode(header, 1)), header.count(b"|") + 1
 
 
-def raw_lines(lines, width: int, on_reject: Callable[[Rejected], None]) -> Iterator[tuple[int, str]]:
-    """(line number, text without its line end) of each well-formed row after the header; a
-    blank line is rejected, any other fault refuses the file (`ExtractRefused`)."""
-    line_no = 1
-    for raw in lines:
-        line_no += 1
-        if not raw.endswith(b"\n"):
-            raise ExtractRefused("dernière ligne incomplète : le fichier semble tronqué", line_no)
-        raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
-        cells = raw.count(b"|") + 1
-        if cells != width:
-            if not raw.strip():
-                on_reject(Rejected(line_no, "ligne vide"))
-                continue
-            raise ExtractRefused(f"{cells} colonnes au lieu de {width}", line_no)
-        yield line_no, _decode(raw, line_no)
+class Progress:
+    """The number of the last line the reader consumed (the header is line 1), for the report."""
+
+    lines = 0
+
+
+BLOCK = 1 << 20  # bytes read at a time: each block is decoded and split in one call
+
+
+def _blocks(stream) -> Iterator[bytes]:
+    """The rest of `stream` in blocks of whole lines; only the very last may lack its line end."""
+    while block := stream.read(BLOCK):
+        if not block.endswith(b"\n"):
+            block += stream.readline()
+        yield block
+
+
+def _texts(block: bytes, first: int, bars: int) -> tuple[Iterable[str], bool]:
+    """(the lines of `block`, from line `first`, as text without their ends (LF or CRLF);
+    whether the block's last line has no line end: a truncated file). A block that is not
+    UTF-8 throughout is decoded a line at a time, to refuse at the faulty line (after a wrong
+    cell count, as a line at a time did)."""
+    truncated = not block.endswith(b"\n")
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError:
+        raws = block.split(b"\n")
+        raws.pop()
+        return _texts_one_by_one(raws, first, bars), truncated
+    texts = text.split("\n")
+    texts.pop()  # what follows the last line end: nothing, or a line cut short
+    if "\r" in text:
+        texts = [t[:-1] if t.endswith("\r") else t for t in texts]
+    return texts, truncated
+
+
+def _texts_one_by_one(raws: list[bytes], first: int, bars: int) -> Iterator[str]:
+    for line_no, raw in enumerate(raws, first):
+        raw = raw[:-1] if raw.endswith(b"\r") else raw
+        yield raw.decode("utf-8", "replace") if raw.count(b"|") != bars else _decode(raw, line_no)
 
 
 class LightRow(NamedTuple):
@@ -216,46 +240,71 @@ class LightRow(NamedTuple):
     exercise: str  # the 31 trimmed cells in the canonical order, joined by "|"
 
 
-def _untrimmed(text: str) -> bool:
-    """True when no cell of the line has a blank to trim (most lines): no split needed."""
-    return not ("| " in text or " |" in text or "\t" in text or "\u00a0" in text or text[:1] == " " or text[-1:] == " ")
+_BLANK = " \t\n\r\x0b\x0c"  # what makes a line blank (ASCII white space)
 
 
-def light_rows(lines, positions, width, on_reject) -> Iterator[tuple]:
+def light_rows(stream, positions, width, on_reject, progress: Progress | None = None) -> Iterator[tuple]:
     """The usable rows after the header (as `LightRow` tuples); rejected ones reported;
-    `ExtractRefused` raised. Bounded memory: a line at a time, plus the set of addresses met."""
+    `ExtractRefused` raised; `progress.lines` kept. Bounded memory: a block of lines at a time
+    (about a megabyte), plus the set of addresses met. Most lines are checked by a few calls
+    on the line (its cell count, the cells the checks need); the rest take the full path."""
     seen = set()  # the addresses met so far: about 70 MB for the national file
     canonical = positions == list(range(len(COLUMNS))) and width == len(COLUMNS)
-    for line_no, text in raw_lines(lines, width, on_reject):
-        if canonical and _untrimmed(text):
-            # The file's order is the canonical one and no cell needs trimming (most lines):
-            # the line is the exercise, and only the cells checked below are cut out.
-            values, exercise = text.split("|", DEMATERIALISATION + 1), text
-        else:
-            cells = text.split("|")
-            values = [cells[p].strip(BLANKS) for p in positions]
-            exercise = "|".join(values)
-        address = values[ADDRESS].lower()
-        # The common case in one test; anything else gets the full check and its reason.
-        if not (
-            values[KIND] in BOX_KINDS and values[DEMATERIALISATION] in _PLAIN_DEMAT and _ADDRESS.fullmatch(address)
-        ):
-            reason = row_error(values)
-            if reason:
-                on_reject(Rejected(line_no, reason))
-                continue
-        repeat = address in seen
-        if not repeat:
-            seen.add(address)
-        yield (line_no, repeat, address, exercise)
+    bars = width - 1
+    line_no = 1
+    try:
+        for block in _blocks(stream):
+            texts, truncated = _texts(block, line_no + 1, bars)
+            for text in texts:
+                line_no += 1
+                if text.count("|") != bars:
+                    if not text.strip(_BLANK):
+                        on_reject(Rejected(line_no, "ligne vide"))
+                        continue
+                    raise ExtractRefused(f"{text.count('|') + 1} colonnes au lieu de {width}", line_no)
+                if canonical and not (
+                    "| " in text
+                    or " |" in text
+                    or "\t" in text
+                    or "\u00a0" in text
+                    or text[:1] == " "
+                    or text[-1:] == " "
+                ):
+                    # The file's order is the canonical one and no cell needs trimming (most
+                    # lines): the line is the exercise; only the cells checked below are cut out.
+                    values, exercise = text.split("|", DEMATERIALISATION + 1), text
+                else:
+                    cells = text.split("|")
+                    values = [cells[p].strip(BLANKS) for p in positions]
+                    exercise = "|".join(values)
+                address = values[ADDRESS].lower()
+                # The common case in one test; anything else gets the full check and its reason.
+                if not (
+                    values[KIND] in BOX_KINDS
+                    and values[DEMATERIALISATION] in _PLAIN_DEMAT
+                    and _ADDRESS.fullmatch(address)
+                ):
+                    reason = row_error(values)
+                    if reason:
+                        on_reject(Rejected(line_no, reason))
+                        continue
+                repeat = address in seen
+                if not repeat:
+                    seen.add(address)
+                yield (line_no, repeat, address, exercise)
+            if truncated:
+                line_no += 1
+                raise ExtractRefused("dernière ligne incomplète : le fichier semble tronqué", line_no)
+    finally:
+        if progress is not None:
+            progress.lines = line_no
 
 
 def read_rows(stream, on_reject: Callable[[Rejected], None]) -> Iterator[StagedRow]:
     """Every usable row of `stream`, fully built in Python (the reference of the SQL in
     directory/staging.py)."""
-    lines = iter(stream)
-    positions, width = read_header(lines)
-    for line, _repeat, _address, exercise in light_rows(lines, positions, width, on_reject):
+    positions, width = read_header(stream)
+    for line, _repeat, _address, exercise in light_rows(stream, positions, width, on_reject):
         yield build_row(line, exercise.split("|"))
 
 

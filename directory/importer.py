@@ -22,7 +22,7 @@ from django.utils import timezone
 from audit.events import record
 from audit.models import AuditEvent
 from directory import hosted, staging, swap
-from directory.extract import MAX_REPORTED, ExtractRefused, Rejected, open_extract
+from directory.extract import MAX_REPORTED, ExtractRefused, Progress, Rejected, open_extract
 from directory.models import ImportRun
 
 log = logging.getLogger(__name__)
@@ -70,25 +70,12 @@ class Phases:
             self.record[name] = round(time.monotonic() - began, 3)
 
 
-class _LineCounter:
-    """Counts the lines the reader consumed (header included), for the report."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.lines = 0
-
-    def __iter__(self):
-        for line in self.stream:
-            self.lines += 1
-            yield line
-
-
 def import_extract(path, *, source: str = "", force: bool = False, actor=None) -> ImportRun:
     """Import the extract at `path`; return the finished run or raise `ImportRefused`."""
     run = ImportRun.objects.create(source=(source or str(path))[:500])
     began = time.monotonic()
     rejections = Rejections()
-    counter = None
+    counter = Progress()
     phase = Phases(run.phases)
     # A large import outside any transaction builds the new directory beside the live one and
     # swaps it in (directory/swap.py); otherwise everything happens in one transaction.
@@ -100,8 +87,7 @@ def import_extract(path, *, source: str = "", force: bool = False, actor=None) -
             swap.hold_imports()  # before the directory writers' lock, in every import: one order
             hosted.lock_directory()
             with open_extract(path) as stream, phase("read and stage"):
-                counter = _LineCounter(stream)
-                addresses = staging.stage(cursor, counter, rejections)
+                addresses = staging.stage(cursor, stream, rejections, counter)
             with phase("group and compare"):
                 staging.group_by_address(cursor)
                 counts = staging.classify(cursor, addresses)

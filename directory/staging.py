@@ -9,7 +9,7 @@ commit and the new one after, never a mix; a refusal rolls back and nothing is l
    canonical order (the exercise); REPEATS the later rows of an address met before.
    PostgreSQL gets them by `COPY`, other databases by batched inserts.
 2. NEW (a view of ROWS) holds one row per address: the first row, every exercise joined; only
-   the few addresses on several rows (REPEATS) are aggregated.
+   the few addresses on several rows (REPEATS) are aggregated (LATER).
 3. DIFF classifies what differs by comparing exercises: added, changed, removed, or hosted here
    (local data wins). A re-import builds nothing for the unchanged addresses.
 4. CHANGES holds the entry columns of the added and changed addresses: built in SQL on
@@ -29,6 +29,7 @@ from directory import extract
 
 ROWS = "directory_rows"
 REPEATS = "directory_repeats"
+LATER = "directory_later"  # the later exercises of each address of REPEATS, joined
 NEW = "directory_new"
 DIFF = "directory_diff"
 CHANGES = "directory_changes"
@@ -40,6 +41,7 @@ TRIGRAM_INDEX = "directory_search_trgm"
 NAME_INDEX = "directory_name_c"  # as made by migration 0002
 ADDRESS_INDEX = "directory_address_unique"  # Entry.Meta.constraints
 SAMPLE = 50
+STAGING_STATISTICS = 10  # ANALYZE samples 300 rows per unit
 ADDED, CHANGED = "'added'", "'changed'"
 
 # The columns of an entry built from the first row of its address.
@@ -78,13 +80,21 @@ def _create(cursor, table: str, columns: str) -> None:
     cursor.execute(f"CREATE TEMP TABLE {table} ({columns})")
 
 
+def _analyze(cursor, table: str, *columns: str) -> None:
+    """Statistics of a staging table's join columns from a small sample (3,000 rows, not
+    30,000): the plans need its size and that the addresses are distinct, nothing finer."""
+    for column in columns:
+        cursor.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET STATISTICS {STAGING_STATISTICS}")
+    cursor.execute(f"ANALYZE {table} ({', '.join(columns)})")
+
+
 def drop_temporary(cursor) -> None:
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    for table in (ROWS, REPEATS, DIFF, CHANGES, IDS):
+    for table in (ROWS, REPEATS, LATER, DIFF, CHANGES, IDS):
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def stage(cursor, stream, rejections) -> int:
+def stage(cursor, stream, rejections, progress=None) -> int:
     """Fill ROWS (the first row of each address) and REPEATS (its later rows) from the file;
     report rejected rows to `rejections`; raise ExtractRefused. Returns the number of addresses."""
     if postgres():
@@ -93,86 +103,124 @@ def stage(cursor, stream, rejections) -> int:
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
     for table in (ROWS, REPEATS):
         _create(cursor, table, "line integer, address text, exercise text")
-    lines = iter(stream)
-    positions, width = extract.read_header(lines)
-    repeats = []  # the later rows of an address met before: about 8 % of the national file
-    addresses = 0
-
-    def first_rows():
-        nonlocal addresses
-        for line, repeat, address, exercise in extract.light_rows(lines, positions, width, rejections):
-            if repeat:
-                repeats.append((line, address, exercise))
-            else:
-                addresses += 1
-                yield (line, address, exercise)
-
+    positions, width = extract.read_header(stream)
+    rows = extract.light_rows(stream, positions, width, rejections, progress)
     if postgres():
-        for table, rows in ((ROWS, first_rows()), (REPEATS, repeats)):
-            with cursor.copy(f"COPY {table} (line, address, exercise) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            # The joins' column only: statistics of the long exercises cost more and serve no plan.
-            cursor.execute(f"ANALYZE {table} (address)")
+        addresses, repeats = _copy_rows(cursor, rows)
+        with cursor.copy(f"COPY {REPEATS} (line, address, exercise) FROM STDIN") as copy:
+            for row in repeats:
+                copy.write_row(row)
+        # The joins' column of the first rows only: statistics of the long exercises cost more and
+        # serve no plan; the later rows are only aggregated (LATER, analysed).
+        _analyze(cursor, ROWS, "address")
         return addresses
-    for table, rows in ((ROWS, first_rows()), (REPEATS, repeats)):
-        insert = f"INSERT INTO {table} (line, address, exercise) VALUES (%s, %s, %s)"
-        batch = []
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= 2000:
-                cursor.executemany(insert, batch)
-                batch = []
-        cursor.executemany(insert, batch)
+    addresses = 0
+    repeats = []  # the later rows of an address met before: about 8 % of the national file
+    insert = f"INSERT INTO {ROWS} (line, address, exercise) VALUES (%s, %s, %s)"
+    batch = []
+    for line, repeat, address, exercise in rows:
+        if repeat:
+            repeats.append((line, address, exercise))
+            continue
+        addresses += 1
+        batch.append((line, address, exercise))
+        if len(batch) >= 2000:
+            cursor.executemany(insert, batch)
+            batch = []
+    cursor.executemany(insert, batch)
+    cursor.executemany(insert.replace(ROWS, REPEATS), repeats)
     cursor.execute(f"CREATE INDEX {ROWS}_address ON {ROWS} (address)")
     return addresses
 
 
+def _copy_text(*values) -> str:
+    """One row of COPY's text format, for values holding a backslash, tab or line end."""
+    escaped = (
+        str(v).replace("\\", "\\\\").replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n") for v in values
+    )
+    return "\t".join(escaped) + "\n"
+
+
+def _copy_rows(cursor, rows) -> tuple[int, list[tuple]]:
+    """COPY the first row of each address into ROWS, written as COPY's text a few thousand rows
+    at a time (the line is the exercise: one f-string per row, where `write_row` cost twice the
+    reading); returns the number of addresses and the later rows, kept for REPEATS."""
+    addresses, repeats, out = 0, [], []
+    with cursor.copy(f"COPY {ROWS} (line, address, exercise) FROM STDIN") as copy:
+        for line, repeat, address, exercise in rows:
+            if repeat:
+                repeats.append((line, address, exercise))
+                continue
+            addresses += 1
+            # The address is a cell of the exercise: its check covers both.
+            if "\\" in exercise or "\t" in exercise or "\r" in exercise:
+                out.append(_copy_text(line, address, exercise))
+            else:
+                out.append(f"{line}\t{address}\t{exercise}\n")
+            if len(out) >= 4096:
+                copy.write("".join(out))
+                out.clear()
+        copy.write("".join(out))
+    return addresses, repeats
+
+
 def group_by_address(cursor) -> None:
     """NEW: one row per address, every exercise in file order: the first row's, then those of
-    its later rows (REPEATS, aggregated alone: one join with the first rows, one update)."""
+    its later rows (REPEATS, aggregated alone into LATER, joined to the first rows by the view:
+    rewriting every first row of several exercises cost more than joining them where read)."""
+    cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
+    _create(cursor, LATER, "address text, exercises text")
     if postgres():
-        later = f"SELECT address, string_agg(exercise, chr(10) ORDER BY line) AS more FROM {REPEATS} GROUP BY address"
+        cursor.execute(
+            f"INSERT INTO {LATER} SELECT address, string_agg(exercise, chr(10) ORDER BY line) "
+            f"FROM {REPEATS} GROUP BY address"
+        )
+        _analyze(cursor, LATER, "address")  # the small side of the view's join
         newline = "chr(10)"
     else:  # SQLite's group_concat follows the order of an ordered subquery
-        later = (
-            f"SELECT address, group_concat(exercise, char(10)) AS more "
+        cursor.execute(
+            f"INSERT INTO {LATER} SELECT address, group_concat(exercise, char(10)) "
             f"FROM (SELECT * FROM {REPEATS} ORDER BY address, line) GROUP BY address"
         )
+        cursor.execute(f"CREATE INDEX {LATER}_address ON {LATER} (address)")
         newline = "char(10)"
     cursor.execute(
-        f"UPDATE {ROWS} SET exercise = {ROWS}.exercise || {newline} || m.more FROM ({later}) m "
-        f"WHERE {ROWS}.address = m.address"
+        f"CREATE TEMP VIEW {NEW} AS SELECT r.line, r.address, CASE WHEN l.exercises IS NULL THEN r.exercise "
+        f"ELSE r.exercise || {newline} || l.exercises END AS exercises FROM {ROWS} r "
+        f"LEFT JOIN {LATER} l ON l.address = r.address"
     )
-    cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    cursor.execute(f"CREATE TEMP VIEW {NEW} AS SELECT line, address, exercise AS exercises FROM {ROWS}")
 
 
 def classify(cursor, addresses: int) -> dict[str, int]:
-    """DIFF(address, change) for what differs: added, changed, hosted (an address of a box of
-    this operator, listed or not: its local data wins) and removed (national entries gone).
-    Returns the count of each, "same" (of the file's `addresses`) and "national": the national
-    entries before (each is the file's, same or changed or hosted here now, or gone: removed)."""
+    """DIFF(address, change, line, exercises) for what differs: added, changed, hosted (an
+    address of a box of this operator, listed or not: its local data wins) and removed (national
+    entries gone); an added or changed address keeps its first line and exercises, so that the
+    build reads DIFF alone. Returns the count of each, "same" (of the file's `addresses`) and
+    "national": the national entries before (each is the file's, same or changed or hosted here
+    now, or gone: removed)."""
     change = (
         "CASE WHEN n.address IS NULL THEN 'removed' WHEN m.id IS NOT NULL THEN 'hosted' "
         "WHEN e.id IS NULL THEN 'added' WHEN e.exercises <> n.exercises THEN 'changed' ELSE 'same' END"
     )
     national = f"SELECT id, address, exercises FROM {ENTRY} WHERE source = 'national'"
-    _create(cursor, DIFF, "address text, change text")
+    _create(cursor, DIFF, "address text, change text, line integer, exercises text")
     # One pass: the file's addresses against the national entries (a full join finds both the
     # new and the gone); the mailbox join marks the addresses hosted here.
+    kept = f"CASE WHEN change IN ({ADDED}, {CHANGED}) THEN"
     cursor.execute(
-        f"INSERT INTO {DIFF} SELECT address, change FROM (SELECT coalesce(n.address, e.address) AS address, "
-        f"{change} AS change FROM {NEW} n FULL JOIN ({national}) e ON e.address = n.address "
+        f"INSERT INTO {DIFF} SELECT address, change, {kept} line END, {kept} exercises END FROM ("
+        f"SELECT coalesce(n.address, e.address) AS address, {change} AS change, n.line, n.exercises "
+        f"FROM {NEW} n FULL JOIN ({national}) e ON e.address = n.address "
         f"LEFT JOIN {MAILBOX} m ON m.address = n.address) c WHERE change <> 'same'"
     )
     # A national entry of a box now hosted here goes (its hosted entry takes over).
     cursor.execute(
-        f"INSERT INTO {DIFF} SELECT e.address, 'removed' FROM {MAILBOX} m JOIN {ENTRY} e ON e.address = m.address "
+        f"INSERT INTO {DIFF} (address, change) SELECT e.address, 'removed' FROM {MAILBOX} m "
+        f"JOIN {ENTRY} e ON e.address = m.address "
         f"WHERE e.source = 'national' AND EXISTS (SELECT 1 FROM {NEW} n WHERE n.address = e.address)"
     )
     if postgres():
-        cursor.execute(f"ANALYZE {DIFF}")
+        _analyze(cursor, DIFF, "address", "change")
     cursor.execute(f"SELECT change, count(*) FROM {DIFF} GROUP BY change")
     counts = dict.fromkeys(("added", "changed", "hosted", "removed"), 0)
     counts.update(dict(cursor.fetchall()))
@@ -190,18 +238,15 @@ def samples(cursor, limit: int = SAMPLE) -> dict[str, list[str]]:
 
 
 def changed_rows(id_sql: str = "CAST(NULL AS bigint)", join: str = "") -> str:
-    """The added and changed addresses: change, id (`id_sql`, over DIFF d, NEW n and `join`),
-    line, address, exercises and, on PostgreSQL, `more`: the searched text of their later rows."""
+    """The added and changed addresses: change, id (`id_sql`, over DIFF d and `join`), line,
+    address, exercises and, on PostgreSQL, `more`: the searched text of their later rows."""
     kinds = f"{ADDED}, {CHANGED}"
+    columns = f"d.change, {id_sql} AS id, d.line, d.address, d.exercises"
     if not postgres():
-        return (
-            f"SELECT d.change, {id_sql} AS id, n.line, n.address, n.exercises FROM {DIFF} d "
-            f"JOIN {NEW} n ON n.address = d.address {join} WHERE d.change IN ({kinds})"
-        )
+        return f"SELECT {columns} FROM {DIFF} d {join} WHERE d.change IN ({kinds})"
     more = _more_sql(f"SELECT address FROM {DIFF} WHERE change IN ({kinds})")
     return (
-        f"SELECT d.change, {id_sql} AS id, n.line, n.address, n.exercises, m.more FROM {DIFF} d "
-        f"JOIN {NEW} n ON n.address = d.address {join} LEFT JOIN ({more}) m ON m.address = d.address "
+        f"SELECT {columns}, m.more FROM {DIFF} d {join} LEFT JOIN ({more}) m ON m.address = d.address "
         f"WHERE d.change IN ({kinds})"
     )
 

@@ -128,7 +128,7 @@ def reserve_ids(cursor) -> int:
 def _built_rows(base: int) -> str:
     """The added and changed addresses (`staging.changed_rows`): a changed entry keeps its id
     (IDS), an added one takes the base plus its line (`reserve_ids`)."""
-    return changed_rows(f"coalesce(i.id, {int(base)} + n.line)", f"LEFT JOIN {IDS} i ON i.address = d.address")
+    return changed_rows(f"coalesce(i.id, {int(base)} + d.line)", f"LEFT JOIN {IDS} i ON i.address = d.address")
 
 
 def fill_search(cursor, base: int) -> None:

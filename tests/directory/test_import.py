@@ -5,7 +5,7 @@ import threading
 import zipfile
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError, call_command, execute_from_command_line
 
 from audit.models import AuditEvent
 from bench.directory_extract import HEADER
@@ -225,6 +225,23 @@ def test_command_prints_the_report_and_refuses_with_the_line(extract, tmp_path):
         call_command("import_annuaire", str(tmp_path / "absent.txt"))
 
 
+def test_the_command_runs_without_the_system_checks(extract, monkeypatch, capsys):
+    """A nightly data job, like the scheduled task: a failing system check does not stop it."""
+    from django.core import checks
+    from django.core.management.base import SystemCheckError
+
+    def failing(**kwargs):
+        return [checks.Error("contrôle en échec", id="tests.E001")]
+
+    registry = checks.registry.registry
+    monkeypatch.setattr(registry, "registered_checks", {*registry.registered_checks, failing})
+    with pytest.raises(SystemCheckError):
+        call_command("check")
+    path, expected = extract(rows=60)
+    execute_from_command_line(["manage.py", "import_annuaire", str(path)])  # as cron runs it
+    assert f"{expected.addresses} ajoutée(s)" in capsys.readouterr().out
+
+
 def test_demo_extract_imports():
     out = io.StringIO()
     call_command("import_annuaire", "--demo", stdout=out)
@@ -357,3 +374,48 @@ def test_a_worker_connection_with_prepared_reads_reads_the_new_directory_after_a
         [entry.address for entry in complete("mar")],
     )
     assert results[-1] == expected and results[-1] != results[0]
+
+
+def test_cells_with_backslashes_and_tabs_inside_are_kept_as_they_are(tmp_path):
+    """The rows reach PostgreSQL as COPY text: a backslash, a tab inside a cell survive."""
+    cells = row(address="back\\slash@medecin.mssante.fr", last="TAB\tINSIDE", first="A\\B")
+    path = write_rows(tmp_path / "escapes.txt", [cells, row(address="plain@medecin.mssante.fr", last="PLAIN")])
+    run = import_extract(path)
+    assert run.added == 2 and run.rejected == 0
+    entry = Entry.objects.get(address="back\\slash@medecin.mssante.fr")
+    assert (entry.last_name, entry.first_name) == ("TAB\tINSIDE", "A\\B")
+    assert entry.exercise_rows() == [cells]
+
+
+def small_blocks(monkeypatch, size=300):
+    """The reader takes the file in blocks of whole lines: make them a line or two long."""
+    monkeypatch.setattr(extract_format, "BLOCK", size)
+
+
+def test_lines_across_blocks_are_read_whole_and_counted(extract, monkeypatch):
+    small_blocks(monkeypatch)
+    path, expected = extract(rows=120, crlf=True)
+    run = import_extract(path)
+    assert run.lines == expected.rows == 120 and run.added == expected.addresses
+    assert all(len(e.exercise_rows()[0]) == len(extract_format.COLUMNS) for e in Entry.objects.all())
+
+
+@pytest.mark.parametrize("size", [300, 1 << 20])
+def test_the_first_fault_in_file_order_refuses_the_file(tmp_path, monkeypatch, size):
+    """A wrong cell count before a line that is not UTF-8, in one block or across blocks, is
+    the reason given; a truncated last line is found whatever the block."""
+    small_blocks(monkeypatch, size)
+    good = ["|".join(row(address=f"p{i}@medecin.mssante.fr", last="NOM")) for i in range(6)]
+    short = "|".join(row(address="court@medecin.mssante.fr")[:29])
+    bad = "|".join(row(address="x@medecin.mssante.fr", last="DUP\udcffONT"))
+    path = tmp_path / "faults.txt"
+    path.write_bytes(("\n".join([HEADER, *good, short, bad, *good]) + "\n").encode("utf-8", "surrogateescape"))
+    with pytest.raises(ImportRefused, match="ligne 8 : 29 colonnes au lieu de 31"):
+        import_extract(path)
+    path.write_bytes(("\n".join([HEADER, *good, bad, short]) + "\n").encode("utf-8", "surrogateescape"))
+    with pytest.raises(ImportRefused, match="ligne 8 : octets qui ne sont pas de l'UTF-8"):
+        import_extract(path)
+    path.write_bytes(("\n".join([HEADER, *good, *good])).encode())
+    with pytest.raises(ImportRefused, match="ligne 13 : dernière ligne incomplète") as refused:
+        import_extract(path)
+    assert ImportRun.objects.get(pk=refused.value.run.pk).lines == 12

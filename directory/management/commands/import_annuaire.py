@@ -16,6 +16,9 @@ DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "Extraction_Correspon
 
 class Command(BaseCommand):
     help = "Importe l'extraction de l'annuaire national MSSanté (fichier, archive ZIP ou source configurée)."
+    # A data job (cron, each night), like the scheduled task that runs the same import: Django's
+    # system checks (models, URLs, templates: half a second) are for `check` and the servers.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("file", nargs="?", help="le fichier (ou l'archive ZIP) ; sinon DIRECTORY_IMPORT_SOURCE")
