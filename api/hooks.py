@@ -14,6 +14,7 @@ from django.db import connection
 from api import returns, webhooks
 from api.models import ApiKey, ReturnReply, WebhookDelivery
 from audit.models import AuditEvent
+from mailboxes.delivery import is_read_receipt_event
 from mailboxes.models import Delivery, Mailbox, Message
 
 log = logging.getLogger("api.hooks")
@@ -43,18 +44,11 @@ def on_events_committed(sender, rows, **kwargs) -> None:
     queue_message_events(rows, {pk: box for pk, (box, _kind, webhook) in senders.items() if webhook})
 
 
-def is_read_receipt(row: AuditEvent) -> bool:
-    """The recipient's read receipt (MDN) came back: the one reading a webhook reports. Opening a
-    message (the webmail, the patient's pages, IMAP: `mailboxes.reading`) is audited as a read
-    too, by its reader, and notifies nobody."""
-    return row.action == A.READ and row.actor_label == "mdn"
-
-
 def concerns_hooks(row: AuditEvent) -> bool:
-    """Whether either hook can act on `row`: a delivery step, or a read receipt. An opening is
-    not one, so a page that opens messages costs the hooks no query (bench/RESULTS.md, issue 13:
-    the patient's thread page)."""
-    return row.action in MESSAGE_EVENTS and (row.action != A.READ or is_read_receipt(row))
+    """Whether either hook can act on `row`: a delivery step, or a read receipt (the one reading
+    a webhook reports). An opening of a message is not one, so a page that opens messages costs
+    the hooks no query (bench/RESULTS.md, issue 13: the patient's thread page)."""
+    return row.action in MESSAGE_EVENTS and (row.action != A.READ or is_read_receipt_event(row))
 
 
 def sending_boxes(message_ids) -> dict[int, tuple[int, str, bool]]:
@@ -104,7 +98,7 @@ def reply_data(reply: ReturnReply) -> dict:
 def event_name(row: AuditEvent, delivery: Delivery | None) -> str | None:
     if row.action in (A.DELIVERED, A.RELAYED):
         return WebhookDelivery.Event.DELIVERED
-    if is_read_receipt(row):
+    if is_read_receipt_event(row):
         return WebhookDelivery.Event.READ
     if row.action == A.BOUNCED or (row.action == A.REFUSED and delivery is not None):
         return WebhookDelivery.Event.BOUNCED

@@ -28,7 +28,7 @@ from api.models import ApiKey, ReturnReply
 from api.problems import Problem
 from audit.events import record
 from audit.models import AuditEvent
-from mailboxes.delivery import events_with_next_delivery
+from mailboxes.delivery import events_with_next_delivery, is_read_receipt_event
 from mailboxes.models import Attachment, Delivery, Entry, Folder
 
 PROBLEMS = {
@@ -167,7 +167,7 @@ def message_status(message) -> dict:
     steps: dict[str, list] = {d.address: [] for d in deliveries}
     submitted = None
     for event in events:
-        if event.action == AuditEvent.Action.READ and event.actor_label != "mdn":
+        if event.action == AuditEvent.Action.READ and not is_read_receipt_event(event):
             continue
         if event.action == AuditEvent.Action.SUBMITTED:
             submitted = submitted or event.at

@@ -237,18 +237,14 @@ def _take_head(day: date, using: str) -> AuditChain:
 
 # On the ingest path the two statements are written out once (the ORM would compile them for
 # every delivery); elsewhere (SQLite, one writer at a time) the ORM does it.
-FREE_HEAD_SQL = (
-    "SELECT id, partition, seq, head_hash FROM audit_auditchain WHERE day = %s "
-    "ORDER BY partition LIMIT 1 FOR UPDATE SKIP LOCKED"
-)
+# Which head is free: the day's first one that no other transaction holds.
+_FREE_HEAD = "FROM audit_auditchain WHERE day = %s ORDER BY partition LIMIT 1 FOR UPDATE SKIP LOCKED"
+FREE_HEAD_SQL = f"SELECT id, partition, seq, head_hash {_FREE_HEAD}"
 MOVE_HEAD_SQL = "UPDATE audit_auditchain SET seq = %s, head_hash = %s WHERE id = %s"
 # The same free head as one value (a JSON array: id, partition, seq, head_hash; NULL when every
 # head of the day is held or none exists), for a caller that takes it inside a statement of its
 # own: the delivery path reserves its ids in that round trip (issue 17).
-FREE_HEAD_VALUE_SQL = (
-    "(SELECT json_build_array(id, partition, seq, head_hash) FROM audit_auditchain WHERE day = %s "
-    "ORDER BY partition LIMIT 1 FOR UPDATE SKIP LOCKED)"
-)
+FREE_HEAD_VALUE_SQL = f"(SELECT json_build_array(id, partition, seq, head_hash) {_FREE_HEAD})"
 
 
 def current_day() -> date:
@@ -258,14 +254,17 @@ def current_day() -> date:
 
 def free_head_value(day: date) -> tuple[str, list]:
     """(SQL expression, parameters) that locks and returns a free head of `day` (PostgreSQL);
-    `head_from_value` reads its value, for `link_deferred(taken=…)`."""
+    `heads_taken` reads its value, for `link_deferred(taken=…)`."""
     return FREE_HEAD_VALUE_SQL, [day]
 
 
-def head_from_value(value, day: date, using: str = "default") -> AuditChain | None:
-    if value is None:
-        return None
-    pk, partition, seq, head_hash = value
+def heads_taken(day: date, value, using: str = "default") -> dict[date, AuditChain]:
+    """`link_deferred`'s `taken` from `free_head_value`'s value (its id, partition, seq,
+    head_hash): nothing when it was NULL."""
+    return {} if value is None else {day: _head(using, day, *value)}
+
+
+def _head(using: str, day: date, pk: int, partition: int, seq: int, head_hash: str | None) -> AuditChain:
     return AuditChain.from_db(
         using, ["id", "day", "partition", "seq", "head_hash"], [pk, day, partition, seq, head_hash]
     )
@@ -284,9 +283,7 @@ def _free_head(day: date, using: str) -> AuditChain | None:
     with connection.cursor() as cursor:
         cursor.execute(FREE_HEAD_SQL, [day])
         row = cursor.fetchone()
-    if row is None:
-        return None
-    return AuditChain.from_db(using, ["id", "day", "partition", "seq", "head_hash"], [row[0], day, *row[1:]])
+    return None if row is None else _head(using, day, *row)
 
 
 def _move_head(move: HeadMove, using: str) -> None:

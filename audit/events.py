@@ -9,14 +9,14 @@ delivery path writes them with its other rows).
 import itertools
 import logging
 import threading
-from datetime import datetime
+from datetime import date, datetime
 
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
 from audit.chain import HeadMove, link, link_deferred
-from audit.models import AuditEvent
+from audit.models import AuditChain, AuditEvent
 
 log = logging.getLogger("audit")
 
@@ -84,7 +84,9 @@ def audit_rows(events: list[dict]) -> list[AuditEvent]:
     return rows
 
 
-def audit_rows_deferred(events: list[dict], taken=None) -> tuple[list[AuditEvent], list[HeadMove]]:
+def audit_rows_deferred(
+    events: list[dict], taken: dict[date, AuditChain] | None = None
+) -> tuple[list[AuditEvent], list[HeadMove]]:
     """`audit_rows` for a caller that writes the rows and the chain heads' moves in one
     statement of its own (the delivery path on PostgreSQL): the rows, linked, and the moves.
     `taken`: heads the caller already locked, by day (`audit.chain.free_head_value`)."""

@@ -7,6 +7,13 @@ from __future__ import annotations
 from django.db import connection, models
 
 
+def writes_in_with() -> bool:
+    """Whether the database runs INSERT and UPDATE as parts of one `WITH` statement (PostgreSQL's
+    data-modifying CTEs; SQLite has none): the hot paths then write several tables in one round
+    trip."""
+    return connection.vendor == "postgresql"
+
+
 def table(model: type[models.Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 

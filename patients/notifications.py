@@ -28,7 +28,7 @@ from audit.events import record
 from audit.models import AuditEvent
 from mailboxes import queueing, relay
 from mailboxes.models import Entry, Mailbox, Message
-from mssante.sql import column
+from mssante.sql import column, table
 from patients.models import Notification, Patient
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ TEMPLATES = {
 
 
 NOTIFICATION, ENTRY, PATIENT, USER = (
-    f'"{m._meta.db_table}"' for m in (Notification, Entry, Patient, Notification._meta.get_field("user").related_model)
+    table(m) for m in (Notification, Entry, Patient, Notification._meta.get_field("user").related_model)
 )
 # The notification to send, its entry's box and message, and the personal address it goes to,
 # in one statement written once (the task runs for every message a patient receives: the ORM's

@@ -45,7 +45,7 @@ from mailboxes import queueing, reports
 from mailboxes.identifiers import ins_error, normalise_ins
 from mailboxes.models import Mailbox, Message, Structure
 from mailboxes.patient_domain import Decision, Envelope, is_patient_address
-from mssante.sql import column, table
+from mssante.sql import column, table, writes_in_with
 from patients import notifications
 from patients.models import Block, Conversation, Patient, PendingReturn, PharmacyDispensation
 
@@ -442,12 +442,15 @@ def allowed_recipients(patient: Patient) -> list[Mailbox]:
 # message in an open exchange moves its last message's time (the conflict's UPDATE). It returns
 # no row when the patient of the box is unknown or the exchange is closed: `record_pro_message`
 # then takes the long way (reopening is audited). PostgreSQL and SQLite both read it.
+_CONVERSATION = {
+    name: column(Conversation, name) for name in ("mailbox", "patient", "state", "opened_at", "last_message_at")
+}
 OPEN_OR_GO_ON_SQL = (
-    f'INSERT INTO "{Conversation._meta.db_table}" '  # noqa: S608
-    "(mailbox_id, patient_id, state, opened_at, last_message_at) "
-    f'SELECT %s, p.id, %s, %s, %s FROM "{Patient._meta.db_table}" p WHERE p.mailbox_id = %s '
-    "ON CONFLICT (mailbox_id, patient_id) DO UPDATE SET last_message_at = excluded.last_message_at "
-    f'WHERE "{Conversation._meta.db_table}".state = %s RETURNING id'
+    f"INSERT INTO {table(Conversation)} "  # noqa: S608
+    f"({_CONVERSATION['mailbox']}, {_CONVERSATION['patient']}, {_CONVERSATION['state']}, {_CONVERSATION['opened_at']}, {_CONVERSATION['last_message_at']}) "
+    f"SELECT %s, p.id, %s, %s, %s FROM {table(Patient)} p WHERE p.{column(Patient, 'mailbox')} = %s "
+    f"ON CONFLICT ({_CONVERSATION['mailbox']}, {_CONVERSATION['patient']}) DO UPDATE SET {_CONVERSATION['last_message_at']} = "
+    f"excluded.{_CONVERSATION['last_message_at']} WHERE {table(Conversation)}.{_CONVERSATION['state']} = %s RETURNING id"
 )
 
 
@@ -486,9 +489,9 @@ def notify_of_pro_message(message: Message, patient_box: Mailbox, *, from_system
     without a patient), and a pro box's message opens, goes on with or closes the exchange
     (`record_pro_message`)."""
     box = message.sender_mailbox
-    pro_sender = not from_system and box is not None and box.kind != Mailbox.Kind.PATIENT
-    if box is not None and pro_sender and connection.vendor == "postgresql" and not is_closing_subject(message.subject):
-        notified, went_on = notify_and_go_on(message, box, patient_box, timezone.now())
+    pro_box = None if from_system or box is None or box.kind == Mailbox.Kind.PATIENT else box
+    if pro_box is not None and writes_in_with() and not is_closing_subject(message.subject):
+        notified, went_on = notify_and_go_on(message, pro_box, patient_box, timezone.now())
         if notified and not went_on:
             record_pro_message(message, patient_box, upsert_tried=True)
         return

@@ -14,7 +14,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditEvent
-from mailboxes.delivery import refusal_text
+from mailboxes.delivery import READ_RECEIPT_EVENTS, refusal_text
 from mailboxes.models import Delivery, Entry, Outbox
 
 ACTION_LABELS = {
@@ -61,7 +61,7 @@ def timeline(entry: Entry) -> dict:
     by_box = {d.mailbox_id: d for d in deliveries if d.mailbox_id}
     events = list(
         AuditEvent.objects.filter(message_id=message.pk)
-        .filter(Q(action__in=TIMELINE_ACTIONS) | Q(action=AuditEvent.Action.READ, actor_label="mdn"))
+        .filter(Q(action__in=TIMELINE_ACTIONS) | READ_RECEIPT_EVENTS)
         .order_by("at", "id")[:200]
     )
     steps = []

@@ -13,7 +13,8 @@ Every message goes through `send_message`, whoever sends it. The package, one mo
   caller (a campaign's chunk): one wait for the files' fsync and one count of the sender's box;
 - `quota`: counting a delivery without a lost update, a draft (`count_draft`), `release_space`
   when entries go;
-- `receipts`: read receipts (MDN) arriving in a local box;
+- `receipts`: read receipts (MDN) arriving in a local box, and which audit rows report one
+  (`READ_RECEIPT_EVENTS`, `is_read_receipt_event`);
 - `decisions`: the delivery path's refusal codes and texts, the one SMTP code map,
   `DeliveryRefused` and `DeliveryResult`;
 - `events`: its audit events (ids only);
@@ -37,11 +38,13 @@ from mailboxes.delivery.decisions import (
 )
 from mailboxes.delivery.planning import check_recipient
 from mailboxes.delivery.quota import count_draft, release_space
+from mailboxes.delivery.receipts import READ_RECEIPT_EVENTS, is_read_receipt_event
 from mailboxes.delivery.send import SOURCES, send_message
 from mailboxes.delivery.senders import check_sender, is_null_sender
 
 __all__ = [
     "DEFAULT_REPLY",
+    "READ_RECEIPT_EVENTS",
     "REPLY_CODES",
     "SOURCES",
     "CallerEvents",
@@ -50,6 +53,7 @@ __all__ = [
     "check_recipient",
     "check_sender",
     "is_null_sender",
+    "is_read_receipt_event",
     "refusal_text",
     "refuse_invalid",
     "count_draft",

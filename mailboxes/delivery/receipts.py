@@ -12,6 +12,18 @@ from mailboxes.mime import ParsedMessage, first_msgid
 from mailboxes.models import Delivery, Mailbox, Message
 from mailboxes.trust import domain_of
 
+# The audit trail records a read receipt as a reading whose actor is the receipt: an opening of a
+# message (the webmail, the patient's pages, IMAP: `mailboxes.reading`) is a reading too, by its
+# reader. What reports a reading to the sender (the timeline, the API's status and webhooks) is
+# the receipt only.
+RECEIPT_ACTOR = "mdn"
+READ_RECEIPT_EVENTS = Q(action=AuditEvent.Action.READ, actor_label=RECEIPT_ACTOR)
+
+
+def is_read_receipt_event(row: AuditEvent) -> bool:
+    """Whether the audit row `row` is a read receipt's reading (see READ_RECEIPT_EVENTS)."""
+    return row.action == AuditEvent.Action.READ and row.actor_label == RECEIPT_ACTOR
+
 
 def is_read_receipt(parsed: ParsedMessage) -> bool:
     return parsed.is_report and parsed.report_type == "disposition-notification"
@@ -41,12 +53,12 @@ def record_read_receipt(parsed: ParsedMessage, delivered: list[Mailbox], mdn: Me
     if not rows:
         return []
     Delivery.objects.filter(pk__in=[r[0] for r in rows]).update(
-        status=Delivery.Status.READ, reason="mdn", updated_at=timezone.now()
+        status=Delivery.Status.READ, reason=RECEIPT_ACTOR, updated_at=timezone.now()
     )
     return [
         event(
             AuditEvent.Action.READ,
-            actor_label="mdn",
+            actor_label=RECEIPT_ACTOR,
             message_id=message_id,
             mailbox_id=mailbox_id,
             detail={"delivery": delivery_id, "mdn": mdn.pk},

@@ -1,9 +1,9 @@
 """The rows of one delivery in one PostgreSQL statement (issue 17: fewer round trips).
 
-On PostgreSQL the delivery transaction is three statements instead of nine: the ids the rows
-refer to are reserved from their sequences (`reserve_ids`) in the round trip that takes the audit
-chain's head (`audit.chain.free_head_value`, then `link_deferred`), and every INSERT and UPDATE of the delivery then runs as the
-data-modifying parts of one `WITH … SELECT` (`DeliveryStatement`). Nothing is private: the
+On PostgreSQL the delivery transaction is two statements instead of nine: the ids the rows
+refer to are reserved from their sequences (`reserve_ids`) in the round trip that takes the
+audit chain's head (`audit.chain.free_head_value`, then `link_deferred`), and every INSERT and
+UPDATE of the delivery then runs as the data-modifying parts of one `WITH … SELECT` (`DeliveryStatement`). Nothing is private: the
 columns and values come from each model's public `_meta` fields and their documented
 `pre_save` / `get_db_prep_save`, as the ORM itself writes them; the SQL is built from table and
 column names only, every value a bound parameter. Django creates PostgreSQL foreign keys
@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Sequence
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+
+from mssante.sql import table, writes_in_with
 
 # psycopg converts the `%s` of a query to `$n` in Python, about 10 µs a placeholder, and keeps the
 # conversion only for queries of at most 50 parameters (and 4,096 bytes): measured, a delivery's
@@ -59,7 +61,7 @@ def json_value(field: models.Field, row: models.Model, db=connection):
 
 
 def uses_one_statement() -> bool:
-    return connection.vendor == "postgresql"
+    return writes_in_with()
 
 
 def _sequence_of(model: type[models.Model]) -> str:
@@ -98,7 +100,7 @@ def insert_shape(model: type[models.Model], with_pk: bool) -> tuple[list[models.
     delivery was about 4 % of a campaign worker's CPU, bench/RESULTS.md issue 9)."""
     fields = [f for f in model._meta.concrete_fields if f.column and (with_pk or not f.primary_key)]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields if f.column)
-    return fields, connection.ops.quote_name(model._meta.db_table), columns
+    return fields, table(model), columns
 
 
 class DeliveryStatement:

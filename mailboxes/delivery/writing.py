@@ -265,8 +265,7 @@ def write_in_one_statement(submission: Submission, files: StoredFiles, plan: Pla
         row.pk = pk
     for row in rows.children():
         row.message_id = rows.message.pk
-    taken = {day: chain.head_from_value(head, day)} if head is not None else None
-    events, moves = audit_rows_deferred(message_events(submission, plan, rows), taken)
+    events, moves = audit_rows_deferred(message_events(submission, plan, rows), chain.heads_taken(day, head))
     one = statement.DeliveryStatement()
     one.insert(Message, [rows.message], with_pk=True, as_json=False)  # its bodies go as they are
     one.insert(Attachment, rows.attachments, with_pk=False)

@@ -43,11 +43,19 @@ def test_api_calls_check_each_time_with_no_delay(checks, settings):
     assert checks.call_count == 3
 
 
-def test_pages_keep_djangos_check_at_start_and_end(checks):
-    request("/api/v1/messages")
-    request("/webmail/")
-    request("/comptes/connexion/")
-    assert checks.call_count == 1 + 2 + 2
+@pytest.mark.parametrize(
+    "paths, expected",
+    [
+        # Pages keep Django's check at their start and end.
+        (["/api/v1/messages", "/webmail/", "/comptes/connexion/"], 1 + 2 + 2),
+        # A page between two calls makes the next call check.
+        (["/api/v1/messages", "/webmail/", "/api/v1/messages"], 1 + 2 + 1),
+    ],
+)
+def test_pages_keep_djangos_check_and_make_the_next_call_check(checks, paths, expected):
+    for path in paths:
+        request(path)
+    assert checks.call_count == expected
 
 
 def test_a_call_that_raised_checks_at_its_end_and_the_next_call_checks_first(checks):
@@ -57,13 +65,6 @@ def test_a_call_that_raised_checks_at_its_end_and_the_next_call_checks_first(che
     request("/api/v1/messages")
     request("/api/v1/messages")
     assert checks.call_count == 3
-
-
-def test_a_page_between_two_calls_makes_the_next_call_check(checks):
-    request("/api/v1/messages")
-    request("/webmail/")
-    request("/api/v1/messages")
-    assert checks.call_count == 1 + 2 + 1
 
 
 def test_no_check_inside_an_open_transaction(db, settings):
