@@ -176,13 +176,26 @@ def test_any_text_reads_back_as_given(name, subject, text, filename):
     # §6.2 drops it; its own writer's output reads back the same way): the product's parser does not.
     assert message["From"].addresses[0].display_name.replace(" ", "") == "".join(name.split())
     # The product's parser reads it as it reads what the `email` package writes.
-    mine, theirs = parse_message(raw), parse_message(reference(box, subject, text, attachments))
-    assert (mine.from_name, mine.from_address, mine.subject) == (theirs.from_name, theirs.from_address, theirs.subject)
+    written_by_email = reference(box, subject, text, attachments)
+    mine, theirs = parse_message(raw), parse_message(written_by_email)
+    # The `email` package's writer splits a long display name into encoded words where a space
+    # of the name can fall between two of them, which RFC 2047 §6.2 then drops on reading
+    # ("…ࠀ :" reads back "…ࠀ:" from it, as given from the product's): spaces aside, the same.
+    assert mine.from_name.replace(" ", "") == theirs.from_name.replace(" ", "")
+    assert (mine.from_address, mine.subject) == (theirs.from_address, theirs.subject)
     assert mine.text_body.replace("\r\n", "\n") == theirs.text_body.replace("\r\n", "\n")
     assert [(a.filename, a.data) for a in mine.attachments] == [(a.filename, a.data) for a in theirs.attachments]
-    assert str(message["Subject"]) == " ".join(subject.splitlines())
+    # As given; the `email` package keeps or drops the spaces that open a header's value
+    # depending on what follows them, so a subject that opens with one may read back as it
+    # reads its own output.
+    given, read = " ".join(subject.splitlines()), str(message["Subject"])
+    assert read == given or (subject[:1].isspace() and read == str(read_back(written_by_email)["Subject"]))
     assert (
         message.get_body(("plain",)).get_content().replace("\r\n", "\n")
         == "\n".join(text.encode().decode().splitlines()) + "\n"
     )
-    assert [p.get_filename() for p in message.iter_attachments()] == [filename]
+    # Read by the `email` package as it reads its own output (`filename="<>"` reads back empty
+    # from either: a quirk of its header parser, not of the bytes).
+    expected = [p.get_filename() for p in read_back(written_by_email).iter_attachments()]
+    assert [p.get_filename() for p in message.iter_attachments()] == expected
+    assert expected in ([filename], [""])
