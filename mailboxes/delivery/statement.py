@@ -50,6 +50,10 @@ def json_value(field: models.Field, row: models.Model, db=connection):
         if field.encoder is not None:
             raise NotJson(field.name)
         return value
+    if isinstance(field, models.GenericIPAddressField):
+        # Its database value on PostgreSQL is psycopg's `Inet`; its prepared value, the address as
+        # text, is what `inet` reads from JSON (an audit event's IP: the API's and the webmail's).
+        return field.get_prep_value(value)
     value = field.get_db_prep_save(value, db)
     if isinstance(value, float) and math.isfinite(value):
         return value
@@ -103,6 +107,24 @@ def insert_shape(model: type[models.Model], with_pk: bool) -> tuple[list[models.
     return fields, table(model), columns
 
 
+@functools.cache
+def json_source(model: type[models.Model], with_pk: bool, as_text: tuple[str, ...]) -> str:
+    """The `SELECT` of `DeliveryStatement.insert`'s rows: the JSON parameter's records `r`, in
+    their order, and for the columns of `as_text` (in the model's field order) one `text[]`
+    parameter each, unnested beside them as `t`. Built once per shape: the statement's text, and
+    so psycopg's conversion of it, stays the same from one delivery to the next."""
+    fields, table, _ = insert_shape(model, with_pk)
+    quote = connection.ops.quote_name
+    texts = [f.column for f in fields if f.column in as_text]
+    select = ", ".join(f"{'t' if f.column in texts else 'r'}.{quote(f.column)}" for f in fields if f.column)
+    source = f"jsonb_populate_recordset(NULL::{table}, %s::jsonb) WITH ORDINALITY AS r"
+    if texts:
+        unnest = ", ".join(["%s::text[]"] * len(texts))
+        names = ", ".join(quote(column) for column in texts)
+        source += f" JOIN unnest({unnest}) WITH ORDINALITY AS t({names}, ordinality) USING (ordinality)"
+    return f"SELECT {select} FROM {source} ORDER BY ordinality"  # noqa: S608 - model names
+
+
 class DeliveryStatement:
     """Data-modifying parts (`name AS (INSERT …)`) gathered, then run as one statement."""
 
@@ -118,14 +140,16 @@ class DeliveryStatement:
         *,
         with_pk: bool,
         return_ids: bool = False,
-        as_json: bool = True,
+        as_text: tuple[str, ...] = (),
     ) -> str:
         """An INSERT of `rows` (nothing when empty); the part's name. `with_pk`: the rows carry
         reserved ids; otherwise the id column is left to its default, and with `return_ids` the
-        rows get the ids it gave (`run`), as `bulk_create` gives them. `as_json`: the rows go as
-        one JSON parameter (`jsonb_populate_recordset`, in their order) when every value can;
-        otherwise, or with False (long text, such as a message's bodies, better sent as it is),
-        one parameter per value."""
+        rows get the ids it gave (`run`), as `bulk_create` gives them. The rows go as one JSON
+        parameter (`jsonb_populate_recordset`, in their order) when every value can, except the
+        text columns named in `as_text` (long text, such as a message's bodies: escaping them
+        into JSON and reading them back costs more than sending them as they are), which go as
+        one text array parameter each beside it. A value JSON cannot carry: one parameter per
+        value."""
         if not rows:
             return ""
         fields, table, columns = insert_shape(model, with_pk)
@@ -134,17 +158,16 @@ class DeliveryStatement:
             returning = f" RETURNING {connection.ops.quote_name(model._meta.pk.column or 'id')}"
             self.awaiting_ids.append((len(self.parts), list(rows)))
         db = connections[DEFAULT_DB_ALIAS]
-        if as_json:
-            try:
-                payload = [{f.column: json_value(f, row, db) for f in fields} for row in rows]
-            except NotJson:
-                pass
-            else:
-                source = f"jsonb_populate_recordset(NULL::{table}, %s::jsonb) WITH ORDINALITY AS r"
-                return self.add(
-                    f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {source} ORDER BY r.ordinality{returning}",  # noqa: S608 - model names
-                    [json.dumps(payload, ensure_ascii=False, separators=(",", ":"))],
-                )
+        try:
+            payload = [{f.column: json_value(f, row, db) for f in fields if f.column not in as_text} for row in rows]
+        except NotJson:
+            pass
+        else:
+            texts = [[json_value(f, row, db) for row in rows] for f in fields if f.column in as_text]
+            return self.add(
+                f"INSERT INTO {table} ({columns}) {json_source(model, with_pk, as_text)}{returning}",
+                [json.dumps(payload, ensure_ascii=False, separators=(",", ":")), *texts],
+            )
         one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         params = [f.get_db_prep_save(f.pre_save(row, True), db) for row in rows for f in fields]
         values = ", ".join([one_row] * len(rows))

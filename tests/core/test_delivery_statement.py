@@ -11,6 +11,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from mailboxes.delivery import send_message
 from mailboxes.delivery.statement import DeliveryStatement, NotJson, json_value
+from mailboxes.delivery.writing import MESSAGE_TEXTS
 from mailboxes.models import Delivery, Entry, Message
 from tests.core.conftest import PEER_SENDER, raw_message
 
@@ -23,12 +24,13 @@ def test_child_rows_are_one_parameter_per_part():
     entries = [Entry(mailbox_id=i, message_id=1, folder_id=i, received_at=now) for i in range(1, 21)]
     deliveries = [Delivery(pk=i, message_id=1, address=f"b{i}@x", status="delivered") for i in range(1, 21)]
     one = DeliveryStatement()
-    one.insert(Message, [message], with_pk=True, as_json=False)
-    before = len(one.params)
+    one.insert(Message, [message], with_pk=True, as_text=MESSAGE_TEXTS)
+    assert len(one.params) == 3  # the JSON of the row, then each body as a text array
+    assert one.params[1:] == [[""], [""]]
     one.insert(Entry, entries, with_pk=False)
     one.insert(Delivery, deliveries, with_pk=True)
-    assert len(one.params) == before + 2 <= 50
-    assert "jsonb_populate_recordset" in one.parts[1] and "ORDER BY r.ordinality" in one.parts[1]
+    assert len(one.params) == 5 <= 50
+    assert "jsonb_populate_recordset" in one.parts[1] and "ORDER BY ordinality" in one.parts[1]
 
 
 def test_json_values_are_what_postgresql_reads():
@@ -85,3 +87,45 @@ def test_a_delivery_to_many_boxes_reads_back_as_built(cast):
     assert set(Delivery.objects.filter(message=message).values_list("address", flat=True)) == {b.address for b in boxes}
     events = list(AuditEvent.objects.filter(message_id=message.pk).order_by("id"))
     assert events and all(isinstance(e.detail, dict) for e in events)
+
+
+def test_the_bodies_go_beside_the_json_and_read_back_as_sent(cast):
+    """A message's bodies travel as text parameters (not escaped into the JSON of its row); the
+    statement stays within what psycopg keeps converted (50 parameters, 4,096 bytes)."""
+    body = 'Résultats : « normal » \\ "guillemets" \u00a0\n' + "ligne de compte rendu\n" * 2000
+    raw = raw_message(to=[cast.alice_box.address], body=body)
+    seen = []
+
+    def record(execute, sql, params, many, context):
+        seen.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        result = send_message(raw, envelope_from=PEER_SENDER, envelope_to=[cast.alice_box.address], source="smtp")
+    stored = Message.objects.get(pk=result.message.pk)
+    assert stored.text_body.replace("\r\n", "\n").rstrip("\n") == body.rstrip("\n")
+    assert stored.html_body == ""
+    if connection.vendor == "postgresql":
+        [(sql, params)] = [(sql, params) for sql, params in seen if sql.startswith("WITH")]
+        assert len(sql) <= 4096 and len(params) <= 50
+        assert stored.text_body in params[1]  # the body as it is, not inside the JSON parameter
+        assert "ligne de compte rendu" not in params[0]
+
+
+def test_an_audit_event_with_an_ip_stays_in_the_json_and_reads_back():
+    """The API's and the webmail's events carry the caller's IP: as text in the JSON (psycopg's
+    `Inet` is not JSON), read back by PostgreSQL's `inet` as the same address."""
+    events = [
+        AuditEvent(at=timezone.now(), action="message.sent", ip=ip, detail={"n": n})
+        for n, ip in enumerate(["192.0.2.7", "2001:db8::1", None])
+    ]
+    ip = next(f for f in AuditEvent._meta.concrete_fields if f.name == "ip")
+    assert json_value(ip, events[0]) == "192.0.2.7"
+    if connection.vendor != "postgresql":
+        return
+    one = DeliveryStatement()
+    one.insert(AuditEvent, events, with_pk=False, return_ids=True)
+    assert len(one.params) == 1
+    one.run()
+    stored = AuditEvent.objects.filter(pk__in=[e.pk for e in events]).order_by("pk")
+    assert [(e.ip, e.detail) for e in stored] == [("192.0.2.7", {"n": 0}), ("2001:db8::1", {"n": 1}), (None, {"n": 2})]
