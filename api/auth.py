@@ -17,13 +17,14 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
 from rest_framework.throttling import BaseThrottle
 
+from api.hooks import BOX_HAS_WEBHOOK
 from api.models import KEY_PREFIX, ApiKey, hash_secret, normalise_fingerprint
 from audit.events import client_ip
 from mailboxes.models import Folder, Mailbox
@@ -56,11 +57,14 @@ def _columns(model) -> list:
 
 KEY_FIELDS, BOX_FIELDS = _columns(ApiKey), _columns(Mailbox)
 # Table and column names from the models; the prefix and the role are bound parameters. The last
-# column is the id of the box's SENT folder (one per box: `folder_system_role_unique`).
+# columns are the id of the box's SENT folder (one per box: `folder_system_role_unique`) and
+# whether a key of the box has a webhook (api/hooks.py).
 KEY_SQL = (
     "SELECT "  # noqa: S608
     + ", ".join([f'k."{f.column}"' for f in KEY_FIELDS] + [f'b."{f.column}"' for f in BOX_FIELDS])
     + f', (SELECT f.id FROM "{Folder._meta.db_table}" f WHERE f.mailbox_id = b.id AND f.role = %s)'  # noqa: S608
+    + ", "
+    + BOX_HAS_WEBHOOK.format(box="b.id")
     + f' FROM "{ApiKey._meta.db_table}" k JOIN "{Mailbox._meta.db_table}" b ON b.id = k.mailbox_id WHERE k.prefix = %s'
 )
 # Rows read as PostgreSQL gives them need no conversion as long as no field converts its value.
@@ -76,12 +80,16 @@ def key_by_prefix(prefix: str) -> ApiKey | None:
     The same query brings the id of the box's SENT folder, kept on the box as the delivery path
     keeps it (`sent_folder_id`, mailboxes/delivery/writing.py `folder_id`): a message sent with
     the key then needs no query of its own for its copy in SENT. A box without its folders
-    (None) gets them from the delivery path, as before."""
+    (None) gets them from the delivery path, as before.
+
+    And whether a key of the box has a webhook, kept on the key (`box_has_webhook`): the API's
+    hooks then need no query of their own after the delivery (api/hooks.py `sender_known`)."""
     if connection.vendor != "postgresql" or not KEY_SQL_USABLE:
         # The prefix is unique: no ORDER BY (`.first()` would sort by the model's ordering).
         sent = Folder.objects.filter(mailbox_id=OuterRef("mailbox_id"), role=Folder.Role.SENT).values("id")
+        webhook = ApiKey.objects.filter(mailbox_id=OuterRef("mailbox_id"), webhook_url__gt="")
         keys = ApiKey.objects.select_related("mailbox").filter(prefix=prefix).order_by()
-        key = next(iter(keys.annotate(sent_folder=Subquery(sent[:1]))[:1]), None)
+        key = next(iter(keys.annotate(sent_folder=Subquery(sent[:1]), box_has_webhook=Exists(webhook))[:1]), None)
         if key is not None:
             keep_sent_folder(key.mailbox, key.sent_folder)
         return key
@@ -94,6 +102,7 @@ def key_by_prefix(prefix: str) -> ApiKey | None:
     key = ApiKey.from_db(connection.alias, [f.attname for f in KEY_FIELDS], row[:split])
     key.mailbox = Mailbox.from_db(connection.alias, [f.attname for f in BOX_FIELDS], row[split:end])
     keep_sent_folder(key.mailbox, row[end])
+    key.box_has_webhook = bool(row[end + 1])
     return key
 
 

@@ -21,7 +21,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api import access, idempotency, returns, sending
+from api import access, hooks, idempotency, returns, sending
 from api import serializers as s
 from api.auth import ApiKeyAuthentication, HasScope, KeyRateThrottle, request_ip
 from api.models import ApiKey, ReturnReply
@@ -122,6 +122,7 @@ class MessagesView(ApiView):
         together = sending.needs_one_transaction(data, idempotent=record_ is not None)
         try:
             with (
+                hooks.sender_known(request.auth.mailbox, getattr(request.auth, "box_has_webhook", None)),
                 transaction.atomic() if together else contextlib.nullcontext(),
                 events_with_next_delivery([self.call_event(request, 201)]) as call,
             ):

@@ -200,3 +200,33 @@ def test_webhooks_on_read_and_bounced(transactional_db, cast, api, receiver, cli
     assert bounced["recipient"] == cast.pauline_box.address and bounced["code"] == "space_closed"
     read = json.loads(events["message.read"][1])["data"]
     assert read["recipient"] == cast.paul_box.address and read["message"] == paul_message["id"]
+
+
+def test_a_send_asks_the_hooks_no_query_the_key_answered(transactional_db, cast, api, receiver):
+    """The key's query says whether a key of its box has a webhook: after the delivery, the hooks
+    read no sending box (api/hooks.py `sender_known`). A webhook on another key of the same box
+    is still called, and one set between two calls is called from the next one."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.api.conftest import make_key
+
+    def send(subject):
+        with CaptureQueriesContext(connection) as queries:
+            response = api.call.post(
+                "/api/v1/messages", {"to": [cast.paul_box.address], "subject": subject, "text": "B"}
+            )
+        assert response.status_code == 201, response.content
+        statements = [q["sql"] for q in queries.captured_queries]
+        assert not [s for s in statements if "sender_mailbox_id" in s and ApiKey._meta.db_table in s], statements
+        return response.json()["id"]
+
+    send("Sans webhook")
+    assert not WebhookDelivery.objects.exists()
+    other, _secret = make_key(api.box, name="SIL")
+    ApiKey.objects.filter(pk=other.pk).update(webhook_url=receiver.url)
+    message = send("Avec le webhook d'une autre clé")
+    (delivered,) = receiver.wait_for(1)
+    payload = json.loads(delivered[1])
+    assert payload["event"] == "message.delivered" and payload["data"]["message"] == message
+    assert WebhookDelivery.objects.get().api_key_id == other.pk
