@@ -40,8 +40,8 @@ class History:
 def message_history(message, actions: Iterable[str]) -> History:
     """The deliveries of `message` and its audit events of `actions`, read receipts included."""
     deliveries = list(Delivery.objects.filter(message=message).order_by("address"))
-    by_id = {d.pk: d for d in deliveries}
-    by_box = {d.mailbox_id: d for d in deliveries if d.mailbox_id}
+    by_id: dict[object, Delivery] = {d.pk: d for d in deliveries}
+    by_box: dict[object, Delivery] = {d.mailbox_id: d for d in deliveries if d.mailbox_id}
     wanted = [a for a in actions if a != AuditEvent.Action.READ]
     rows = (
         AuditEvent.objects.filter(message_id=message.pk)

@@ -62,6 +62,19 @@ def failed_delivery(cast):
         )
 
 
+def model_with_leaflet(cast, data: bytes) -> StandingAttachment:
+    """A message model whose version sends a leaflet with every message: its standing attachment."""
+    model = authoring.create_model(
+        mailbox=cast.alice_box,
+        service="Cardiologie",
+        name="Préparation",
+        subject="Préparation",
+        body="Bonjour",
+        attachments=[("fiche.pdf", "application/pdf", data)],
+    )
+    return StandingAttachment.objects.get(version__model=model)
+
+
 def sweep(**kwargs):
     out = StringIO()
     call_command("sweep_store", stdout=out, **kwargs)
@@ -120,15 +133,7 @@ def test_a_draft_s_and_a_model_s_files_stay(cast, store, settings, client):
     )
     assert response.status_code in (200, 302)
     draft = Message.objects.get(subject="Brouillon")
-    model = authoring.create_model(
-        mailbox=cast.alice_box,
-        service="Cardiologie",
-        name="Préparation",
-        subject="Préparation",
-        body="Bonjour",
-        attachments=[("fiche.pdf", "application/pdf", b"%PDF-1.4 fiche de preparation")],
-    )
-    leaflet = StandingAttachment.objects.get(version__model=model).file
+    leaflet = model_with_leaflet(cast, b"%PDF-1.4 fiche de preparation").file
     before = files(store)
     assert draft.raw.name in before and leaflet in before
     age(store, settings.STORE_ORPHAN_HOURS + 1)
@@ -142,15 +147,7 @@ def test_verify_store_names_a_missing_model_attachment(cast, store):
     from django.core.files.storage import default_storage
     from django.core.management.base import CommandError
 
-    model = authoring.create_model(
-        mailbox=cast.alice_box,
-        service="Cardiologie",
-        name="Préparation",
-        subject="Préparation",
-        body="Bonjour",
-        attachments=[("fiche.pdf", "application/pdf", b"%PDF-1.4 fiche manquante")],
-    )
-    leaflet = StandingAttachment.objects.get(version__model=model)
+    leaflet = model_with_leaflet(cast, b"%PDF-1.4 fiche manquante")
     default_storage.delete(leaflet.file)
     out = StringIO()
     with pytest.raises(CommandError):
