@@ -8,21 +8,27 @@ per call. For requests under `/api/`, the checks run at most every `API_DB_CHECK
 worker thread, and after a call that raised; every other request keeps Django's behaviour. The
 SMTP gateway does the same around its messages (mailboxes/smtp_gateway.py `_in_thread`).
 
-What it costs: when the database went away within those seconds (a restart, a failover), one
-call per worker fails with a 500 before the connection is replaced; nothing was sent by it, so
-the client's retry (with its `Idempotency-Key`) sends once. `API_DB_CHECK_SECONDS=0` puts back
-Django's check around every call; so does a database whose connections are not kept
-(`CONN_MAX_AGE` 0, the SQLite default).
+Between those checks, each API call still looks, without a round trip, whether the server has
+closed the kept connection (`server_closed`: a restart or an administrator's
+`pg_terminate_backend` sends an error and closes it, so its socket reads as ready while no query
+runs), and if so replaces it before the call's first query.
+
+What it costs: when the database vanished without closing its connections (a network cut, a
+failover to another host), within those seconds one call per worker fails with a 500 before the
+connection is replaced; nothing was sent by it, so the client's retry (with its
+`Idempotency-Key`) sends once. `API_DB_CHECK_SECONDS=0` puts back Django's check around every
+call; so does a database whose connections are not kept (`CONN_MAX_AGE` 0, the SQLite default).
 """
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 
 from django.conf import settings
 from django.core import signals
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 
 thread_state = threading.local()
 NEVER = float("-inf")
@@ -39,6 +45,26 @@ def check_connections() -> None:
         close_old_connections()
 
 
+def server_closed(connection) -> bool:
+    """Whether the server has closed `connection`'s kept PostgreSQL connection: with no query
+    running, its socket has nothing to read unless the server wrote its last error and hung up
+    (a restart, `pg_terminate_backend`). A poll of the socket, no round trip."""
+    raw = connection.connection
+    if raw is None or connection.vendor != "postgresql" or connection.in_atomic_block:
+        return False
+    try:
+        readable, _, _ = select.select([raw.fileno()], [], [], 0)
+    except (OSError, ValueError):  # already closed
+        return True
+    return bool(readable)
+
+
+def replace_closed_connections() -> None:
+    for connection in connections.all(initialized_only=True):
+        if server_closed(connection):
+            connection.close()  # the call's first query opens a new one
+
+
 def on_request_started(sender, environ=None, **kwargs) -> None:
     thread_state.api_call = is_api_call(environ)
     thread_state.failed = False
@@ -46,6 +72,7 @@ def on_request_started(sender, environ=None, **kwargs) -> None:
         thread_state.api_call
         and time.monotonic() - getattr(thread_state, "checked_at", NEVER) < settings.API_DB_CHECK_SECONDS
     ):
+        replace_closed_connections()
         return
     check_connections()
     thread_state.checked_at = time.monotonic() if thread_state.api_call else NEVER
