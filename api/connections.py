@@ -9,9 +9,8 @@ worker thread, and after a call that raised; every other request keeps Django's 
 SMTP gateway does the same around its messages (mailboxes/smtp_gateway.py `_in_thread`).
 
 Between those checks, each API call still looks, without a round trip, whether the server has
-closed the kept connection (`server_closed`: a restart or an administrator's
-`pg_terminate_backend` sends an error and closes it, so its socket reads as ready while no query
-runs), and if so replaces it before the call's first query.
+closed the kept connection (`mssante.db.server_closed`: a restart or an administrator's
+`pg_terminate_backend`), and if so replaces it before the call's first query.
 
 What it costs: when the database vanished without closing its connections (a network cut, a
 failover to another host), within those seconds one call per worker fails with a 500 before the
@@ -22,13 +21,14 @@ call; so does a database whose connections are not kept (`CONN_MAX_AGE` 0, the S
 
 from __future__ import annotations
 
-import select
 import threading
 import time
 
 from django.conf import settings
 from django.core import signals
-from django.db import close_old_connections, connections, transaction
+from django.db import close_old_connections, transaction
+
+from mssante.db import replace_closed_connections
 
 thread_state = threading.local()
 NEVER = float("-inf")
@@ -43,26 +43,6 @@ def check_connections() -> None:
     transaction spans requests, and Django's test client leaves it alone the same way."""
     if not transaction.get_connection().in_atomic_block:
         close_old_connections()
-
-
-def server_closed(connection) -> bool:
-    """Whether the server has closed `connection`'s kept PostgreSQL connection: with no query
-    running, its socket has nothing to read unless the server wrote its last error and hung up
-    (a restart, `pg_terminate_backend`). A poll of the socket, no round trip."""
-    raw = connection.connection
-    if raw is None or connection.vendor != "postgresql" or connection.in_atomic_block:
-        return False
-    try:
-        readable, _, _ = select.select([raw.fileno()], [], [], 0)
-    except (OSError, ValueError):  # already closed
-        return True
-    return bool(readable)
-
-
-def replace_closed_connections() -> None:
-    for connection in connections.all(initialized_only=True):
-        if server_closed(connection):
-            connection.close()  # the call's first query opens a new one
 
 
 def on_request_started(sender, environ=None, **kwargs) -> None:

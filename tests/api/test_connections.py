@@ -11,6 +11,7 @@ from django.db import close_old_connections
 from django.test import override_settings
 
 from api import connections
+from mssante.db import server_closed
 
 
 @pytest.fixture
@@ -127,7 +128,7 @@ def test_a_connection_the_server_closed_is_replaced_before_the_call(settings):
     connections.thread_state.__dict__.clear()
     request("/api/v1/messages")  # checked: the window opens
     Mailbox.objects.count()
-    assert not connections.server_closed(connection)  # kept and idle: nothing to read
+    assert not server_closed(connection)  # kept and idle: nothing to read
     if connection.vendor != "postgresql":
         return  # SQLite: nothing to close, the poll is not made
     with connection.cursor() as cursor:
@@ -136,7 +137,7 @@ def test_a_connection_the_server_closed_is_replaced_before_the_call(settings):
     params = connection.get_connection_params()
     with psycopg.connect(**{k: v for k, v in params.items() if k not in ("cursor_factory", "context")}) as admin:
         admin.execute("SELECT pg_terminate_backend(%s, 5000)", [before])
-    assert connections.server_closed(connection)
+    assert server_closed(connection)
     connections.on_request_started(None, environ={"PATH_INFO": "/api/v1/messages"})  # within the window
     Mailbox.objects.count()
     with connection.cursor() as cursor:
