@@ -30,7 +30,7 @@ import time
 from django.db import connection, connections, transaction
 
 from directory import hosted
-from directory.staging import DIFF, ENTRY, ENTRY_COLUMNS, IDS, ROWS, SEARCH, built_sql, changed_rows, drop_temporary
+from directory.staging import DIFF, ENTRY, ENTRY_COLUMNS, ROWS, SEARCH, built_sql, changed_rows, drop_temporary
 
 NEXT = "_next"
 IMPORT_LOCK_KEY = 1_202_613  # session advisory lock: one swapping import at a time
@@ -127,14 +127,14 @@ def reserve_ids(cursor) -> int:
 
 def _built_rows(base: int) -> str:
     """The added and changed addresses (`staging.changed_rows`): a changed entry keeps its id
-    (IDS), an added one takes the base plus its line (`reserve_ids`)."""
-    return changed_rows(f"coalesce(i.id, {int(base)} + d.line)", f"LEFT JOIN {IDS} i ON i.address = d.address")
+    (DIFF's), an added one takes the base plus its line (`reserve_ids`)."""
+    return changed_rows(f"coalesce(d.id, {int(base)} + d.line)")
 
 
 def fill_search(cursor, base: int) -> None:
     """In the import's transaction: the kept national entries and their search rows (one
-    snapshot), the ids of the changed ones (IDS), and the search rows of the added and changed
-    addresses built, so that the trigram index can start as soon as this commits."""
+    snapshot), and the search rows of the added and changed addresses built, so that the
+    trigram index can start as soon as this commits."""
     gone = (
         f"e.source = 'national' AND NOT EXISTS (SELECT 1 FROM {DIFF} d WHERE d.address = e.address "
         f"AND d.change IN ('removed', 'changed'))"
@@ -144,12 +144,6 @@ def fill_search(cursor, base: int) -> None:
         f"INSERT INTO {SEARCH}{NEXT} ({SEARCH_ROW_COLUMNS}) SELECT s.entry_id, s.mailbox_id, s.name_key, "
         f"s.search_text FROM {SEARCH} s JOIN {ENTRY} e ON e.id = s.entry_id WHERE {gone}"
     )
-    cursor.execute(f"DROP TABLE IF EXISTS {IDS}")
-    cursor.execute(
-        f"CREATE TEMP TABLE {IDS} AS SELECT e.address, e.id FROM {ENTRY} e JOIN {DIFF} d ON d.address = e.address "
-        f"AND d.change = 'changed' WHERE e.source = 'national'"
-    )
-    cursor.execute(f"ANALYZE {IDS}")
     built = built_sql(_built_rows(base), ["id", "name_key", "search_text"])
     cursor.execute(
         f"INSERT INTO {SEARCH}{NEXT} ({SEARCH_ROW_COLUMNS}) SELECT id, NULL, name_key, search_text FROM ({built}) b"
