@@ -12,6 +12,7 @@ from bench.directory_extract import HEADER
 from directory import extract as extract_format
 from directory.importer import ImportRefused, import_extract
 from directory.models import Entry, ImportRun
+from directory.search import Criteria, search
 from tests.directory.conftest import row, write_rows
 
 pytestmark = pytest.mark.django_db
@@ -327,6 +328,39 @@ def test_a_large_import_swaps_in_new_tables_while_the_directory_stays_readable(c
     assert not [name for name in connection.introspection.table_names() if name.endswith("_next")]
     again = import_extract(second)
     assert (again.added, again.changed, again.removed) == (0, 0, 0)
+
+
+def _found(text: str) -> set[str]:
+    """Every address a search page lists for the words of `text` (numbers left out: "38" among
+    words is a department filter), page after page."""
+    text = " ".join(word for word in text.split() if word.isalpha())
+    found, number = set(), 1
+    while True:
+        page = search(Criteria(text=text), page=number)
+        found |= {entry.address for entry in page.results}
+        if not page.has_next:
+            return found
+        number += 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_reimport_keeps_changed_entries_ids_and_searches_see_the_new_directory(extract):
+    """A re-import of many changes (the swap on PostgreSQL): a changed entry keeps its id, and
+    "contains" search finds the added and changed entries by their new text, never a removed one."""
+    first, _ = extract(rows=600)
+    import_extract(first)
+    ids = dict(Entry.objects.values_list("address", "id"))
+    old_text = dict(Entry.objects.values_list("address", "search__search_text"))
+    second, expected = extract(rows=600, name="second.txt", changes=0.5)
+    run = import_extract(second)
+    assert run.changed == len(expected.changed) > 0
+    kept = dict(Entry.objects.filter(address__in=expected.changed).values_list("address", "id"))
+    assert kept == {address: ids[address] for address in expected.changed}
+    for address in sorted(expected.changed)[:5] + sorted(expected.added)[:5]:
+        entry = Entry.objects.select_related("search").get(address=address)
+        assert address in _found(entry.search.search_text)
+    for address in sorted(expected.removed)[:5]:
+        assert address not in _found(old_text[address])
 
 
 @pytest.mark.django_db(transaction=True)
