@@ -37,7 +37,8 @@ CHANGES = "directory_changes"
 ENTRY = "directory_entry"
 SEARCH = "directory_searchrow"
 MAILBOX = "mailboxes_mailbox"
-TRIGRAM_INDEX = "directory_search_trgm"
+# The trigram GIN in two halves (entry_id % 2 = 0, = 1), as made by migration 0004.
+TRIGRAM_INDEXES = ("directory_search_trgm_0", "directory_search_trgm_1")
 NAME_INDEX = "directory_name_c"  # as made by migration 0002
 ADDRESS_INDEX = "directory_address_unique"  # Entry.Meta.constraints
 SAMPLE = 50
@@ -442,16 +443,15 @@ def drop_indexes(cursor) -> list[str]:
         [ENTRY],
     )
     keys = cursor.fetchall()
-    cursor.execute("SELECT pg_get_indexdef(%s::regclass)", [ADDRESS_INDEX])
-    restore = [cursor.fetchone()[0]]
-    restore += [f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}' for table, name, definition in keys]
-    restore += [
-        f'CREATE INDEX {NAME_INDEX} ON {SEARCH} (name_key COLLATE "C")',
-        f"CREATE INDEX {TRIGRAM_INDEX} ON {SEARCH} USING gin (search_text gin_trgm_ops)",
-    ]
+    indexes = (ADDRESS_INDEX, NAME_INDEX, *TRIGRAM_INDEXES)
+    restore = []
+    for index in indexes:
+        cursor.execute("SELECT pg_get_indexdef(%s::regclass)", [index])
+        restore.append(cursor.fetchone()[0])
+    restore[1:1] = [f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}' for table, name, definition in keys]
     for table, name, _definition in keys:
         cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
-    for index in (ADDRESS_INDEX, TRIGRAM_INDEX, NAME_INDEX):
+    for index in indexes:
         cursor.execute(f"DROP INDEX IF EXISTS {index}")
     return restore
 

@@ -8,9 +8,9 @@ beside the live ones and swaps them in, so searches keep reading the old directo
    block of the entries' sequence: an added entry's id is its base plus the line of its first
    row); `fill_search`: the kept national entries and their search rows, then the search rows
    of the added and changed addresses, built in SQL. The transaction commits.
-2. `build_next` (the staging tables are the session's, kept past that commit): the trigram
-   index of the search rows on a second connection (a thread) — the longest step, started as
-   early as possible — while this connection builds the added and changed entries
+2. `build_next` (the staging tables are the session's, kept past that commit): the two halves
+   of the search rows' trigram index, each on a connection of its own (a thread) — the longest
+   step, started as early as possible — while this connection builds the added and changed entries
    (`fill_entries`, same ids) and every other index. Then the primary keys and the key from
    search rows to entries. Hosted entries are copied at the swap.
 3. `swap` (one short transaction): lock the live tables, copy the hosted entries as they are
@@ -168,19 +168,22 @@ def _serial() -> str:
         return cursor.fetchone()[0]
 
 
-def _build(statements: list[str], errors: list[BaseException], phases: dict) -> None:
-    """Run `statements` on this thread's own connection (a second backend), then close it."""
+def _build(statement: str, errors: list[BaseException], phases: dict, phase: str) -> None:
+    """Run `statement` on this thread's own connection (another backend), then close it."""
     began = time.monotonic()
     try:
         with connections["default"].cursor() as cursor:
-            cursor.execute("SET maintenance_work_mem = '512MB'")
-            for statement in statements:
-                cursor.execute(statement)
+            cursor.execute("SET maintenance_work_mem = '256MB'")
+            cursor.execute(statement)
     except BaseException as exc:  # reported to the importing thread
         errors.append(exc)
     finally:
         connections["default"].close()
-        phases["search index (second connection)"] = round(time.monotonic() - began, 3)
+        phases[phase] = round(time.monotonic() - began, 3)
+
+
+def _gin(statement: str) -> bool:
+    return " USING gin " in statement
 
 
 def index_plan(cursor) -> tuple[list[str], list[str], list[str]]:
@@ -204,21 +207,27 @@ def index_plan(cursor) -> tuple[list[str], list[str], list[str]]:
             if f"REFERENCES {ENTRY}(" in definition:
                 definition = definition.replace(f"REFERENCES {ENTRY}(", f"REFERENCES {ENTRY}{NEXT}(")
                 after.append(f'ALTER TABLE {table}{NEXT} ADD CONSTRAINT "{_temporary(name)}" {definition}')
-    # The trigram GIN (the longest build) first on the second connection.
-    plans[SEARCH].sort(key=lambda statement: "gin" not in statement)
+    # The trigram GIN halves (the longest builds) first: each gets a connection of its own.
+    plans[SEARCH].sort(key=lambda statement: not _gin(statement))
     return plans[ENTRY], plans[SEARCH], after
 
 
 def build_next(base: int, phases: dict) -> None:
-    """After the search rows' commit: their trigram index on a second connection (a thread)
-    while this one builds the entries (`fill_entries`, their own transaction) and every other
-    index; then primary keys, the key from search rows to entries, statistics. `phases` gets
-    the seconds of each part."""
+    """After the search rows' commit: each half of their trigram index on a connection of its
+    own (a thread each: PostgreSQL 15 builds one GIN index on one core) while this one builds
+    the entries (`fill_entries`, their own transaction) and every other index; then primary
+    keys, the key from search rows to entries, statistics. `phases` gets the seconds of each
+    part."""
     with connection.cursor() as cursor:
         entries, search, after = index_plan(cursor)
+    gins = [statement for statement in search if _gin(statement)]
     errors: list[BaseException] = []
-    other = threading.Thread(target=_build, args=(search[:1], errors, phases))
-    other.start()
+    others = [
+        threading.Thread(target=_build, args=(statement, errors, phases, f"search index {number} (own connection)"))
+        for number, statement in enumerate(gins, 1)
+    ]
+    for other in others:
+        other.start()
     try:
         began = time.monotonic()
         with transaction.atomic(), connection.cursor() as cursor:
@@ -227,12 +236,13 @@ def build_next(base: int, phases: dict) -> None:
         began = time.monotonic()
         with connection.cursor() as cursor:
             cursor.execute("SET maintenance_work_mem = '512MB'")
-            for statement in entries + search[1:]:
+            for statement in entries + search[len(gins) :]:
                 cursor.execute(statement)
             cursor.execute(f"ANALYZE {ENTRY}{NEXT}")
         phases["other indexes"] = round(time.monotonic() - began, 3)
     finally:
-        other.join()
+        for other in others:
+            other.join()
     if errors:
         raise errors[0]
     with connection.cursor() as cursor:
