@@ -14,8 +14,8 @@ beside the live ones and swaps them in, so searches keep reading the old directo
    (`fill_entries`, same ids) and every other index. Then the primary keys and the key from
    search rows to entries. Hosted entries are copied at the swap.
 3. `swap` (one short transaction): lock the live tables, copy the hosted entries as they are
-   now, drop the old tables, rename the new ones and every index, constraint and sequence to
-   the names the migrations made (Django's state and later migrations see the same schema).
+   now, drop the old tables, rename the new ones and every index, constraint, statistics object
+   and sequence to the names the migrations made (Django's state and later migrations see the same schema).
 
 Only `directory_searchrow` refers to the entries (checked: `referrers`); another table pointing
 at them would be left dangling, so the import then keeps the in-transaction path.
@@ -97,6 +97,16 @@ def _indexes(cursor, table: str) -> list[tuple[str, str, str]]:
         [table],
     )
     return cursor.fetchall()
+
+
+def _statistics(cursor, table: str) -> dict[str, str]:
+    """{columns: name} of the extended statistics of `table` (migration 0004's `entry_id % 2`).
+    `create` copies them (LIKE … INCLUDING ALL) under names PostgreSQL chooses."""
+    cursor.execute(
+        "SELECT pg_get_statisticsobjdef_columns(oid), stxname FROM pg_statistic_ext WHERE stxrelid = %s::regclass",
+        [table],
+    )
+    return dict(cursor.fetchall())
 
 
 def _temporary(name: str) -> str:
@@ -276,12 +286,17 @@ def swap(cursor) -> None:
                 renames.append(f"ALTER INDEX {_temporary(name)} RENAME TO {name}")
         for name, _definition in _foreign_keys(cursor, table):
             renames.append(f'ALTER TABLE {table} RENAME CONSTRAINT "{_temporary(name)}" TO "{name}"')
+    statistics = [
+        f'ALTER STATISTICS "{copied}" RENAME TO "{_statistics(cursor, table)[columns]}"'
+        for table in TABLES
+        for columns, copied in _statistics(cursor, f"{table}{NEXT}").items()
+    ]
     sequence = _serial()
     cursor.execute(f"SELECT setval(pg_get_serial_sequence('{ENTRY}{NEXT}', 'id'), nextval(%s::regclass))", [sequence])
     cursor.execute(f"DROP TABLE {SEARCH}, {ENTRY}")
     for table in TABLES:
         cursor.execute(f"ALTER TABLE {table}{NEXT} RENAME TO {table}")
-    for statement in renames:
+    for statement in renames + statistics:
         cursor.execute(statement)
     cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [ENTRY])
     cursor.execute(f"ALTER SEQUENCE {cursor.fetchone()[0]} RENAME TO {sequence.split('.')[-1]}")

@@ -251,14 +251,21 @@ def test_demo_extract_imports():
 
 
 def _schema():
-    """The directory tables' indexes and constraints as Django's introspection sees them."""
+    """The directory tables' indexes and constraints as Django's introspection sees them, and
+    on PostgreSQL their extended statistics (migration 0004)."""
     from django.db import connection
 
+    tables = ("directory_entry", "directory_searchrow")
     with connection.cursor() as cursor:
-        return {
-            table: connection.introspection.get_constraints(cursor, table)
-            for table in ("directory_entry", "directory_searchrow")
-        }
+        schema = {table: connection.introspection.get_constraints(cursor, table) for table in tables}
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT stxrelid::regclass::text, stxname FROM pg_statistic_ext "
+                "WHERE stxrelid::regclass::text = ANY(%s) ORDER BY 1, 2",
+                [list(tables)],
+            )
+            schema["statistics"] = cursor.fetchall()
+    return schema
 
 
 def test_a_large_import_puts_back_every_index_and_key_it_dropped(extract):
@@ -272,6 +279,9 @@ def test_a_large_import_puts_back_every_index_and_key_it_dropped(extract):
     names = set(before["directory_entry"]) | set(before["directory_searchrow"])
     assert {"directory_address_unique", "directory_name_c"} <= names
     assert any(c["foreign_key"] == ("directory_entry", "id") for c in before["directory_searchrow"].values())
+    if "statistics" in before:  # PostgreSQL
+        assert {"directory_search_trgm_0", "directory_search_trgm_1"} <= names
+        assert before["statistics"] == [("directory_searchrow", "directory_search_half")]
 
 
 def _serial_sequence():
