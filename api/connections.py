@@ -8,11 +8,15 @@ per call. For requests under `/api/`, the checks run at most every `API_DB_CHECK
 worker thread, and after a call that raised; every other request keeps Django's behaviour. The
 SMTP gateway does the same around its messages (mailboxes/smtp_gateway.py `_in_thread`).
 
-What it costs: when the database went away within those seconds (a restart, a failover), one
-call per worker fails with a 500 before the connection is replaced; nothing was sent by it, so
-the client's retry (with its `Idempotency-Key`) sends once. `API_DB_CHECK_SECONDS=0` puts back
-Django's check around every call; so does a database whose connections are not kept
-(`CONN_MAX_AGE` 0, the SQLite default).
+Between those checks, each API call still looks, without a round trip, whether the server has
+closed the kept connection (`mssante.db.server_closed`: a restart or an administrator's
+`pg_terminate_backend`), and if so replaces it before the call's first query.
+
+What it costs: when the database vanished without closing its connections (a network cut, a
+failover to another host), within those seconds one call per worker fails with a 500 before the
+connection is replaced; nothing was sent by it, so the client's retry (with its
+`Idempotency-Key`) sends once. `API_DB_CHECK_SECONDS=0` puts back Django's check around every
+call; so does a database whose connections are not kept (`CONN_MAX_AGE` 0, the SQLite default).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import time
 from django.conf import settings
 from django.core import signals
 from django.db import close_old_connections, transaction
+
+from mssante.db import replace_closed_connections
 
 thread_state = threading.local()
 NEVER = float("-inf")
@@ -46,6 +52,7 @@ def on_request_started(sender, environ=None, **kwargs) -> None:
         thread_state.api_call
         and time.monotonic() - getattr(thread_state, "checked_at", NEVER) < settings.API_DB_CHECK_SECONDS
     ):
+        replace_closed_connections()
         return
     check_connections()
     thread_state.checked_at = time.monotonic() if thread_state.api_call else NEVER

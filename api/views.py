@@ -28,8 +28,8 @@ from api.models import ApiKey, ReturnReply
 from api.problems import Problem
 from audit.events import record
 from audit.models import AuditEvent
-from mailboxes.delivery import events_with_next_delivery, is_read_receipt_event
-from mailboxes.models import Attachment, Delivery, Entry, Folder
+from mailboxes.delivery import events_with_next_delivery, message_history, refusal_text
+from mailboxes.models import Attachment, Entry, Folder
 
 PROBLEMS = {
     code: OpenApiResponse(s.Problem, description=description)
@@ -161,28 +161,18 @@ STEP_EVENTS = {
 
 
 def message_status(message) -> dict:
-    deliveries = list(Delivery.objects.filter(message=message).order_by("address"))
-    by_id = {d.pk: d for d in deliveries}
-    by_box = {d.mailbox_id: d for d in deliveries if d.mailbox_id}
-    events = AuditEvent.objects.filter(message_id=message.pk, action__in=list(STEP_EVENTS)).order_by("at", "id")[:500]
-    steps: dict[str, list] = {d.address: [] for d in deliveries}
+    history = message_history(message, STEP_EVENTS)
+    steps: dict[str, list] = {d.address: [] for d in history.deliveries}
     submitted = None
-    for event in events:
-        if event.action == AuditEvent.Action.READ and not is_read_receipt_event(event):
-            continue
+    for item in history.events:
+        event = item.event
         if event.action == AuditEvent.Action.SUBMITTED:
             submitted = submitted or event.at
             for address in steps:
                 steps[address].append({"at": event.at, "event": "submitted", "recipient": address})
-            continue
-        detail = event.detail if isinstance(event.detail, dict) else {}
-        delivery = by_id.get(detail.get("delivery")) or by_box.get(event.mailbox_id)
-        if delivery is not None:
-            steps[delivery.address].append(
-                {"at": event.at, "event": STEP_EVENTS[event.action], "recipient": delivery.address}
-            )
-    from mailboxes.delivery import refusal_text
-
+        elif item.delivery is not None:
+            address = item.delivery.address
+            steps[address].append({"at": event.at, "event": STEP_EVENTS[event.action], "recipient": address})
     return {
         "id": message.pk,
         "message_id": message.message_id,
@@ -197,7 +187,7 @@ def message_status(message) -> dict:
                 "updated_at": d.updated_at,
                 "timeline": steps[d.address],
             }
-            for d in deliveries
+            for d in history.deliveries
         ],
     }
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 
 from audit.events import record
 from audit.models import AuditEvent
-from automation import access, calendar
+from automation import access
 from automation.models import Convocation
 
 UPCOMING_LIMIT = 10
@@ -39,6 +39,10 @@ def upcoming_panel(sender, request, patient, **kwargs) -> str | None:
 @login_required
 @require_GET
 def convocation_ics(request, convocation_id):
+    # Imported here: this module loads in every process (apps.ready connects `upcoming_panel`),
+    # and icalendar costs ~25 ms of every command's start.
+    from automation import calendar
+
     convocation = access.convocation_for_patient_user(request.user, convocation_id)
     body = calendar.build_ics(convocation, method="PUBLISH")
     record(

@@ -100,9 +100,10 @@ class SearchRow(models.Model):
     class Meta:
         verbose_name = "texte de recherche"
         verbose_name_plural = "textes de recherche"
-        # Indexes by migration 0002: on PostgreSQL a B-tree of `name_key COLLATE "C"` (serves
-        # `LIKE 'prefix%'` and the name order at once) and a trigram GIN of `search_text`; a
-        # plain index of `name_key` elsewhere.
+        # Indexes by migrations 0002 and 0004: on PostgreSQL a B-tree of `name_key COLLATE "C"`
+        # (serves `LIKE 'prefix%'` and the name order at once) and a trigram GIN of
+        # `search_text` in two halves (even and odd ids, directory.search.halves_sql); a plain
+        # index of `name_key` elsewhere.
 
     def __str__(self) -> str:
         return self.name_key

@@ -4,10 +4,10 @@ Accent- and case-insensitive: the typing is folded like the stored text (directo
 Ranked: names that start with what was typed first, then addresses that do, then entries that
 contain every word anywhere (name, profession, speciality, structure, service, street, town,
 postcode). On PostgreSQL the three tiers are index scans (pattern B-tree on the name key and the
-address, trigram GIN on the searched text); elsewhere they scan, which is fine for a small
-directory. Liste rouge never shows: every query goes through `visible()` (or, for the
-completion's hand-written statements, `listed_sql`, the same rule), which re-reads the live
-mailbox of a hosted entry.
+address, trigram GIN on the searched text, in two halves: `halves_sql`); elsewhere they scan,
+which is fine for a small directory. Liste rouge never shows: every query goes through
+`visible()` (or, for the completion's hand-written statements, `listed_sql`, the same rule),
+which re-reads the live mailbox of a hosted entry.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import NamedTuple
 
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Case, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models import BooleanField, Case, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Collate
 
 from directory.models import Entry, ImportRun, SearchRow
@@ -110,10 +111,24 @@ def contains_words(criteria: Criteria) -> list[str]:
     return words
 
 
+def halves_sql(condition: str, alias: str) -> str:
+    """`condition` (on the search row `alias`) asked of each half of the trigram index, which
+    PostgreSQL builds as two partial indexes (`entry_id % 2 = 0`, `= 1`: migration 0004) so
+    that an import builds them side by side; the planner reads a partial index only for a
+    condition that names its half. The same rows as `condition` alone (an id is even or odd).
+    `condition`'s parameters go twice; `%` is written for a driver with parameters."""
+    return f"(({alias}.entry_id %% 2 = 0 AND {condition}) OR ({alias}.entry_id %% 2 = 1 AND {condition}))"
+
+
 def _contains(criteria: Criteria) -> Q | None:
     words = contains_words(criteria)
     if not words:
         return None
+    if connection.vendor == "postgresql":
+        likes = " AND ".join([f"{SearchRow._meta.db_table}.search_text LIKE %s"] * len(words))
+        patterns = [f"%{connection.ops.prep_for_like_query(word)}%" for word in words]
+        sql = halves_sql(likes, SearchRow._meta.db_table)
+        return Q(RawSQL(sql, patterns * 2, output_field=BooleanField()))  # noqa: S611 - constants and parameters
     condition = Q()
     for word in words:
         condition &= Q(search_text__contains=word)
@@ -201,15 +216,18 @@ def completion_sql(vendor: str) -> dict[str, str]:
 def contains_sql(vendor: str, words: int) -> str:
     """The "contains" tier for that many words: the first CANDIDATES rows holding every word,
     then in name order (sorting every match of a common fragment would read thousands of rows
-    per keystroke). `LIKE $1` needs `custom_plans`."""
+    per keystroke). `LIKE $1` needs `custom_plans`; on PostgreSQL the patterns go twice
+    (`halves_sql`)."""
     postgres = vendor == "postgresql"
     c = ' COLLATE "C"' if postgres else ""
     like = "s.search_text LIKE %s" if postgres else "s.search_text LIKE %s ESCAPE '\\'"
+    likes = " AND ".join([like] * words)
     return (
         f"SELECT {SUGGESTION_COLUMNS} FROM ("  # noqa: S608 - constants only
         " SELECT s.entry_id, s.name_key FROM directory_searchrow s"
         " LEFT JOIN mailboxes_mailbox m ON m.id = s.mailbox_id"
-        f" WHERE {listed_sql('s')} AND {' AND '.join([like] * words)} AND {{excluded}} LIMIT {CANDIDATES}"
+        f" WHERE {listed_sql('s')} AND {halves_sql(likes, 's') if postgres else likes} AND {{excluded}}"
+        f" LIMIT {CANDIDATES}"
         ") c JOIN directory_entry e ON e.id = c.entry_id"
         f" ORDER BY c.name_key{c}, c.entry_id LIMIT %s"
     )
@@ -261,6 +279,8 @@ def complete(text: str, size: int = COMPLETION_SIZE) -> list[Suggestion]:
         excluded, ids = _excluded("s.entry_id", [entry.id for entry in found])
         sql = contains_sql(connection.vendor, len(words)).format(excluded=excluded)
         patterns = [f"%{connection.ops.prep_for_like_query(word)}%" for word in words]
+        if connection.vendor == "postgresql":
+            patterns *= 2  # halves_sql
         with custom_plans(), connection.cursor() as cursor:  # `search_text LIKE $1`: see custom_plans
             found += _suggestions(cursor, sql, [*patterns, *ids, size - len(found)])
     return found

@@ -11,7 +11,8 @@ commit and the new one after, never a mix; a refusal rolls back and nothing is l
 2. NEW (a view of ROWS) holds one row per address: the first row, every exercise joined; only
    the few addresses on several rows (REPEATS) are aggregated (LATER).
 3. DIFF classifies what differs by comparing exercises: added, changed, removed, or hosted here
-   (local data wins). A re-import builds nothing for the unchanged addresses.
+   (local data wins), with the id of a changed entry. A re-import builds nothing for the
+   unchanged addresses.
 4. CHANGES holds the entry columns of the added and changed addresses: built in SQL on
    PostgreSQL (`built_sql`: `fold_sql`, `unaccent`), in Python elsewhere by
    `directory.extract.build_row`, the reference the SQL follows (tests/directory compares them
@@ -33,11 +34,11 @@ LATER = "directory_later"  # the later exercises of each address of REPEATS, joi
 NEW = "directory_new"
 DIFF = "directory_diff"
 CHANGES = "directory_changes"
-IDS = "directory_ids"  # a swapping import: the ids of the changed national entries (directory/swap.py)
 ENTRY = "directory_entry"
 SEARCH = "directory_searchrow"
 MAILBOX = "mailboxes_mailbox"
-TRIGRAM_INDEX = "directory_search_trgm"
+# The trigram GIN in two halves (entry_id % 2 = 0, = 1), as made by migration 0004.
+TRIGRAM_INDEXES = ("directory_search_trgm_0", "directory_search_trgm_1")
 NAME_INDEX = "directory_name_c"  # as made by migration 0002
 ADDRESS_INDEX = "directory_address_unique"  # Entry.Meta.constraints
 SAMPLE = 50
@@ -90,7 +91,7 @@ def _analyze(cursor, table: str, *columns: str) -> None:
 
 def drop_temporary(cursor) -> None:
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    for table in (ROWS, REPEATS, LATER, DIFF, CHANGES, IDS):
+    for table in (ROWS, REPEATS, LATER, DIFF, CHANGES):
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -192,10 +193,10 @@ def group_by_address(cursor) -> None:
 
 
 def classify(cursor, addresses: int) -> dict[str, int]:
-    """DIFF(address, change, line, exercises) for what differs: added, changed, hosted (an
+    """DIFF(address, change, line, exercises, id) for what differs: added, changed, hosted (an
     address of a box of this operator, listed or not: its local data wins) and removed (national
-    entries gone); an added or changed address keeps its first line and exercises, so that the
-    build reads DIFF alone. Returns the count of each, "same" (of the file's `addresses`) and
+    entries gone); an added or changed address keeps its first line and exercises, a changed one
+    its entry's id, so that the build reads DIFF alone. Returns the count of each, "same" (of the file's `addresses`) and
     "national": the national entries before (each is the file's, same or changed or hosted here
     now, or gone: removed)."""
     change = (
@@ -203,13 +204,14 @@ def classify(cursor, addresses: int) -> dict[str, int]:
         "WHEN e.id IS NULL THEN 'added' WHEN e.exercises <> n.exercises THEN 'changed' ELSE 'same' END"
     )
     national = f"SELECT id, address, exercises FROM {ENTRY} WHERE source = 'national'"
-    _create(cursor, DIFF, "address text, change text, line integer, exercises text")
+    _create(cursor, DIFF, "address text, change text, line integer, exercises text, id bigint")
     # One pass: the file's addresses against the national entries (a full join finds both the
     # new and the gone); the mailbox join marks the addresses hosted here.
     kept = f"CASE WHEN change IN ({ADDED}, {CHANGED}) THEN"
     cursor.execute(
-        f"INSERT INTO {DIFF} SELECT address, change, {kept} line END, {kept} exercises END FROM ("
-        f"SELECT coalesce(n.address, e.address) AS address, {change} AS change, n.line, n.exercises "
+        f"INSERT INTO {DIFF} SELECT address, change, {kept} line END, {kept} exercises END, "
+        f"CASE WHEN change = {CHANGED} THEN id END FROM ("
+        f"SELECT coalesce(n.address, e.address) AS address, {change} AS change, n.line, n.exercises, e.id "
         f"FROM {NEW} n FULL JOIN ({national}) e ON e.address = n.address "
         f"LEFT JOIN {MAILBOX} m ON m.address = n.address) c WHERE change <> 'same'"
     )
@@ -237,16 +239,18 @@ def samples(cursor, limit: int = SAMPLE) -> dict[str, list[str]]:
     return found
 
 
-def changed_rows(id_sql: str = "CAST(NULL AS bigint)", join: str = "") -> str:
-    """The added and changed addresses: change, id (`id_sql`, over DIFF d and `join`), line,
-    address, exercises and, on PostgreSQL, `more`: the searched text of their later rows."""
+def changed_rows(id_sql: str = "CAST(NULL AS bigint)") -> str:
+    """The added and changed addresses: change, id (`id_sql`, over DIFF d), line, address,
+    exercises and, on PostgreSQL, `more`: the searched text of their later rows."""
     kinds = f"{ADDED}, {CHANGED}"
     columns = f"d.change, {id_sql} AS id, d.line, d.address, d.exercises"
     if not postgres():
-        return f"SELECT {columns} FROM {DIFF} d {join} WHERE d.change IN ({kinds})"
-    more = _more_sql(f"SELECT address FROM {DIFF} WHERE change IN ({kinds})")
+        return f"SELECT {columns} FROM {DIFF} d WHERE d.change IN ({kinds})"
+    # Only an address of several rows has later rows: its exercises hold a line end. (Matching
+    # the later rows against every added address instead hashed all of them: 0.3 s of 496k.)
+    several = f"SELECT address FROM {DIFF} WHERE change IN ({kinds}) AND strpos(exercises, chr(10)) > 0"
     return (
-        f"SELECT {columns}, m.more FROM {DIFF} d {join} LEFT JOIN ({more}) m ON m.address = d.address "
+        f"SELECT {columns}, m.more FROM {DIFF} d LEFT JOIN ({_more_sql(several)}) m ON m.address = d.address "
         f"WHERE d.change IN ({kinds})"
     )
 
@@ -439,16 +443,15 @@ def drop_indexes(cursor) -> list[str]:
         [ENTRY],
     )
     keys = cursor.fetchall()
-    cursor.execute("SELECT pg_get_indexdef(%s::regclass)", [ADDRESS_INDEX])
-    restore = [cursor.fetchone()[0]]
-    restore += [f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}' for table, name, definition in keys]
-    restore += [
-        f'CREATE INDEX {NAME_INDEX} ON {SEARCH} (name_key COLLATE "C")',
-        f"CREATE INDEX {TRIGRAM_INDEX} ON {SEARCH} USING gin (search_text gin_trgm_ops)",
-    ]
+    indexes = (ADDRESS_INDEX, NAME_INDEX, *TRIGRAM_INDEXES)
+    restore = []
+    for index in indexes:
+        cursor.execute("SELECT pg_get_indexdef(%s::regclass)", [index])
+        restore.append(cursor.fetchone()[0])
+    restore[1:1] = [f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}' for table, name, definition in keys]
     for table, name, _definition in keys:
         cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
-    for index in (ADDRESS_INDEX, TRIGRAM_INDEX, NAME_INDEX):
+    for index in indexes:
         cursor.execute(f"DROP INDEX IF EXISTS {index}")
     return restore
 

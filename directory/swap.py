@@ -8,14 +8,14 @@ beside the live ones and swaps them in, so searches keep reading the old directo
    block of the entries' sequence: an added entry's id is its base plus the line of its first
    row); `fill_search`: the kept national entries and their search rows, then the search rows
    of the added and changed addresses, built in SQL. The transaction commits.
-2. `build_next` (the staging tables are the session's, kept past that commit): the trigram
-   index of the search rows on a second connection (a thread) — the longest step, started as
-   early as possible — while this connection builds the added and changed entries
+2. `build_next` (the staging tables are the session's, kept past that commit): the two halves
+   of the search rows' trigram index, each on a connection of its own (a thread) — the longest
+   step, started as early as possible — while this connection builds the added and changed entries
    (`fill_entries`, same ids) and every other index. Then the primary keys and the key from
    search rows to entries. Hosted entries are copied at the swap.
 3. `swap` (one short transaction): lock the live tables, copy the hosted entries as they are
-   now, drop the old tables, rename the new ones and every index, constraint and sequence to
-   the names the migrations made (Django's state and later migrations see the same schema).
+   now, drop the old tables, rename the new ones and every index, constraint, statistics object
+   and sequence to the names the migrations made (Django's state and later migrations see the same schema).
 
 Only `directory_searchrow` refers to the entries (checked: `referrers`); another table pointing
 at them would be left dangling, so the import then keeps the in-transaction path.
@@ -30,7 +30,7 @@ import time
 from django.db import connection, connections, transaction
 
 from directory import hosted
-from directory.staging import DIFF, ENTRY, ENTRY_COLUMNS, IDS, ROWS, SEARCH, built_sql, changed_rows, drop_temporary
+from directory.staging import DIFF, ENTRY, ENTRY_COLUMNS, ROWS, SEARCH, built_sql, changed_rows, drop_temporary
 
 NEXT = "_next"
 IMPORT_LOCK_KEY = 1_202_613  # session advisory lock: one swapping import at a time
@@ -99,6 +99,16 @@ def _indexes(cursor, table: str) -> list[tuple[str, str, str]]:
     return cursor.fetchall()
 
 
+def _statistics(cursor, table: str) -> dict[str, str]:
+    """{columns: name} of the extended statistics of `table` (migration 0004's `entry_id % 2`).
+    `create` copies them (LIKE … INCLUDING ALL) under names PostgreSQL chooses."""
+    cursor.execute(
+        "SELECT pg_get_statisticsobjdef_columns(oid), stxname FROM pg_statistic_ext WHERE stxrelid = %s::regclass",
+        [table],
+    )
+    return dict(cursor.fetchall())
+
+
 def _temporary(name: str) -> str:
     return f"{name[:50]}{NEXT}"
 
@@ -127,14 +137,14 @@ def reserve_ids(cursor) -> int:
 
 def _built_rows(base: int) -> str:
     """The added and changed addresses (`staging.changed_rows`): a changed entry keeps its id
-    (IDS), an added one takes the base plus its line (`reserve_ids`)."""
-    return changed_rows(f"coalesce(i.id, {int(base)} + d.line)", f"LEFT JOIN {IDS} i ON i.address = d.address")
+    (DIFF's), an added one takes the base plus its line (`reserve_ids`)."""
+    return changed_rows(f"coalesce(d.id, {int(base)} + d.line)")
 
 
 def fill_search(cursor, base: int) -> None:
     """In the import's transaction: the kept national entries and their search rows (one
-    snapshot), the ids of the changed ones (IDS), and the search rows of the added and changed
-    addresses built, so that the trigram index can start as soon as this commits."""
+    snapshot), and the search rows of the added and changed addresses built, so that the
+    trigram index can start as soon as this commits."""
     gone = (
         f"e.source = 'national' AND NOT EXISTS (SELECT 1 FROM {DIFF} d WHERE d.address = e.address "
         f"AND d.change IN ('removed', 'changed'))"
@@ -144,12 +154,6 @@ def fill_search(cursor, base: int) -> None:
         f"INSERT INTO {SEARCH}{NEXT} ({SEARCH_ROW_COLUMNS}) SELECT s.entry_id, s.mailbox_id, s.name_key, "
         f"s.search_text FROM {SEARCH} s JOIN {ENTRY} e ON e.id = s.entry_id WHERE {gone}"
     )
-    cursor.execute(f"DROP TABLE IF EXISTS {IDS}")
-    cursor.execute(
-        f"CREATE TEMP TABLE {IDS} AS SELECT e.address, e.id FROM {ENTRY} e JOIN {DIFF} d ON d.address = e.address "
-        f"AND d.change = 'changed' WHERE e.source = 'national'"
-    )
-    cursor.execute(f"ANALYZE {IDS}")
     built = built_sql(_built_rows(base), ["id", "name_key", "search_text"])
     cursor.execute(
         f"INSERT INTO {SEARCH}{NEXT} ({SEARCH_ROW_COLUMNS}) SELECT id, NULL, name_key, search_text FROM ({built}) b"
@@ -174,19 +178,22 @@ def _serial() -> str:
         return cursor.fetchone()[0]
 
 
-def _build(statements: list[str], errors: list[BaseException], phases: dict) -> None:
-    """Run `statements` on this thread's own connection (a second backend), then close it."""
+def _build(statement: str, errors: list[BaseException], phases: dict, phase: str) -> None:
+    """Run `statement` on this thread's own connection (another backend), then close it."""
     began = time.monotonic()
     try:
         with connections["default"].cursor() as cursor:
-            cursor.execute("SET maintenance_work_mem = '512MB'")
-            for statement in statements:
-                cursor.execute(statement)
+            cursor.execute("SET maintenance_work_mem = '256MB'")
+            cursor.execute(statement)
     except BaseException as exc:  # reported to the importing thread
         errors.append(exc)
     finally:
         connections["default"].close()
-        phases["search index (second connection)"] = round(time.monotonic() - began, 3)
+        phases[phase] = round(time.monotonic() - began, 3)
+
+
+def _gin(statement: str) -> bool:
+    return " USING gin " in statement
 
 
 def index_plan(cursor) -> tuple[list[str], list[str], list[str]]:
@@ -210,21 +217,27 @@ def index_plan(cursor) -> tuple[list[str], list[str], list[str]]:
             if f"REFERENCES {ENTRY}(" in definition:
                 definition = definition.replace(f"REFERENCES {ENTRY}(", f"REFERENCES {ENTRY}{NEXT}(")
                 after.append(f'ALTER TABLE {table}{NEXT} ADD CONSTRAINT "{_temporary(name)}" {definition}')
-    # The trigram GIN (the longest build) first on the second connection.
-    plans[SEARCH].sort(key=lambda statement: "gin" not in statement)
+    # The trigram GIN halves (the longest builds) first: each gets a connection of its own.
+    plans[SEARCH].sort(key=lambda statement: not _gin(statement))
     return plans[ENTRY], plans[SEARCH], after
 
 
 def build_next(base: int, phases: dict) -> None:
-    """After the search rows' commit: their trigram index on a second connection (a thread)
-    while this one builds the entries (`fill_entries`, their own transaction) and every other
-    index; then primary keys, the key from search rows to entries, statistics. `phases` gets
-    the seconds of each part."""
+    """After the search rows' commit: each half of their trigram index on a connection of its
+    own (a thread each: PostgreSQL 15 builds one GIN index on one core) while this one builds
+    the entries (`fill_entries`, their own transaction) and every other index; then primary
+    keys, the key from search rows to entries, statistics. `phases` gets the seconds of each
+    part."""
     with connection.cursor() as cursor:
         entries, search, after = index_plan(cursor)
+    gins = [statement for statement in search if _gin(statement)]
     errors: list[BaseException] = []
-    other = threading.Thread(target=_build, args=(search[:1], errors, phases))
-    other.start()
+    others = [
+        threading.Thread(target=_build, args=(statement, errors, phases, f"search index {number} (own connection)"))
+        for number, statement in enumerate(gins, 1)
+    ]
+    for other in others:
+        other.start()
     try:
         began = time.monotonic()
         with transaction.atomic(), connection.cursor() as cursor:
@@ -233,12 +246,13 @@ def build_next(base: int, phases: dict) -> None:
         began = time.monotonic()
         with connection.cursor() as cursor:
             cursor.execute("SET maintenance_work_mem = '512MB'")
-            for statement in entries + search[1:]:
+            for statement in entries + search[len(gins) :]:
                 cursor.execute(statement)
             cursor.execute(f"ANALYZE {ENTRY}{NEXT}")
         phases["other indexes"] = round(time.monotonic() - began, 3)
     finally:
-        other.join()
+        for other in others:
+            other.join()
     if errors:
         raise errors[0]
     with connection.cursor() as cursor:
@@ -272,12 +286,17 @@ def swap(cursor) -> None:
                 renames.append(f"ALTER INDEX {_temporary(name)} RENAME TO {name}")
         for name, _definition in _foreign_keys(cursor, table):
             renames.append(f'ALTER TABLE {table} RENAME CONSTRAINT "{_temporary(name)}" TO "{name}"')
+    statistics = [
+        f'ALTER STATISTICS "{copied}" RENAME TO "{_statistics(cursor, table)[columns]}"'
+        for table in TABLES
+        for columns, copied in _statistics(cursor, f"{table}{NEXT}").items()
+    ]
     sequence = _serial()
     cursor.execute(f"SELECT setval(pg_get_serial_sequence('{ENTRY}{NEXT}', 'id'), nextval(%s::regclass))", [sequence])
     cursor.execute(f"DROP TABLE {SEARCH}, {ENTRY}")
     for table in TABLES:
         cursor.execute(f"ALTER TABLE {table}{NEXT} RENAME TO {table}")
-    for statement in renames:
+    for statement in renames + statistics:
         cursor.execute(statement)
     cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [ENTRY])
     cursor.execute(f"ALTER SEQUENCE {cursor.fetchone()[0]} RENAME TO {sequence.split('.')[-1]}")

@@ -39,6 +39,7 @@ from django.db import close_old_connections, connections
 
 from mailboxes import delivery, reports
 from mailboxes.patient_domain import get_policy
+from mssante.db import replace_closed_connections
 from mssante.metrics import SMTP_SESSIONS
 
 log = logging.getLogger("mailboxes.smtp")
@@ -138,11 +139,15 @@ def _in_thread(fn, *args, **kwargs):
     and re-arms the CONN_HEALTH_CHECKS probe (`SELECT 1` before the next query). Done around
     every message, that probe was one round trip per message (issue 17): here it runs after a
     call that raised (a dead connection then fails one message with a 451, which the peer
-    retries, and is replaced) and otherwise at most every CONNECTION_CHECK_SECONDS."""
+    retries, and is replaced) and otherwise at most every CONNECTION_CHECK_SECONDS; in between, a
+    connection that the server closed (a restart) is replaced before the message, seen without a
+    round trip (`mssante.db.replace_closed_connections`)."""
     now = time.monotonic()
     if now - getattr(_thread_state, "checked_at", 0.0) >= CONNECTION_CHECK_SECONDS:
         close_old_connections()
         _thread_state.checked_at = now
+    else:
+        replace_closed_connections()
     try:
         return fn(*args, **kwargs)
     except BaseException:

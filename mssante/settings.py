@@ -652,6 +652,11 @@ CELERY_BEAT_SCHEDULE["operations-aggregate-statistics"] = {
     "task": "operations.tasks.aggregate_statistics",
     "schedule": 3600.0,
 }
+# Stored files that no row names (a delivery whose transaction never committed): moved to
+# quarantine/ after this many hours, deleted after this many days there (operations/store_sweep.py).
+STORE_ORPHAN_HOURS = env_int("STORE_ORPHAN_HOURS", 24)
+STORE_QUARANTINE_DAYS = env_int("STORE_QUARANTINE_DAYS", 30)
+CELERY_BEAT_SCHEDULE["operations-sweep-store"] = {"task": "operations.tasks.sweep_store", "schedule": 24 * 3600.0}
 # Logs: "plain" (default) or "json" (one object per line, with the request id).
 LOG_FORMAT = env_str("LOG_FORMAT", "plain")
 MIDDLEWARE.insert(0, "operations.observability.RequestIdMiddleware")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from django.core.files.storage import default_storage
 
+from automation.models import StandingAttachment
 from health_record.models import Document
 from mailboxes.models import Attachment, Message
 
@@ -20,6 +21,7 @@ KINDS = [
     ("message", Message, "raw"),
     ("attachment", Attachment, "file"),
     ("document", Document, "file"),
+    ("model attachment", StandingAttachment, "file"),  # a storage name in a text column
 ]
 
 

@@ -5,6 +5,7 @@ import datetime
 from celery import shared_task
 from django.utils import timezone
 
+from operations import store_sweep
 from operations.models import Heartbeat
 
 
@@ -24,3 +25,10 @@ def aggregate_statistics(days: int = 3) -> int:
 
     today = timezone.localdate()
     return sum(aggregate_day(today - datetime.timedelta(days=n)) for n in range(days, -1, -1))
+
+
+@shared_task(acks_late=True)
+def sweep_store() -> int:
+    """Stored files that no row names to quarantine, and out of it (operations/store_sweep.py)."""
+    report = store_sweep.sweep_store()
+    return report.quarantined + report.deleted

@@ -8,13 +8,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditEvent
-from mailboxes.delivery import READ_RECEIPT_EVENTS, refusal_text
+from mailboxes.delivery import message_history, refusal_text
 from mailboxes.models import Delivery, Entry, Outbox
 
 ACTION_LABELS = {
@@ -50,26 +49,14 @@ def step_reason(delivery: Delivery | None, detail: dict) -> str:
 
 
 def timeline(entry: Entry) -> dict:
-    """Steps in time order, and the current state per recipient.
-
-    The delivery path records ids only: a step names its recipient through the Delivery row
-    (`detail["delivery"]`) or the recipient box (`mailbox_id` of a "delivered" event).
-    """
+    """Steps in time order, and the current state per recipient (`message_history`: which
+    recipient each step concerns)."""
     message = entry.message
-    deliveries = list(Delivery.objects.filter(message=message).order_by("address"))
-    by_id = {d.pk: d for d in deliveries}
-    by_box = {d.mailbox_id: d for d in deliveries if d.mailbox_id}
-    events = list(
-        AuditEvent.objects.filter(message_id=message.pk)
-        .filter(Q(action__in=TIMELINE_ACTIONS) | READ_RECEIPT_EVENTS)
-        .order_by("at", "id")[:200]
-    )
+    history = message_history(message, TIMELINE_ACTIONS)
+    deliveries = history.deliveries
     steps = []
-    for event in events:
-        detail = event.detail if isinstance(event.detail, dict) else {}
-        delivery = by_id.get(detail.get("delivery"))
-        if delivery is None and event.action in (AuditEvent.Action.DELIVERED, AuditEvent.Action.READ):
-            delivery = by_box.get(event.mailbox_id)
+    for item in history.events:
+        event, detail, delivery = item.event, item.detail, item.delivery
         if event.action == AuditEvent.Action.READ:
             label = str(_("Lu (accusé de lecture)"))
         else:

@@ -15,6 +15,8 @@ Every message goes through `send_message`, whoever sends it. The package, one mo
   when entries go;
 - `receipts`: read receipts (MDN) arriving in a local box, and which audit rows report one
   (`READ_RECEIPT_EVENTS`, `is_read_receipt_event`);
+- `history`: a sent message's deliveries and audit events, each tied to its recipient
+  (`message_history`), for the webmail's timeline and the API's status;
 - `decisions`: the delivery path's refusal codes and texts, the one SMTP code map,
   `DeliveryRefused` and `DeliveryResult`;
 - `events`: its audit events (ids only);
@@ -36,6 +38,7 @@ from mailboxes.delivery.decisions import (
     refuse_invalid,
     reply_code,
 )
+from mailboxes.delivery.history import message_history
 from mailboxes.delivery.planning import check_recipient
 from mailboxes.delivery.quota import count_draft, release_space
 from mailboxes.delivery.receipts import READ_RECEIPT_EVENTS, is_read_receipt_event
@@ -59,6 +62,7 @@ __all__ = [
     "count_draft",
     "events_with_next_delivery",
     "many_in_one_transaction",
+    "message_history",
     "release_space",
     "reply_code",
     "send_message",

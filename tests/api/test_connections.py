@@ -11,6 +11,7 @@ from django.db import close_old_connections
 from django.test import override_settings
 
 from api import connections
+from mssante.db import server_closed
 
 
 @pytest.fixture
@@ -111,3 +112,35 @@ def test_installed_in_place_of_djangos_receivers_only_for_kept_connections(
     with mock.patch.dict(settings.DATABASES["default"], {"CONN_MAX_AGE": max_age}):
         connections.install()
     assert receivers_disconnected() == ([installed] * 3, [not installed] * 2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_server_closed_is_replaced_before_the_call(settings):
+    """A database restart (here `pg_terminate_backend`, what a restart does to each session)
+    within API_DB_CHECK_SECONDS: the next call's first query runs on a new connection instead of
+    failing with a 500. No round trip: the closed socket is seen by a poll."""
+    import psycopg
+    from django.db import connection
+
+    from mailboxes.models import Mailbox
+
+    settings.API_DB_CHECK_SECONDS = 30
+    connections.thread_state.__dict__.clear()
+    request("/api/v1/messages")  # checked: the window opens
+    Mailbox.objects.count()
+    assert not server_closed(connection)  # kept and idle: nothing to read
+    if connection.vendor != "postgresql":
+        return  # SQLite: nothing to close, the poll is not made
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        [before] = cursor.fetchone()
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k not in ("cursor_factory", "context")}) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", [before])
+    assert server_closed(connection)
+    connections.on_request_started(None, environ={"PATH_INFO": "/api/v1/messages"})  # within the window
+    Mailbox.objects.count()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != before
+    connections.on_request_finished(None)

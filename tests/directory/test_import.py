@@ -12,6 +12,7 @@ from bench.directory_extract import HEADER
 from directory import extract as extract_format
 from directory.importer import ImportRefused, import_extract
 from directory.models import Entry, ImportRun
+from directory.search import Criteria, search
 from tests.directory.conftest import row, write_rows
 
 pytestmark = pytest.mark.django_db
@@ -250,14 +251,21 @@ def test_demo_extract_imports():
 
 
 def _schema():
-    """The directory tables' indexes and constraints as Django's introspection sees them."""
+    """The directory tables' indexes and constraints as Django's introspection sees them, and
+    on PostgreSQL their extended statistics (migration 0004)."""
     from django.db import connection
 
+    tables = ("directory_entry", "directory_searchrow")
     with connection.cursor() as cursor:
-        return {
-            table: connection.introspection.get_constraints(cursor, table)
-            for table in ("directory_entry", "directory_searchrow")
-        }
+        schema = {table: connection.introspection.get_constraints(cursor, table) for table in tables}
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT stxrelid::regclass::text, stxname FROM pg_statistic_ext "
+                "WHERE stxrelid::regclass::text = ANY(%s) ORDER BY 1, 2",
+                [list(tables)],
+            )
+            schema["statistics"] = cursor.fetchall()
+    return schema
 
 
 def test_a_large_import_puts_back_every_index_and_key_it_dropped(extract):
@@ -271,6 +279,9 @@ def test_a_large_import_puts_back_every_index_and_key_it_dropped(extract):
     names = set(before["directory_entry"]) | set(before["directory_searchrow"])
     assert {"directory_address_unique", "directory_name_c"} <= names
     assert any(c["foreign_key"] == ("directory_entry", "id") for c in before["directory_searchrow"].values())
+    if "statistics" in before:  # PostgreSQL
+        assert {"directory_search_trgm_0", "directory_search_trgm_1"} <= names
+        assert before["statistics"] == [("directory_searchrow", "directory_search_half")]
 
 
 def _serial_sequence():
@@ -327,6 +338,39 @@ def test_a_large_import_swaps_in_new_tables_while_the_directory_stays_readable(c
     assert not [name for name in connection.introspection.table_names() if name.endswith("_next")]
     again = import_extract(second)
     assert (again.added, again.changed, again.removed) == (0, 0, 0)
+
+
+def _found(text: str) -> set[str]:
+    """Every address a search page lists for the words of `text` (numbers left out: "38" among
+    words is a department filter), page after page."""
+    text = " ".join(word for word in text.split() if word.isalpha())
+    found, number = set(), 1
+    while True:
+        page = search(Criteria(text=text), page=number)
+        found |= {entry.address for entry in page.results}
+        if not page.has_next:
+            return found
+        number += 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_reimport_keeps_changed_entries_ids_and_searches_see_the_new_directory(extract):
+    """A re-import of many changes (the swap on PostgreSQL): a changed entry keeps its id, and
+    "contains" search finds the added and changed entries by their new text, never a removed one."""
+    first, _ = extract(rows=600)
+    import_extract(first)
+    ids = dict(Entry.objects.values_list("address", "id"))
+    old_text = dict(Entry.objects.values_list("address", "search__search_text"))
+    second, expected = extract(rows=600, name="second.txt", changes=0.5)
+    run = import_extract(second)
+    assert run.changed == len(expected.changed) > 0
+    kept = dict(Entry.objects.filter(address__in=expected.changed).values_list("address", "id"))
+    assert kept == {address: ids[address] for address in expected.changed}
+    for address in sorted(expected.changed)[:5] + sorted(expected.added)[:5]:
+        entry = Entry.objects.select_related("search").get(address=address)
+        assert address in _found(entry.search.search_text)
+    for address in sorted(expected.removed)[:5]:
+        assert address not in _found(old_text[address])
 
 
 @pytest.mark.django_db(transaction=True)

@@ -326,3 +326,29 @@ def test_runsmtpd_command_serves_and_stops_on_sigterm(trusted_peer, process_env)
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+def test_a_database_restart_costs_no_temporary_failure(trusted_peer, start_gateway, settings):
+    """PostgreSQL restarted between two messages (here `pg_terminate_backend` of the gateway's
+    sessions, what a restart does to each): the gateway's kept connection is seen closed and
+    replaced before the next message, which gets its 250, not a 451 (mssante.db)."""
+    from django.db import connection
+
+    cast = trusted_peer
+    settings.SMTPD_WORKERS = 1  # one connection, kept from the first message to the second
+    gateway = start_gateway()
+    with client_for(gateway) as client:
+        assert client.sendmail(PEER_SENDER, [cast.alice_box.address], make_raw(cast.alice_box.address)) == {}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1  # the gateway's session
+    with client_for(gateway) as client:
+        client.mail(PEER_SENDER)
+        client.rcpt(cast.alice_box.address)
+        code, reply = client.data(make_raw(cast.alice_box.address, subject="Après le redémarrage"))
+    assert code == 250, reply
+    assert Message.objects.filter(subject="Après le redémarrage").count() == 1

@@ -81,3 +81,36 @@ def test_relay_errors_read_in_french():
     assert "RELAY_HOST" in relay_error_text("no relay configured (RELAY_HOST)")
     assert "connexion chiffrée" in relay_error_text("SSLCertVerificationError")
     assert relay_error_text("") == "raison inconnue"
+
+
+def test_the_webmail_and_the_api_read_one_history(cast, send):
+    """mailboxes.delivery.history: each event tied to the recipient it concerns, the same for
+    the webmail's timeline and the API's status. An event of the sender's box that names no
+    delivery (here a relay step) is not the sender's own delivery when she wrote to herself
+    too; someone opening the message is not a read receipt."""
+    from api.views import message_status
+    from audit.events import record
+    from audit.models import AuditEvent
+    from mailboxes.delivery import message_history
+    from webmail.timeline import timeline
+
+    result = send(cast.alice_box, cast.alice, to=[cast.alice_box.address, cast.charlie_box.address], subject="Suivi")
+    message = result.message
+    record(AuditEvent.Action.RELAYED, actor_label="system", message_id=message.pk, mailbox_id=cast.alice_box.pk)
+    record(AuditEvent.Action.READ, actor=cast.charlie, message_id=message.pk, mailbox_id=cast.charlie_box.pk)
+    history = message_history(message, [AuditEvent.Action.DELIVERED, AuditEvent.Action.RELAYED])
+    delivered = {i.delivery.address for i in history.events if i.event.action == AuditEvent.Action.DELIVERED}
+    assert delivered == {cast.alice_box.address, cast.charlie_box.address}
+    [relayed] = [i for i in history.events if i.event.action == AuditEvent.Action.RELAYED]
+    assert relayed.delivery is None
+    assert not [i for i in history.events if i.event.action == AuditEvent.Action.READ]
+
+    status = {r["address"]: [step["event"] for step in r["timeline"]] for r in message_status(message)["recipients"]}
+    assert status == {
+        cast.alice_box.address: ["submitted", "delivered"],
+        cast.charlie_box.address: ["submitted", "delivered"],
+    }
+    sent = Entry.objects.filter(mailbox=cast.alice_box, message=message).first()
+    steps = timeline(sent)["steps"]
+    assert sorted(s.recipients for s in steps if s.label == "Distribué") == sorted(status)
+    assert not [s for s in steps if s.label.startswith("Lu")]

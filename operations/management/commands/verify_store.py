@@ -4,12 +4,17 @@ from django.core.management.base import BaseCommand, CommandError
 
 from operations.store_check import verify_store
 
-LABELS = {"message": "message", "attachment": "pièce jointe", "document": "document du dossier"}
+LABELS = {
+    "message": "message",
+    "attachment": "pièce jointe",
+    "document": "document du dossier",
+    "model attachment": "pièce jointe de modèle",
+}
 
 
 class Command(BaseCommand):
     help = (
-        "Vérifie que chaque message, pièce jointe et document stocké est présent et correspond à son "
+        "Vérifie que chaque message, pièce jointe (de message ou de modèle) et document stocké est présent et correspond à son "
         "empreinte SHA-256 ; nomme les manquants et les corrompus. Code de sortie 1 s'il en manque."
     )
 
