@@ -6,7 +6,8 @@ Django checks the kept connection around every request (`close_old_connections` 
 of a gunicorn worker's CPU (py-spy, bench/RESULTS.md issue 10, branch i10y) and one round trip
 per call. For requests under `/api/`, the checks run at most every `API_DB_CHECK_SECONDS` per
 worker thread, and after a call that raised; every other request keeps Django's behaviour. The
-SMTP gateway does the same around its messages (mailboxes/smtp_gateway.py `_in_thread`).
+SMTP gateway, the IMAP server and the submission server do the same around their messages and
+commands (`mssante.db.kept_connection_call`).
 
 Between those checks, each API call still looks, without a round trip, whether the server has
 closed the kept connection (`mssante.db.server_closed`: a restart or an administrator's

@@ -31,19 +31,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import connections
 
 from clients import auth, psc, sasl
 from clients.tls import server_context
 from mailboxes.smtp_gateway import ascii_text, max_message_bytes, refusal_reply
+from mssante.db import kept_connection_call
 
 log = logging.getLogger("clients.submission")
 TEMPORARY_FAILURE = "451 4.3.0 Erreur temporaire du serveur, merci de reessayer plus tard"
-
-
-def _in_thread(fn, *args):
-    close_old_connections()
-    return fn(*args)
 
 
 def sender_box(user, address: str):
@@ -90,7 +86,7 @@ class SubmissionHandler:
 
     async def run(self, fn, *args):
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(_in_thread, fn, *args))
+        return await loop.run_in_executor(self.executor, functools.partial(kept_connection_call, fn, *args))
 
     def close(self) -> None:
         barrier = threading.Barrier(self.workers)

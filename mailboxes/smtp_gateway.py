@@ -35,11 +35,11 @@ from email.utils import format_datetime
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, TLSSetupException, syntax
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import connections
 
 from mailboxes import delivery, reports
 from mailboxes.patient_domain import get_policy
-from mssante.db import replace_closed_connections
+from mssante.db import kept_connection_call
 from mssante.metrics import SMTP_SESSIONS
 
 log = logging.getLogger("mailboxes.smtp")
@@ -127,35 +127,6 @@ class DecisionCache:
         self.items[key] = (time.monotonic() + self.ttl, decision)
 
 
-# How often a pool thread looks at its database connection (CONN_MAX_AGE, errors) when all is well.
-CONNECTION_CHECK_SECONDS = 30.0
-_thread_state = threading.local()
-
-
-def _in_thread(fn, *args, **kwargs):
-    """Run `fn` in a pool thread, which keeps its own database connection between messages.
-
-    Django's `close_old_connections()` drops a connection that broke or outlived CONN_MAX_AGE,
-    and re-arms the CONN_HEALTH_CHECKS probe (`SELECT 1` before the next query). Done around
-    every message, that probe was one round trip per message (issue 17): here it runs after a
-    call that raised (a dead connection then fails one message with a 451, which the peer
-    retries, and is replaced) and otherwise at most every CONNECTION_CHECK_SECONDS; in between, a
-    connection that the server closed (a restart) is replaced before the message, seen without a
-    round trip (`mssante.db.replace_closed_connections`)."""
-    now = time.monotonic()
-    if now - getattr(_thread_state, "checked_at", 0.0) >= CONNECTION_CHECK_SECONDS:
-        close_old_connections()
-        _thread_state.checked_at = now
-    else:
-        replace_closed_connections()
-    try:
-        return fn(*args, **kwargs)
-    except BaseException:
-        close_old_connections()
-        _thread_state.checked_at = time.monotonic()
-        raise
-
-
 class GatewayHandler:
     """aiosmtpd hooks: MAIL, RCPT and DATA answered by the delivery path."""
 
@@ -191,7 +162,7 @@ class GatewayHandler:
 
     async def _run(self, fn, *args, **kwargs):
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(_in_thread, fn, *args, **kwargs))
+        return await loop.run_in_executor(self.executor, functools.partial(kept_connection_call, fn, *args, **kwargs))
 
     async def handle_exception(self, error):
         """aiosmtpd's hook for an error in a session. A failed TLS handshake (a peer without the

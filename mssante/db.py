@@ -1,19 +1,29 @@
-"""Kept database connections: whether the server has closed one, seen without a round trip.
+"""Kept database connections: checked every few seconds, and a closed one seen without a round trip.
 
-The API (api/connections.py) and the SMTP gateway (mailboxes/smtp_gateway.py) keep their
-connections between calls and messages, and check them with Django's `close_old_connections`
-only every few seconds (its `SELECT 1` per call was a round trip per message). In between, a
+The API (api/connections.py) and the servers of the product (the SMTP gateway, the IMAP server
+and the submission server, through `kept_connection_call`) keep their connections between calls,
+messages and commands. Django's `close_old_connections` drops a connection that broke or outlived
+CONN_MAX_AGE and re-arms the CONN_HEALTH_CHECKS probe (`SELECT 1` before the next query): done
+around every message or IMAP command, that probe was one round trip each (issue 17). So it runs
+after a call that raised and otherwise at most every CONNECTION_CHECK_SECONDS. In between, a
 restart of PostgreSQL, or an administrator's `pg_terminate_backend`, sends each session its last
-error and closes it: the kept connection's socket then reads as ready while no query runs. Polling
-it costs a system call, and a connection found closed is replaced before the next query instead
-of failing it.
+error and closes it: the kept connection's socket then reads as ready while no query runs.
+Polling it costs a system call, and a connection found closed is replaced before the next query
+instead of failing it. A connection that vanished without being closed (a network cut) fails one
+call, which raises, and is replaced.
 """
 
 from __future__ import annotations
 
 import select
+import threading
+import time
 
-from django.db import connections
+from django.db import close_old_connections, connections
+
+# How often a server's thread runs Django's full check of its connections when all is well.
+CONNECTION_CHECK_SECONDS = 30.0
+_thread_state = threading.local()
 
 
 def server_closed(connection) -> bool:
@@ -34,3 +44,21 @@ def replace_closed_connections() -> None:
     for connection in connections.all(initialized_only=True):
         if server_closed(connection):
             connection.close()
+
+
+def kept_connection_call(fn, *args, **kwargs):
+    """`fn(*args, **kwargs)` in a server's pool thread, which keeps its database connections
+    between calls: Django's check every CONNECTION_CHECK_SECONDS and after a call that raised,
+    a poll for a closed connection otherwise."""
+    now = time.monotonic()
+    if now - getattr(_thread_state, "checked_at", 0.0) >= CONNECTION_CHECK_SECONDS:
+        close_old_connections()
+        _thread_state.checked_at = now
+    else:
+        replace_closed_connections()
+    try:
+        return fn(*args, **kwargs)
+    except BaseException:
+        close_old_connections()
+        _thread_state.checked_at = time.monotonic()
+        raise

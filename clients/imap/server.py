@@ -31,12 +31,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, storages
-from django.db import close_old_connections, connections
+from django.db import connections
 
 from clients import psc
 from clients.imap.protocol import BadCommand, Reader
 from clients.imap.session import Respond, Session
 from clients.tls import server_context
+from mssante.db import kept_connection_call
 
 log = logging.getLogger("clients.imap")
 
@@ -52,11 +53,6 @@ LIBPQ_OPTIONS = {
     "application_name",
     "target_session_attrs",
 }
-
-
-def _in_thread(fn, *args):
-    close_old_connections()
-    return fn(*args)
 
 
 class Connection:
@@ -226,7 +222,7 @@ class ImapServer:
 
     async def run(self, fn, *args):
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(_in_thread, fn, *args))
+        return await loop.run_in_executor(self.executor, functools.partial(kept_connection_call, fn, *args))
 
     def watch(self, session: Session, folder_id: int) -> None:
         self.unwatch(session)

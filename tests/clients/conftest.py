@@ -56,7 +56,7 @@ class ImapFixture:
         self.port = None
         self.tls_port = None
 
-    def start(self, tls_port: bool = False):
+    def start(self, tls_port: bool = False, workers: int = 3):
         from clients.imap.server import ImapServer
 
         self.port = self.port or free_port()
@@ -64,7 +64,7 @@ class ImapFixture:
             self.tls_port = free_port()
 
         async def go():
-            server = ImapServer(workers=3)
+            server = ImapServer(workers=workers)
             await server.start("127.0.0.1", self.port, self.tls_port)
             return server
 

@@ -310,3 +310,24 @@ def test_search_ignores_accents_and_case_both_ways(imap, cast):
     assert client.search(None, "FROM", "CHARLIE.DURAND") == ("OK", [b"1 2 3 4"])
     assert client.search(None, "TO", "ALICE") == ("OK", [b"1 2 3 4"])
     client.logout()
+
+
+def test_a_database_restart_costs_no_failed_command(make_imap, cast):
+    """PostgreSQL restarted between two commands (here `pg_terminate_backend` of the server's
+    sessions, what a restart does to each): the server's kept connection is seen closed and
+    replaced before the next command, which answers OK (mssante.db.kept_connection_call)."""
+    from django.db import connection
+
+    server = make_imap(workers=1)  # one connection, kept from one command to the next
+    client = server.client("alice", PASSWORD)
+    assert client.select("INBOX")[0] == "OK"
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1  # the server's session
+    assert client.status("INBOX", "(MESSAGES UNSEEN)")[0] == "OK"
+    assert client.select("INBOX")[0] == "OK"
+    client.logout()
