@@ -318,16 +318,12 @@ def test_a_database_restart_costs_no_failed_command(make_imap, cast):
     replaced before the next command, which answers OK (mssante.db.kept_connection_call)."""
     from django.db import connection
 
+    from tests.sessions import terminate_other_sessions
+
     server = make_imap(workers=1)  # one connection, kept from one command to the next
     client = server.client("alice", PASSWORD)
     assert client.select("INBOX")[0] == "OK"
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            assert cursor.fetchone()[0] >= 1  # the server's session
+    assert terminate_other_sessions() >= (connection.vendor == "postgresql")  # the server's session
     assert client.status("INBOX", "(MESSAGES UNSEEN)")[0] == "OK"
     assert client.select("INBOX")[0] == "OK"
     client.logout()
