@@ -28,7 +28,7 @@ from api.models import ApiKey, ReturnReply
 from api.problems import Problem
 from audit.events import record
 from audit.models import AuditEvent
-from mailboxes.delivery import events_with_next_delivery, message_history, refusal_text
+from mailboxes.delivery import events_with_next_delivery, message_history, refusal_reason
 from mailboxes.models import Attachment, Entry, Folder
 
 PROBLEMS = {
@@ -183,7 +183,7 @@ def message_status(message) -> dict:
                 "address": d.address,
                 "status": d.status,
                 "code": d.reason,
-                "reason": refusal_text(d.reason, d.address) if d.status in ("bounced", "returned") else "",
+                "reason": refusal_reason(d),
                 "updated_at": d.updated_at,
                 "timeline": steps[d.address],
             }

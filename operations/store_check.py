@@ -17,11 +17,15 @@ from health_record.models import Document
 from mailboxes.models import Attachment, Message
 
 CHUNK = 1024 * 1024
-KINDS = [
+# Every column that names a stored file, with its kind: what `verify_store` reads and what
+# `sweep_store` (operations/store_sweep.py) takes as named. Each FileField of the project, and
+# the message models' standing attachments, a storage name in a text column
+# (tests/operations/test_store_sweep.py holds the list to the models).
+STORED_FILES = [
     ("message", Message, "raw"),
     ("attachment", Attachment, "file"),
     ("document", Document, "file"),
-    ("model attachment", StandingAttachment, "file"),  # a storage name in a text column
+    ("model attachment", StandingAttachment, "file"),
 ]
 
 
@@ -56,7 +60,7 @@ def file_digest(name: str) -> str | None:
 def verify_store(since=None) -> StoreReport:
     report = StoreReport()
     seen: dict[str, str | None] = {}
-    for kind, model, field_name in KINDS:
+    for kind, model, field_name in STORED_FILES:
         rows = model.objects.order_by("pk")
         if since is not None and kind == "message":
             rows = rows.filter(created_at__date__gte=since)

@@ -9,7 +9,7 @@ Drafts, message models and IMAP APPEND write to the same folders.
 Files are content-addressed and shared (mailboxes/store.py): a later delivery of the same bytes
 may take up such a file at any moment. So nothing is deleted at once:
 
-1. a file of `raw/` or `att/` named by no `FileField` of any model, and older than
+1. a file of `raw/` or `att/` named by no row (`store_check.STORED_FILES`), and older than
    STORE_ORPHAN_HOURS, moves to `quarantine/` (its name kept after that prefix);
 2. a quarantined file whose name a row has come to name since (a delivery took it up just as
    it moved) moves back, with a warning in the log;
@@ -28,11 +28,11 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.apps import apps
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import models
 from django.utils import timezone
+
+from operations.store_check import STORED_FILES
 
 log = logging.getLogger("operations.store_sweep")
 
@@ -50,29 +50,12 @@ class SweepReport:
     deleted_bytes: int = 0
 
 
-# Text columns that hold a storage name of these folders (not a FileField): a message model's
-# standing attachment (automation.authoring writes it with mailboxes.store.store_attachment).
-NAME_COLUMNS = [("automation", "StandingAttachment", "file")]
-
-
-def file_fields() -> list[tuple[type[models.Model], str]]:
-    """Every (model, field name) that names a stored file: each FileField of every model (a
-    model added later is covered), and the text columns of NAME_COLUMNS."""
-    fields = [
-        (model, field.name)
-        for model in apps.get_models()
-        for field in model._meta.concrete_fields
-        if isinstance(field, models.FileField)
-    ]
-    return fields + [(apps.get_model(app, model), field) for app, model, field in NAME_COLUMNS]
-
-
 def referenced(names: list[str]) -> set[str]:
-    """Those of `names` that some row names."""
+    """Those of `names` that some row names (any column of `store_check.STORED_FILES`)."""
     found: set[str] = set()
     for start in range(0, len(names), CHUNK):
         chunk = names[start : start + CHUNK]
-        for model, field in file_fields():
+        for _kind, model, field in STORED_FILES:
             found.update(model._default_manager.filter(**{f"{field}__in": chunk}).values_list(field, flat=True))
     return found
 

@@ -13,7 +13,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditEvent
-from mailboxes.delivery import message_history, refusal_text
+from mailboxes.delivery import message_history, refusal_reason
 from mailboxes.models import Delivery, Entry, Outbox
 
 ACTION_LABELS = {
@@ -26,7 +26,6 @@ ACTION_LABELS = {
     AuditEvent.Action.MDN_SENT: _("Accusé de lecture reçu"),
 }
 TIMELINE_ACTIONS = list(ACTION_LABELS)
-REFUSED_STATES = (Delivery.Status.BOUNCED, Delivery.Status.RETURNED)
 
 
 @dataclass
@@ -41,9 +40,9 @@ class Step:
 def step_reason(delivery: Delivery | None, detail: dict) -> str:
     """The refusal text of a refused delivery, with the remote server's diagnostic when a
     non-delivery report gave one (`mailboxes.delivery.bounces`)."""
-    if delivery is None or delivery.status not in REFUSED_STATES:
+    reason = refusal_reason(delivery)
+    if not reason:
         return ""
-    reason = refusal_text(delivery.reason, delivery.address)
     diagnostic = detail.get("diagnostic")
     return f"{reason} : {diagnostic}" if isinstance(diagnostic, str) and diagnostic else reason
 
@@ -80,7 +79,7 @@ def timeline(entry: Entry) -> dict:
             "address": d.address,
             "status": d.get_status_display(),
             "code": d.status,
-            "reason": refusal_text(d.reason, d.address) if d.status in REFUSED_STATES else "",
+            "reason": refusal_reason(d),
             "next_try": "",
             "at": d.updated_at,
         }

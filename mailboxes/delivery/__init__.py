@@ -16,7 +16,8 @@ Every message goes through `send_message`, whoever sends it. The package, one mo
 - `receipts`: read receipts (MDN) arriving in a local box, and which audit rows report one
   (`READ_RECEIPT_EVENTS`, `is_read_receipt_event`);
 - `history`: a sent message's deliveries and audit events, each tied to its recipient
-  (`message_history`), for the webmail's timeline and the API's status;
+  (`message_history`) and why one was refused (`refusal_reason`), for the webmail's timeline
+  and the API's status;
 - `decisions`: the delivery path's refusal codes and texts, the one SMTP code map,
   `DeliveryRefused` and `DeliveryResult`;
 - `events`: its audit events (ids only);
@@ -38,7 +39,7 @@ from mailboxes.delivery.decisions import (
     refuse_invalid,
     reply_code,
 )
-from mailboxes.delivery.history import message_history
+from mailboxes.delivery.history import message_history, refusal_reason
 from mailboxes.delivery.planning import check_recipient
 from mailboxes.delivery.quota import count_draft, release_space
 from mailboxes.delivery.receipts import READ_RECEIPT_EVENTS, is_read_receipt_event
@@ -63,6 +64,7 @@ __all__ = [
     "events_with_next_delivery",
     "many_in_one_transaction",
     "message_history",
+    "refusal_reason",
     "release_space",
     "reply_code",
     "send_message",

@@ -17,11 +17,21 @@ from dataclasses import dataclass
 from django.db.models import Q
 
 from audit.models import AuditEvent
+from mailboxes.delivery.decisions import refusal_text
 from mailboxes.delivery.receipts import READ_RECEIPT_EVENTS
 from mailboxes.models import Delivery
 
 HISTORY_LIMIT = 500  # events read per message: a message to many recipients, retried by the relay
 BOX_EVENTS = (AuditEvent.Action.DELIVERED, AuditEvent.Action.READ)
+REFUSED_STATES = (Delivery.Status.BOUNCED, Delivery.Status.RETURNED)
+
+
+def refusal_reason(delivery: Delivery | None) -> str:
+    """Why a recipient did not get the message, in French for the sender: the refusal text of a
+    bounced or returned delivery's code, "" otherwise."""
+    if delivery is None or delivery.status not in REFUSED_STATES:
+        return ""
+    return refusal_text(delivery.reason, delivery.address)
 
 
 @dataclass(frozen=True)

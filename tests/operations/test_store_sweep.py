@@ -153,3 +153,21 @@ def test_verify_store_names_a_missing_model_attachment(cast, store):
     with pytest.raises(CommandError):
         call_command("verify_store", stdout=out)
     assert f"MANQUANT : pièce jointe de modèle n° {leaflet.pk} ({leaflet.file})" in out.getvalue()
+
+
+def test_every_file_field_is_a_stored_file_column():
+    """A model given a FileField later must be added to STORED_FILES, or the sweep would take
+    its files for orphans (and verify_store would not read them)."""
+    from django.apps import apps
+    from django.db import models
+
+    from operations.store_check import STORED_FILES
+
+    file_fields = {
+        (model, field.name)
+        for model in apps.get_models()
+        for field in model._meta.concrete_fields
+        if isinstance(field, models.FileField)
+    }
+    listed = {(model, field) for _kind, model, field in STORED_FILES}
+    assert file_fields and file_fields <= listed
