@@ -180,14 +180,14 @@ def send_notification(notification_id: int) -> int | None:
     """Send one notification if nobody did yet (claimed by a conditional update). Returns the
     seconds before the next attempt after a temporary failure, else None (sent, skipped,
     failed for good, or not this call's to send)."""
-    if not queueing.claim(Notification, notification_id):
+    if not queueing.claim(Notification, notification_id, flush=False):
         return None
     notification = to_send(notification_id)
     if notification is None:  # the message was deleted meanwhile: nothing to announce
         return None
     address = notification.address or ""
     if not address:
-        queueing.finish(Notification, notification_id, Notification.Status.SKIPPED)
+        queueing.finish(Notification, notification_id, Notification.Status.SKIPPED, flush=False)
         return None
     subject, text, html = render(notification)
     # One Message-ID per row, the same at every attempt: a receiver can tell a resend.
@@ -200,7 +200,7 @@ def send_notification(notification_id: int) -> int | None:
         email.send()
     except (smtplib.SMTPException, OSError) as exc:
         return failed(notification, *smtp_outcomes(exc))
-    queueing.finish(Notification, notification_id, Notification.Status.SENT, sent_at=timezone.now())
+    queueing.finish(Notification, notification_id, Notification.Status.SENT, flush=False, sent_at=timezone.now())
     record(
         AuditEvent.Action.NOTIFIED,
         actor_label="celery",

@@ -155,3 +155,40 @@ def test_claim_takes_a_due_pending_row_once_and_finish_sets_its_final_state(cast
     assert (row.status, row.next_attempt_at, row.last_error, row.sent_at) == ("sent", None, "", sent_at)
     assert row.updated_at >= sent_at
     assert not queueing.finish(Notification, pk, Notification.Status.FAILED, "late")  # final already
+
+
+def test_a_notifications_state_changes_skip_the_flush_in_their_own_transaction_only(cast):
+    """On PostgreSQL a notification's claim and final state commit without waiting for the WAL
+    flush (a database crash may send one twice, never lose one): the setting lives in that one
+    statement's transaction. Inside a caller's transaction they wait with it, and the setting
+    never outlives the statement (the next delivery on the connection is flushed)."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from mailboxes import queueing
+
+    def synchronous_commit() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit" if connection.vendor == "postgresql" else "SELECT 'on'")
+            return cursor.fetchone()[0]
+
+    cast.paul_patient.notification_email = ""
+    cast.paul_patient.save()
+    pro_send(cast.alice_box, cast.alice, cast.paul_patient.address)
+    pk = Notification.objects.get().pk
+    postgres = connection.vendor == "postgresql"
+
+    Notification.objects.filter(pk=pk).update(status="pending", next_attempt_at=None)
+    with CaptureQueriesContext(connection) as queries:
+        assert queueing.claim(Notification, pk, flush=False)
+        assert queueing.finish(Notification, pk, Notification.Status.SKIPPED, flush=False)
+    assert [("synchronous_commit" in q["sql"]) for q in queries.captured_queries] == [postgres, postgres]
+    assert synchronous_commit() == "on"
+    assert Notification.objects.get(pk=pk).status == Notification.Status.SKIPPED
+
+    Notification.objects.filter(pk=pk).update(status="pending", next_attempt_at=None)
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        assert queueing.claim(Notification, pk, flush=False)
+        assert synchronous_commit() == "on"
+    assert not any("synchronous_commit" in q["sql"] for q in queries.captured_queries[:1])
+    assert Notification.objects.get(pk=pk).status == "sending"
