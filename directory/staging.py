@@ -3,6 +3,8 @@
 
 Everything runs inside the caller's transaction, so searches see the old directory until the
 commit and the new one after, never a mix; a refusal rolls back and nothing is left behind.
+(A swapping import stages into `shared` tables that its other connections read once that
+transaction commits: directory/swap.py.)
 
 1. ROWS holds the first usable row of each address as Python read it
    (directory.extract.light_rows): its line, its address and its trimmed cells joined in the
@@ -12,7 +14,9 @@ commit and the new one after, never a mix; a refusal rolls back and nothing is l
    the few addresses on several rows (REPEATS) are aggregated (LATER).
 3. DIFF classifies what differs by comparing exercises: added, changed, removed, or hosted here
    (local data wins), with the id of a changed entry. A re-import builds nothing for the
-   unchanged addresses.
+   unchanged addresses. Into a directory without national entries (the first import) there
+   is nothing to compare: DIFF holds the hosted addresses alone, and every other address of
+   NEW is added, read from NEW where it is built (`first_import`, `changed_rows(first=True)`).
 4. CHANGES holds the entry columns of the added and changed addresses: built in SQL on
    PostgreSQL (`built_sql`: `fold_sql`, `unaccent`), in Python elsewhere by
    `directory.extract.build_row`, the reference the SQL follows (tests/directory compares them

@@ -2,17 +2,19 @@
 """A large import (PostgreSQL, outside any transaction) builds the new directory in fresh tables
 beside the live ones and swaps them in, so searches keep reading the old directory throughout.
 
-1. In the import's transaction, once the file is staged and compared (directory/staging.py):
+1. In the import's transaction, once the file is staged and compared (directory/staging.py,
+   into `shared` tables: unlogged tables of the database, not the session's temporary ones):
    `create` empty `directory_entry_next` / `directory_searchrow_next` shaped like the live tables
    (columns, defaults, identity), with their foreign keys to the mailboxes; `reserve_ids` (a
    block of the entries' sequence: an added entry's id is its base plus the line of its first
-   row); `fill_search`: the kept national entries and their search rows, then the search rows
-   of the added and changed addresses, built in SQL. The transaction commits.
-2. `build_next` (the staging tables are the session's, kept past that commit): the two halves
-   of the search rows' trigram index, each on a connection of its own (a thread) — the longest
-   step, started as early as possible — while this connection builds the added and changed entries
-   (`fill_entries`, same ids) and every other index. Then the primary keys and the key from
-   search rows to entries. Hosted entries are copied at the swap.
+   row). The transaction commits: every connection now reads the staged rows.
+2. `build_next`: this connection builds the search rows (`fill_search`: the kept national
+   entries' as they are, then the added and changed addresses', built in SQL) while another
+   (a thread) builds the entries (`fill_entries`: kept, then added and changed, same ids), their
+   indexes and statistics — the two cores busy. Once the search rows are committed, each half
+   of their trigram index on a connection of its own (a thread: the longest builds) while this
+   one builds their other indexes and statistics. Then the primary keys and the key from search
+   rows to entries; the staged tables go. Hosted entries are copied at the swap.
 3. `swap` (one short transaction): lock the live tables, copy the hosted entries as they are
    now, drop the old tables, rename the new ones and every index, constraint, statistics object
    and sequence to the names the migrations made (Django's state and later migrations see the same schema).
@@ -260,9 +262,9 @@ def build_next(base: int, phases: dict, first: bool = False) -> None:
     connection; the new tables empty): the search rows on this connection while another builds
     the entries, their indexes and statistics — both cores busy; once the search rows are
     committed, each half of their trigram index on a connection of its own (a thread each:
-    PostgreSQL 15 builds one GIN index on one core) while this one builds their other indexes;
-    then primary keys, the key from search rows to entries, statistics, and the staged tables
-    go. `phases` gets the seconds of each part."""
+    PostgreSQL 15 builds one GIN index on one core) while this one builds their other indexes
+    and statistics; then primary keys, the key from search rows to entries, and the staged
+    tables go. `phases` gets the seconds of each part."""
     with connection.cursor() as cursor:
         entries, search, after = index_plan(cursor)
     gins = [statement for statement in search if _gin(statement)]
@@ -284,6 +286,9 @@ def build_next(base: int, phases: dict, first: bool = False) -> None:
             cursor.execute("SET maintenance_work_mem = '512MB'")
             for statement in search[len(gins) :]:
                 cursor.execute(statement)
+            # Beside the trigram builds (ANALYZE's lock does not conflict with CREATE INDEX's):
+            # the search rows' statistics, and the statistics object on `entry_id % 2`.
+            cursor.execute(f"ANALYZE {SEARCH}{NEXT}")
         phases["other search indexes"] = round(time.monotonic() - began, 3)
     finally:
         for thread in threads:
@@ -293,7 +298,6 @@ def build_next(base: int, phases: dict, first: bool = False) -> None:
     with connection.cursor() as cursor:
         for statement in after:
             cursor.execute(statement)
-        cursor.execute(f"ANALYZE {SEARCH}{NEXT}")
         drop_temporary(cursor)
 
 
