@@ -264,10 +264,12 @@ def _classify_first(cursor, addresses: int, shared: bool) -> dict[str, int]:
 
 
 def _first_added() -> str:
-    """The addresses a first import adds, as DIFF would hold them: NEW but the hosted ones."""
+    """The addresses a first import adds, as DIFF would hold them: NEW but the hosted ones.
+    (`NOT IN` a few addresses, never NULL, is one hashed look-up per row; `NOT EXISTS` was
+    planned as a nested loop over DIFF: 0.06 s more per read of NEW.)"""
     return (
         f"SELECT n.address, {ADDED} AS change, n.line, n.exercises, CAST(NULL AS bigint) AS id FROM {NEW} n "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {DIFF} h WHERE h.address = n.address)"
+        f"WHERE n.address NOT IN (SELECT address FROM {DIFF})"
     )
 
 
