@@ -13,8 +13,8 @@ beside the live ones and swaps them in, so searches keep reading the old directo
    (a thread) builds the entries (`fill_entries`: kept, then added and changed, same ids), their
    indexes and statistics — the two cores busy. Once the search rows are committed, each half
    of their trigram index on a connection of its own (a thread: the longest builds) while this
-   one builds their other indexes and statistics. Then the primary keys and the key from search
-   rows to entries; the staged tables go. Hosted entries are copied at the swap.
+   one builds their other indexes. Then the primary keys, the key from search rows to entries
+   and the search rows' statistics; the staged tables go. Hosted entries are copied at the swap.
 3. `swap` (one short transaction): lock the live tables, copy the hosted entries as they are
    now, drop the old tables, rename the new ones and every index, constraint, statistics object
    and sequence to the names the migrations made (Django's state and later migrations see the same schema).
@@ -262,9 +262,9 @@ def build_next(base: int, phases: dict, first: bool = False) -> None:
     connection; the new tables empty): the search rows on this connection while another builds
     the entries, their indexes and statistics — both cores busy; once the search rows are
     committed, each half of their trigram index on a connection of its own (a thread each:
-    PostgreSQL 15 builds one GIN index on one core) while this one builds their other indexes
-    and statistics; then primary keys, the key from search rows to entries, and the staged
-    tables go. `phases` gets the seconds of each part."""
+    PostgreSQL 15 builds one GIN index on one core) while this one builds their other indexes;
+    then primary keys, the key from search rows to entries, statistics, and the staged tables
+    go. `phases` gets the seconds of each part."""
     with connection.cursor() as cursor:
         entries, search, after = index_plan(cursor)
     gins = [statement for statement in search if _gin(statement)]
@@ -286,9 +286,6 @@ def build_next(base: int, phases: dict, first: bool = False) -> None:
             cursor.execute("SET maintenance_work_mem = '512MB'")
             for statement in search[len(gins) :]:
                 cursor.execute(statement)
-            # Beside the trigram builds (ANALYZE's lock does not conflict with CREATE INDEX's):
-            # the search rows' statistics, and the statistics object on `entry_id % 2`.
-            cursor.execute(f"ANALYZE {SEARCH}{NEXT}")
         phases["other search indexes"] = round(time.monotonic() - began, 3)
     finally:
         for thread in threads:
@@ -298,6 +295,9 @@ def build_next(base: int, phases: dict, first: bool = False) -> None:
     with connection.cursor() as cursor:
         for statement in after:
             cursor.execute(statement)
+        # After the trigram builds: ANALYZE's lock (share update exclusive) waits for CREATE
+        # INDEX's (share), so it cannot run beside them.
+        cursor.execute(f"ANALYZE {SEARCH}{NEXT}")
         drop_temporary(cursor)
 
 
