@@ -86,26 +86,27 @@ def import_extract(path, *, source: str = "", force: bool = False, actor=None) -
         with transaction.atomic(), connection.cursor() as cursor:
             swap.hold_imports()  # before the directory writers' lock, in every import: one order
             hosted.lock_directory()
+            # A swapping import stages into tables its other connections read after this commits.
             with open_extract(path) as stream, phase("read and stage"):
-                addresses = staging.stage(cursor, stream, rejections, counter)
+                addresses = staging.stage(cursor, stream, rejections, counter, shared=swapping)
             with phase("group and compare"):
-                staging.group_by_address(cursor)
-                counts = staging.classify(cursor, addresses)
+                staging.group_by_address(cursor, shared=swapping)
+                counts = staging.classify(cursor, addresses, shared=swapping)
                 before = counts["national"]
+                first = staging.first_import(counts)
                 _check_removals(counts["removed"], before, force)
-                run.samples = staging.samples(cursor)
+                run.samples = staging.samples(cursor, first=first)
             large = staging.postgres() and counts["added"] + counts["changed"] > max(before, 1) * REBUILD_SHARE
             if large and swapping:
-                with phase("search rows"):  # committed with this transaction: the trigram index starts
+                with phase("new tables"):  # committed with this transaction, empty: built next
                     swap.create(cursor)
                     base = swap.reserve_ids(cursor)
-                    swap.fill_search(cursor, base)
             else:
                 with phase("build changed"):
-                    staging.build_changes(cursor)
+                    staging.build_changes(cursor, first=first)
                 _apply(cursor, phase, large)
         if large and swapping:
-            _swap_in(phase, base)
+            _swap_in(phase, base, first)
     except ExtractRefused as exc:
         _finish(run, began, counter, rejections, status=ImportRun.Status.REFUSED, error=str(exc), actor=actor)
         raise ImportRefused(str(exc), run) from None
@@ -135,11 +136,12 @@ def _apply(cursor, phase: Phases, large: bool) -> None:
         hosted.sync_all()
 
 
-def _swap_in(phase: Phases, base: int) -> None:
-    """The new tables (search rows committed): the entries and every index, the trigram index
-    in parallel; the swap, the mirror."""
-    with phase("entries and indexes"):
-        swap.build_next(base, phase.record)
+def _swap_in(phase: Phases, base: int, first: bool) -> None:
+    """The new tables (created and committed empty, the staged rows committed beside them):
+    search rows and entries side by side, then every index, the trigram index in parallel
+    (`swap.build_next`); the swap, the mirror."""
+    with phase("build new tables"):
+        swap.build_next(base, phase.record, first)
     with phase("swap"), transaction.atomic(), connection.cursor() as cursor:
         swap.swap(cursor)
     with phase("hosted boxes"), transaction.atomic():

@@ -3,6 +3,8 @@
 
 Everything runs inside the caller's transaction, so searches see the old directory until the
 commit and the new one after, never a mix; a refusal rolls back and nothing is left behind.
+(A swapping import stages into `shared` tables that its other connections read once that
+transaction commits: directory/swap.py.)
 
 1. ROWS holds the first usable row of each address as Python read it
    (directory.extract.light_rows): its line, its address and its trimmed cells joined in the
@@ -12,7 +14,9 @@ commit and the new one after, never a mix; a refusal rolls back and nothing is l
    the few addresses on several rows (REPEATS) are aggregated (LATER).
 3. DIFF classifies what differs by comparing exercises: added, changed, removed, or hosted here
    (local data wins), with the id of a changed entry. A re-import builds nothing for the
-   unchanged addresses.
+   unchanged addresses. Into a directory without national entries (the first import) there
+   is nothing to compare: DIFF holds the hosted addresses alone, and every other address of
+   NEW is added, read from NEW where it is built (`first_import`, `changed_rows(first=True)`).
 4. CHANGES holds the entry columns of the added and changed addresses: built in SQL on
    PostgreSQL (`built_sql`: `fold_sql`, `unaccent`), in Python elsewhere by
    `directory.extract.build_row`, the reference the SQL follows (tests/directory compares them
@@ -73,12 +77,14 @@ def postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _create(cursor, table: str, columns: str) -> None:
-    # A temporary table outlives an import run inside a larger transaction, and a swapping
-    # import reads them after its first commit (directory/swap.py): start afresh; each path
-    # drops them when done (`drop_temporary`), a rollback takes them away with it.
+def _create(cursor, table: str, columns: str, shared: bool = False) -> None:
+    # A temporary table outlives an import run inside a larger transaction: start afresh; each
+    # path drops them when done (`drop_temporary`), a rollback takes them away with it. A
+    # swapping import stages into `shared` tables instead (unlogged, of the database): once its
+    # first transaction commits, the connections that build the new directory side by side
+    # read them (directory/swap.py); imports are serialised, so one set of them at a time.
     cursor.execute(f"DROP TABLE IF EXISTS {table}")
-    cursor.execute(f"CREATE TEMP TABLE {table} ({columns})")
+    cursor.execute(f"CREATE {'UNLOGGED' if shared else 'TEMP'} TABLE {table} ({columns})")
 
 
 def _analyze(cursor, table: str, *columns: str) -> None:
@@ -95,15 +101,16 @@ def drop_temporary(cursor) -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def stage(cursor, stream, rejections, progress=None) -> int:
+def stage(cursor, stream, rejections, progress=None, *, shared: bool = False) -> int:
     """Fill ROWS (the first row of each address) and REPEATS (its later rows) from the file;
-    report rejected rows to `rejections`; raise ExtractRefused. Returns the number of addresses."""
+    report rejected rows to `rejections`; raise ExtractRefused. Returns the number of addresses.
+    `shared` (PostgreSQL): tables other connections read once committed (`_create`)."""
     if postgres():
         cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
     for table in (ROWS, REPEATS):
-        _create(cursor, table, "line integer, address text, exercise text")
+        _create(cursor, table, "line integer, address text, exercise text", shared)
     positions, width = extract.read_header(stream)
     rows = extract.light_rows(stream, positions, width, rejections, progress)
     if postgres():
@@ -165,12 +172,12 @@ def _copy_rows(cursor, rows) -> tuple[int, list[tuple]]:
     return addresses, repeats
 
 
-def group_by_address(cursor) -> None:
+def group_by_address(cursor, *, shared: bool = False) -> None:
     """NEW: one row per address, every exercise in file order: the first row's, then those of
     its later rows (REPEATS, aggregated alone into LATER, joined to the first rows by the view:
     rewriting every first row of several exercises cost more than joining them where read)."""
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    _create(cursor, LATER, "address text, exercises text")
+    _create(cursor, LATER, "address text, exercises text", shared)
     if postgres():
         cursor.execute(
             f"INSERT INTO {LATER} SELECT address, string_agg(exercise, chr(10) ORDER BY line) "
@@ -186,25 +193,29 @@ def group_by_address(cursor) -> None:
         cursor.execute(f"CREATE INDEX {LATER}_address ON {LATER} (address)")
         newline = "char(10)"
     cursor.execute(
-        f"CREATE TEMP VIEW {NEW} AS SELECT r.line, r.address, CASE WHEN l.exercises IS NULL THEN r.exercise "
+        f"CREATE {'' if shared else 'TEMP '}VIEW {NEW} AS SELECT r.line, r.address, CASE WHEN l.exercises IS NULL THEN r.exercise "
         f"ELSE r.exercise || {newline} || l.exercises END AS exercises FROM {ROWS} r "
         f"LEFT JOIN {LATER} l ON l.address = r.address"
     )
 
 
-def classify(cursor, addresses: int) -> dict[str, int]:
+def classify(cursor, addresses: int, *, shared: bool = False) -> dict[str, int]:
     """DIFF(address, change, line, exercises, id) for what differs: added, changed, hosted (an
     address of a box of this operator, listed or not: its local data wins) and removed (national
     entries gone); an added or changed address keeps its first line and exercises, a changed one
     its entry's id, so that the build reads DIFF alone. Returns the count of each, "same" (of the file's `addresses`) and
     "national": the national entries before (each is the file's, same or changed or hosted here
-    now, or gone: removed)."""
+    now, or gone: removed). Into a directory without national entries (the first import),
+    `_classify_first`: DIFF holds the hosted addresses alone (see `first_import`)."""
+    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {ENTRY} WHERE source = 'national')")
+    if not cursor.fetchone()[0]:
+        return _classify_first(cursor, addresses, shared)
     change = (
         "CASE WHEN n.address IS NULL THEN 'removed' WHEN m.id IS NOT NULL THEN 'hosted' "
         "WHEN e.id IS NULL THEN 'added' WHEN e.exercises <> n.exercises THEN 'changed' ELSE 'same' END"
     )
     national = f"SELECT id, address, exercises FROM {ENTRY} WHERE source = 'national'"
-    _create(cursor, DIFF, "address text, change text, line integer, exercises text, id bigint")
+    _create(cursor, DIFF, "address text, change text, line integer, exercises text, id bigint", shared)
     # One pass: the file's addresses against the national entries (a full join finds both the
     # new and the gone); the mailbox join marks the addresses hosted here.
     kept = f"CASE WHEN change IN ({ADDED}, {CHANGED}) THEN"
@@ -231,7 +242,45 @@ def classify(cursor, addresses: int) -> dict[str, int]:
     return counts
 
 
-def samples(cursor, limit: int = SAMPLE) -> dict[str, list[str]]:
+def first_import(counts: dict[str, int]) -> bool:
+    """No national entry before the import: every address of the file not hosted here is added."""
+    return counts["national"] == 0
+
+
+def _classify_first(cursor, addresses: int, shared: bool) -> dict[str, int]:
+    """`classify` into a directory without national entries: nothing to compare with, so DIFF
+    holds only the addresses hosted here; the others, all added, are read from NEW where they
+    are built (`changed_rows`), without a copy of every exercise into DIFF."""
+    _create(cursor, DIFF, "address text, change text, line integer, exercises text, id bigint", shared)
+    cursor.execute(
+        f"INSERT INTO {DIFF} (address, change) SELECT r.address, 'hosted' FROM {ROWS} r "
+        f"JOIN {MAILBOX} m ON m.address = r.address"
+    )
+    if postgres():
+        _analyze(cursor, DIFF, "address", "change")
+    cursor.execute(f"SELECT count(*) FROM {DIFF}")
+    hosted = cursor.fetchone()[0]
+    return {"added": addresses - hosted, "changed": 0, "hosted": hosted, "removed": 0, "same": 0, "national": 0}
+
+
+def _first_added() -> str:
+    """The addresses a first import adds, as DIFF would hold them: NEW but the hosted ones.
+    (`NOT IN` a few addresses, never NULL, is one hashed look-up per row; `NOT EXISTS` was
+    planned as a nested loop over DIFF: 0.06 s more per read of NEW.)"""
+    return (
+        f"SELECT n.address, {ADDED} AS change, n.line, n.exercises, CAST(NULL AS bigint) AS id FROM {NEW} n "
+        f"WHERE n.address NOT IN (SELECT address FROM {DIFF})"
+    )
+
+
+def samples(cursor, limit: int = SAMPLE, *, first: bool = False) -> dict[str, list[str]]:
+    if first:
+        cursor.execute(
+            f"SELECT address FROM {ROWS} r WHERE NOT EXISTS (SELECT 1 FROM {DIFF} h WHERE h.address = r.address) "
+            "ORDER BY address LIMIT %s",
+            [limit],
+        )
+        return {"added": [address for (address,) in cursor.fetchall()], "changed": [], "removed": []}
     found = {}
     for change in ("added", "changed", "removed"):
         cursor.execute(f"SELECT address FROM {DIFF} WHERE change = %s ORDER BY address LIMIT %s", [change, limit])
@@ -239,28 +288,35 @@ def samples(cursor, limit: int = SAMPLE) -> dict[str, list[str]]:
     return found
 
 
-def changed_rows(id_sql: str = "CAST(NULL AS bigint)") -> str:
+def changed_rows(id_sql: str = "CAST(NULL AS bigint)", *, first: bool = False) -> str:
     """The added and changed addresses: change, id (`id_sql`, over DIFF d), line, address,
-    exercises and, on PostgreSQL, `more`: the searched text of their later rows."""
+    exercises and, on PostgreSQL, `more`: the searched text of their later rows. A `first`
+    import (`first_import`) reads them from NEW (`_first_added`) rather than DIFF."""
     kinds = f"{ADDED}, {CHANGED}"
     columns = f"d.change, {id_sql} AS id, d.line, d.address, d.exercises"
+    source = f"({_first_added()})" if first else DIFF
     if not postgres():
-        return f"SELECT {columns} FROM {DIFF} d WHERE d.change IN ({kinds})"
+        return f"SELECT {columns} FROM {source} d WHERE d.change IN ({kinds})"
     # Only an address of several rows has later rows: its exercises hold a line end. (Matching
     # the later rows against every added address instead hashed all of them: 0.3 s of 496k.)
-    several = f"SELECT address FROM {DIFF} WHERE change IN ({kinds}) AND strpos(exercises, chr(10)) > 0"
+    # In a first import they are LATER's addresses (a hosted one among them matches nothing).
+    several = (
+        f"SELECT address FROM {LATER}"
+        if first
+        else f"SELECT address FROM {DIFF} WHERE change IN ({kinds}) AND strpos(exercises, chr(10)) > 0"
+    )
     return (
-        f"SELECT {columns}, m.more FROM {DIFF} d LEFT JOIN ({_more_sql(several)}) m ON m.address = d.address "
+        f"SELECT {columns}, m.more FROM {source} d LEFT JOIN ({_more_sql(several)}) m ON m.address = d.address "
         f"WHERE d.change IN ({kinds})"
     )
 
 
-def build_changes(cursor) -> None:
+def build_changes(cursor, *, first: bool = False) -> None:
     """CHANGES: the entry and search columns of every added or changed address."""
     types = {"dematerialisation": "boolean"}
     columns = ["change text", "id bigint"] + [f"{c} {types.get(c, 'text')}" for c in BUILT_COLUMNS]
     _create(cursor, CHANGES, ", ".join(columns))
-    changed = changed_rows()
+    changed = changed_rows(first=first)
     if postgres():
         # An added entry gets its id here, from the entries' own sequence: its search row then
         # goes in with it, without joining the new entries back by address.

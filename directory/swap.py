@@ -2,17 +2,19 @@
 """A large import (PostgreSQL, outside any transaction) builds the new directory in fresh tables
 beside the live ones and swaps them in, so searches keep reading the old directory throughout.
 
-1. In the import's transaction, once the file is staged and compared (directory/staging.py):
+1. In the import's transaction, once the file is staged and compared (directory/staging.py,
+   into `shared` tables: unlogged tables of the database, not the session's temporary ones):
    `create` empty `directory_entry_next` / `directory_searchrow_next` shaped like the live tables
    (columns, defaults, identity), with their foreign keys to the mailboxes; `reserve_ids` (a
    block of the entries' sequence: an added entry's id is its base plus the line of its first
-   row); `fill_search`: the kept national entries and their search rows, then the search rows
-   of the added and changed addresses, built in SQL. The transaction commits.
-2. `build_next` (the staging tables are the session's, kept past that commit): the two halves
-   of the search rows' trigram index, each on a connection of its own (a thread) — the longest
-   step, started as early as possible — while this connection builds the added and changed entries
-   (`fill_entries`, same ids) and every other index. Then the primary keys and the key from
-   search rows to entries. Hosted entries are copied at the swap.
+   row). The transaction commits: every connection now reads the staged rows.
+2. `build_next`: this connection builds the search rows (`fill_search`: the kept national
+   entries' as they are, then the added and changed addresses', built in SQL) while another
+   (a thread) builds the entries (`fill_entries`: kept, then added and changed, same ids), their
+   indexes and statistics — the two cores busy. Once the search rows are committed, each half
+   of their trigram index on a connection of its own (a thread: the longest builds) while this
+   one builds their other indexes. Then the primary keys, the key from search rows to entries
+   and the search rows' statistics; the staged tables go. Hosted entries are copied at the swap.
 3. `swap` (one short transaction): lock the live tables, copy the hosted entries as they are
    now, drop the old tables, rename the new ones and every index, constraint, statistics object
    and sequence to the names the migrations made (Django's state and later migrations see the same schema).
@@ -135,41 +137,43 @@ def reserve_ids(cursor) -> int:
     return int(cursor.fetchone()[0])
 
 
-def _built_rows(base: int) -> str:
+def _built_rows(base: int, first: bool) -> str:
     """The added and changed addresses (`staging.changed_rows`): a changed entry keeps its id
     (DIFF's), an added one takes the base plus its line (`reserve_ids`)."""
-    return changed_rows(f"coalesce(d.id, {int(base)} + d.line)")
+    return changed_rows(f"coalesce(d.id, {int(base)} + d.line)", first=first)
 
 
-def fill_search(cursor, base: int) -> None:
-    """In the import's transaction: the kept national entries and their search rows (one
-    snapshot), and the search rows of the added and changed addresses built, so that the
-    trigram index can start as soon as this commits."""
-    gone = (
-        f"e.source = 'national' AND NOT EXISTS (SELECT 1 FROM {DIFF} d WHERE d.address = e.address "
-        f"AND d.change IN ('removed', 'changed'))"
-    )
-    cursor.execute(f"INSERT INTO {ENTRY}{NEXT} SELECT e.* FROM {ENTRY} e WHERE {gone}")
+# The national entries the file keeps (neither removed nor changed): copied as they are.
+KEPT = (
+    f"e.source = 'national' AND NOT EXISTS (SELECT 1 FROM {DIFF} d WHERE d.address = e.address "
+    f"AND d.change IN ('removed', 'changed'))"
+)
+
+
+def fill_search(cursor, base: int, first: bool = False) -> None:
+    """The search rows: the kept national entries' as they are, then those of the added and
+    changed addresses, built in SQL; the trigram index starts as soon as they are committed."""
+    cursor.execute("SET LOCAL work_mem = '256MB'")
     cursor.execute(
         f"INSERT INTO {SEARCH}{NEXT} ({SEARCH_ROW_COLUMNS}) SELECT s.entry_id, s.mailbox_id, s.name_key, "
-        f"s.search_text FROM {SEARCH} s JOIN {ENTRY} e ON e.id = s.entry_id WHERE {gone}"
+        f"s.search_text FROM {SEARCH} s JOIN {ENTRY} e ON e.id = s.entry_id WHERE {KEPT}"
     )
-    built = built_sql(_built_rows(base), ["id", "name_key", "search_text"])
+    built = built_sql(_built_rows(base, first), ["id", "name_key", "search_text"])
     cursor.execute(
         f"INSERT INTO {SEARCH}{NEXT} ({SEARCH_ROW_COLUMNS}) SELECT id, NULL, name_key, search_text FROM ({built}) b"
     )
 
 
-def fill_entries(cursor, base: int) -> None:
-    """The added and changed entries (their search rows are in already), then the temporary
-    tables go."""
+def fill_entries(cursor, base: int, first: bool = False) -> None:
+    """The entries: the kept national ones as they are, then the added and changed ones (same
+    ids as their search rows)."""
     cursor.execute("SET LOCAL work_mem = '256MB'")  # as the import's first transaction
+    cursor.execute(f"INSERT INTO {ENTRY}{NEXT} SELECT e.* FROM {ENTRY} e WHERE {KEPT}")
     columns = ", ".join(ENTRY_COLUMNS)
-    built = built_sql(_built_rows(base), ["id", *ENTRY_COLUMNS])
+    built = built_sql(_built_rows(base, first), ["id", *ENTRY_COLUMNS])
     cursor.execute(
         f"INSERT INTO {ENTRY}{NEXT} (id, {columns}, source) SELECT id, {columns}, 'national' FROM ({built}) b"
     )
-    drop_temporary(cursor)
 
 
 def _serial() -> str:
@@ -178,18 +182,49 @@ def _serial() -> str:
         return cursor.fetchone()[0]
 
 
-def _build(statement: str, errors: list[BaseException], phases: dict, phase: str) -> None:
-    """Run `statement` on this thread's own connection (another backend), then close it."""
+def _on_own_connection(work, errors: list[BaseException], phases: dict, phase: str) -> None:
+    """Run `work(cursor)` on this thread's own connection (another backend), then close it."""
     began = time.monotonic()
     try:
         with connections["default"].cursor() as cursor:
-            cursor.execute("SET maintenance_work_mem = '256MB'")
-            cursor.execute(statement)
+            work(cursor)
     except BaseException as exc:  # reported to the importing thread
         errors.append(exc)
     finally:
         connections["default"].close()
         phases[phase] = round(time.monotonic() - began, 3)
+
+
+def _build(statement: str):
+    """A thread's work: one index."""
+
+    def work(cursor):
+        cursor.execute("SET maintenance_work_mem = '256MB'")
+        cursor.execute(statement)
+
+    return work
+
+
+def _entries(base: int, first: bool, statements: list[str], phases: dict):
+    """A thread's work: the entries (their own transaction), their indexes, their statistics."""
+
+    def work(cursor):
+        began = time.monotonic()
+        with transaction.atomic():
+            fill_entries(cursor, base, first)
+        phases["entries"] = round(time.monotonic() - began, 3)
+        cursor.execute("SET maintenance_work_mem = '512MB'")
+        for statement in statements:
+            cursor.execute(statement)
+        cursor.execute(f"ANALYZE {ENTRY}{NEXT}")
+
+    return work
+
+
+def _started(work, errors: list[BaseException], phases: dict, phase: str) -> threading.Thread:
+    thread = threading.Thread(target=_on_own_connection, args=(work, errors, phases, phase))
+    thread.start()
+    return thread
 
 
 def _gin(statement: str) -> bool:
@@ -222,43 +257,48 @@ def index_plan(cursor) -> tuple[list[str], list[str], list[str]]:
     return plans[ENTRY], plans[SEARCH], after
 
 
-def build_next(base: int, phases: dict) -> None:
-    """After the search rows' commit: each half of their trigram index on a connection of its
-    own (a thread each: PostgreSQL 15 builds one GIN index on one core) while this one builds
-    the entries (`fill_entries`, their own transaction) and every other index; then primary
-    keys, the key from search rows to entries, statistics. `phases` gets the seconds of each
-    part."""
+def build_next(base: int, phases: dict, first: bool = False) -> None:
+    """After the import's first commit (the staged tables, `shared`, readable by every
+    connection; the new tables empty): the search rows on this connection while another builds
+    the entries, their indexes and statistics — both cores busy; once the search rows are
+    committed, each half of their trigram index on a connection of its own (a thread each:
+    PostgreSQL 15 builds one GIN index on one core) while this one builds their other indexes;
+    then primary keys, the key from search rows to entries, statistics, and the staged tables
+    go. `phases` gets the seconds of each part."""
     with connection.cursor() as cursor:
         entries, search, after = index_plan(cursor)
     gins = [statement for statement in search if _gin(statement)]
     errors: list[BaseException] = []
-    others = [
-        threading.Thread(target=_build, args=(statement, errors, phases, f"search index {number} (own connection)"))
-        for number, statement in enumerate(gins, 1)
+    threads = [
+        _started(_entries(base, first, entries, phases), errors, phases, "entries and their indexes (own connection)")
     ]
-    for other in others:
-        other.start()
     try:
         began = time.monotonic()
         with transaction.atomic(), connection.cursor() as cursor:
-            fill_entries(cursor, base)
-        phases["entries"] = round(time.monotonic() - began, 3)
+            fill_search(cursor, base, first)
+        phases["search rows"] = round(time.monotonic() - began, 3)
+        threads += [
+            _started(_build(statement), errors, phases, f"search index {number} (own connection)")
+            for number, statement in enumerate(gins, 1)
+        ]
         began = time.monotonic()
         with connection.cursor() as cursor:
             cursor.execute("SET maintenance_work_mem = '512MB'")
-            for statement in entries + search[len(gins) :]:
+            for statement in search[len(gins) :]:
                 cursor.execute(statement)
-            cursor.execute(f"ANALYZE {ENTRY}{NEXT}")
-        phases["other indexes"] = round(time.monotonic() - began, 3)
+        phases["other search indexes"] = round(time.monotonic() - began, 3)
     finally:
-        for other in others:
-            other.join()
+        for thread in threads:
+            thread.join()
     if errors:
         raise errors[0]
     with connection.cursor() as cursor:
         for statement in after:
             cursor.execute(statement)
+        # After the trigram builds: ANALYZE's lock (share update exclusive) waits for CREATE
+        # INDEX's (share), so it cannot run beside them.
         cursor.execute(f"ANALYZE {SEARCH}{NEXT}")
+        drop_temporary(cursor)
 
 
 def swap(cursor) -> None:

@@ -463,3 +463,94 @@ def test_the_first_fault_in_file_order_refuses_the_file(tmp_path, monkeypatch, s
     with pytest.raises(ImportRefused, match="ligne 13 : dernière ligne incomplète") as refused:
         import_extract(path)
     assert ImportRun.objects.get(pk=refused.value.run.pk).lines == 12
+
+
+def _directory():
+    """Every entry's columns and its search row, ids aside, in address order."""
+    columns = [field.attname for field in Entry._meta.concrete_fields if field.attname != "id"]
+    return sorted(
+        Entry.objects.values_list(*columns, "search__name_key", "search__search_text", "search__mailbox_id"),
+        key=lambda values: values[0],
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_import_gives_what_a_compared_import_gives(cast, extract):
+    """Into a directory without national entries nothing is compared (every address not hosted
+    here is added): the same entries, search rows, counts, samples and rejected lines as the
+    same file compared with a directory of one other national entry; a re-import after it
+    finds nothing to change. (PostgreSQL: both through the swap, first without the compare.)"""
+    from django.db import connection
+
+    path, expected = extract(rows=600)
+    with open(path, "a", encoding="utf-8") as out:  # lines 602 and 603, after the 600 rows
+        out.write("|".join(row(address=cast.alice_box.address, last="MARTIN", first="Alice (national)")) + "\n")
+        out.write("|".join(row(address="", last="SANS")) + "\n")
+    first = import_extract(path)
+    assert ("search rows" in first.phases) == (connection.vendor == "postgresql")  # swapped in
+    directory = _directory()
+    assert (first.added, first.changed, first.removed, first.unchanged, first.hosted) == (
+        expected.addresses,
+        0,
+        0,
+        0,
+        1,
+    )
+    assert first.rejected_lines == [{"line": 603, "reason": "adresse BAL vide"}]
+    assert first.samples["added"] == sorted(first.samples["added"])
+    assert len(first.samples["added"]) == 50 and cast.alice_box.address not in first.samples["added"]
+    assert Entry.objects.get(address=cast.alice_box.address).source == Entry.Source.HOSTED
+    again = import_extract(path)
+    assert (again.added, again.changed, again.removed, again.unchanged, again.hosted) == (
+        0,
+        0,
+        0,
+        expected.addresses,
+        1,
+    )
+    assert _directory() == directory
+
+    Entry.objects.all().delete()
+    Entry.objects.create(address="ailleurs@medecin.mssante.fr", kind=Entry.Kind.NOMINATIVE, exercises="")
+    compared = import_extract(path, force=True)
+    assert (compared.added, compared.changed, compared.removed, compared.unchanged, compared.hosted) == (
+        first.added,
+        0,
+        1,
+        0,
+        1,
+    )
+    assert (compared.rejected, compared.rejected_lines) == (first.rejected, first.rejected_lines)
+    assert compared.samples["added"] == first.samples["added"]
+    assert _directory() == directory
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_while_building_the_new_tables_leaves_the_directory_and_nothing_staged(extract, monkeypatch):
+    """A swapping import commits its staged rows for the connections that build the new
+    directory side by side; one of them failing (here the entries') fails the import: the
+    directory stays as it was, and neither the staged nor the new tables are left."""
+    from django.db import connection
+
+    from directory import swap
+
+    path, _ = extract(rows=300)
+    import_extract(path)
+    before = snapshot()
+
+    def failing(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(swap, "fill_entries", failing)
+    second, expected = extract(rows=300, name="second.txt", changes=0.5)
+    if connection.vendor == "postgresql":
+        with pytest.raises(RuntimeError, match="disk full"):
+            import_extract(second)
+        assert snapshot() == before
+        assert ImportRun.objects.latest("pk").status == ImportRun.Status.FAILED
+    else:  # the one-transaction path builds no new tables
+        assert import_extract(second).removed == len(expected.removed)
+    staged = {"directory_rows", "directory_repeats", "directory_later", "directory_new", "directory_diff"}
+    names = set(connection.introspection.table_names(include_views=True))
+    assert not staged & names
+    assert not [name for name in names if name.endswith("_next")]
