@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
@@ -31,10 +32,32 @@ class TextField(serializers.CharField):
         ]
 
 
+# A media type as RFC 2045 §5.1 writes it: type/subtype (tokens), then `; name=value` parameters
+# (a token or a quoted string), printable ASCII only: the value goes into the attachment's header.
+TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+MEDIA_TYPE = re.compile(rf'{TOKEN}/{TOKEN}([ \t]*;[ \t]*{TOKEN}=({TOKEN}|"[\x20\x21\x23-\x5b\x5d-\x7e]*"))*[ \t]*;?')
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 class AttachmentIn(serializers.Serializer):
-    filename = serializers.CharField(max_length=255)
+    filename = serializers.CharField(max_length=255, help_text="Le nom du fichier (sans chemin).")
     content_type = serializers.CharField(max_length=255, required=False, default="application/octet-stream")
     content_base64 = serializers.CharField(help_text="Le contenu du fichier en base64.")
+
+    def validate_filename(self, value):
+        """The name without a path (as a multipart upload's), and no control character: the
+        name goes into the attachment's Content-Disposition header."""
+        if CONTROL.search(value):
+            raise serializers.ValidationError("Le nom du fichier contient un caractère de contrôle.")
+        name = value.replace("\\", "/").rsplit("/", 1)[-1].strip()
+        if not name or name in (".", ".."):
+            raise serializers.ValidationError("Nom de fichier attendu.")
+        return name
+
+    def validate_content_type(self, value):
+        if not MEDIA_TYPE.fullmatch(value):
+            raise serializers.ValidationError("Type de contenu attendu : « type/sous-type » (ex. application/pdf).")
+        return value
 
     def validate_content_base64(self, value):
         try:
@@ -53,6 +76,8 @@ class AddressList(serializers.ListField):
             data = data.getlist(self.field_name)
         if isinstance(data, str):
             data = [data]
+        if not isinstance(data, list | tuple):
+            self.fail("not_a_list", input_type=type(data).__name__)
         flat = []
         for value in data:
             flat += [v.strip() for v in str(value).split(",") if v.strip()] if isinstance(value, str) else [value]
