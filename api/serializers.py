@@ -7,6 +7,7 @@ import binascii
 import json
 import re
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
@@ -41,7 +42,12 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 class AttachmentIn(serializers.Serializer):
     filename = serializers.CharField(max_length=255, help_text="Le nom du fichier (sans chemin).")
-    content_type = serializers.CharField(max_length=255, required=False, default="application/octet-stream")
+    content_type = serializers.CharField(
+        max_length=255,
+        required=False,
+        default="application/octet-stream",
+        help_text="type/sous-type, paramètres « ; nom=valeur » permis (ASCII imprimable).",
+    )
     content_base64 = serializers.CharField(help_text="Le contenu du fichier en base64.")
 
     def validate_filename(self, value):
@@ -84,8 +90,9 @@ class AddressList(serializers.ListField):
         return super().to_internal_value(flat)
 
 
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})
 class JSONObjectField(serializers.JSONField):
-    """An object; in a form, a JSON text."""
+    """An object of texts (a number or a boolean is taken as its text); in a form, a JSON text."""
 
     def to_internal_value(self, data):
         if isinstance(data, str):
@@ -95,6 +102,9 @@ class JSONObjectField(serializers.JSONField):
                 raise serializers.ValidationError("JSON invalide.") from None
         if not isinstance(data, dict):
             raise serializers.ValidationError("Un objet JSON est attendu.")
+        if any(isinstance(v, dict | list) or v is None for v in data.values()):
+            # str() would have put a Python repr ("{'a': 1}", "None") into the patient's message.
+            raise serializers.ValidationError("La valeur de chaque champ est un texte.")
         return {str(k): str(v) for k, v in data.items()}
 
 

@@ -176,3 +176,16 @@ def test_the_reference_page_answers_other_methods_with_a_problem(client, db):
         response = getattr(client, method)("/api/v1/docs")
         problem(response, 405, "method_not_allowed")
         assert response["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("fields", [{"nom": {"a": 1}}, {"nom": [1]}, {"nom": None}])
+def test_model_field_values_are_texts(cast, api, fields):
+    """A nested value went into the message as a Python repr ("{'a': 1}")."""
+    body = problem(send(api, to=[cast.paul_box.address], fields=fields), 422, "validation_error")
+    assert list(body["errors"]) == ["fields"]
+
+
+def test_model_fields_documented_as_an_object_of_texts(client, db):
+    schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["MessageInRequest"]
+    assert schema["properties"]["fields"]["type"] == "object"
+    assert schema["properties"]["fields"]["additionalProperties"] == {"type": "string"}
