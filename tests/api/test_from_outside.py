@@ -7,6 +7,7 @@ from django.core.files.storage import default_storage
 from django.test import Client
 
 from mailboxes.models import Message
+from tests.api.conftest import make_key
 from tests.api.test_access_and_errors import problem
 
 
@@ -189,3 +190,21 @@ def test_model_fields_documented_as_an_object_of_texts(client, db):
     schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["MessageInRequest"]
     assert schema["properties"]["fields"]["type"] == "object"
     assert schema["properties"]["fields"]["additionalProperties"] == {"type": "string"}
+
+
+def test_a_certificate_that_several_keys_hold_does_not_stand_for_one_of_them(cast, app_box, client_for, settings):
+    """One DPI installation, one client certificate, a key for each of two boxes: the
+    certificate alone picked whichever key sorted first, maybe the other box's."""
+    settings.API_CLIENT_CERT_HEADER = "X-SSL-Client-SHA256"
+    _, first = make_key(app_box, name="DPI urgences", client_cert_fingerprint="AB:CD:EF")
+    _, second = make_key(cast.cardio, name="DPI cardiologie", client_cert_fingerprint="abcdef")
+    certificate = {"X-SSL-Client-SHA256": "ab:cd:ef"}
+    for box in (app_box, cast.cardio):
+        alone = client_for(None).get(f"/api/v1/boxes/{box.address}/messages", headers=certificate)
+        assert problem(alone, 401, "invalid_key")["detail"].startswith("Plusieurs clés")
+    # With its key, each call reaches that key's box.
+    assert (
+        client_for(second).get(f"/api/v1/boxes/{cast.cardio.address}/messages", headers=certificate).status_code == 200
+    )
+    problem(client_for(second).get(f"/api/v1/boxes/{app_box.address}/messages", headers=certificate), 404, "not_found")
+    assert client_for(first).get(f"/api/v1/boxes/{app_box.address}/messages", headers=certificate).status_code == 200
