@@ -349,15 +349,16 @@ class RawView(ApiView):
     )
     def get(self, request, box: str, entry_id: int):
         entry = access.entry_for_key(request.auth, box, entry_id)
-        record(
-            AuditEvent.Action.EXPORTED,
-            actor_label=f"api-key:{request.auth.pk}",
-            mailbox_id=entry.mailbox_id,
-            message_id=entry.message_id,
-            object_type="message",
-            object_id=entry.message_id,
-            request=request,
-        )
+        if request.method != "HEAD":  # headers only, nothing read (the call's own event says HEAD)
+            record(
+                AuditEvent.Action.EXPORTED,
+                actor_label=f"api-key:{request.auth.pk}",
+                mailbox_id=entry.mailbox_id,
+                message_id=entry.message_id,
+                object_type="message",
+                object_id=entry.message_id,
+                request=request,
+            )
         handle = default_storage.open(entry.message.raw.name, "rb")
         return FileResponse(
             handle, content_type="message/rfc822", as_attachment=True, filename=f"message-{entry.message_id}.eml"
@@ -372,14 +373,15 @@ class AttachmentView(ApiView):
     )
     def get(self, request, box: str, entry_id: int, attachment_id: int):
         attachment, entry = access.attachment_for_key(request.auth, box, entry_id, attachment_id)
-        record(
-            AuditEvent.Action.DOWNLOADED,
-            actor_label=f"api-key:{request.auth.pk}",
-            obj=attachment,
-            mailbox_id=entry.mailbox_id,
-            message_id=entry.message_id,
-            request=request,
-        )
+        if request.method != "HEAD":  # headers only, nothing read (the call's own event says HEAD)
+            record(
+                AuditEvent.Action.DOWNLOADED,
+                actor_label=f"api-key:{request.auth.pk}",
+                obj=attachment,
+                mailbox_id=entry.mailbox_id,
+                message_id=entry.message_id,
+                request=request,
+            )
         handle = default_storage.open(attachment.file.name, "rb")
         return FileResponse(
             handle, content_type=attachment.content_type, as_attachment=True, filename=attachment.filename

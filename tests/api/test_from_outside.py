@@ -208,3 +208,28 @@ def test_a_certificate_that_several_keys_hold_does_not_stand_for_one_of_them(cas
     )
     problem(client_for(second).get(f"/api/v1/boxes/{app_box.address}/messages", headers=certificate), 404, "not_found")
     assert client_for(first).get(f"/api/v1/boxes/{app_box.address}/messages", headers=certificate).status_code == 200
+
+
+def test_a_head_of_a_raw_message_or_attachment_records_no_download(cast, api):
+    """HEAD answers the headers of GET (size, name) but nothing is exported or downloaded: the
+    audit trail said so for every HEAD."""
+    from audit.models import AuditEvent
+
+    sent = send(
+        api,
+        to=[cast.paul_box.address],
+        attachments=[{"filename": "cr.pdf", "content_type": "application/pdf", "content_base64": "JVBERi0xLjQK"}],
+    ).json()
+    entry = api.call.get(f"/api/v1/boxes/{api.box.address}/messages").json()["results"][-1]
+    assert entry["message"] == sent["id"]
+    watched = [AuditEvent.Action.EXPORTED, AuditEvent.Action.DOWNLOADED]
+    for url in (entry["raw_url"], entry["attachments"][0]["url"]):
+        head = api.call.client.head(url, **api.call.headers())
+        got = api.call.get(url)
+        assert head.status_code == got.status_code == 200
+        for name in ("Content-Type", "Content-Length", "Content-Disposition"):
+            assert head[name] == got[name], name
+    events = list(AuditEvent.objects.filter(action__in=watched).values_list("action", flat=True).order_by("id"))
+    assert events == watched  # one each, for the GETs
+    calls = AuditEvent.objects.filter(action="api.call", detail__method="HEAD")
+    assert calls.count() == 2
