@@ -233,3 +233,16 @@ def test_a_head_of_a_raw_message_or_attachment_records_no_download(cast, api):
     assert events == watched  # one each, for the GETs
     calls = AuditEvent.objects.filter(action="api.call", detail__method="HEAD")
     assert calls.count() == 2
+
+
+def test_a_call_while_the_first_of_its_key_runs_is_told_when_to_retry(cast, api):
+    """`409 idempotency_in_progress` says when to come back, as 429 and 503 do."""
+    from api.models import IdempotencyRecord
+
+    call = {"to": [cast.paul_box.address], "subject": "s", "text": "t"}
+    assert api.call.post("/api/v1/messages", call, headers={"Idempotency-Key": "k"}).status_code == 201
+    IdempotencyRecord.objects.update(status_code=None, response=None)  # as while the first call runs
+    response = api.call.post("/api/v1/messages", call, headers={"Idempotency-Key": "k"})
+    problem(response, 409, "idempotency_in_progress")
+    assert response["Retry-After"] == "1"
+    assert Message.objects.filter(subject="s").count() == 1
