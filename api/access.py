@@ -22,8 +22,12 @@ def box_ids_for_key(key: ApiKey) -> list[int]:
 
 def box_for_key(key: ApiKey, box: str) -> Mailbox:
     """`box` is the box's address or its id."""
+    if "\x00" in str(box):  # no address holds one (and PostgreSQL takes no NUL in text)
+        raise Http404("Boîte aux lettres introuvable")
     boxes = Mailbox.objects.filter(pk__in=box_ids_for_key(key), is_active=True)
-    lookup = {"pk": int(box)} if str(box).isdigit() else {"address": str(box).strip().lower()}
+    box = str(box)
+    # An id is ASCII digits ("²".isdigit() too, and int() refuses it); anything else is an address.
+    lookup = {"pk": int(box)} if box.isascii() and box.isdigit() else {"address": box.strip().lower()}
     found = boxes.filter(**lookup).first()
     if found is None:
         raise Http404("Boîte aux lettres introuvable")

@@ -121,13 +121,18 @@ class ApiKeyAuthentication(BaseAuthentication):
                 raise fail("invalid_key", "En-tête Authorization attendu : « Bearer <clé d'API> ».")
             key = key_from_token(token.strip())
         elif fingerprint:
-            key = (
-                ApiKey.objects.select_related("mailbox")
-                .filter(client_cert_fingerprint=fingerprint, revoked_at__isnull=True)
-                .first()
+            keys = list(
+                ApiKey.objects.select_related("mailbox").filter(
+                    client_cert_fingerprint=fingerprint, revoked_at__isnull=True
+                )[:2]
             )
-            if key is None:
+            if not keys:
                 raise fail("invalid_key", "Aucune clé d'API n'est associée à ce certificat client.")
+            if len(keys) > 1:  # which box would be a guess: the key must say
+                raise fail(
+                    "invalid_key", "Plusieurs clés d'API portent ce certificat client : envoyez la clé (Authorization)."
+                )
+            key = keys[0]
         else:
             return None
         check_key(key, request, fingerprint)

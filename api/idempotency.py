@@ -43,7 +43,11 @@ def begin(
             "Cette clé d'idempotence a déjà servi, dans les dernières 24 heures, pour une requête différente.",
         )
     if earlier.status_code is None:
-        raise Problem("idempotency_in_progress", "Une requête de même clé est en cours : réessayez dans un instant.")
+        raise Problem(
+            "idempotency_in_progress",
+            "Une requête de même clé est en cours : réessayez dans un instant.",
+            headers={"Retry-After": "1"},
+        )
     return None, earlier
 
 

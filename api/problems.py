@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import OperationalError
-from django.http import Http404
-from rest_framework import exceptions, status
+from django.http import Http404, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, parsers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -47,6 +48,7 @@ CATALOGUE: dict[str, Kind] = {
     "idempotency_in_progress": Kind(
         409, "Requête de même clé d'idempotence en cours", "A request with this idempotency key is in progress"
     ),
+    "length_required": Kind(411, "Longueur de la requête requise", "Length required"),
     "request_too_large": Kind(413, "Requête trop volumineuse", "Request too large"),
     "unsupported_media_type": Kind(415, "Type de contenu non pris en charge", "Unsupported media type"),
     "validation_error": Kind(422, "Requête invalide", "Validation error"),
@@ -55,6 +57,7 @@ CATALOGUE: dict[str, Kind] = {
     ),
     "model_fields_missing": Kind(422, "Champs du modèle sans valeur", "Message model fields without value"),
     "rate_limited": Kind(429, "Trop de requêtes", "Too many requests"),
+    "server_error": Kind(500, "Erreur interne du serveur", "Internal server error"),
     "temporarily_refused": Kind(503, "Refus temporaire : réessayez plus tard", "Temporarily refused: try again later"),
     # Refusal codes of the delivery path (mailboxes/delivery/decisions.py) and the patient
     # policy (patients/policy.py): the whole message refused, nothing sent.
@@ -155,3 +158,53 @@ def handle_exception(exc, context):
     if status_code == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="api"'
     return problem_response(code, detail, status_code=status_code, extra=extra, headers=headers)
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser with its refusals in French, and a body nested too deep for Python's
+    parser (a RecursionError, else a 500) refused like any unreadable body."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("Corps JSON illisible : imbrication trop profonde.") from None
+        except exceptions.ParseError as exc:
+            reason = str(exc.detail).removeprefix("JSON parse error - ")
+            raise exceptions.ParseError(f"Corps JSON illisible : {reason}") from None
+
+
+def refuse_unsized_body(request) -> None:
+    """A body sent in chunks without Content-Length never reaches Django (it reads
+    CONTENT_LENGTH bytes, 0): rather than a misleading « champ obligatoire », a 411."""
+    chunked = "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if chunked and not request.META.get("CONTENT_LENGTH"):
+        raise Problem("length_required", "Envoyez le corps avec un en-tête Content-Length (pas en « chunked »).")
+
+
+def is_api(request) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def problem_json(code: str, detail: str = "") -> JsonResponse:
+    """A problem outside DRF's views (no route, an unexpected error), as DRF renders one."""
+    kind = CATALOGUE[code]
+    body = {"type": TYPE_BASE + code, "title": kind.title, "title_en": kind.title_en, "status": kind.status}
+    body |= {"detail": detail or kind.title, "code": code}
+    return JsonResponse(body, status=kind.status, content_type=CONTENT_TYPE, json_dumps_params={"ensure_ascii": False})
+
+
+def page_not_found(request, exception):
+    """handler404: under /api/ (a path no route matches, e.g. with a trailing slash), a problem
+    like every other answer of the API; elsewhere Django's page."""
+    if is_api(request):
+        return problem_json("not_found", "Aucune ressource de l'API à cette adresse.")
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500: under /api/, a problem (the error is logged as Django logs it); elsewhere
+    Django's page."""
+    if is_api(request):
+        return problem_json("server_error", "Erreur inattendue du serveur.")
+    return defaults.server_error(request)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
@@ -31,10 +33,37 @@ class TextField(serializers.CharField):
         ]
 
 
+# A media type as RFC 2045 §5.1 writes it: type/subtype (tokens), then `; name=value` parameters
+# (a token or a quoted string), printable ASCII only: the value goes into the attachment's header.
+TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+MEDIA_TYPE = re.compile(rf'{TOKEN}/{TOKEN}([ \t]*;[ \t]*{TOKEN}=({TOKEN}|"[\x20\x21\x23-\x5b\x5d-\x7e]*"))*[ \t]*;?')
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 class AttachmentIn(serializers.Serializer):
-    filename = serializers.CharField(max_length=255)
-    content_type = serializers.CharField(max_length=255, required=False, default="application/octet-stream")
+    filename = serializers.CharField(max_length=255, help_text="Le nom du fichier (sans chemin).")
+    content_type = serializers.CharField(
+        max_length=255,
+        required=False,
+        default="application/octet-stream",
+        help_text="type/sous-type, paramètres « ; nom=valeur » permis (ASCII imprimable).",
+    )
     content_base64 = serializers.CharField(help_text="Le contenu du fichier en base64.")
+
+    def validate_filename(self, value):
+        """The name without a path (as a multipart upload's), and no control character: the
+        name goes into the attachment's Content-Disposition header."""
+        if CONTROL.search(value):
+            raise serializers.ValidationError("Le nom du fichier contient un caractère de contrôle.")
+        name = value.replace("\\", "/").rsplit("/", 1)[-1].strip()
+        if not name or name in (".", ".."):
+            raise serializers.ValidationError("Nom de fichier attendu.")
+        return name
+
+    def validate_content_type(self, value):
+        if not MEDIA_TYPE.fullmatch(value):
+            raise serializers.ValidationError("Type de contenu attendu : « type/sous-type » (ex. application/pdf).")
+        return value
 
     def validate_content_base64(self, value):
         try:
@@ -53,14 +82,17 @@ class AddressList(serializers.ListField):
             data = data.getlist(self.field_name)
         if isinstance(data, str):
             data = [data]
+        if not isinstance(data, list | tuple):
+            self.fail("not_a_list", input_type=type(data).__name__)
         flat = []
         for value in data:
             flat += [v.strip() for v in str(value).split(",") if v.strip()] if isinstance(value, str) else [value]
         return super().to_internal_value(flat)
 
 
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})
 class JSONObjectField(serializers.JSONField):
-    """An object; in a form, a JSON text."""
+    """An object of texts (a number or a boolean is taken as its text); in a form, a JSON text."""
 
     def to_internal_value(self, data):
         if isinstance(data, str):
@@ -70,6 +102,9 @@ class JSONObjectField(serializers.JSONField):
                 raise serializers.ValidationError("JSON invalide.") from None
         if not isinstance(data, dict):
             raise serializers.ValidationError("Un objet JSON est attendu.")
+        if any(isinstance(v, dict | list) or v is None for v in data.values()):
+            # str() would have put a Python repr ("{'a': 1}", "None") into the patient's message.
+            raise serializers.ValidationError("La valeur de chaque champ est un texte.")
         return {str(k): str(v) for k, v in data.items()}
 
 

@@ -1,5 +1,5 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularJSONAPIView
 
 from api import views
 
@@ -17,5 +17,5 @@ urlpatterns = [
     path("v1/boxes/<str:box>/replies", views.RepliesView.as_view(), name="replies"),
     path("v1/boxes/<str:box>/replies/<int:reply_id>/filed", views.FileReplyView.as_view(), name="file-reply"),
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),
-    path("v1/docs", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
+    path("v1/docs", views.DocsView.as_view(url_name="api:schema"), name="docs"),
 ]

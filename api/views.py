@@ -17,7 +17,10 @@ from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework import status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -25,28 +28,47 @@ from api import access, hooks, idempotency, returns, sending
 from api import serializers as s
 from api.auth import ApiKeyAuthentication, HasScope, KeyRateThrottle, request_ip
 from api.models import ApiKey, ReturnReply
-from api.problems import Problem
+from api.problems import CONTENT_TYPE, JSONParser, Problem, refuse_unsized_body
 from audit.events import record
 from audit.models import AuditEvent
 from mailboxes.delivery import events_with_next_delivery, message_history, refusal_reason
 from mailboxes.models import Attachment, Entry, Folder
 
-PROBLEMS = {
-    code: OpenApiResponse(s.Problem, description=description)
-    for code, description in {
-        401: "Clé absente, invalide ou révoquée",
-        403: "Portée, adresse IP ou certificat refusés",
-        404: "Introuvable (ou pas à cette clé)",
-        429: "Trop de requêtes (Retry-After)",
-    }.items()
+PROBLEM_DESCRIPTIONS = {
+    401: "Clé absente, invalide ou révoquée",
+    403: "Portée, adresse IP ou certificat refusés",
+    404: "Introuvable (ou pas à cette clé)",
+    406: "Format de réponse non disponible (Accept)",
+    409: "Clé d'idempotence réutilisée ou en cours",
+    411: "Corps sans Content-Length (chunked)",
+    413: "Trop volumineux",
+    415: "Type de contenu non pris en charge",
+    422: "Invalide ou refusé",
+    429: "Trop de requêtes (Retry-After)",
+    503: "Refus temporaire (Retry-After)",
 }
+
+
+def problems(*codes: int) -> dict:
+    """The error answers of an operation, documented as what they are served as: problem
+    details in `application/problem+json` (api/problems.py), with the statuses every call may
+    get (no key, scope, not found, Accept, rate) and the operation's own `codes`."""
+    return {
+        (code, CONTENT_TYPE): OpenApiResponse(s.Problem, description=PROBLEM_DESCRIPTIONS[code])
+        for code in sorted({401, 403, 404, 406, 429, *codes})
+    }
 
 
 class ApiView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasScope]
     throttle_classes = [KeyRateThrottle]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
     required_scopes: tuple[str, ...] = ("read",)
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        refuse_unsized_body(request)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -74,6 +96,19 @@ class ApiView(APIView):
         self.call_audited = True
 
 
+class DocsView(SpectacularSwaggerSplitView):
+    """The reference page (Swagger UI), GET and HEAD only. Its errors are problems in JSON: the
+    page's HTML renderer has no template for them (OPTIONS was a 500, PUT a text body under a
+    problem+json Content-Type)."""
+
+    http_method_names = ["get", "head"]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if response.status_code >= 400:
+            request.accepted_renderer, request.accepted_media_type = JSONRenderer(), CONTENT_TYPE
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
 # --- Sending -----------------------------------------------------------------------------------
 
 
@@ -89,14 +124,7 @@ class MessagesView(ApiView):
                 "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, description="Rejouable 24 h."
             )
         ],
-        responses={
-            201: s.SendResult,
-            409: OpenApiResponse(s.Problem, description="Clé d'idempotence réutilisée"),
-            413: OpenApiResponse(s.Problem, description="Trop volumineux"),
-            422: OpenApiResponse(s.Problem, description="Invalide ou refusé"),
-            503: OpenApiResponse(s.Problem, description="Refus temporaire (Retry-After)"),
-            **PROBLEMS,
-        },
+        responses={201: s.SendResult, **problems(409, 411, 413, 415, 422, 503)},
     )
     def post(self, request):
         if int(request.META.get("CONTENT_LENGTH") or 0) > settings.API_MAX_REQUEST_BYTES:
@@ -111,8 +139,13 @@ class MessagesView(ApiView):
             record_, earlier = idempotency.begin(
                 request.auth, idempotency_key, sending.body_fingerprint(data, attachments)
             )
-            if earlier is not None:
-                return Response(earlier.response, status=earlier.status_code, headers={"Idempotent-Replayed": "true"})
+            if earlier is not None:  # the first answer again, a problem as a problem
+                return Response(
+                    earlier.response,
+                    status=earlier.status_code,
+                    headers={"Idempotent-Replayed": "true"},
+                    content_type=CONTENT_TYPE if earlier.status_code >= 400 else None,
+                )
         # The delivery, the idempotency answer and the call's audit event commit together (one
         # commit per call): the event goes in with the delivery's rows and audit events
         # (`events_with_next_delivery`), and the call's own transaction wraps the delivery only
@@ -198,7 +231,7 @@ class MessageView(ApiView):
     @extend_schema(
         operation_id="get_message",
         summary="État d'un message et chronologie par destinataire",
-        responses={200: s.MessageStatus, **PROBLEMS},
+        responses={200: s.MessageStatus, **problems()},
     )
     def get(self, request, message_id: int):
         message = access.message_for_key(request.auth, message_id)
@@ -271,19 +304,24 @@ class BoxMessagesView(ApiView):
             OpenApiParameter("cursor", OpenApiTypes.STR, description="next_cursor de la page précédente."),
             OpenApiParameter("limit", OpenApiTypes.INT, description="1 à 200 (50)."),
         ],
-        responses={200: s.BoxMessagePage, 422: OpenApiResponse(s.Problem), **PROBLEMS},
+        responses={200: s.BoxMessagePage, **problems(422)},
     )
     def get(self, request, box: str):
         mailbox = access.box_for_key(request.auth, box)
         entries = Entry.objects.filter(mailbox=mailbox).select_related("message", "folder").order_by("id")
         params = request.query_params
         if params.get("since"):
-            since = parse_datetime(params["since"])
+            try:
+                since = parse_datetime(params["since"])
+            except ValueError:  # well formed, but no such date (a 13th month, a 99-hour offset)
+                since = None
             if since is None:
                 raise Problem("validation_error", extra={"errors": {"since": ["Date ISO 8601 attendue."]}})
             entries = entries.filter(received_at__gte=since)
         if params.get("folder"):
             folder = params["folder"]
+            if "\x00" in folder:  # no folder is named so (and PostgreSQL takes no NUL in text)
+                raise Problem("validation_error", extra={"errors": {"folder": ["Nom de dossier invalide."]}})
             entries = (
                 entries.filter(folder__role=folder)
                 if folder in Folder.Role.values
@@ -307,19 +345,20 @@ class RawView(ApiView):
     @extend_schema(
         operation_id="get_raw_message",
         summary="Le message tel qu'envoyé ou reçu (.eml)",
-        responses={(200, "message/rfc822"): OpenApiTypes.BINARY, **PROBLEMS},
+        responses={(200, "message/rfc822"): OpenApiTypes.BINARY, **problems()},
     )
     def get(self, request, box: str, entry_id: int):
         entry = access.entry_for_key(request.auth, box, entry_id)
-        record(
-            AuditEvent.Action.EXPORTED,
-            actor_label=f"api-key:{request.auth.pk}",
-            mailbox_id=entry.mailbox_id,
-            message_id=entry.message_id,
-            object_type="message",
-            object_id=entry.message_id,
-            request=request,
-        )
+        if request.method != "HEAD":  # headers only, nothing read (the call's own event says HEAD)
+            record(
+                AuditEvent.Action.EXPORTED,
+                actor_label=f"api-key:{request.auth.pk}",
+                mailbox_id=entry.mailbox_id,
+                message_id=entry.message_id,
+                object_type="message",
+                object_id=entry.message_id,
+                request=request,
+            )
         handle = default_storage.open(entry.message.raw.name, "rb")
         return FileResponse(
             handle, content_type="message/rfc822", as_attachment=True, filename=f"message-{entry.message_id}.eml"
@@ -330,18 +369,19 @@ class AttachmentView(ApiView):
     @extend_schema(
         operation_id="get_attachment",
         summary="Télécharger une pièce jointe",
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **PROBLEMS},
+        responses={(200, "*/*"): OpenApiTypes.BINARY, **problems()},
     )
     def get(self, request, box: str, entry_id: int, attachment_id: int):
         attachment, entry = access.attachment_for_key(request.auth, box, entry_id, attachment_id)
-        record(
-            AuditEvent.Action.DOWNLOADED,
-            actor_label=f"api-key:{request.auth.pk}",
-            obj=attachment,
-            mailbox_id=entry.mailbox_id,
-            message_id=entry.message_id,
-            request=request,
-        )
+        if request.method != "HEAD":  # headers only, nothing read (the call's own event says HEAD)
+            record(
+                AuditEvent.Action.DOWNLOADED,
+                actor_label=f"api-key:{request.auth.pk}",
+                obj=attachment,
+                mailbox_id=entry.mailbox_id,
+                message_id=entry.message_id,
+                request=request,
+            )
         handle = default_storage.open(attachment.file.name, "rb")
         return FileResponse(
             handle, content_type=attachment.content_type, as_attachment=True, filename=attachment.filename
@@ -404,7 +444,7 @@ class RepliesView(ApiView):
             OpenApiParameter("cursor", OpenApiTypes.STR),
             OpenApiParameter("limit", OpenApiTypes.INT),
         ],
-        responses={200: s.ReplyPage, 422: OpenApiResponse(s.Problem), **PROBLEMS},
+        responses={200: s.ReplyPage, **problems(422)},
     )
     def get(self, request, box: str):
         mailbox = access.box_for_key(request.auth, box)
@@ -434,7 +474,7 @@ class FileReplyView(ApiView):
         operation_id="file_reply",
         summary="Classer une réponse (avec une note)",
         request=s.FileIn,
-        responses={200: s.ReplyOut, **PROBLEMS},
+        responses={200: s.ReplyOut, **problems(411, 415, 422)},
     )
     def post(self, request, box: str, reply_id: int):
         reply = access.reply_for_key(request.auth, box, reply_id)

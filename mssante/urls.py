@@ -3,6 +3,10 @@ from django.urls import include, path
 
 from accounts import views as account_views
 
+# Under /api/, a path no route matches and an unexpected error are problem details too.
+handler404 = "api.problems.page_not_found"
+handler500 = "api.problems.server_error"
+
 admin.site.site_header = "Administration MSSanté"
 admin.site.site_title = "Administration MSSanté"
 

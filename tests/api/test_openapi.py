@@ -66,8 +66,10 @@ def test_every_documented_endpoint_answers_as_documented(transactional_db, cast,
         assert str(response.status_code) in documented, (template, response.status_code)
         content = documented[str(response.status_code)].get("content", {})
         kind = response["Content-Type"].split(";")[0]
+        # The answer's media type is the documented one (a client picks its parser by it).
+        assert kind in content or "*/*" in content, (template, response.status_code, kind, list(content))
         if kind in ("application/json", "application/problem+json"):
-            schema = next(iter(content.values()))["schema"]
+            schema = content[kind]["schema"]
             OAS30Validator(inline(schema, components)).validate(response.json())
         called.add((method, template))
         return response
@@ -119,6 +121,22 @@ def test_every_documented_endpoint_answers_as_documented(transactional_db, cast,
         (m, p) for p, item in document["paths"].items() for m in item if m in ("get", "post", "put", "patch", "delete")
     }
     assert called == documented
+
+
+def test_every_error_is_documented_as_problem_json(document):
+    """Every error answer is served as `application/problem+json` (api/problems.py): the
+    document says so, with the Problem schema, for every operation; and every operation names
+    the errors any call may get (no key, scope, not found, Accept, rate)."""
+    for template, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            assert {"401", "403", "404", "406", "429"} <= set(responses), (method, template)
+            for code, response in responses.items():
+                if int(code) >= 400:
+                    assert list(response["content"]) == ["application/problem+json"], (method, template, code)
+                    assert response["content"]["application/problem+json"]["schema"] == {
+                        "$ref": "#/components/schemas/Problem"
+                    }
 
 
 def test_curl_against_live_server(transactional_db, cast, api, live_server):
