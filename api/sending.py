@@ -12,13 +12,14 @@ import json
 from django.conf import settings
 from django.db.models import Q
 
+from api.access import box_ids_for_key
 from api.models import ApiKey
 from api.problems import Problem
 from automation import sending as automation_sending
 from automation.models import MessageModel
 from mailboxes.delivery import DeliveryRefused, DeliveryResult, refusal_text
 from mailboxes.fanout import FanOutResult, patients_among, send_one_per_patient
-from mailboxes.models import Mailbox, Message
+from mailboxes.models import Entry, Mailbox, Message
 from patients.models import Patient
 
 
@@ -54,28 +55,35 @@ def needs_one_transaction(data: dict, *, idempotent: bool) -> bool:
     return len(patients_among([*data["to"], *data["cc"]])) > 1
 
 
-def parent_message(box: Mailbox, message_id: str) -> Message | None:
+def parent_message(key: ApiKey, message_id: str) -> tuple[Message | None, Entry | None]:
+    """The message a call answers, among those the key's boxes sent or hold (an applicative
+    box's key also reads its paired return box, where the patients' replies arrive), and the
+    entry to mark answered when it is not the sending box's own: the return box's."""
     if not message_id:
-        return None
+        return None, None
     value = message_id.strip()
     if not value.startswith("<"):
         value = f"<{value}>"
+    box_ids = box_ids_for_key(key)
     parent = (
         Message.objects.filter(message_id=value)
-        .filter(Q(sender_mailbox=box) | Q(entries__mailbox=box))
+        .filter(Q(sender_mailbox_id__in=box_ids) | Q(entries__mailbox_id__in=box_ids))
         .order_by("-id")
         .first()
     )
     if parent is None:
-        raise Problem("in_reply_to_unknown", f"Aucun message {value} dans la boîte {box.address}.")
-    return parent
+        raise Problem("in_reply_to_unknown", f"Aucun message {value} dans la boîte {key.mailbox.address}.")
+    own = parent.sender_mailbox_id == key.mailbox_id or parent.entries.filter(mailbox_id=key.mailbox_id).exists()
+    return parent, None if own else parent.entries.filter(mailbox_id__in=box_ids).order_by("id").first()
 
 
 def send(key: ApiKey, data: dict, attachments: list[tuple[str, str, bytes]]) -> dict:
     box = key.mailbox
+    parent, replied_entry = parent_message(key, data["in_reply_to"])
     common = {
         "source": "api",
-        "in_reply_to": parent_message(box, data["in_reply_to"]),
+        "in_reply_to": parent,
+        "replied_entry": replied_entry,
         "request_mdn": data["request_read_receipt"],
     }
     try:

@@ -230,3 +230,48 @@ def test_a_send_asks_the_hooks_no_query_the_key_answered(transactional_db, cast,
     payload = json.loads(delivered[1])
     assert payload["event"] == "message.delivered" and payload["data"]["message"] == message
     assert WebhookDelivery.objects.get().api_key_id == other.pk
+
+
+def test_the_dpi_answers_a_patient_reply_that_arrived_in_the_return_box(transactional_db, cast, api):
+    """The key of the applicative box reads its paired return box: a patient's reply there can
+    be answered (`in_reply_to` its Message-ID), which threads the answer and marks the return
+    box's entry answered. A message of a box the key does not reach stays unknown."""
+    from mailboxes.models import Entry
+
+    sent = api.call.post(
+        "/api/v1/messages", {"to": [cast.paul_box.address], "subject": "Pré-admission", "text": "Répondez."}
+    ).json()
+    answer = send_from_mailbox(
+        cast.paul_box,
+        cast.paul,
+        to=[cast.cardio.address],
+        subject="RE : Pré-admission",
+        text="Voici ma réponse.",
+        in_reply_to=Message.objects.get(pk=sent["id"]),
+        source="patient",
+    ).message
+    in_return_box = Entry.objects.get(mailbox=cast.cardio, message=answer)
+    assert not in_return_box.answered
+
+    again = api.call.post(
+        "/api/v1/messages",
+        {
+            "to": [cast.paul_box.address],
+            "subject": "RE : Pré-admission",
+            "text": "Bien reçu.",
+            "in_reply_to": answer.message_id,
+        },
+    )
+    assert again.status_code == 201, again.content
+    assert Message.objects.get(pk=again.json()["id"]).in_reply_to == answer.message_id
+    in_return_box.refresh_from_db()
+    assert in_return_box.answered
+
+    elsewhere = send_from_mailbox(
+        cast.alice_box, cast.alice, to=[cast.charlie_box.address], subject="Autre", text="x", source="webmail"
+    ).message
+    refused = api.call.post(
+        "/api/v1/messages",
+        {"to": [cast.paul_box.address], "subject": "x", "text": "x", "in_reply_to": elsewhere.message_id},
+    )
+    assert refused.status_code == 422 and refused.json()["code"] == "in_reply_to_unknown"
