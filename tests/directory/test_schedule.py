@@ -194,3 +194,17 @@ def test_the_command_takes_an_https_url_as_its_file(extract, settings, https_fol
     assert ImportRun.objects.get().source == f"{base}/{path.name}"
     with pytest.raises(CommandError, match="https://"):
         call_command("import_annuaire", "http://127.0.0.1:9/annuaire.zip")
+
+
+def test_the_admin_list_says_why_a_run_was_refused(extract, cast, client, tmp_path):
+    """A night's refused or failed import must be understood from the list, without opening it."""
+    path, _ = extract(rows=60)
+    call_command("import_annuaire", str(path), stdout=io.StringIO())
+    empty = tmp_path / "vide.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(CommandError):
+        call_command("import_annuaire", str(empty), stdout=io.StringIO())
+    refused = ImportRun.objects.filter(status=ImportRun.Status.REFUSED).get()
+    client.force_login(cast.ada)
+    listing = client.get(reverse("admin:directory_importrun_changelist")).content.decode()
+    assert refused.error in listing.replace("&#x27;", "'")
