@@ -298,3 +298,17 @@ def test_a_screen_reader_hears_the_result_count_and_the_errors(national, cast, c
     described = re.search(r'aria-describedby="([^"]*)"', box).group(1).split()
     error_id = next(i for i in described if i != "directory-q-help")
     assert re.search(rf'id="{error_id}"[^>]*>.*deux lettres', page, re.S)
+
+
+def test_a_refused_lookup_says_when_to_retry(cast, client, settings):
+    """HTTP 429 carries Retry-After: the seconds left in the minute's window (a script backs off,
+    the page can say when)."""
+    settings.DIRECTORY_SEARCH_RATE_PER_MINUTE = 1
+    client.force_login(cast.alice)
+    post_completion(client, "mar")
+    refused = post_completion(client, "mar")
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    location = client.post(reverse("directory:search"), {"q": "martin"})["Location"]
+    page = client.get(location)
+    assert page.status_code == 429 and 1 <= int(page["Retry-After"]) <= 60
