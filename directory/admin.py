@@ -12,7 +12,18 @@ from mssante.admin_helpers import ReadOnlyAdminMixin
 @admin.register(ImportRun)
 class ImportRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     allow_delete = True  # an old run's report may be deleted
-    list_display = ["started_at", "status", "source", "entries", "added", "changed", "removed", "rejected", "seconds"]
+    list_display = [
+        "started_at",
+        "status",
+        "source",
+        "entries",
+        "added",
+        "changed",
+        "removed",
+        "rejected",
+        "seconds",
+        "error",  # why a run was refused or failed, readable from the list
+    ]
     list_filter = ["status"]
     date_hierarchy = "started_at"
     readonly_fields = [f.name for f in ImportRun._meta.fields] + ["report"]

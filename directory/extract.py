@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -146,24 +147,39 @@ class StagedRow(NamedTuple):
     search_piece: str
 
 
+ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # a member's header; an empty archive's end record
+
+
 @contextmanager
 def open_extract(path) -> Iterator[io.BufferedIOBase]:
-    """A binary stream of the extraction, from a plain file or the one text file of a ZIP."""
-    with open(path, "rb") as handle:
-        zipped = handle.read(4) == b"PK\x03\x04"
-        handle.seek(0)
-        if not zipped:
-            yield handle
-            return
+    """A binary stream of the extraction, from a plain file or the one text file of a ZIP. A file
+    that cannot be read, or a ZIP whose data turns out damaged while reading, is refused."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below, the errors of reading it caught
+    except OSError as exc:
+        raise ExtractRefused(f"fichier illisible ({exc.strerror or type(exc).__name__})") from None
+    with handle:
         try:
-            archive = zipfile.ZipFile(handle)
-            members = [i for i in archive.infolist() if not i.is_dir()]
-        except zipfile.BadZipFile:
-            raise ExtractRefused("archive ZIP illisible ou tronquée") from None
-        if len(members) != 1:
-            raise ExtractRefused(f"l'archive ZIP doit contenir un seul fichier (elle en contient {len(members)})")
-        with archive.open(members[0]) as member:
-            yield io.BufferedReader(member, buffer_size=1 << 20)
+            zipped = handle.read(4) in ZIP_SIGNATURES
+            handle.seek(0)
+            if not zipped:
+                yield handle
+                return
+            try:
+                archive = zipfile.ZipFile(handle)
+                members = [i for i in archive.infolist() if not i.is_dir()]
+            except zipfile.BadZipFile:
+                raise ExtractRefused("archive ZIP illisible ou tronquée") from None
+            if len(members) != 1:
+                raise ExtractRefused(f"l'archive ZIP doit contenir un seul fichier (elle en contient {len(members)})")
+            with archive.open(members[0]) as member:
+                yield io.BufferedReader(member, buffer_size=1 << 20)
+        except (zipfile.BadZipFile, zlib.error, EOFError):
+            raise ExtractRefused("archive ZIP endommagée : son contenu ne se lit pas jusqu'au bout") from None
+        except OSError as exc:
+            raise ExtractRefused(
+                f"fichier illisible en cours de lecture ({exc.strerror or type(exc).__name__})"
+            ) from None
 
 
 def header_positions(line: str) -> list[int]:

@@ -22,3 +22,8 @@ def allow(user_id: int, scope: str = "lookup") -> bool:
         cache.add(key, 1, timeout=90)
         return True
     return count <= settings.DIRECTORY_SEARCH_RATE_PER_MINUTE
+
+
+def retry_after() -> int:
+    """Seconds until the current window ends (the Retry-After of a refused look-up), 1 to 60."""
+    return 60 - int(time.time()) % 60

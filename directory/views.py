@@ -67,7 +67,9 @@ def search_page(request):
         return render(request, "directory/search.html", {"form": form, "page": None}, status=400)
     if not ratelimit.allow(request.user.pk):
         messages.error(request, _too_many())
-        return render(request, "directory/search.html", {"form": form, "page": None}, status=429)
+        response = render(request, "directory/search.html", {"form": form, "page": None}, status=429)
+        response["Retry-After"] = str(ratelimit.retry_after())
+        return response
     try:
         number = int(request.GET.get("page", "1"))
     except ValueError:
@@ -95,7 +97,9 @@ def completion(request):
 
 
 def too_many_response() -> JsonResponse:
-    return JsonResponse({"error": _too_many()}, status=429)
+    response = JsonResponse({"error": _too_many()}, status=429)
+    response["Retry-After"] = str(ratelimit.retry_after())
+    return response
 
 
 def typed_recipient(request) -> str:

@@ -55,9 +55,13 @@
 
   Completion.prototype.onInput = function () {
     window.clearTimeout(this.timer);
+    this.timer = null;
+    // What the field says changed: an answer still on its way answers an older term.
+    this.sequence += 1;
+    this.abort();
     var term = lastPart(this.input.value);
     if (term.replace(/[^0-9A-Za-zÀ-ÿ]/g, "").length < 2) { this.abort(); this.close(); return; }
-    this.timer = window.setTimeout(this.fetch.bind(this, term), DELAY);
+    this.timer = window.setTimeout(function () { this.timer = null; this.fetch(term); }.bind(this), DELAY);
   };
 
   Completion.prototype.abort = function () {
@@ -81,8 +85,11 @@
       return response.json().then(function (data) { return { status: response.status, data: data }; });
     }).then(function (answer) {
       if (sequence !== this.sequence) return;  // a newer keystroke won
+      this.controller = null;
       this.render(answer.status === 200 ? answer.data : { error: answer.data.error || "" });
     }.bind(this)).catch(function (error) {
+      if (sequence !== this.sequence) return;
+      this.controller = null;
       if (error.name !== "AbortError") this.render({ error: "" });
     }.bind(this));
   };
@@ -172,7 +179,10 @@
     var open = this.items.length > 0;
     if (event.key === "ArrowDown" && open) { event.preventDefault(); this.move(1); }
     else if (event.key === "ArrowUp" && open) { event.preventDefault(); this.move(-1); }
+    // Enter picks the highlighted suggestion; with suggestions shown or on their way but none
+    // chosen it does nothing: it never submits the message with a half-typed recipient.
     else if (event.key === "Enter" && open && this.active >= 0) { event.preventDefault(); this.pick(this.active); }
+    else if (event.key === "Enter" && (open || this.timer || this.controller)) { event.preventDefault(); }
     else if (event.key === "Escape" && open) { event.preventDefault(); this.close(); }
   };
 

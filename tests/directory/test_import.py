@@ -554,3 +554,45 @@ def test_a_failure_while_building_the_new_tables_leaves_the_directory_and_nothin
     names = set(connection.introspection.table_names(include_views=True))
     assert not staged & names
     assert not [name for name in names if name.endswith("_next")]
+
+
+def test_an_empty_zip_archive_is_refused_as_holding_no_file(extract, tmp_path):
+    """A ZIP without any member starts with the end-of-archive record (PK\\x05\\x06), not a local
+    file header: it must still be read as a ZIP and refused for what it is."""
+    path, _ = extract(rows=50)
+    import_extract(path)
+    before = snapshot()
+    empty = tmp_path / "Extraction_Correspondance_MSSante.zip"
+    with zipfile.ZipFile(empty, "w"):
+        pass
+    with pytest.raises(ImportRefused, match=r"un seul fichier \(elle en contient 0\)"):
+        import_extract(empty)
+    assert snapshot() == before
+
+
+def test_a_zip_damaged_inside_its_data_is_refused_and_the_directory_stays(extract, tmp_path):
+    """The archive's directory is intact but the member's bytes are not (CRC error while reading)."""
+    path, _ = extract(rows=300)
+    import_extract(path)
+    before = snapshot()
+    zipped = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:  # stored: the member's bytes are the file's
+        archive.writestr("Extraction_Correspondance_MSSante.txt", path.read_bytes())
+    data = bytearray(zipped.read_bytes())
+    middle = len(data) // 2
+    data[middle] = ord("x") if data[middle] != ord("x") else ord("y")
+    zipped.write_bytes(bytes(data))
+    with pytest.raises(ImportRefused, match="archive ZIP") as refused:
+        import_extract(zipped)
+    assert snapshot() == before
+    assert ImportRun.objects.get(pk=refused.value.run.pk).status == ImportRun.Status.REFUSED
+
+
+def test_an_unreadable_path_is_refused_with_a_french_reason(extract, tmp_path):
+    path, _ = extract(rows=50)
+    import_extract(path)
+    before = snapshot()
+    with pytest.raises(ImportRefused, match="illisible") as refused:
+        import_extract(tmp_path)  # a folder: open() fails as for a file without read permission
+    assert snapshot() == before
+    assert ImportRun.objects.get(pk=refused.value.run.pk).status == ImportRun.Status.REFUSED

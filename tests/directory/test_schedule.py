@@ -123,3 +123,88 @@ def test_seed_demo_leaves_a_working_directory():
     call_command("seed_demo", stdout=io.StringIO())
     assert Entry.objects.filter(source=Entry.Source.NATIONAL).count() >= 20
     assert Entry.objects.filter(source=Entry.Source.HOSTED, address="alice.martin@ch-troispics.mssante.fr").exists()
+
+
+class CutHandler(SimpleHTTPRequestHandler):
+    """Announces the whole file, sends it up to a line end two thirds in, then hangs up: a
+    transfer cut mid-way that still looks like a well-formed (shorter) extract."""
+
+    def do_GET(self):
+        path = self.translate_path(self.path)
+        try:
+            data = open(path, "rb").read()  # noqa: SIM115
+        except OSError:
+            self.send_error(404)
+            return
+        cut = data.rindex(b"\n", 0, len(data) * 2 // 3) + 1
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[:cut])
+        self.wfile.flush()
+        self.close_connection = True
+
+
+@pytest.fixture
+def cut_https_folder(https_folder):
+    www, _, cert = https_folder
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(CutHandler, directory=str(www)))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert.parent / "cert.pem", cert.parent / "key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield www, f"https://127.0.0.1:{server.server_address[1]}", cert
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_download_cut_at_a_line_end_is_a_failure_not_a_shorter_directory(extract, settings, cut_https_folder):
+    www, base, cert = cut_https_folder
+    path, expected = extract(rows=400)
+    call_command("import_annuaire", str(path), stdout=io.StringIO())
+    before = sorted(Entry.objects.values_list("address", flat=True))
+    (www / "extraction.txt").write_bytes(path.read_bytes())
+    settings.DIRECTORY_IMPORT_SOURCE = f"{base}/extraction.txt"
+    settings.DIRECTORY_IMPORT_CA_FILE = str(cert)
+    settings.DIRECTORY_MAX_REMOVED_PERCENT = 50  # a third missing would pass the shrink guard
+    assert import_scheduled.apply().get() is None
+    failed = ImportRun.objects.first()
+    assert failed.status == ImportRun.Status.FAILED and "interrompu" in failed.error
+    assert sorted(Entry.objects.values_list("address", flat=True)) == before
+
+
+def test_a_download_answered_404_says_so_in_french(settings, https_folder):
+    _, base, cert = https_folder
+    settings.DIRECTORY_IMPORT_SOURCE = f"{base}/absent.zip"
+    settings.DIRECTORY_IMPORT_CA_FILE = str(cert)
+    with pytest.raises(CommandError) as error:
+        call_command("import_annuaire")
+    assert "404" in str(error.value) and "Not Found" not in str(error.value)
+    assert "404" in ImportRun.objects.get().error
+
+
+def test_the_command_takes_an_https_url_as_its_file(extract, settings, https_folder):
+    www, base, cert = https_folder
+    path, expected = extract(rows=120, zipped=True, name="Extraction_Correspondance_MSSante.zip")
+    (www / path.name).write_bytes(path.read_bytes())
+    settings.DIRECTORY_IMPORT_CA_FILE = str(cert)
+    out = io.StringIO()
+    call_command("import_annuaire", f"{base}/{path.name}", stdout=out)
+    assert f"{expected.addresses} ajoutée(s)" in out.getvalue()
+    assert ImportRun.objects.get().source == f"{base}/{path.name}"
+    with pytest.raises(CommandError, match="https://"):
+        call_command("import_annuaire", "http://127.0.0.1:9/annuaire.zip")
+
+
+def test_the_admin_list_says_why_a_run_was_refused(extract, cast, client, tmp_path):
+    """A night's refused or failed import must be understood from the list, without opening it."""
+    path, _ = extract(rows=60)
+    call_command("import_annuaire", str(path), stdout=io.StringIO())
+    empty = tmp_path / "vide.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(CommandError):
+        call_command("import_annuaire", str(empty), stdout=io.StringIO())
+    refused = ImportRun.objects.filter(status=ImportRun.Status.REFUSED).get()
+    client.force_login(cast.ada)
+    listing = client.get(reverse("admin:directory_importrun_changelist")).content.decode()
+    assert refused.error in listing.replace("&#x27;", "'")

@@ -3,6 +3,7 @@ hosted boxes beside national ones, liste rouge never shown, the endpoints' acces
 no search term or INS in a URL, the dematerialisation badge and the professional's choice."""
 
 import json
+import re
 
 import pytest
 from django.db import connection, transaction
@@ -266,3 +267,48 @@ def test_contains_finds_entries_of_either_half_of_the_trigram_index(national):
         cursor.execute(f"EXPLAIN {sql}", ["%edeci%", "%edeci%", [], 8])
         plan = "\n".join(line for (line,) in cursor.fetchall())
     assert "directory_search_trgm_0" in plan and "directory_search_trgm_1" in plan
+
+
+def test_a_patient_sent_to_the_directory_gets_a_french_refusal_page(national, cast, client):
+    """The 403 a patient gets is a page of the product in French with the reason, not Django's
+    bare English "403 Forbidden"."""
+    client.force_login(cast.paul)
+    response = client.get(reverse("directory:search"))
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert '<html lang="fr">' in page and "Forbidden" not in page
+    assert "réservé aux professionnels" in page.replace("&#x27;", "'")
+    assert "lefevre" not in page.lower()
+
+
+def test_a_screen_reader_hears_the_result_count_and_the_errors(national, cast, client):
+    """After a search the page reloads with the focus in the search box: the count must reach a
+    screen reader there (the box's description) and in the page title; an error is tied to the
+    box (aria-invalid, described by the message)."""
+    client.force_login(cast.bob)
+    page = client.get(client.post(reverse("directory:search"), {"q": "lefevre"})["Location"]).content.decode()
+    title = re.search(r"<title>(.*?)</title>", page, re.S).group(1)
+    heading = re.search(r'<h2 id="results-title">(.*?)</h2>', page, re.S).group(1).strip()
+    assert heading.endswith("résultats") and title.strip().startswith(f"{heading} · ")
+    box = re.search(r'<input type="search"[^>]*>', page).group(0)
+    assert "results-title" in re.search(r'aria-describedby="([^"]*)"', box).group(1)
+    page = client.post(reverse("directory:search"), {"q": "é"}).content.decode()
+    box = re.search(r'<input type="search"[^>]*>', page).group(0)
+    assert 'aria-invalid="true"' in box
+    described = re.search(r'aria-describedby="([^"]*)"', box).group(1).split()
+    error_id = next(i for i in described if i != "directory-q-help")
+    assert re.search(rf'id="{error_id}"[^>]*>.*deux lettres', page, re.S)
+
+
+def test_a_refused_lookup_says_when_to_retry(cast, client, settings):
+    """HTTP 429 carries Retry-After: the seconds left in the minute's window (a script backs off,
+    the page can say when)."""
+    settings.DIRECTORY_SEARCH_RATE_PER_MINUTE = 1
+    client.force_login(cast.alice)
+    post_completion(client, "mar")
+    refused = post_completion(client, "mar")
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    location = client.post(reverse("directory:search"), {"q": "martin"})["Location"]
+    page = client.get(location)
+    assert page.status_code == 429 and 1 <= int(page["Retry-After"]) <= 60

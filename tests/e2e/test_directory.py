@@ -99,3 +99,63 @@ def test_search_page_by_keyboard_without_horizontal_scroll(directory, cast, logi
     page.wait_for_url(re.compile(r"/annuaire/\?r="))
     assert page.locator(".directory-result").count() == 1
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_enter_in_an_open_suggestion_list_never_sends_the_message(directory, cast, login, live_server):
+    """A secretary types a name and presses Enter before choosing: the message must not go (nor
+    the composer be submitted with a half-typed recipient)."""
+    page = login("alice")
+    page.goto(f"{live_server.url}/pro/ecrire/")
+    page.fill("#id_subject", "Compte rendu")
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and "/annuaire/" not in r.url else None)
+    to = page.locator("#id_to")
+    to.press_sequentially("lefè", delay=30)
+    page.locator("#to-suggestions [role=option]").first.wait_for()
+    to.press("Enter")
+    page.wait_for_timeout(300)  # long enough for a submission to leave
+    assert not [url for url in posts if url.split("?")[0].endswith("/pro/ecrire/")], posts  # drafts may save
+    assert page.url.endswith("/pro/ecrire/") and to.input_value() == "lefè"
+    assert page.locator("#to-suggestions [role=option]").count() == 2  # still there to choose from
+
+
+def test_an_answer_for_an_older_term_is_never_shown_after_a_newer_keystroke(directory, cast, login, live_server):
+    """The answer to "lef" arrives after "lefe" was typed but before its own request leaves (the
+    pause): it must not be shown (nor picked) as if it answered what the field now says."""
+    page = login("alice")
+    page.goto(f"{live_server.url}/pro/ecrire/")
+    page.evaluate(
+        """() => {
+        const real = window.fetch;
+        window.held = [];
+        window.fetch = (url, options) => {
+          const body = String(options && options.body);
+          const answer = real(url, options);
+          if (body !== "q=lef") return answer;
+          return new Promise((resolve, reject) => {
+            window.held.push(() => answer.then((r) => options.signal && options.signal.aborted
+              ? reject(new DOMException("aborted", "AbortError")) : resolve(r), reject));
+          });
+        };
+      }"""
+    )
+    to = page.locator("#id_to")
+    to.press_sequentially("lef", delay=20)
+    for _ in range(100):  # the page's CSP forbids wait_for_function's eval: poll instead
+        if page.evaluate("() => window.held.length") == 1:
+            break
+        page.wait_for_timeout(20)
+    assert page.evaluate("() => window.held.length") == 1
+    shown = page.evaluate(
+        """async () => {
+        const to = document.getElementById("id_to");
+        to.value = "lefe";
+        to.dispatchEvent(new Event("input", { bubbles: true }));
+        window.held[0]();
+        await new Promise((r) => setTimeout(r, 60));  // well inside the 180 ms pause
+        return document.querySelectorAll("#to-suggestions [role=option]").length;
+      }"""
+    )
+    assert shown == 0
+    page.locator("#to-suggestions [role=option]").first.wait_for()  # then "lefe" is answered
+    assert page.locator("#to-suggestions [role=option]").count() == 2

@@ -1,5 +1,5 @@
 """`manage.py import_annuaire [FILE]`: import the national extract "Extraction_Correspondance_MSSante"
-(plain or zipped). Without FILE, fetch DIRECTORY_IMPORT_SOURCE (a path or an https:// URL): the
+(plain or zipped), a path or an https:// URL. Without FILE, fetch DIRECTORY_IMPORT_SOURCE (a path or an https:// URL): the
 command for cron-only installs; Celery beat runs the same through `directory.import_scheduled`.
 `--demo` loads the small demo extract of `scripts/run`. See docs/directory.md.
 """
@@ -21,7 +21,9 @@ class Command(BaseCommand):
     requires_system_checks = []
 
     def add_arguments(self, parser):
-        parser.add_argument("file", nargs="?", help="le fichier (ou l'archive ZIP) ; sinon DIRECTORY_IMPORT_SOURCE")
+        parser.add_argument(
+            "file", nargs="?", help="le fichier (ou l'archive ZIP) ou son URL https:// ; sinon DIRECTORY_IMPORT_SOURCE"
+        )
         parser.add_argument("--force", action="store_true", help="accepte un fichier qui retire beaucoup d'adresses")
         parser.add_argument("--demo", action="store_true", help="importe le petit extrait de démonstration")
 
@@ -29,6 +31,8 @@ class Command(BaseCommand):
         try:
             if demo:
                 run = import_extract(DEMO_FILE, source="démonstration", force=True)
+            elif file and "://" in file:  # an https:// URL, downloaded first like the configured source
+                run = fetch.import_from_source(file, force=force)
             elif file:
                 if not Path(file).is_file():
                     raise CommandError(f"Fichier introuvable : {file}")
