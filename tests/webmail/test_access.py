@@ -90,3 +90,32 @@ def test_moving_to_a_folder_of_another_box_is_refused(cast, client, received):
     assert response.status_code == 404
     received.refresh_from_db()
     assert received.folder.role == Folder.Role.INBOX
+
+
+def test_not_yours_and_does_not_exist_show_the_same_french_page(cast, client, internal):
+    """A 404 is a page in French, and the same page whether the message is someone else's or
+    does not exist (the CSRF token of the sign-out form aside, which changes at every render)."""
+    import re
+
+    client.force_login(cast.charlie)
+    theirs = client.get(reverse("webmail:message", args=[internal.pk]))
+    missing = client.get(reverse("webmail:message", args=[internal.pk + 1_000_000]))
+    assert theirs.status_code == missing.status_code == 404
+
+    def page(response) -> str:
+        return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", response.content.decode())
+
+    assert "Page introuvable" in page(theirs) and "Not Found" not in page(theirs)
+    assert page(theirs) == page(missing)
+
+
+def test_an_unexpected_error_is_a_french_page_that_says_what_to_do(rf):
+    """handler500 outside /api/: a page that needs nothing but the static files (no context,
+    no database), in French, telling whoever was sending to look in « Envoyés »."""
+    from django.urls import get_resolver
+
+    handler = get_resolver().resolve_error_handler(500)
+    response = handler(rf.get("/pro/"))
+    text = response.content.decode()
+    assert response.status_code == 500
+    assert "Erreur du serveur" in text and "Envoyés" in text and "Server Error" not in text
