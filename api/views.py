@@ -12,6 +12,7 @@ import contextlib
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Max
 from django.http import FileResponse
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
@@ -24,7 +25,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api import access, hooks, idempotency, returns, sending
+from api import access, hooks, idempotency, listing, returns, sending
 from api import serializers as s
 from api.auth import ApiKeyAuthentication, HasScope, KeyRateThrottle, request_ip
 from api.models import ApiKey, ReturnReply
@@ -241,16 +242,32 @@ class MessageView(ApiView):
 # --- Reading a box -----------------------------------------------------------------------------
 
 
-def encode_cursor(value: int) -> str:
-    return base64.urlsafe_b64encode(f"e{value}".encode()).decode().rstrip("=")
+def encode_cursor(value: int, kind: str = "e") -> str:
+    """An opaque cursor: `kind` "e" an id (replies; box listings before api/listing.py), "p" a
+    place in a box's reading order."""
+    return base64.urlsafe_b64encode(f"{kind}{value}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(value: str) -> int:
+def decode_cursor(value: str, kinds: str = "e") -> tuple[str, int]:
+    """(kind, value) of a cursor of one of `kinds`; a problem for anything else."""
     try:
         text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        return int(text[1:]) if text.startswith("e") else int("x")
+        if not text or text[0] not in kinds:
+            raise ValueError
+        return text[0], int(text[1:])
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise Problem("validation_error", extra={"errors": {"cursor": ["Curseur invalide."]}}) from None
+
+
+def position_after(mailbox, cursor: str) -> int:
+    """The place a box listing's cursor stands at. A cursor of the former kind (an entry id,
+    given before the reading order existed) stands after the entries of ids up to it, which the
+    first numbering placed in id order."""
+    kind, value = decode_cursor(cursor, "pe")
+    if kind == "p":
+        return value
+    before = Entry.objects.filter(mailbox=mailbox, id__lte=value).aggregate(last=Max("api_position"))["last"]
+    return before or 0
 
 
 def page_limit(request) -> int:
@@ -308,7 +325,9 @@ class BoxMessagesView(ApiView):
     )
     def get(self, request, box: str):
         mailbox = access.box_for_key(request.auth, box)
-        entries = Entry.objects.filter(mailbox=mailbox).select_related("message", "folder").order_by("id")
+        listing.number_new_entries(mailbox.pk)
+        entries = Entry.objects.filter(mailbox=mailbox, api_position__isnull=False)
+        entries = entries.select_related("message", "folder").order_by("api_position")
         params = request.query_params
         if params.get("since"):
             try:
@@ -328,7 +347,7 @@ class BoxMessagesView(ApiView):
                 else entries.filter(folder__name=folder)
             )
         if params.get("cursor"):
-            entries = entries.filter(id__gt=decode_cursor(params["cursor"]))
+            entries = entries.filter(api_position__gt=position_after(mailbox, params["cursor"]))
         limit = page_limit(request)
         page = list(entries[: limit + 1])
         more = len(page) > limit
@@ -337,7 +356,7 @@ class BoxMessagesView(ApiView):
         for a in Attachment.objects.filter(message_id__in=[e.message_id for e in page]).order_by("position"):
             attachments.setdefault(a.message_id, []).append(a)
         results = [entry_data(request, box, e, attachments) for e in page]
-        body = {"results": results, "next_cursor": encode_cursor(page[-1].pk) if more else None}
+        body = {"results": results, "next_cursor": encode_cursor(page[-1].api_position, "p") if more else None}
         return Response(s.BoxMessagePage(body).data)
 
 
@@ -457,7 +476,7 @@ class RepliesView(ApiView):
             .order_by("id")
         )
         if request.query_params.get("cursor"):
-            replies = replies.filter(id__gt=decode_cursor(request.query_params["cursor"]))
+            replies = replies.filter(id__gt=decode_cursor(request.query_params["cursor"])[1])
         limit = page_limit(request)
         page = list(replies[: limit + 1])
         more = len(page) > limit

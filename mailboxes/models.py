@@ -237,6 +237,10 @@ class Mailbox(models.Model):
     # When the owner was warned that the unused box will be deleted (RULES.md §5,
     # mailboxes/inactivity.py); a use after this moment voids the warning.
     inactivity_warned_at = models.DateTimeField("averti de l'inactivité le", null=True, blank=True)
+    # The API's reading order of the box (api/listing.py): the next `Entry.api_position` to give.
+    api_position_next = models.PositiveBigIntegerField(
+        "prochaine place dans l'ordre de lecture de l'API", default=1, editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
 
     class Meta:
@@ -557,6 +561,13 @@ class Entry(models.Model):
     imap_uid = models.PositiveIntegerField(null=True, blank=True)
     # IMAP's \Deleted flag: marked by a client, removed for good at its EXPUNGE.
     imap_deleted = models.BooleanField(default=False)
+    # The API (api/listing.py): this entry's place in its box's reading order, given from
+    # `Mailbox.api_position_next` when software first lists the box after the entry committed,
+    # so that a cursor never passes an entry that commits later (ids are taken before commits,
+    # in no commit order). Writers never set it.
+    api_position = models.PositiveBigIntegerField(
+        "place dans l'ordre de lecture de l'API", null=True, blank=True, editable=False
+    )
 
     class Meta:
         verbose_name = "entrée"
@@ -564,6 +575,7 @@ class Entry(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["mailbox", "message"], name="entry_unique"),
             models.UniqueConstraint(fields=["folder", "imap_uid"], name="entry_folder_imap_uid_unique"),
+            models.UniqueConstraint(fields=["mailbox", "api_position"], name="entry_mailbox_api_position_unique"),
         ]
         indexes = [
             models.Index(fields=["folder", "-received_at", "-id"], name="entry_folder_list"),
