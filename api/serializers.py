@@ -219,7 +219,11 @@ class BoxMessage(serializers.Serializer):
 
 class BoxMessagePage(serializers.Serializer):
     results = BoxMessage(many=True)
-    next_cursor = serializers.CharField(allow_null=True)
+    next_cursor = serializers.CharField(allow_null=True, help_text="La page suivante ; null à la fin.")
+    resume_cursor = serializers.CharField(
+        allow_null=True,
+        help_text="Après le dernier message de cette page : à garder pour lire plus tard ce qui arrive ensuite.",
+    )
 
 
 class ReplyDocumentOut(serializers.Serializer):

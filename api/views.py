@@ -356,7 +356,8 @@ class BoxMessagesView(ApiView):
         for a in Attachment.objects.filter(message_id__in=[e.message_id for e in page]).order_by("position"):
             attachments.setdefault(a.message_id, []).append(a)
         results = [entry_data(request, box, e, attachments) for e in page]
-        body = {"results": results, "next_cursor": encode_cursor(page[-1].api_position, "p") if more else None}
+        after_last = encode_cursor(page[-1].api_position, "p") if page else params.get("cursor") or None
+        body = {"results": results, "next_cursor": after_last if more else None, "resume_cursor": after_last}
         return Response(s.BoxMessagePage(body).data)
 
 

@@ -91,3 +91,18 @@ def test_a_message_that_commits_after_a_later_one_is_still_read(transactional_db
     assert late[0] in rest
     if postgres:
         assert late[0] < max(item["id"] for item in first_pages["results"])  # a lower id, read after
+
+
+def test_polling_with_the_resume_cursor_gives_each_new_message_once(transactional_db, cast, api):
+    box = cast.cardio
+    send_to(cast, box, "Avant")
+    page = api.call.get(LIST.format(box=box.address)).json()
+    assert len(page["results"]) == 1 and page["next_cursor"] is None and page["resume_cursor"]
+    resume = page["resume_cursor"]
+    nothing = api.call.get(LIST.format(box=box.address), {"cursor": resume}).json()
+    assert nothing["results"] == [] and nothing["resume_cursor"] == resume
+    new = send_to(cast, box, "Après")
+    page = api.call.get(LIST.format(box=box.address), {"cursor": resume}).json()
+    assert [item["message_id"] for item in page["results"]] == [new.message_id]
+    again = api.call.get(LIST.format(box=box.address), {"cursor": page["resume_cursor"]}).json()
+    assert again["results"] == []
