@@ -558,6 +558,13 @@ def main() -> None:
     run = None
     try:
         addresses = _seeded(url, env)
+        autovacuum = subprocess.run(
+            ["psql", url, "-tAc", "SHOW autovacuum"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        if autovacuum != "on":
+            # Each message's search flag, cleared by the indexer, leaves a dead row that only
+            # autovacuum takes away: without it the indexer's rounds grow slower (bench/RESULTS.md).
+            print(f"PostgreSQL autovacuum is {autovacuum or 'unknown'}: later rounds pay for earlier rounds' dead rows")
         growth = size = None
         if not args.no_rss:
             growth, size = _rss_growth(env, args.port_base, addresses)
