@@ -179,10 +179,10 @@
     var open = this.items.length > 0;
     if (event.key === "ArrowDown" && open) { event.preventDefault(); this.move(1); }
     else if (event.key === "ArrowUp" && open) { event.preventDefault(); this.move(-1); }
-    // Enter picks the highlighted suggestion; with suggestions shown or on their way but none
-    // chosen it does nothing: it never submits the message with a half-typed recipient.
+    // Enter picks the highlighted suggestion, and otherwise does nothing: in a recipient field it
+    // never submits (and so never sends) the message, as in a desktop mail client.
     else if (event.key === "Enter" && open && this.active >= 0) { event.preventDefault(); this.pick(this.active); }
-    else if (event.key === "Enter" && (open || this.timer || this.controller)) { event.preventDefault(); }
+    else if (event.key === "Enter") { event.preventDefault(); }
     else if (event.key === "Escape" && open) { event.preventDefault(); this.close(); }
   };
 
