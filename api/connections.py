@@ -23,13 +23,12 @@ call; so does a database whose connections are not kept (`CONN_MAX_AGE` 0, the S
 from __future__ import annotations
 
 import threading
-import time
 
 from django.conf import settings
 from django.core import signals
 from django.db import close_old_connections, transaction
 
-from mssante.db import replace_closed_connections
+from mssante.db import check_or_poll
 
 thread_state = threading.local()
 NEVER = float("-inf")
@@ -49,14 +48,11 @@ def check_connections() -> None:
 def on_request_started(sender, environ=None, **kwargs) -> None:
     thread_state.api_call = is_api_call(environ)
     thread_state.failed = False
-    if (
-        thread_state.api_call
-        and time.monotonic() - getattr(thread_state, "checked_at", NEVER) < settings.API_DB_CHECK_SECONDS
-    ):
-        replace_closed_connections()
+    if thread_state.api_call:
+        check_or_poll(thread_state, settings.API_DB_CHECK_SECONDS, check_connections)
         return
     check_connections()
-    thread_state.checked_at = time.monotonic() if thread_state.api_call else NEVER
+    thread_state.checked_at = NEVER
 
 
 def on_request_finished(sender, **kwargs) -> None:

@@ -12,6 +12,7 @@ before it was visible. The pattern of IMAP's UIDs (clients/imap/uids.py), per bo
 from __future__ import annotations
 
 from django.db import connection, transaction
+from django.db.models import Max
 
 from mailboxes.models import Entry, Mailbox
 
@@ -30,7 +31,10 @@ WHERE {entry}.id = ranked.id
 
 
 def number_new_entries(box_id: int) -> None:
-    """Give every committed entry of the box without a place the next places, in id order."""
+    """Give every committed entry of the box without a place the next places, in id order. A
+    listing that finds none (a poll with nothing new: most of them) takes no lock."""
+    if not Entry.objects.filter(mailbox_id=box_id, api_position__isnull=True).exists():
+        return
     postgres = connection.vendor == "postgresql"
     sql = NUMBER.format(entry=Entry._meta.db_table, lock="FOR UPDATE SKIP LOCKED" if postgres else "")
     with transaction.atomic():
@@ -46,3 +50,13 @@ def number_new_entries(box_id: int) -> None:
             given = max(cursor.rowcount, 0)
         if given:
             Mailbox.objects.filter(pk=box_id).update(api_position_next=first + given)
+
+
+def position_after(box_id: int, kind: str, value: int) -> int:
+    """The place a listing's cursor stands at: "p", a place; "e", a cursor given before the
+    reading order existed (an entry id), which stands after the entries of ids up to it (the
+    first numbering placed them in id order)."""
+    if kind == "p":
+        return value
+    before = Entry.objects.filter(mailbox_id=box_id, id__lte=value).aggregate(last=Max("api_position"))["last"]
+    return before or 0

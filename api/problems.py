@@ -93,7 +93,8 @@ class Problem(exceptions.APIException):
         super().__init__(detail or kind.title, code)
 
 
-def problem_response(code: str, detail: str = "", *, status_code: int | None = None, extra=None, headers=None):
+def problem_body(code: str, detail: str = "", *, status_code: int | None = None, extra=None) -> dict:
+    """The problem details of `code` (RFC 9457 members, the French and English titles, our code)."""
     kind = CATALOGUE.get(code) or CATALOGUE["refused"]
     body = {
         "type": TYPE_BASE + code,
@@ -104,8 +105,12 @@ def problem_response(code: str, detail: str = "", *, status_code: int | None = N
         "code": code,
     }
     body.update(extra or {})
-    response = Response(body, status=body["status"], headers=headers, content_type=CONTENT_TYPE)
-    return response
+    return body
+
+
+def problem_response(code: str, detail: str = "", *, status_code: int | None = None, extra=None, headers=None):
+    body = problem_body(code, detail, status_code=status_code, extra=extra)
+    return Response(body, status=body["status"], headers=headers, content_type=CONTENT_TYPE)
 
 
 DRF_CODES = {
@@ -188,10 +193,10 @@ def is_api(request) -> bool:
 
 def problem_json(code: str, detail: str = "") -> JsonResponse:
     """A problem outside DRF's views (no route, an unexpected error), as DRF renders one."""
-    kind = CATALOGUE[code]
-    body = {"type": TYPE_BASE + code, "title": kind.title, "title_en": kind.title_en, "status": kind.status}
-    body |= {"detail": detail or kind.title, "code": code}
-    return JsonResponse(body, status=kind.status, content_type=CONTENT_TYPE, json_dumps_params={"ensure_ascii": False})
+    body = problem_body(code, detail)
+    return JsonResponse(
+        body, status=body["status"], content_type=CONTENT_TYPE, json_dumps_params={"ensure_ascii": False}
+    )
 
 
 def page_not_found(request, exception):

@@ -73,8 +73,10 @@ def parent_message(key: ApiKey, message_id: str) -> tuple[Message | None, Entry 
     )
     if parent is None:
         raise Problem("in_reply_to_unknown", f"Aucun message {value} dans la boîte {key.mailbox.address}.")
-    own = parent.sender_mailbox_id == key.mailbox_id or parent.entries.filter(mailbox_id=key.mailbox_id).exists()
-    return parent, None if own else parent.entries.filter(mailbox_id__in=box_ids).order_by("id").first()
+    held = list(parent.entries.filter(mailbox_id__in=box_ids).order_by("id"))
+    if parent.sender_mailbox_id == key.mailbox_id or any(e.mailbox_id == key.mailbox_id for e in held):
+        return parent, None  # the sending box's own entry is marked (mailboxes.compose)
+    return parent, held[0] if held else None
 
 
 def send(key: ApiKey, data: dict, attachments: list[tuple[str, str, bytes]]) -> dict:

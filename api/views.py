@@ -12,7 +12,6 @@ import contextlib
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Max
 from django.http import FileResponse
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
@@ -259,17 +258,6 @@ def decode_cursor(value: str, kinds: str = "e") -> tuple[str, int]:
         raise Problem("validation_error", extra={"errors": {"cursor": ["Curseur invalide."]}}) from None
 
 
-def position_after(mailbox, cursor: str) -> int:
-    """The place a box listing's cursor stands at. A cursor of the former kind (an entry id,
-    given before the reading order existed) stands after the entries of ids up to it, which the
-    first numbering placed in id order."""
-    kind, value = decode_cursor(cursor, "pe")
-    if kind == "p":
-        return value
-    before = Entry.objects.filter(mailbox=mailbox, id__lte=value).aggregate(last=Max("api_position"))["last"]
-    return before or 0
-
-
 def page_limit(request) -> int:
     try:
         return max(1, min(int(request.query_params.get("limit", 50)), 200))
@@ -347,7 +335,8 @@ class BoxMessagesView(ApiView):
                 else entries.filter(folder__name=folder)
             )
         if params.get("cursor"):
-            entries = entries.filter(api_position__gt=position_after(mailbox, params["cursor"]))
+            position = listing.position_after(mailbox.pk, *decode_cursor(params["cursor"], "pe"))
+            entries = entries.filter(api_position__gt=position)
         limit = page_limit(request)
         page = list(entries[: limit + 1])
         more = len(page) > limit

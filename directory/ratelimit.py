@@ -9,10 +9,12 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
+WINDOW_SECONDS = 60
+
 
 def allow(user_id: int, scope: str = "lookup") -> bool:
     """Count one look-up for `user_id`; False once the minute's allowance is spent."""
-    window = int(time.time() // 60)
+    window = int(time.time() // WINDOW_SECONDS)
     key = f"directory:rate:{scope}:{user_id}:{window}"
     if cache.add(key, 1, timeout=90):
         return True
@@ -26,4 +28,4 @@ def allow(user_id: int, scope: str = "lookup") -> bool:
 
 def retry_after() -> int:
     """Seconds until the current window ends (the Retry-After of a refused look-up), 1 to 60."""
-    return 60 - int(time.time()) % 60
+    return WINDOW_SECONDS - int(time.time()) % WINDOW_SECONDS

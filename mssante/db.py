@@ -46,16 +46,23 @@ def replace_closed_connections() -> None:
             connection.close()
 
 
+def check_or_poll(state, every: float, check=close_old_connections) -> None:
+    """Before a call on kept connections: `check` (Django's full check) when `state.checked_at`
+    is `every` seconds old or more, which it then resets; else only a poll for a connection the
+    server closed. The one rule of the API (api/connections.py) and of the servers."""
+    now = time.monotonic()
+    if now - getattr(state, "checked_at", float("-inf")) >= every:
+        check()
+        state.checked_at = now
+    else:
+        replace_closed_connections()
+
+
 def kept_connection_call(fn, *args, **kwargs):
     """`fn(*args, **kwargs)` in a server's pool thread, which keeps its database connections
     between calls: Django's check every CONNECTION_CHECK_SECONDS and after a call that raised,
     a poll for a closed connection otherwise."""
-    now = time.monotonic()
-    if now - getattr(_thread_state, "checked_at", 0.0) >= CONNECTION_CHECK_SECONDS:
-        close_old_connections()
-        _thread_state.checked_at = now
-    else:
-        replace_closed_connections()
+    check_or_poll(_thread_state, CONNECTION_CHECK_SECONDS)
     try:
         return fn(*args, **kwargs)
     except BaseException:

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from api.models import ApiKey
-from mailboxes.models import Mailbox
+from mailboxes.compose import send_from_mailbox
+from mailboxes.models import Mailbox, Message
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +67,18 @@ def api(client, app_box):
 @pytest.fixture
 def client_for(client):
     return lambda secret: Api(client, secret)
+
+
+def patient_reply(cast, sent: dict, text: str = "Voici ma réponse.", attachments=()) -> Message:
+    """Paul answers, from his space, the message the API sent him (`sent`, the API's answer):
+    the reply goes to the applicative box's return box, `cardiologie@`."""
+    return send_from_mailbox(
+        cast.paul_box,
+        cast.paul,
+        to=[cast.cardio.address],
+        subject="RE : Pré-admission",
+        text=text,
+        in_reply_to=Message.objects.get(pk=sent["id"]),
+        attachments=list(attachments),
+        source="patient",
+    ).message

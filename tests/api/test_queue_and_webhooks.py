@@ -15,6 +15,7 @@ from api import webhooks
 from api.models import ApiKey, ReturnReply, WebhookDelivery
 from mailboxes.compose import send_from_mailbox
 from mailboxes.models import Message
+from tests.api.conftest import patient_reply
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
@@ -70,16 +71,7 @@ def test_patient_reply_queued_and_filed_through_api(transactional_db, cast, api,
     delivered = receiver.wait_for(1)
     assert json.loads(delivered[0][1])["event"] == "message.delivered"
     # Paul answers from his space: the reply goes to the return box (Reply-To), with a file.
-    send_from_mailbox(
-        cast.paul_box,
-        cast.paul,
-        to=[cast.cardio.address],
-        subject="RE : Pré-admission",
-        text="Voici ma carte.",
-        in_reply_to=original,
-        attachments=[("carte.pdf", "application/pdf", PDF)],
-        source="patient",
-    )
+    patient_reply(cast, sent, "Voici ma carte.", [("carte.pdf", "application/pdf", PDF)])
     reply = ReturnReply.objects.get()
     assert reply.original == original and reply.matched_by == "in_reply_to" and reply.patient == cast.paul_patient
     hooks = receiver.wait_for(2)
@@ -241,15 +233,7 @@ def test_the_dpi_answers_a_patient_reply_that_arrived_in_the_return_box(transact
     sent = api.call.post(
         "/api/v1/messages", {"to": [cast.paul_box.address], "subject": "Pré-admission", "text": "Répondez."}
     ).json()
-    answer = send_from_mailbox(
-        cast.paul_box,
-        cast.paul,
-        to=[cast.cardio.address],
-        subject="RE : Pré-admission",
-        text="Voici ma réponse.",
-        in_reply_to=Message.objects.get(pk=sent["id"]),
-        source="patient",
-    ).message
+    answer = patient_reply(cast, sent)
     in_return_box = Entry.objects.get(mailbox=cast.cardio, message=answer)
     assert not in_return_box.answered
 

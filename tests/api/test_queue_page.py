@@ -4,8 +4,7 @@ another professional gets 404."""
 
 from api.models import ReturnReply
 from health_record.models import Document
-from mailboxes.compose import send_from_mailbox
-from mailboxes.models import Message
+from tests.api.conftest import patient_reply
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
@@ -32,16 +31,7 @@ def test_member_sees_and_files_reply(transactional_db, cast, api, client):
         sha256=hashlib.sha256(card).hexdigest(),
     )
     doc.file.save("carte.pdf", ContentFile(card), save=True)
-    send_from_mailbox(
-        cast.paul_box,
-        cast.paul,
-        to=[cast.cardio.address],
-        subject="RE : Pré-admission",
-        text="voici",
-        in_reply_to=Message.objects.get(pk=sent["id"]),
-        attachments=[("carte.pdf", "application/pdf", card), ("photo.pdf", "application/pdf", PDF)],
-        source="patient",
-    )
+    patient_reply(cast, sent, "voici", [("carte.pdf", "application/pdf", card), ("photo.pdf", "application/pdf", PDF)])
     reply = ReturnReply.objects.get()
     client.force_login(cast.bob)
     nav = client.get(f"/pro/bal/{cast.cardio.pk}/", follow=True)

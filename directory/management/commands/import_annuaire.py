@@ -1,6 +1,6 @@
 """`manage.py import_annuaire [FILE]`: import the national extract "Extraction_Correspondance_MSSante"
-(plain or zipped), a path or an https:// URL. Without FILE, fetch DIRECTORY_IMPORT_SOURCE (a path or an https:// URL): the
-command for cron-only installs; Celery beat runs the same through `directory.import_scheduled`.
+(plain or zipped) from FILE, a path or an https:// URL. Without FILE, fetch DIRECTORY_IMPORT_SOURCE
+(the same): the command for cron-only installs; Celery beat runs the same through `directory.import_scheduled`.
 `--demo` loads the small demo extract of `scripts/run`. See docs/directory.md.
 """
 
