@@ -133,6 +133,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # Seconds a query waits for a lock held by another connection (SQLite has one writer).
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = env_int("SQLITE_TIMEOUT", 20)
+    # A transaction takes the write lock when it begins (Django's documented option): a deferred
+    # one that read first and then writes while another connection writes fails at once with
+    # "database is locked" (SQLite does not wait there, it would deadlock), whatever the timeout.
+    # The embedded run has the web, SMTP and IMAP servers and the in-process tasks on one file.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth ---------------------------------------------------------------------------------
