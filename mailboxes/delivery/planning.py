@@ -172,8 +172,13 @@ LOCAL_BOXES_SQL = (
     "SELECT b.id, b.kind, b.address, b.quota_bytes, b.used_bytes, b.max_message_bytes, b.display_name, "  # noqa: S608
     f'(SELECT f.id FROM "{Folder._meta.db_table}" f WHERE f.mailbox_id = b.id AND f.role = %s '
     "ORDER BY f.id LIMIT 1) AS inbox_folder_id, "
-    f'EXISTS (SELECT 1 FROM "{Entry._meta.db_table}" e INNER JOIN "{Message._meta.db_table}" m '
-    "ON m.id = e.message_id WHERE e.mailbox_id = b.id AND m.message_id = %s) AS already_delivered, "
+    # Whether the box already holds that Message-ID: the messages of that Message-ID (an index
+    # lookup, usually none or one), each probed in the box by `entry_unique`. The scalar
+    # sub-query keeps that shape whatever the statistics: written as a join, the prepared
+    # statement's generic plan read every entry of the box for every message (issue 17).
+    f'EXISTS (SELECT 1 FROM "{Message._meta.db_table}" m WHERE m.message_id = %s AND '
+    f'(SELECT e.id FROM "{Entry._meta.db_table}" e WHERE e.mailbox_id = b.id AND e.message_id = m.id) '
+    "IS NOT NULL) AS already_delivered, "
     # Whether the box has any sorting rule, absence message or forwarding switched on: when none
     # of the recipient boxes has, the delivery transaction skips its query of them (issue 17:
     # one round trip fewer per message); when one has, `box_actions` reads them exactly there.

@@ -5,6 +5,7 @@ import hashlib
 
 import pytest
 from django.core.files.storage import default_storage
+from django.db import connection
 
 from audit.models import AuditEvent
 from mailboxes import outbox
@@ -575,3 +576,47 @@ def test_a_delivery_takes_the_free_chain_head_with_its_ids_or_opens_a_chain(tran
         assert not errors
         assert {chain for chain, _ in third} != {first[0][0]} and min(seq for _, seq in third) == 1
     assert verify().ok
+
+
+def _recipients_query_plan(box_address: str, message_id: str) -> str:
+    """The plan of the recipients' query (mailboxes.delivery.planning.LOCAL_BOXES_SQL) for one
+    box, as the gateway runs it: on PostgreSQL the generic plan of the prepared statement (what
+    a connection uses once the statement is prepared), on SQLite its query plan."""
+    from mailboxes.delivery.planning import LOCAL_BOXES_SQL
+
+    sql = LOCAL_BOXES_SQL.format(addresses="%s")
+    params = [Folder.Role.INBOX.value, message_id, box_address]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            numbered = sql
+            for number in range(1, len(params) + 1):
+                numbered = numbered.replace("%s", f"${number}", 1)
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            cursor.execute(f"PREPARE recipients_plan(text, text, text) AS {numbered}")
+            # EXECUTE is a utility statement: its arguments are literals, not bound parameters.
+            cursor.execute("SELECT quote_literal(%s), quote_literal(%s), quote_literal(%s)", params)
+            cursor.execute(f"EXPLAIN (FORMAT TEXT) EXECUTE recipients_plan({', '.join(cursor.fetchone())})")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            cursor.execute("DEALLOCATE recipients_plan")
+            return plan
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+        return "\n".join(str(row[-1]) for row in cursor.fetchall())
+
+
+def test_the_recipients_query_finds_an_earlier_copy_without_reading_the_boxs_entries(cast):
+    """Issue 17: whether a box already holds a Message-ID (a peer's retry) is looked up by that
+    Message-ID and then in the box by its (box, message) key: the box's other entries are never
+    read, however many it holds. Written as a join, the generic plan of the prepared statement
+    read every entry of the box for each incoming message."""
+    for n in range(30):
+        raw = raw_message(message_id=f"<plan-{n}@autre-operateur.mssante.fr>")
+        send_message(raw, envelope_from=PEER_SENDER, envelope_to=[cast.alice_box.address], source="smtp")
+    assert Entry.objects.filter(mailbox=cast.alice_box).count() == 30
+    plan = _recipients_query_plan(cast.alice_box.address, "<plan-3@autre-operateur.mssante.fr>")
+    if connection.vendor == "postgresql":
+        reads = [line for line in plan.splitlines() if " on mailboxes_entry " in line]
+        by_key = [line for line in reads if "using entry_unique on" in line]
+    else:
+        reads = [line for line in plan.splitlines() if line.startswith(("SEARCH e ", "SCAN e"))]
+        by_key = [line for line in reads if "(mailbox_id=? AND message_id=?)" in line]
+    assert reads and by_key == reads, plan
