@@ -38,6 +38,7 @@
     this.timer = null;
     this.controller = null;
     this.sequence = 0;
+    this.status = this.makeStatus();
     input.setAttribute("role", "combobox");
     input.setAttribute("aria-autocomplete", "list");
     input.setAttribute("aria-expanded", "false");
@@ -51,6 +52,21 @@
     var box = element("div", "suggestions");
     this.input.insertAdjacentElement("afterend", box);
     return box;
+  };
+
+  // What a screen reader hears of an answer: one short line (how many suggestions, or the
+  // message), never the whole list again at each keystroke; the list itself is read option by
+  // option as the arrows move through it (aria-activedescendant).
+  Completion.prototype.makeStatus = function () {
+    var status = element("p", "sr-only", "");
+    status.setAttribute("role", "status");
+    status.setAttribute("aria-live", "polite");
+    this.box.insertAdjacentElement("afterend", status);
+    return status;
+  };
+
+  Completion.prototype.announce = function (text) {
+    if (this.status.textContent !== text) this.status.textContent = text;
   };
 
   Completion.prototype.onInput = function () {
@@ -98,17 +114,28 @@
     this.box.textContent = "";
     this.items = [];
     this.active = -1;
-    if (data.error) { this.box.appendChild(element("p", "field-error", data.error)); this.setOpen(false); return; }
+    if (data.error) {
+      this.box.appendChild(element("p", "field-error", data.error));
+      this.announce(data.error);
+      this.setOpen(false);
+      return;
+    }
     if (data.ins) {
       this.box.appendChild(element("p", data.ins.valid ? "ok-msg" : "field-error", data.ins.message));
       if (data.ins.valid) this.items.push({ address: data.ins.address, name: data.ins.message, kind: "INS" });
     }
     (data.results || []).forEach(function (item) { this.items.push(item); }.bind(this));
     if (!this.items.length) {
-      if (!data.ins) this.box.appendChild(element("p", "muted", "Aucune correspondance dans l'annuaire."));
+      var none = "Aucune correspondance dans l'annuaire.";
+      if (!data.ins) this.box.appendChild(element("p", "muted", none));
+      this.announce(data.ins ? data.ins.message : none);
       this.setOpen(false);
       return;
     }
+    var count = this.items.length;
+    this.announce((data.ins && !data.ins.valid ? data.ins.message + " " : "") +
+      (count === 1 ? "1 destinataire proposé" : count + " destinataires proposés") +
+      ", flèches haut et bas pour choisir, Entrée pour ajouter.");
     var list = element("ul", "completion-list");
     list.id = this.listId;
     list.setAttribute("role", "listbox");
@@ -148,6 +175,7 @@
 
   Completion.prototype.close = function () {
     this.box.textContent = "";
+    this.announce("");
     this.items = [];
     this.active = -1;
     this.setOpen(false);

@@ -177,3 +177,26 @@ def test_an_answer_for_an_older_term_is_never_shown_after_a_newer_keystroke(dire
     assert shown == 0
     page.locator("#to-suggestions [role=option]").first.wait_for()  # then "lefe" is answered
     assert page.locator("#to-suggestions [role=option]").count() == 2
+
+
+def test_a_screen_reader_hears_one_line_per_answer_not_the_whole_list(directory, cast, login, live_server):
+    """What is announced (the live regions' text) at each answer is one short line: how many
+    suggestions and how to choose, or "no match"; the list itself is not a live region (it was,
+    and every keystroke had the whole list read again), it is read option by option with the
+    arrows through `aria-activedescendant`."""
+    page = login("alice")
+    page.goto(f"{live_server.url}/pro/ecrire/")
+    to = page.locator("#id_to")
+    status = page.locator("#to-suggestions + [role=status]")
+    to.press_sequentially("lefè", delay=30)
+    page.locator("#to-suggestions [role=option]").first.wait_for()
+    assert status.inner_text() == "2 destinataires proposés, flèches haut et bas pour choisir, Entrée pour ajouter."
+    live = page.locator("[aria-live]:has([role=option]), [role=status]:has([role=option])")
+    assert live.count() == 0  # no live region holds the options
+    assert "to-suggestions" not in (to.get_attribute("aria-describedby") or "")
+    to.press("ArrowDown")
+    assert page.locator("#" + to.get_attribute("aria-activedescendant")).inner_text().startswith("PER")
+    to.fill("")
+    to.press_sequentially("durand", delay=30)
+    page.locator("#to-suggestions p.muted").wait_for()
+    assert status.inner_text() == "Aucune correspondance dans l'annuaire."
