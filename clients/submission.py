@@ -35,7 +35,7 @@ from django.db import connections
 
 from clients import auth, psc, sasl
 from clients.tls import server_context
-from mailboxes.smtp_gateway import ascii_text, max_message_bytes, refusal_reply
+from mailboxes.smtp_gateway import ascii_text, declared_size, max_message_bytes, refusal_reply, too_large_reply
 from mssante.db import kept_connection_call
 
 log = logging.getLogger("clients.submission")
@@ -180,7 +180,16 @@ class SubmissionHandler:
 
     # --- the transaction ------------------------------------------------------------------------
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # Advertise the real limit, as the gateway does, not aiosmtpd's memory cap (the limit plus
+        # a slack): a client that trusts SIZE must not upload a message that will be refused.
+        session.host_name = hostname
+        return [f"250-SIZE {max_message_bytes()}" if r.startswith("250-SIZE") else r for r in responses]
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        size = declared_size(mail_options)
+        if size is not None and size > max_message_bytes():
+            return too_large_reply(max_message_bytes())
         login: auth.Login = session.auth_data
         try:
             if not await self.run(auth.still_valid, login):
@@ -278,6 +287,13 @@ class SubmissionSMTP(SMTP):
 
     line_length_limit = AUTH_LINE_LIMIT
     command_size_limits = CommandLimits()
+
+    async def push(self, status):
+        # aiosmtpd's own size refusals (a declared SIZE or DATA over its memory cap) in the
+        # gateway's words, with the enhanced status code.
+        if isinstance(status, str) and status.startswith("552 Error:"):
+            status = too_large_reply(max_message_bytes())
+        await super().push(status)
 
 
 async def start(host: str, port: int, handler: SubmissionHandler | None = None):

@@ -107,3 +107,21 @@ def test_swaks_with_an_app_password_and_plaintext_refused(make_submission, cast,
     assert tls.returncode == 0, tls.stdout + tls.stderr
     assert "250 2.0.0 OK message" in tls.stdout
     assert Entry.objects.filter(mailbox=cast.charlie_box, message__subject="Par swaks").exists()
+
+
+def test_size_limit_is_the_one_advertised_and_refused_with_its_reason(make_submission, cast, settings):
+    """A client that trusts EHLO's SIZE must not upload what will be refused, and a SIZE= over the
+    limit is refused at MAIL in French with an enhanced code, as by the gateway."""
+    settings.MAILBOX_MAX_MESSAGE_BYTES = settings.PATIENT_MAX_MESSAGE_BYTES = 100_000
+    server = make_submission()
+    smtp = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+    smtp.ehlo("poste.cabinet")
+    assert smtp.esmtp_features["size"] == "100000"
+    smtp.login("alice", PASSWORD)
+    for declared in (100_001, 10_000_000):  # over the limit, and over aiosmtpd's memory cap
+        code, text = smtp.docmd("MAIL", f"FROM:<alice.martin@ch-troispics.mssante.fr> SIZE={declared}")
+        assert (code, text[:5]) == (552, b"5.3.4"), text
+        assert b"trop volumineux" in text
+    code, _text = smtp.docmd("MAIL", "FROM:<alice.martin@ch-troispics.mssante.fr> SIZE=100000")
+    assert code == 250
+    smtp.quit()
