@@ -24,14 +24,17 @@ import collections
 import contextlib
 import functools
 import logging
+import re
 import signal
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from email.utils import format_datetime, make_msgid
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 from django.conf import settings
 from django.db import connections
+from django.utils import timezone
 
 from clients import auth, psc, sasl
 from clients.tls import server_context
@@ -49,6 +52,32 @@ def sender_box(user, address: str):
     return pro_mailboxes(user).filter(address=(address or "").strip().lower()).first()
 
 
+HEADER_END = re.compile(rb"\r?\n\r?\n")
+FIELD_START = re.compile(rb"\r?\n(?![ \t])")  # a line break not followed by a folded line
+BCC_FIELD = re.compile(rb"bcc[ \t]*:", re.IGNORECASE)
+
+
+def completed(raw: bytes, domain: str) -> bytes:
+    """What the submission server does to a client's message (RFC 6409 §8): its `Bcc:` field
+    is removed, as Postfix's cleanup does (the To and Cc recipients must not learn who had a blind
+    copy), and a missing `Date:` or `Message-ID:` is added (§8.2, §8.3), so that recipients,
+    other operators and replies see the Message-ID the store keeps. Anything else is left as the
+    client wrote it; a message that needs nothing comes back unchanged."""
+    end = HEADER_END.search(raw)
+    head, rest = (raw[: end.start()], raw[end.start() :]) if end else (raw, b"")
+    fields = FIELD_START.split(head)
+    kept = [field for field in fields if not BCC_FIELD.match(field)]
+    names = {field.split(b":", 1)[0].strip().lower() for field in kept}
+    added = []
+    if b"date" not in names:
+        added.append(b"Date: " + format_datetime(timezone.localtime()).encode())
+    if b"message-id" not in names:
+        added.append(b"Message-ID: " + make_msgid(domain=domain).encode())
+    if not added and len(kept) == len(fields):
+        return raw
+    return b"\r\n".join(added + kept) + rest
+
+
 def submit(raw: bytes, sender: str, recipients: list[str], login: auth.Login):
     """The delivery path, as a webmail send, plus a report for late refusals."""
     from mailboxes import delivery, reports
@@ -57,7 +86,7 @@ def submit(raw: bytes, sender: str, recipients: list[str], login: auth.Login):
     if box is None:
         raise delivery.DeliveryRefused("sender_not_allowed", "Vous ne pouvez pas envoyer depuis cette adresse.")
     result = delivery.send_message(
-        raw,
+        completed(raw, box.domain_name),
         envelope_from=box.address,
         envelope_to=recipients,
         source="submission",

@@ -1,5 +1,7 @@
 """SMTP submission (issue 11 §2) through smtplib and swaks, with TLS on loopback."""
 
+import email
+import email.policy
 import smtplib
 import ssl
 import subprocess
@@ -125,3 +127,35 @@ def test_size_limit_is_the_one_advertised_and_refused_with_its_reason(make_submi
     code, _text = smtp.docmd("MAIL", "FROM:<alice.martin@ch-troispics.mssante.fr> SIZE=100000")
     assert code == 250
     smtp.quit()
+
+
+def test_bcc_is_not_shown_to_recipients_and_date_and_message_id_are_added(make_submission, cast):
+    """A client that writes its blind copies in a Bcc: field (mutt, scripts) and leaves Date and
+    Message-ID to the server: the recipients do not see who had the blind copy, and every copy,
+    the Sent one included, carries the Date and the Message-ID the store keeps."""
+    server = make_submission()
+    smtp = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+    smtp.ehlo("poste.cabinet")
+    smtp.login("alice", PASSWORD)
+    raw = (
+        b"From: Dr Alice MARTIN <alice.martin@ch-troispics.mssante.fr>\r\n"
+        b"To: charlie.durand@clinique-du-lac.mssante.fr\r\n"
+        b"Bcc:\r\n cardiologie@ch-troispics.mssante.fr\r\n"
+        b"Subject: Copie cachee\r\n"
+        b"\r\n"
+        b"Bcc: this line of the body stays.\r\n"
+    )
+    recipients = ["charlie.durand@clinique-du-lac.mssante.fr", "cardiologie@ch-troispics.mssante.fr"]
+    assert smtp.sendmail("alice.martin@ch-troispics.mssante.fr", recipients, raw) == {}
+    smtp.quit()
+    received = Entry.objects.get(mailbox=cast.charlie_box, message__subject="Copie cachee")
+    assert Entry.objects.filter(mailbox=cast.cardio, message=received.message).exists()
+    with received.message.raw.open("rb") as fh:
+        stored = fh.read()
+    head, _, body = stored.partition(b"\r\n\r\n")
+    assert b"cardiologie" not in head and b"Bcc" not in head
+    assert body == b"Bcc: this line of the body stays.\r\n"
+    parsed = email.message_from_bytes(stored, policy=email.policy.default)
+    assert parsed["Message-ID"] == received.message.message_id
+    assert parsed["Message-ID"].endswith("@ch-troispics.mssante.fr>")
+    assert parsed["Date"].datetime is not None
