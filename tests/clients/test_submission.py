@@ -2,6 +2,7 @@
 
 import email
 import email.policy
+import re
 import smtplib
 import ssl
 import subprocess
@@ -159,3 +160,24 @@ def test_bcc_is_not_shown_to_recipients_and_date_and_message_id_are_added(make_s
     assert parsed["Message-ID"] == received.message.message_id
     assert parsed["Message-ID"].endswith("@ch-troispics.mssante.fr>")
     assert parsed["Date"].datetime is not None
+
+
+def test_a_message_just_over_the_limit_is_refused_with_sizes_that_differ(make_submission, cast, settings):
+    """26,250,067 bytes against 26,214,400 were both "25,0 Mo" in the refusal: the reason then
+    gives both in bytes."""
+    settings.MAILBOX_MAX_MESSAGE_BYTES = settings.PATIENT_MAX_MESSAGE_BYTES = 100_000
+    server = make_submission()
+    smtp = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+    smtp.ehlo("poste.cabinet")
+    smtp.login("alice", PASSWORD)
+    raw = build("alice.martin@ch-troispics.mssante.fr", ["charlie.durand@clinique-du-lac.mssante.fr"], body="")
+    lines, rest = divmod(100_010 - len(raw), 78)
+    raw += (b"a" * 76 + b"\r\n") * lines + b"b" * (rest - 2) + b"\r\n"
+    assert len(raw) == 100_010
+    assert smtp.mail("alice.martin@ch-troispics.mssante.fr")[0] == 250  # no SIZE= declared
+    assert smtp.rcpt("charlie.durand@clinique-du-lac.mssante.fr")[0] == 250
+    code, reply = smtp.data(raw)
+    assert code == 552 and reply.startswith(b"5.3.4 Le message pese "), reply
+    sizes = re.findall(rb"(?:pese|de) ([\d,]+ \w+)", reply)
+    assert len(sizes) == 2 and sizes[0] != sizes[1], reply
+    smtp.quit()
