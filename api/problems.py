@@ -154,6 +154,12 @@ def handle_exception(exc, context):
         detail = "Corrigez les champs signalés dans « errors »."
     elif isinstance(exc, exceptions.NotFound):
         detail = "Aucun objet de ce nom n'est accessible avec cette clé."
+    elif isinstance(exc, exceptions.NotAcceptable):
+        # DRF's own sentence is vague (and its French translation faulty): say what to accept.
+        detail = (
+            "Cette API répond en JSON : acceptez « application/json » "
+            f"(et « {CONTENT_TYPE} » pour les erreurs) dans l'en-tête Accept."
+        )
     else:
         detail = str(exc.detail) if not isinstance(exc.detail, list | dict) else ""
     headers = {}

@@ -182,6 +182,7 @@ def test_a_client_accepting_only_problem_details_reads_its_errors(cast, api, cli
     problem(api.call.get(listing, headers=only), 406, "not_acceptable")
     problem(api.call.post("/api/v1/messages", message, headers=only), 406, "not_acceptable")
     assert not Message.objects.filter(subject="Bonjour").exists()
-    # A media type the API never answers in stays a 406 for everything.
-    problem(client_for(None).get(listing, headers={"Accept": "application/xml"}), 406, "not_acceptable")
+    # A media type the API never answers in stays a 406 for everything, saying what to accept.
+    refused = problem(client_for(None).get(listing, headers={"Accept": "application/xml"}), 406, "not_acceptable")
+    assert "application/json" in refused["detail"]
     assert api.call.get(listing, headers={"Accept": "application/json"}).status_code == 200
