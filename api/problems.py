@@ -15,6 +15,7 @@ from django.db import OperationalError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, parsers, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -153,6 +154,12 @@ def handle_exception(exc, context):
         detail = "Corrigez les champs signalés dans « errors »."
     elif isinstance(exc, exceptions.NotFound):
         detail = "Aucun objet de ce nom n'est accessible avec cette clé."
+    elif isinstance(exc, exceptions.NotAcceptable):
+        # DRF's own sentence is vague (and its French translation faulty): say what to accept.
+        detail = (
+            "Cette API répond en JSON : acceptez « application/json » "
+            f"(et « {CONTENT_TYPE} » pour les erreurs) dans l'en-tête Accept."
+        )
     else:
         detail = str(exc.detail) if not isinstance(exc.detail, list | dict) else ""
     headers = {}
@@ -177,6 +184,24 @@ class JSONParser(parsers.JSONParser):
         except exceptions.ParseError as exc:
             reason = str(exc.detail).removeprefix("JSON parse error - ")
             raise exceptions.ParseError(f"Corps JSON illisible : {reason}") from None
+
+
+class ProblemNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, which runs before the key is looked at: a client that accepts nothing
+    but `application/problem+json` got a 406 for everything, its missing key or its unknown box
+    included. Such a client can read every error: the negotiation lets the call go on with the
+    JSON renderer and marks it (`problems_only`); `ApiView.initial` answers 406 once the key, its
+    scopes, its address and its rate have been checked, before the view does anything."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except exceptions.NotAcceptable:
+            accepted = [media.split(";")[0].strip().lower() for media in self.get_accept_list(request)]
+            if CONTENT_TYPE not in accepted:
+                raise
+            request.problems_only = True
+            return renderers[0], CONTENT_TYPE
 
 
 def refuse_unsized_body(request) -> None:

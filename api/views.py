@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularSwaggerSplitView
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -28,7 +28,7 @@ from api import access, hooks, idempotency, listing, returns, sending
 from api import serializers as s
 from api.auth import ApiKeyAuthentication, HasScope, KeyRateThrottle, request_ip
 from api.models import ApiKey, ReturnReply
-from api.problems import CONTENT_TYPE, JSONParser, Problem, refuse_unsized_body
+from api.problems import CONTENT_TYPE, JSONParser, Problem, ProblemNegotiation, refuse_unsized_body
 from audit.events import record
 from audit.models import AuditEvent
 from mailboxes.delivery import events_with_next_delivery, message_history, refusal_reason
@@ -64,11 +64,14 @@ class ApiView(APIView):
     permission_classes = [HasScope]
     throttle_classes = [KeyRateThrottle]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
+    content_negotiation_class = ProblemNegotiation
     required_scopes: tuple[str, ...] = ("read",)
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         refuse_unsized_body(request)
+        if getattr(request, "problems_only", False):
+            raise exceptions.NotAcceptable()
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -24,18 +24,21 @@ import collections
 import contextlib
 import functools
 import logging
+import re
 import signal
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from email.utils import format_datetime, make_msgid
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult
 from django.conf import settings
 from django.db import connections
+from django.utils import timezone
 
 from clients import auth, psc, sasl
 from clients.tls import server_context
-from mailboxes.smtp_gateway import ascii_text, max_message_bytes, refusal_reply
+from mailboxes.smtp_gateway import ascii_text, declared_size, max_message_bytes, refusal_reply, too_large_reply
 from mssante.db import kept_connection_call
 
 log = logging.getLogger("clients.submission")
@@ -49,6 +52,32 @@ def sender_box(user, address: str):
     return pro_mailboxes(user).filter(address=(address or "").strip().lower()).first()
 
 
+HEADER_END = re.compile(rb"\r?\n\r?\n")
+FIELD_START = re.compile(rb"\r?\n(?![ \t])")  # a line break not followed by a folded line
+BCC_FIELD = re.compile(rb"bcc[ \t]*:", re.IGNORECASE)
+
+
+def completed(raw: bytes, domain: str) -> bytes:
+    """What the submission server does to a client's message (RFC 6409 §8): its `Bcc:` field
+    is removed, as Postfix's cleanup does (the To and Cc recipients must not learn who had a blind
+    copy), and a missing `Date:` or `Message-ID:` is added (§8.2, §8.3), so that recipients,
+    other operators and replies see the Message-ID the store keeps. Anything else is left as the
+    client wrote it; a message that needs nothing comes back unchanged."""
+    end = HEADER_END.search(raw)
+    head, rest = (raw[: end.start()], raw[end.start() :]) if end else (raw, b"")
+    fields = FIELD_START.split(head)
+    kept = [field for field in fields if not BCC_FIELD.match(field)]
+    names = {field.split(b":", 1)[0].strip().lower() for field in kept}
+    added = []
+    if b"date" not in names:
+        added.append(b"Date: " + format_datetime(timezone.localtime()).encode())
+    if b"message-id" not in names:
+        added.append(b"Message-ID: " + make_msgid(domain=domain).encode())
+    if not added and len(kept) == len(fields):
+        return raw
+    return b"\r\n".join(added + kept) + rest
+
+
 def submit(raw: bytes, sender: str, recipients: list[str], login: auth.Login):
     """The delivery path, as a webmail send, plus a report for late refusals."""
     from mailboxes import delivery, reports
@@ -57,7 +86,7 @@ def submit(raw: bytes, sender: str, recipients: list[str], login: auth.Login):
     if box is None:
         raise delivery.DeliveryRefused("sender_not_allowed", "Vous ne pouvez pas envoyer depuis cette adresse.")
     result = delivery.send_message(
-        raw,
+        completed(raw, box.domain_name),
         envelope_from=box.address,
         envelope_to=recipients,
         source="submission",
@@ -180,7 +209,16 @@ class SubmissionHandler:
 
     # --- the transaction ------------------------------------------------------------------------
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # Advertise the real limit, as the gateway does, not aiosmtpd's memory cap (the limit plus
+        # a slack): a client that trusts SIZE must not upload a message that will be refused.
+        session.host_name = hostname
+        return [f"250-SIZE {max_message_bytes()}" if r.startswith("250-SIZE") else r for r in responses]
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        size = declared_size(mail_options)
+        if size is not None and size > max_message_bytes():
+            return too_large_reply(max_message_bytes())
         login: auth.Login = session.auth_data
         try:
             if not await self.run(auth.still_valid, login):
@@ -278,6 +316,13 @@ class SubmissionSMTP(SMTP):
 
     line_length_limit = AUTH_LINE_LIMIT
     command_size_limits = CommandLimits()
+
+    async def push(self, status):
+        # aiosmtpd's own size refusals (a declared SIZE or DATA over its memory cap) in the
+        # gateway's words, with the enhanced status code.
+        if isinstance(status, str) and status.startswith("552 Error:"):
+            status = too_large_reply(max_message_bytes())
+        await super().push(status)
 
 
 async def start(host: str, port: int, handler: SubmissionHandler | None = None):

@@ -532,8 +532,27 @@ class Folder(models.Model):
         return self.name
 
 
+class EntryQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        """An UPDATE that changes entries' folder also forgets their IMAP UID (and \\Deleted mark)
+        in that same statement, for the entries that really change folder. PostgreSQL's trigger
+        of migration 0005 does it before the row is written; SQLite's trigger can only do it
+        after, once the unique (folder, imap_uid) constraint has refused a row arriving with a
+        UID its new folder already gives (an IntegrityError, a 500 in the webmail)."""
+        target = kwargs.get("folder", kwargs.get("folder_id"))
+        if target is not None and "imap_uid" not in kwargs:
+            target_id = getattr(target, "pk", target)
+            kwargs["imap_uid"] = models.Case(models.When(folder_id=target_id, then=models.F("imap_uid")), default=None)
+            kwargs["imap_deleted"] = models.Case(
+                models.When(folder_id=target_id, then=models.F("imap_deleted")), default=False
+            )
+        return super().update(**kwargs)
+
+
 class Entry(models.Model):
     """A message as seen in one mailbox: its folder and IMAP-like flags."""
+
+    objects = EntryQuerySet.as_manager()
 
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="entries")
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="entries")
@@ -557,7 +576,9 @@ class Entry(models.Model):
     # IMAP (clients/imap/uids.py): the UID of this entry in its folder, given from
     # `Folder.imap_uid_next` when an IMAP session first sees the entry there. A database trigger
     # (migration 0005) empties it whenever `folder` changes, by whatever code: the entry then
-    # gets a new, higher UID in its new folder, as IMAP requires. Writers never set it.
+    # gets a new, higher UID in its new folder, as IMAP requires. Writers never set it: on
+    # SQLite, whose trigger can only run after the row is written, `Entry.objects.update` and
+    # `Entry.save` empty it in the same statement (EntryQuerySet.update).
     imap_uid = models.PositiveIntegerField(null=True, blank=True)
     # IMAP's \Deleted flag: marked by a client, removed for good at its EXPUNGE.
     imap_deleted = models.BooleanField(default=False)
@@ -584,6 +605,26 @@ class Entry(models.Model):
 
     def __str__(self) -> str:
         return f"entrée #{self.pk}"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        entry = super().from_db(db, field_names, values)
+        entry._stored_folder_id = entry.__dict__.get("folder_id")  # None when deferred
+        return entry
+
+    def save(self, *args, **kwargs):
+        """Saving an entry into another folder forgets its IMAP UID in the same UPDATE (see
+        `EntryQuerySet.update`), when the folder it was read with is known."""
+        stored = getattr(self, "_stored_folder_id", None)
+        update_fields = kwargs.get("update_fields")
+        moving = stored is not None and self.folder_id != stored
+        if moving and (update_fields is None or {"folder", "folder_id"} & set(update_fields)):
+            self.imap_uid, self.imap_deleted = None, False
+            if update_fields is not None:
+                kwargs["update_fields"] = [*update_fields, "imap_uid", "imap_deleted"]
+        super().save(*args, **kwargs)
+        if update_fields is None or {"folder", "folder_id"} & set(update_fields):
+            self._stored_folder_id = self.folder_id
 
 
 class EntryView(models.Model):

@@ -179,7 +179,10 @@ class GatewayHandler:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
         # Advertise the real limit, not aiosmtpd's memory cap (which includes a small slack).
-        return [f"250-SIZE {self.max_bytes}" if r.startswith("250-SIZE") else r for r in responses]
+        responses = [f"250-SIZE {self.max_bytes}" if r.startswith("250-SIZE") else r for r in responses]
+        # RFC 2920: commands sent in a group are read in turn (DATA reads no further than its
+        # final dot), so a peer may pipeline MAIL and its RCPTs instead of a round trip each.
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         size = declared_size(mail_options)

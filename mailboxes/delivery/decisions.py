@@ -115,10 +115,12 @@ def refuse_not_hosted(domain: str) -> Decision:
 
 
 def refuse_too_large(size: int, limit: int) -> Decision:
+    shown_size, shown_limit = filesizeformat(size), filesizeformat(limit)
+    if shown_size == shown_limit:  # just over: "25,0 Mo … la limite est de 25,0 Mo" says nothing
+        shown_size, shown_limit = _("%(n)s octets") % {"n": size}, _("%(n)s octets") % {"n": limit}
     return refuse(
         "too_large",
-        _("Le message pèse %(s)s une fois encodé : la limite est de %(m)s.")
-        % {"s": filesizeformat(size), "m": filesizeformat(limit)},
+        _("Le message pèse %(s)s une fois encodé : la limite est de %(m)s.") % {"s": shown_size, "m": shown_limit},
     )
 
 

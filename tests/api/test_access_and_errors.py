@@ -3,6 +3,7 @@
 import pytest
 
 from api.problems import CATALOGUE
+from mailboxes.models import Message
 from tests.api.conftest import make_key
 
 
@@ -165,3 +166,23 @@ def test_rate_limit_429_with_retry_after(cast, app_box, client_for):
 def test_unknown_paths_and_methods(cast, api, path):
     response = api.call.get(path)
     assert response.status_code in (404, 405)
+
+
+def test_a_client_accepting_only_problem_details_reads_its_errors(cast, api, client_for):
+    """`Accept: application/problem+json` alone: the errors found before the call acts (no key,
+    unknown key, scope) come as what they are, in the accepted problem format; a call that would
+    answer JSON is a 406 before it acts (nothing sent)."""
+    only = {"Accept": "application/problem+json"}
+    listing = f"/api/v1/boxes/{api.box.address}/messages"
+    problem(client_for(None).get(listing, headers=only), 401, "not_authenticated")
+    problem(client_for("mss_000000000000_nope").get(listing, headers=only), 401, "invalid_key")
+    _key, reader = make_key(api.box, name="lecteur", can_send=False)
+    message = {"to": [cast.paul_box.address], "subject": "Bonjour", "text": "Bonjour"}
+    problem(client_for(reader).post("/api/v1/messages", message, headers=only), 403, "scope_missing")
+    problem(api.call.get(listing, headers=only), 406, "not_acceptable")
+    problem(api.call.post("/api/v1/messages", message, headers=only), 406, "not_acceptable")
+    assert not Message.objects.filter(subject="Bonjour").exists()
+    # A media type the API never answers in stays a 406 for everything, saying what to accept.
+    refused = problem(client_for(None).get(listing, headers={"Accept": "application/xml"}), 406, "not_acceptable")
+    assert "application/json" in refused["detail"]
+    assert api.call.get(listing, headers={"Accept": "application/json"}).status_code == 200

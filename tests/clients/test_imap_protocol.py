@@ -327,3 +327,36 @@ def test_a_database_restart_costs_no_failed_command(make_imap, cast):
     assert client.status("INBOX", "(MESSAGES UNSEEN)")[0] == "OK"
     assert client.select("INBOX")[0] == "OK"
     client.logout()
+
+
+def test_moving_into_a_folder_that_already_gave_the_same_uid(imap, cast, client):
+    """A desktop client filed copies in Corbeille and Archives (UID 1 there) while the inbox's
+    messages already had UIDs 1 and 2 (mbsync's "move to trash" is APPEND + EXPUNGE). Moving
+    them there, by IMAP MOVE or by the webmail's buttons, gives them new UIDs in their new
+    folder; on SQLite it was refused by the (folder, UID) constraint: a server error for the
+    client, a 500 page in the webmail."""
+    first = deliver(cast, cast.alice_box, subject="un")
+    second = deliver(cast, cast.alice_box, subject="deux")
+    imap_client = imap.client("alice", PASSWORD)
+    imap_client.select("INBOX")
+    for folder in ("Corbeille", "Archives", "Archives"):
+        raw = build(cast.alice_box.address, [cast.charlie_box.address], subject=f"Copie dans {folder}")
+        assert imap_client.append(folder, "(\\Seen)", None, raw)[0] == "OK"
+    trash, archives = cast.alice_box.folder("trash"), cast.alice_box.folder("archive")
+
+    typ, data = imap_client.uid("MOVE", "1", "Corbeille")
+    assert typ == "OK", data
+    moved = Entry.objects.get(mailbox=cast.alice_box, message=first)
+    assert moved.folder_id == trash.pk and moved.imap_uid != 1
+    imap_client.select("Corbeille")
+    assert imap_client.uid("SEARCH", None, "ALL") == ("OK", [b"1 2"])
+
+    client.force_login(cast.alice)
+    entry = Entry.objects.get(mailbox=cast.alice_box, message=second)
+    assert entry.imap_uid == 2
+    response = client.post(f"/pro/message/{entry.pk}/action/", {"action": "archive"})
+    assert response.status_code == 302
+    entry.refresh_from_db()
+    assert entry.folder_id == archives.pk and entry.imap_uid is None
+    imap_client.select("Archives")
+    assert imap_client.uid("SEARCH", None, "ALL") == ("OK", [b"1 2 3"])

@@ -1,5 +1,8 @@
 """SMTP submission (issue 11 §2) through smtplib and swaks, with TLS on loopback."""
 
+import email
+import email.policy
+import re
 import smtplib
 import ssl
 import subprocess
@@ -107,3 +110,74 @@ def test_swaks_with_an_app_password_and_plaintext_refused(make_submission, cast,
     assert tls.returncode == 0, tls.stdout + tls.stderr
     assert "250 2.0.0 OK message" in tls.stdout
     assert Entry.objects.filter(mailbox=cast.charlie_box, message__subject="Par swaks").exists()
+
+
+def test_size_limit_is_the_one_advertised_and_refused_with_its_reason(make_submission, cast, settings):
+    """A client that trusts EHLO's SIZE must not upload what will be refused, and a SIZE= over the
+    limit is refused at MAIL in French with an enhanced code, as by the gateway."""
+    settings.MAILBOX_MAX_MESSAGE_BYTES = settings.PATIENT_MAX_MESSAGE_BYTES = 100_000
+    server = make_submission()
+    smtp = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+    smtp.ehlo("poste.cabinet")
+    assert smtp.esmtp_features["size"] == "100000"
+    smtp.login("alice", PASSWORD)
+    for declared in (100_001, 10_000_000):  # over the limit, and over aiosmtpd's memory cap
+        code, text = smtp.docmd("MAIL", f"FROM:<alice.martin@ch-troispics.mssante.fr> SIZE={declared}")
+        assert (code, text[:5]) == (552, b"5.3.4"), text
+        assert b"trop volumineux" in text
+    code, _text = smtp.docmd("MAIL", "FROM:<alice.martin@ch-troispics.mssante.fr> SIZE=100000")
+    assert code == 250
+    smtp.quit()
+
+
+def test_bcc_is_not_shown_to_recipients_and_date_and_message_id_are_added(make_submission, cast):
+    """A client that writes its blind copies in a Bcc: field (mutt, scripts) and leaves Date and
+    Message-ID to the server: the recipients do not see who had the blind copy, and every copy,
+    the Sent one included, carries the Date and the Message-ID the store keeps."""
+    server = make_submission()
+    smtp = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+    smtp.ehlo("poste.cabinet")
+    smtp.login("alice", PASSWORD)
+    raw = (
+        b"From: Dr Alice MARTIN <alice.martin@ch-troispics.mssante.fr>\r\n"
+        b"To: charlie.durand@clinique-du-lac.mssante.fr\r\n"
+        b"Bcc:\r\n cardiologie@ch-troispics.mssante.fr\r\n"
+        b"Subject: Copie cachee\r\n"
+        b"\r\n"
+        b"Bcc: this line of the body stays.\r\n"
+    )
+    recipients = ["charlie.durand@clinique-du-lac.mssante.fr", "cardiologie@ch-troispics.mssante.fr"]
+    assert smtp.sendmail("alice.martin@ch-troispics.mssante.fr", recipients, raw) == {}
+    smtp.quit()
+    received = Entry.objects.get(mailbox=cast.charlie_box, message__subject="Copie cachee")
+    assert Entry.objects.filter(mailbox=cast.cardio, message=received.message).exists()
+    with received.message.raw.open("rb") as fh:
+        stored = fh.read()
+    head, _, body = stored.partition(b"\r\n\r\n")
+    assert b"cardiologie" not in head and b"Bcc" not in head
+    assert body == b"Bcc: this line of the body stays.\r\n"
+    parsed = email.message_from_bytes(stored, policy=email.policy.default)
+    assert parsed["Message-ID"] == received.message.message_id
+    assert parsed["Message-ID"].endswith("@ch-troispics.mssante.fr>")
+    assert parsed["Date"].datetime is not None
+
+
+def test_a_message_just_over_the_limit_is_refused_with_sizes_that_differ(make_submission, cast, settings):
+    """26,250,067 bytes against 26,214,400 were both "25,0 Mo" in the refusal: the reason then
+    gives both in bytes."""
+    settings.MAILBOX_MAX_MESSAGE_BYTES = settings.PATIENT_MAX_MESSAGE_BYTES = 100_000
+    server = make_submission()
+    smtp = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+    smtp.ehlo("poste.cabinet")
+    smtp.login("alice", PASSWORD)
+    raw = build("alice.martin@ch-troispics.mssante.fr", ["charlie.durand@clinique-du-lac.mssante.fr"], body="")
+    lines, rest = divmod(100_010 - len(raw), 78)
+    raw += (b"a" * 76 + b"\r\n") * lines + b"b" * (rest - 2) + b"\r\n"
+    assert len(raw) == 100_010
+    assert smtp.mail("alice.martin@ch-troispics.mssante.fr")[0] == 250  # no SIZE= declared
+    assert smtp.rcpt("charlie.durand@clinique-du-lac.mssante.fr")[0] == 250
+    code, reply = smtp.data(raw)
+    assert code == 552 and reply.startswith(b"5.3.4 Le message pese "), reply
+    sizes = re.findall(rb"(?:pese|de) ([\d,]+ \w+)", reply)
+    assert len(sizes) == 2 and sizes[0] != sizes[1], reply
+    smtp.quit()

@@ -6,6 +6,7 @@ actual size), 250 only once committed, 451 on a temporary problem, STARTTLS per 
 
 import signal
 import smtplib
+import socket
 import ssl
 import subprocess
 import sys
@@ -348,3 +349,34 @@ def test_a_database_restart_costs_no_temporary_failure(trusted_peer, start_gatew
         code, reply = client.data(make_raw(cast.alice_box.address, subject="Après le redémarrage"))
     assert code == 250, reply
     assert Message.objects.filter(subject="Après le redémarrage").count() == 1
+
+
+def test_pipelining_is_advertised_and_a_pipelined_group_is_answered_in_order(trusted_peer, start_gateway):
+    """RFC 2920: a peer that sees PIPELINING sends MAIL, its RCPTs and DATA in one write, then the
+    message, the next transaction's commands and QUIT in another; each gets its own reply, in
+    order, and an unknown recipient among them is refused alone."""
+    cast = trusted_peer
+    gateway = start_gateway()
+    with client_for(gateway) as client:
+        assert client.has_extn("pipelining")
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        replies = sock.makefile("rb")
+
+        def reply() -> str:
+            lines = [replies.readline().decode()]
+            while lines[-1][3:4] == "-":
+                lines.append(replies.readline().decode())
+            return lines[-1][:9]
+
+        assert reply().startswith("220")
+        sock.sendall(b"EHLO mx.autre-operateur.mssante.fr\r\n")
+        assert reply().startswith("250 ")
+        group = f"MAIL FROM:<{PEER_SENDER}>\r\nRCPT TO:<{cast.alice_box.address}>\r\n"
+        group += f"RCPT TO:<inconnu@{cast.alice_box.domain_name}>\r\nDATA\r\n"
+        sock.sendall(group.encode())
+        assert [reply() for _ in range(4)] == ["250 2.1.0", "250 2.1.5", "550 5.1.1", "354 End d"]
+        message = make_raw(cast.alice_box.address).replace(b"\r\n.", b"\r\n..")
+        sock.sendall(message + b"\r\n.\r\nRSET\r\nQUIT\r\n")
+        assert reply() == "250 2.0.0"
+        assert [reply()[:3] for _ in range(2)] == ["250", "221"]
+    assert Entry.objects.filter(mailbox=cast.alice_box).count() == 1
