@@ -28,6 +28,7 @@ from directory.views import completion_payload, professional_required, too_many_
 from mailboxes.display_text import display_name
 from mailboxes.models import Entry, Folder, Mailbox
 from mailboxes.patient_domain import is_patient_address
+from mailboxes.shown_body import shown_body
 from patients.conversation import conversation_for
 from patients.policy import patient_for_address
 from webmail import contacts, drafts, headers, organise, selection, sharing
@@ -223,7 +224,7 @@ def message_body(request, entry_id):
     entry = pro_entry(request.user, entry_id)
     sharing.open_entry(entry, request.user, ip=_ip(request), via="body")
     images = request.GET.get("images") == "1"
-    html = render_to_string("webmail/body.html", {"message": entry.message})
+    html = render_to_string("webmail/body.html", {"html": shown_body(entry.message).html})
     response = HttpResponse(html, content_type="text/html; charset=utf-8")
     img_src = "data: https: http:" if images else "data:"
     response["Content-Security-Policy"] = (
