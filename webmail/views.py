@@ -34,6 +34,7 @@ from patients.policy import patient_for_address
 from webmail import contacts, drafts, headers, organise, selection, sharing
 from webmail.forms import ComposeForm, SearchForm
 from webmail.people import names_for_addresses
+from webmail.quota import quota_usage
 from webmail.replies import draft_attachments, forward_attachments_for, initial_for, send
 from webmail.rows import prepare
 from webmail.rows import render as render_rows
@@ -90,6 +91,7 @@ def _panes(request, nav, mailbox, folder, *, entry=None, extra=None):
         "search_form": None,  # the search view brings its bound form, with `searching`
         "message_base": reverse("webmail:message", args=[0])[:-2],
         "move_targets": [f for n in nav if n.mailbox.pk == mailbox.pk for f in n.folders],
+        "quota": quota_usage(mailbox),
     }
     if extra and "page" in extra:
         context.update(extra)
