@@ -317,6 +317,11 @@ TRUST_CACHE_SECONDS = env_int("TRUST_CACHE_SECONDS", 10)
 MAILBOX_DEFAULT_QUOTA = env_int("MAILBOX_DEFAULT_QUOTA", 2 * 1024**3)
 MAILBOX_MAX_MESSAGE_BYTES = env_int("MAILBOX_MAX_MESSAGE_BYTES", 25 * 1024**2)
 PATIENT_MAX_MESSAGE_BYTES = env_int("PATIENT_MAX_MESSAGE_BYTES", 25 * 1024**2)
+# A page shows at most this many characters of a message body, then says the rest is in the
+# downloadable message (mailboxes/shown_body.py). 300,000 characters is about 150 printed pages,
+# far above any letter a person writes, and renders in well under a second on a phone; a 25 MB
+# body shown whole made a 26.7 MB page that took about 50 s in Chromium at 375 px.
+BODY_DISPLAY_MAX_CHARS = env_int("BODY_DISPLAY_MAX_CHARS", 300_000)
 ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 10 * 1024**2)
 # An IHE_XDM.zip is read for its CDA codes within this many inflated bytes (a zip bomb is refused).
 XDM_MAX_DECOMPRESSED_BYTES = env_int("XDM_MAX_DECOMPRESSED_BYTES", 50 * 1024**2)

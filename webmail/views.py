@@ -28,11 +28,13 @@ from directory.views import completion_payload, professional_required, too_many_
 from mailboxes.display_text import display_name
 from mailboxes.models import Entry, Folder, Mailbox
 from mailboxes.patient_domain import is_patient_address
+from mailboxes.shown_body import shown_body
 from patients.conversation import conversation_for
 from patients.policy import patient_for_address
 from webmail import contacts, drafts, headers, organise, selection, sharing
 from webmail.forms import ComposeForm, SearchForm
 from webmail.people import names_for_addresses
+from webmail.quota import quota_usage
 from webmail.replies import draft_attachments, forward_attachments_for, initial_for, send
 from webmail.rows import prepare
 from webmail.rows import render as render_rows
@@ -89,6 +91,7 @@ def _panes(request, nav, mailbox, folder, *, entry=None, extra=None):
         "search_form": None,  # the search view brings its bound form, with `searching`
         "message_base": reverse("webmail:message", args=[0])[:-2],
         "move_targets": [f for n in nav if n.mailbox.pk == mailbox.pk for f in n.folders],
+        "quota": quota_usage(mailbox),
     }
     if extra and "page" in extra:
         context.update(extra)
@@ -223,7 +226,7 @@ def message_body(request, entry_id):
     entry = pro_entry(request.user, entry_id)
     sharing.open_entry(entry, request.user, ip=_ip(request), via="body")
     images = request.GET.get("images") == "1"
-    html = render_to_string("webmail/body.html", {"message": entry.message})
+    html = render_to_string("webmail/body.html", {"html": shown_body(entry.message).html})
     response = HttpResponse(html, content_type="text/html; charset=utf-8")
     img_src = "data: https: http:" if images else "data:"
     response["Content-Security-Policy"] = (
