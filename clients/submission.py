@@ -38,7 +38,14 @@ from django.utils import timezone
 
 from clients import auth, psc, sasl
 from clients.tls import server_context
-from mailboxes.smtp_gateway import ascii_text, declared_size, max_message_bytes, refusal_reply, too_large_reply
+from mailboxes.smtp_gateway import (
+    ascii_text,
+    declared_size,
+    max_message_bytes,
+    refusal_reply,
+    too_large_reply,
+    with_enhanced_code,
+)
 from mssante.db import kept_connection_call
 
 log = logging.getLogger("clients.submission")
@@ -213,7 +220,9 @@ class SubmissionHandler:
         # Advertise the real limit, as the gateway does, not aiosmtpd's memory cap (the limit plus
         # a slack): a client that trusts SIZE must not upload a message that will be refused.
         session.host_name = hostname
-        return [f"250-SIZE {max_message_bytes()}" if r.startswith("250-SIZE") else r for r in responses]
+        responses = [f"250-SIZE {max_message_bytes()}" if r.startswith("250-SIZE") else r for r in responses]
+        # RFC 2034: every reply after EHLO carries an enhanced status code (`SubmissionSMTP.push`).
+        return [*responses[:-1], "250-ENHANCEDSTATUSCODES", responses[-1]]
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         size = declared_size(mail_options)
@@ -319,9 +328,12 @@ class SubmissionSMTP(SMTP):
 
     async def push(self, status):
         # aiosmtpd's own size refusals (a declared SIZE or DATA over its memory cap) in the
-        # gateway's words, with the enhanced status code.
-        if isinstance(status, str) and status.startswith("552 Error:"):
-            status = too_large_reply(max_message_bytes())
+        # gateway's words; every other bare reply of aiosmtpd with its enhanced status code
+        # (RFC 2034, advertised in EHLO), as the gateway does.
+        if isinstance(status, str):
+            if status.startswith("552 Error:"):
+                status = too_large_reply(max_message_bytes())
+            status = with_enhanced_code(status, self.hostname)
         await super().push(status)
 
 

@@ -23,6 +23,7 @@ import datetime
 import functools
 import logging
 import os
+import re
 import signal
 import ssl
 import threading
@@ -90,6 +91,48 @@ def refusal_reply(code: str, reason: str, smtp_code: int | None = None) -> str:
 
 def too_large_reply(limit: int) -> str:
     return f"552 5.3.4 Message trop volumineux : la taille maximale est de {limit} octets"
+
+
+# RFC 2034 (ENHANCEDSTATUSCODES, advertised in EHLO): every 2xx, 4xx and 5xx reply carries an
+# RFC 3463 enhanced status code, except the greeting and the answer to HELO/EHLO. Our own replies
+# have theirs; aiosmtpd's own (aiosmtpd 1.4.6, smtp.py) get one here, by the start of their text,
+# in `push`, the one place replies leave. First match wins; an unlisted reply gets X.0.0.
+AIOSMTPD_ENHANCED_CODES: tuple[tuple[str, str], ...] = (
+    ("250 OK", "2.0.0"),  # NOOP, RSET (MAIL and RCPT are answered by the handlers: 2.1.0, 2.1.5)
+    ("220 Ready to start TLS", "2.0.0"),  # STARTTLS
+    ("221 Bye", "2.0.0"),  # QUIT
+    ("500 Error: command ", "5.5.2"),  # unknown command (and AUTH after HELO)
+    ("500 Error: bad syntax", "5.5.2"),  # empty line, non-ASCII command name
+    ("500 Error: strict ASCII mode", "5.5.2"),  # 8-bit bytes in a command, SMTPUTF8 not offered
+    ("500 Command line too long", "5.5.2"),
+    ("500 Line too long", "5.6.0"),  # a line of the message over 1,000 octets (end of DATA)
+    ("501 Syntax: ", "5.5.4"),  # a known command with wrong arguments (QUIT x, RSET x, DATA x...)
+    ("501 Error: ", "5.5.4"),  # MAIL's BODY= and SMTPUTF8 parameters
+    ("501 ", "5.5.4"),  # AUTH without or with too many arguments, HELP of an unknown command
+    ("502 EXPN not implemented", "5.5.1"),
+    ("502 Could not VRFY", "5.5.4"),
+    ("503 ", "5.5.1"),  # bad sequence: HELO first, MAIL first, RCPT first, nested MAIL, AUTH twice
+    ("530 Must issue a STARTTLS", "5.7.0"),
+    ("454 TLS not available", "4.7.0"),
+    ("554 Command refused due to lack of security", "5.7.0"),  # after a failed TLS handshake
+    ("555 ", "5.5.4"),  # MAIL/RCPT parameters not recognised
+    ("552 ", "5.3.4"),
+)
+HAS_ENHANCED_CODE = re.compile(r"[245]\d\d[ -][245]\.\d{1,3}\.\d{1,3}(?: |$)")
+
+
+def with_enhanced_code(status: str, hostname: str) -> str:
+    """`status` with an RFC 3463 enhanced status code after its reply code, unless it has one,
+    is a 1xx/3xx (354, an AUTH challenge) or is the greeting or the answer to HELO/EHLO (RFC 2034
+    §3: `220 <host> ...`, `250 <host>`, EHLO's lines: the only multi-line reply of aiosmtpd,
+    `250-...` then `250 HELP`)."""
+    if status[:1] not in ("2", "4", "5") or status[3:4] == "-" or HAS_ENHANCED_CODE.match(status):
+        return status
+    if status in ("250 HELP", f"250 {hostname}") or (status.startswith("220 ") and status != "220 Ready to start TLS"):
+        return status
+    code = next((code for prefix, code in AIOSMTPD_ENHANCED_CODES if status.startswith(prefix)), f"{status[0]}.0.0")
+    text = status[4:]
+    return f"{status[:3]} {code}{' ' + text if text else ''}"
 
 
 def declared_size(mail_options: list[str]) -> int | None:
@@ -182,7 +225,8 @@ class GatewayHandler:
         responses = [f"250-SIZE {self.max_bytes}" if r.startswith("250-SIZE") else r for r in responses]
         # RFC 2920: commands sent in a group are read in turn (DATA reads no further than its
         # final dot), so a peer may pipeline MAIL and its RCPTs instead of a round trip each.
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        # RFC 2034: every reply after EHLO carries an enhanced status code (`push`).
+        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         size = declared_size(mail_options)
@@ -323,7 +367,7 @@ def envelope_sender(address: str | None) -> str:
 
 
 class GatewaySMTP(SMTP):
-    """aiosmtpd's SMTP with enhanced status codes on its own size refusals, and a DATA command
+    """aiosmtpd's SMTP with enhanced status codes on all its replies (`push`), and a DATA command
     (aiosmtpd's documented way to implement a command: an `smtp_DATA` method with `@syntax`) that
     gathers the message in one growing buffer instead of one object per line: a 25 MB message in
     78-byte lines is 330,000 objects, and aiosmtpd's own DATA took the gateway's peak memory to
@@ -337,8 +381,9 @@ class GatewaySMTP(SMTP):
         super().connection_made(transport)
 
     async def push(self, status):
-        """Our own wording for aiosmtpd's bare replies, and a multi-line reply (EHLO) written in
-        one piece: its `250-` lines are held until the last line comes."""
+        """Our own wording for aiosmtpd's bare replies, an enhanced status code on every reply
+        that needs one (`with_enhanced_code`), and a multi-line reply (EHLO) written in one
+        piece: its `250-` lines are held until the last line comes."""
         if isinstance(status, str):
             if status.startswith("552 Error:"):
                 status = too_large_reply(max_message_bytes())
@@ -350,6 +395,8 @@ class GatewaySMTP(SMTP):
             if self.held_reply_lines:
                 status = "\r\n".join([*self.held_reply_lines, status])
                 self.held_reply_lines = []
+            else:
+                status = with_enhanced_code(status, self.hostname)
         await super().push(status)
 
     @syntax("DATA")

@@ -189,6 +189,13 @@ REFUSALS: dict[str, Refusal] = {
     ),
 }
 
+# An automatic message (RFC 3834: `Auto-Submitted` other than `no`, or a report) is never
+# answered by an automatic return (`PatientPolicy.refused`): its sender reads the refusal's own
+# text, then this sentence, never a promise of a return (`without_return`).
+NO_RETURN_TO_AUTOMATIC = (
+    "Aucun retour automatique n'est envoyé : le message refusé est lui-même un message automatique."
+)
+
 # What a patient reads on the page where they write, when their message would be over the limit.
 TOO_LARGE_TO_SEND = (
     "L'ensemble de votre message dépasse %(limit)s une fois envoyé : retirez des pièces jointes ou "
@@ -212,6 +219,20 @@ def refusal_text(code: str) -> str | None:
     """The one French text of a refusal code of the patient domain, None for any other code."""
     item = REFUSALS.get(code)
     return item.text if item else None
+
+
+def without_return(decision: Decision) -> Decision:
+    """A refusal answered by an automatic return, for an automatic message: nothing automatic
+    answers it (RFC 3834), so it is a plain refusal whose text says that no return is sent."""
+    return Decision(
+        deliver=False, code=decision.code, reason=f"{decision.reason} {NO_RETURN_TO_AUTOMATIC}", automatic_return=False
+    )
+
+
+def is_automatic(envelope: Envelope) -> bool:
+    """RFC 3834 `Auto-Submitted` other than `no` (an absence reply, a return, a campaign robot),
+    or a report (MDN, DSN): no automatic message answers it."""
+    return envelope.auto_submitted or envelope.is_report
 
 
 def too_large_to_send_text() -> str:
@@ -559,7 +580,12 @@ class PatientPolicy:
         """Order: the size of the whole message; the test address; the address itself (INS
         key) before any look-up; then the space (not found, closed, INS qualification); then
         who writes (patients never to patients, blocks)."""
-        address = recipient_address.lower()
+        decision = self._decide_recipient(envelope, recipient_address.lower())
+        if decision.automatic_return and is_automatic(envelope):
+            return without_return(decision)
+        return decision
+
+    def _decide_recipient(self, envelope: Envelope, address: str) -> Decision:
         if envelope.size > message_limit():
             return refuse_too_large()
         if address == test_address():
@@ -607,7 +633,7 @@ class PatientPolicy:
     def refused(self, envelope: Envelope, message: Message | None, recipient_address: str, decision: Decision) -> None:
         """Automatic returns go back to the sender's box as messages through the same path,
         after commit, and never answer an automatic message or a report (RFC 3834)."""
-        if not decision.automatic_return or envelope.auto_submitted or envelope.is_report:
+        if not decision.automatic_return or is_automatic(envelope):
             return
         sender = (envelope.sender_address or "").lower()
         if not sender or sender == system_address() or is_patient_address(sender):

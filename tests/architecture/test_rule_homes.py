@@ -22,7 +22,7 @@ def product_files():
 
 
 def texts_of_the_policy() -> list[str]:
-    texts = [policy.TOO_LARGE_TO_SEND.split("%(limit)s")[1].strip()]
+    texts = [policy.TOO_LARGE_TO_SEND.split("%(limit)s")[1].strip(), policy.NO_RETURN_TO_AUTOMATIC]
     for refusal in policy.REFUSALS.values():
         texts += [t for t in (refusal.text, refusal.happened, refusal.to_do) if t]
     return texts

@@ -181,3 +181,39 @@ def test_a_message_just_over_the_limit_is_refused_with_sizes_that_differ(make_su
     sizes = re.findall(rb"(?:pese|de) ([\d,]+ \w+)", reply)
     assert len(sizes) == 2 and sizes[0] != sizes[1], reply
     smtp.quit()
+
+
+def test_ehlo_advertises_enhanced_status_codes_and_aiosmtpds_replies_carry_them(make_submission, cast):
+    """RFC 2034: ENHANCEDSTATUSCODES in EHLO, and every reply after it with an RFC 3463 code of its
+    class, aiosmtpd's bare ones included; not the greeting, not the answer to EHLO, not a 3xx."""
+    server = make_submission()
+    smtp = smtplib.SMTP()
+    code, greeting = smtp.connect("127.0.0.1", server.port)
+    assert code == 220 and not re.match(rb"2\.\d+\.\d+ ", greeting)
+    code, _ = smtp.ehlo("poste.cabinet")
+    assert code == 250 and smtp.has_extn("enhancedstatuscodes"), smtp.ehlo_resp
+    alice, charlie = "alice.martin@ch-troispics.mssante.fr", "charlie.durand@clinique-du-lac.mssante.fr"
+    before_auth = [
+        ("NOOP", "", 250, b"2.0.0 OK"),
+        ("RSET", "", 250, b"2.0.0 OK"),
+        ("FOO", "", 500, b'5.5.2 Error: command "FOO" not recognized'),
+        ("MAIL", f"FROM:<{alice}>", 530, b"5.7.0 Authentication required"),
+        ("AUTH", "", 501, b"5.5.4 Not enough value"),
+        ("AUTH", "PLAIN a b", 501, b"5.5.4 Too many values"),
+    ]
+    assert [(c, a, *smtp.docmd(c, a)) for c, a, _, _ in before_auth] == before_auth
+    smtp.login("alice", PASSWORD)
+    after_auth = [
+        ("AUTH", "PLAIN", 503, b"5.5.1 Already authenticated"),
+        ("RCPT", f"TO:<{charlie}>", 503, b"5.5.1 Error: need MAIL command"),
+        ("DATA", "", 503, b"5.5.1 Error: need RCPT command"),
+        ("MAIL", f"FROM:<{alice}> FOO=1", 555, b"5.5.4 MAIL FROM parameters not recognized or not implemented"),
+        ("MAIL", f"FROM:<{alice}>", 250, b"2.1.0 OK"),
+        ("MAIL", f"FROM:<{alice}>", 503, b"5.5.1 Error: nested MAIL command"),
+        ("RCPT", f"TO:<{charlie}>", 250, b"2.1.5 OK"),
+        ("DATA", "now", 501, b"5.5.4 Syntax: DATA"),
+        ("QUIT", "now", 501, b"5.5.4 Syntax: QUIT"),
+    ]
+    assert [(c, a, *smtp.docmd(c, a)) for c, a, _, _ in after_auth] == after_auth
+    assert smtp.docmd("RSET") == (250, b"2.0.0 OK")
+    assert smtp.quit() == (221, b"2.0.0 Bye")

@@ -12,7 +12,7 @@ import pytest
 from mailboxes.compose import send_from_mailbox
 from mailboxes.delivery import DeliveryRefused
 from mailboxes.models import Entry, Message, TrustedDomain
-from patients.models import Patient
+from patients.models import Patient, PendingReturn
 from patients.policy import system_address
 from tests.factories import make_ins
 
@@ -30,9 +30,11 @@ def outside(cast, settings, sink):
     return sink
 
 
-def raw_to(address: str) -> bytes:
+def raw_to(address: str, auto_submitted: str = "") -> bytes:
     message = EmailMessage()
     message["From"] = f"Dr Externe <{PEER_SENDER}>"
+    if auto_submitted:
+        message["Auto-Submitted"] = auto_submitted
     message["To"] = address
     message["Subject"] = "SENTINELLE-OBJET bilan"
     message["Message-ID"] = make_msgid(domain=PEER)
@@ -40,14 +42,14 @@ def raw_to(address: str) -> bytes:
     return message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def send_from_outside(gateway, address: str):
+def send_from_outside(gateway, address: str, auto_submitted: str = ""):
     import smtplib
 
     with smtplib.SMTP("127.0.0.1", gateway.port, timeout=10) as client:
         client.ehlo("mx.autre-operateur.mssante.fr")
         assert client.mail(PEER_SENDER)[0] == 250
         assert client.rcpt(address)[0] == 250  # no bare 550 at RCPT: the policy answers
-        return client.data(raw_to(address))
+        return client.data(raw_to(address, auto_submitted))
 
 
 def text_of(raw: bytes) -> str:
@@ -90,3 +92,35 @@ def test_outside_professional_gets_the_same_return_as_a_hosted_one(cast, outside
     for start in ("Ce qui s'est passé", "Que faire"):
         assert paragraph(outside_text, start) == paragraph(hosted_text, start)
     assert "é" in outside_text
+
+
+@pytest.mark.parametrize("case", ["closed", "unknown", "wrong_ins"])
+def test_an_automatic_message_is_refused_without_the_promise_of_a_return(cast, outside, start_gateway, settings, case):
+    """RFC 3834: nothing automatic answers a message marked Auto-Submitted, so no return is sent;
+    the reply says so (a refusal with the policy's reason, then that no return is sent) instead
+    of a 250 announcing a return that never comes."""
+    if case == "closed":
+        Patient.objects.filter(pk=cast.paul_patient.pk).update(space_state=Patient.SpaceState.CLOSED)
+        address = cast.paul_patient.address
+    elif case == "unknown":
+        address = f"{make_ins(seq=987654)}@{settings.PATIENT_DOMAIN}"
+    else:
+        ins = make_ins(seq=987654)
+        address = f"{ins[:-2]}{(int(ins[-2:]) + 1) % 97:02d}@{settings.PATIENT_DOMAIN}"
+    gateway = start_gateway()
+    code, reply = send_from_outside(gateway, address, auto_submitted="auto-replied")
+    assert code == 550, reply
+    assert b"retour automatique est envoye" not in reply
+    assert reply.endswith(
+        b"Aucun retour automatique n'est envoye : le message refuse est lui-meme un message automatique."
+    )
+    reason = {"closed": b"a cloture son espace", "unknown": b"Aucune messagerie", "wrong_ins": b"INS est errone"}[case]
+    assert reason in reply
+    assert not PendingReturn.objects.exists()
+    assert outside.handler.received == []
+    assert not Message.objects.filter(from_address=system_address()).exists()
+    assert not Entry.objects.filter(mailbox__kind="PAT").exists()
+    # `Auto-Submitted: no` is a message written by a person: its return is sent, and announced.
+    code, reply = send_from_outside(gateway, address, auto_submitted="no")
+    assert code == 250 and reply.endswith(b"un retour automatique est envoye a l'expediteur")
+    assert PendingReturn.objects.count() == 1 and len(outside.handler.received) == 1
