@@ -366,6 +366,36 @@ def envelope_sender(address: str | None) -> str:
     return "" if address.strip() in ("<>", "") else address
 
 
+# The common forms of MAIL and RCPT, which the gateway answers without aiosmtpd's parser of
+# RFC 5322 addresses (`email._header_value_parser`, about 50 µs a command): an address in angle
+# brackets whose local part is a dot-atom of RFC 5322 `atext` (not starting "=?", which that parser
+# may read as an encoded word) and whose domain is dot-separated letters, digits and hyphens; for
+# those, aiosmtpd's parser gives back the same text. Anything else goes to aiosmtpd's own command.
+ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+COMMON_ADDRESS = rf"(?!=\?){ATEXT}(?:\.{ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+COMMON_MAIL = re.compile(rf"FROM:[ \t]*<({COMMON_ADDRESS})?>((?: +[A-Za-z0-9=]+)*)", re.IGNORECASE | re.ASCII)
+COMMON_RCPT = re.compile(rf"TO:[ \t]*<({COMMON_ADDRESS})>", re.IGNORECASE | re.ASCII)
+BODY_TYPES = ("7BIT", "8BITMIME")
+
+
+def common_mail_options(options: str, accepts_body: bool) -> tuple[list[str], int] | None:
+    """The MAIL parameters (upper-cased, as aiosmtpd passes them on) and the declared size (0
+    when none), when they are at most one SIZE=<digits> and one BODY=7BIT or 8BITMIME; None for
+    anything else, which aiosmtpd's own MAIL answers."""
+    mail_options = options.upper().split()
+    size, names = 0, set()
+    for option in mail_options:
+        name, _, value = option.partition("=")
+        if name in names:
+            return None
+        names.add(name)
+        if name == "SIZE" and value.isdigit():
+            size = int(value)
+        elif not (name == "BODY" and accepts_body and value in BODY_TYPES):
+            return None
+    return mail_options, size
+
+
 class GatewaySMTP(SMTP):
     """aiosmtpd's SMTP with enhanced status codes on all its replies (`push`), and a DATA command
     (aiosmtpd's documented way to implement a command: an `smtp_DATA` method with `@syntax`) that
@@ -374,6 +404,11 @@ class GatewaySMTP(SMTP):
     4.0x the message against 2.0x with this one (bench/RESULTS.md, issue 13). Its line and size
     limits and replies are aiosmtpd's; the handler is called and the envelope reset through public
     names (`event_handler`, `Envelope`); only the stream is read as aiosmtpd's own DATA reads it."""
+
+    def __init__(self, handler, *, decode_data: bool = False, **kwargs) -> None:
+        # aiosmtpd takes `BODY=` at MAIL only when it hands the data on undecoded.
+        self.accepts_body = not decode_data
+        super().__init__(handler, decode_data=decode_data, **kwargs)
 
     def connection_made(self, transport) -> None:
         SMTP_SESSIONS.inc()  # /metrics (mssante/metrics.py)
@@ -398,6 +433,55 @@ class GatewaySMTP(SMTP):
             else:
                 status = with_enhanced_code(status, self.hostname)
         await super().push(status)
+
+    # MAIL and RCPT (issue 17): the common forms are answered here with aiosmtpd's checks and
+    # replies in aiosmtpd's order, through its public names only: `check_helo_needed`,
+    # `check_auth_needed`, `session.extended_smtp`, `envelope` (mail_from, smtp_utf8),
+    # `data_size_limit`, `local_part_limit`, `event_handler` and its documented `handle_MAIL` /
+    # `handle_RCPT` hooks, `push`. Whatever else (another form, a nested MAIL, a declared size
+    # over the limit, RCPT before MAIL, no hook) is aiosmtpd's own command, `super().smtp_MAIL`.
+    # Unlike aiosmtpd's, they do not log the address at INFO (its logger is kept at WARNING here:
+    # `quiet_aiosmtpd_log`).
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        common = COMMON_MAIL.fullmatch(arg) if arg else None
+        parsed = common_mail_options(common[2], self.accepts_body) if common else None
+        handle_mail = getattr(self.event_handler, "handle_MAIL", None)
+        if (
+            parsed is None
+            or handle_mail is None
+            or self.envelope.mail_from
+            or (parsed[0] and not self.session.extended_smtp)
+            or (self.data_size_limit and parsed[1] > self.data_size_limit)
+            or not self.within_local_part_limit(common[1])
+        ):
+            await super().smtp_MAIL(arg)
+            return
+        if await self.check_helo_needed() or await self.check_auth_needed("MAIL"):
+            return
+        address = common[1] or "<>"  # aiosmtpd's parser gives the null reverse-path as "<>"
+        self.envelope.smtp_utf8 = False
+        await self.push(await handle_mail(self, self.session, self.envelope, address, parsed[0]))
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        common = COMMON_RCPT.fullmatch(arg) if arg else None
+        handle_rcpt = getattr(self.event_handler, "handle_RCPT", None)
+        if (
+            common is None
+            or handle_rcpt is None
+            or not self.envelope.mail_from
+            or not self.within_local_part_limit(common[1])
+        ):
+            await super().smtp_RCPT(arg)
+            return
+        if await self.check_helo_needed() or await self.check_auth_needed("RCPT"):
+            return
+        await self.push(await handle_rcpt(self, self.session, self.envelope, common[1], []))
+
+    def within_local_part_limit(self, address: str | None) -> bool:
+        return not (address and self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
