@@ -25,8 +25,8 @@ pytestmark = [pytest.mark.integration]
 
 PEER = "autre-operateur.mssante.fr"
 PEER_SENDER = f"dr.externe@{PEER}"
-SYNTAX_MAIL = "501 Syntax: MAIL FROM: <address> [SP <mail-parameters>]"
-SYNTAX_RCPT = "501 Syntax: RCPT TO: <address> [SP <mail-parameters>]"
+SYNTAX_MAIL = "501 5.5.4 Syntax: MAIL FROM: <address> [SP <mail-parameters>]"
+SYNTAX_RCPT = "501 5.5.4 Syntax: RCPT TO: <address> [SP <mail-parameters>]"
 
 
 class Dialogue:
@@ -80,7 +80,7 @@ def test_common_mail_and_rcpt_are_accepted_with_enhanced_codes(gateway, cast):
         assert client.send(f"MAIL FROM:<{PEER_SENDER}>") == "250 2.1.0 OK"
         assert client.send(f"RCPT TO:<{cast.alice_box.address}>") == "250 2.1.5 OK"
         assert client.send(f"RCPT TO:<{cast.cardio.address}>") == "250 2.1.5 OK"
-        assert client.send("RSET") == "250 OK"
+        assert client.send("RSET") == "250 2.0.0 OK"
         # Parameters as peers send them (smtplib writes size= in lower case), a space after the colon.
         assert client.send(f"mail from: <{PEER_SENDER}> size=10240 BODY=8BITMIME") == "250 2.1.0 OK"
         assert client.send(f"rcpt to: <{cast.alice_box.address}>") == "250 2.1.5 OK"
@@ -99,7 +99,7 @@ def test_declared_size_over_the_limit_is_552(gateway, cast):
     refusal = f"552 5.3.4 Message trop volumineux : la taille maximale est de {limit} octets"
     with dialogue(gateway.port) as client:
         assert client.send(f"MAIL FROM:<{PEER_SENDER}> SIZE={limit}") == "250 2.1.0 OK"
-        assert client.send("RSET") == "250 OK"
+        assert client.send("RSET") == "250 2.0.0 OK"
         # Over the limit (the handler's check) and over aiosmtpd's cap (limit + slack): one reply.
         assert client.send(f"MAIL FROM:<{PEER_SENDER}> SIZE={limit + 1}") == refusal
         assert client.send(f"MAIL FROM:<{PEER_SENDER}> SIZE={limit * 2}") == refusal
@@ -115,7 +115,7 @@ def test_bad_syntax_and_malformed_addresses(gateway, cast):
         assert client.send(f"MAIL FROM:<{PEER_SENDER}> SIZE=") == SYNTAX_MAIL
         assert client.send(f"MAIL FROM:<{PEER_SENDER}> SIZE=dix") == SYNTAX_MAIL
         assert client.send(f"MAIL FROM:<{PEER_SENDER}> BODY=BINARYMIME") == (
-            "501 Error: BODY can only be one of 7BIT, 8BITMIME"
+            "501 5.5.4 Error: BODY can only be one of 7BIT, 8BITMIME"
         )
         assert client.send(f"MAIL FROM:<{PEER_SENDER}>") == "250 2.1.0 OK"
         assert client.send("RCPT") == SYNTAX_RCPT
@@ -126,15 +126,15 @@ def test_bad_syntax_and_malformed_addresses(gateway, cast):
 @pytest.mark.django_db(transaction=True)
 def test_helo_first_then_mail_before_rcpt_and_no_nested_mail(gateway, cast):
     with dialogue(gateway.port, greeting=None) as client:
-        assert client.send(f"MAIL FROM:<{PEER_SENDER}>") == "503 Error: send HELO first"
-        assert client.send(f"RCPT TO:<{cast.alice_box.address}>") == "503 Error: send HELO first"
+        assert client.send(f"MAIL FROM:<{PEER_SENDER}>") == "503 5.5.1 Error: send HELO first"
+        assert client.send(f"RCPT TO:<{cast.alice_box.address}>") == "503 5.5.1 Error: send HELO first"
     with dialogue(gateway.port) as client:
-        assert client.send(f"RCPT TO:<{cast.alice_box.address}>") == "503 Error: need MAIL command"
+        assert client.send(f"RCPT TO:<{cast.alice_box.address}>") == "503 5.5.1 Error: need MAIL command"
         assert client.send(f"MAIL FROM:<{PEER_SENDER}>") == "250 2.1.0 OK"
-        assert client.send(f"MAIL FROM:<{PEER_SENDER}>") == "503 Error: nested MAIL command"
+        assert client.send(f"MAIL FROM:<{PEER_SENDER}>") == "503 5.5.1 Error: nested MAIL command"
     with dialogue(gateway.port, greeting="HELO mx.autre-operateur.mssante.fr") as client:
         # Without EHLO, no parameters.
-        assert client.send(f"MAIL FROM:<{PEER_SENDER}> SIZE=100") == "501 Syntax: MAIL FROM: <address>"
+        assert client.send(f"MAIL FROM:<{PEER_SENDER}> SIZE=100") == "501 5.5.4 Syntax: MAIL FROM: <address>"
         assert client.send(f"MAIL FROM:<{PEER_SENDER}>") == "250 2.1.0 OK"
 
 
@@ -142,13 +142,13 @@ def test_helo_first_then_mail_before_rcpt_and_no_nested_mail(gateway, cast):
 def test_unknown_parameters_and_smtputf8(gateway, cast):
     with dialogue(gateway.port) as client:
         assert client.send(f"MAIL FROM:<{PEER_SENDER}> RET=HDRS") == (
-            "555 MAIL FROM parameters not recognized or not implemented"
+            "555 5.5.4 MAIL FROM parameters not recognized or not implemented"
         )
         # The gateway does not offer SMTPUTF8 (its replies are ASCII).
-        assert client.send(f"MAIL FROM:<{PEER_SENDER}> SMTPUTF8") == "501 Error: SMTPUTF8 disabled"
+        assert client.send(f"MAIL FROM:<{PEER_SENDER}> SMTPUTF8") == "501 5.5.4 Error: SMTPUTF8 disabled"
         assert client.send(f"MAIL FROM:<{PEER_SENDER}>") == "250 2.1.0 OK"
         assert client.send(f"RCPT TO:<{cast.alice_box.address}> NOTIFY=NEVER") == (
-            "555 RCPT TO parameters not recognized or not implemented"
+            "555 5.5.4 RCPT TO parameters not recognized or not implemented"
         )
 
 
@@ -300,7 +300,7 @@ def test_common_forms_skip_aiosmtpds_address_parser(monkeypatch):
             [f"MAIL FROM:<{PEER_SENDER}> size=100 BODY=8BITMIME", "RCPT TO:<alice@ch-troispics.mssante.fr>", "RSET"]
             + ["MAIL FROM:<>", "RSET"],
         )
-        assert replies[0::2] == ["250 2.1.0 OK", "250 2.1.5 OK", "250 OK", "250 2.1.0 OK", "250 OK"]
+        assert replies[0::2] == ["250 2.1.0 OK", "250 2.1.5 OK", "250 2.0.0 OK", "250 2.1.0 OK", "250 2.0.0 OK"]
         assert parsed == []
         replies, _calls = transcript(
             gateway, "EHLO mx.autre-operateur.mssante.fr", ["MAIL FROM:<dr (bureau) .externe@autre.fr>"]
