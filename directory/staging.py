@@ -46,6 +46,7 @@ TRIGRAM_INDEXES = ("directory_search_trgm_0", "directory_search_trgm_1")
 NAME_INDEX = "directory_name_c"  # as made by migration 0002
 ADDRESS_INDEX = "directory_address_unique"  # Entry.Meta.constraints
 SAMPLE = 50
+TAB = "\t"
 STAGING_STATISTICS = 10  # ANALYZE samples 300 rows per unit
 ADDED, CHANGED = "'added'", "'changed'"
 
@@ -101,20 +102,44 @@ def drop_temporary(cursor) -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def stage(cursor, stream, rejections, progress=None, *, shared: bool = False) -> int:
+def first_import(cursor) -> bool:
+    """No national entry yet (the first import): nothing to compare with, every address of the
+    file not hosted here is added. Asked before staging, under the import's locks."""
+    cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {ENTRY} WHERE source = 'national')")
+    return bool(cursor.fetchone()[0])
+
+
+def cells_staged(first: bool) -> bool:
+    """Whether ROWS holds the cells as columns (c0… in the canonical order) instead of the
+    exercise: a first import on PostgreSQL, whose builds read every row (`_layers`)."""
+    return first and postgres()
+
+
+def _cell_columns() -> str:
+    return ", ".join(f"c{i} text" for i in range(len(extract.COLUMNS)))
+
+
+def _exercise_sql(alias: str) -> str:
+    """The exercise of a row of ROWS staged as cells: the cells joined by `|` (never NULL)."""
+    return "concat_ws('|', " + ", ".join(f"{alias}.c{i}" for i in range(len(extract.COLUMNS))) + ")"
+
+
+def stage(cursor, stream, rejections, progress=None, *, shared: bool = False, first: bool = False) -> int:
     """Fill ROWS (the first row of each address) and REPEATS (its later rows) from the file;
     report rejected rows to `rejections`; raise ExtractRefused. Returns the number of addresses.
-    `shared` (PostgreSQL): tables other connections read once committed (`_create`)."""
+    `shared` (PostgreSQL): tables other connections read once committed (`_create`). A `first`
+    import on PostgreSQL stages the cells of ROWS as columns (`cells_staged`)."""
+    cells = cells_staged(first)
     if postgres():
         cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    for table in (ROWS, REPEATS):
-        _create(cursor, table, "line integer, address text, exercise text", shared)
+    _create(cursor, ROWS, f"line integer, address text, {_cell_columns() if cells else 'exercise text'}", shared)
+    _create(cursor, REPEATS, "line integer, address text, exercise text", shared)
     positions, width = extract.read_header(stream)
     rows = extract.light_rows(stream, positions, width, rejections, progress)
     if postgres():
-        addresses, repeats = _copy_rows(cursor, rows)
+        addresses, repeats = _copy_rows(cursor, rows, cells)
         with cursor.copy(f"COPY {REPEATS} (line, address, exercise) FROM STDIN") as copy:
             for row in repeats:
                 copy.write_row(row)
@@ -149,12 +174,13 @@ def _copy_text(*values) -> str:
     return "\t".join(escaped) + "\n"
 
 
-def _copy_rows(cursor, rows) -> tuple[int, list[tuple]]:
+def _copy_rows(cursor, rows, cells: bool = False) -> tuple[int, list[tuple]]:
     """COPY the first row of each address into ROWS, written as COPY's text a few thousand rows
     at a time (the line is the exercise: one f-string per row, where `write_row` cost twice the
-    reading); returns the number of addresses and the later rows, kept for REPEATS."""
+    reading); returns the number of addresses and the later rows, kept for REPEATS. With `cells`
+    (`cells_staged`) each cell of the exercise is a column: its `|` become COPY's tabs."""
     addresses, repeats, out = 0, [], []
-    with cursor.copy(f"COPY {ROWS} (line, address, exercise) FROM STDIN") as copy:
+    with cursor.copy(f"COPY {ROWS} FROM STDIN") as copy:
         for line, repeat, address, exercise in rows:
             if repeat:
                 repeats.append((line, address, exercise))
@@ -162,7 +188,9 @@ def _copy_rows(cursor, rows) -> tuple[int, list[tuple]]:
             addresses += 1
             # The address is a cell of the exercise: its check covers both.
             if "\\" in exercise or "\t" in exercise or "\r" in exercise:
-                out.append(_copy_text(line, address, exercise))
+                out.append(_copy_text(line, address, *(exercise.split("|") if cells else (exercise,))))
+            elif cells:
+                out.append(f"{line}\t{address}\t{exercise.replace('|', TAB)}\n")
             else:
                 out.append(f"{line}\t{address}\t{exercise}\n")
             if len(out) >= 4096:
@@ -172,10 +200,11 @@ def _copy_rows(cursor, rows) -> tuple[int, list[tuple]]:
     return addresses, repeats
 
 
-def group_by_address(cursor, *, shared: bool = False) -> None:
+def group_by_address(cursor, *, shared: bool = False, first: bool = False) -> None:
     """NEW: one row per address, every exercise in file order: the first row's, then those of
     its later rows (REPEATS, aggregated alone into LATER, joined to the first rows by the view:
-    rewriting every first row of several exercises cost more than joining them where read)."""
+    rewriting every first row of several exercises cost more than joining them where read).
+    Rows staged as cells (`cells_staged`) keep them (c0…) and join them into the exercise."""
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
     _create(cursor, LATER, "address text, exercises text", shared)
     if postgres():
@@ -192,23 +221,25 @@ def group_by_address(cursor, *, shared: bool = False) -> None:
         )
         cursor.execute(f"CREATE INDEX {LATER}_address ON {LATER} (address)")
         newline = "char(10)"
+    cells = cells_staged(first)
+    exercise = _exercise_sql("r") if cells else "r.exercise"
+    columns = "".join(f", r.c{i}" for i in range(len(extract.COLUMNS))) if cells else ""
     cursor.execute(
-        f"CREATE {'' if shared else 'TEMP '}VIEW {NEW} AS SELECT r.line, r.address, CASE WHEN l.exercises IS NULL THEN r.exercise "
-        f"ELSE r.exercise || {newline} || l.exercises END AS exercises FROM {ROWS} r "
+        f"CREATE {'' if shared else 'TEMP '}VIEW {NEW} AS SELECT r.line, r.address, CASE WHEN l.exercises IS NULL "
+        f"THEN {exercise} ELSE {exercise} || {newline} || l.exercises END AS exercises{columns} FROM {ROWS} r "
         f"LEFT JOIN {LATER} l ON l.address = r.address"
     )
 
 
-def classify(cursor, addresses: int, *, shared: bool = False) -> dict[str, int]:
+def classify(cursor, addresses: int, *, shared: bool = False, first: bool = False) -> dict[str, int]:
     """DIFF(address, change, line, exercises, id) for what differs: added, changed, hosted (an
     address of a box of this operator, listed or not: its local data wins) and removed (national
     entries gone); an added or changed address keeps its first line and exercises, a changed one
     its entry's id, so that the build reads DIFF alone. Returns the count of each, "same" (of the file's `addresses`) and
     "national": the national entries before (each is the file's, same or changed or hosted here
-    now, or gone: removed). Into a directory without national entries (the first import),
-    `_classify_first`: DIFF holds the hosted addresses alone (see `first_import`)."""
-    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {ENTRY} WHERE source = 'national')")
-    if not cursor.fetchone()[0]:
+    now, or gone: removed). Into a directory without national entries (a `first` import, as
+    `first_import` found before staging), `_classify_first`: DIFF holds the hosted addresses alone."""
+    if first:
         return _classify_first(cursor, addresses, shared)
     change = (
         "CASE WHEN n.address IS NULL THEN 'removed' WHEN m.id IS NOT NULL THEN 'hosted' "
@@ -242,11 +273,6 @@ def classify(cursor, addresses: int, *, shared: bool = False) -> dict[str, int]:
     return counts
 
 
-def first_import(counts: dict[str, int]) -> bool:
-    """No national entry before the import: every address of the file not hosted here is added."""
-    return counts["national"] == 0
-
-
 def _classify_first(cursor, addresses: int, shared: bool) -> dict[str, int]:
     """`classify` into a directory without national entries: nothing to compare with, so DIFF
     holds only the addresses hosted here; the others, all added, are read from NEW where they
@@ -264,11 +290,13 @@ def _classify_first(cursor, addresses: int, shared: bool) -> dict[str, int]:
 
 
 def _first_added() -> str:
-    """The addresses a first import adds, as DIFF would hold them: NEW but the hosted ones.
-    (`NOT IN` a few addresses, never NULL, is one hashed look-up per row; `NOT EXISTS` was
-    planned as a nested loop over DIFF: 0.06 s more per read of NEW.)"""
+    """The addresses a first import adds, as DIFF would hold them: NEW but the hosted ones,
+    with their cells on PostgreSQL (`cells_staged`). (`NOT IN` a few addresses, never NULL, is
+    one hashed look-up per row; `NOT EXISTS` was planned as a nested loop over DIFF: 0.06 s
+    more per read of NEW.)"""
+    cells = "".join(f", n.c{i}" for i in range(len(extract.COLUMNS))) if cells_staged(True) else ""
     return (
-        f"SELECT n.address, {ADDED} AS change, n.line, n.exercises, CAST(NULL AS bigint) AS id FROM {NEW} n "
+        f"SELECT n.address, {ADDED} AS change, n.line, n.exercises, CAST(NULL AS bigint) AS id{cells} FROM {NEW} n "
         f"WHERE n.address NOT IN (SELECT address FROM {DIFF})"
     )
 
@@ -291,9 +319,12 @@ def samples(cursor, limit: int = SAMPLE, *, first: bool = False) -> dict[str, li
 def changed_rows(id_sql: str = "CAST(NULL AS bigint)", *, first: bool = False) -> str:
     """The added and changed addresses: change, id (`id_sql`, over DIFF d), line, address,
     exercises and, on PostgreSQL, `more`: the searched text of their later rows. A `first`
-    import (`first_import`) reads them from NEW (`_first_added`) rather than DIFF."""
+    import (`first_import`) reads them from NEW (`_first_added`) rather than DIFF, with the
+    cells of their first row (c0…) on PostgreSQL (`cells_staged`)."""
     kinds = f"{ADDED}, {CHANGED}"
     columns = f"d.change, {id_sql} AS id, d.line, d.address, d.exercises"
+    if cells_staged(first):
+        columns += "".join(f", d.c{i}" for i in range(len(extract.COLUMNS)))
     source = f"({_first_added()})" if first else DIFF
     if not postgres():
         return f"SELECT {columns} FROM {source} d WHERE d.change IN ({kinds})"
@@ -325,7 +356,7 @@ def build_changes(cursor, *, first: bool = False) -> None:
         cursor.execute(
             f"INSERT INTO {CHANGES} (change, id, {', '.join(BUILT_COLUMNS)}) "
             f"SELECT change, CASE WHEN change = {ADDED} THEN nextval('{sequence}'::regclass) END, "
-            f"{', '.join(BUILT_COLUMNS)} FROM ({built_sql(changed, ['change', *BUILT_COLUMNS])}) b"
+            f"{', '.join(BUILT_COLUMNS)} FROM ({built_sql(changed, ['change', *BUILT_COLUMNS], cells=cells_staged(first))}) b"
         )
         cursor.execute(f"ANALYZE {CHANGES}")
         return
@@ -410,17 +441,22 @@ def _piece_sql(name: str, street: str, lowered_name: str) -> str:
     return f"concat_ws(' ', {lowered_name}, NULLIF({lowered_sql(rest)}, ''))"
 
 
-def _layers(changed: str) -> str:
+def _layers(changed: str, cells: bool = False) -> str:
     """The rows of `changed` (change, id, line, address, exercises, more) with their cells (c0…), name,
     street, lowered name and searched text of the first row, in layers. Each `OFFSET 0` keeps a
     layer whole, so that an expression its columns stand for is computed once per row rather
     than at every place the next layer names the column; columns a query leaves unread are not
-    computed (the search rows and the entries each read their own)."""
+    computed (the search rows and the entries each read their own). Rows whose cells were
+    staged as columns (`cells`: a first import, `cells_staged`) are read as they are; the others'
+    first exercise is taken apart here."""
     name, street = _name_and_street()
-    arrays = f"SELECT *, string_to_array(split_part(exercises, chr(10), 1), '|') AS a FROM ({changed}) d OFFSET 0"
-    # One pass over the array (reading element i walks the i before it), then plain columns.
-    cells = ", ".join(f"a[{i + 1}] AS c{i}" for i in range(len(extract.COLUMNS)))
-    columns = f"SELECT change, id, line, address, exercises, more, {cells} FROM ({arrays}) r OFFSET 0"
+    if cells:
+        columns = changed
+    else:
+        arrays = f"SELECT *, string_to_array(split_part(exercises, chr(10), 1), '|') AS a FROM ({changed}) d OFFSET 0"
+        # One pass over the array (reading element i walks the i before it), then plain columns.
+        split = ", ".join(f"a[{i + 1}] AS c{i}" for i in range(len(extract.COLUMNS)))
+        columns = f"SELECT change, id, line, address, exercises, more, {split} FROM ({arrays}) r OFFSET 0"
     derived = f"SELECT *, {name} AS name, {street} AS street FROM ({columns}) r OFFSET 0"
     lowered = f"SELECT *, {lowered_sql('name')} AS name_lowered FROM ({derived}) r OFFSET 0"
     return f"SELECT *, {_piece_sql('name', 'street', 'name_lowered')} AS search_single FROM ({lowered}) r OFFSET 0"
@@ -475,10 +511,11 @@ def _values() -> dict[str, str]:
     }
 
 
-def built_sql(changed: str, columns: list[str]) -> str:
-    """SELECT `columns` (of "change", "id", BUILT_COLUMNS) built from `changed_rows`."""
+def built_sql(changed: str, columns: list[str], *, cells: bool = False) -> str:
+    """SELECT `columns` (of "change", "id", BUILT_COLUMNS) built from `changed_rows` (`cells`:
+    of a first import, `changed_rows(first=True)`, whose rows bring their cells)."""
     values = _values()
-    return f"SELECT {', '.join(f'{values[col]} AS {col}' for col in columns)} FROM ({_layers(changed)}) f"
+    return f"SELECT {', '.join(f'{values[col]} AS {col}' for col in columns)} FROM ({_layers(changed, cells)}) f"
 
 
 # --- Both databases -------------------------------------------------------------------------
