@@ -9,14 +9,17 @@ transaction commits: directory/swap.py.)
 1. ROWS holds the first usable row of each address as Python read it
    (directory.extract.light_rows): its line, its address and its trimmed cells joined in the
    canonical order (the exercise); REPEATS the later rows of an address met before.
-   PostgreSQL gets them by `COPY`, other databases by batched inserts.
+   PostgreSQL gets them by `COPY`, other databases by batched inserts. A first import on
+   PostgreSQL (`first_import`, `cells_staged`) stages the cells of ROWS as columns c0… instead
+   of the exercise: its builds read every row, and taking each exercise apart again in SQL cost
+   both builds their share; the exercise is joined back (`_exercise_sql`) where the entries read it.
 2. NEW (a view of ROWS) holds one row per address: the first row, every exercise joined; only
    the few addresses on several rows (REPEATS) are aggregated (LATER).
 3. DIFF classifies what differs by comparing exercises: added, changed, removed, or hosted here
    (local data wins), with the id of a changed entry. A re-import builds nothing for the
    unchanged addresses. Into a directory without national entries (the first import) there
    is nothing to compare: DIFF holds the hosted addresses alone, and every other address of
-   NEW is added, read from NEW where it is built (`first_import`, `changed_rows(first=True)`).
+   NEW is added, read from NEW where it is built (`changed_rows(first=True)`).
 4. CHANGES holds the entry columns of the added and changed addresses: built in SQL on
    PostgreSQL (`built_sql`: `fold_sql`, `unaccent`), in Python elsewhere by
    `directory.extract.build_row`, the reference the SQL follows (tests/directory compares them
