@@ -387,11 +387,27 @@ _BLANKS = "E' \\t\\u00a0'"
 _YES = "('o', 'oui', 'y', 'yes', 'true', 'vrai', '1')"
 
 
-def lowered_sql(expr: str) -> str:
-    """First half of `directory.normalise.fold` in SQL: no apostrophes, no accents, lower case."""
+def unaccented_sql(column: str) -> str:
+    """`flatten` in SQL, its first steps: no apostrophes, no accents (`lowered_sql` lowers the
+    result), of a `column` (named three times). Text all ASCII (most cells) skips `unaccent`,
+    which has no rule for an ASCII character."""
     # Three `replace` calls cost less than one `translate` (a search per character).
-    without = f"replace(replace(replace({expr}, '''', ''), '’', ''), '`', '')"
-    return f"lower(public.unaccent('public.unaccent'::regdictionary, {without}))"
+    without = f"replace(replace(replace({column}, '''', ''), '’', ''), '`', '')"
+    return (
+        f"CASE WHEN octet_length({column}) = length({column}) THEN replace(replace({column}, '''', ''), '`', '') "
+        f"ELSE public.unaccent('public.unaccent'::regdictionary, {without}) END"
+    )
+
+
+def lowered_sql(unaccented: str) -> str:
+    """The rest of `flatten` (lower case), of a column holding `unaccented_sql(...)` (named three
+    times): `lower` in "C" when it is all ASCII (most rows once unaccented), which lowers ASCII
+    letters as the database's locale does, without that locale's conversion of each character
+    to a wide character and back; the locale's `lower` otherwise."""
+    return (
+        f'CASE WHEN octet_length({unaccented}) = length({unaccented}) THEN lower({unaccented} COLLATE "C") '
+        f"ELSE lower({unaccented}) END"
+    )
 
 
 def fold_sql(lowered: str) -> str:
@@ -433,14 +449,19 @@ def _name_and_street() -> tuple[str, str]:
     return name, street
 
 
-def _piece_sql(name: str, street: str, lowered_name: str) -> str:
-    """extract.search_piece over the columns c0… of `_layers`, with the name, the street and
-    the lowered name already computed (each character goes through `unaccent` once)."""
+def _rest_sql(name: str, street: str) -> str:
+    """The searched cells of extract.search_piece after the name, over the columns c0… of
+    `_layers`, with the name and the street already computed."""
     x, c = extract, _cells()
     structure = f"NULLIF({c[x.STRUCTURE_NAME]}, {name})"
     parts = (c[x.PROFESSION_LABEL], c[x.SPECIALTY_LABEL], structure, f"NULLIF({c[x.STRUCTURE_SIGN]}, {structure})")
     parts += (f"NULLIF({c[x.SERVICE]}, {name})", street, c[x.L6])
-    rest = "concat_ws(' ', " + ", ".join(f"NULLIF({p}, '')" for p in parts) + ")"
+    return "concat_ws(' ', " + ", ".join(f"NULLIF({p}, '')" for p in parts) + ")"
+
+
+def _piece_sql(lowered_name: str, rest: str) -> str:
+    """extract.search_piece: the lowered name and the `rest` (`_rest_sql`, then
+    `unaccented_sql`: a column, which `lowered_sql` names three times)."""
     return f"concat_ws(' ', {lowered_name}, NULLIF({lowered_sql(rest)}, ''))"
 
 
@@ -461,8 +482,13 @@ def _layers(changed: str, cells: bool = False) -> str:
         split = ", ".join(f"a[{i + 1}] AS c{i}" for i in range(len(extract.COLUMNS)))
         columns = f"SELECT change, id, line, address, exercises, more, {split} FROM ({arrays}) r OFFSET 0"
     derived = f"SELECT *, {name} AS name, {street} AS street FROM ({columns}) r OFFSET 0"
-    lowered = f"SELECT *, {lowered_sql('name')} AS name_lowered FROM ({derived}) r OFFSET 0"
-    return f"SELECT *, {_piece_sql('name', 'street', 'name_lowered')} AS search_single FROM ({lowered}) r OFFSET 0"
+    rest = f"SELECT *, {_rest_sql('name', 'street')} AS rest FROM ({derived}) r OFFSET 0"
+    unaccented = (
+        f"SELECT *, {unaccented_sql('name')} AS name_unaccented, {unaccented_sql('rest')} AS rest_unaccented "
+        f"FROM ({rest}) r OFFSET 0"
+    )
+    lowered = f"SELECT *, {lowered_sql('name_unaccented')} AS name_lowered FROM ({unaccented}) r OFFSET 0"
+    return f"SELECT *, {_piece_sql('name_lowered', 'rest_unaccented')} AS search_single FROM ({lowered}) r OFFSET 0"
 
 
 def _more_sql(addresses: str) -> str:
