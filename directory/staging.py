@@ -10,9 +10,9 @@ transaction commits: directory/swap.py.)
    (directory.extract.light_rows): its line, its address and its trimmed cells joined in the
    canonical order (the exercise); REPEATS the later rows of an address met before.
    PostgreSQL gets them by `COPY`, other databases by batched inserts. A first import on
-   PostgreSQL (`first_import`, `cells_staged`) stages the cells of ROWS as columns c0… instead
-   of the exercise: its builds read every row, and taking each exercise apart again in SQL cost
-   both builds their share; the exercise is joined back (`_exercise_sql`) where the entries read it.
+   PostgreSQL (`first_import`, `cells_staged`) stages the cells of ROWS as columns c0… beside
+   the exercise: its builds read every row, and taking each exercise apart again in SQL cost
+   both builds their share.
 2. NEW (a view of ROWS) holds one row per address: the first row, every exercise joined; only
    the few addresses on several rows (REPEATS) are aggregated (LATER).
 3. DIFF classifies what differs by comparing exercises: added, changed, removed, or hosted here
@@ -113,18 +113,13 @@ def first_import(cursor) -> bool:
 
 
 def cells_staged(first: bool) -> bool:
-    """Whether ROWS holds the cells as columns (c0… in the canonical order) instead of the
-    exercise: a first import on PostgreSQL, whose builds read every row (`_layers`)."""
+    """Whether ROWS holds the cells as columns too (c0… in the canonical order, beside the
+    exercise): a first import on PostgreSQL, whose builds read every row (`_layers`)."""
     return first and postgres()
 
 
 def _cell_columns() -> str:
-    return ", ".join(f"c{i} text" for i in range(len(extract.COLUMNS)))
-
-
-def _exercise_sql(alias: str) -> str:
-    """The exercise of a row of ROWS staged as cells: the cells joined by `|` (never NULL)."""
-    return "concat_ws('|', " + ", ".join(f"{alias}.c{i}" for i in range(len(extract.COLUMNS))) + ")"
+    return "".join(f", c{i} text" for i in range(len(extract.COLUMNS)))
 
 
 def stage(cursor, stream, rejections, progress=None, *, shared: bool = False, first: bool = False) -> int:
@@ -137,7 +132,7 @@ def stage(cursor, stream, rejections, progress=None, *, shared: bool = False, fi
         cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    _create(cursor, ROWS, f"line integer, address text, {_cell_columns() if cells else 'exercise text'}", shared)
+    _create(cursor, ROWS, f"line integer, address text, exercise text{_cell_columns() if cells else ''}", shared)
     _create(cursor, REPEATS, "line integer, address text, exercise text", shared)
     positions, width = extract.read_header(stream)
     rows = extract.light_rows(stream, positions, width, rejections, progress)
@@ -181,7 +176,9 @@ def _copy_rows(cursor, rows, cells: bool = False) -> tuple[int, list[tuple]]:
     """COPY the first row of each address into ROWS, written as COPY's text a few thousand rows
     at a time (the line is the exercise: one f-string per row, where `write_row` cost twice the
     reading); returns the number of addresses and the later rows, kept for REPEATS. With `cells`
-    (`cells_staged`) each cell of the exercise is a column: its `|` become COPY's tabs."""
+    (`cells_staged`) each cell of the exercise is also a column: the exercise again, its `|`
+    turned into COPY's tabs. (Joining the cells back into the exercise in SQL instead, where
+    the entries read it, cost 0.7 s of CPU per 496k rows: `concat_ws` converts each argument.)"""
     addresses, repeats, out = 0, [], []
     with cursor.copy(f"COPY {ROWS} FROM STDIN") as copy:
         for line, repeat, address, exercise in rows:
@@ -191,9 +188,9 @@ def _copy_rows(cursor, rows, cells: bool = False) -> tuple[int, list[tuple]]:
             addresses += 1
             # The address is a cell of the exercise: its check covers both.
             if "\\" in exercise or "\t" in exercise or "\r" in exercise:
-                out.append(_copy_text(line, address, *(exercise.split("|") if cells else (exercise,))))
+                out.append(_copy_text(line, address, exercise, *(exercise.split("|") if cells else ())))
             elif cells:
-                out.append(f"{line}\t{address}\t{exercise.replace('|', TAB)}\n")
+                out.append(f"{line}\t{address}\t{exercise}\t{exercise.replace('|', TAB)}\n")
             else:
                 out.append(f"{line}\t{address}\t{exercise}\n")
             if len(out) >= 4096:
@@ -207,7 +204,7 @@ def group_by_address(cursor, *, shared: bool = False, first: bool = False) -> No
     """NEW: one row per address, every exercise in file order: the first row's, then those of
     its later rows (REPEATS, aggregated alone into LATER, joined to the first rows by the view:
     rewriting every first row of several exercises cost more than joining them where read).
-    Rows staged as cells (`cells_staged`) keep them (c0…) and join them into the exercise."""
+    Rows staged with their cells (`cells_staged`) bring them (c0…)."""
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
     _create(cursor, LATER, "address text, exercises text", shared)
     if postgres():
@@ -224,12 +221,10 @@ def group_by_address(cursor, *, shared: bool = False, first: bool = False) -> No
         )
         cursor.execute(f"CREATE INDEX {LATER}_address ON {LATER} (address)")
         newline = "char(10)"
-    cells = cells_staged(first)
-    exercise = _exercise_sql("r") if cells else "r.exercise"
-    columns = "".join(f", r.c{i}" for i in range(len(extract.COLUMNS))) if cells else ""
+    columns = "".join(f", r.c{i}" for i in range(len(extract.COLUMNS))) if cells_staged(first) else ""
     cursor.execute(
         f"CREATE {'' if shared else 'TEMP '}VIEW {NEW} AS SELECT r.line, r.address, CASE WHEN l.exercises IS NULL "
-        f"THEN {exercise} ELSE {exercise} || {newline} || l.exercises END AS exercises{columns} FROM {ROWS} r "
+        f"THEN r.exercise ELSE r.exercise || {newline} || l.exercises END AS exercises{columns} FROM {ROWS} r "
         f"LEFT JOIN {LATER} l ON l.address = r.address"
     )
 
