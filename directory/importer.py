@@ -86,14 +86,15 @@ def import_extract(path, *, source: str = "", force: bool = False, actor=None) -
         with transaction.atomic(), connection.cursor() as cursor:
             swap.hold_imports()  # before the directory writers' lock, in every import: one order
             hosted.lock_directory()
-            # A swapping import stages into tables its other connections read after this commits.
+            # A swapping import stages into tables its other connections read after this commits;
+            # a first import (no national entry yet) compares nothing and stages cells as columns.
+            first = staging.first_import(cursor)
             with open_extract(path) as stream, phase("read and stage"):
-                addresses = staging.stage(cursor, stream, rejections, counter, shared=swapping)
+                addresses = staging.stage(cursor, stream, rejections, counter, shared=swapping, first=first)
             with phase("group and compare"):
-                staging.group_by_address(cursor, shared=swapping)
-                counts = staging.classify(cursor, addresses, shared=swapping)
+                staging.group_by_address(cursor, shared=swapping, first=first)
+                counts = staging.classify(cursor, addresses, shared=swapping, first=first)
                 before = counts["national"]
-                first = staging.first_import(counts)
                 _check_removals(counts["removed"], before, force)
                 run.samples = staging.samples(cursor, first=first)
             large = staging.postgres() and counts["added"] + counts["changed"] > max(before, 1) * REBUILD_SHARE

@@ -9,14 +9,17 @@ transaction commits: directory/swap.py.)
 1. ROWS holds the first usable row of each address as Python read it
    (directory.extract.light_rows): its line, its address and its trimmed cells joined in the
    canonical order (the exercise); REPEATS the later rows of an address met before.
-   PostgreSQL gets them by `COPY`, other databases by batched inserts.
+   PostgreSQL gets them by `COPY`, other databases by batched inserts. A first import on
+   PostgreSQL (`first_import`, `cells_staged`) stages the cells of ROWS as columns c0… beside
+   the exercise: its builds read every row, and taking each exercise apart again in SQL cost
+   both builds their share.
 2. NEW (a view of ROWS) holds one row per address: the first row, every exercise joined; only
    the few addresses on several rows (REPEATS) are aggregated (LATER).
 3. DIFF classifies what differs by comparing exercises: added, changed, removed, or hosted here
    (local data wins), with the id of a changed entry. A re-import builds nothing for the
    unchanged addresses. Into a directory without national entries (the first import) there
    is nothing to compare: DIFF holds the hosted addresses alone, and every other address of
-   NEW is added, read from NEW where it is built (`first_import`, `changed_rows(first=True)`).
+   NEW is added, read from NEW where it is built (`changed_rows(first=True)`).
 4. CHANGES holds the entry columns of the added and changed addresses: built in SQL on
    PostgreSQL (`built_sql`: `fold_sql`, `unaccent`), in Python elsewhere by
    `directory.extract.build_row`, the reference the SQL follows (tests/directory compares them
@@ -46,6 +49,7 @@ TRIGRAM_INDEXES = ("directory_search_trgm_0", "directory_search_trgm_1")
 NAME_INDEX = "directory_name_c"  # as made by migration 0002
 ADDRESS_INDEX = "directory_address_unique"  # Entry.Meta.constraints
 SAMPLE = 50
+TAB = "\t"
 STAGING_STATISTICS = 10  # ANALYZE samples 300 rows per unit
 ADDED, CHANGED = "'added'", "'changed'"
 
@@ -101,20 +105,39 @@ def drop_temporary(cursor) -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def stage(cursor, stream, rejections, progress=None, *, shared: bool = False) -> int:
+def first_import(cursor) -> bool:
+    """No national entry yet (the first import): nothing to compare with, every address of the
+    file not hosted here is added. Asked before staging, under the import's locks."""
+    cursor.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {ENTRY} WHERE source = 'national')")
+    return bool(cursor.fetchone()[0])
+
+
+def cells_staged(first: bool) -> bool:
+    """Whether ROWS holds the cells as columns too (c0… in the canonical order, beside the
+    exercise): a first import on PostgreSQL, whose builds read every row (`_layers`)."""
+    return first and postgres()
+
+
+def _cell_columns() -> str:
+    return "".join(f", c{i} text" for i in range(len(extract.COLUMNS)))
+
+
+def stage(cursor, stream, rejections, progress=None, *, shared: bool = False, first: bool = False) -> int:
     """Fill ROWS (the first row of each address) and REPEATS (its later rows) from the file;
     report rejected rows to `rejections`; raise ExtractRefused. Returns the number of addresses.
-    `shared` (PostgreSQL): tables other connections read once committed (`_create`)."""
+    `shared` (PostgreSQL): tables other connections read once committed (`_create`). A `first`
+    import on PostgreSQL stages the cells of ROWS as columns (`cells_staged`)."""
+    cells = cells_staged(first)
     if postgres():
         cursor.execute("SET LOCAL work_mem = '256MB'")
         cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    for table in (ROWS, REPEATS):
-        _create(cursor, table, "line integer, address text, exercise text", shared)
+    _create(cursor, ROWS, f"line integer, address text, exercise text{_cell_columns() if cells else ''}", shared)
+    _create(cursor, REPEATS, "line integer, address text, exercise text", shared)
     positions, width = extract.read_header(stream)
     rows = extract.light_rows(stream, positions, width, rejections, progress)
     if postgres():
-        addresses, repeats = _copy_rows(cursor, rows)
+        addresses, repeats = _copy_rows(cursor, rows, cells)
         with cursor.copy(f"COPY {REPEATS} (line, address, exercise) FROM STDIN") as copy:
             for row in repeats:
                 copy.write_row(row)
@@ -149,12 +172,15 @@ def _copy_text(*values) -> str:
     return "\t".join(escaped) + "\n"
 
 
-def _copy_rows(cursor, rows) -> tuple[int, list[tuple]]:
+def _copy_rows(cursor, rows, cells: bool = False) -> tuple[int, list[tuple]]:
     """COPY the first row of each address into ROWS, written as COPY's text a few thousand rows
     at a time (the line is the exercise: one f-string per row, where `write_row` cost twice the
-    reading); returns the number of addresses and the later rows, kept for REPEATS."""
+    reading); returns the number of addresses and the later rows, kept for REPEATS. With `cells`
+    (`cells_staged`) each cell of the exercise is also a column: the exercise again, its `|`
+    turned into COPY's tabs. (Joining the cells back into the exercise in SQL instead, where
+    the entries read it, cost 0.7 s of CPU per 496k rows: `concat_ws` converts each argument.)"""
     addresses, repeats, out = 0, [], []
-    with cursor.copy(f"COPY {ROWS} (line, address, exercise) FROM STDIN") as copy:
+    with cursor.copy(f"COPY {ROWS} FROM STDIN") as copy:
         for line, repeat, address, exercise in rows:
             if repeat:
                 repeats.append((line, address, exercise))
@@ -162,7 +188,9 @@ def _copy_rows(cursor, rows) -> tuple[int, list[tuple]]:
             addresses += 1
             # The address is a cell of the exercise: its check covers both.
             if "\\" in exercise or "\t" in exercise or "\r" in exercise:
-                out.append(_copy_text(line, address, exercise))
+                out.append(_copy_text(line, address, exercise, *(exercise.split("|") if cells else ())))
+            elif cells:
+                out.append(f"{line}\t{address}\t{exercise}\t{exercise.replace('|', TAB)}\n")
             else:
                 out.append(f"{line}\t{address}\t{exercise}\n")
             if len(out) >= 4096:
@@ -172,10 +200,11 @@ def _copy_rows(cursor, rows) -> tuple[int, list[tuple]]:
     return addresses, repeats
 
 
-def group_by_address(cursor, *, shared: bool = False) -> None:
+def group_by_address(cursor, *, shared: bool = False, first: bool = False) -> None:
     """NEW: one row per address, every exercise in file order: the first row's, then those of
     its later rows (REPEATS, aggregated alone into LATER, joined to the first rows by the view:
-    rewriting every first row of several exercises cost more than joining them where read)."""
+    rewriting every first row of several exercises cost more than joining them where read).
+    Rows staged with their cells (`cells_staged`) bring them (c0…)."""
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
     _create(cursor, LATER, "address text, exercises text", shared)
     if postgres():
@@ -192,23 +221,23 @@ def group_by_address(cursor, *, shared: bool = False) -> None:
         )
         cursor.execute(f"CREATE INDEX {LATER}_address ON {LATER} (address)")
         newline = "char(10)"
+    columns = "".join(f", r.c{i}" for i in range(len(extract.COLUMNS))) if cells_staged(first) else ""
     cursor.execute(
-        f"CREATE {'' if shared else 'TEMP '}VIEW {NEW} AS SELECT r.line, r.address, CASE WHEN l.exercises IS NULL THEN r.exercise "
-        f"ELSE r.exercise || {newline} || l.exercises END AS exercises FROM {ROWS} r "
+        f"CREATE {'' if shared else 'TEMP '}VIEW {NEW} AS SELECT r.line, r.address, CASE WHEN l.exercises IS NULL "
+        f"THEN r.exercise ELSE r.exercise || {newline} || l.exercises END AS exercises{columns} FROM {ROWS} r "
         f"LEFT JOIN {LATER} l ON l.address = r.address"
     )
 
 
-def classify(cursor, addresses: int, *, shared: bool = False) -> dict[str, int]:
+def classify(cursor, addresses: int, *, shared: bool = False, first: bool = False) -> dict[str, int]:
     """DIFF(address, change, line, exercises, id) for what differs: added, changed, hosted (an
     address of a box of this operator, listed or not: its local data wins) and removed (national
     entries gone); an added or changed address keeps its first line and exercises, a changed one
     its entry's id, so that the build reads DIFF alone. Returns the count of each, "same" (of the file's `addresses`) and
     "national": the national entries before (each is the file's, same or changed or hosted here
-    now, or gone: removed). Into a directory without national entries (the first import),
-    `_classify_first`: DIFF holds the hosted addresses alone (see `first_import`)."""
-    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {ENTRY} WHERE source = 'national')")
-    if not cursor.fetchone()[0]:
+    now, or gone: removed). Into a directory without national entries (a `first` import, as
+    `first_import` found before staging), `_classify_first`: DIFF holds the hosted addresses alone."""
+    if first:
         return _classify_first(cursor, addresses, shared)
     change = (
         "CASE WHEN n.address IS NULL THEN 'removed' WHEN m.id IS NOT NULL THEN 'hosted' "
@@ -242,11 +271,6 @@ def classify(cursor, addresses: int, *, shared: bool = False) -> dict[str, int]:
     return counts
 
 
-def first_import(counts: dict[str, int]) -> bool:
-    """No national entry before the import: every address of the file not hosted here is added."""
-    return counts["national"] == 0
-
-
 def _classify_first(cursor, addresses: int, shared: bool) -> dict[str, int]:
     """`classify` into a directory without national entries: nothing to compare with, so DIFF
     holds only the addresses hosted here; the others, all added, are read from NEW where they
@@ -264,11 +288,13 @@ def _classify_first(cursor, addresses: int, shared: bool) -> dict[str, int]:
 
 
 def _first_added() -> str:
-    """The addresses a first import adds, as DIFF would hold them: NEW but the hosted ones.
-    (`NOT IN` a few addresses, never NULL, is one hashed look-up per row; `NOT EXISTS` was
-    planned as a nested loop over DIFF: 0.06 s more per read of NEW.)"""
+    """The addresses a first import adds, as DIFF would hold them: NEW but the hosted ones,
+    with their cells on PostgreSQL (`cells_staged`). (`NOT IN` a few addresses, never NULL, is
+    one hashed look-up per row; `NOT EXISTS` was planned as a nested loop over DIFF: 0.06 s
+    more per read of NEW.)"""
+    cells = "".join(f", n.c{i}" for i in range(len(extract.COLUMNS))) if cells_staged(True) else ""
     return (
-        f"SELECT n.address, {ADDED} AS change, n.line, n.exercises, CAST(NULL AS bigint) AS id FROM {NEW} n "
+        f"SELECT n.address, {ADDED} AS change, n.line, n.exercises, CAST(NULL AS bigint) AS id{cells} FROM {NEW} n "
         f"WHERE n.address NOT IN (SELECT address FROM {DIFF})"
     )
 
@@ -291,9 +317,12 @@ def samples(cursor, limit: int = SAMPLE, *, first: bool = False) -> dict[str, li
 def changed_rows(id_sql: str = "CAST(NULL AS bigint)", *, first: bool = False) -> str:
     """The added and changed addresses: change, id (`id_sql`, over DIFF d), line, address,
     exercises and, on PostgreSQL, `more`: the searched text of their later rows. A `first`
-    import (`first_import`) reads them from NEW (`_first_added`) rather than DIFF."""
+    import (`first_import`) reads them from NEW (`_first_added`) rather than DIFF, with the
+    cells of their first row (c0…) on PostgreSQL (`cells_staged`)."""
     kinds = f"{ADDED}, {CHANGED}"
     columns = f"d.change, {id_sql} AS id, d.line, d.address, d.exercises"
+    if cells_staged(first):
+        columns += "".join(f", d.c{i}" for i in range(len(extract.COLUMNS)))
     source = f"({_first_added()})" if first else DIFF
     if not postgres():
         return f"SELECT {columns} FROM {source} d WHERE d.change IN ({kinds})"
@@ -325,7 +354,7 @@ def build_changes(cursor, *, first: bool = False) -> None:
         cursor.execute(
             f"INSERT INTO {CHANGES} (change, id, {', '.join(BUILT_COLUMNS)}) "
             f"SELECT change, CASE WHEN change = {ADDED} THEN nextval('{sequence}'::regclass) END, "
-            f"{', '.join(BUILT_COLUMNS)} FROM ({built_sql(changed, ['change', *BUILT_COLUMNS])}) b"
+            f"{', '.join(BUILT_COLUMNS)} FROM ({built_sql(changed, ['change', *BUILT_COLUMNS], cells=cells_staged(first))}) b"
         )
         cursor.execute(f"ANALYZE {CHANGES}")
         return
@@ -353,11 +382,27 @@ _BLANKS = "E' \\t\\u00a0'"
 _YES = "('o', 'oui', 'y', 'yes', 'true', 'vrai', '1')"
 
 
-def lowered_sql(expr: str) -> str:
-    """First half of `directory.normalise.fold` in SQL: no apostrophes, no accents, lower case."""
+def unaccented_sql(column: str) -> str:
+    """`flatten` in SQL, its first steps: no apostrophes, no accents (`lowered_sql` lowers the
+    result), of a `column` (named three times). Text all ASCII (most cells) skips `unaccent`,
+    which has no rule for an ASCII character."""
     # Three `replace` calls cost less than one `translate` (a search per character).
-    without = f"replace(replace(replace({expr}, '''', ''), '’', ''), '`', '')"
-    return f"lower(public.unaccent('public.unaccent'::regdictionary, {without}))"
+    without = f"replace(replace(replace({column}, '''', ''), '’', ''), '`', '')"
+    return (
+        f"CASE WHEN octet_length({column}) = length({column}) THEN replace(replace({column}, '''', ''), '`', '') "
+        f"ELSE public.unaccent('public.unaccent'::regdictionary, {without}) END"
+    )
+
+
+def lowered_sql(unaccented: str) -> str:
+    """The rest of `flatten` (lower case), of a column holding `unaccented_sql(...)` (named three
+    times): `lower` in "C" when it is all ASCII (most rows once unaccented), which lowers ASCII
+    letters as the database's locale does, without that locale's conversion of each character
+    to a wide character and back; the locale's `lower` otherwise."""
+    return (
+        f'CASE WHEN octet_length({unaccented}) = length({unaccented}) THEN lower({unaccented} COLLATE "C") '
+        f"ELSE lower({unaccented}) END"
+    )
 
 
 def fold_sql(lowered: str) -> str:
@@ -399,31 +444,46 @@ def _name_and_street() -> tuple[str, str]:
     return name, street
 
 
-def _piece_sql(name: str, street: str, lowered_name: str) -> str:
-    """extract.search_piece over the columns c0… of `_layers`, with the name, the street and
-    the lowered name already computed (each character goes through `unaccent` once)."""
+def _rest_sql(name: str, street: str) -> str:
+    """The searched cells of extract.search_piece after the name, over the columns c0… of
+    `_layers`, with the name and the street already computed."""
     x, c = extract, _cells()
     structure = f"NULLIF({c[x.STRUCTURE_NAME]}, {name})"
     parts = (c[x.PROFESSION_LABEL], c[x.SPECIALTY_LABEL], structure, f"NULLIF({c[x.STRUCTURE_SIGN]}, {structure})")
     parts += (f"NULLIF({c[x.SERVICE]}, {name})", street, c[x.L6])
-    rest = "concat_ws(' ', " + ", ".join(f"NULLIF({p}, '')" for p in parts) + ")"
+    return "concat_ws(' ', " + ", ".join(f"NULLIF({p}, '')" for p in parts) + ")"
+
+
+def _piece_sql(lowered_name: str, rest: str) -> str:
+    """extract.search_piece: the lowered name and the `rest` (`_rest_sql`, then
+    `unaccented_sql`: a column, which `lowered_sql` names three times)."""
     return f"concat_ws(' ', {lowered_name}, NULLIF({lowered_sql(rest)}, ''))"
 
 
-def _layers(changed: str) -> str:
+def _layers(changed: str, cells: bool = False) -> str:
     """The rows of `changed` (change, id, line, address, exercises, more) with their cells (c0…), name,
     street, lowered name and searched text of the first row, in layers. Each `OFFSET 0` keeps a
     layer whole, so that an expression its columns stand for is computed once per row rather
     than at every place the next layer names the column; columns a query leaves unread are not
-    computed (the search rows and the entries each read their own)."""
+    computed (the search rows and the entries each read their own). Rows whose cells were
+    staged as columns (`cells`: a first import, `cells_staged`) are read as they are; the others'
+    first exercise is taken apart here."""
     name, street = _name_and_street()
-    arrays = f"SELECT *, string_to_array(split_part(exercises, chr(10), 1), '|') AS a FROM ({changed}) d OFFSET 0"
-    # One pass over the array (reading element i walks the i before it), then plain columns.
-    cells = ", ".join(f"a[{i + 1}] AS c{i}" for i in range(len(extract.COLUMNS)))
-    columns = f"SELECT change, id, line, address, exercises, more, {cells} FROM ({arrays}) r OFFSET 0"
+    if cells:
+        columns = changed
+    else:
+        arrays = f"SELECT *, string_to_array(split_part(exercises, chr(10), 1), '|') AS a FROM ({changed}) d OFFSET 0"
+        # One pass over the array (reading element i walks the i before it), then plain columns.
+        split = ", ".join(f"a[{i + 1}] AS c{i}" for i in range(len(extract.COLUMNS)))
+        columns = f"SELECT change, id, line, address, exercises, more, {split} FROM ({arrays}) r OFFSET 0"
     derived = f"SELECT *, {name} AS name, {street} AS street FROM ({columns}) r OFFSET 0"
-    lowered = f"SELECT *, {lowered_sql('name')} AS name_lowered FROM ({derived}) r OFFSET 0"
-    return f"SELECT *, {_piece_sql('name', 'street', 'name_lowered')} AS search_single FROM ({lowered}) r OFFSET 0"
+    rest = f"SELECT *, {_rest_sql('name', 'street')} AS rest FROM ({derived}) r OFFSET 0"
+    unaccented = (
+        f"SELECT *, {unaccented_sql('name')} AS name_unaccented, {unaccented_sql('rest')} AS rest_unaccented "
+        f"FROM ({rest}) r OFFSET 0"
+    )
+    lowered = f"SELECT *, {lowered_sql('name_unaccented')} AS name_lowered FROM ({unaccented}) r OFFSET 0"
+    return f"SELECT *, {_piece_sql('name_lowered', 'rest_unaccented')} AS search_single FROM ({lowered}) r OFFSET 0"
 
 
 def _more_sql(addresses: str) -> str:
@@ -475,10 +535,11 @@ def _values() -> dict[str, str]:
     }
 
 
-def built_sql(changed: str, columns: list[str]) -> str:
-    """SELECT `columns` (of "change", "id", BUILT_COLUMNS) built from `changed_rows`."""
+def built_sql(changed: str, columns: list[str], *, cells: bool = False) -> str:
+    """SELECT `columns` (of "change", "id", BUILT_COLUMNS) built from `changed_rows` (`cells`:
+    of a first import, `changed_rows(first=True)`, whose rows bring their cells)."""
     values = _values()
-    return f"SELECT {', '.join(f'{values[col]} AS {col}' for col in columns)} FROM ({_layers(changed)}) f"
+    return f"SELECT {', '.join(f'{values[col]} AS {col}' for col in columns)} FROM ({_layers(changed, cells)}) f"
 
 
 # --- Both databases -------------------------------------------------------------------------

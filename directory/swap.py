@@ -158,7 +158,7 @@ def fill_search(cursor, base: int, first: bool = False) -> None:
         f"INSERT INTO {SEARCH}{NEXT} ({SEARCH_ROW_COLUMNS}) SELECT s.entry_id, s.mailbox_id, s.name_key, "
         f"s.search_text FROM {SEARCH} s JOIN {ENTRY} e ON e.id = s.entry_id WHERE {KEPT}"
     )
-    built = built_sql(_built_rows(base, first), ["id", "name_key", "search_text"])
+    built = built_sql(_built_rows(base, first), ["id", "name_key", "search_text"], cells=first)
     cursor.execute(
         f"INSERT INTO {SEARCH}{NEXT} ({SEARCH_ROW_COLUMNS}) SELECT id, NULL, name_key, search_text FROM ({built}) b"
     )
@@ -170,7 +170,7 @@ def fill_entries(cursor, base: int, first: bool = False) -> None:
     cursor.execute("SET LOCAL work_mem = '256MB'")  # as the import's first transaction
     cursor.execute(f"INSERT INTO {ENTRY}{NEXT} SELECT e.* FROM {ENTRY} e WHERE {KEPT}")
     columns = ", ".join(ENTRY_COLUMNS)
-    built = built_sql(_built_rows(base, first), ["id", *ENTRY_COLUMNS])
+    built = built_sql(_built_rows(base, first), ["id", *ENTRY_COLUMNS], cells=first)
     cursor.execute(
         f"INSERT INTO {ENTRY}{NEXT} (id, {columns}, source) SELECT id, {columns}, 'national' FROM ({built}) b"
     )

@@ -101,7 +101,14 @@ def awkward(tmp_path):
             structure="CLINIQUE DU PARC",
             town=("73000", "CHAMBÉRY"),
         ),
-        row(address="jean-pierre.dartagnan@medecin.mssante.fr", last="D'ARTAGNAN", first="Jean-Pierre", demat="N"),
+        row(
+            address="jean-pierre.dartagnan@medecin.mssante.fr",
+            last="D'ARTAGNAN",
+            first="Jean-Pierre",
+            demat="N",
+            structure="L'HOPITAL `DU LAC`",
+            service="Service d'Accueil",
+        ),
         row(
             address="marc.le-goff@infirmier.mssante.fr",
             last="LE\u00a0GOFF",

@@ -70,15 +70,20 @@ def test_the_import_equals_the_python_reference_on_awkward_names(awkward):
     way each entry is what `extract.build_row` makes of its first row."""
     import_extract(awkward)
     with open(awkward, "rb") as stream:
-        reference = {}
+        reference, pieces = {}, {}
         for staged in extract_format.read_rows(stream, lambda rejected: None):
             reference.setdefault(staged.address, staged)
+            pieces.setdefault(staged.address, []).append(staged.search_piece)
     assert set(reference) == set(Entry.objects.values_list("address", flat=True))
     for entry in Entry.objects.all():
         staged = reference[entry.address]
         for field in ("kind", "last_name", "first_name", "structure_name", "street", "postcode", "town", "department"):
             assert getattr(entry, field) == getattr(staged, field), (entry.address, field)
         assert entry.search.name_key == staged.name_key
+        # The searched text as Python flattens it (but a non-breaking space: NFKD makes it a
+        # space, `unaccent` keeps it; search matches each word alone, so either separates them).
+        searched = entry.search.search_text.replace("\u00a0", " ")
+        assert searched == " ".join(pieces[entry.address]), entry.address
         assert entry.dematerialisation == staged.dematerialisation
     lefevre = Entry.objects.get(address="helene.lefevre@medecin.mssante.fr")
     assert lefevre.search.name_key == "lefevre helene"
@@ -523,6 +528,141 @@ def test_a_first_import_gives_what_a_compared_import_gives(cast, extract):
     assert (compared.rejected, compared.rejected_lines) == (first.rejected, first.rejected_lines)
     assert compared.samples["added"] == first.samples["added"]
     assert _directory() == directory
+
+
+def _awkward_file(tmp_path, cast, extra_rows):
+    """Header in another order with an extra column, CRLF; names with accents, apostrophes,
+    hyphens, non-breaking spaces; cells to trim; a backslash and a tab inside cells; two
+    exercises of one box; a box hosted here (unlisted) and a rejected row; then `extra_rows`."""
+    names = HEADER.split("|")
+    order = [*range(1, len(names)), 0]  # the box kind last
+    rows = [
+        row(
+            address="helene.lefevre@medecin.mssante.fr",
+            last="LEFÈVRE",
+            first="Hélène",
+            demat="O",
+            specialty=("SM54", "Cardiologie et maladies vasculaires"),
+            structure="CENTRE HOSPITALIER DES ALPES",
+        ),
+        row(
+            address="Helene.Lefevre@medecin.mssante.fr",
+            last="LEFÈVRE",
+            first="Hélène",
+            demat="O",
+            structure="CLINIQUE DU PARC",
+            town=("73000", "CHAMBÉRY"),
+        ),
+        row(address="jean-pierre.dartagnan@medecin.mssante.fr", last="D'ARTAGNAN", first="Jean-Pierre", demat="n"),
+        row(
+            address="marc.le-goff@infirmier.mssante.fr",
+            last="LE\u00a0GOFF",
+            first=" Jean\u00a0Marc ",
+            profession=("60", "Infirmier"),
+            town=("20000", "AJACCIO"),
+        ),
+        row(
+            address="oeuvrard@pharmacien.mssante.fr",
+            last="ŒUVRARD",
+            first="Zoé",
+            profession=("21", "Pharmacien"),
+            town=("97110", "POINTE-À-PITRE"),
+        ),
+        row(address="back\\slash@medecin.mssante.fr", last="TAB\tINSIDE", first="A\\B", town=("", "LIEU DIT 38000")),
+        row(
+            kind="ORG",
+            address="cardiologie@ch-alpes.mssante.fr",
+            service="Service de cardiologie",
+            structure="CENTRE HOSPITALIER DES ALPES",
+            profession=("", ""),
+        ),
+        row(
+            kind="APP",
+            address="envois@ch-alpes.mssante.fr",
+            structure="",
+            service="",
+            profession=("", ""),
+            street=("", "", ""),
+            town=("", ""),
+        ),
+        row(address=cast.charlie_box.address, last="DURAND", first="Charlie (national)"),
+        row(address="", last="SANS"),
+        *extra_rows,
+    ]
+    path = tmp_path / "awkward-first.txt"
+    lines = ["|".join([names[i] for i in order] + ["Colonne future"])]
+    lines += ["|".join([cells[i] for i in order] + ["x"]) for cells in rows]
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_import_staged_as_cells_builds_what_a_compared_import_builds(cast, tmp_path):
+    """A first import (no national entry yet) stages each cell as a column and builds from
+    them, where a compared import takes the staged exercises apart: the same entries, search
+    rows, counts, rejected lines and search results, swapped in (PostgreSQL) or built in the
+    caller's transaction; a re-import of the same file changes nothing."""
+    from django.db import connection, transaction
+
+    from mailboxes.models import Mailbox
+
+    Mailbox.objects.filter(pk=cast.charlie_box.pk).update(unlisted=True)
+    extra = [row(address=f"p{i}@medecin.mssante.fr", last=f"NOM{i % 7}", first="Prénom") for i in range(40)]
+    path = _awkward_file(tmp_path, cast, extra)
+    queries = ["lefevre", "chambery", "dartagnan", "goff", "oeuvrard", "cardiologie", "inside", "nom3", "durand"]
+
+    def results():
+        return {q: [e.address for e in search(Criteria(text=q)).results] for q in queries}
+
+    first = import_extract(path)
+    assert ("search rows" in first.phases) == (connection.vendor == "postgresql")  # swapped in
+    directory, found = _directory(), results()
+    counts = (first.added, first.changed, first.removed, first.unchanged, first.hosted, first.rejected)
+    assert counts == (47, 0, 0, 0, 1, 1)
+    assert first.rejected_lines == [{"line": 11, "reason": "adresse BAL vide"}]
+    assert not Entry.objects.filter(address=cast.charlie_box.address).exists()  # liste rouge
+    assert found["lefevre"] == ["helene.lefevre@medecin.mssante.fr"] == found["chambery"]
+    assert found["inside"] == ["back\\slash@medecin.mssante.fr"]
+    again = import_extract(path)
+    assert (again.added, again.changed, again.removed, again.unchanged) == (0, 0, 0, 47)
+    assert _directory() == directory
+
+    Entry.objects.filter(source=Entry.Source.NATIONAL).delete()
+    with transaction.atomic():  # a caller's transaction: built there, no swap
+        inside = import_extract(path)
+    assert "search rows" not in inside.phases
+    assert (inside.added, inside.hosted, inside.rejected_lines) == (47, 1, first.rejected_lines)
+    assert _directory() == directory and results() == found
+
+    Entry.objects.filter(source=Entry.Source.NATIONAL).delete()
+    Entry.objects.create(address="ailleurs@medecin.mssante.fr", kind=Entry.Kind.NOMINATIVE, exercises="")
+    compared = import_extract(path, force=True)  # compared with one other national entry
+    assert (compared.added, compared.removed, compared.hosted) == (47, 1, 1)
+    assert compared.samples["added"] == first.samples["added"]
+    assert _directory() == directory and results() == found
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_first_import_leaves_the_directory_and_nothing_staged(cast, tmp_path):
+    """A first import refused after some rows were staged as cells (a wrong cell count, a cut
+    last line, a removal check cannot apply): nothing of it is left, the hosted entries stay."""
+    from django.db import connection
+
+    before = snapshot()
+    assert before and not Entry.objects.filter(source=Entry.Source.NATIONAL).exists()
+    good = [row(address=f"p{i}@medecin.mssante.fr", last="NOM") for i in range(30)]
+    short = write_rows(tmp_path / "short.txt", [*good, row(address="court@medecin.mssante.fr")[:30], *good])
+    with pytest.raises(ImportRefused, match="ligne 32 : 30 colonnes au lieu de 31"):
+        import_extract(short)
+    cut = tmp_path / "cut.txt"
+    cut.write_bytes(write_rows(tmp_path / "whole.txt", good).read_bytes()[:-40])
+    with pytest.raises(ImportRefused, match="ligne 31 : dernière ligne incomplète"):
+        import_extract(cut)
+    assert snapshot() == before
+    staged = {"directory_rows", "directory_repeats", "directory_later", "directory_new", "directory_diff"}
+    names = set(connection.introspection.table_names(include_views=True))
+    assert not staged & names and not [name for name in names if name.endswith("_next")]
+    assert import_extract(tmp_path / "whole.txt").added == 30  # and the next first import goes through
 
 
 @pytest.mark.django_db(transaction=True)
