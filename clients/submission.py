@@ -39,17 +39,18 @@ from django.utils import timezone
 from clients import auth, psc, sasl
 from clients.tls import server_context
 from mailboxes.smtp_gateway import (
+    TEMPORARY_FAILURE,
     ascii_text,
     declared_size,
     max_message_bytes,
     refusal_reply,
+    session_error_reply,
     too_large_reply,
     with_enhanced_code,
 )
 from mssante.db import kept_connection_call
 
 log = logging.getLogger("clients.submission")
-TEMPORARY_FAILURE = "451 4.3.0 Erreur temporaire du serveur, merci de reessayer plus tard"
 
 
 def sender_box(user, address: str):
@@ -215,6 +216,9 @@ class SubmissionHandler:
         return await self._bearer(server, args, sasl.xoauth2)
 
     # --- the transaction ------------------------------------------------------------------------
+
+    async def handle_exception(self, error):
+        return session_error_reply(error, log, "submission")
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         # Advertise the real limit, as the gateway does, not aiosmtpd's memory cap (the limit plus

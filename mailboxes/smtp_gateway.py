@@ -135,6 +135,21 @@ def with_enhanced_code(status: str, hostname: str) -> str:
     return f"{status[:3]} {code}{' ' + text if text else ''}"
 
 
+def session_error_reply(error: Exception, logger: logging.Logger, server: str) -> str:
+    """The answer to an error aiosmtpd caught in a session (its `handle_exception` hook), for
+    the gateway and the submission server. A failed TLS handshake (a peer without the MSSanté
+    suites, a port scanner) is one warning line, never a traceback; anything else (the database
+    down during AUTH, a bug) is logged with its traceback and answered as a temporary failure,
+    never with the error's text (aiosmtpd's own answer is a permanent `500` that quotes it)."""
+    if isinstance(error, TLSSetupException):
+        cause = error.__cause__
+        reason = getattr(cause, "reason", None) or type(cause or error).__name__
+        logger.warning("%s tls handshake failed: %s", server, reason)
+        return "421 4.7.0 Echec de la negociation TLS"
+    logger.error("%s session error: %s", server, type(error).__name__, exc_info=error)
+    return TEMPORARY_FAILURE
+
+
 def declared_size(mail_options: list[str]) -> int | None:
     for option in mail_options:
         name, _, value = option.partition("=")
@@ -208,16 +223,7 @@ class GatewayHandler:
         return await loop.run_in_executor(self.executor, functools.partial(kept_connection_call, fn, *args, **kwargs))
 
     async def handle_exception(self, error):
-        """aiosmtpd's hook for an error in a session. A failed TLS handshake (a peer without the
-        MSSanté suites, a port scanner) is one warning line, never a traceback; anything else is
-        logged with its traceback and answered as a temporary failure."""
-        if isinstance(error, TLSSetupException):
-            cause = error.__cause__
-            reason = getattr(cause, "reason", None) or type(cause or error).__name__
-            log.warning("smtp tls handshake failed: %s", reason)
-            return "421 4.7.0 Echec de la negociation TLS"
-        log.error("smtp session error: %s", type(error).__name__, exc_info=error)
-        return TEMPORARY_FAILURE
+        return session_error_reply(error, log, "smtp")
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname

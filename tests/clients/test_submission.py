@@ -217,3 +217,31 @@ def test_ehlo_advertises_enhanced_status_codes_and_aiosmtpds_replies_carry_them(
     assert [(c, a, *smtp.docmd(c, a)) for c, a, _, _ in after_auth] == after_auth
     assert smtp.docmd("RSET") == (250, b"2.0.0 OK")
     assert smtp.quit() == (221, b"2.0.0 Bye")
+
+
+def test_an_unexpected_error_is_a_temporary_failure_without_its_text(make_submission, cast, monkeypatch):
+    """The database down while a client signs in: the client is told to try again later (451
+    4.3.0), never a permanent 500 quoting the error (aiosmtpd's own answer), and the same
+    connection signs in once the database is back."""
+    import base64
+
+    from django.db import OperationalError
+
+    from clients import auth
+
+    real = auth.check_password_login
+
+    def database_down(*args, **kwargs):
+        raise OperationalError("connection to server at 10.0.0.5 port 5432 failed")
+
+    server = make_submission()
+    smtp = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+    smtp.ehlo("poste.cabinet")
+    plain = base64.b64encode(b"\0alice\0" + PASSWORD.encode()).decode()
+    monkeypatch.setattr(auth, "check_password_login", database_down)
+    code, reply = smtp.docmd("AUTH", f"PLAIN {plain}")
+    assert (code, reply[:5]) == (451, b"4.3.0")
+    assert b"10.0.0.5" not in reply and b"OperationalError" not in reply
+    monkeypatch.setattr(auth, "check_password_login", real)
+    assert smtp.docmd("AUTH", f"PLAIN {plain}")[0] == 235
+    smtp.quit()
