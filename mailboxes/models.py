@@ -577,8 +577,9 @@ class Entry(models.Model):
     # `Folder.imap_uid_next` when an IMAP session first sees the entry there. A database trigger
     # (migration 0005) empties it whenever `folder` changes, by whatever code: the entry then
     # gets a new, higher UID in its new folder, as IMAP requires. Writers never set it: on
-    # SQLite, whose trigger can only run after the row is written, `Entry.objects.update` and
-    # `Entry.save` empty it in the same statement (EntryQuerySet.update).
+    # SQLite, whose trigger can only run after the row is written, `Entry.objects.update` empties
+    # it in the same statement (EntryQuerySet.update); every move is such an update
+    # (webmail.organise: move_entry, move_entries, emptying a folder; the forwarding's trash).
     imap_uid = models.PositiveIntegerField(null=True, blank=True)
     # IMAP's \Deleted flag: marked by a client, removed for good at its EXPUNGE.
     imap_deleted = models.BooleanField(default=False)
@@ -605,26 +606,6 @@ class Entry(models.Model):
 
     def __str__(self) -> str:
         return f"entrée #{self.pk}"
-
-    @classmethod
-    def from_db(cls, db, field_names, values):
-        entry = super().from_db(db, field_names, values)
-        entry._stored_folder_id = entry.__dict__.get("folder_id")  # None when deferred
-        return entry
-
-    def save(self, *args, **kwargs):
-        """Saving an entry into another folder forgets its IMAP UID in the same UPDATE (see
-        `EntryQuerySet.update`), when the folder it was read with is known."""
-        stored = getattr(self, "_stored_folder_id", None)
-        update_fields = kwargs.get("update_fields")
-        moving = stored is not None and self.folder_id != stored
-        if moving and (update_fields is None or {"folder", "folder_id"} & set(update_fields)):
-            self.imap_uid, self.imap_deleted = None, False
-            if update_fields is not None:
-                kwargs["update_fields"] = [*update_fields, "imap_uid", "imap_deleted"]
-        super().save(*args, **kwargs)
-        if update_fields is None or {"folder", "folder_id"} & set(update_fields):
-            self._stored_folder_id = self.folder_id
 
 
 class EntryView(models.Model):

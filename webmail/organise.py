@@ -42,7 +42,10 @@ def move_entry(entry: Entry, folder: Folder, actor) -> Entry:
     previous = entry.folder_id
     entry.folder = folder
     entry.trashed_at = timezone.now() if folder.role == Folder.Role.TRASH else None
-    entry.save(update_fields=["folder", "trashed_at"])
+    # A queryset update, as every move: it also forgets the entry's IMAP UID in its old folder
+    # (EntryQuerySet.update), which the instance then reads back.
+    Entry.objects.filter(pk=entry.pk).update(folder=folder, trashed_at=entry.trashed_at)
+    entry.refresh_from_db(fields=["imap_uid", "imap_deleted"])
     record(
         AuditEvent.Action.DELETED if folder.role == Folder.Role.TRASH else AuditEvent.Action.MOVED,
         actor=actor,
