@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -34,6 +34,7 @@ from mailboxes.models import Attachment, Entry, Folder, Mailbox, Message
 from mailboxes.reading import Opened, record_opening
 from mailboxes.store import read_raw, store_attachment, store_raw
 from webmail import organise
+from webmail.quota import quota_usage
 from webmail.selectors import pro_mailboxes
 
 SEEN, ANSWERED, FLAGGED, DELETED, DRAFT, FORWARDED = 1, 2, 4, 8, 16, 32
@@ -226,16 +227,27 @@ def snapshot(folder_id: int) -> Snapshot:
     return Snapshot(uid_validity=folder_id, uid_next=uid_next, uids=uids, flags=flags)
 
 
-def status(folder_id: int) -> dict[str, int]:
+STATUS_ITEMS = frozenset({"MESSAGES", "UNSEEN", "UIDNEXT", "UIDVALIDITY", "RECENT", "DELETED", "DELETED-STORAGE"})
+
+
+def status(folder_id: int, items: frozenset[str] = STATUS_ITEMS) -> dict[str, int]:
+    """The STATUS data items of a folder (RFC 3501 §6.3.10), with RFC 9208's DELETED (messages
+    marked \\Deleted) and DELETED-STORAGE (what EXPUNGE would hand back to the quota, in octets:
+    the sizes `release_space` gives back) when asked."""
     uid_next, _given = assign_uids(folder_id)
     entries = Entry.objects.filter(folder_id=folder_id)
-    return {
+    values = {
         "MESSAGES": entries.count(),
         "UNSEEN": entries.filter(seen=False).count(),
         "UIDNEXT": uid_next,
         "UIDVALIDITY": folder_id,
         "RECENT": 0,
     }
+    if items & {"DELETED", "DELETED-STORAGE"}:
+        marked = entries.filter(imap_deleted=True).aggregate(count=Count("id"), size=Sum("message__size"))
+        values["DELETED"] = marked["count"]
+        values["DELETED-STORAGE"] = marked["size"] or 0
+    return values
 
 
 @dataclass(frozen=True)
@@ -510,6 +522,30 @@ def _refile(user, entry: Entry, target: FolderInfo, bits: int) -> tuple[int, int
     _next, given = assign_uids(target.id, first=[entry.pk])
     uid = given.get(entry.pk) or Entry.objects.filter(pk=entry.pk).values_list("imap_uid", flat=True).get()
     return target.id, uid
+
+
+# --- quota (RFC 9208) ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuotaRoot:
+    """A box is one quota root, named by its address; its one resource is STORAGE."""
+
+    name: str
+    storage: tuple[int, int] | None  # (usage, limit) in units of 1024 octets; None: no quota
+
+
+def quota_root(box: Box) -> QuotaRoot:
+    """The box's quota as the webmail shows it (`webmail.quota.quota_usage`, the one home of the
+    numbers), in RFC 9208's units."""
+    mailbox = Mailbox.objects.only("id", "used_bytes", "quota_bytes").get(pk=box.id)
+    usage = quota_usage(mailbox)
+    return QuotaRoot(box.address, usage.storage_kib() if usage else None)
+
+
+def find_quota_root(account: Account, name: str) -> Box | None:
+    wanted = name.strip().lower()
+    return next((b for b in account.boxes if b.address.lower() == wanted), None)
 
 
 def folder_exists(folder_id: int) -> bool:

@@ -1,6 +1,7 @@
 """One IMAP4rev1 session (RFC 3501) and its commands, with IDLE (2177), NAMESPACE (2342),
 UIDPLUS (4315), UNSELECT (3691), MOVE (6851), SPECIAL-USE (6154), ID (2971), CHILDREN (3348),
-SASL-IR (4959).
+SASL-IR (4959), QUOTA (9208, read-only: each box is a quota root named by its address, with
+the one resource STORAGE; RFC 2087 clients read the same responses).
 
 The session keeps the selected folder's view (UIDs in order, flags) and tells the client what
 changed (EXPUNGE, EXISTS, FETCH FLAGS) only where RFC 3501 §7.4.1 allows: never an EXPUNGE
@@ -112,6 +113,8 @@ class Session:
             "SPECIAL-USE",
             "UNSELECT",
             "CHILDREN",
+            "QUOTA",
+            "QUOTA=RES-STORAGE",
         ]
         if self.state == "not_authenticated":
             if self.conn.tls_available and not self.conn.is_tls:
@@ -397,13 +400,45 @@ class Session:
         reader.space()
         items = [i.upper().decode("ascii", "replace") for i in reader.paren_list(reader.atom)]
         reader.end()
-        folder = await self.folder(name)
-        values = await self.run(backend.status, folder.id)
-        unknown = [i for i in items if i not in values]
-        if unknown:
+        if not set(items) <= backend.STATUS_ITEMS:
             raise BadCommand("unknown status item")
+        folder = await self.folder(name)
+        values = await self.run(backend.status, folder.id, frozenset(items))
         body = " ".join(f"{i} {values[i]}" for i in items).encode("ascii")
         self.write(b"* STATUS " + mailbox_out(folder.name) + b" (" + body + b")\r\n")
+
+    # --- QUOTA (RFC 9208) ---------------------------------------------------------------------
+
+    def write_quota(self, root: backend.QuotaRoot) -> None:
+        resources = b"STORAGE %d %d" % root.storage if root.storage else b""
+        self.write(b"* QUOTA " + astring_out(root.name) + b" (" + resources + b")\r\n")
+
+    async def cmd_getquotaroot(self, tag, reader):
+        reader.space()
+        name = reader.mailbox()
+        reader.end()
+        folder = await self.folder(name)
+        box = next(b for b in self.account.boxes if b.id == folder.mailbox_id)
+        root = await self.run(backend.quota_root, box)
+        self.write(b"* QUOTAROOT " + mailbox_out(folder.name) + b" " + astring_out(root.name) + b"\r\n")
+        self.write_quota(root)
+
+    async def cmd_getquota(self, tag, reader):
+        reader.space()
+        name = reader.astring().decode("utf-8", "replace")
+        reader.end()
+        box = backend.find_quota_root(self.account, name)
+        if box is None:
+            raise no("Cette racine de quota n'existe pas", "NONEXISTENT")
+        self.write_quota(await self.run(backend.quota_root, box))
+
+    async def cmd_setquota(self, tag, reader):
+        reader.space()
+        reader.astring()
+        reader.space()
+        reader.paren_list(reader.atom)
+        reader.end()
+        raise no("Le quota d'une boite est fixe par son administrateur, pas par un client IMAP", "NOPERM")
 
     async def cmd_append(self, tag, reader):
         reader.space()
@@ -827,6 +862,9 @@ COMMANDS = {
     "LSUB": (AUTHED, "cmd_lsub"),
     "NAMESPACE": (AUTHED, "cmd_namespace"),
     "STATUS": (AUTHED, "cmd_status"),
+    "GETQUOTAROOT": (AUTHED, "cmd_getquotaroot"),
+    "GETQUOTA": (AUTHED, "cmd_getquota"),
+    "SETQUOTA": (AUTHED, "cmd_setquota"),
     "APPEND": (AUTHED, "cmd_append"),
     "IDLE": (AUTHED, "cmd_idle"),
     "CHECK": (SELECTED, "cmd_check"),

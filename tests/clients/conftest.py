@@ -1,6 +1,7 @@
 """Servers of the desktop-client tests (issue 11): the real IMAP and submission listeners on
-loopback ports 14300-14399, each in a thread with its own event loop, over the test database
-(transactional, so that their threads see what the test wrote).
+loopback ports 14300-14399 (`MSS_TEST_PORTS=27300-27399` chooses another range, for runs side by
+side), each in a thread with its own event loop, over the test database (transactional, so that
+their threads see what the test wrote).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import imaplib
+import os
 import random
 import socket
 import threading
@@ -16,7 +18,8 @@ from email.message import EmailMessage
 
 import pytest
 
-PORTS = range(14300, 14400)
+_FIRST, _LAST = (int(p) for p in os.environ.get("MSS_TEST_PORTS", "14300-14399").split("-"))
+PORTS = range(_FIRST, _LAST + 1)
 
 
 def free_port() -> int:
@@ -29,7 +32,7 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in 14300-14399")
+    raise RuntimeError(f"no free port in {_FIRST}-{_LAST}")
 
 
 class LoopThread:
