@@ -10,7 +10,9 @@ Two kinds of faults:
   the header's, bytes that are not UTF-8, a last line cut short, a damaged archive): `ExtractRefused`
   with the line number, and nothing of the file is applied;
 - a row is well formed but unusable (no address, an address that is not one, an unknown box
-  kind): the row is rejected, reported with its line number and reason, and the rest goes on.
+  kind or dematerialisation value): the row is rejected, reported with its line number and
+  reason, and the rest goes on. An address whose every row is rejected keeps the entry the
+  directory had for it (`Rejected.address`, directory/staging.py `classify`).
 
 The reader yields one `StagedRow` per usable row, in bounded memory (a line at a time).
 """
@@ -120,6 +122,9 @@ class ExtractRefused(ValueError):
 class Rejected:
     line: int
     reason: str
+    # The row's box address when it is one (an unknown kind or dematerialisation value): the
+    # import keeps what the directory had for it rather than count it gone (staging.classify).
+    address: str = ""
 
 
 class StagedRow(NamedTuple):
@@ -302,7 +307,7 @@ def light_rows(stream, positions, width, on_reject, progress: Progress | None = 
                 ):
                     reason = row_error(values)
                     if reason:
-                        on_reject(Rejected(line_no, reason))
+                        on_reject(Rejected(line_no, reason, address if _ADDRESS.fullmatch(address) else ""))
                         continue
                 repeat = address in seen
                 if not repeat:

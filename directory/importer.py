@@ -118,8 +118,9 @@ def import_extract(path, *, source: str = "", force: bool = False, actor=None) -
         if swapping:
             _drop_leftovers()
     run.added, run.changed, run.removed = counts["added"], counts["changed"], counts["removed"]
-    run.unchanged, run.hosted = counts["same"], counts["hosted"]
-    run.entries = counts["added"] + counts["changed"] + counts["same"] + counts["hosted"]
+    # An address kept because its rows were all rejected is in the file and unchanged.
+    run.unchanged, run.kept, run.hosted = counts["same"] + counts["kept"], counts["kept"], counts["hosted"]
+    run.entries = counts["added"] + counts["changed"] + run.unchanged + counts["hosted"]
     _finish(run, began, counter, rejections, status=ImportRun.Status.DONE, actor=actor)
     return run
 
@@ -193,17 +194,19 @@ def _finish(run, began, counter, rejections, *, status, error="", actor=None) ->
             "added": run.added,
             "changed": run.changed,
             "removed": run.removed,
+            "kept": run.kept,
             "rejected": run.rejected,
         },
     )
     log.info(
-        "directory import: run=%s status=%s lines=%s added=%s changed=%s removed=%s rejected=%s seconds=%s",
+        "directory import: run=%s status=%s lines=%s added=%s changed=%s removed=%s kept=%s rejected=%s seconds=%s",
         run.pk,
         status,
         run.lines,
         run.added,
         run.changed,
         run.removed,
+        run.kept,
         run.rejected,
         run.seconds,
     )
@@ -217,6 +220,11 @@ def summary_lines(run: ImportRun) -> list[str]:
         f"{run.unchanged} inchangée(s), {run.hosted} hébergée(s) ici (données locales gardées)",
         f"{run.rejected} ligne(s) rejetée(s)",
     ]
+    if run.kept:
+        lines[-1] += (
+            f" ; {run.kept} adresse(s) dont toutes les lignes sont rejetées gardent leur entrée "
+            "précédente (comptées inchangées)"
+        )
     lines += [f"  ligne {item['line']} : {item['reason']}" for item in run.rejected_lines]
     if run.rejected > len(run.rejected_lines):
         lines.append(f"  … et {run.rejected - len(run.rejected_lines)} autre(s)")

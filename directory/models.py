@@ -126,6 +126,9 @@ class ImportRun(models.Model):
     changed = models.PositiveIntegerField("modifiées", default=0)
     removed = models.PositiveIntegerField("retirées", default=0)
     unchanged = models.PositiveIntegerField("inchangées", default=0)
+    # Of the unchanged: national entries kept as they were because every row of their address
+    # in the file was rejected (directory.staging.classify).
+    kept = models.PositiveIntegerField("gardées malgré leurs lignes rejetées", default=0)
     hosted = models.PositiveIntegerField("hébergées ici (données locales gardées)", default=0)
     rejected = models.PositiveIntegerField("lignes rejetées", default=0)
     # [{"line": 12, "reason": "..."}], at most directory.extract.MAX_REPORTED of them.

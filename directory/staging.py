@@ -16,7 +16,8 @@ transaction commits: directory/swap.py.)
 2. NEW (a view of ROWS) holds one row per address: the first row, every exercise joined; only
    the few addresses on several rows (REPEATS) are aggregated (LATER).
 3. DIFF classifies what differs by comparing exercises: added, changed, removed, or hosted here
-   (local data wins), with the id of a changed entry. A re-import builds nothing for the
+   (local data wins), with the id of a changed entry; a national entry whose address the file
+   has on rejected rows only (HELD) is kept as it was, not removed. A re-import builds nothing for the
    unchanged addresses. Into a directory without national entries (the first import) there
    is nothing to compare: DIFF holds the hosted addresses alone, and every other address of
    NEW is added, read from NEW where it is built (`changed_rows(first=True)`).
@@ -37,6 +38,7 @@ from directory import extract
 
 ROWS = "directory_rows"
 REPEATS = "directory_repeats"
+HELD = "directory_held"  # the addresses of rejected rows (`stage`): never counted gone
 LATER = "directory_later"  # the later exercises of each address of REPEATS, joined
 NEW = "directory_new"
 DIFF = "directory_diff"
@@ -101,7 +103,7 @@ def _analyze(cursor, table: str, *columns: str) -> None:
 
 def drop_temporary(cursor) -> None:
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    for table in (ROWS, REPEATS, LATER, DIFF, CHANGES):
+    for table in (ROWS, REPEATS, HELD, LATER, DIFF, CHANGES):
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -123,10 +125,27 @@ def _cell_columns() -> str:
 
 
 def stage(cursor, stream, rejections, progress=None, *, shared: bool = False, first: bool = False) -> int:
-    """Fill ROWS (the first row of each address) and REPEATS (its later rows) from the file;
-    report rejected rows to `rejections`; raise ExtractRefused. Returns the number of addresses.
+    """Fill ROWS (the first row of each address) and REPEATS (its later rows) from the file,
+    and HELD with the addresses of its rejected rows; report rejected rows to `rejections`;
+    raise ExtractRefused. Returns the number of addresses.
     `shared` (PostgreSQL): tables other connections read once committed (`_create`). A `first`
     import on PostgreSQL stages the cells of ROWS as columns (`cells_staged`)."""
+    held: set[str] = set()
+
+    def reject(rejected) -> None:
+        if rejected.address:
+            held.add(rejected.address)
+        rejections(rejected)
+
+    addresses = _stage_rows(cursor, stream, reject, progress, shared=shared, first=first)
+    _create(cursor, HELD, "address text", shared)
+    cursor.executemany(f"INSERT INTO {HELD} (address) VALUES (%s)", [(address,) for address in sorted(held)])
+    if postgres():
+        _analyze(cursor, HELD, "address")  # a few rows, usually none: the compare's join hashes them
+    return addresses
+
+
+def _stage_rows(cursor, stream, rejections, progress, *, shared: bool, first: bool) -> int:
     cells = cells_staged(first)
     if postgres():
         cursor.execute("SET LOCAL work_mem = '256MB'")
@@ -231,16 +250,24 @@ def group_by_address(cursor, *, shared: bool = False, first: bool = False) -> No
 
 def classify(cursor, addresses: int, *, shared: bool = False, first: bool = False) -> dict[str, int]:
     """DIFF(address, change, line, exercises, id) for what differs: added, changed, hosted (an
-    address of a box of this operator, listed or not: its local data wins) and removed (national
-    entries gone); an added or changed address keeps its first line and exercises, a changed one
-    its entry's id, so that the build reads DIFF alone. Returns the count of each, "same" (of the file's `addresses`) and
-    "national": the national entries before (each is the file's, same or changed or hosted here
-    now, or gone: removed). Into a directory without national entries (a `first` import, as
-    `first_import` found before staging), `_classify_first`: DIFF holds the hosted addresses alone."""
+    address of a box of this operator, listed or not: its local data wins), removed (national
+    entries gone) and kept (national entries whose address the file has on rejected rows only,
+    HELD: a rejected row says nothing of the box, so the entry stays as it was, unless the box
+    is hosted here now); an added or changed address keeps its first line and exercises, a
+    changed one its entry's id, so that the build reads DIFF alone. Returns the count of each,
+    "same" (of the file's `addresses`) and "national": the national entries before (each is the
+    file's, same or changed or hosted here now, or kept, or gone: removed). Into a directory
+    without national entries (a `first` import, as `first_import` found before staging),
+    `_classify_first`: DIFF holds the hosted addresses alone."""
     if first:
         return _classify_first(cursor, addresses, shared)
+    # The one place where an address absent from the file's usable rows is removed, or kept.
+    gone = (
+        f"CASE WHEN h.address IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {MAILBOX} mh WHERE mh.address = e.address) "
+        "THEN 'kept' ELSE 'removed' END"
+    )
     change = (
-        "CASE WHEN n.address IS NULL THEN 'removed' WHEN m.id IS NOT NULL THEN 'hosted' "
+        f"CASE WHEN n.address IS NULL THEN {gone} WHEN m.id IS NOT NULL THEN 'hosted' "
         "WHEN e.id IS NULL THEN 'added' WHEN e.exercises <> n.exercises THEN 'changed' ELSE 'same' END"
     )
     national = f"SELECT id, address, exercises FROM {ENTRY} WHERE source = 'national'"
@@ -253,7 +280,8 @@ def classify(cursor, addresses: int, *, shared: bool = False, first: bool = Fals
         f"CASE WHEN change = {CHANGED} THEN id END FROM ("
         f"SELECT coalesce(n.address, e.address) AS address, {change} AS change, n.line, n.exercises, e.id "
         f"FROM {NEW} n FULL JOIN ({national}) e ON e.address = n.address "
-        f"LEFT JOIN {MAILBOX} m ON m.address = n.address) c WHERE change <> 'same'"
+        f"LEFT JOIN {MAILBOX} m ON m.address = n.address LEFT JOIN {HELD} h ON h.address = e.address) c "
+        "WHERE change <> 'same'"
     )
     # A national entry of a box now hosted here goes (its hosted entry takes over).
     cursor.execute(
@@ -264,10 +292,10 @@ def classify(cursor, addresses: int, *, shared: bool = False, first: bool = Fals
     if postgres():
         _analyze(cursor, DIFF, "address", "change")
     cursor.execute(f"SELECT change, count(*) FROM {DIFF} GROUP BY change")
-    counts = dict.fromkeys(("added", "changed", "hosted", "removed"), 0)
+    counts = dict.fromkeys(("added", "changed", "hosted", "removed", "kept"), 0)
     counts.update(dict(cursor.fetchall()))
     counts["same"] = addresses - counts["added"] - counts["changed"] - counts["hosted"]
-    counts["national"] = counts["same"] + counts["changed"] + counts["removed"]
+    counts["national"] = counts["same"] + counts["changed"] + counts["removed"] + counts["kept"]
     return counts
 
 
@@ -284,7 +312,15 @@ def _classify_first(cursor, addresses: int, shared: bool) -> dict[str, int]:
         _analyze(cursor, DIFF, "address", "change")
     cursor.execute(f"SELECT count(*) FROM {DIFF}")
     hosted = cursor.fetchone()[0]
-    return {"added": addresses - hosted, "changed": 0, "hosted": hosted, "removed": 0, "same": 0, "national": 0}
+    return {
+        "added": addresses - hosted,
+        "changed": 0,
+        "hosted": hosted,
+        "removed": 0,
+        "kept": 0,
+        "same": 0,
+        "national": 0,
+    }
 
 
 def _first_added() -> str:
@@ -306,9 +342,9 @@ def samples(cursor, limit: int = SAMPLE, *, first: bool = False) -> dict[str, li
             "ORDER BY address LIMIT %s",
             [limit],
         )
-        return {"added": [address for (address,) in cursor.fetchall()], "changed": [], "removed": []}
+        return {"added": [address for (address,) in cursor.fetchall()], "changed": [], "removed": [], "kept": []}
     found = {}
-    for change in ("added", "changed", "removed"):
+    for change in ("added", "changed", "removed", "kept"):
         cursor.execute(f"SELECT address FROM {DIFF} WHERE change = %s ORDER BY address LIMIT %s", [change, limit])
         found[change] = [address for (address,) in cursor.fetchall()]
     return found

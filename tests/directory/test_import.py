@@ -736,3 +736,93 @@ def test_an_unreadable_path_is_refused_with_a_french_reason(extract, tmp_path):
         import_extract(tmp_path)  # a folder: open() fails as for a file without read permission
     assert snapshot() == before
     assert ImportRun.objects.get(pk=refused.value.run.pk).status == ImportRun.Status.REFUSED
+
+
+def _entry(address):
+    return Entry.objects.filter(address=address).values_list("source", "exercises", "search__search_text").first()
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ({"demat": "P"}, "valeur de dématérialisation inconnue « P »"),
+        ({"kind": "XYZ"}, "type de BAL inconnu « XYZ » (attendu : PER, ORG, APP, CAB)"),
+    ],
+)
+def test_a_reimport_keeps_the_entry_of_an_address_whose_rows_are_all_rejected(cast, tmp_path, bad, reason):
+    """A rejected row says nothing of its box: the entry the directory had for that address
+    stays as it was (not removed, not changed), and the rejection is reported as before. An
+    address with another usable row is built from it, as before; an address absent from the
+    file is removed; one whose box is hosted here now gives way to the hosted entry."""
+    from directory.importer import summary_lines
+    from mailboxes.models import Mailbox
+
+    Mailbox.objects.filter(pk=cast.charlie_box.pk).update(unlisted=True)  # no hosted entry
+    kept, partly, gone, plain = (f"{name}@medecin.mssante.fr" for name in ("garde", "moitie", "parti", "simple"))
+    first_rows = [
+        row(address=kept, last="GARDE", demat="O"),
+        row(address=partly, last="MOITIE"),
+        row(address=partly, last="MOITIE", town=("73000", "CHAMBÉRY")),
+        row(address=gone, last="PARTI"),
+        row(address=plain, last="SIMPLE"),
+    ]
+    first = import_extract(write_rows(tmp_path / "first.txt", first_rows))
+    assert (first.added, first.rejected) == (4, 0)
+    # A national entry of an address whose box is hosted here (unlisted) since that import.
+    Entry.objects.create(address=cast.charlie_box.address, kind=Entry.Kind.NOMINATIVE, exercises="x")
+    before = _entry(kept)
+
+    second_rows = [
+        row(address=kept.upper(), last="GARDE", **{"demat": "O", **bad}),  # line 2: rejected
+        row(address=partly, last="MOITIE"),
+        row(address=partly, last="MOITIE", town=("73000", "CHAMBÉRY"), **bad),  # line 4: rejected
+        row(address=plain, last="SIMPLE"),
+        row(address=cast.charlie_box.address, last="DURAND", **bad),  # line 6: rejected, hosted here
+    ]
+    path = write_rows(tmp_path / "second.txt", second_rows)
+    for attempt in range(2):  # the same file again: the same report, nothing moves
+        run = import_extract(path, force=True)  # 2 of 5 national entries go
+        assert _entry(kept) == before
+        assert len(Entry.objects.get(address=partly).exercise_rows()) == 1
+        assert not Entry.objects.filter(address=gone).exists()
+        assert not Entry.objects.filter(address=cast.charlie_box.address).exists()
+        changed, removed = (1, 2) if attempt == 0 else (0, 0)
+        assert (run.added, run.changed, run.removed, run.unchanged, run.kept) == (0, changed, removed, 3 - changed, 1)
+        assert run.entries == run.added + run.changed + run.unchanged + run.hosted
+        assert run.rejected == 3
+        assert run.rejected_lines == [{"line": line, "reason": reason} for line in (2, 4, 6)]
+        assert run.samples["kept"] == [kept]
+        assert kept not in run.samples["removed"]
+        assert Entry.objects.filter(source=Entry.Source.NATIONAL).count() == run.added + run.changed + run.unchanged
+        report = "\n".join(summary_lines(run))
+        assert f"{run.unchanged} inchangée(s)" in report
+        assert "3 ligne(s) rejetée(s) ; 1 adresse(s) dont toutes les lignes sont rejetées gardent leur entrée" in report
+        event = AuditEvent.objects.filter(action="directory.imported", object_id=str(run.pk)).get()
+        assert (event.detail["kept"], event.detail["removed"]) == (1, run.removed)
+
+    # Its row usable again: the entry follows the file as any other.
+    third_rows = [row(address=kept, last="GARDE", demat="N"), row(address=plain, last="SIMPLE")]
+    third = import_extract(write_rows(tmp_path / "third.txt", third_rows), force=True)
+    assert (third.changed, third.kept, third.removed) == (1, 0, 1)
+    assert Entry.objects.get(address=kept).dematerialisation is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_reimport_that_swaps_keeps_an_address_whose_rows_are_rejected(extract, tmp_path):
+    """The same through the swap (PostgreSQL, a large change): the kept entry is copied into the
+    new tables with its id and search row."""
+    from django.db import connection
+
+    path, _ = extract(rows=400)
+    import_extract(path)
+    changed_path, expected = extract(rows=400, name="changed.txt", changes=0.5)
+    kept = sorted(expected.removed)[0]
+    before = Entry.objects.filter(address=kept).values_list("id", "exercises", "search__search_text").get()
+    with open(changed_path, "a", encoding="utf-8") as out:
+        out.write("|".join(row(address=kept, last="GARDE", demat="peut-être")) + "\n")
+    run = import_extract(changed_path, force=True)
+    assert ("search rows" in run.phases) == (connection.vendor == "postgresql")  # swapped in
+    assert (run.kept, run.removed) == (1, len(expected.removed) - 1)
+    assert run.rejected_lines[-1]["reason"] == "valeur de dématérialisation inconnue « peut-être »"
+    assert Entry.objects.filter(address=kept).values_list("id", "exercises", "search__search_text").get() == before
+    assert Entry.objects.filter(source=Entry.Source.NATIONAL).count() == run.added + run.changed + run.unchanged
