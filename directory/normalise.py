@@ -2,9 +2,10 @@
 
 The directory's text is folded once, at import, and stored: the name as a key for prefix search,
 the rest flattened for "contains" search; the user's typing is folded the same way at search
-time. PostgreSQL's import folds in SQL (`directory.staging.fold_sql`, `unaccent`), for speed;
-these functions are the reference it follows, and fold everything else (SQLite, hosted boxes,
-queries). tests/directory checks that the two agree.
+time. PostgreSQL's import folds in SQL (`directory.staging.fold_sql`, `unaccent`) where it
+builds rows from staged exercises (a re-import's changes), for speed; these functions are the
+reference it follows, and fold everything else (a first import's rows as they are staged, SQLite,
+hosted boxes, queries). tests/directory checks that the two agree.
 """
 
 from __future__ import annotations
@@ -49,8 +50,33 @@ def flatten(text: str) -> str:
 
 def fold(text: str) -> str:
     """`flatten`, then words of letters and digits separated by one space (SQL: `fold_sql`)."""
-    return _NOT_WORD.sub(" ", flatten(text)).strip()
+    return words_of(flatten(text))
 
 
-def words(text: str) -> list[str]:
-    return fold(text).split()
+def words_of(flat: str) -> str:
+    """The second half of `fold`, of text `flatten` made: words of letters and digits
+    separated by one space. (Most names are ASCII letters and spaces already: no regex.)"""
+    if flat.isascii() and flat.replace(" ", "").isalnum():
+        return " ".join(flat.split())
+    return _NOT_WORD.sub(" ", flat).strip()
+
+
+class _Flattened(dict):
+    """`flatten` of each text asked for (`FLAT[text]`), remembered: for a file's cells, which
+    repeat (professions, specialities, first names, street types and names, towns,
+    structures), flattened one by one and joined by the caller. `flatten` works character by
+    character (a translation, NFKD, removing combining marks, lower case), and a space between
+    two cells stops what could reach across them (NFKD's reordering of combining marks, the
+    final sigma of lower case), so the cells flattened then joined by " " or ", " are the
+    flattened join (tests/directory checks it). Emptied when full: bounded memory."""
+
+    size = 100_000
+
+    def __missing__(self, text: str) -> str:
+        if len(self) >= self.size:
+            self.clear()
+        flat = self[text] = flatten(text)
+        return flat
+
+
+FLAT = _Flattened()
