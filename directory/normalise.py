@@ -45,7 +45,37 @@ def flatten(text: str) -> str:
         return ""
     if text.isascii():
         return text.replace("'", "").replace("`", "").lower()
+    if _LONG_WAY.search(text) is None:  # ASCII and accented Latin letters (most French text)
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+        return text.replace("'", "").replace("`", "").lower()
+    return _flattened(text)
+
+
+def _flattened(text: str) -> str:
+    """`flatten` of any text: the definition."""
     return _COMBINING.sub("", unicodedata.normalize("NFKD", text.translate(_SPECIAL))).lower()
+
+
+def _short_way(character: str) -> bool:
+    """Whether NFKD then dropping what is not ASCII flattens `character` (and, one character
+    after another, any text of such characters and ASCII: NFKD decomposes each character
+    alone, and what it drops are the combining marks `flatten` drops too)."""
+    ascii_only = unicodedata.normalize("NFKD", character).encode("ascii", "ignore").decode("ascii")
+    return _flattened(character) == ascii_only.replace("'", "").replace("`", "").lower()
+
+
+# Text with none of the other characters takes `flatten`'s short way: one scan finds them.
+# The short way's characters are found by the definition itself, among Latin letters and
+# punctuation (é, ç, ï, ’, the no-break spaces…; not œ, ß, ø, which NFKD does not decompose).
+_LONG_WAY = re.compile(
+    "[^\\x00-\\x7f"
+    + "".join(
+        re.escape(c)
+        for c in map(chr, [*range(0x80, 0x250), *range(0x300, 0x370), *range(0x2000, 0x2070)])
+        if _short_way(c)
+    )
+    + "]"
+)
 
 
 def fold(text: str) -> str:

@@ -128,6 +128,20 @@ def test_cells_flattened_one_by_one_are_the_flattened_join():
                 assert words_of(flatten(joined)) == fold(joined), (a, b)
 
 
+def test_flattens_short_way_is_its_definition_for_every_character():
+    """`flatten` takes a short way (NFKD, then only ASCII kept) for text of the characters
+    where that gives what its definition gives: each character of the Basic Multilingual Plane,
+    alone and between others, flattens as the definition says."""
+    from directory import normalise
+
+    for code in range(0x80, 0x10000):
+        if 0xD800 <= code < 0xE000:
+            continue
+        c = chr(code)
+        for text in (c, f"É{c}'e\u0301{c} {c}x’", f"a{c}\u00a0ç"):
+            assert normalise.flatten(text) == normalise._flattened(text), hex(code)
+
+
 def test_a_rows_search_columns_are_its_folded_name_and_flattened_text():
     """`extract.searched` (what a first import stages) builds from cells flattened one by one:
     the same as folding the name and flattening the searched cells joined, for awkward cells
