@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from directory.normalise import FLAT, fold, words_of
+from directory.normalise import flatten, fold
 
 COLUMNS = (
     "Type de BAL",
@@ -352,12 +352,17 @@ def build_row(line_no: int, v: list[str]) -> StagedRow:
     demat = v[DEMATERIALISATION].lower()
     structure = v[STRUCTURE_NAME] or v[STRUCTURE_SIGN]
     # What the SQL twin computes (directory/staging.py): keep the two in step.
+    street_line = " ".join(c for c in (v[L4_NUMBER], v[L4_NUMBER_EXTRA], v[L4_STREET_TYPE], v[L4_STREET]) if c)
+    street = ", ".join(c for c in (v[L2], v[L3], street_line, v[L5]) if c)
     postcode = v[POSTCODE]
     town = v[L6]
     if postcode and town.startswith(postcode):
         town = town[len(postcode) :].strip(BLANKS)
     department = v[DEPARTMENT] or department_of(postcode or _first_postcode(v[L6]))
-    name_key, piece = searched(v)
+    if v[LAST_NAME]:
+        name = f"{v[LAST_NAME]} {v[FIRST_NAME]}"
+    else:
+        name = v[SERVICE] or structure or address.split("@", 1)[0]
     return StagedRow(
         line=line_no,
         address=address,
@@ -370,66 +375,27 @@ def build_row(line_no: int, v: list[str]) -> StagedRow:
         specialty_label=v[SPECIALTY_LABEL],
         structure_name=structure,
         service=v[SERVICE],
-        street=street(v),
+        street=street,
         postcode=postcode,
         town=town,
         department=department,
         country=v[COUNTRY],
         dematerialisation=(demat in _YES) if demat else None,
         exercise="|".join(v),
-        name_key=name_key,
-        search_piece=piece,
+        name_key=fold(name),
+        search_piece=search_piece(v, name, street),
     )
 
 
-def _same(text: str) -> str:
-    return text
-
-
-def street(v: list[str], text: Callable[[str], str] = _same) -> str:
-    """The entry's street from a row's cells, each cell through `text` (as it is, or flattened:
-    `searched`); which cells count is decided on the cells as they are."""
-    l2, l3, number, extra, kind, name, l5 = v[L2 : L5 + 1]
-    parts = [text(l2)] if l2 else []
-    if l3:
-        parts.append(text(l3))
-    if number or extra or kind or name:
-        parts.append(" ".join([text(c) for c in (number, extra, kind, name) if c]))
-    if l5:
-        parts.append(text(l5))
-    return ", ".join(parts)
-
-
-def searched(v: list[str]) -> tuple[str, str]:
-    """(name_key, search piece) of a row's cells: the name folded, and the searched text of the
-    row only flattened (no accents, lower case, no apostrophes): search matches folded words
-    inside it, and punctuation between words is harmless. A cell equal to the name (or the sign
-    to the structure) is there already: not repeated. Built from the cells flattened one by one
-    (`normalise.FLAT`: the cells repeat), which is the flattened text of the cells joined; a
-    first import on PostgreSQL stages both while reading (directory/staging.py)."""
-    flat = FLAT
-    last = v[LAST_NAME]
-    if last:
-        name = f"{last} {v[FIRST_NAME]}"
-        flat_name = f"{flat[last]} {flat[v[FIRST_NAME]]}"
-    else:
-        name = v[SERVICE] or v[STRUCTURE_NAME] or v[STRUCTURE_SIGN] or v[ADDRESS].lower().split("@", 1)[0]
-        flat_name = flat[name]
-    pieces = [flat_name]
-    own = v[STRUCTURE_NAME]
-    if own == name:
-        own = ""
-    for cell in (v[PROFESSION_LABEL], v[SPECIALTY_LABEL], own, "" if v[STRUCTURE_SIGN] == own else v[STRUCTURE_SIGN]):
-        if cell:
-            pieces.append(flat[cell])
-    if v[SERVICE] and v[SERVICE] != name:
-        pieces.append(flat[v[SERVICE]])
-    located = street(v, flat.__getitem__)
-    if located or any(v[L2 : L5 + 1]):  # (a street of apostrophes alone flattens to "")
-        pieces.append(located)
-    if v[L6]:
-        pieces.append(flat[v[L6]])
-    return words_of(flat_name), " ".join(pieces)
+def search_piece(v: list[str], name: str, street: str) -> str:
+    """The searched text of one row, only flattened (no accents, lower case, no apostrophes):
+    search matches folded words inside it, and punctuation between words is harmless. A cell
+    equal to the name (or the sign to the structure) is there already: not repeated."""
+    structure = v[STRUCTURE_NAME] if v[STRUCTURE_NAME] != name else ""
+    sign = v[STRUCTURE_SIGN] if v[STRUCTURE_SIGN] != structure else ""
+    service = v[SERVICE] if v[SERVICE] != name else ""
+    searched = (name, v[PROFESSION_LABEL], v[SPECIALTY_LABEL], structure, sign, service)
+    return flatten(" ".join(c for c in (*searched, street, v[L6]) if c))
 
 
 def _first_postcode(text: str) -> str:

@@ -11,9 +11,8 @@ transaction commits: directory/swap.py.)
    canonical order (the exercise); REPEATS the later rows of an address met before.
    PostgreSQL gets them by `COPY`, other databases by batched inserts. A first import on
    PostgreSQL (`first_import`, `cells_staged`) stages the cells of ROWS as columns c0… beside
-   the exercise, and the search columns of each row as Python folds them while reading it
-   (`extract.searched`: name_key and piece, in ROWS and REPEATS): its builds read every row,
-   and taking each exercise apart and folding it again in SQL cost both builds their share.
+   the exercise: its builds read every row, and taking each exercise apart again in SQL cost
+   both builds their share.
 2. NEW (a view of ROWS) holds one row per address: the first row, every exercise joined; only
    the few addresses on several rows (REPEATS) are aggregated (LATER).
 3. DIFF classifies what differs by comparing exercises: added, changed, removed, or hosted here
@@ -120,9 +119,7 @@ def cells_staged(first: bool) -> bool:
 
 
 def _cell_columns() -> str:
-    """ROWS' columns beside line, address and exercise when `cells_staged`: the cells, then the
-    row's search columns (`extract.searched`)."""
-    return "".join(f", c{i} text" for i in range(len(extract.COLUMNS))) + ", name_key text, piece text"
+    return "".join(f", c{i} text" for i in range(len(extract.COLUMNS)))
 
 
 def stage(cursor, stream, rejections, progress=None, *, shared: bool = False, first: bool = False) -> int:
@@ -136,17 +133,14 @@ def stage(cursor, stream, rejections, progress=None, *, shared: bool = False, fi
         cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
     _create(cursor, ROWS, f"line integer, address text, exercise text{_cell_columns() if cells else ''}", shared)
-    _create(cursor, REPEATS, f"line integer, address text, exercise text{', piece text' if cells else ''}", shared)
+    _create(cursor, REPEATS, "line integer, address text, exercise text", shared)
     positions, width = extract.read_header(stream)
     rows = extract.light_rows(stream, positions, width, rejections, progress)
     if postgres():
         addresses, repeats = _copy_rows(cursor, rows, cells)
-        with cursor.copy(f"COPY {REPEATS} (line, address, exercise{', piece' if cells else ''}) FROM STDIN") as copy:
-            for line, address, exercise in repeats:
-                if cells:  # a later row's searched text (`extract.searched`), aggregated into LATER
-                    copy.write_row((line, address, exercise, extract.searched(exercise.split("|"))[1]))
-                else:
-                    copy.write_row((line, address, exercise))
+        with cursor.copy(f"COPY {REPEATS} (line, address, exercise) FROM STDIN") as copy:
+            for row in repeats:
+                copy.write_row(row)
         # The joins' column of the first rows only: statistics of the long exercises cost more and
         # serve no plan; the later rows are only aggregated (LATER, analysed).
         _analyze(cursor, ROWS, "address")
@@ -183,28 +177,20 @@ def _copy_rows(cursor, rows, cells: bool = False) -> tuple[int, list[tuple]]:
     at a time (the line is the exercise: one f-string per row, where `write_row` cost twice the
     reading); returns the number of addresses and the later rows, kept for REPEATS. With `cells`
     (`cells_staged`) each cell of the exercise is also a column: the exercise again, its `|`
-    turned into COPY's tabs; then the row's name key and searched text (`extract.searched`).
-    (Joining the cells back into the exercise in SQL instead, where the entries read it, cost
-    0.7 s of CPU per 496k rows: `concat_ws` converts each argument.)"""
+    turned into COPY's tabs. (Joining the cells back into the exercise in SQL instead, where
+    the entries read it, cost 0.7 s of CPU per 496k rows: `concat_ws` converts each argument.)"""
     addresses, repeats, out = 0, [], []
-    searched = extract.searched
     with cursor.copy(f"COPY {ROWS} FROM STDIN") as copy:
         for line, repeat, address, exercise in rows:
             if repeat:
                 repeats.append((line, address, exercise))
                 continue
             addresses += 1
-            if cells:
-                cells_of = exercise.split("|")
-                key, piece = searched(cells_of)
-                # The address is a cell of the exercise: its check covers both. The key holds
-                # letters, digits and spaces; the piece a backslash only if NFKD made one.
-                if "\\" in exercise or "\t" in exercise or "\r" in exercise or "\\" in piece:
-                    out.append(_copy_text(line, address, exercise, *cells_of, key, piece))
-                else:
-                    out.append(f"{line}\t{address}\t{exercise}\t{exercise.replace('|', TAB)}\t{key}\t{piece}\n")
-            elif "\\" in exercise or "\t" in exercise or "\r" in exercise:
-                out.append(_copy_text(line, address, exercise))
+            # The address is a cell of the exercise: its check covers both.
+            if "\\" in exercise or "\t" in exercise or "\r" in exercise:
+                out.append(_copy_text(line, address, exercise, *(exercise.split("|") if cells else ())))
+            elif cells:
+                out.append(f"{line}\t{address}\t{exercise}\t{exercise.replace('|', TAB)}\n")
             else:
                 out.append(f"{line}\t{address}\t{exercise}\n")
             if len(out) >= 4096:
@@ -218,15 +204,12 @@ def group_by_address(cursor, *, shared: bool = False, first: bool = False) -> No
     """NEW: one row per address, every exercise in file order: the first row's, then those of
     its later rows (REPEATS, aggregated alone into LATER, joined to the first rows by the view:
     rewriting every first row of several exercises cost more than joining them where read).
-    Rows staged with their cells (`cells_staged`) bring them (c0…) and their search columns;
-    LATER then holds the later rows' searched text too (`more`)."""
-    cells = cells_staged(first)
+    Rows staged with their cells (`cells_staged`) bring them (c0…)."""
     cursor.execute(f"DROP VIEW IF EXISTS {NEW}")
-    _create(cursor, LATER, f"address text, exercises text{', more text' if cells else ''}", shared)
+    _create(cursor, LATER, "address text, exercises text", shared)
     if postgres():
-        more = ", string_agg(piece, ' ' ORDER BY line)" if cells else ""
         cursor.execute(
-            f"INSERT INTO {LATER} SELECT address, string_agg(exercise, chr(10) ORDER BY line){more} "
+            f"INSERT INTO {LATER} SELECT address, string_agg(exercise, chr(10) ORDER BY line) "
             f"FROM {REPEATS} GROUP BY address"
         )
         _analyze(cursor, LATER, "address")  # the small side of the view's join
@@ -238,9 +221,7 @@ def group_by_address(cursor, *, shared: bool = False, first: bool = False) -> No
         )
         cursor.execute(f"CREATE INDEX {LATER}_address ON {LATER} (address)")
         newline = "char(10)"
-    columns = (
-        "".join(f", r.c{i}" for i in range(len(extract.COLUMNS))) + ", r.name_key, r.piece, l.more" if cells else ""
-    )
+    columns = "".join(f", r.c{i}" for i in range(len(extract.COLUMNS))) if cells_staged(first) else ""
     cursor.execute(
         f"CREATE {'' if shared else 'TEMP '}VIEW {NEW} AS SELECT r.line, r.address, CASE WHEN l.exercises IS NULL "
         f"THEN r.exercise ELSE r.exercise || {newline} || l.exercises END AS exercises{columns} FROM {ROWS} r "
@@ -312,7 +293,6 @@ def _first_added() -> str:
     one hashed look-up per row; `NOT EXISTS` was planned as a nested loop over DIFF: 0.06 s
     more per read of NEW.)"""
     cells = "".join(f", n.c{i}" for i in range(len(extract.COLUMNS))) if cells_staged(True) else ""
-    cells += ", n.name_key, n.piece, n.more" if cells else ""
     return (
         f"SELECT n.address, {ADDED} AS change, n.line, n.exercises, CAST(NULL AS bigint) AS id{cells} FROM {NEW} n "
         f"WHERE n.address NOT IN (SELECT address FROM {DIFF})"
@@ -337,20 +317,23 @@ def samples(cursor, limit: int = SAMPLE, *, first: bool = False) -> dict[str, li
 def changed_rows(id_sql: str = "CAST(NULL AS bigint)", *, first: bool = False) -> str:
     """The added and changed addresses: change, id (`id_sql`, over DIFF d), line, address,
     exercises and, on PostgreSQL, `more`: the searched text of their later rows. A `first`
-    import (`first_import`) reads them from NEW (`_first_added`) rather than DIFF, on
-    PostgreSQL (`cells_staged`) with the cells of their first row (c0…), its search columns
-    (name_key, piece) and `more`, all staged."""
+    import (`first_import`) reads them from NEW (`_first_added`) rather than DIFF, with the
+    cells of their first row (c0…) on PostgreSQL (`cells_staged`)."""
     kinds = f"{ADDED}, {CHANGED}"
     columns = f"d.change, {id_sql} AS id, d.line, d.address, d.exercises"
-    if cells_staged(first):  # the later rows' searched text comes with them (LATER's `more`)
+    if cells_staged(first):
         columns += "".join(f", d.c{i}" for i in range(len(extract.COLUMNS)))
-        return f"SELECT {columns}, d.name_key, d.piece, d.more FROM ({_first_added()}) d"
     source = f"({_first_added()})" if first else DIFF
     if not postgres():
         return f"SELECT {columns} FROM {source} d WHERE d.change IN ({kinds})"
     # Only an address of several rows has later rows: its exercises hold a line end. (Matching
     # the later rows against every added address instead hashed all of them: 0.3 s of 496k.)
-    several = f"SELECT address FROM {DIFF} WHERE change IN ({kinds}) AND strpos(exercises, chr(10)) > 0"
+    # In a first import they are LATER's addresses (a hosted one among them matches nothing).
+    several = (
+        f"SELECT address FROM {LATER}"
+        if first
+        else f"SELECT address FROM {DIFF} WHERE change IN ({kinds}) AND strpos(exercises, chr(10)) > 0"
+    )
     return (
         f"SELECT {columns}, m.more FROM {source} d LEFT JOIN ({_more_sql(several)}) m ON m.address = d.address "
         f"WHERE d.change IN ({kinds})"
@@ -403,13 +386,8 @@ def unaccented_sql(column: str) -> str:
     """`flatten` in SQL, its first steps: no apostrophes, no accents (`lowered_sql` lowers the
     result), of a `column` (named three times). Text all ASCII (most cells) skips `unaccent`,
     which has no rule for an ASCII character."""
-    # Three `replace` calls cost less than one `translate` (a search per character). The
-    # no-break spaces (U+00A0, U+202F of French typography), which NFKD makes spaces and
-    # `unaccent` keeps, become spaces as in `flatten` (a first import's rows are Python's).
-    without = (
-        f"replace(replace(replace(replace(replace({column}, '''', ''), '’', ''), '`', ''), "
-        f"chr(160), ' '), chr(8239), ' ')"
-    )
+    # Three `replace` calls cost less than one `translate` (a search per character).
+    without = f"replace(replace(replace({column}, '''', ''), '’', ''), '`', '')"
     return (
         f"CASE WHEN octet_length({column}) = length({column}) THEN replace(replace({column}, '''', ''), '`', '') "
         f"ELSE public.unaccent('public.unaccent'::regdictionary, {without}) END"
@@ -488,16 +466,16 @@ def _layers(changed: str, cells: bool = False) -> str:
     layer whole, so that an expression its columns stand for is computed once per row rather
     than at every place the next layer names the column; columns a query leaves unread are not
     computed (the search rows and the entries each read their own). Rows whose cells were
-    staged as columns (`cells`: a first import, `cells_staged`) bring their name key and
-    searched text too (Python's, `extract.searched`): only the street is computed here; the
-    others' first exercise is taken apart here."""
+    staged as columns (`cells`: a first import, `cells_staged`) are read as they are; the others'
+    first exercise is taken apart here."""
     name, street = _name_and_street()
     if cells:
-        return f"SELECT *, {street} AS street, piece AS search_single FROM ({changed}) r OFFSET 0"
-    arrays = f"SELECT *, string_to_array(split_part(exercises, chr(10), 1), '|') AS a FROM ({changed}) d OFFSET 0"
-    # One pass over the array (reading element i walks the i before it), then plain columns.
-    split = ", ".join(f"a[{i + 1}] AS c{i}" for i in range(len(extract.COLUMNS)))
-    columns = f"SELECT change, id, line, address, exercises, more, {split} FROM ({arrays}) r OFFSET 0"
+        columns = changed
+    else:
+        arrays = f"SELECT *, string_to_array(split_part(exercises, chr(10), 1), '|') AS a FROM ({changed}) d OFFSET 0"
+        # One pass over the array (reading element i walks the i before it), then plain columns.
+        split = ", ".join(f"a[{i + 1}] AS c{i}" for i in range(len(extract.COLUMNS)))
+        columns = f"SELECT change, id, line, address, exercises, more, {split} FROM ({arrays}) r OFFSET 0"
     derived = f"SELECT *, {name} AS name, {street} AS street FROM ({columns}) r OFFSET 0"
     rest = f"SELECT *, {_rest_sql('name', 'street')} AS rest FROM ({derived}) r OFFSET 0"
     unaccented = (
@@ -518,8 +496,8 @@ def _more_sql(addresses: str) -> str:
     return f"SELECT address, string_agg(search_single, ' ' ORDER BY line) AS more FROM ({_layers(later)}) l GROUP BY address"
 
 
-def _values(cells: bool = False) -> dict[str, str]:
-    """SQL of each built column over `_layers` (`cells`: rows that bring their name key)."""
+def _values() -> dict[str, str]:
+    """SQL of each built column over `_layers`."""
     x, c = extract, _cells()
     postcode = (
         f"CASE WHEN {c[x.POSTCODE]} <> '' THEN {c[x.POSTCODE]} "
@@ -549,7 +527,7 @@ def _values(cells: bool = False) -> dict[str, str]:
         "country": c[x.COUNTRY],
         "dematerialisation": f"CASE WHEN {c[x.DEMATERIALISATION]} = '' THEN NULL "
         f"ELSE lower({c[x.DEMATERIALISATION]}) IN {_YES} END",
-        "name_key": "name_key" if cells else fold_sql("name_lowered"),
+        "name_key": fold_sql("name_lowered"),
         "exercises": "exercises",
         # Several exercises (about 1 address in 12): every row's piece. (Each word once would
         # give the trigram index 7 % less text, but costs the build as much as it saves.)
@@ -560,7 +538,7 @@ def _values(cells: bool = False) -> dict[str, str]:
 def built_sql(changed: str, columns: list[str], *, cells: bool = False) -> str:
     """SELECT `columns` (of "change", "id", BUILT_COLUMNS) built from `changed_rows` (`cells`:
     of a first import, `changed_rows(first=True)`, whose rows bring their cells)."""
-    values = _values(cells)
+    values = _values()
     return f"SELECT {', '.join(f'{values[col]} AS {col}' for col in columns)} FROM ({_layers(changed, cells)}) f"
 
 
