@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import imaplib
+import os
 import random
 import socket
 import threading
@@ -16,7 +17,15 @@ from email.message import EmailMessage
 
 import pytest
 
-PORTS = range(14300, 14400)
+
+def _ports() -> range:
+    """14300-14399, or the range `MSS_TEST_PORTS` gives ("27200-27299") when several checkouts
+    run their tests side by side on one machine."""
+    first, _, last = os.environ.get("MSS_TEST_PORTS", "14300-14399").partition("-")
+    return range(int(first), int(last) + 1)
+
+
+PORTS = _ports()
 
 
 def free_port() -> int:
@@ -29,7 +38,7 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in 14300-14399")
+    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
 
 
 class LoopThread:
