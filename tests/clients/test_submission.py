@@ -8,9 +8,12 @@ import ssl
 import subprocess
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from audit.models import AuditEvent
 from mailboxes.models import Delivery, Entry, Folder
+from patients.models import PendingReturn
 from tests.clients.conftest import build
 from tests.factories import PASSWORD
 
@@ -91,8 +94,61 @@ def test_patient_rules_hold_for_mail_clients(make_submission, cast, with_tls):
     raw = build("alice.martin@ch-troispics.mssante.fr", [unknown, paul], subject="Deux patients")
     assert smtp.sendmail("alice.martin@ch-troispics.mssante.fr", [unknown, paul], raw) == {}
     message = Entry.objects.get(mailbox=cast.paul_box, message__subject="Deux patients").message
-    assert Delivery.objects.get(message=message, address=unknown).status == Delivery.Status.RETURNED
+    assert [r["address"] for r in message.to] == [paul]  # one patient, one copy: not the other INS
+    assert PendingReturn.objects.filter(code="patient_not_found", recipient=unknown).exists()
     smtp.quit()
+
+
+def _seen_by_patient(patient, entry) -> bytes:
+    """What the patient can see of `entry` in their space: the inbox, the conversation, the
+    message page and the .eml download."""
+    client = Client()
+    client.force_login(patient.user)
+    pages = [
+        client.get(reverse("patients:inbox")),
+        client.get(reverse("patients:conversation", args=[entry.pk])),
+        client.get(reverse("patients:message", args=[entry.pk])),
+    ]
+    assert [page.status_code for page in pages] == [200, 200, 200]
+    eml = client.get(reverse("mailboxes:message_eml", args=[entry.pk]))
+    assert eml.status_code == 200
+    return b"".join([page.content for page in pages] + [b"".join(eml.streaming_content)])
+
+
+def test_a_message_to_two_patients_leaves_as_one_copy_per_patient_as_from_the_webmail(make_submission, cast):
+    """A desktop client sends one message To: two patients, Cc: a colleague: each patient's copy
+    names that patient alone (no other INS in the space, the message page or the .eml), the
+    colleague's copy lists everybody as written, and the Sent folder keeps every copy."""
+    server = make_submission()
+    smtp = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+    smtp.ehlo("poste.cabinet")
+    smtp.login("alice", PASSWORD)
+    paul, pauline = cast.paul_patient, cast.pauline_patient
+    charlie = cast.charlie_box.address
+    raw = (
+        b"From: Dr Alice MARTIN <alice.martin@ch-troispics.mssante.fr>\r\n"
+        + f"To: Paul Lambert <{paul.address}>,\r\n {pauline.address.upper()}\r\n".encode()
+        + f"Cc: {charlie}\r\n".encode()
+        + b"Subject: Resultats\r\nMessage-ID: <deux-patients@ch-troispics.mssante.fr>\r\n\r\nBonjour.\r\n"
+    )
+    recipients = [paul.address, pauline.address, charlie]
+    assert smtp.sendmail("alice.martin@ch-troispics.mssante.fr", recipients, raw) == {}
+    smtp.quit()
+
+    for me, other in ((paul, pauline), (pauline, paul)):
+        entry = Entry.objects.get(mailbox=me.mailbox, message__subject="Resultats")
+        assert [r["address"] for r in entry.message.to] == [me.address] and entry.message.cc == []
+        assert entry.message.message_id == "<deux-patients@ch-troispics.mssante.fr>"
+        seen = _seen_by_patient(me, entry)
+        assert other.ins.encode() not in seen and other.ins.lower().encode() not in seen
+        assert charlie.encode() not in seen
+        assert b"Bonjour." in seen
+    pro_copy = Entry.objects.get(mailbox=cast.charlie_box, message__subject="Resultats").message
+    assert {r["address"] for r in pro_copy.to + pro_copy.cc} == {paul.address, pauline.address, charlie}
+    assert not Entry.objects.filter(message=pro_copy, mailbox__kind="PAT").exists()
+    sent = Entry.objects.filter(mailbox=cast.alice_box, folder__role=Folder.Role.SENT, message__subject="Resultats")
+    assert sent.count() == 3 and sent.order_by("id").first().message == pro_copy
+    assert {d.address for d in Delivery.objects.filter(message__subject="Resultats")} == set(recipients)
 
 
 def test_swaks_with_an_app_password_and_plaintext_refused(make_submission, cast, with_tls):
