@@ -145,8 +145,9 @@ def _head(raw: bytes) -> tuple[bytes, bytes]:
 
 def named_addresses(raw: bytes) -> list[str]:
     """The addresses the message's recipient fields name (`To`, `Cc`, `Bcc`, `Resent-*`), read
-    from its header block alone."""
-    head, _rest = _head(raw)
+    from its header block alone (the body is neither read nor copied)."""
+    end = HEADER_END.search(raw)
+    head = raw[: end.start()] if end else raw
     values = [
         FOLD.sub(b"", line.split(b":", 1)[1]).decode("utf-8", "replace")
         for line in FIELD_START.split(head)
@@ -187,7 +188,10 @@ def deliver_one_per_patient(
     message as the client wrote it), then each such patient their own copy, `To:` naming them
     alone. A copy refused whole does not stop the others; when every copy is, DeliveryRefused
     carries every refusal. A message that needs no split is one `send_message`, as before."""
-    own = get_policy().own_copies(named_addresses(raw), envelope_to) if envelope_to else []
+    # Only patient recipients ever get a copy of their own (the interface's contract): mail to
+    # professionals alone, most of the gateway's, does not have its header read here.
+    reaches_patients = any(is_patient_address(a) for a in envelope_to)
+    own = get_policy().own_copies(named_addresses(raw), envelope_to) if reaches_patients else []
     common = {"envelope_from": envelope_from, "source": source, "actor": actor, "sender_mailbox": sender_mailbox}
     if not own:
         result = delivery.send_message(raw, envelope_to=envelope_to, trace=trace, **common)
