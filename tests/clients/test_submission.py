@@ -301,3 +301,33 @@ def test_an_unexpected_error_is_a_temporary_failure_without_its_text(make_submis
     monkeypatch.setattr(auth, "check_password_login", real)
     assert smtp.docmd("AUTH", f"PLAIN {plain}")[0] == 235
     smtp.quit()
+
+
+def test_a_report_without_envelope_id_finds_the_copy_that_left_for_the_other_operator(make_submission, cast):
+    """A message split per patient is several stored messages with the client's Message-ID; a
+    non-delivery report that only quotes that Message-ID (no ENVID echoed) bounces the delivery of
+    the copy that left for the other operator, not a patient's copy."""
+    from mailboxes.delivery import send_message
+    from mailboxes.models import TrustedDomain
+
+    peer = "autre-operateur.mssante.fr"
+    TrustedDomain.objects.create(name=peer)
+    server = make_submission()
+    smtp = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+    smtp.ehlo("poste.cabinet")
+    smtp.login("alice", PASSWORD)
+    recipients = [cast.paul_patient.address, cast.pauline_patient.address, f"dr.x@{peer}"]
+    raw = build("alice.martin@ch-troispics.mssante.fr", recipients, subject="Avis", message_id="<avis@ch-troispics>")
+    assert smtp.sendmail("alice.martin@ch-troispics.mssante.fr", recipients, raw) == {}
+    smtp.quit()
+    report = (
+        f"From: <MAILER-DAEMON@{peer}>\r\nTo: <{cast.alice_box.address}>\r\nSubject: Undelivered\r\n"
+        f"Message-ID: <dsn-1@{peer}>\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        f"Reporting-MTA: dns; {peer}\r\n\r\n"
+        f"Final-Recipient: rfc822; dr.x@{peer}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <avis@ch-troispics>\r\n--b--\r\n"
+    ).encode()
+    send_message(report, envelope_from="", envelope_to=[cast.alice_box.address], source="smtp")
+    assert Delivery.objects.get(address=f"dr.x@{peer}").status == Delivery.Status.BOUNCED
