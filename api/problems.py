@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import OperationalError
 from django.http import Http404, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, parsers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
@@ -224,11 +225,23 @@ def problem_json(code: str, detail: str = "") -> JsonResponse:
     )
 
 
+NO_ROUTE = "Aucune ressource de l'API à cette adresse."
+
+
+@csrf_exempt  # a POST to a wrong path is a 404 problem, not the CSRF page
+def no_route(request):
+    """The last route of api/urls.py: under /api/, a path no other route matches (a trailing
+    slash, an id that is not a number, an unknown version) is a `not_found` problem, with DEBUG
+    on as off. It is a route rather than only `page_not_found` because with DEBUG on Django
+    answers an unmatched path with its own HTML page and never calls handler404."""
+    return problem_json("not_found", NO_ROUTE)
+
+
 def page_not_found(request, exception):
-    """handler404: under /api/ (a path no route matches, e.g. with a trailing slash), a problem
-    like every other answer of the API; elsewhere Django's page."""
+    """handler404: under /api/, a problem like every other answer of the API (a non-DRF view
+    that raises Http404 with DEBUG off); elsewhere Django's page."""
     if is_api(request):
-        return problem_json("not_found", "Aucune ressource de l'API à cette adresse.")
+        return problem_json("not_found", NO_ROUTE)
     return defaults.page_not_found(request, exception)
 
 

@@ -83,16 +83,28 @@ def enter(entry: Entry) -> ReturnReply | None:
         return None
 
 
+def _sent_with_id(sent, message_id: str, patient: Patient | None) -> Message | None:
+    """The latest sent message of that Message-ID, the one delivered to `patient` first: a
+    message a mail client sent to several patients is one stored copy per patient
+    (mailboxes/fanout.py), all with the client's Message-ID."""
+    same = sent.filter(message_id=message_id).order_by("-id")
+    if patient is not None and patient.mailbox_id:
+        own = same.filter(deliveries__mailbox_id=patient.mailbox_id).first()
+        if own is not None:
+            return own
+    return same.first()
+
+
 def match(message: Message, apps: list[Mailbox], patient: Patient | None) -> tuple[Message | None, str]:
     if not apps:
         return None, ""
     sent = Message.objects.filter(sender_mailbox__in=apps)
     if message.in_reply_to:
-        found = sent.filter(message_id=message.in_reply_to).order_by("-id").first()
+        found = _sent_with_id(sent, message.in_reply_to, patient)
         if found is not None:
             return found, "in_reply_to"
     for reference in reversed((message.references or "").split()):
-        found = sent.filter(message_id=reference).order_by("-id").first()
+        found = _sent_with_id(sent, reference, patient)
         if found is not None:
             return found, "references"
     if patient is not None and patient.mailbox_id:

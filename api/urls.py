@@ -1,7 +1,7 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView
 
-from api import views
+from api import problems, views
 
 app_name = "api"
 urlpatterns = [
@@ -18,4 +18,6 @@ urlpatterns = [
     path("v1/boxes/<str:box>/replies/<int:reply_id>/filed", views.FileReplyView.as_view(), name="file-reply"),
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),
     path("v1/docs", views.DocsView.as_view(url_name="api:schema"), name="docs"),
+    # Last: any other path under /api/ is a `404 not_found` problem, whatever DEBUG says.
+    re_path(r"^", problems.no_route, name="no-route"),
 ]

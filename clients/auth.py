@@ -11,6 +11,9 @@
 - Failures are counted per account and per IP address (Django cache, CLIENTS_AUTH_* settings):
   past a few free attempts, each new one must wait a growing delay (1 s, 2 s, 4 s … up to a
   cap); an attempt made before the delay is over is refused without looking at the secret.
+- An account that reaches no box (staff, a professional whose boxes are all gone) is refused
+  once its secret is checked (`no_mailbox`: IMAP `NO [NOPERM]`, SMTP `535 5.7.8`, with the
+  reason), rather than logged in to an empty account.
 - Every attempt leaves an audit event: `login` or `login.failed` with the protocol, the method
   and a reason code; ids only, never the login typed.
 """
@@ -38,16 +41,22 @@ _DUMMY_HASH: list[str] = []
 
 
 class LoginRefused(Exception):
-    """A refused login. `text` is said to the client (ASCII French), `reason` is the audit code."""
+    """A refused login. `text` is said to the client (ASCII French), `reason` is the audit code.
+    `imap_code` is the IMAP response code of the refusal (RFC 5530)."""
 
-    def __init__(self, reason: str, text: str, throttled: bool = False):
+    def __init__(self, reason: str, text: str, throttled: bool = False, imap_code: str = ""):
         super().__init__(reason)
         self.reason = reason
         self.text = text
         self.throttled = throttled
+        self.imap_code = imap_code or ("UNAVAILABLE" if throttled else "AUTHENTICATIONFAILED")
 
 
 DEFAULT_REFUSAL = "Identifiant ou mot de passe incorrect"
+NO_MAILBOX = (
+    "Aucune boite aux lettres n'est rattachee a ce compte : demandez a l'administrateur de votre "
+    "structure de vous en attribuer une"
+)
 APP_PASSWORD_NEEDED = (
     "Ce compte utilise une double authentification : connectez-vous avec un mot de passe "
     "d'application cree sur la page Securite de votre compte"
@@ -154,11 +163,11 @@ def _audit(ok: bool, user, protocol: str, method: str, ip, reason: str = "", app
     )
 
 
-def _refuse(user, protocol, method, ip, reason, text=DEFAULT_REFUSAL, count=True) -> LoginRefused:
+def _refuse(user, protocol, method, ip, reason, text=DEFAULT_REFUSAL, count=True, imap_code="") -> LoginRefused:
     if count:
         note_failure(getattr(user, "pk", None), ip)
     _audit(False, user, protocol, method, ip, reason)
-    return LoginRefused(reason, text)
+    return LoginRefused(reason, text, imap_code=imap_code)
 
 
 def _check_account(user, protocol: str, method: str, ip) -> None:
@@ -236,7 +245,19 @@ def _primary(user, authzid: str, login: str, protocol: str, method: str, ip) -> 
     return named if "@" in named and pro_mailboxes(user).filter(address=named).exists() else ""
 
 
+def _check_boxes(user, protocol: str, method: str, ip) -> None:
+    """An account that reaches no box of the webmail (a staff account, a professional whose
+    boxes were all closed or taken away) has nothing to read or send from: its login is refused
+    with the reason (`no_mailbox`), not accepted onto an empty account. The secret was right,
+    so the refusal does not count towards the throttling of wrong guesses."""
+    from webmail.selectors import pro_mailboxes
+
+    if not pro_mailboxes(user).exists():
+        raise _refuse(user, protocol, method, ip, "no_mailbox", NO_MAILBOX, count=False, imap_code="NOPERM")
+
+
 def _accept(user, protocol: str, method: str, ip, primary: str, app_password_id) -> Login:
+    _check_boxes(user, protocol, method, ip)
     note_success(user.pk)
     _audit(True, user, protocol, method, ip, app_password_id=app_password_id)
     return Login(user=user, method=method, app_password_id=app_password_id, primary=primary, protocol=protocol)

@@ -10,7 +10,9 @@
 - MAIL FROM must be a box the user may send from in the webmail (`pro_mailboxes`), else
   `550 5.7.1` saying so; RCPT TO is checked at once by the delivery path's `check_recipient`;
 - the message goes through `mailboxes.delivery.send_message(source="submission")` exactly like a
-  webmail send: trust space, size, quota, the MSS-C patient rules, audit, relay. The delivery
+  webmail send: trust space, size, quota, the MSS-C patient rules, audit, relay; a message that
+  reaches several patients leaves as one copy per patient, each naming that patient alone, as
+  the composer's (`mailboxes.fanout.deliver_one_per_patient`, the policy's `own_copies`). The delivery
   path files the Sent copy; a client that also saves its own copy (APPEND to Sent) gets it
   folded onto that one by the IMAP server (same Message-ID), so there is never a duplicate.
 - a recipient refused once the message is known (a box filled meanwhile) gets a non-delivery
@@ -87,13 +89,15 @@ def completed(raw: bytes, domain: str) -> bytes:
 
 
 def submit(raw: bytes, sender: str, recipients: list[str], login: auth.Login):
-    """The delivery path, as a webmail send, plus a report for late refusals."""
+    """The delivery path, as a webmail send (one copy per patient when the message reaches
+    several: `mailboxes.fanout.deliver_one_per_patient`), plus a report for late refusals."""
     from mailboxes import delivery, reports
+    from mailboxes.fanout import deliver_one_per_patient
 
     box = sender_box(login.user, sender)
     if box is None:
         raise delivery.DeliveryRefused("sender_not_allowed", "Vous ne pouvez pas envoyer depuis cette adresse.")
-    result = delivery.send_message(
+    outcome = deliver_one_per_patient(
         completed(raw, box.domain_name),
         envelope_from=box.address,
         envelope_to=recipients,
@@ -101,17 +105,18 @@ def submit(raw: bytes, sender: str, recipients: list[str], login: auth.Login):
         actor=login.user,
         sender_mailbox=box,
     )
-    late = {a: d for a, d in result.refused.items() if not d.automatic_return}
-    if late and reports.may_answer(result.message):
+    message = outcome.primary.message
+    late = {a: d for a, d in outcome.refused.items() if not d.automatic_return}
+    if late and reports.may_answer(message):
         failures = [
             (address, delivery.reply_code(d.code)[1], refusal_reply(d.code, d.reason)) for address, d in late.items()
         ]
-        dsn = reports.build_dsn(result.message, failures, reports.reporting_host())
+        dsn = reports.build_dsn(message, failures, reports.reporting_host())
         try:
             delivery.send_message(dsn, envelope_from="", envelope_to=[box.address], source="system")
         except Exception:
-            log.exception("submission late refusal report failed: message=%s", result.message.pk)
-    return result
+            log.exception("submission late refusal report failed: message=%s", message.pk)
+    return outcome
 
 
 class SubmissionHandler:
@@ -286,13 +291,15 @@ class SubmissionHandler:
         except Exception:
             log.exception("submission temporary failure at DATA")
             return TEMPORARY_FAILURE
+        message = result.primary.message
         log.info(
-            "submission accepted message=%s delivered=%s queued=%s",
-            result.message.pk,
-            len(result.delivered),
-            len(result.queued),
+            "submission accepted message=%s copies=%s delivered=%s queued=%s",
+            message.pk,
+            len(result.results),
+            sum(len(r.delivered) for r in result.results),
+            sum(len(r.queued) for r in result.results),
         )
-        return f"250 2.0.0 OK message {result.message.pk}"
+        return f"250 2.0.0 OK message {message.pk}"
 
 
 def smtp_kwargs() -> dict:

@@ -78,6 +78,11 @@ class PatientDomainPolicy(Protocol):
     def refusal_text(self, code: str) -> str | None:
         """The one French text of one of the policy's refusal codes, None for another code."""
 
+    def own_copies(self, named: list[str], recipients: list[str]) -> list[str]:
+        """Of `recipients` (who receives the message), those in the patient domain that must each
+        get a copy addressed to them alone, given `named`, the addresses its `To:`/`Cc:` name;
+        the others get it as written. Empty: one message, as written, for everybody."""
+
 
 class DeliverEverything:
     def decide_recipient(self, envelope, recipient_address):
@@ -97,6 +102,9 @@ class DeliverEverything:
 
     def refusal_text(self, code):
         return None
+
+    def own_copies(self, named, recipients):
+        return []
 
 
 def get_policy() -> PatientDomainPolicy:

@@ -39,6 +39,7 @@ from django.conf import settings
 from django.db import connections
 
 from mailboxes import delivery, reports
+from mailboxes.fanout import deliver_one_per_patient
 from mailboxes.patient_domain import get_policy
 from mssante.db import kept_connection_call
 from mssante.metrics import SMTP_SESSIONS
@@ -291,13 +292,14 @@ class GatewayHandler:
             return TEMPORARY_FAILURE
         finally:
             del raw
-        message = result.message
+        message = result.primary.message
         log.info(
-            "smtp accepted message=%s id=%s delivered=%s queued=%s refused=%s",
+            "smtp accepted message=%s id=%s copies=%s delivered=%s queued=%s refused=%s",
             message.pk,
             trace_id,
-            len(result.delivered),
-            len(result.queued),
+            len(result.results),
+            sum(len(r.delivered) for r in result.results),
+            sum(len(r.queued) for r in result.results),
             len(result.refused),
         )
         return f"250 2.0.0 OK message {message.pk}"
@@ -347,23 +349,26 @@ def answered_by_returns(refusal: delivery.DeliveryRefused, sender: str) -> bool:
 
 
 def deliver_inbound(raw: bytes, sender: str, recipients: list[str], trace: bytes = b""):
-    """`send_message` for mail from another operator. A recipient accepted at RCPT but refused
+    """`send_message` for mail from another operator, one copy per patient when it reaches or
+    names several (`mailboxes.fanout.deliver_one_per_patient`: no patient's copy names another
+    patient, RULES.md §3). A recipient accepted at RCPT but refused
     once the message is known (over quota, too large for that box) is told to the sender by a
     non-delivery report relayed back, since the 250 made us responsible for it. The
     patient-domain policy answers its own refusals (automatic returns)."""
-    result = delivery.send_message(raw, envelope_from=sender, envelope_to=recipients, source="smtp", trace=trace)
-    late = {address: d for address, d in result.refused.items() if not d.automatic_return}
-    if late and sender and reports.may_answer(result.message):
+    outcome = deliver_one_per_patient(raw, envelope_from=sender, envelope_to=recipients, source="smtp", trace=trace)
+    message = outcome.primary.message
+    late = {address: d for address, d in outcome.refused.items() if not d.automatic_return}
+    if late and sender and reports.may_answer(message):
         failures = [
             (address, delivery.reply_code(d.code)[1], refusal_reply(d.code, d.reason)) for address, d in late.items()
         ]
-        dsn = reports.build_dsn(result.message, failures, reports.reporting_host())
+        dsn = reports.build_dsn(message, failures, reports.reporting_host())
         try:
             delivery.send_message(dsn, envelope_from="", envelope_to=[sender], source="system")
         except Exception:
             # The message itself is committed: answering 4xx now would make the peer send it twice.
-            log.exception("smtp late refusal report failed: message=%s", result.message.pk)
-    return result
+            log.exception("smtp late refusal report failed: message=%s", message.pk)
+    return outcome
 
 
 def envelope_sender(address: str | None) -> str:

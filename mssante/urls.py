@@ -3,7 +3,8 @@ from django.urls import include, path
 
 from accounts import views as account_views
 
-# Under /api/, a path no route matches and an unexpected error are problem details too.
+# Under /api/, an unexpected error is problem details too (a path no route matches is the API's
+# last route, api.problems.no_route, so that it holds with DEBUG on); elsewhere Django's pages.
 handler404 = "api.problems.page_not_found"
 handler500 = "api.problems.server_error"
 

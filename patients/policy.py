@@ -359,6 +359,20 @@ def space_decision(patient: Patient | PatientFacts | None) -> Decision:
     return Decision.ok()
 
 
+def own_copies(named, recipients) -> list[str]:
+    """Never patient to patient, and the patient sees no other patient's address (RULES.md §3):
+    one patient, one message. When a message names or reaches more than one patient (its `To:`
+    and `Cc:`, `named`, and who receives it, `recipients`), every patient among its recipients
+    gets a copy of their own, addressed to them alone (`To:` that patient, no `Cc:`); the
+    professionals get the message as written (they may see the list). A message to one patient,
+    with or without professionals, stays one message as written. The same rule whoever sends:
+    the webmail composer, a desktop client's submission, another operator over SMTP, the API."""
+    patients = {a.lower() for a in [*named, *recipients] if is_patient_address(a)}
+    if len(patients) <= 1:
+        return []
+    return list(dict.fromkeys(a for a in recipients if is_patient_address(a)))
+
+
 # --- Rules on a message from a patient ------------------------------------------------------
 
 
@@ -615,6 +629,9 @@ class PatientPolicy:
 
     def refusal_text(self, code: str) -> str | None:
         return refusal_text(code)
+
+    def own_copies(self, named: list[str], recipients: list[str]) -> list[str]:
+        return own_copies(named, recipients)
 
     def after_delivery(self, message: Message, delivered_to: list[Mailbox]) -> None:
         if message.is_report:

@@ -288,7 +288,7 @@ class Session:
                 # RFC 7628 §3.2.2: the error as a challenge, then the failure.
                 self.write(b"+ " + base64.b64encode(sasl.oauth_error()) + b"\r\n")
                 await self.conn.read_line()
-            raise no(ascii_text(exc.text), "UNAVAILABLE" if exc.throttled else "AUTHENTICATIONFAILED") from None
+            raise no(ascii_text(exc.text), exc.imap_code) from None
         self.login = login
         self.account = await self.run(backend.open_account, login.user, login.primary)
         self.state = "authenticated"

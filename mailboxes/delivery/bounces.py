@@ -55,8 +55,11 @@ def failed_recipients(parsed: ParsedMessage) -> dict[str, tuple[str, str]]:
     return failed
 
 
-def reported_original(parsed: ParsedMessage, senders: list[int]) -> Message | None:
-    """The message the report is about, sent by one of the boxes `senders`."""
+def reported_original(parsed: ParsedMessage, senders: list[int], addresses=()) -> Message | None:
+    """The message the report is about, sent by one of the boxes `senders`. By Message-ID, the
+    latest one that went to a reported address (`addresses`): a message split per patient
+    (mailboxes/fanout.py) is several stored messages with one Message-ID, and only the copy for
+    the professionals left for another operator."""
     envid = parsed.report_blocks[0].get("original-envelope-id", "").strip() if parsed.report_blocks else ""
     match = ENVID_RE.match(envid)
     originals = Message.objects.filter(sender_mailbox_id__in=senders)
@@ -65,7 +68,9 @@ def reported_original(parsed: ParsedMessage, senders: list[int]) -> Message | No
         if found is not None:
             return found
     if parsed.reported_message_id:
-        return originals.filter(message_id=parsed.reported_message_id).order_by("-id").first()
+        same = originals.filter(message_id=parsed.reported_message_id).order_by("-id")
+        reported = same.filter(deliveries__address__in=list(addresses)).first() if addresses else None
+        return reported or same.first()
     return None
 
 
@@ -74,7 +79,7 @@ def record_bounce(parsed: ParsedMessage, delivered: list[Mailbox], report: Messa
     failed = failed_recipients(parsed)
     if not failed:
         return []
-    original = reported_original(parsed, [box.pk for box in delivered])
+    original = reported_original(parsed, [box.pk for box in delivered], list(failed))
     if original is None:
         return []
     rows = list(

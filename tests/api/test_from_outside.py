@@ -117,16 +117,38 @@ def test_a_replayed_refusal_is_still_a_problem(cast, api):
         ("get", "/api/v2/messages"),
     ],
 )
-def test_a_path_no_route_matches_is_a_problem_404(cast, api, method, path):
-    """A trailing slash, an id that is no number: Django's HTML page was served under /api/."""
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_a_path_no_route_matches_is_a_problem_404(cast, api, method, path, debug, settings):
+    """A trailing slash, an id that is no number: Django's HTML page was served under /api/ —
+    and still was with DEBUG on, where Django's debug page never calls handler404."""
+    settings.DEBUG = debug
     response = getattr(api.call.client, method)(path, **api.call.headers())
+    problem(response, 404, "not_found")
+    assert b"<html" not in response.content.lower()
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_a_post_to_no_route_without_a_csrf_token_is_the_same_problem(cast, api, debug, settings):
+    """A client that enforces nothing of CSRF (an API client) on a wrong path: the 404 problem,
+    not Django's 403 CSRF page."""
+    settings.DEBUG = debug
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/api/v1/messages/", {}, content_type="application/json", **api.call.headers())
     problem(response, 404, "not_found")
 
 
-def test_pages_outside_the_api_keep_django_s_404(client, db):
-    response = client.get("/pro/nothing-here-either")
-    assert response.status_code == 404
-    assert response["Content-Type"].startswith("text/html")
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_pages_outside_the_api_keep_django_s_404(client, db, debug, settings):
+    settings.DEBUG = debug
+    for path in ("/pro/nothing-here-either", "/apinothing", "/pro/api/v1/messages"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response["Content-Type"].startswith("text/html"), path
+    # The API's root without its slash is sent to the API's root, which is a problem like any
+    # other path of the API that no route matches.
+    response = client.get("/api", follow=True)
+    assert response.redirect_chain == [("/api/", 301)]
+    problem(response, 404, "not_found")
 
 
 def test_an_unexpected_error_under_the_api_is_a_problem_500(cast, api, monkeypatch):

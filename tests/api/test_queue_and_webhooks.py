@@ -259,3 +259,22 @@ def test_the_dpi_answers_a_patient_reply_that_arrived_in_the_return_box(transact
         {"to": [cast.paul_box.address], "subject": "x", "text": "x", "in_reply_to": elsewhere.message_id},
     )
     assert refused.status_code == 422 and refused.json()["code"] == "in_reply_to_unknown"
+
+
+def test_a_reply_to_a_message_split_per_patient_is_matched_to_that_patient_s_copy(transactional_db, cast, api):
+    """Practice software sends one message to two patients from the applicative box (SMTP
+    submission, `deliver_one_per_patient`): two stored copies with its one Message-ID. Paul's
+    reply is matched to the copy Paul got, not to the latest copy of that Message-ID."""
+    from mailboxes.fanout import deliver_one_per_patient
+    from tests.clients.conftest import build
+
+    paul, pauline = cast.paul_patient.address, cast.pauline_patient.address
+    raw = build(api.box.address, [paul, pauline], subject="Convocation", message_id="<conv-1@ch-troispics>")
+    outcome = deliver_one_per_patient(
+        raw, envelope_from=api.box.address, envelope_to=[paul, pauline], source="submission", sender_mailbox=api.box
+    )
+    paul_copy, pauline_copy = (result.message for result in outcome.results)
+    assert [r["address"] for r in paul_copy.to] == [paul] and [r["address"] for r in pauline_copy.to] == [pauline]
+    patient_reply(cast, {"id": paul_copy.pk})
+    reply = ReturnReply.objects.get()
+    assert (reply.original, reply.matched_by, reply.patient) == (paul_copy, "in_reply_to", cast.paul_patient)

@@ -1,7 +1,6 @@
 """Servers of the desktop-client tests (issue 11): the real IMAP and submission listeners on
-loopback ports 14300-14399 (`MSS_TEST_PORTS=27300-27399` chooses another range, for runs side by
-side), each in a thread with its own event loop, over the test database (transactional, so that
-their threads see what the test wrote).
+loopback ports 14300-14399, each in a thread with its own event loop, over the test database
+(transactional, so that their threads see what the test wrote).
 """
 
 from __future__ import annotations
@@ -18,8 +17,15 @@ from email.message import EmailMessage
 
 import pytest
 
-_FIRST, _LAST = (int(p) for p in os.environ.get("MSS_TEST_PORTS", "14300-14399").split("-"))
-PORTS = range(_FIRST, _LAST + 1)
+
+def _ports() -> range:
+    """14300-14399, or the range `MSS_TEST_PORTS` gives ("27200-27299") when several checkouts
+    run their tests side by side on one machine."""
+    first, _, last = os.environ.get("MSS_TEST_PORTS", "14300-14399").partition("-")
+    return range(int(first), int(last) + 1)
+
+
+PORTS = _ports()
 
 
 def free_port() -> int:
@@ -32,7 +38,7 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port in {_FIRST}-{_LAST}")
+    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
 
 
 class LoopThread:

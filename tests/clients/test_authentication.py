@@ -4,6 +4,7 @@
 import hashlib
 import imaplib
 import re
+import smtplib
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from allauth.mfa.models import Authenticator
 from accounts.models import AppPassword
 from audit.models import AuditEvent
 from clients import auth
+from mailboxes.models import Mailbox
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.integration
@@ -132,3 +134,39 @@ def test_failed_logins_wait_a_growing_delay_per_account_and_per_address(imap, ca
         AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN_FAILED, actor=None).values_list("outcome", flat=True)
     )
     assert outcomes == {"unknown_login", "throttled"}
+
+
+def test_an_account_without_a_mailbox_is_refused_with_its_reason_over_imap_and_smtp(
+    imap, make_submission, cast, settings
+):
+    """A professional whose only box was closed, and a staff account that never had one: the
+    right password is refused with the reason (IMAP `NO [NOPERM]`, SMTP `535 5.7.8`) and a
+    `login.failed` event, instead of a login onto an account with nothing in it. A wrong
+    password stays the plain refusal: nothing is said of the account before its secret."""
+    settings.CLIENTS_AUTH_FAILURE_PAUSE = 0
+    Mailbox.objects.filter(pk=cast.charlie_box.pk).update(is_active=False)
+    submission = make_submission()
+    for username, user in (("charlie", cast.charlie), ("ada", cast.ada)):
+        with pytest.raises(imaplib.IMAP4.error) as refused:
+            imap.client(username, PASSWORD)
+        assert "[NOPERM] Aucune boite aux lettres n'est rattachee a ce compte" in str(refused.value)
+        smtp = smtplib.SMTP("127.0.0.1", submission.port, timeout=10)
+        with pytest.raises(smtplib.SMTPAuthenticationError) as refused_smtp:
+            smtp.login(username, PASSWORD)
+        smtp.close()
+        assert refused_smtp.value.smtp_code == 535
+        assert refused_smtp.value.smtp_error.startswith(b"5.7.8 Aucune boite aux lettres n'est rattachee")
+        protocols = set(
+            AuditEvent.objects.filter(
+                action=AuditEvent.Action.LOGIN_FAILED, actor=user, outcome="no_mailbox"
+            ).values_list("detail__protocol", flat=True)
+        )
+        assert protocols == {"imap", "smtp"}
+        assert not AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN, actor=user).exists()
+        assert auth.throttled_until(user.pk, None) == 0.0  # the secret was right: no guess counted
+    with pytest.raises(imaplib.IMAP4.error) as wrong:
+        imap.client("charlie", "mauvais")
+    assert "[AUTHENTICATIONFAILED] Identifiant ou mot de passe incorrect" in str(wrong.value)
+    # The box back: the same password logs in.
+    Mailbox.objects.filter(pk=cast.charlie_box.pk).update(is_active=True)
+    assert imap.client("charlie", PASSWORD).select("INBOX")[0] == "OK"

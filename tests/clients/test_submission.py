@@ -8,9 +8,12 @@ import ssl
 import subprocess
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from audit.models import AuditEvent
 from mailboxes.models import Delivery, Entry, Folder
+from patients.models import PendingReturn
 from tests.clients.conftest import build
 from tests.factories import PASSWORD
 
@@ -91,8 +94,61 @@ def test_patient_rules_hold_for_mail_clients(make_submission, cast, with_tls):
     raw = build("alice.martin@ch-troispics.mssante.fr", [unknown, paul], subject="Deux patients")
     assert smtp.sendmail("alice.martin@ch-troispics.mssante.fr", [unknown, paul], raw) == {}
     message = Entry.objects.get(mailbox=cast.paul_box, message__subject="Deux patients").message
-    assert Delivery.objects.get(message=message, address=unknown).status == Delivery.Status.RETURNED
+    assert [r["address"] for r in message.to] == [paul]  # one patient, one copy: not the other INS
+    assert PendingReturn.objects.filter(code="patient_not_found", recipient=unknown).exists()
     smtp.quit()
+
+
+def _seen_by_patient(patient, entry) -> bytes:
+    """What the patient can see of `entry` in their space: the inbox, the conversation, the
+    message page and the .eml download."""
+    client = Client()
+    client.force_login(patient.user)
+    pages = [
+        client.get(reverse("patients:inbox")),
+        client.get(reverse("patients:conversation", args=[entry.pk])),
+        client.get(reverse("patients:message", args=[entry.pk])),
+    ]
+    assert [page.status_code for page in pages] == [200, 200, 200]
+    eml = client.get(reverse("mailboxes:message_eml", args=[entry.pk]))
+    assert eml.status_code == 200
+    return b"".join([page.content for page in pages] + [b"".join(eml.streaming_content)])
+
+
+def test_a_message_to_two_patients_leaves_as_one_copy_per_patient_as_from_the_webmail(make_submission, cast):
+    """A desktop client sends one message To: two patients, Cc: a colleague: each patient's copy
+    names that patient alone (no other INS in the space, the message page or the .eml), the
+    colleague's copy lists everybody as written, and the Sent folder keeps every copy."""
+    server = make_submission()
+    smtp = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+    smtp.ehlo("poste.cabinet")
+    smtp.login("alice", PASSWORD)
+    paul, pauline = cast.paul_patient, cast.pauline_patient
+    charlie = cast.charlie_box.address
+    raw = (
+        b"From: Dr Alice MARTIN <alice.martin@ch-troispics.mssante.fr>\r\n"
+        + f"To: Paul Lambert <{paul.address}>,\r\n {pauline.address.upper()}\r\n".encode()
+        + f"Cc: {charlie}\r\n".encode()
+        + b"Subject: Resultats\r\nMessage-ID: <deux-patients@ch-troispics.mssante.fr>\r\n\r\nBonjour.\r\n"
+    )
+    recipients = [paul.address, pauline.address, charlie]
+    assert smtp.sendmail("alice.martin@ch-troispics.mssante.fr", recipients, raw) == {}
+    smtp.quit()
+
+    for me, other in ((paul, pauline), (pauline, paul)):
+        entry = Entry.objects.get(mailbox=me.mailbox, message__subject="Resultats")
+        assert [r["address"] for r in entry.message.to] == [me.address] and entry.message.cc == []
+        assert entry.message.message_id == "<deux-patients@ch-troispics.mssante.fr>"
+        seen = _seen_by_patient(me, entry)
+        assert other.ins.encode() not in seen and other.ins.lower().encode() not in seen
+        assert charlie.encode() not in seen
+        assert b"Bonjour." in seen
+    pro_copy = Entry.objects.get(mailbox=cast.charlie_box, message__subject="Resultats").message
+    assert {r["address"] for r in pro_copy.to + pro_copy.cc} == {paul.address, pauline.address, charlie}
+    assert not Entry.objects.filter(message=pro_copy, mailbox__kind="PAT").exists()
+    sent = Entry.objects.filter(mailbox=cast.alice_box, folder__role=Folder.Role.SENT, message__subject="Resultats")
+    assert sent.count() == 3 and sent.order_by("id").first().message == pro_copy
+    assert {d.address for d in Delivery.objects.filter(message__subject="Resultats")} == set(recipients)
 
 
 def test_swaks_with_an_app_password_and_plaintext_refused(make_submission, cast, with_tls):
@@ -245,3 +301,33 @@ def test_an_unexpected_error_is_a_temporary_failure_without_its_text(make_submis
     monkeypatch.setattr(auth, "check_password_login", real)
     assert smtp.docmd("AUTH", f"PLAIN {plain}")[0] == 235
     smtp.quit()
+
+
+def test_a_report_without_envelope_id_finds_the_copy_that_left_for_the_other_operator(make_submission, cast):
+    """A message split per patient is several stored messages with the client's Message-ID; a
+    non-delivery report that only quotes that Message-ID (no ENVID echoed) bounces the delivery of
+    the copy that left for the other operator, not a patient's copy."""
+    from mailboxes.delivery import send_message
+    from mailboxes.models import TrustedDomain
+
+    peer = "autre-operateur.mssante.fr"
+    TrustedDomain.objects.create(name=peer)
+    server = make_submission()
+    smtp = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+    smtp.ehlo("poste.cabinet")
+    smtp.login("alice", PASSWORD)
+    recipients = [cast.paul_patient.address, cast.pauline_patient.address, f"dr.x@{peer}"]
+    raw = build("alice.martin@ch-troispics.mssante.fr", recipients, subject="Avis", message_id="<avis@ch-troispics>")
+    assert smtp.sendmail("alice.martin@ch-troispics.mssante.fr", recipients, raw) == {}
+    smtp.quit()
+    report = (
+        f"From: <MAILER-DAEMON@{peer}>\r\nTo: <{cast.alice_box.address}>\r\nSubject: Undelivered\r\n"
+        f"Message-ID: <dsn-1@{peer}>\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        f"Reporting-MTA: dns; {peer}\r\n\r\n"
+        f"Final-Recipient: rfc822; dr.x@{peer}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <avis@ch-troispics>\r\n--b--\r\n"
+    ).encode()
+    send_message(report, envelope_from="", envelope_to=[cast.alice_box.address], source="smtp")
+    assert Delivery.objects.get(address=f"dr.x@{peer}").status == Delivery.Status.BOUNCED

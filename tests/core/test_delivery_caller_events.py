@@ -35,7 +35,9 @@ def test_the_events_follow_the_delivery_s_own_in_its_chain(cast):
     assert verify().ok
 
 
-def test_written_once_for_several_deliveries_of_the_block(cast):
+def test_written_once_for_several_deliveries_of_the_block(cast, settings):
+    # One patient, one message is the patient policy's rule (`own_copies`): the real one here.
+    settings.PATIENT_POLICY = "patients.policy.PatientPolicy"
     with transaction.atomic(), events_with_next_delivery([call_event()]) as call:
         outcome = send_one_per_patient(
             cast.alice_box,

@@ -8,6 +8,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from mailboxes.delivery import DeliveryRefused, send_message
 from mailboxes.models import Delivery, Mailbox, TrustedDomain
+from patients import policy
 from patients.models import Block, Conversation, Patient, PharmacyDispensation
 from patients.policy import is_closing_subject
 from tests.factories import make_ins
@@ -379,3 +380,15 @@ def test_a_pro_message_notifies_the_patient_and_moves_the_exchange_in_one_statem
     notify_of_pro_message(message, cast.alice_box, from_system=False)
     assert not Notification.objects.filter(entry__mailbox=cast.alice_box).exists()
     assert not Conversation.objects.filter(mailbox=cast.alice_box).exclude(pk=conversation.pk).exists()
+
+
+def test_own_copies_one_patient_one_message_whoever_wrote_the_headers():
+    """`own_copies` (RULES.md §3: a patient never sees another patient's address): the patients
+    that get a copy of their own, from what the headers name and who receives the message."""
+    a, b = "155017500001042@patient.mssante.fr", "248067500000279@patient.mssante.fr"
+    pro = "alice.martin@ch-troispics.mssante.fr"
+    assert policy.own_copies([a, pro], [a, pro]) == []  # one patient and professionals: as written
+    assert policy.own_copies([a, b, pro], [a, b, pro]) == [a, b]
+    assert policy.own_copies([a], [a, b]) == [a, b]  # b a blind copy: b must not see a
+    assert policy.own_copies([a, b.upper()], [a]) == [a]  # one transaction per recipient
+    assert policy.own_copies([pro], [pro]) == []

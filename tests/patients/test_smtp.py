@@ -120,3 +120,29 @@ def test_test_address_over_smtp(cast, smtp):
     outbox = Outbox.objects.get(domain=PEER)
     assert outbox.message.subject.startswith("Accusé de réception")
     assert outbox.message.auto_submitted
+
+
+def test_another_operators_message_to_two_patients_gives_each_their_own_copy(cast, smtp):
+    """RULES.md §3, as from the webmail and a desktop client: a message from another operator
+    naming two patients (and a local pro in copy) reaches each patient addressed to them alone,
+    whether it came in one transaction or one per recipient; the pro's copy is as written."""
+    paul, pauline, alice = cast.paul_patient.address, cast.pauline_patient.address, cast.alice_box.address
+    raw = raw_from(EXTERNAL, [paul, pauline, alice], subject="Compte rendu commun", from_name="Dr Externe")
+    assert smtp.sendmail(EXTERNAL, [paul, pauline, alice], raw) == {}
+    # A peer that sends one transaction per recipient: the headers still name both patients.
+    raw = raw_from(EXTERNAL, [paul, pauline], subject="Un envoi par destinataire")
+    assert smtp.sendmail(EXTERNAL, [paul], raw) == {}
+
+    for me, other, subjects in (
+        (cast.paul_patient, cast.pauline_patient, {"Compte rendu commun", "Un envoi par destinataire"}),
+        (cast.pauline_patient, cast.paul_patient, {"Compte rendu commun"}),
+    ):
+        entries = list(inbox_of(me.mailbox))
+        assert {e.message.subject for e in entries} == subjects
+        for entry in entries:
+            assert [r["address"] for r in entry.message.to] == [me.address] and entry.message.cc == []
+            with entry.message.raw.open("rb") as fh:
+                stored = fh.read()
+            assert other.ins.encode() not in stored and b"Received: from" in stored
+    pro_copy = inbox_of(cast.alice_box).get().message
+    assert {r["address"] for r in pro_copy.to} == {paul, pauline, alice}

@@ -30,6 +30,11 @@ REDIS_URL = "redis://127.0.0.1:6379/2"
 
 def free_port() -> int:
     # aiosmtpd's Controller(port=0) cannot report its port: bind one first, then pass it.
+    # `MSS_TEST_PORTS` ("27200-27299") keeps the servers in a range, as tests/clients/conftest.py.
+    if os.environ.get("MSS_TEST_PORTS"):
+        from tests.clients.conftest import free_port as free_port_in_range
+
+        return free_port_in_range()
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
