@@ -191,11 +191,13 @@ def answer(fanouts: list[FanOutResult]) -> dict:
             messages.append(
                 {"id": result.message.pk, "message_id": result.message.message_id, "recipients": outcomes(result)}
             )
-        if not fanout.results:
-            refused_only += [
-                {"address": a, "outcome": "refused", "code": d.code, "reason": str(d.reason)}
-                for a, d in fanout.refused.items()
-            ]
+        # Every refusal of the fan-out, also those of copies that were refused whole (a patient
+        # among several: closed space, wrong INS key, no such patient) and so have no message
+        # above: the caller learns of each address it sent to.
+        refused_only += [
+            {"address": a, "outcome": "refused", "code": d.code, "reason": str(d.reason or refusal_text(d.code, a))}
+            for a, d in fanout.refused.items()
+        ]
     if not messages:
         raise Problem("refused", "Aucun destinataire n'a accepté le message.", extra={"recipients": refused_only})
     seen, recipients = set(), []
