@@ -19,7 +19,10 @@ from automation import sending as automation_sending
 from automation.models import MessageModel
 from mailboxes.delivery import DeliveryRefused, DeliveryResult, refusal_text
 from mailboxes.fanout import FanOutResult, patients_among, send_one_per_patient
+from mailboxes.identifiers import ins_error
 from mailboxes.models import Entry, Mailbox, Message
+from mailboxes.patient_domain import Decision
+from patients import policy
 from patients.models import Patient
 
 
@@ -127,13 +130,22 @@ def send_with_model(box: Mailbox, data: dict, attachments, common) -> list[FanOu
         )
     standing = automation_sending.AttachmentCache().get(version)
     rendered = []
+    no_patient: dict[str, Decision] = {}
     for address in patients:
-        patient = Patient.objects.filter(mailbox__address=address).first()
+        patient = Patient.objects.filter(mailbox__address=address.lower()).first()
         composed = automation_sending.compose(version, patient, data["fields"])
+        if composed.missing and patient is None:
+            # The fields the patient's identity fills are missing because nobody holds this
+            # address: say so (the policy's refusal) rather than name the fields.
+            no_patient[address] = refusal_without_patient(address)
+            continue
         if composed.missing:
             raise Problem("model_fields_missing", automation_sending.missing_message(composed.missing))
         rendered.append((address, composed))
-    results = []
+    if no_patient and (len(patients) == 1 or not rendered):
+        first = next(iter(no_patient.values()))
+        raise DeliveryRefused(first.code, first.reason, refused=no_patient)
+    results = [FanOutResult(refused={address: decision}) for address, decision in no_patient.items()]
     for address, composed in rendered:
         try:
             results.append(
@@ -148,10 +160,16 @@ def send_with_model(box: Mailbox, data: dict, attachments, common) -> list[FanOu
                 )
             )
         except DeliveryRefused as refusal:
-            if len(rendered) == 1:
+            if len(patients) == 1:
                 raise
             results.append(FanOutResult(refused=refusal.refused))
     return results
+
+
+def refusal_without_patient(address: str) -> Decision:
+    """The patient policy's refusal of a patient address that no patient holds: a wrong INS
+    key, else no space at this address (as the delivery path would refuse it)."""
+    return policy.refuse_wrong_ins() if ins_error(policy.ins_of(address)) else policy.space_decision(None)
 
 
 def refused(refusal: DeliveryRefused) -> Problem:

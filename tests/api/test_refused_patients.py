@@ -47,3 +47,61 @@ def test_every_patient_refused_among_several_is_in_the_answer(cast, api):
     assert held_by == {api.box.pk, cast.paul_box.pk}
     assert not Entry.objects.filter(mailbox=cast.pauline_box, message__subject="Information").exists()
     assert Message.objects.filter(subject="Information").count() == 1
+
+
+def identity_model(box):
+    from automation.authoring import create_model
+
+    return create_model(
+        mailbox=box,
+        service="Admissions",
+        name="Accueil",
+        subject="Votre venue",
+        body="Bonjour {{ civilite }} {{ nom_usage }}, nous vous attendons.",
+    )
+
+
+def test_a_model_to_an_address_without_a_patient_says_which_and_why(cast, api):
+    """A message model to a patient address nobody holds is refused as the address is (wrong
+    INS key, no such patient), with the address, not as 'fields without value' naming the
+    identity fields; nothing is sent."""
+    model = identity_model(api.box)
+    for ins, code in ((WRONG_KEY, "wrong_ins"), (UNKNOWN, "patient_not_found")):
+        response = api.call.post("/api/v1/messages", {"to": [patient_address(ins)], "model": model.pk, "fields": {}})
+        assert response.status_code == 422, response.content
+        assert response["Content-Type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["code"] == code and "{{" not in problem["detail"]
+        assert outcomes(problem) == {patient_address(ins): ("refused", code)}
+    assert not Message.objects.filter(subject="Votre venue").exists()
+
+
+def test_a_model_to_several_patients_sends_to_those_who_exist(cast, api):
+    """Among several patients, one whose address nobody holds does not stop the others (as a
+    closed space does not): Paul gets his message, the answer says why the other got none."""
+    model = identity_model(api.box)
+    unknown = patient_address(UNKNOWN)
+    response = api.call.post(
+        "/api/v1/messages", {"to": [cast.paul_box.address, unknown], "model": model.pk, "fields": {}}
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert outcomes(body) == {cast.paul_box.address: ("delivered", None), unknown: ("refused", "patient_not_found")}
+    message = Message.objects.get(subject="Votre venue")
+    assert "LAMBERT" in message.text_body and UNKNOWN not in message.text_body + str(message.to)
+    assert Entry.objects.filter(mailbox=cast.paul_box, message=message).exists()
+
+
+def test_a_model_still_names_the_fields_a_known_patient_lacks(cast, api):
+    from automation.authoring import create_model
+
+    model = create_model(
+        mailbox=api.box, service="Admissions", name="Consignes", subject="Consignes", body="{{ consignes }}"
+    )
+    response = api.call.post(
+        "/api/v1/messages",
+        {"to": [cast.paul_box.address, patient_address(UNKNOWN)], "model": model.pk, "fields": {}},
+    )
+    assert response.status_code == 422 and response.json()["code"] == "model_fields_missing"
+    assert "{{ consignes }}" in response.json()["detail"]
+    assert not Message.objects.filter(subject="Consignes").exists()
