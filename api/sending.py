@@ -6,20 +6,26 @@ automation app, rendered for each patient. Returns the answer body; raises `Prob
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 
 from django.conf import settings
 from django.db.models import Q
+from django.utils import timezone
 
 from api.access import box_ids_for_key
 from api.models import ApiKey
 from api.problems import Problem
+from automation import calendar, convocations
 from automation import sending as automation_sending
 from automation.models import MessageModel
 from mailboxes.delivery import DeliveryRefused, DeliveryResult, refusal_text
 from mailboxes.fanout import FanOutResult, patients_among, send_one_per_patient
+from mailboxes.identifiers import ins_error
 from mailboxes.models import Entry, Mailbox, Message
+from mailboxes.patient_domain import Decision
+from patients import policy
 from patients.models import Patient
 
 
@@ -125,33 +131,77 @@ def send_with_model(box: Mailbox, data: dict, attachments, common) -> list[FanOu
             "validation_error",
             extra={"errors": {"to": ["Un modèle de message s'adresse à des patients seulement."]}},
         )
+    # A convocation model: the appointment is read as the webmail's form and the lists read it
+    # (written "lundi 14 juin 2027", "9 h 30" in the message), and each patient gets a
+    # convocation: the invitation (.ics) the text announces, and its reminders.
+    starts_at = appointment(data["fields"]) if model.is_appointment else None
     standing = automation_sending.AttachmentCache().get(version)
     rendered = []
+    no_patient: dict[str, Decision] = {}
     for address in patients:
-        patient = Patient.objects.filter(mailbox__address=address).first()
-        composed = automation_sending.compose(version, patient, data["fields"])
+        patient = Patient.objects.filter(mailbox__address=address.lower()).first()
+        composed = automation_sending.compose(version, patient, data["fields"], starts_at)
+        if patient is None and (composed.missing or starts_at is not None):
+            # The fields the patient's identity fills are missing (or a convocation has nobody
+            # to belong to) because nobody holds this address: say so (the policy's refusal)
+            # rather than name the fields.
+            no_patient[address] = refusal_without_patient(address)
+            continue
         if composed.missing:
             raise Problem("model_fields_missing", automation_sending.missing_message(composed.missing))
-        rendered.append((address, composed))
-    results = []
-    for address, composed in rendered:
+        convocation = None
+        if starts_at is not None:
+            convocation = convocations.new_convocation(
+                model=model, patient=patient, starts_at=starts_at, user=None, values=data["fields"]
+            )
+        rendered.append((address, composed, convocation))
+    if no_patient and (len(patients) == 1 or not rendered):
+        first = next(iter(no_patient.values()))
+        raise DeliveryRefused(first.code, first.reason, refused=no_patient)
+    results = [FanOutResult(refused={address: decision}) for address, decision in no_patient.items()]
+    for address, composed, convocation in rendered:
+        invitation = []
+        if convocation is not None:
+            invitation = [calendar.attachment(convocation, "REQUEST", description=composed.subject)]
         try:
-            results.append(
-                send_one_per_patient(
-                    box,
-                    None,
-                    to=[address],
-                    subject=composed.subject,
-                    text=composed.text,
-                    attachments=list(standing) + list(attachments),
-                    **common,
-                )
+            fanout = send_one_per_patient(
+                box,
+                None,
+                to=[address],
+                subject=composed.subject,
+                text=composed.text,
+                attachments=[*standing, *invitation, *attachments],
+                **common,
             )
         except DeliveryRefused as refusal:
-            if len(rendered) == 1:
+            if len(patients) == 1:
                 raise
             results.append(FanOutResult(refused=refusal.refused))
+            continue
+        if convocation is not None:
+            convocations.record_sent(convocation, None, fanout.primary.message)
+        results.append(fanout)
     return results
+
+
+def appointment(values: dict) -> datetime.datetime:
+    """The appointment of a convocation model's `fields` (`date_rdv`, `heure_rdv`), in the
+    formats a list takes (14/06/2027 or 2027-06-14; 09:30, 9h30, 9 h), to come."""
+    try:
+        starts_at = convocations.parse_appointment(values.get("date_rdv", ""), values.get("heure_rdv", ""))
+    except convocations.InvalidAppointment as exc:
+        raise Problem("validation_error", extra={"errors": {"fields": [str(exc)]}}) from None
+    if starts_at <= timezone.now():
+        raise Problem("validation_error", extra={"errors": {"fields": ["rendez-vous déjà passé"]}})
+    return starts_at
+
+
+def refusal_without_patient(address: str) -> Decision:
+    """The patient policy's refusal of a patient address that no patient holds: a wrong INS
+    key, else no space at this address (as the delivery path would refuse it)."""
+    if address.lower() != policy.test_address() and ins_error(policy.ins_of(address)):
+        return policy.refuse_wrong_ins()
+    return policy.space_decision(None)
 
 
 def refused(refusal: DeliveryRefused) -> Problem:
@@ -191,11 +241,13 @@ def answer(fanouts: list[FanOutResult]) -> dict:
             messages.append(
                 {"id": result.message.pk, "message_id": result.message.message_id, "recipients": outcomes(result)}
             )
-        if not fanout.results:
-            refused_only += [
-                {"address": a, "outcome": "refused", "code": d.code, "reason": str(d.reason)}
-                for a, d in fanout.refused.items()
-            ]
+        # Every refusal of the fan-out, also those of copies that were refused whole (a patient
+        # among several: closed space, wrong INS key, no such patient) and so have no message
+        # above: the caller learns of each address it sent to.
+        refused_only += [
+            {"address": a, "outcome": "refused", "code": d.code, "reason": str(d.reason or refusal_text(d.code, a))}
+            for a, d in fanout.refused.items()
+        ]
     if not messages:
         raise Problem("refused", "Aucun destinataire n'a accepté le message.", extra={"recipients": refused_only})
     seen, recipients = set(), []

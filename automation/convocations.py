@@ -131,14 +131,13 @@ def compose_convocation(convocation: Convocation, cache: sending.AttachmentCache
     return composed, attachments
 
 
-def create_convocation(*, model, patient, starts_at, user, values=None, duration_minutes=30, source="webmail"):
-    """Create and send a convocation. Raises `ValueError` (missing fields, named),
-    `sending.DailyLimitReached` or `DeliveryRefused`; nothing is kept then but the audit."""
-    version = model.current
+def new_convocation(*, model, patient, starts_at, user, values=None, duration_minutes=30) -> Convocation:
+    """The unsaved convocation of `patient` by the current version of `model`, its columns
+    (service, place, professional, reason) from the field values."""
     values = dict(values or {})
-    convocation = Convocation(
+    return Convocation(
         model=model,
-        version=version,
+        version=model.current,
         mailbox=model.mailbox,
         patient=patient,
         starts_at=starts_at,
@@ -146,6 +145,23 @@ def create_convocation(*, model, patient, starts_at, user, values=None, duration
         values=values,
         created_by=user if getattr(user, "is_authenticated", False) else None,
         **appointment_details(model, values),
+    )
+
+
+def record_sent(convocation: Convocation, user, message) -> None:
+    """A convocation whose first message (`message`) left: stored with it, its reminders
+    computed, its audit event written (in the caller's transaction)."""
+    convocation.message = message
+    convocation.save()
+    Reminder.objects.bulk_create(new_reminders(convocation))
+    _audit(AuditEvent.Action.CONVOCATION_SENT, convocation, user, message.pk)
+
+
+def create_convocation(*, model, patient, starts_at, user, values=None, duration_minutes=30, source="webmail"):
+    """Create and send a convocation. Raises `ValueError` (missing fields, named),
+    `sending.DailyLimitReached` or `DeliveryRefused`; nothing is kept then but the audit."""
+    convocation = new_convocation(
+        model=model, patient=patient, starts_at=starts_at, user=user, values=values, duration_minutes=duration_minutes
     )
     composed, attachments = compose_convocation(convocation)
     if composed.missing:
@@ -160,10 +176,7 @@ def create_convocation(*, model, patient, starts_at, user, values=None, duration
             refusal = exc
             convocation.delete()
         else:
-            convocation.message = outcome.primary.message
-            convocation.save(update_fields=["message"])
-            Reminder.objects.bulk_create(new_reminders(convocation))
-            _audit(AuditEvent.Action.CONVOCATION_SENT, convocation, user, outcome.primary.message.pk)
+            record_sent(convocation, user, outcome.primary.message)
     if refusal is not None:
         raise refusal
     return convocation
