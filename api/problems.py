@@ -59,6 +59,9 @@ CATALOGUE: dict[str, Kind] = {
     ),
     "model_fields_missing": Kind(422, "Champs du modèle sans valeur", "Message model fields without value"),
     "rate_limited": Kind(429, "Trop de requêtes", "Too many requests"),
+    "daily_limit_reached": Kind(
+        429, "Limite quotidienne d'envoi de la boîte atteinte", "The mailbox's daily sending limit is reached"
+    ),
     "server_error": Kind(500, "Erreur interne du serveur", "Internal server error"),
     "temporarily_refused": Kind(503, "Refus temporaire : réessayez plus tard", "Temporarily refused: try again later"),
     # Refusal codes of the delivery path (mailboxes/delivery/decisions.py) and the patient

@@ -149,19 +149,21 @@ def send_with_model(box: Mailbox, data: dict, attachments, common) -> list[FanOu
             continue
         if composed.missing:
             raise Problem("model_fields_missing", automation_sending.missing_message(composed.missing))
+        rendered.append((address, composed, patient))
+    if no_patient and (len(patients) == 1 or not rendered):
+        first = next(iter(no_patient.values()))
+        raise DeliveryRefused(first.code, first.reason, refused=no_patient)
+    # The box's daily limit, as the webmail's convocations and the lists count it (one home:
+    # `automation.sending.check_daily_limit`), before any convocation is made or message sent.
+    check_daily_limit(box, len(rendered))
+    results = [FanOutResult(refused={address: decision}) for address, decision in no_patient.items()]
+    for address, composed, patient in rendered:
+        invitation = []
         convocation = None
         if starts_at is not None:
             convocation = convocations.new_convocation(
                 model=model, patient=patient, starts_at=starts_at, user=None, values=data["fields"]
             )
-        rendered.append((address, composed, convocation))
-    if no_patient and (len(patients) == 1 or not rendered):
-        first = next(iter(no_patient.values()))
-        raise DeliveryRefused(first.code, first.reason, refused=no_patient)
-    results = [FanOutResult(refused={address: decision}) for address, decision in no_patient.items()]
-    for address, composed, convocation in rendered:
-        invitation = []
-        if convocation is not None:
             invitation = [calendar.attachment(convocation, "REQUEST", description=composed.subject)]
         try:
             fanout = send_one_per_patient(
@@ -182,6 +184,23 @@ def send_with_model(box: Mailbox, data: dict, attachments, common) -> list[FanOu
             convocations.record_sent(convocation, None, fanout.primary.message)
         results.append(fanout)
     return results
+
+
+def check_daily_limit(box: Mailbox, count: int) -> None:
+    """`automation.sending.check_daily_limit` as a problem: `429 daily_limit_reached`, with the
+    secretary's sentence and `Retry-After` up to the box's next local midnight."""
+    try:
+        automation_sending.check_daily_limit(box, count)
+    except automation_sending.DailyLimitReached as exc:
+        now = timezone.now()
+        midnight = automation_sending.local_midnight(now) + datetime.timedelta(days=1)
+        wait = max(int((midnight - now).total_seconds()), 1)
+        raise Problem(
+            "daily_limit_reached",
+            exc.message,
+            extra={"remaining_today": exc.remaining, "daily_limit": settings.AUTOMATION_DAILY_LIMIT},
+            headers={"Retry-After": str(wait)},
+        ) from None
 
 
 def appointment(values: dict) -> datetime.datetime:

@@ -44,7 +44,7 @@ PROBLEM_DESCRIPTIONS = {
     413: "Trop volumineux",
     415: "Type de contenu non pris en charge",
     422: "Invalide ou refusé",
-    429: "Trop de requêtes (Retry-After)",
+    429: "Trop de requêtes, ou limite quotidienne d'envoi de la boîte atteinte (Retry-After)",
     503: "Refus temporaire (Retry-After)",
 }
 

@@ -228,3 +228,29 @@ def test_a_call_finds_its_box_sent_folder_with_the_key(cast, api, client_for):
     assert response.status_code == 201, response.content
     sent = Folder.objects.get(mailbox=bare, role=Folder.Role.SENT)
     assert Entry.objects.get(mailbox=bare, message_id=response.json()["id"]).folder_id == sent.pk
+
+
+def test_a_model_send_counts_against_the_box_daily_limit(cast, api, settings):
+    """The API's model sends go through the box's daily limit (AUTOMATION_DAILY_LIMIT) as the
+    webmail's convocations and the lists do: over it, a 429 problem and nothing sent."""
+    from automation.authoring import create_model
+
+    model = create_model(
+        mailbox=api.box, service="Cardiologie", name="Consignes", subject="Votre examen", body="Bonjour {{ prenom }}."
+    )
+    settings.AUTOMATION_DAILY_LIMIT = 2
+    first = api.call.post("/api/v1/messages", {"to": [cast.paul_box.address], "model": model.pk})
+    assert first.status_code == 201, first.content
+    before = Message.objects.count()
+    both = api.call.post(
+        "/api/v1/messages", {"to": [cast.paul_box.address, cast.pauline_box.address], "model": model.pk}
+    )
+    assert both.status_code == 429, both.content
+    assert both["Content-Type"] == "application/problem+json"
+    problem = both.json()
+    assert problem["code"] == "daily_limit_reached" and problem["remaining_today"] == 1
+    assert "peut encore envoyer 1 messages aujourd'hui" in problem["detail"]
+    assert int(both["Retry-After"]) > 0
+    assert Message.objects.count() == before  # nothing half-sent
+    one = api.call.post("/api/v1/messages", {"to": [cast.pauline_box.address], "model": model.pk})
+    assert one.status_code == 201, one.content
