@@ -95,7 +95,44 @@ class Problem(exceptions.APIException):
         self.status_code = kind.status
         self.extra = extra or {}
         self.headers = headers or {}
+        if not detail and "errors" in self.extra:
+            detail = validation_detail(self.extra["errors"])
         super().__init__(detail or kind.title, code)
+
+
+def error_lines(errors, path: str = "") -> list[tuple[str, str]]:
+    """(field, message) of a validation `errors` member, nested serializers' fields dotted
+    (`attachments.0.filename`), in order."""
+    if isinstance(errors, dict):
+        return [
+            line
+            for name, value in errors.items()
+            for line in error_lines(value, f"{path}.{name}" if path else str(name))
+        ]
+    if isinstance(errors, list | tuple):
+        if all(not isinstance(item, dict | list | tuple) for item in errors):
+            return [(path, str(item)) for item in errors]
+        return [
+            line
+            for index, item in enumerate(errors)
+            for line in error_lines(item, f"{path}.{index}" if path else str(index))
+        ]
+    return [(path, str(errors))]
+
+
+def validation_detail(errors) -> str:
+    """The `detail` of a validation problem: what is wrong, not only the title — the first
+    field's message, and the other fields named (the messages are all in `errors`)."""
+    lines = error_lines(errors)
+    if not lines:
+        return CATALOGUE["validation_error"].title
+    field, message = lines[0]
+    name = "corps de la requête" if field in ("", "non_field_errors") else field
+    detail = f"{name} : {message}"
+    others = list(dict.fromkeys(f for f, _ in lines[1:] if f != field))
+    if others:
+        detail += f" Autres champs signalés dans « errors » : {', '.join(others)}."
+    return detail
 
 
 def problem_body(code: str, detail: str = "", *, status_code: int | None = None, extra=None) -> dict:
@@ -155,7 +192,7 @@ def handle_exception(exc, context):
     extra, detail = {}, ""
     if isinstance(exc, exceptions.ValidationError):
         extra["errors"] = exc.detail
-        detail = "Corrigez les champs signalés dans « errors »."
+        detail = validation_detail(exc.detail)
     elif isinstance(exc, exceptions.NotFound):
         detail = "Aucun objet de ce nom n'est accessible avec cette clé."
     elif isinstance(exc, exceptions.NotAcceptable):

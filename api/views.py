@@ -261,11 +261,22 @@ def decode_cursor(value: str, kinds: str = "e") -> tuple[str, int]:
         raise Problem("validation_error", extra={"errors": {"cursor": ["Curseur invalide."]}}) from None
 
 
+def unknown_folder(mailbox, folder: str) -> str:
+    roles = [r for r in Folder.Role.values if r != Folder.Role.USER]
+    names = list(Folder.objects.filter(mailbox=mailbox, role=Folder.Role.USER).order_by("name").values_list("name", flat=True))
+    accepted = ", ".join(roles + [f"« {n} »" for n in names])
+    return f"Dossier « {folder} » inconnu dans cette boîte : {accepted}."
+
+
 def page_limit(request) -> int:
+    """`limit`: an integer from 1 to 200 (50 without it); anything else is refused, not clamped."""
     try:
-        return max(1, min(int(request.query_params.get("limit", 50)), 200))
+        limit = int(request.query_params.get("limit", 50))
     except ValueError:
-        raise Problem("validation_error", extra={"errors": {"limit": ["Un entier de 1 à 200."]}}) from None
+        limit = 0
+    if not 1 <= limit <= 200:
+        raise Problem("validation_error", extra={"errors": {"limit": ["Un entier de 1 à 200."]}})
+    return limit
 
 
 def box_url(request, name: str, **kwargs) -> str:
@@ -332,11 +343,12 @@ class BoxMessagesView(ApiView):
             folder = params["folder"]
             if "\x00" in folder:  # no folder is named so (and PostgreSQL takes no NUL in text)
                 raise Problem("validation_error", extra={"errors": {"folder": ["Nom de dossier invalide."]}})
-            entries = (
-                entries.filter(folder__role=folder)
-                if folder in Folder.Role.values
-                else entries.filter(folder__name=folder)
-            )
+            if folder in Folder.Role.values:
+                entries = entries.filter(folder__role=folder)
+            elif Folder.objects.filter(mailbox=mailbox, name=folder).exists():
+                entries = entries.filter(folder__name=folder)
+            else:  # a typo (`INBOX`, `Sent`) is said, not answered with an empty page
+                raise Problem("validation_error", extra={"errors": {"folder": [unknown_folder(mailbox, folder)]}})
         if params.get("cursor"):
             position = listing.position_after(mailbox.pk, *decode_cursor(params["cursor"], "pe"))
             entries = entries.filter(api_position__gt=position)

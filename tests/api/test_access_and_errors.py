@@ -186,3 +186,48 @@ def test_a_client_accepting_only_problem_details_reads_its_errors(cast, api, cli
     refused = problem(client_for(None).get(listing, headers={"Accept": "application/xml"}), 406, "not_acceptable")
     assert "application/json" in refused["detail"]
     assert api.call.get(listing, headers={"Accept": "application/json"}).status_code == 200
+
+
+def test_an_unknown_folder_is_refused_with_the_accepted_values(cast, api):
+    """`folder=INBOX` or `folder=Sent` is neither a role nor a folder of the box: a 422 naming
+    `folder` and what it takes, not an empty page while `folder=sent` has messages."""
+    from mailboxes.models import Folder
+
+    Folder.objects.create(mailbox=api.box, role=Folder.Role.USER, name="Comptes rendus", position=9)
+    sent = api.call.post("/api/v1/messages", {"to": [cast.alice_box.address], "subject": "1", "text": "t"})
+    assert sent.status_code == 201, sent.content
+    url = f"/api/v1/boxes/{api.box.address}/messages"
+    assert len(api.call.get(url, {"folder": "sent"}).json()["results"]) == 1
+    assert api.call.get(url, {"folder": "Comptes rendus"}).json()["results"] == []
+    for typo in ("INBOX", "Sent", "comptes rendus"):
+        body = problem(api.call.get(url, {"folder": typo}), 422, "validation_error")
+        (message,) = body["errors"]["folder"]
+        for accepted in ("inbox", "sent", "drafts", "archive", "trash", "« Comptes rendus »"):
+            assert accepted in message, (typo, message)
+        assert body["detail"].startswith("folder : Dossier « ") and typo in body["detail"]
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "201", "500", "abc", ""])
+def test_a_limit_out_of_range_is_refused_like_a_non_integer(cast, api, limit):
+    for url in (f"/api/v1/boxes/{api.box.address}/messages", f"/api/v1/boxes/{cast.cardio.address}/replies"):
+        body = problem(api.call.get(url, {"limit": limit}), 422, "validation_error")
+        assert body["errors"] == {"limit": ["Un entier de 1 à 200."]}
+        assert body["detail"] == "limit : Un entier de 1 à 200."
+    for limit in ("1", "200"):
+        assert api.call.get(f"/api/v1/boxes/{api.box.address}/messages", {"limit": limit}).status_code == 200
+
+
+def test_a_validation_problem_says_what_is_wrong_in_its_detail(cast, api):
+    """Not only the title « Requête invalide »: the first field and its message, the others named."""
+    body = problem(api.call.post("/api/v1/messages", {"subject": "x"}), 422, "validation_error")
+    assert body["detail"] != body["title"]
+    first = next(iter(body["errors"]))
+    assert body["detail"].startswith(f"{first} : {body['errors'][first][0]}")
+    unknown = problem(
+        api.call.post("/api/v1/messages", {"to": [cast.paul_box.address], "model": 999999}), 422, "validation_error"
+    )
+    assert unknown["detail"] == "model : Aucun modèle actif de cette boîte porte cet id."
+    cursor = problem(
+        api.call.get(f"/api/v1/boxes/{api.box.address}/messages", {"cursor": "!!"}), 422, "validation_error"
+    )
+    assert cursor["detail"] == "cursor : Curseur invalide."
