@@ -263,7 +263,9 @@ def decode_cursor(value: str, kinds: str = "e") -> tuple[str, int]:
 
 def unknown_folder(mailbox, folder: str) -> str:
     roles = [r for r in Folder.Role.values if r != Folder.Role.USER]
-    names = list(Folder.objects.filter(mailbox=mailbox, role=Folder.Role.USER).order_by("name").values_list("name", flat=True))
+    names = list(
+        Folder.objects.filter(mailbox=mailbox, role=Folder.Role.USER).order_by("name").values_list("name", flat=True)
+    )
     accepted = ", ".join(roles + [f"« {n} »" for n in names])
     return f"Dossier « {folder} » inconnu dans cette boîte : {accepted}."
 
