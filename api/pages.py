@@ -28,12 +28,21 @@ def _queue_box(user, mailbox_id) -> Mailbox:
     return box
 
 
+NOTE_MAX = 2000  # ReturnReply.note, as the API's `filed` call takes it
+
+
 @login_required
 def return_queue(request, mailbox_id):
     box = _queue_box(request.user, mailbox_id)
     show = request.GET.get("statut", ReturnReply.Status.TO_PROCESS)
     if show not in ReturnReply.Status.values:
         show = ReturnReply.Status.TO_PROCESS
+    return _render_queue(request, box, show)
+
+
+def _render_queue(request, box, show, *, refused=None, status=200):
+    """The queue; `refused`, a note not filed (its reply's id, the note as typed, the error),
+    shown at its reply's form."""
     replies = list(returns.queue(box, show).select_related("patient__mailbox", "entry")[:100])
     rows = [{"reply": r, "documents": returns.documents(r)} for r in replies]
     record(
@@ -47,7 +56,15 @@ def return_queue(request, mailbox_id):
     return render(
         request,
         "api/return_queue.html",
-        {"mailbox": box, "rows": rows, "show": show, "to_process": ReturnReply.Status.TO_PROCESS},
+        {
+            "mailbox": box,
+            "rows": rows,
+            "show": show,
+            "to_process": ReturnReply.Status.TO_PROCESS,
+            "refused": refused,
+            "note_max": NOTE_MAX,
+        },
+        status=status,
     )
 
 
@@ -58,7 +75,17 @@ def file_reply(request, mailbox_id, reply_id):
     reply = ReturnReply.objects.filter(mailbox=box, pk=reply_id).first()
     if reply is None:
         raise Http404("Réponse introuvable")
-    note = (request.POST.get("note") or "").strip()[:2000]
+    note = (request.POST.get("note") or "").strip()
+    if len(note) > NOTE_MAX:
+        # Refused, not cut: nothing filed, the note kept in the form to shorten it.
+        error = _(
+            "La note fait %(n)d caractères : %(max)d au plus. Raccourcissez-la ; la réponse n'est pas classée."
+        ) % {
+            "n": len(note),
+            "max": NOTE_MAX,
+        }
+        refused = {"reply_id": reply.pk, "note": note, "error": error}
+        return _render_queue(request, box, ReturnReply.Status.TO_PROCESS, refused=refused, status=400)
     if returns.file_reply(reply, user=request.user, note=note):
         messages.success(request, _("Réponse classée."))
     else:

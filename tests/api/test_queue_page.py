@@ -49,3 +49,30 @@ def test_member_sees_and_files_reply(transactional_db, cast, api, client):
     client.force_login(cast.charlie)
     assert client.get(f"/pro/retours-patients/bal/{cast.cardio.pk}/").status_code == 404
     assert client.post(f"/pro/retours-patients/bal/{cast.cardio.pk}/{reply.pk}/classer/").status_code == 404
+
+
+def test_a_note_over_2000_characters_is_refused_and_kept_in_the_form(transactional_db, cast, api, client):
+    """The page took a long note and silently cut it at 2000 characters where the API answers
+    422: now nothing is filed, the error is shown at the reply's form with the note as typed."""
+    from django.utils.html import escape
+
+    sent = api.call.post(
+        "/api/v1/messages", {"to": [cast.paul_box.address], "subject": "Pré-admission", "text": "t"}
+    ).json()
+    patient_reply(cast, sent, "voici")
+    reply = ReturnReply.objects.get()
+    client.force_login(cast.bob)
+    url = f"/pro/retours-patients/bal/{cast.cardio.pk}/{reply.pk}/classer/"
+    long_note = "Rappelé le patient <ok> ; " + "x" * 1990
+    assert len(long_note) == 2016
+    refused = client.post(url, {"note": long_note})
+    assert refused.status_code == 400
+    html = refused.content.decode()
+    assert "La note fait 2016 caractères : 2000 au plus." in html
+    assert escape(long_note) in html  # kept, as typed, to shorten it
+    reply.refresh_from_db()
+    assert reply.status == "to_process" and reply.note == "" and reply.filed_at is None
+    filed = client.post(url, {"note": long_note[:2000]}, follow=True)
+    assert filed.status_code == 200
+    reply.refresh_from_db()
+    assert reply.status == "filed" and reply.note == long_note[:2000]
