@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -37,6 +37,9 @@ class Summary:
     read: int
     failed: int
     answered: int
+    lines: int = 0  # every line of the list
+    refused: int = 0  # refused at the check (« Vérification »): never sent
+    cancelled: int = 0  # left unsent when the sending was cancelled
 
 
 def _chunks(items, size=2000):
@@ -77,11 +80,14 @@ def answered_message_ids(campaign) -> set[int]:
 
 
 def summary(campaign) -> Summary:
-    counts = {s: campaign.lines.filter(status=s).count() for s in ("sent", "returned", "failed")}
+    counts = dict(campaign.lines.values_list("status").annotate(n=Count("pk")).order_by())
     return Summary(
-        sent=counts["sent"],
-        returned=counts["returned"],
-        failed=counts["failed"],
+        sent=counts.get(CampaignLine.Status.SENT, 0),
+        returned=counts.get(CampaignLine.Status.RETURNED, 0),
+        failed=counts.get(CampaignLine.Status.FAILED, 0),
+        lines=sum(counts.values()),
+        refused=counts.get(CampaignLine.Status.INVALID, 0),
+        cancelled=counts.get(CampaignLine.Status.CANCELLED, 0),
         read=len(read_message_ids(campaign)),
         answered=len(answered_message_ids(campaign)),
     )

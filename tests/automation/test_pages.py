@@ -137,6 +137,9 @@ def test_campaign_journey_through_the_pages(service, client):
     assert progress["HX-Refresh"] == "true"
     html = client.get(page).content.decode()
     assert "Télécharger le rapport" in html
+    # The report counts the line refused at the check: 5 lines, 4 sent, 1 refused (not a lost one).
+    assert "5 lignes dans la liste · 1 ligne refusée à la vérification (non envoyée)." in html
+    assert 'data-testid="report-refused">1<' in html and 'data-testid="report-sent">4<' in html
     report = client.get(reverse("automation:campaign_report", args=[campaign.pk]))
     assert report["Content-Type"].startswith("text/csv") and report.content.decode("utf-8-sig").count("\r\n") == 6
     assert AuditEvent.objects.filter(action="campaign.report_downloaded", actor=cast.bob).exists()
