@@ -82,3 +82,21 @@ def test_an_appointment_that_cannot_be_read_is_refused_before_anything_leaves(ca
         assert problem["code"] == "validation_error" and says in " ".join(problem["errors"]["fields"])
     assert not Message.objects.filter(subject__startswith="Votre rendez-vous").exists()
     assert not Convocation.objects.exists()
+
+
+def test_a_convocation_over_the_daily_limit_makes_no_convocation(cast, api, settings):
+    """Over the box's daily limit, nothing half-made: no message, no convocation, no reminder."""
+    model = convocation_model(api.box)
+    settings.AUTOMATION_DAILY_LIMIT = 0
+    day = timezone.localdate() + datetime.timedelta(days=30)
+    response = api.call.post(
+        "/api/v1/messages",
+        {
+            "to": [cast.paul_box.address],
+            "model": model.pk,
+            "fields": {"date_rdv": day.isoformat(), "heure_rdv": "09:30", "lieu": "Hall B"},
+        },
+    )
+    assert response.status_code == 429, response.content
+    assert response.json()["code"] == "daily_limit_reached"
+    assert not Message.objects.exists() and not Convocation.objects.exists() and not Reminder.objects.exists()
