@@ -24,7 +24,7 @@ from mailboxes.delivery import DeliveryRefused, DeliveryResult, refusal_text
 from mailboxes.fanout import FanOutResult, patients_among, send_one_per_patient
 from mailboxes.identifiers import ins_error
 from mailboxes.models import Entry, Mailbox, Message
-from mailboxes.patient_domain import Decision
+from mailboxes.patient_domain import Decision, get_policy
 from patients import policy
 from patients.models import Patient
 
@@ -54,11 +54,12 @@ def needs_one_transaction(data: dict, *, idempotent: bool) -> bool:
     answers. A plain message is one delivery: the delivery's own transaction already holds its
     rows and the call's audit event (`events_with_next_delivery`), so no outer transaction is
     opened (no savepoint around the delivery; the domain names come from the process's cache,
-    which a transaction bypasses). Addresses are counted as typed: two spellings of one
-    patient count twice, which errs on the side of the transaction."""
+    which a transaction bypasses). Whether several patients each get a copy of their own is the
+    patient policy's rule, asked as `send_one_per_patient` asks it."""
     if idempotent or data.get("model") is not None or data.get("in_reply_to"):
         return True
-    return len(patients_among([*data["to"], *data["cc"]])) > 1
+    addresses = [*data["to"], *data["cc"]]
+    return bool(get_policy().own_copies(addresses, addresses))
 
 
 def parent_message(key: ApiKey, message_id: str) -> tuple[Message | None, Entry | None]:

@@ -88,19 +88,39 @@ def main() -> None:
 
 
 def run(args, addresses: list[str]) -> None:
-    from django.db import connection, transaction
+    """Warm up, alternate the modes for `args.rounds` rounds, print the comparisons, then the
+    fixed costs of one round trip and of one delivery's id reservation."""
+    from django.db import connection
 
-    from audit import chain
-    from mailboxes.delivery import many_in_one_transaction, statement
-    from mailboxes.models import Delivery, Mailbox, Message, Outbox
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    deliver, messages = delivery_modes(addresses)
+    deliver("1", messages(100))
+    deliver("2 sp", messages(50))
+    deliver("2 block", messages(50))
+    sizes = [int(s) for s in args.sizes.split(",")]
+    modes = ["1"] + [f"{k} {kind}" for k in sizes if k > 1 for kind in ("sp", "block")]
+    results = measure_rounds(args, modes, deliver, messages, backend)
+    print_medians(modes, results)
+    print_means(modes, results, args.rounds // 2)
+    print_fixed_costs(backend)
+    print(f"\nload at the end {load()}")
+
+
+def delivery_modes(addresses: list[str]):
+    """(deliver(mode, batch), messages(n)): "1" is one transaction per message (the gateway
+    today), "k sp" k per transaction with a savepoint each, "k block" k per transaction with no
+    savepoint, one fsync wait and one commit."""
+    from django.db import transaction
+
+    from mailboxes.delivery import many_in_one_transaction
+    from mailboxes.models import Mailbox
     from mailboxes.smtp_gateway import deliver_inbound
     from mailboxes.trust import cached_domain_sets
 
     # The block's "sending box": inbound mail has none, so it never counts a SENT copy here.
     any_box = Mailbox.objects.get(address=addresses[0])
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        backend = cursor.fetchone()[0]
     counter = iter(range(10**9))
 
     def messages(n):
@@ -127,11 +147,12 @@ def run(args, addresses: list[str]) -> None:
                     for item in group:
                         one(*item)
 
-    deliver("1", messages(100))
-    deliver("2 sp", messages(50))
-    deliver("2 block", messages(50))
-    sizes = [int(s) for s in args.sizes.split(",")]
-    modes = ["1"] + [f"{k} {kind}" for k in sizes if k > 1 for kind in ("sp", "block")]
+    return deliver, messages
+
+
+def measure_rounds(args, modes, deliver, messages, backend) -> dict[str, list[tuple[float, float, float, float]]]:
+    """Per mode, per round: client CPU, backend CPU, all PostgreSQL CPU, wall (ms per message);
+    the modes' order is reversed every other round."""
     results: dict[str, list[tuple[float, float, float, float]]] = {m: [] for m in modes}
     for round_no in range(args.rounds):
         order = modes if round_no % 2 == 0 else list(reversed(modes))
@@ -141,13 +162,16 @@ def run(args, addresses: list[str]) -> None:
                 deliver(mode, batch)
             per = tuple(x / args.n * 1000 for x in (m.client, m.backend_cpu, m.pg, m.wall))
             results[mode].append(per)
-            if args.quiet:
-                continue
-            print(
-                f"round {round_no + 1} {mode:8s} client {per[0]:.2f} backend {per[1]:.2f} all-pg {per[2]:.2f} "
-                f"wall {per[3]:.2f} ms/msg (load {load()})",
-                flush=True,
-            )
+            if not args.quiet:
+                print(
+                    f"round {round_no + 1} {mode:8s} client {per[0]:.2f} backend {per[1]:.2f} all-pg {per[2]:.2f} "
+                    f"wall {per[3]:.2f} ms/msg (load {load()})",
+                    flush=True,
+                )
+    return results
+
+
+def print_medians(modes, results) -> None:
     print("\nmedians (ms per message): client CPU / backend CPU / all PostgreSQL CPU / wall; then client +")
     print("backend CPU, and the median over rounds of (this mode - mode 1 of the same round) of client + backend")
     base = [statistics.median(r[i] for r in results["1"]) for i in range(4)]
@@ -160,11 +184,13 @@ def run(args, addresses: list[str]) -> None:
             f"{mode:8s} {med[0]:.2f} / {med[1]:.2f} / {med[2]:.2f} / {med[3]:.2f}   client+backend "
             f"{med[0] + med[1]:.2f} ms, paired {paired:+.2f} ms ({paired / (base[0] + base[1]) * 100:+.1f} %)"
         )
+
+
+def print_means(modes, results, half: int) -> None:
     print("means over all sets (ms per message): client + backend CPU, and each half of the sets apart")
-    half = args.rounds // 2
+    base_sums = [r[0] + r[1] for r in results["1"]]
     for mode in modes:
         sums = [r[0] + r[1] for r in results[mode]]
-        base_sums = [r[0] + r[1] for r in results["1"]]
         ratios = [
             statistics.mean(part) / statistics.mean(base_part) - 1
             for part, base_part in ((sums, base_sums), (sums[:half], base_sums[:half]), (sums[half:], base_sums[half:]))
@@ -174,7 +200,15 @@ def run(args, addresses: list[str]) -> None:
             f"(first half {ratios[1] * 100:+.1f} %, second half {ratios[2] * 100:+.1f} %)"
         )
 
-    # The fixed cost of a round trip, and of one delivery's id reservation.
+
+def print_fixed_costs(backend) -> None:
+    """The fixed cost of a round trip, and of one delivery's id reservation (1, 2, 4 at once)."""
+    from django.db import connection, transaction
+
+    from audit import chain
+    from mailboxes.delivery import statement
+    from mailboxes.models import Delivery, Message, Outbox
+
     day = chain.current_day()
     n = 2000
     with Meter(backend) as m, transaction.atomic(), connection.cursor() as cursor:
@@ -190,7 +224,6 @@ def run(args, addresses: list[str]) -> None:
             f"reserve_ids for {k} deliveries: client {m.client / n * 1e6:.0f} µs, backend "
             f"{m.backend_cpu / n * 1e6:.0f} µs per delivery"
         )
-    print(f"\nload at the end {load()}")
 
 
 if __name__ == "__main__":

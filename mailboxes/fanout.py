@@ -146,8 +146,7 @@ def _head(raw: bytes) -> tuple[bytes, bytes]:
 def named_addresses(raw: bytes) -> list[str]:
     """The addresses the message's recipient fields name (`To`, `Cc`, `Bcc`, `Resent-*`), read
     from its header block alone (the body is neither read nor copied)."""
-    end = HEADER_END.search(raw)
-    head = raw[: end.start()] if end else raw
+    head, _ = _head(raw)
     values = [
         FOLD.sub(b"", line.split(b":", 1)[1]).decode("utf-8", "replace")
         for line in FIELD_START.split(head)
