@@ -16,6 +16,12 @@ changed (a third removed, a third modified, a third added) into a temporary fold
    fragments (4–6 letters from inside a structure name, a town or a last name); p50/p95 measured
    by the client.
 
+4. the issue's two anchors, in the same run, right after the imports: PostgreSQL `COPY` of the
+   file (every line into one text column, streamed from this process as the import streams it;
+   the issue: about 1 s) and one trigram GIN build over the import's own searched text (a copy
+   of `directory_searchrow.search_text`; the issue: about 5.5 s). Each import is also printed
+   as a multiple of them, and the targets scaled by them, since machines of one kind differ.
+
 Targets: import ≤ 10 s with peak RSS ≤ 300 MB; re-import ≤ 5 s; prefix p95 ≤ 10 ms; contains
 p95 ≤ 50 ms. Options: `--rows`, `--workers` (gunicorn, default 2), `--samples` (default 200),
 `--keep DIR` (keep the generated files there and reuse them).
@@ -219,6 +225,7 @@ def main():
         sys.exit("This benchmark runs on PostgreSQL: set DATABASE_URL=postgres://…")
     load_before = os.getloadavg()
     imports = None if args.completion_only else run_imports(url, args)
+    anchors = None if args.completion_only else measure_anchors(url, imports[3])
     prefixes, contains, prefix, inside = run_completion(args)
     load_after = os.getloadavg()
 
@@ -227,7 +234,8 @@ def main():
     print("| measure | result | target |")
     print("| --- | ---: | ---: |")
     if imports:
-        print_imports(args, *imports)
+        print_imports(args, *imports[:3])
+        print_anchors(anchors, imports[0]["wall"], imports[1]["wall"])
     print(
         f"| completion, {len(prefixes)} prefix fragments, p50 / p95 | {prefix[0]:.1f} / {prefix[1]:.1f} ms | p95 ≤ 10 ms |"
     )
@@ -268,7 +276,51 @@ def run_imports(url: str, args) -> tuple[dict, dict, str]:
         f"{len(expected.added)} ajoutée(s), {len(expected.changed)} modifiée(s), {len(expected.removed)} retirée(s)"
     )
     assert wanted in second["out"], (wanted, second["out"])
-    return first, second, wanted
+    return first, second, wanted, full
+
+
+# The issue's anchors (issue 12, "Anchors measured on this machine kind"), in seconds.
+ISSUE_COPY_ANCHOR, ISSUE_GIN_ANCHOR = 1.0, 5.5
+
+
+def measure_anchors(url: str, extract: Path) -> dict[str, float]:
+    """The issue's anchors on this machine, now: the file's lines COPYed into a one-column table
+    (client side, in blocks, as the import reads it) and one trigram GIN index built over a copy
+    of the search rows' text. Scratch tables, dropped afterwards."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS bench_anchor_copy, bench_anchor_gin")
+        cursor.execute("CREATE TABLE bench_anchor_copy (line text)")
+        began = time.monotonic()
+        # \x01 and \x02 appear in no line: each line is one value, taken as it is.
+        with (
+            open(extract, "rb") as handle,
+            cursor.copy(
+                "COPY bench_anchor_copy FROM STDIN WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01', HEADER true)"
+            ) as copy,
+        ):
+            while block := handle.read(1 << 20):
+                copy.write(block)
+        copied = time.monotonic() - began
+        cursor.execute("CREATE TABLE bench_anchor_gin AS SELECT search_text FROM directory_searchrow")
+        began = time.monotonic()
+        cursor.execute("CREATE INDEX bench_anchor_gin_trgm ON bench_anchor_gin USING gin (search_text gin_trgm_ops)")
+        built = time.monotonic() - began
+        cursor.execute("DROP TABLE bench_anchor_copy, bench_anchor_gin")
+    return {"copy": copied, "gin": built}
+
+
+def print_anchors(anchors: dict[str, float], full: float, again: float) -> None:
+    copy, gin = anchors["copy"], anchors["gin"]
+    print(f"| anchor: COPY of the file, one text column (issue: ≈ {ISSUE_COPY_ANCHOR:.0f} s) | {copy:.1f} s | |")
+    print(f"| anchor: one trigram GIN build over the search text (issue: ≈ {ISSUE_GIN_ANCHOR} s) | {gin:.1f} s | |")
+    print(
+        f"| full import in anchors: COPYs / GIN builds | {full / copy:.1f} / {full / gin:.2f} | ≤ 10 / ≤ {10 / ISSUE_GIN_ANCHOR:.2f} |"
+    )
+    print(
+        f"| re-import in anchors: COPYs / GIN builds | {again / copy:.1f} / {again / gin:.2f} | ≤ 5 / ≤ {5 / ISSUE_GIN_ANCHOR:.2f} |"
+    )
 
 
 def print_imports(args, first: dict, second: dict, wanted: str) -> None:
