@@ -43,8 +43,9 @@ MASK = "***"
 # 15-digit number starting with 1-4, 7 or 8 (an epoch in milliseconds) is masked too; ids of
 # this code base (database ids, UUIDs, request ids, dates) never have that shape.
 INS_SHAPED_RE = re.compile(
-    r"(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f]{2}))"
-    r"[1-478][0-9]{4}(?:[0-9]{2}|2[ABab])[0-9]{6}(?:[0-9]{2})?"
+    # The first character before the look behind it: most positions fail at once (a few µs a line).
+    r"[1-478](?:(?<![0-9A-Za-z].)|(?<=%[0-9A-Fa-f]{2}.))"
+    r"[0-9]{4}(?:[0-9]{2}|2[ABab])[0-9]{6}(?:[0-9]{2})?"
     r"(?![0-9A-Za-z])"
 )
 
@@ -57,13 +58,16 @@ class RedactFilter(logging.Filter):
 
     def __init__(self, patient_domain: str = "patient.mssante.fr"):
         super().__init__()
+        self.domain = patient_domain.lower()
         self.address_re = re.compile(
             r"[A-Za-z0-9._+%-]{1,64}?(?:@|%40)" + re.escape(patient_domain), flags=re.IGNORECASE
         )
         self.address_mask = f"{MASK}@{patient_domain}"
 
     def redact(self, text: str) -> str:
-        return INS_SHAPED_RE.sub(MASK, self.address_re.sub(self.address_mask, text))
+        if self.domain in text.lower():  # the address pattern is the slow one: only where it can match
+            text = self.address_re.sub(self.address_mask, text)
+        return INS_SHAPED_RE.sub(MASK, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
