@@ -43,7 +43,7 @@ MASK = "***"
 # 15-digit number starting with 1-4, 7 or 8 (an epoch in milliseconds) is masked too; ids of
 # this code base (database ids, UUIDs, request ids, dates) never have that shape.
 INS_SHAPED_RE = re.compile(
-    # The first character before the look behind it: most positions fail at once (a few µs a line).
+    # The first digit is matched before the look-behind is checked: most positions fail at once.
     r"[1-478](?:(?<![0-9A-Za-z].)|(?<=%[0-9A-Fa-f]{2}.))"
     r"[0-9]{4}(?:[0-9]{2}|2[ABab])[0-9]{6}(?:[0-9]{2})?"
     r"(?![0-9A-Za-z])"
@@ -72,8 +72,9 @@ class RedactFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # arguments that do not fit: the handler reports it, masked
-            message = f"{record.msg} (unformattable arguments)"
+        except Exception:
+            # Arguments that do not fit: the handler's error report would print them as they are.
+            message, record.msg, record.args = "", self.redact(f"{record.msg} (unformattable arguments)"), ()
         masked = self.redact(message)
         if masked != message:
             record.msg, record.args = masked, ()

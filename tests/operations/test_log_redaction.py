@@ -105,6 +105,12 @@ def test_plain_lines_are_masked_message_arguments_and_exception_text():
     assert lines[-1].endswith("message 123456 delivered to box 42")  # nothing to mask: as it was
 
 
+def test_a_call_whose_arguments_do_not_fit_is_logged_masked_not_reported_raw():
+    stream, logger = log_through(logging.Formatter("%(message)s"))
+    logger.warning("Not Found: %s %s", f"/api/v1/x/{INS}@patient.mssante.fr")  # one argument short
+    assert stream.getvalue() == "Not Found: %s %s (unformattable arguments)\n"
+
+
 def test_json_lines_are_masked_and_stay_json():
     stream, logger = log_through(JsonFormatter())
     logger.warning("Not Found: %s", f"/api/v1/boxes/{CORSICAN}@patient.mssante.fr/messages")
