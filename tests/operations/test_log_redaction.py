@@ -98,7 +98,7 @@ def test_plain_lines_are_masked_message_arguments_and_exception_text():
     text = stream.getvalue()
     assert INS not in text and INS[:13] not in text
     lines = text.splitlines()
-    assert lines[0].endswith(" [-] Not Found: /api/v1/x/***@patient.mssante.fr")
+    assert lines[0].endswith("] Not Found: /api/v1/x/***@patient.mssante.fr")  # after the request id
     assert lines[1].endswith('"GET /api/v1/boxes/***@patient.mssante.fr/messages?q=*** HTTP/1.1" 401 171')
     assert "Internal Server Error: /api/v1/messages" in lines[2]
     assert "ValueError: no box ***@patient.mssante.fr (***)" in text  # the traceback kept, masked
