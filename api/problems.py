@@ -285,9 +285,39 @@ def page_not_found(request, exception):
     return defaults.page_not_found(request, exception)
 
 
+SERVER_ERROR = "Erreur inattendue du serveur."
+
+
 def server_error(request):
     """handler500: under /api/, a problem (the error is logged as Django logs it); elsewhere
     Django's page."""
     if is_api(request):
-        return problem_json("server_error", "Erreur inattendue du serveur.")
+        return problem_json("server_error", SERVER_ERROR)
     return defaults.server_error(request)
+
+
+class ServerErrorProblemMiddleware:
+    """Under /api/, an unhandled error is a `server_error` problem with DEBUG on too.
+
+    handler500 serves only with DEBUG off: with it on (scripts/run, where integrators try their
+    software) Django answers with its technical HTML page. This middleware, first after the
+    request id's, turns any 500 under /api/ that is not a problem already into one. It rewrites
+    that response rather than answering another: the headers the other middleware set stay, and
+    Django, which logged the error with its traceback (`django.request`) when it made the
+    response, knows it logged this one and does not log it again."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code != 500 or response.streaming or not is_api(request):
+            return response
+        if response.get("Content-Type", "").split(";")[0].strip() == CONTENT_TYPE:
+            return response
+        problem = problem_json("server_error", SERVER_ERROR)
+        response.content = problem.content
+        response["Content-Type"] = CONTENT_TYPE
+        if response.has_header("Content-Length"):
+            response["Content-Length"] = str(len(response.content))
+        return response

@@ -261,12 +261,35 @@ def decode_cursor(value: str, kinds: str = "e") -> tuple[str, int]:
         raise Problem("validation_error", extra={"errors": {"cursor": ["Curseur invalide."]}}) from None
 
 
+# The roles `folder=` takes in a box listing, `user` meaning every personal folder of the box;
+# any other value must be the name of one personal folder. The check, its 422 text and the
+# OpenAPI document all read this one list.
+FOLDER_ROLES: tuple[str, ...] = tuple(Folder.Role.values)
+FOLDER_ROLE_NOTES = {Folder.Role.USER: "tous les dossiers personnels"}
+
+
+def folder_roles_text() -> str:
+    """`inbox, sent, …, user (tous les dossiers personnels)`: the roles as the 422 and the
+    OpenAPI document say them."""
+    return ", ".join(f"{r} ({FOLDER_ROLE_NOTES[r]})" if r in FOLDER_ROLE_NOTES else r for r in FOLDER_ROLES)
+
+
+FOLDER_PARAMETER = OpenApiParameter(
+    "folder",
+    # A role of the list, or any folder name: the enum tells software the roles, the second
+    # branch keeps a personal folder's name valid.
+    {"anyOf": [{"type": "string", "enum": list(FOLDER_ROLES)}, {"type": "string", "minLength": 1}]},
+    description=f"{folder_roles_text()}, ou le nom d'un dossier personnel de la boîte.",
+)
+
+
 def unknown_folder(mailbox, folder: str) -> str:
-    roles = [r for r in Folder.Role.values if r != Folder.Role.USER]
     names = list(
         Folder.objects.filter(mailbox=mailbox, role=Folder.Role.USER).order_by("name").values_list("name", flat=True)
     )
-    accepted = ", ".join(roles + [f"« {n} »" for n in names])
+    accepted = folder_roles_text()
+    if names:
+        accepted += ", ou un dossier personnel : " + ", ".join(f"« {n} »" for n in names)
     return f"Dossier « {folder} » inconnu dans cette boîte : {accepted}."
 
 
@@ -319,9 +342,7 @@ class BoxMessagesView(ApiView):
         summary="Messages d'une boîte, du plus ancien au plus récent, par curseur",
         parameters=[
             OpenApiParameter("since", OpenApiTypes.DATETIME, description="Reçus à partir de (ISO 8601)."),
-            OpenApiParameter(
-                "folder", OpenApiTypes.STR, description="inbox, sent, archive, trash ou un nom de dossier."
-            ),
+            FOLDER_PARAMETER,
             OpenApiParameter("cursor", OpenApiTypes.STR, description="next_cursor de la page précédente."),
             OpenApiParameter("limit", OpenApiTypes.INT, description="1 à 200 (50)."),
         ],
@@ -345,7 +366,7 @@ class BoxMessagesView(ApiView):
             folder = params["folder"]
             if "\x00" in folder:  # no folder is named so (and PostgreSQL takes no NUL in text)
                 raise Problem("validation_error", extra={"errors": {"folder": ["Nom de dossier invalide."]}})
-            if folder in Folder.Role.values:
+            if folder in FOLDER_ROLES:
                 entries = entries.filter(folder__role=folder)
             elif Folder.objects.filter(mailbox=mailbox, name=folder).exists():
                 entries = entries.filter(folder__name=folder)

@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Under /api/, a 500 is a problem with DEBUG on as off (api/problems.py).
+    "api.problems.ServerErrorProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -670,10 +672,23 @@ CELERY_BEAT_SCHEDULE["operations-sweep-store"] = {"task": "operations.tasks.swee
 # Logs: "plain" (default) or "json" (one object per line, with the request id).
 LOG_FORMAT = env_str("LOG_FORMAT", "plain")
 MIDDLEWARE.insert(0, "operations.observability.RequestIdMiddleware")
-LOGGING["filters"] = {"request_id": {"()": "operations.observability.RequestIdFilter"}}
+LOGGING["filters"] = {
+    "request_id": {"()": "operations.observability.RequestIdFilter"},
+    "redact": {"()": "operations.observability.RedactFilter", "patient_domain": PATIENT_DOMAIN},
+}
 LOGGING["formatters"]["json"] = {"()": "operations.observability.JsonFormatter"}
 LOGGING["formatters"]["plain"]["format"] = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-LOGGING["handlers"]["console"]["filters"] = ["request_id"]
+LOGGING["handlers"]["console"]["filters"] = ["request_id", "redact"]
+# Every line goes through the console handler and its filters: Django's loggers too (its own
+# handlers would print "Not Found: /path" unmasked with DEBUG on, and the development server's
+# access lines), and gunicorn's, which gunicorn.conf.py configures from this LOGGING. The levels
+# of gunicorn's loggers stay gunicorn's (`--log-level`).
+LOGGING["loggers"] = {
+    "django": {"handlers": [], "level": "INFO"},
+    "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    "gunicorn.error": {"handlers": ["console"], "propagate": False},
+    "gunicorn.access": {"handlers": ["console"], "propagate": False},
+}
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured("LOG_FORMAT must be plain or json")
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT

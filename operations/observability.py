@@ -7,6 +7,11 @@
   (and the exception type, never its arguments' values beyond the message). The messages of
   this code base carry ids and codes only; `tests/operations/test_logs.py` sends, reads and
   downloads sentinel strings and finds none of them in the log.
+- Paths are another matter: a client may put a patient's address (`<INS>@patient.mssante.fr`,
+  RULES.md §3) in a URL, and Django's "Not Found: /api/…", the development server's and
+  gunicorn's access lines print it. `RedactFilter`, on the console handler every logger writes
+  through (gunicorn's too, gunicorn.conf.py), masks patient addresses and INS-shaped numbers in
+  each line's final message and exception text, whatever the format (docs/operations.md "Logs").
 """
 
 import contextvars
@@ -26,6 +31,58 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        return True
+
+
+MASK = "***"
+# An INS (the NIR: sex 1-4 or 7-8, year, month, department — Corsica's 2A/2B —, commune, order,
+# then the 2-digit key; RULES.md §3), with its key (15 characters) or without (13). It stands
+# alone: a longer run of digits (a 14-digit SIRET or timestamp, a 20-digit id) holds 13 or 15 of
+# them without being one, so no digit or letter may touch it, except the two hex digits of a
+# percent-escape before it (`%2F1850575123456`). Over-masking is the chosen risk: any lone 13- or
+# 15-digit number starting with 1-4, 7 or 8 (an epoch in milliseconds) is masked too; ids of
+# this code base (database ids, UUIDs, request ids, dates) never have that shape.
+INS_SHAPED_RE = re.compile(
+    # The first digit is matched before the look-behind is checked: most positions fail at once.
+    r"[1-478](?:(?<![0-9A-Za-z].)|(?<=%[0-9A-Fa-f]{2}.))"
+    r"[0-9]{4}(?:[0-9]{2}|2[ABab])[0-9]{6}(?:[0-9]{2})?"
+    r"(?![0-9A-Za-z])"
+)
+
+
+class RedactFilter(logging.Filter):
+    """Masks patient addresses (`***@patient.mssante.fr`, the local part whatever it is, the `@`
+    raw or percent-encoded) and INS-shaped numbers in a record's final message (`msg % args`,
+    which the plain and JSON formats both print) and in its exception text. A record with
+    nothing to mask is left as it is."""
+
+    def __init__(self, patient_domain: str = "patient.mssante.fr"):
+        super().__init__()
+        self.domain = patient_domain.lower()
+        self.address_re = re.compile(
+            r"[A-Za-z0-9._+%-]{1,64}?(?:@|%40)" + re.escape(patient_domain), flags=re.IGNORECASE
+        )
+        self.address_mask = f"{MASK}@{patient_domain}"
+
+    def redact(self, text: str) -> str:
+        if self.domain in text.lower():  # the address pattern is the slow one: only where it can match
+            text = self.address_re.sub(self.address_mask, text)
+        return INS_SHAPED_RE.sub(MASK, text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            # Arguments that do not fit: the handler's error report would print them as they are.
+            message, record.msg, record.args = "", self.redact(f"{record.msg} (unformattable arguments)"), ()
+        masked = self.redact(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        if record.exc_info and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            masked = self.redact(text)
+            if masked != text:  # the plain format prints exc_text when set
+                record.exc_text = masked
         return True
 
 

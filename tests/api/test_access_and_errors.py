@@ -202,9 +202,47 @@ def test_an_unknown_folder_is_refused_with_the_accepted_values(cast, api):
     for typo in ("INBOX", "Sent", "comptes rendus"):
         body = problem(api.call.get(url, {"folder": typo}), 422, "validation_error")
         (message,) = body["errors"]["folder"]
-        for accepted in ("inbox", "sent", "drafts", "archive", "trash", "« Comptes rendus »"):
+        for accepted in ("inbox", "sent", "drafts", "archive", "trash", "user", "« Comptes rendus »"):
             assert accepted in message, (typo, message)
         assert body["detail"].startswith("folder : Dossier « ") and typo in body["detail"]
+
+
+def test_folder_user_lists_every_personal_folder_and_is_named_where_the_roles_are(cast, api, client):
+    """`folder=user` is a role the listing takes (the box's personal folders together): the
+    422 text and the served OpenAPI document name it with the other roles, from one list."""
+    from api.views import FOLDER_ROLES
+    from mailboxes.models import Entry, Folder
+
+    assert set(FOLDER_ROLES) == {"inbox", "sent", "drafts", "archive", "trash", "user"}
+    reports = Folder.objects.create(mailbox=api.box, role=Folder.Role.USER, name="Comptes rendus", position=9)
+    letters = Folder.objects.create(mailbox=api.box, role=Folder.Role.USER, name="Courriers", position=10)
+    ids = []
+    for folder in (reports, letters, None):
+        sent = api.call.post("/api/v1/messages", {"to": [cast.alice_box.address], "subject": "1", "text": "t"})
+        assert sent.status_code == 201, sent.content
+        entry = Entry.objects.get(mailbox=api.box, message_id=sent.json()["id"])
+        if folder:  # filed by hand, as the webmail's « Déplacer » does
+            Entry.objects.filter(pk=entry.pk).update(folder=folder)
+            ids.append(entry.pk)
+    url = f"/api/v1/boxes/{api.box.address}/messages"
+    page = api.call.get(url, {"folder": "user"})
+    assert page.status_code == 200, page.content
+    assert [r["id"] for r in page.json()["results"]] == ids
+    assert [r["folder"] for r in page.json()["results"]] == ["Comptes rendus", "Courriers"]
+
+    (message,) = problem(api.call.get(url, {"folder": "User"}), 422, "validation_error")["errors"]["folder"]
+    for role in FOLDER_ROLES:
+        assert f" {role}" in message, (role, message)
+    assert "user (tous les dossiers personnels)" in message
+    assert "« Comptes rendus », « Courriers »" in message
+
+    document = client.get("/api/v1/openapi.json").json()
+    operation = document["paths"]["/api/v1/boxes/{box}/messages"]["get"]
+    (parameter,) = [p for p in operation["parameters"] if p["name"] == "folder"]
+    roles, any_name = parameter["schema"]["anyOf"]
+    assert roles["enum"] == list(FOLDER_ROLES) and any_name["type"] == "string"
+    for role in FOLDER_ROLES:
+        assert role in parameter["description"], role
 
 
 @pytest.mark.parametrize("limit", ["0", "-1", "201", "500", "abc", ""])

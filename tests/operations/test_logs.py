@@ -39,7 +39,7 @@ def test_the_json_setting_installs_the_formatter_and_the_filter(settings):
     from mssante.settings import LOGGING
 
     assert LOGGING["formatters"]["json"]["()"] == "operations.observability.JsonFormatter"
-    assert LOGGING["handlers"]["console"]["filters"] == ["request_id"]
+    assert LOGGING["handlers"]["console"]["filters"] == ["request_id", "redact"]
 
 
 def test_a_send_read_download_story_logs_ids_only(cast, client, json_log, django_capture_on_commit_callbacks):

@@ -1,0 +1,19 @@
+"""gunicorn's settings for the product (docs/configuration.md#production): gunicorn reads this
+file from the directory it starts in, or where `-c` names it.
+
+gunicorn's own lines and its access log go through the product's LOGGING (mssante/settings.py):
+the request id on each line, `LOG_FORMAT`'s plain or JSON lines, and the masking of patient
+addresses and INS (operations/observability.py `RedactFilter`), since an access line prints the
+request's path.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mssante.settings")
+
+from django.conf import settings  # noqa: E402 - the settings module named just above
+
+logconfig_dict = settings.LOGGING
+# The path without its query string (search words, filters) and without the referer (another
+# page's URL and query); the user agent names the integrator's software.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
