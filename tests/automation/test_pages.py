@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from automation import campaign_sending, convocations
+from automation import campaign_sending, convocations, fields
 from automation.models import Campaign, Convocation, MessageModel
 from mailboxes.models import Entry
 from tests.automation.conftest import in_days, patients
@@ -107,6 +107,35 @@ def test_convocation_form_names_the_problem(service, client):
     )
     assert response.status_code == 400 and "clé" in response.content.decode()
     assert not Convocation.objects.exists()
+
+
+def test_a_convocation_in_the_past_is_refused_and_nothing_leaves(service, client):
+    """Found in the browser: a date three days ago was accepted and the patient was summoned to
+    it. Creating or moving a convocation to a moment already past is refused, named, on the form."""
+    cast = service.cast
+    client.force_login(cast.bob)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    past = in_days(-3, 9, 30)
+    data = {"model": model.pk, "ins": cast.paul_patient.ins, "date": past.strftime("%Y-%m-%d"), "time": "09:30"}
+    response = client.post(reverse("automation:convocation_create"), {**data, "duration": 30, "lieu": "Salle 3"})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert f"Le rendez-vous du {fields.appointment_values(past)['date_rdv']} à 9 h 30 est déjà passé" in html
+    assert 'value="Salle 3"' in html  # what was typed stays
+    assert not Convocation.objects.exists() and not Entry.objects.filter(mailbox=cast.paul_box).exists()
+
+    convocation = convocations.create_convocation(
+        model=model, patient=cast.paul_patient, starts_at=in_days(8), user=cast.bob, values={"lieu": "Hall"}
+    )
+    moved = client.post(
+        reverse("automation:convocation", args=[convocation.pk]),
+        {"date": past.strftime("%Y-%m-%d"), "time": "09:30"},
+    )
+    assert moved.status_code == 400 and "est déjà passé" in moved.content.decode()
+    convocation.refresh_from_db()
+    assert convocation.sequence == 0 and convocation.starts_at == in_days(8)
+    assert Entry.objects.filter(mailbox=cast.paul_box).count() == 1
+    assert not AuditEvent.objects.filter(action="convocation.rescheduled").exists()
 
 
 def test_campaign_journey_through_the_pages(service, client):
