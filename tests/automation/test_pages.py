@@ -138,6 +138,24 @@ def test_a_convocation_in_the_past_is_refused_and_nothing_leaves(service, client
     assert not AuditEvent.objects.filter(action="convocation.rescheduled").exists()
 
 
+def test_reminders_say_in_french_why_they_will_not_leave(service, client):
+    """Found in the browser: "J-7 : … — sans objet (past)", the code of the reason."""
+    cast = service.cast
+    convocation = convocations.create_convocation(
+        model=service.models[MessageModel.Kind.CONVOCATION],
+        patient=cast.paul_patient,
+        starts_at=in_days(3),
+        user=cast.bob,
+        values={"lieu": "Hall"},
+    )
+    client.force_login(cast.bob)
+    html = client.get(reverse("automation:convocation", args=[convocation.pk])).content.decode()
+    assert "sans objet (moment déjà passé)" in html and "(past)" not in html
+    client.post(reverse("automation:convocation_cancel", args=[convocation.pk]), {"confirm": "on"})
+    html = client.get(reverse("automation:convocation", args=[convocation.pk])).content.decode()
+    assert "sans objet (rendez-vous annulé)" in html and "(cancelled)" not in html
+
+
 def test_campaign_journey_through_the_pages(service, client):
     cast = service.cast
     people = patients(4)
