@@ -2,6 +2,8 @@
 the model editor and its preview, a convocation sent, moved and cancelled from its page, the
 whole campaign journey, and the patient's upcoming appointments with "add to my calendar"."""
 
+import html
+
 import icalendar
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -154,6 +156,27 @@ def test_reminders_say_in_french_why_they_will_not_leave(service, client):
     client.post(reverse("automation:convocation_cancel", args=[convocation.pk]), {"confirm": "on"})
     html = client.get(reverse("automation:convocation", args=[convocation.pk])).content.decode()
     assert "sans objet (rendez-vous annulé)" in html and "(cancelled)" not in html
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [
+        ("patients.xlsx", b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)) * 4, "classeur de tableur"),
+        ("patients.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(200), "classeur de tableur"),
+        ("liste.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n", "n'est pas une liste CSV"),
+        ("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(30), "n'est pas une liste CSV"),
+        ("unicode.csv", "INS;Date\n158037511204568;01/01/2099\n".encode("utf-16"), "UTF-16"),
+    ],
+)
+def test_a_file_that_is_not_a_csv_list_is_refused_by_what_it_is(service, client, name, data, expected):
+    """Found in the browser: a PDF became a "list" of one column named "%PDF-1.4", an Excel file
+    was "a list without patients". Nothing is kept; the message says what to do."""
+    client.force_login(service.cast.bob)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    upload = SimpleUploadedFile(name, data, content_type="application/octet-stream")
+    response = client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
+    assert response.status_code == 400 and expected in html.unescape(response.content.decode())
+    assert not Campaign.objects.exists()
 
 
 def test_campaign_journey_through_the_pages(service, client):
