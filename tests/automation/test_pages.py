@@ -89,10 +89,20 @@ def test_convocation_page_send_move_cancel(service, client):
     )
     convocation.refresh_from_db()
     assert convocation.sequence == 1 and convocation.starts_at.date() == moved.date()
-    client.post(reverse("automation:convocation_cancel", args=[convocation.pk]))
+    # "Annuler le rendez-vous" first asks (the patient will get a cancellation): nothing leaves yet.
+    cancel_url = reverse("automation:convocation_cancel", args=[convocation.pk])
+    asked = client.post(cancel_url)
+    assert asked.status_code == 200 and "Annuler le rendez-vous ?" in asked.content.decode()
+    assert "Oui, annuler le rendez-vous" in asked.content.decode()
+    convocation.refresh_from_db()
+    assert convocation.status == Convocation.Status.SCHEDULED
+    assert Entry.objects.filter(mailbox=cast.paul_box).count() == 2
+    assert not AuditEvent.objects.filter(action="convocation.cancelled").exists()
+    client.post(cancel_url, {"confirm": "on"})
     convocation.refresh_from_db()
     assert convocation.status == Convocation.Status.CANCELLED
     assert Entry.objects.filter(mailbox=cast.paul_box).count() == 3
+    assert AuditEvent.objects.filter(action="convocation.cancelled", actor=cast.bob).count() == 1
 
 
 def test_convocation_form_names_the_problem(service, client):
@@ -177,6 +187,36 @@ def test_a_file_that_is_not_a_csv_list_is_refused_by_what_it_is(service, client,
     response = client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
     assert response.status_code == 400 and expected in html.unescape(response.content.decode())
     assert not Campaign.objects.exists()
+
+
+def test_cancelling_a_list_asks_first_and_says_what_stopped(service, client):
+    cast = service.cast
+    people = patients(3)
+    client.force_login(cast.bob)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    date = in_days(20).strftime("%d/%m/%Y")
+    lines = ["INS;Date;Heure;Lieu"] + [f"{p.ins};{date};10:00;Hall B" for p in people]
+    upload = SimpleUploadedFile("jour.csv", "\n".join(lines).encode(), content_type="text/csv")
+    client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
+    campaign = Campaign.objects.get()
+    mapping = {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure", "lieu": "Lieu"}
+    client.post(reverse("automation:campaign_mapping", args=[campaign.pk]), mapping)
+    client.post(reverse("automation:campaign_control", args=[campaign.pk, "envoyer"]))
+    cancel = reverse("automation:campaign_control", args=[campaign.pk, "annuler"])
+
+    asked = client.post(cancel).content.decode()
+    assert "Annuler les envois restants ?" in asked and "3 messages ne sont pas encore partis" in asked
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENDING
+    assert not AuditEvent.objects.filter(action="campaign.cancelled").exists()
+
+    response = client.post(cancel, {"confirm": "on"}, follow=True)
+    assert "Envois annulés : 3 messages ne partiront pas." in response.content.decode()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.CANCELLED
+    assert AuditEvent.objects.get(action="campaign.cancelled").actor == cast.bob
+    campaign_sending.sweep()  # the scheduler finds nothing left to send
+    assert not Entry.objects.filter(mailbox__kind="PAT").exists()
 
 
 def test_campaign_journey_through_the_pages(service, client):
