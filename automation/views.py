@@ -96,12 +96,29 @@ def model_create(request):
         else:
             messages.success(request, _("Modèle enregistré."))
             return redirect("automation:model", model.pk)
+    _say_files_not_kept(request, form)
     context = {"form": form, "model": None, "catalogue": fields.FIELDS.items()}
     return render(request, "automation/model_form.html", context, status=_status(request, form))
 
 
 def _status(request, form):
     return 400 if request.method == "POST" and form.errors else 200
+
+
+def _say_files_not_kept(request, form) -> None:
+    """A browser never refills a file input: when the form comes back with an error, the
+    standing attachments just chosen are named, to be chosen again (they were not saved)."""
+    names = [f.name for f in request.FILES.getlist("attachments")]
+    if request.method == "POST" and form.errors and names and "attachments" not in form.errors:
+        form.add_error(
+            "attachments",
+            ngettext(
+                "Le fichier « %(names)s » n'a pas été enregistré : choisissez-le de nouveau.",
+                "Les fichiers « %(names)s » n'ont pas été enregistrés : choisissez-les de nouveau.",
+                len(names),
+            )
+            % {"names": " », « ".join(names)},
+        )
 
 
 @login_required
@@ -140,6 +157,7 @@ def model_edit(request, model_id):
         else:
             messages.success(request, _("Modèle enregistré (version %(n)d).") % {"n": version.number})
             return redirect("automation:model", model.pk)
+    _say_files_not_kept(request, form)
     context = {
         "form": form,
         "model": model,

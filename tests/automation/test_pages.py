@@ -62,6 +62,44 @@ def test_model_editor_refuses_unknown_fields_saves_versions_and_previews(service
     assert "À bientôt Camille" in preview
 
 
+def test_a_standing_attachment_chosen_with_a_refused_text_is_named_to_choose_again(service, client):
+    """Found in the browser: a model refused for an unknown field came back with its text but
+    without the leaflet just chosen, and nothing said so. The page names the file to choose again."""
+    cast = service.cast
+    client.force_login(cast.bob)
+    before = MessageModel.objects.count()
+    leaflet = SimpleUploadedFile("consignes à jeun.pdf", b"%PDF-1.4\n%%EOF\n", content_type="application/pdf")
+    data = {
+        "mailbox": service.app.pk,
+        "service": "Cardiologie",
+        "name": "Consignes échographie",
+        "kind": MessageModel.Kind.PREPARATION,
+        "reminder_days": "",
+        "subject": "Votre échographie",
+        "body": "Bonjour {{ nom }},\nvenez à jeun depuis minuit.",
+        "attachments": leaflet,
+    }
+    response = client.post(reverse("automation:model_create"), data)
+    page = html.unescape(response.content.decode())
+    assert response.status_code == 400 and "{{ nom }}" in page
+    assert "Le fichier « consignes à jeun.pdf » n'a pas été enregistré : choisissez-le de nouveau." in page
+    assert "venez à jeun depuis minuit." in page  # the typed text stays
+    assert MessageModel.objects.count() == before
+
+    model = service.models[MessageModel.Kind.WELCOME]
+    form = client.get(reverse("automation:model", args=[model.pk])).context["form"]
+    edit = {k: v for k, v in form.initial.items() if v is not None}
+    edit["body"] += "\n{{ inconnu }}"
+    edit["attachments"] = [
+        SimpleUploadedFile("plan.pdf", b"%PDF-1.4\n%%EOF\n", content_type="application/pdf"),
+        SimpleUploadedFile("acces.png", b"\x89PNG\r\n\x1a\n", content_type="image/png"),
+    ]
+    page = html.unescape(client.post(reverse("automation:model", args=[model.pk]), edit).content.decode())
+    assert "Les fichiers « plan.pdf », « acces.png » n'ont pas été enregistrés : choisissez-les de nouveau." in page
+    model.refresh_from_db()
+    assert model.current.number == 1 and not model.current.attachments.exists()
+
+
 def test_convocation_page_send_move_cancel(service, client):
     cast = service.cast
     client.force_login(cast.bob)
