@@ -67,8 +67,8 @@ def test_cancelling_a_convocation_by_keyboard_asks_first(service, page, login, l
     page.goto(live_server.url + reverse("automation:convocation", args=[convocation.pk]))
 
     focus_by_tab(page, "Annuler le rendez-vous")
-    page.keyboard.press("Enter")
-    page.wait_for_load_state("networkidle")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
     dialog = page.get_by_role("alertdialog")
     assert dialog.get_by_role("heading").inner_text() == "Annuler le rendez-vous ?"
     assert "Paul LAMBERT recevra un message d'annulation" in dialog.inner_text()
@@ -76,8 +76,8 @@ def test_cancelling_a_convocation_by_keyboard_asks_first(service, page, login, l
     assert convocation.status == Convocation.Status.SCHEDULED  # nothing happened yet
 
     focus_by_tab(page, "Oui, annuler le rendez-vous", presses=20)
-    page.keyboard.press("Enter")
-    page.wait_for_load_state("networkidle")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
     assert "Convocation annulée" in page.inner_text("body")
     convocation.refresh_from_db()
     assert convocation.status == Convocation.Status.CANCELLED
