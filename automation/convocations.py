@@ -3,7 +3,8 @@ then D-1").
 
 - `create_convocation` sends the model's message with an `.ics` invitation (METHOD:REQUEST);
   `reschedule` sends an update with the same UID and a higher SEQUENCE; `cancel` sends
-  METHOD:CANCEL. Each is audited (ids only).
+  METHOD:CANCEL. Each is audited (ids only). Neither a new convocation nor a move may point at
+  a moment already past (`check_upcoming`): the patient would be summoned to yesterday.
 - Reminders are rows computed from the model's `reminder_days` at the configured local time of
   day (`AUTOMATION_REMINDER_TIME`, Europe/Paris, so a reminder keeps its wall-clock hour across a
   change of summer time); one whose moment has passed when it is computed is never sent.
@@ -64,6 +65,20 @@ def parse_appointment(date_text: str, time_text: str) -> datetime.datetime:
         raise InvalidAppointment(_("heure illisible « %(v)s » (attendu hh:mm)") % {"v": time_text[:40]})
     moment = datetime.time(int(match.group(1)), int(match.group(2) or 0))
     return datetime.datetime.combine(day, moment, tzinfo=ZoneInfo(settings.TIME_ZONE))
+
+
+class PastAppointment(InvalidAppointment):
+    """An appointment whose moment has already passed."""
+
+
+def check_upcoming(starts_at: datetime.datetime) -> None:
+    """Raise `PastAppointment` (naming the moment, in French) unless `starts_at` is to come."""
+    if starts_at <= timezone.now():
+        when = fields.appointment_values(starts_at)
+        raise PastAppointment(
+            _("Le rendez-vous du %(date)s à %(time)s est déjà passé : choisissez une date et une heure à venir.")
+            % {"date": when["date_rdv"], "time": when["heure_rdv"]}
+        )
 
 
 def appointment_details(model, values: dict) -> dict:
@@ -159,7 +174,9 @@ def record_sent(convocation: Convocation, user, message) -> None:
 
 def create_convocation(*, model, patient, starts_at, user, values=None, duration_minutes=30, source="webmail"):
     """Create and send a convocation. Raises `ValueError` (missing fields, named),
-    `sending.DailyLimitReached` or `DeliveryRefused`; nothing is kept then but the audit."""
+    `sending.DailyLimitReached` or `DeliveryRefused`; nothing is kept then but the audit.
+    A moment already past raises `PastAppointment` before anything is composed or sent."""
+    check_upcoming(starts_at)
     convocation = new_convocation(
         model=model, patient=patient, starts_at=starts_at, user=user, values=values, duration_minutes=duration_minutes
     )
@@ -194,6 +211,7 @@ def _fixed_message(convocation: Convocation, name: str, **extra) -> sending.Comp
 def reschedule(convocation: Convocation, starts_at: datetime.datetime, user) -> Convocation:
     if convocation.status != Convocation.Status.SCHEDULED:
         raise ValueError(_("Cette convocation est annulée : elle ne peut plus être déplacée."))
+    check_upcoming(starts_at)
     sending.check_daily_limit(convocation.mailbox, 1)
     previous = fields.appointment_values(convocation.starts_at)
     old = (convocation.starts_at, convocation.sequence)

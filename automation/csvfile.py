@@ -50,9 +50,47 @@ def delimiter_of(heading: str) -> str:
     return ";" if counts[";"] >= counts[","] else ","
 
 
+# The first bytes of the files a secretary takes for a list by mistake: the spreadsheet itself
+# (xlsx and ods are zip archives, xls an OLE2 compound file) or a printed copy.
+NOT_A_LIST = (
+    (b"PK\x03\x04", "spreadsheet"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "spreadsheet"),
+    (b"%PDF-", "pdf"),
+    (b"\xff\xfe", "utf16"),
+    (b"\xfe\xff", "utf16"),
+)
+
+
+def refuse_binary(data: bytes) -> None:
+    """Raise `CsvError` for a file that is not text (a spreadsheet, a PDF, an image…), saying
+    how to get the list out of the spreadsheet, instead of reading its bytes as lines."""
+    kind = next((k for magic, k in NOT_A_LIST if data.startswith(magic)), "binary" if b"\x00" in data else "")
+    if kind == "spreadsheet":
+        raise CsvError(
+            _(
+                "Ce fichier est un classeur de tableur (Excel, LibreOffice), pas une liste CSV : ouvrez-le dans "
+                "votre tableur et choisissez « Enregistrer sous » au format « CSV UTF-8 »."
+            )
+        )
+    if kind == "utf16":
+        raise CsvError(
+            _(
+                "Ce fichier est en « Texte Unicode » (UTF-16) : enregistrez-le au format « CSV UTF-8 » depuis votre tableur."
+            )
+        )
+    if kind:
+        raise CsvError(
+            _(
+                "Ce fichier n'est pas une liste CSV (c'est un PDF, une image ou un autre document) : exportez la "
+                "liste des patients de votre logiciel au format CSV."
+            )
+        )
+
+
 def read(data: bytes, *, max_lines: int) -> ParsedCsv:
     if not data.strip():
         raise CsvError(_("Le fichier est vide."))
+    refuse_binary(data)
     text, encoding = decode(data)
     return read_text(text, encoding=encoding, max_lines=max_lines)
 
@@ -77,8 +115,12 @@ def read_text(text: str, *, encoding: str, max_lines: int) -> ParsedCsv:
                 raise CsvError(
                     _("Le fichier compte plus de %(n)d lignes : découpez-le en plusieurs listes.") % {"n": max_lines}
                 )
-    except csv.Error as exc:
-        raise CsvError(_("Ligne %(l)d : %(e)s.") % {"l": reader.line_num, "e": exc}) from None
+    except csv.Error:
+        # csv's own message is English ("field larger than field limit"): say it in French.
+        raise CsvError(
+            _("Ligne %(l)d : cette ligne ne peut pas être lue (cellule trop longue ou guillemet non fermé).")
+            % {"l": reader.line_num}
+        ) from None
     blank = [i + 1 for i, h in enumerate(headers or []) if not h]
     if blank:
         raise CsvError(_("La colonne %(c)s n'a pas de titre sur la première ligne.") % {"c": blank[0]})

@@ -17,6 +17,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy
 
 
 class MessageModel(models.Model):
@@ -152,6 +153,17 @@ class Convocation(models.Model):
         return f"convocation #{self.pk}"
 
 
+# What the secretary reads for a reminder's `reason` (a code kept for the software); any other
+# code is a refusal of the delivery path (closed space, blocked…).
+REMINDER_REASONS = {
+    "past": gettext_lazy("moment déjà passé"),
+    "cancelled": gettext_lazy("rendez-vous annulé"),
+    "rescheduled": gettext_lazy("rendez-vous déplacé"),
+    "superseded": gettext_lazy("un rappel plus proche est parti"),
+    "daily_limit": gettext_lazy("limite quotidienne de la boîte atteinte"),
+}
+
+
 class Reminder(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "à envoyer"
@@ -181,6 +193,12 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         return f"rappel #{self.pk} ({self.status})"
+
+    @property
+    def reason_label(self) -> str:
+        if not self.reason:
+            return ""
+        return str(REMINDER_REASONS.get(self.reason, gettext_lazy("message refusé par la messagerie du patient")))
 
 
 class Campaign(models.Model):

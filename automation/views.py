@@ -13,8 +13,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from audit.events import record
@@ -94,12 +96,29 @@ def model_create(request):
         else:
             messages.success(request, _("Modèle enregistré."))
             return redirect("automation:model", model.pk)
+    _say_files_not_kept(request, form)
     context = {"form": form, "model": None, "catalogue": fields.FIELDS.items()}
     return render(request, "automation/model_form.html", context, status=_status(request, form))
 
 
 def _status(request, form):
     return 400 if request.method == "POST" and form.errors else 200
+
+
+def _say_files_not_kept(request, form) -> None:
+    """A browser never refills a file input: when the form comes back with an error, the
+    standing attachments just chosen are named, to be chosen again (they were not saved)."""
+    names = [f.name for f in request.FILES.getlist("attachments")]
+    if request.method == "POST" and form.errors and names and "attachments" not in form.errors:
+        form.add_error(
+            "attachments",
+            ngettext(
+                "Le fichier « %(names)s » n'a pas été enregistré : choisissez-le de nouveau.",
+                "Les fichiers « %(names)s » n'ont pas été enregistrés : choisissez-les de nouveau.",
+                len(names),
+            )
+            % {"names": " », « ".join(names)},
+        )
 
 
 @login_required
@@ -138,6 +157,7 @@ def model_edit(request, model_id):
         else:
             messages.success(request, _("Modèle enregistré (version %(n)d).") % {"n": version.number})
             return redirect("automation:model", model.pk)
+    _say_files_not_kept(request, form)
     context = {
         "form": form,
         "model": model,
@@ -232,10 +252,31 @@ def convocation_detail(request, convocation_id):
     return render(request, "automation/convocation.html", context, status=_status(request, form))
 
 
+def _confirmation(request, *, title, text, button, back, back_label):
+    """The page asked before an action that cannot be undone (sends to patients, stops a list):
+    a POST without `confirm=on` lands here; its button posts again with it."""
+    context = {"title": title, "text": text, "button": button, "back": back, "back_label": back_label}
+    return render(request, "automation/confirm.html", context)
+
+
 @login_required
 @require_POST
 def convocation_cancel(request, convocation_id):
     convocation = access.convocation_for_user(request.user, convocation_id)
+    if request.POST.get("confirm") != "on":
+        when = fields.appointment_values(convocation.starts_at)
+        return _confirmation(
+            request,
+            title=_("Annuler le rendez-vous ?"),
+            text=_(
+                "%(name)s recevra un message d'annulation du rendez-vous du %(date)s à %(time)s, qui le retire "
+                "de son agenda ; les rappels prévus ne partiront pas. Cette annulation est définitive."
+            )
+            % {"name": convocation.patient.display_name, "date": when["date_rdv"], "time": when["heure_rdv"]},
+            button=_("Oui, annuler le rendez-vous"),
+            back=reverse("automation:convocation", args=[convocation.pk]),
+            back_label=_("Non, garder le rendez-vous"),
+        )
     convocations.cancel(convocation, request.user)
     messages.success(request, _("Convocation annulée : le patient a reçu l'annulation pour son agenda."))
     return redirect("automation:convocation", convocation.pk)
@@ -340,12 +381,54 @@ def campaign_control(request, campaign_id, action):
         elif action == "reprendre":
             campaigns.resume(campaign, request.user)
         elif action == "annuler":
-            campaigns.cancel(campaign, request.user)
+            if request.POST.get("confirm") != "on":
+                return _campaign_cancel_confirmation(request, campaign)
+            count = campaigns.cancel(campaign, request.user)
+            messages.success(request, _campaign_cancelled_text(campaign, count))
         else:
             raise Http404("Action inconnue")
     except (ValueError, sending.DailyLimitReached) as exc:
         messages.error(request, _refusal_text(exc))
     return redirect("automation:campaign", campaign.pk)
+
+
+def _campaign_cancel_confirmation(request, campaign):
+    back = reverse("automation:campaign", args=[campaign.pk])
+    if campaign.status == Campaign.Status.DRAFT:
+        return _confirmation(
+            request,
+            title=_("Abandonner cette liste ?"),
+            text=_(
+                "Aucun message de cette liste n'est parti et aucun ne partira. Pour l'envoyer plus tard, déposez le fichier de nouveau."
+            ),
+            button=_("Oui, abandonner la liste"),
+            back=back,
+            back_label=_("Non, revenir à la liste"),
+        )
+    pending = campaigns.progress(campaign).pending
+    return _confirmation(
+        request,
+        title=_("Annuler les envois restants ?"),
+        text=ngettext(
+            "%(n)d message n'est pas encore parti : il ne partira pas. Les messages déjà envoyés restent envoyés. "
+            "Cette annulation est définitive.",
+            "%(n)d messages ne sont pas encore partis : ils ne partiront pas. Les messages déjà envoyés restent "
+            "envoyés. Cette annulation est définitive.",
+            pending,
+        )
+        % {"n": pending},
+        button=_("Oui, annuler les envois restants"),
+        back=back,
+        back_label=_("Non, continuer l'envoi"),
+    )
+
+
+def _campaign_cancelled_text(campaign, count: int) -> str:
+    if campaign.status == Campaign.Status.DRAFT:
+        return _("Liste abandonnée : aucun message n'est parti.")
+    return ngettext(
+        "Envois annulés : %(n)d message ne partira pas.", "Envois annulés : %(n)d messages ne partiront pas.", count
+    ) % {"n": count}
 
 
 @login_required

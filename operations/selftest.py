@@ -276,11 +276,14 @@ def check_directory() -> Result:
 
     label = "Fraîcheur de l'annuaire national"
     state = directory_freshness()
-    if not state["installed"]:
-        return Result("directory", label, SKIPPED, "module d'annuaire non installé")
+    fix = "importez l'annuaire national (manage.py import_annuaire, docs/directory.md)"
     if not state["last"]:
-        return Result("directory", label, FAIL, "annuaire jamais importé", "importez l'annuaire national")
-    return Result("directory", label, OK, f"dernier import le {timezone.localtime(state['last']):%d/%m/%Y}")
+        return Result("directory", label, FAIL, "annuaire jamais importé", fix)
+    found = f"dernier import le {timezone.localtime(state['last']):%d/%m/%Y}"
+    if state["failed"]:
+        tried = timezone.localtime(state["failed"].started_at)
+        return Result("directory", label, FAIL, f"{found} ; la tentative du {tried:%d/%m/%Y %H:%M} a échoué", fix)
+    return Result("directory", label, OK, found)
 
 
 # --- mail ------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 
 from audit.events import record
 from audit.models import AuditEvent
+from directory.models import ImportRun
 from mailboxes.models import Mailbox, Structure, TrustedDomain
 from operations import statistics as stats
 from operations.charts import bar_chart
@@ -61,16 +62,15 @@ def metrics(request):
 
 
 def directory_freshness() -> dict:
-    """The directory app is built by another issue: report it only once its model exists."""
-    from django.apps import apps
-
-    try:
-        apps.get_model("directory", "DirectoryImport")
-    except LookupError:
-        return {"installed": False}
-    model = apps.get_model("directory", "DirectoryImport")
-    last = model.objects.order_by("-pk").first()
-    return {"installed": True, "last": getattr(last, "finished_at", None) or getattr(last, "created_at", None)}
+    """The national directory's imports (directory.models.ImportRun): the last one that went
+    through, and the latest attempt when it did not (refused file, failure)."""
+    last_done = ImportRun.objects.filter(status=ImportRun.Status.DONE).order_by("-started_at", "-pk").first()
+    latest = ImportRun.objects.order_by("-started_at", "-pk").first()
+    failed = latest if latest and latest.status in (ImportRun.Status.REFUSED, ImportRun.Status.FAILED) else None
+    return {
+        "last": last_done.finished_at or last_done.started_at if last_done else None,
+        "failed": failed,
+    }
 
 
 @staff_member_required

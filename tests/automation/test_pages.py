@@ -2,13 +2,15 @@
 the model editor and its preview, a convocation sent, moved and cancelled from its page, the
 whole campaign journey, and the patient's upcoming appointments with "add to my calendar"."""
 
+import html
+
 import icalendar
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from automation import campaign_sending, convocations
+from automation import campaign_sending, convocations, fields
 from automation.models import Campaign, Convocation, MessageModel
 from mailboxes.models import Entry
 from tests.automation.conftest import in_days, patients
@@ -60,6 +62,44 @@ def test_model_editor_refuses_unknown_fields_saves_versions_and_previews(service
     assert "À bientôt Camille" in preview
 
 
+def test_a_standing_attachment_chosen_with_a_refused_text_is_named_to_choose_again(service, client):
+    """Found in the browser: a model refused for an unknown field came back with its text but
+    without the leaflet just chosen, and nothing said so. The page names the file to choose again."""
+    cast = service.cast
+    client.force_login(cast.bob)
+    before = MessageModel.objects.count()
+    leaflet = SimpleUploadedFile("consignes à jeun.pdf", b"%PDF-1.4\n%%EOF\n", content_type="application/pdf")
+    data = {
+        "mailbox": service.app.pk,
+        "service": "Cardiologie",
+        "name": "Consignes échographie",
+        "kind": MessageModel.Kind.PREPARATION,
+        "reminder_days": "",
+        "subject": "Votre échographie",
+        "body": "Bonjour {{ nom }},\nvenez à jeun depuis minuit.",
+        "attachments": leaflet,
+    }
+    response = client.post(reverse("automation:model_create"), data)
+    page = html.unescape(response.content.decode())
+    assert response.status_code == 400 and "{{ nom }}" in page
+    assert "Le fichier « consignes à jeun.pdf » n'a pas été enregistré : choisissez-le de nouveau." in page
+    assert "venez à jeun depuis minuit." in page  # the typed text stays
+    assert MessageModel.objects.count() == before
+
+    model = service.models[MessageModel.Kind.WELCOME]
+    form = client.get(reverse("automation:model", args=[model.pk])).context["form"]
+    edit = {k: v for k, v in form.initial.items() if v is not None}
+    edit["body"] += "\n{{ inconnu }}"
+    edit["attachments"] = [
+        SimpleUploadedFile("plan.pdf", b"%PDF-1.4\n%%EOF\n", content_type="application/pdf"),
+        SimpleUploadedFile("acces.png", b"\x89PNG\r\n\x1a\n", content_type="image/png"),
+    ]
+    page = html.unescape(client.post(reverse("automation:model", args=[model.pk]), edit).content.decode())
+    assert "Les fichiers « plan.pdf », « acces.png » n'ont pas été enregistrés : choisissez-les de nouveau." in page
+    model.refresh_from_db()
+    assert model.current.number == 1 and not model.current.attachments.exists()
+
+
 def test_convocation_page_send_move_cancel(service, client):
     cast = service.cast
     client.force_login(cast.bob)
@@ -87,10 +127,20 @@ def test_convocation_page_send_move_cancel(service, client):
     )
     convocation.refresh_from_db()
     assert convocation.sequence == 1 and convocation.starts_at.date() == moved.date()
-    client.post(reverse("automation:convocation_cancel", args=[convocation.pk]))
+    # "Annuler le rendez-vous" first asks (the patient will get a cancellation): nothing leaves yet.
+    cancel_url = reverse("automation:convocation_cancel", args=[convocation.pk])
+    asked = client.post(cancel_url)
+    assert asked.status_code == 200 and "Annuler le rendez-vous ?" in asked.content.decode()
+    assert "Oui, annuler le rendez-vous" in asked.content.decode()
+    convocation.refresh_from_db()
+    assert convocation.status == Convocation.Status.SCHEDULED
+    assert Entry.objects.filter(mailbox=cast.paul_box).count() == 2
+    assert not AuditEvent.objects.filter(action="convocation.cancelled").exists()
+    client.post(cancel_url, {"confirm": "on"})
     convocation.refresh_from_db()
     assert convocation.status == Convocation.Status.CANCELLED
     assert Entry.objects.filter(mailbox=cast.paul_box).count() == 3
+    assert AuditEvent.objects.filter(action="convocation.cancelled", actor=cast.bob).count() == 1
 
 
 def test_convocation_form_names_the_problem(service, client):
@@ -107,6 +157,104 @@ def test_convocation_form_names_the_problem(service, client):
     )
     assert response.status_code == 400 and "clé" in response.content.decode()
     assert not Convocation.objects.exists()
+
+
+def test_a_convocation_in_the_past_is_refused_and_nothing_leaves(service, client):
+    """Found in the browser: a date three days ago was accepted and the patient was summoned to
+    it. Creating or moving a convocation to a moment already past is refused, named, on the form."""
+    cast = service.cast
+    client.force_login(cast.bob)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    past = in_days(-3, 9, 30)
+    data = {"model": model.pk, "ins": cast.paul_patient.ins, "date": past.strftime("%Y-%m-%d"), "time": "09:30"}
+    response = client.post(reverse("automation:convocation_create"), {**data, "duration": 30, "lieu": "Salle 3"})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert f"Le rendez-vous du {fields.appointment_values(past)['date_rdv']} à 9 h 30 est déjà passé" in html
+    assert 'value="Salle 3"' in html  # what was typed stays
+    assert not Convocation.objects.exists() and not Entry.objects.filter(mailbox=cast.paul_box).exists()
+
+    convocation = convocations.create_convocation(
+        model=model, patient=cast.paul_patient, starts_at=in_days(8), user=cast.bob, values={"lieu": "Hall"}
+    )
+    moved = client.post(
+        reverse("automation:convocation", args=[convocation.pk]),
+        {"date": past.strftime("%Y-%m-%d"), "time": "09:30"},
+    )
+    assert moved.status_code == 400 and "est déjà passé" in moved.content.decode()
+    convocation.refresh_from_db()
+    assert convocation.sequence == 0 and convocation.starts_at == in_days(8)
+    assert Entry.objects.filter(mailbox=cast.paul_box).count() == 1
+    assert not AuditEvent.objects.filter(action="convocation.rescheduled").exists()
+
+
+def test_reminders_say_in_french_why_they_will_not_leave(service, client):
+    """Found in the browser: "J-7 : … — sans objet (past)", the code of the reason."""
+    cast = service.cast
+    convocation = convocations.create_convocation(
+        model=service.models[MessageModel.Kind.CONVOCATION],
+        patient=cast.paul_patient,
+        starts_at=in_days(3),
+        user=cast.bob,
+        values={"lieu": "Hall"},
+    )
+    client.force_login(cast.bob)
+    html = client.get(reverse("automation:convocation", args=[convocation.pk])).content.decode()
+    assert "sans objet (moment déjà passé)" in html and "(past)" not in html
+    client.post(reverse("automation:convocation_cancel", args=[convocation.pk]), {"confirm": "on"})
+    html = client.get(reverse("automation:convocation", args=[convocation.pk])).content.decode()
+    assert "sans objet (rendez-vous annulé)" in html and "(cancelled)" not in html
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [
+        ("patients.xlsx", b"PK\x03\x04\x14\x00\x06\x00" + bytes(range(256)) * 4, "classeur de tableur"),
+        ("patients.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(200), "classeur de tableur"),
+        ("liste.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n", "n'est pas une liste CSV"),
+        ("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(30), "n'est pas une liste CSV"),
+        ("unicode.csv", "INS;Date\n158037511204568;01/01/2099\n".encode("utf-16"), "UTF-16"),
+    ],
+)
+def test_a_file_that_is_not_a_csv_list_is_refused_by_what_it_is(service, client, name, data, expected):
+    """Found in the browser: a PDF became a "list" of one column named "%PDF-1.4", an Excel file
+    was "a list without patients". Nothing is kept; the message says what to do."""
+    client.force_login(service.cast.bob)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    upload = SimpleUploadedFile(name, data, content_type="application/octet-stream")
+    response = client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
+    assert response.status_code == 400 and expected in html.unescape(response.content.decode())
+    assert not Campaign.objects.exists()
+
+
+def test_cancelling_a_list_asks_first_and_says_what_stopped(service, client):
+    cast = service.cast
+    people = patients(3)
+    client.force_login(cast.bob)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    date = in_days(20).strftime("%d/%m/%Y")
+    lines = ["INS;Date;Heure;Lieu"] + [f"{p.ins};{date};10:00;Hall B" for p in people]
+    upload = SimpleUploadedFile("jour.csv", "\n".join(lines).encode(), content_type="text/csv")
+    client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
+    campaign = Campaign.objects.get()
+    mapping = {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure", "lieu": "Lieu"}
+    client.post(reverse("automation:campaign_mapping", args=[campaign.pk]), mapping)
+    client.post(reverse("automation:campaign_control", args=[campaign.pk, "envoyer"]))
+    cancel = reverse("automation:campaign_control", args=[campaign.pk, "annuler"])
+
+    asked = client.post(cancel).content.decode()
+    assert "Annuler les envois restants ?" in asked and "3 messages ne sont pas encore partis" in asked
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENDING
+    assert not AuditEvent.objects.filter(action="campaign.cancelled").exists()
+
+    response = client.post(cancel, {"confirm": "on"}, follow=True)
+    assert "Envois annulés : 3 messages ne partiront pas." in response.content.decode()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.CANCELLED
+    assert AuditEvent.objects.get(action="campaign.cancelled").actor == cast.bob
+    campaign_sending.sweep()  # the scheduler finds nothing left to send
+    assert not Entry.objects.filter(mailbox__kind="PAT").exists()
 
 
 def test_campaign_journey_through_the_pages(service, client):

@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
+from django.utils import timezone
 
 from operations import selftest
 
@@ -120,13 +121,31 @@ def test_whitelist_freshness_follows_the_import(cast, tmp_path):
     assert selftest.check_whitelist().status == selftest.OK
 
 
-def test_directory_is_reported_not_installed_until_its_model_exists(db):
+def test_directory_freshness_follows_the_imports(cast, client, tmp_path):
+    """Found on the dashboard: "Annuaire national : module non installé" the day the directory
+    was imported (the check looked for a model that never existed), and the self-test skipped it."""
+    client.force_login(cast.ada)
     result = selftest.check_directory()
-    assert result.status in (selftest.SKIPPED, selftest.OK, selftest.FAIL)
-    from django.apps import apps
+    assert result.status == selftest.FAIL and "jamais importé" in result.found and "import_annuaire" in result.fix
+    assert (
+        'data-testid="directory-freshness">jamais importé<'
+        in client.get(reverse("operations:dashboard")).content.decode()
+    )
 
-    installed = any(m.__name__ == "DirectoryImport" for m in apps.get_app_config("directory").get_models())
-    assert (result.status == selftest.SKIPPED) == (not installed)
+    call_command("import_annuaire", "--demo", stdout=StringIO())
+    result = selftest.check_directory()
+    today = timezone.localdate().strftime("%d/%m/%Y")
+    assert result.status == selftest.OK and result.found == f"dernier import le {today}"
+    page = client.get(reverse("operations:dashboard")).content.decode()
+    assert f"dernier import le {today}" in page and "module non installé" not in page
+
+    bad = tmp_path / "extraction.txt"
+    bad.write_text("pas une extraction\n", encoding="utf-8")
+    with pytest.raises(CommandError):
+        call_command("import_annuaire", str(bad), stdout=StringIO())
+    result = selftest.check_directory()
+    assert result.status == selftest.FAIL and f"dernier import le {today} ; la tentative du" in result.found
+    assert "a échoué" in client.get(reverse("operations:dashboard")).content.decode()
 
 
 def test_time_and_relay(db, settings):
