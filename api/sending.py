@@ -209,10 +209,9 @@ def appointment(values: dict) -> datetime.datetime:
     formats a list takes (14/06/2027 or 2027-06-14; 09:30, 9h30, 9 h), to come."""
     try:
         starts_at = convocations.parse_appointment(values.get("date_rdv", ""), values.get("heure_rdv", ""))
-    except convocations.InvalidAppointment as exc:
+        convocations.check_upcoming(starts_at)
+    except convocations.InvalidAppointment as exc:  # a past moment (`PastAppointment`) included
         raise Problem("validation_error", extra={"errors": {"fields": [str(exc)]}}) from None
-    if starts_at <= timezone.now():
-        raise Problem("validation_error", extra={"errors": {"fields": ["rendez-vous déjà passé"]}})
     return starts_at
 
 

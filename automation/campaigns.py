@@ -238,8 +238,10 @@ def _check_line(campaign, version, line, patients, seen) -> tuple[Patient | None
         except convocations.InvalidAppointment as exc:
             errors.append(_error("invalid_date", str(exc)))
         else:
-            if starts_at <= timezone.now():
-                errors.append(_error("past_date", _("rendez-vous déjà passé")))
+            try:
+                convocations.check_upcoming(starts_at)
+            except convocations.PastAppointment as exc:
+                errors.append(_error("past_date", str(exc)))
             values["_starts_at"] = starts_at.isoformat()
     missing = fields.missing(
         fields.values_for(campaign.model, patient, values, starts_at), version.subject, version.body

@@ -11,7 +11,7 @@ import pytest
 from django.db.models import F
 
 from audit.models import AuditEvent
-from automation import campaign_report, campaign_sending, campaigns, csvfile
+from automation import campaign_report, campaign_sending, campaigns, csvfile, fields
 from automation.models import Campaign, CampaignLine, Convocation, MessageModel, Reminder
 from automation.sending import DailyLimitReached
 from mailboxes.compose import send_from_mailbox
@@ -112,6 +112,24 @@ def test_two_hundred_lines_with_ten_bad_ones(service, two_hundred_lines):
     assert parsed[0] == campaign_report.HEADERS and len(parsed) == 201
     by_line = {int(r[0]): r for r in parsed[1:]}
     assert by_line[5][4] == "ligne refusée" and by_line[2][4] == "envoyé"
+
+
+def test_a_line_dated_in_the_past_is_refused_with_the_moment_named(service):
+    """The convocation's one rule (`convocations.check_upcoming`), as the form and the API say it."""
+    people = patients(2, prefix="Passe")
+    past = in_days(-3).strftime("%d/%m/%Y")
+    data = to_csv([row(people[0]), row(people[1], date=past)])
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    campaign = campaigns.create_campaign(model, filename="liste.csv", data=data, user=service.cast.bob)
+    report = campaigns.apply_mapping(campaign, MAPPING, service.cast.bob)
+    assert (report.total, report.valid) == (2, 1)
+    [problem] = report.problems
+    assert problem.number == 3
+    assert " ".join(problem.messages) == (
+        f"Le rendez-vous du {fields.appointment_values(in_days(-3, 9, 30))['date_rdv']} à 9 h 30 est déjà passé : "
+        "choisissez une date et une heure à venir."
+    )
+    assert not Message.objects.exists()
 
 
 def test_mapping_is_remembered_for_the_next_list(service):
