@@ -636,6 +636,10 @@ CLIENTS_AUTH_FREE_FAILURES = env_int("CLIENTS_AUTH_FREE_FAILURES", 3)
 CLIENTS_AUTH_MAX_DELAY = env_int("CLIENTS_AUTH_MAX_DELAY", 300)
 CLIENTS_AUTH_WINDOW = env_int("CLIENTS_AUTH_WINDOW", 15 * 60)
 CLIENTS_AUTH_FAILURE_PAUSE = float(env_str("CLIENTS_AUTH_FAILURE_PAUSE", "1") or 1)
+# An open IMAP or submission session checks that its access still holds (account active, app
+# password or password unchanged, its boxes still reached) before a command the client sends;
+# at most once every this many seconds (0: before each one). docs/desktop-clients.md.
+CLIENTS_ACCESS_CHECK_SECONDS = float(env_str("CLIENTS_ACCESS_CHECK_SECONDS", "0") or 0)
 # Pro Santé Connect access tokens for OAUTHBEARER / XOAUTH2 (clients/psc.py).
 OIDC_PROVIDER_ID = env_str("OIDC_PROVIDER_ID", "psc")
 PSC_TOKEN_ISSUER = env_str("PSC_TOKEN_ISSUER", env_str("OIDC_SERVER_URL", ""))
