@@ -7,8 +7,13 @@ connection, and a `session.ended` event (ids and a reason code) records it."""
 
 import imaplib
 import logging
+import os
 import smtplib
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -183,3 +188,42 @@ def test_a_deactivated_account_or_changed_password_stops_submission_at_the_next_
             smtp.noop()
     assert ended_event(cast.alice, "password_changed").actor_label == "smtp"
     assert ended_event(cast.charlie, "inactive").actor_label == "smtp"
+
+
+def test_with_a_bound_the_withdrawal_is_seen_within_it(imap, cast, settings):
+    """CLIENTS_ACCESS_CHECK_SECONDS (1 s by default) bounds how often a busy session looks:
+    a client sending command after command is ended by its first command past the bound."""
+    settings.CLIENTS_ACCESS_CHECK_SECONDS = 0.5
+    session = imap.client("alice", PASSWORD)
+    assert session.select("INBOX")[0] == "OK"
+    cast.alice.is_active = False
+    cast.alice.save(update_fields=["is_active"])
+    withdrawn_at = time.monotonic()
+    with pytest.raises(imaplib.IMAP4.abort) as ended:
+        while time.monotonic() - withdrawn_at < 10:
+            session.noop()
+    assert "Ce compte a ete desactive" in str(ended.value)
+    assert time.monotonic() - withdrawn_at < 0.5 + 1.0
+    assert ended_event(cast.alice, "inactive").detail["protocol"] == "imap"
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("une seconde", "CLIENTS_ACCESS_CHECK_SECONDS='une seconde' is not a number"),
+        ("-1", "CLIENTS_ACCESS_CHECK_SECONDS='-1' must be a number of seconds, 0 or more"),
+    ],
+)
+def test_a_bad_bound_stops_the_settings_with_its_name(value, error):
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update({"DJANGO_SETTINGS_MODULE": "mssante.settings", "DEBUG": "true", "CLIENTS_ACCESS_CHECK_SECONDS": value})
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {error}" in result.stderr
