@@ -159,12 +159,8 @@ class Connection:
                 if got is None:
                     break
                 command, fresh = got
-                if fresh:
-                    try:
-                        await session.check_access()
-                    except SessionEnded as exc:
-                        self.write(b"* BYE " + str(exc).encode("ascii", "replace") + b"\r\n")
-                        break
+                if fresh and not await self.access_holds():
+                    break
                 if not await self.execute(command):
                     break
                 await self.flush()
@@ -178,6 +174,20 @@ class Connection:
             self.writer.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
+
+    async def access_holds(self) -> bool:
+        """Whether the session may answer the command just read; else it said BYE. A check that
+        fails (the database unreachable) ends the session too: access unknown is access refused."""
+        try:
+            await self.session.check_access()
+        except SessionEnded as exc:
+            self.write(b"* BYE " + str(exc).encode("ascii", "replace") + b"\r\n")
+            return False
+        except Exception:
+            log.exception("imap access check failed")
+            self.write(b"* BYE [UNAVAILABLE] Erreur temporaire du serveur : reconnectez-vous\r\n")
+            return False
+        return True
 
     async def execute(self, command: bytes) -> bool:
         """Run one command; False when the connection must end."""

@@ -227,3 +227,26 @@ def test_a_bad_bound_stops_the_settings_with_its_name(value, error):
     )
     assert result.returncode != 0
     assert f"ImproperlyConfigured: {error}" in result.stderr
+
+
+def test_a_check_that_fails_ends_the_imap_session_without_its_error(imap, cast, monkeypatch):
+    """The database unreachable when the session looks at its access: access unknown is access
+    refused, with a temporary BYE that quotes nothing of the error; a new login works once the
+    database is back."""
+    from django.db import OperationalError
+
+    from clients import auth
+
+    def database_down(*args, **kwargs):
+        raise OperationalError("connection to server at 10.0.0.5 port 5432 failed")
+
+    session = imap.client("alice", PASSWORD)
+    assert session.select("INBOX")[0] == "OK"
+    monkeypatch.setattr(auth, "session_standing", database_down)
+    with pytest.raises(imaplib.IMAP4.abort) as ended:
+        session.noop()
+    assert str(ended.value).endswith("=> [UNAVAILABLE] Erreur temporaire du serveur : reconnectez-vous")
+    assert "10.0.0.5" not in str(ended.value)
+    assert_closed(session.sock)
+    monkeypatch.undo()
+    assert imap.client("alice", PASSWORD).select("INBOX")[0] == "OK"
