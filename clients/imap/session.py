@@ -161,6 +161,8 @@ class Session:
         lost_box = None
         if not reason and self.selected is not None and self.selected.folder.mailbox_id not in standing.boxes:
             reason, lost_box = "mailbox_lost", self.selected.folder.mailbox_id
+        elif not reason and not standing.boxes:
+            reason = "mailbox_lost"  # none of the boxes it showed: a new login shows the account's others
         if reason:
             text = await self.run(auth.end_session, self.login, reason, self.conn.ip, lost_box)
             raise SessionEnded(ascii_text(text))

@@ -250,3 +250,22 @@ def test_a_check_that_fails_ends_the_imap_session_without_its_error(imap, cast, 
     assert_closed(session.sock)
     monkeypatch.undo()
     assert imap.client("alice", PASSWORD).select("INBOX")[0] == "OK"
+
+
+def test_a_session_whose_boxes_are_all_gone_ends_even_if_the_account_got_another(imap, cast, client):
+    """Bob is moved from cardiology to another service: his open session (nothing selected)
+    showed only the cardiology box, so it ends, and his next login shows the new one."""
+    from tests.factories import organisational_mailbox
+
+    session = imap.client("bob", PASSWORD)
+    assert session.list()[0] == "OK"
+    organisational_mailbox("pneumologie", cast.d_troispics, responsible=cast.alice_pro, members=[cast.bob])
+    remove_membership_in_admin(client, cast.ada, cast.cardio, cast.bob)
+    with pytest.raises(imaplib.IMAP4.abort) as ended:
+        session.list()
+    assert "Cette boite aux lettres ne vous est plus accessible" in str(ended.value)
+    assert_closed(session.sock)
+    assert ended_event(cast.bob, "mailbox_lost").mailbox_id is None
+    again = imap.client("bob", PASSWORD)
+    assert again.select("INBOX")[0] == "OK"
+    assert again.getquotaroot("INBOX")[1][0][0] == b"INBOX pneumologie@ch-troispics.mssante.fr"
