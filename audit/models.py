@@ -87,6 +87,7 @@ class AuditEvent(models.Model):
         APP_PASSWORD_CREATED = "app_password.created", "mot de passe d'application créé"
         APP_PASSWORD_REVOKED = "app_password.revoked", "mot de passe d'application révoqué"
         LOGOUT = "logout", "déconnexion"
+        SESSION_ENDED = "session.ended", "session de client de messagerie fermée (accès retiré)"
         SUBMITTED = "message.submitted", "message soumis"
         DELIVERED = "message.delivered", "message distribué"
         RELAYED = "message.relayed", "message relayé"

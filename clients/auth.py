@@ -16,6 +16,12 @@
   reason), rather than logged in to an empty account.
 - Every attempt leaves an audit event: `login` or `login.failed` with the protocol, the method
   and a reason code; ids only, never the login typed.
+- A session opened stays open only while its login would still be accepted (`session_standing`,
+  asked by the IMAP and submission servers at each command the client sends): the account
+  exists and is active, the app password is not revoked, a password login still has the password
+  it was opened with and no second factor since, and the session's boxes are still reached. When
+  not, the server ends the session and `end_session` leaves a `session.ended` event (reason code,
+  ids only).
 """
 
 from __future__ import annotations
@@ -70,6 +76,9 @@ class Login:
     app_password_id: int | None
     primary: str  # the box named at login (SASL authorisation identity), or ""
     protocol: str
+    # For a password login: Django's session hash of the account password it was opened with
+    # (`get_session_auth_hash`), so that a password change ends the session.
+    password_hash: str = ""
 
 
 # --- who is it ------------------------------------------------------------------------------------
@@ -208,7 +217,8 @@ def check_password_login(login: str, secret: str, *, protocol: str, ip: str | No
         raise _refuse(user, protocol, "password", ip, "bad_password")
     if not password_login_allowed(user):
         raise _refuse(user, protocol, "password", ip, "app_password_required", APP_PASSWORD_NEEDED)
-    return _accept(user, protocol, "password", ip, _primary(user, authzid, login, protocol, "password", ip), None)
+    primary = _primary(user, authzid, login, protocol, "password", ip)
+    return _accept(user, protocol, "password", ip, primary, None, password_hash=user.get_session_auth_hash())
 
 
 def check_token_login(token: str, *, login: str, protocol: str, ip: str | None, authzid: str = "") -> Login:
@@ -256,22 +266,99 @@ def _check_boxes(user, protocol: str, method: str, ip) -> None:
         raise _refuse(user, protocol, method, ip, "no_mailbox", NO_MAILBOX, count=False, imap_code="NOPERM")
 
 
-def _accept(user, protocol: str, method: str, ip, primary: str, app_password_id) -> Login:
+def _accept(user, protocol: str, method: str, ip, primary: str, app_password_id, password_hash: str = "") -> Login:
     _check_boxes(user, protocol, method, ip)
     note_success(user.pk)
     _audit(True, user, protocol, method, ip, app_password_id=app_password_id)
-    return Login(user=user, method=method, app_password_id=app_password_id, primary=primary, protocol=protocol)
+    return Login(
+        user=user,
+        method=method,
+        app_password_id=app_password_id,
+        primary=primary,
+        protocol=protocol,
+        password_hash=password_hash,
+    )
 
 
-def still_valid(login: Login) -> bool:
-    """Whether a session opened by `login` may go on: the account is still active, an app
-    password not revoked, a password login still allowed (no second factor added since)."""
-    User = get_user_model()
-    user = User.objects.filter(pk=login.user.pk, is_active=True).first()
+# --- an open session -------------------------------------------------------------------------
+
+SESSION_ENDED_TEXTS = {
+    "account_deleted": "Ce compte n'existe plus",
+    "inactive": "Ce compte a ete desactive",
+    "app_password_revoked": "Mot de passe d'application revoque : reconnectez-vous",
+    "password_changed": "Le mot de passe du compte a change : reconnectez-vous avec le nouveau",
+    "app_password_required": APP_PASSWORD_NEEDED,
+    "no_mailbox": NO_MAILBOX,
+    "mailbox_lost": "Cette boite aux lettres ne vous est plus accessible : reconnectez-vous",
+}
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What `session_standing` found: `reason` is "" while the session may go on, else a key of
+    SESSION_ENDED_TEXTS; `boxes` are those of the boxes asked about that the account still reaches."""
+
+    reason: str
+    boxes: frozenset[int] = frozenset()
+
+
+def _account_reason(user, login: Login) -> str:
     if user is None:
-        return False
-    if login.method == "app_password":
-        return app_password_exists(login.app_password_id)
+        return "account_deleted"
+    if not user.is_active:
+        return "inactive"
+    if login.method == "app_password" and not app_password_exists(login.app_password_id):
+        return "app_password_revoked"
     if login.method == "password":
-        return password_login_allowed(user)
-    return True
+        if login.password_hash != user.get_session_auth_hash():
+            return "password_changed"
+        if not password_login_allowed(user):
+            return "app_password_required"
+    return ""
+
+
+def session_standing(login: Login, box_ids=None) -> Standing:
+    """Whether a session opened by `login` may go on (two or three indexed queries). With
+    `box_ids` (the boxes the session shows or sends from), which of them the account still
+    reaches by the webmail's rule; without, only whether it reaches any box."""
+    from webmail.selectors import pro_mailboxes
+
+    user = get_user_model().objects.filter(pk=login.user.pk).first()
+    reason = _account_reason(user, login)
+    if reason:
+        return Standing(reason)
+    boxes = pro_mailboxes(user)
+    if box_ids is None:
+        return Standing("" if boxes.exists() else "no_mailbox")
+    reached = frozenset(boxes.filter(pk__in=list(box_ids)).values_list("pk", flat=True))
+    if not reached and not boxes.exists():
+        return Standing("no_mailbox")
+    return Standing("", reached)
+
+
+def end_session(login: Login, reason: str, ip, mailbox_id: int | None = None) -> str:
+    """Record that the server ended a session whose access was withdrawn (`session.ended`,
+    ids and the reason code only) and return the text said to the client."""
+    detail = {"protocol": login.protocol, "method": login.method, "reason": reason}
+    if login.app_password_id:
+        detail["app_password"] = login.app_password_id
+    record(
+        AuditEvent.Action.SESSION_ENDED,
+        actor_id=login.user.pk,
+        actor_label=login.protocol,
+        object_type="user",
+        object_id=login.user.pk,
+        mailbox_id=mailbox_id,
+        outcome=reason[:40],
+        detail=detail,
+        ip=ip,
+    )
+    log.info(
+        "%s session ended: user=%s method=%s reason=%s mailbox=%s",
+        login.protocol,
+        login.user.pk,
+        login.method,
+        reason,
+        mailbox_id,
+    )
+    return SESSION_ENDED_TEXTS[reason]

@@ -15,6 +15,10 @@
   the composer's (`mailboxes.fanout.deliver_one_per_patient`, the policy's `own_copies`). The delivery
   path files the Sent copy; a client that also saves its own copy (APPEND to Sent) gets it
   folded onto that one by the IMAP server (same Message-ID), so there is never a duplicate.
+- the session lives only while its access holds: before MAIL, RCPT, NOOP, RSET, VRFY and before
+  the delivery of a received message, `SubmissionHandler.withdrawn` asks `auth.session_standing`;
+  a deactivated account, a revoked app password, a changed password, or a sender box taken away
+  gets `421 4.7.0` with the reason, the connection is closed and nothing is sent;
 - a recipient refused once the message is known (a box filled meanwhile) gets a non-delivery
   report in the sender's box, as the gateway does: the client already had its 250.
 """
@@ -29,6 +33,7 @@ import logging
 import re
 import signal
 import threading
+import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import format_datetime, make_msgid
@@ -125,6 +130,7 @@ class SubmissionHandler:
         self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="submission-orm")
         self.psc_enabled = psc.enabled()
         self.sender_boxes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # session -> box
+        self.checked_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # session -> monotonic time
 
     async def run(self, fn, *args):
         loop = asyncio.get_running_loop()
@@ -220,6 +226,40 @@ class SubmissionHandler:
     async def auth_XOAUTH2(self, server, args) -> AuthResult:
         return await self._bearer(server, args, sasl.xoauth2)
 
+    # --- an open session ------------------------------------------------------------------------
+
+    async def withdrawn(self, session, envelope) -> str | None:
+        """The `421 4.7.0` reply that ends a session whose access was withdrawn since AUTH
+        (clients/auth.py `session_standing`: the account, its credentials, the sender box of the
+        transaction under way), else None. `SubmissionSMTP.push` closes the connection after a
+        421 (RFC 5321 §3.8). At most one look every CLIENTS_ACCESS_CHECK_SECONDS."""
+        login = session.auth_data
+        if not isinstance(login, auth.Login):
+            return None  # not logged in yet: aiosmtpd answers 530 itself
+        now = time.monotonic()
+        if now - self.checked_at.get(session, float("-inf")) < settings.CLIENTS_ACCESS_CHECK_SECONDS:
+            return None
+        box = self.sender_boxes.get(session) if envelope.mail_from else None
+        standing = await self.run(auth.session_standing, login, None if box is None else [box.pk])
+        self.checked_at[session] = now
+        reason = standing.reason
+        if not reason and box is not None and box.pk not in standing.boxes:
+            reason = "mailbox_lost"
+        if not reason:
+            return None
+        ip = (session.peer or ("",))[0] or None
+        text = await self.run(auth.end_session, login, reason, ip, box.pk if reason == "mailbox_lost" else None)
+        return "421 4.7.0 " + ascii_text(text)
+
+    async def handle_NOOP(self, server, session, envelope, arg):
+        return await self.withdrawn(session, envelope) or MISSING
+
+    async def handle_RSET(self, server, session, envelope):
+        return await self.withdrawn(session, envelope) or MISSING
+
+    async def handle_VRFY(self, server, session, envelope, address):
+        return await self.withdrawn(session, envelope) or MISSING
+
     # --- the transaction ------------------------------------------------------------------------
 
     async def handle_exception(self, error):
@@ -239,8 +279,8 @@ class SubmissionHandler:
             return too_large_reply(max_message_bytes())
         login: auth.Login = session.auth_data
         try:
-            if not await self.run(auth.still_valid, login):
-                return "535 5.7.8 Identifiants revoques : reconnectez-vous"
+            if ended := await self.withdrawn(session, envelope):
+                return ended
             box = await self.run(sender_box, login.user, address)
         except Exception:
             log.exception("submission temporary failure at MAIL")
@@ -258,6 +298,8 @@ class SubmissionHandler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         from mailboxes import delivery
 
+        if ended := await self.withdrawn(session, envelope):
+            return ended
         if len(envelope.rcpt_tos) >= settings.SMTPD_MAX_RECIPIENTS:
             return "452 4.5.3 Trop de destinataires pour ce message"
         try:
@@ -283,6 +325,8 @@ class SubmissionHandler:
 
         raw = envelope.original_content
         envelope.original_content = envelope.content = None
+        if ended := await self.withdrawn(session, envelope):
+            return ended
         try:
             result = await self.run(submit, raw, envelope.mail_from, list(envelope.rcpt_tos), session.auth_data)
         except delivery.DeliveryRefused as exc:
@@ -346,6 +390,8 @@ class SubmissionSMTP(SMTP):
                 status = too_large_reply(max_message_bytes())
             status = with_enhanced_code(status, self.hostname)
         await super().push(status)
+        if isinstance(status, str) and status.startswith("421 ") and self.transport is not None:
+            self.transport.close()  # 421: the server closes the channel (RFC 5321 §3.8)
 
 
 async def start(host: str, port: int, handler: SubmissionHandler | None = None):

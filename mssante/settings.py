@@ -12,7 +12,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from mssante.env import env_bool, env_int, env_list, env_str
+from mssante.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -638,6 +638,11 @@ CLIENTS_AUTH_FREE_FAILURES = env_int("CLIENTS_AUTH_FREE_FAILURES", 3)
 CLIENTS_AUTH_MAX_DELAY = env_int("CLIENTS_AUTH_MAX_DELAY", 300)
 CLIENTS_AUTH_WINDOW = env_int("CLIENTS_AUTH_WINDOW", 15 * 60)
 CLIENTS_AUTH_FAILURE_PAUSE = float(env_str("CLIENTS_AUTH_FAILURE_PAUSE", "1") or 1)
+# An open IMAP or submission session checks that its access still holds (account active, app
+# password or password unchanged, its boxes still reached) before a command the client sends,
+# at most once every this many seconds (0: before each one; the check costs about 5 ms, a
+# client fetching message by message sends one command every few ms: bench/imap_access_check.py).
+CLIENTS_ACCESS_CHECK_SECONDS = env_float("CLIENTS_ACCESS_CHECK_SECONDS", 1.0)
 # Pro Santé Connect access tokens for OAUTHBEARER / XOAUTH2 (clients/psc.py).
 OIDC_PROVIDER_ID = env_str("OIDC_PROVIDER_ID", "psc")
 PSC_TOKEN_ISSUER = env_str("PSC_TOKEN_ISSUER", env_str("OIDC_SERVER_URL", ""))

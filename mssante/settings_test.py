@@ -27,6 +27,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# An open IMAP or submission session looks at its access before every command, so that a test
+# sees the next command refused; tests/clients/test_session_access.py checks the default bound.
+CLIENTS_ACCESS_CHECK_SECONDS = 0
 # Tests flush the database between them (no signal): read the trust space on every message
 # unless a test turns the per-process cache on.
 TRUST_CACHE_SECONDS = 0

@@ -14,8 +14,10 @@ bench/RESULTS.md). Elsewhere (SQLite, or while the LISTEN connection is down) id
 look again every IMAP_POLL_SECONDS.
 
 Before waiting for the network, a connection writes the audit events of what it read; after
-waiting, it checks that its credentials still hold (a revoked app password ends the session at
-the next command the client sends).
+waiting, it checks that its access still holds (`Session.check_access`, clients/auth.py
+`session_standing`): a revoked app password, a changed password, a deactivated account, or the
+selected folder's box taken away ends the session with `* BYE` at the next command the client
+sends (RFC 9051 §7.1.5).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from django.db import connections
 
 from clients import psc
 from clients.imap.protocol import BadCommand, Reader
-from clients.imap.session import Respond, Session
+from clients.imap.session import Respond, Session, SessionEnded
 from clients.tls import server_context
 from mssante.db import kept_connection_call
 
@@ -157,8 +159,7 @@ class Connection:
                 if got is None:
                     break
                 command, fresh = got
-                if fresh and not await session.check_still_allowed():
-                    self.write(b"* BYE Acces revoque : reconnectez-vous\r\n")
+                if fresh and not await self.access_holds():
                     break
                 if not await self.execute(command):
                     break
@@ -173,6 +174,20 @@ class Connection:
             self.writer.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
+
+    async def access_holds(self) -> bool:
+        """Whether the session may answer the command just read; else it said BYE. A check that
+        fails (the database unreachable) ends the session too: access unknown is access refused."""
+        try:
+            await self.session.check_access()
+        except SessionEnded as exc:
+            self.write(b"* BYE " + str(exc).encode("ascii", "replace") + b"\r\n")
+            return False
+        except Exception:
+            log.exception("imap access check failed")
+            self.write(b"* BYE [UNAVAILABLE] Erreur temporaire du serveur : reconnectez-vous\r\n")
+            return False
+        return True
 
     async def execute(self, command: bytes) -> bool:
         """Run one command; False when the connection must end."""
@@ -189,6 +204,9 @@ class Connection:
         except Respond as exc:
             code = f"[{exc.code}] " if exc.code else ""
             self.write(tag + b" " + exc.status.encode() + b" " + (code + exc.text).encode("ascii", "replace") + b"\r\n")
+        except SessionEnded as exc:  # withdrawn while idling
+            self.write(b"* BYE " + str(exc).encode("ascii", "replace") + b"\r\n")
+            return False
         except ConnectionAbortedError:
             self.write(b"* BYE Session terminee : reconnectez-vous\r\n")
             return False

@@ -16,6 +16,7 @@ import base64
 import bisect
 import datetime
 import logging
+import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -44,6 +45,10 @@ INLINE_READ_BYTES = 256 * 1024
 
 
 ANSWERED = "answered"  # a command that wrote its own tagged reply (STARTTLS)
+
+
+class SessionEnded(Exception):
+    """The session's access was withdrawn: the server says `* BYE <text>` and closes."""
 
 
 class Respond(Exception):
@@ -92,6 +97,7 @@ class Session:
         self.selected: Selected | None = None
         self.reads: list[tuple[backend.Meta, bool]] = []
         self.cache = fetch.ParsedCache()
+        self.checked_at = float("-inf")  # when check_access last looked (time.monotonic)
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -139,10 +145,29 @@ class Session:
             if peeked:
                 await self.run(backend.record_reads, user, peeked, False, self.conn.ip)
 
-    async def check_still_allowed(self) -> bool:
+    async def check_access(self) -> None:
+        """Before a command the client sent after a pause: end the session (`SessionEnded`, a
+        BYE) when its login would no longer be accepted or the selected folder's box is no
+        longer the account's; a box lost elsewhere just leaves the session's list. At most one
+        look every CLIENTS_ACCESS_CHECK_SECONDS (0: at each such command)."""
         if self.login is None:
-            return True
-        return await self.run(auth.still_valid, self.login)
+            return
+        now = time.monotonic()
+        if now - self.checked_at < settings.CLIENTS_ACCESS_CHECK_SECONDS:
+            return
+        standing = await self.run(auth.session_standing, self.login, self.account.box_ids)
+        self.checked_at = now
+        reason = standing.reason
+        lost_box = None
+        if not reason and self.selected is not None and self.selected.folder.mailbox_id not in standing.boxes:
+            reason, lost_box = "mailbox_lost", self.selected.folder.mailbox_id
+        elif not reason and not standing.boxes:
+            reason = "mailbox_lost"  # none of the boxes it showed: a new login shows the account's others
+        if reason:
+            text = await self.run(auth.end_session, self.login, reason, self.conn.ip, lost_box)
+            raise SessionEnded(ascii_text(text))
+        if len(standing.boxes) < len(self.account.boxes):
+            self.account = backend.Account(self.account.user, [b for b in self.account.boxes if b.id in standing.boxes])
 
     async def close(self) -> None:
         try:
@@ -489,8 +514,7 @@ class Session:
                 if self.selected is not None:
                     await self.refresh(expunges=True)
                     await self.conn.flush()
-                if not await self.check_still_allowed():
-                    raise ConnectionAbortedError("credentials revoked")
+                await self.check_access()
         finally:
             if not reading.done():
                 reading.cancel()
