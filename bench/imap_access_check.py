@@ -23,25 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import recreate_database  # noqa: E402 - bench/ is on sys.path
+from common import recreate_database, server_environment  # noqa: E402 - bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def environment(url: str) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-access-"))
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("S3_", "CELERY_", "RELAY_", "EMAIL_", "CLIENTS_"))},
-        "DJANGO_SETTINGS_MODULE": "mssante.settings",
-        "DATABASE_URL": url,
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "VAR_DIR": str(tmp / "var"),
-        "LOG_LEVEL": "WARNING",
-        "DB_CONN_MAX_AGE": "600",
-    }
-    os.environ.update(env)
-    return env
+    return server_environment(url, Path(tempfile.mkdtemp(prefix="bench-access-")), drop=("CLIENTS_",))
 
 
 def one_by_one(port: int, login: str, secret: str) -> float:

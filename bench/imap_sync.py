@@ -34,7 +34,7 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
-from common import free_port, recreate_database  # noqa: E402 - bench/ is on sys.path
+from common import free_port, recreate_database, server_environment  # noqa: E402 - bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = "ch-bench.mssante.fr"
@@ -345,22 +345,7 @@ def _environment(url: str) -> tuple[Path, dict]:
             raise SystemExit(f"{tool} is missing: apt-get install -y {package}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-imap-"))
     os.chmod(tmp, 0o755)
-    env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("S3_", "CELERY_", "RELAY_", "EMAIL_", "CLIENTS_TLS"))
-        },
-        "DJANGO_SETTINGS_MODULE": "mssante.settings",
-        "DATABASE_URL": url,
-        "DEBUG": "false",
-        "SECRET_KEY": "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "VAR_DIR": str(tmp / "var"),
-        "LOG_LEVEL": "WARNING",
-        "DB_CONN_MAX_AGE": "600",
-    }
-    os.environ.update(env)
-    return tmp, env
+    return tmp, server_environment(url, tmp, drop=("CLIENTS_TLS",))
 
 
 def _report(n, rows, rss, envelope, wakeups, cost) -> None:

@@ -7,7 +7,6 @@ request id; the INS is nowhere in it."""
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clients.conftest import free_port
 from tests.factories import make_ins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,19 +31,6 @@ REQUESTS = [
     (f"/api/v1/boxes/{CORSICAN}%40patient.mssante.fr/messages", 401, "p08-bad-key-0001"),
     (f"/pro/?q={INS}", 302, "p08-webmail-0001"),
 ]
-
-
-def free_port() -> int:
-    """A free loopback port of `MSS_TEST_PORTS` (as tests/clients/conftest.py)."""
-    first, _, last = os.environ.get("MSS_TEST_PORTS", "14300-14399").partition("-")
-    for port in range(int(first), int(last) + 1):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 @pytest.fixture(scope="module")
