@@ -279,7 +279,9 @@ def test_campaign_journey_through_the_pages(service, client):
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SENDING
     progress = client.get(reverse("automation:campaign_progress", args=[campaign.pk]))
-    assert 'hx-trigger="every 2s"' in progress.content.decode() and "0 sur 4" in progress.content.decode()
+    assert (
+        'hx-trigger="every 2s"' in progress.content.decode() and "0 message traité sur 4" in progress.content.decode()
+    )
     campaign_sending.sweep()  # the embedded scheduler's run
     progress = client.get(reverse("automation:campaign_progress", args=[campaign.pk]))
     assert progress["HX-Refresh"] == "true"
@@ -313,3 +315,51 @@ def test_patient_sees_upcoming_convocations_and_adds_them_to_the_calendar(servic
     assert "Mes prochains rendez-vous" not in client.get(reverse("patients:inbox")).content.decode()
     client.force_login(cast.bob)
     assert client.get(ics_url).status_code == 404
+
+
+def _send_a_list(service, client, count: int) -> Campaign:
+    """Upload, map and start a list of `count` lines; returns the campaign, still sending."""
+    people = patients(count, prefix="Compte")
+    client.force_login(service.cast.bob)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    date = in_days(20).strftime("%d/%m/%Y")
+    lines = ["INS;Date;Heure;Lieu"] + [f"{p.ins};{date};10:00;Hall B" for p in people]
+    upload = SimpleUploadedFile("jour.csv", "\n".join(lines).encode(), content_type="text/csv")
+    client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
+    campaign = Campaign.objects.get()
+    mapping = {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure", "lieu": "Lieu"}
+    client.post(reverse("automation:campaign_mapping", args=[campaign.pk]), mapping)
+    client.post(reverse("automation:campaign_control", args=[campaign.pk, "envoyer"]))
+    return campaign
+
+
+def _counts(page: str) -> tuple[str, str]:
+    """The progress bar's label and its counts line, as read on the page."""
+    text = html.unescape(page)
+    label = text.split('<label for="progress-bar">', 1)[1].split("</label>", 1)[0]
+    counts = text.split('data-testid="progress-counts">', 1)[1].split("</span>", 1)[0]
+    return label, counts
+
+
+@pytest.mark.parametrize(
+    ("count", "before", "after"),
+    [
+        (
+            1,
+            ("0 message traité sur 1", "0 envoyé, 0 retour automatique, 0 échec, 1 à envoyer."),
+            ("1 message traité sur 1", "1 envoyé, 0 retour automatique, 0 échec, 0 à envoyer."),
+        ),
+        (
+            3,
+            ("0 message traité sur 3", "0 envoyé, 0 retour automatique, 0 échec, 3 à envoyer."),
+            ("3 messages traités sur 3", "3 envoyés, 0 retour automatique, 0 échec, 0 à envoyer."),
+        ),
+    ],
+)
+def test_send_progress_speaks_french_plurals_for_zero_one_and_many(service, client, count, before, after):
+    campaign = _send_a_list(service, client, count)
+    assert _counts(client.get(reverse("automation:campaign_progress", args=[campaign.pk])).content.decode()) == before
+    campaign_sending.sweep()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DONE
+    assert _counts(client.get(reverse("automation:campaign", args=[campaign.pk])).content.decode()) == after
