@@ -363,3 +363,28 @@ def test_send_progress_speaks_french_plurals_for_zero_one_and_many(service, clie
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.DONE
     assert _counts(client.get(reverse("automation:campaign", args=[campaign.pk])).content.decode()) == after
+
+
+def test_the_check_table_names_every_fault_of_a_line_at_once(service, client):
+    """A line with a short INS, an impossible date and an impossible time says all three; a known
+    patient's line with a bad date and a bad time says both (and no « champ manquant »)."""
+    person = patients(1, prefix="Fautes")[0]
+    client.force_login(service.cast.bob)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    lines = ["INS;Date;Heure;Lieu", "123;31/02/2027;25:00;Hall B", f"{person.ins};31/02/2027;25:00;Hall B"]
+    upload = SimpleUploadedFile("jour.csv", "\n".join(lines).encode(), content_type="text/csv")
+    client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
+    campaign = Campaign.objects.get()
+    mapping = {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure", "lieu": "Lieu"}
+    client.post(reverse("automation:campaign_mapping", args=[campaign.pk]), mapping)
+    page = html.unescape(client.get(reverse("automation:campaign", args=[campaign.pk])).content.decode())
+    table = page.split('data-testid="problems">', 1)[1].split("</table>", 1)[0]
+    reasons = {}
+    for tr in table.split("<tr><td>")[1:]:
+        number, cell = tr.split("</td><td>", 1)
+        reasons[number] = [item.split("</li>")[0] for item in cell.split("<li>")[1:]]
+    date = "date illisible « 31/02/2027 » (attendu jj/mm/aaaa)"
+    time = "heure illisible « 25:00 » (attendu hh:mm)"
+    ins = "Le matricule INS compte 15 caractères (13 + une clé de 2 chiffres) ; « 123 » en compte 3."
+    assert reasons == {"2": [ins, date, time], "3": [date, time]}
+    assert Campaign.objects.get().lines.filter(status="invalid").count() == 2
