@@ -3,6 +3,7 @@ the model editor and its preview, a convocation sent, moved and cancelled from i
 whole campaign journey, and the patient's upcoming appointments with "add to my calendar"."""
 
 import html
+import re
 
 import icalendar
 import pytest
@@ -120,6 +121,8 @@ def test_convocation_page_send_move_cancel(service, client):
     assert response.status_code == 302 and response["Location"] == reverse(
         "automation:convocation", args=[convocation.pk]
     )
+    # The first invitation says its state only (the iCalendar SEQUENCE is not the secretary's word).
+    assert _state(client, convocation) == "prévue"
     assert convocation.duration_minutes == 45 and convocation.place == "Salle 3"
     moved = in_days(16)
     client.post(
@@ -127,6 +130,7 @@ def test_convocation_page_send_move_cancel(service, client):
     )
     convocation.refresh_from_db()
     assert convocation.sequence == 1 and convocation.starts_at.date() == moved.date()
+    assert _state(client, convocation) == "prévue (déplacée : mise à jour n° 1 envoyée au patient)"
     # "Annuler le rendez-vous" first asks (the patient will get a cancellation): nothing leaves yet.
     cancel_url = reverse("automation:convocation_cancel", args=[convocation.pk])
     asked = client.post(cancel_url)
@@ -141,6 +145,14 @@ def test_convocation_page_send_move_cancel(service, client):
     assert convocation.status == Convocation.Status.CANCELLED
     assert Entry.objects.filter(mailbox=cast.paul_box).count() == 3
     assert AuditEvent.objects.filter(action="convocation.cancelled", actor=cast.bob).count() == 1
+    assert _state(client, convocation) == "annulée"
+
+
+def _state(client, convocation) -> str:
+    """The « État » of the convocation page, as read (tags dropped)."""
+    page = html.unescape(client.get(reverse("automation:convocation", args=[convocation.pk])).content.decode())
+    cell = page.split('data-testid="convocation-state">', 1)[1].split("</dd>", 1)[0]
+    return re.sub(r"<[^>]+>", "", cell).strip()
 
 
 def test_convocation_form_names_the_problem(service, client):
