@@ -400,3 +400,39 @@ def test_the_check_table_names_every_fault_of_a_line_at_once(service, client):
     ins = "Le matricule INS compte 15 caractères (13 + une clé de 2 chiffres) ; « 123 » en compte 3."
     assert reasons == {"2": [ins, date, time], "3": [date, time]}
     assert Campaign.objects.get().lines.filter(status="invalid").count() == 2
+
+
+def test_the_index_says_what_became_of_each_list(service, client):
+    """A list left before its check, one checked and left, one abandoned before its start and
+    one cancelled during its send: four states, none of them « à valider » forever."""
+    people = patients(1, prefix="Index")
+    client.force_login(service.cast.bob)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    date = in_days(20).strftime("%d/%m/%Y")
+    mapping = {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure", "lieu": "Lieu"}
+    csv_text = f"INS;Date;Heure;Lieu\n{people[0].ins};{date};10:00;Hall B".encode()
+    ids = {}
+    for name in ("laissee", "verifiee", "abandonnee", "annulee"):
+        upload = SimpleUploadedFile(f"{name}.csv", csv_text, content_type="text/csv")
+        client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
+        ids[name] = Campaign.objects.get(filename=f"{name}.csv").pk
+        if name != "laissee":
+            client.post(reverse("automation:campaign_mapping", args=[ids[name]]), mapping)
+    client.post(reverse("automation:campaign_control", args=[ids["abandonnee"], "annuler"]), {"confirm": "on"})
+    client.post(reverse("automation:campaign_control", args=[ids["annulee"], "envoyer"]))
+    client.post(reverse("automation:campaign_control", args=[ids["annulee"], "annuler"]), {"confirm": "on"})
+
+    page = html.unescape(client.get(reverse("automation:index")).content.decode())
+    states = {
+        re.search(r">(\w+)\.csv<", item).group(1): re.search(r'<span class="badge">([^<]*)</span>', item).group(1)
+        for item in page.split("<li>")
+        if ".csv</a>" in item
+    }
+    assert states == {
+        "laissee": "colonnes à choisir",
+        "verifiee": "vérifiée, pas encore envoyée",
+        "abandonnee": "abandonnée",
+        "annulee": "annulée",
+    }
+    abandoned = html.unescape(client.get(reverse("automation:campaign", args=[ids["abandonnee"]])).content.decode())
+    assert 'data-testid="campaign-status">abandonnée<' in abandoned
