@@ -373,7 +373,15 @@ def campaign_control(request, campaign_id, action):
     try:
         if action == "envoyer":
             count = campaigns.start(campaign, request.user)
-            messages.success(request, _("Envoi lancé : %(n)d messages partent en arrière-plan.") % {"n": count})
+            messages.success(
+                request,
+                ngettext(
+                    "Envoi lancé : %(n)d message part en arrière-plan.",
+                    "Envoi lancé : %(n)d messages partent en arrière-plan.",
+                    count,
+                )
+                % {"n": count},
+            )
         elif action == "pause":
             campaigns.pause(campaign, request.user, reason="user")
         elif action == "reprendre":

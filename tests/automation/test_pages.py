@@ -329,8 +329,9 @@ def test_patient_sees_upcoming_convocations_and_adds_them_to_the_calendar(servic
     assert client.get(ics_url).status_code == 404
 
 
-def _send_a_list(service, client, count: int) -> Campaign:
-    """Upload, map and start a list of `count` lines; returns the campaign, still sending."""
+def _send_a_list(service, client, count: int) -> tuple[Campaign, str]:
+    """Upload, map and start a list of `count` lines; returns the campaign, still sending, and
+    the page shown after the start."""
     people = patients(count, prefix="Compte")
     client.force_login(service.cast.bob)
     model = service.models[MessageModel.Kind.CONVOCATION]
@@ -341,8 +342,8 @@ def _send_a_list(service, client, count: int) -> Campaign:
     campaign = Campaign.objects.get()
     mapping = {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure", "lieu": "Lieu"}
     client.post(reverse("automation:campaign_mapping", args=[campaign.pk]), mapping)
-    client.post(reverse("automation:campaign_control", args=[campaign.pk, "envoyer"]))
-    return campaign
+    started = client.post(reverse("automation:campaign_control", args=[campaign.pk, "envoyer"]), follow=True)
+    return campaign, html.unescape(started.content.decode())
 
 
 def _counts(page: str) -> tuple[str, str]:
@@ -354,22 +355,25 @@ def _counts(page: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("count", "before", "after"),
+    ("count", "started", "before", "after"),
     [
         (
             1,
+            ("Envoi lancé : 1 message part en arrière-plan.", " · 1 ligne · fichier "),
             ("0 message traité sur 1", "0 envoyé, 0 retour automatique, 0 échec, 1 à envoyer."),
             ("1 message traité sur 1", "1 envoyé, 0 retour automatique, 0 échec, 0 à envoyer."),
         ),
         (
             3,
+            ("Envoi lancé : 3 messages partent en arrière-plan.", " · 3 lignes · fichier "),
             ("0 message traité sur 3", "0 envoyé, 0 retour automatique, 0 échec, 3 à envoyer."),
             ("3 messages traités sur 3", "3 envoyés, 0 retour automatique, 0 échec, 0 à envoyer."),
         ),
     ],
 )
-def test_send_progress_speaks_french_plurals_for_zero_one_and_many(service, client, count, before, after):
-    campaign = _send_a_list(service, client, count)
+def test_send_progress_speaks_french_plurals_for_zero_one_and_many(service, client, count, started, before, after):
+    campaign, page = _send_a_list(service, client, count)
+    assert all(text in page for text in started)
     assert _counts(client.get(reverse("automation:campaign_progress", args=[campaign.pk])).content.decode()) == before
     campaign_sending.sweep()
     campaign.refresh_from_db()
