@@ -100,6 +100,41 @@ def save_version(
     return version
 
 
+EDITABLE = frozenset({"service", "name", "kind", "is_appointment", "reminder_days", "defaults"})
+
+
+def edit_model(
+    model: MessageModel, *, subject: str, body: str, user=None, add_attachments=(), remove_attachments=(), **options
+) -> ModelVersion:
+    """Change a model's own fields (`EDITABLE`) and its text in one action: both are saved or
+    neither (a refused text leaves the name, the service… as they were, in the database and
+    in `model`). Returns the version now current."""
+    unknown = set(options) - EDITABLE
+    if unknown:
+        raise TypeError(f"not editable: {sorted(unknown)}")
+    if "reminder_days" in options:
+        problem = reminder_days_error(options["reminder_days"])
+        if problem:
+            raise ValidationError(problem)
+        options["reminder_days"] = sorted(set(options["reminder_days"]), reverse=True)
+    with transaction.atomic():
+        changed = MessageModel.objects.select_for_update().get(pk=model.pk)
+        for name, value in options.items():
+            setattr(changed, name, value)
+        changed.save()
+        version = save_version(
+            changed,
+            subject=subject,
+            body=body,
+            user=user,
+            add_attachments=add_attachments,
+            remove_attachments=remove_attachments,
+        )
+    for name in options:
+        setattr(model, name, getattr(changed, name))
+    return version
+
+
 def _add_attachments(version: ModelVersion, attachments) -> None:
     """`attachments`: (filename, content type, bytes)."""
     rows = []

@@ -211,8 +211,33 @@ def _error(code: str, message: str) -> dict:
     return {"code": code, "message": message}
 
 
+APPOINTMENT_FIELDS = ("date_rdv", "heure_rdv")
+
+
 def _check_line(campaign, version, line, patients, seen) -> tuple[Patient | None, list[dict]]:
+    """Every independent fault of one line, each with its own reason (the secretary fixes them
+    all in one upload): the patient's (INS, space, duplicate) and the appointment's (date, time,
+    moment) are checked apart, then the fields the model needs and the line lacks."""
     values = line.values
+    patient, errors = _check_patient(values, patients, seen)
+    starts_at = None
+    if campaign.model.is_appointment:
+        starts_at, appointment_errors = _check_appointment(values)
+        errors += appointment_errors
+    if patient is not None:
+        missing = fields.missing(
+            fields.values_for(campaign.model, patient, values, starts_at), version.subject, version.body
+        )
+        if campaign.model.is_appointment and starts_at is None:  # the date or time fault is said
+            missing = [name for name in missing if name not in APPOINTMENT_FIELDS]
+        if missing:
+            errors.append(_error("missing_field", sending.missing_message(missing)))
+    if patient is not None and not errors:
+        seen[patient.pk] = line.number
+    return patient, errors
+
+
+def _check_patient(values, patients, seen) -> tuple[Patient | None, list[dict]]:
     ins = normalise_ins(values.get("ins", ""))
     if not ins:
         return None, [_error("ins_missing", _("matricule INS absent"))]
@@ -230,27 +255,29 @@ def _check_line(campaign, version, line, patients, seen) -> tuple[Patient | None
         return patient, [
             _error("duplicate", _("doublon : ce patient figure déjà ligne %(n)d") % {"n": seen[patient.pk]})
         ]
-    errors = []
-    starts_at = None
-    if campaign.model.is_appointment:
-        try:
-            starts_at = convocations.parse_appointment(values.get("date_rdv", ""), values.get("heure_rdv", ""))
-        except convocations.InvalidAppointment as exc:
-            errors.append(_error("invalid_date", str(exc)))
-        else:
-            try:
-                convocations.check_upcoming(starts_at)
-            except convocations.PastAppointment as exc:
-                errors.append(_error("past_date", str(exc)))
-            values["_starts_at"] = starts_at.isoformat()
-    missing = fields.missing(
-        fields.values_for(campaign.model, patient, values, starts_at), version.subject, version.body
-    )
-    if missing:
-        errors.append(_error("missing_field", sending.missing_message(missing)))
-    if not errors:
-        seen[patient.pk] = line.number
-    return patient, errors
+    return patient, []
+
+
+def _check_appointment(values) -> tuple[datetime.datetime | None, list[dict]]:
+    """The appointment's moment, or each of its faults: the date and the time are read apart."""
+    errors, day, moment = [], None, None
+    try:
+        day = convocations.parse_date(values.get("date_rdv", ""))
+    except convocations.InvalidAppointment as exc:
+        errors.append(_error("invalid_date", str(exc)))
+    try:
+        moment = convocations.parse_time(values.get("heure_rdv", ""))
+    except convocations.InvalidAppointment as exc:
+        errors.append(_error("invalid_time", str(exc)))
+    if day is None or moment is None:
+        return None, errors
+    starts_at = convocations.combine(day, moment)
+    try:
+        convocations.check_upcoming(starts_at)
+    except convocations.PastAppointment as exc:
+        errors.append(_error("past_date", str(exc)))
+    values["_starts_at"] = starts_at.isoformat()
+    return starts_at, errors
 
 
 def starts_at_of(line: CampaignLine) -> datetime.datetime | None:

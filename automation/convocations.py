@@ -50,20 +50,31 @@ class InvalidAppointment(ValueError):
 def parse_appointment(date_text: str, time_text: str) -> datetime.datetime:
     """The aware local datetime of a date (`14/03/2027`, `2027-03-14`…) and a time (`09:30`,
     `9h30`, `14 h`)."""
-    date_text, time_text = (date_text or "").strip(), (time_text or "").strip()
-    day = None
+    return combine(parse_date(date_text), parse_time(time_text))
+
+
+def parse_date(date_text: str) -> datetime.date:
+    """The day of `14/03/2027`, `2027-03-14`…; `InvalidAppointment` (in French) otherwise."""
+    date_text = (date_text or "").strip()
     for pattern in DATE_FORMATS:
         try:
-            day = datetime.datetime.strptime(date_text, pattern).date()
-            break
+            return datetime.datetime.strptime(date_text, pattern).date()
         except ValueError:
             continue
-    if day is None:
-        raise InvalidAppointment(_("date illisible « %(v)s » (attendu jj/mm/aaaa)") % {"v": date_text[:40]})
+    raise InvalidAppointment(_("date illisible « %(v)s » (attendu jj/mm/aaaa)") % {"v": date_text[:40]})
+
+
+def parse_time(time_text: str) -> datetime.time:
+    """The time of day of `09:30`, `9h30`, `14 h`; `InvalidAppointment` (in French) otherwise."""
+    time_text = (time_text or "").strip()
     match = TIME_RE.match(time_text)
     if not match or int(match.group(1)) > 23 or int(match.group(2) or 0) > 59:
         raise InvalidAppointment(_("heure illisible « %(v)s » (attendu hh:mm)") % {"v": time_text[:40]})
-    moment = datetime.time(int(match.group(1)), int(match.group(2) or 0))
+    return datetime.time(int(match.group(1)), int(match.group(2) or 0))
+
+
+def combine(day: datetime.date, moment: datetime.time) -> datetime.datetime:
+    """The aware local datetime of a day and a time of day (settings.TIME_ZONE)."""
     return datetime.datetime.combine(day, moment, tzinfo=ZoneInfo(settings.TIME_ZONE))
 
 

@@ -17,7 +17,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 
 
 class MessageModel(models.Model):
@@ -243,6 +243,17 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return f"campagne #{self.pk} ({self.status})"
+
+    @property
+    def state_label(self) -> str:
+        """The state as the pages say it: a draft tells whether its list was checked, a list
+        stopped before its start is « abandonnée » (the button and the message say so), one
+        stopped during its send « annulée »."""
+        if self.status == self.Status.DRAFT:
+            return gettext("vérifiée, pas encore envoyée") if self.validated_at else gettext("colonnes à choisir")
+        if self.status == self.Status.CANCELLED and self.started_at is None:
+            return gettext("abandonnée")
+        return self.get_status_display()
 
 
 class CampaignLine(models.Model):

@@ -140,17 +140,15 @@ def model_edit(request, model_id):
     form = MessageModelForm(request.POST or None, request.FILES or None, boxes=boxes, model=model, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        for name in ("service", "name", "kind", "is_appointment", "reminder_days", "defaults"):
-            setattr(model, name, data[name])
         try:
-            model.save()
-            version = authoring.save_version(
+            version = authoring.edit_model(
                 model,
                 subject=data["subject"],
                 body=data["body"],
                 user=request.user,
                 add_attachments=_uploads(data["attachments"]),
                 remove_attachments=data["remove_attachments"],
+                **{name: data[name] for name in authoring.EDITABLE},
             )
         except ValidationError as exc:
             form.add_error(None, exc)
@@ -375,7 +373,15 @@ def campaign_control(request, campaign_id, action):
     try:
         if action == "envoyer":
             count = campaigns.start(campaign, request.user)
-            messages.success(request, _("Envoi lancé : %(n)d messages partent en arrière-plan.") % {"n": count})
+            messages.success(
+                request,
+                ngettext(
+                    "Envoi lancé : %(n)d message part en arrière-plan.",
+                    "Envoi lancé : %(n)d messages partent en arrière-plan.",
+                    count,
+                )
+                % {"n": count},
+            )
         elif action == "pause":
             campaigns.pause(campaign, request.user, reason="user")
         elif action == "reprendre":

@@ -12,6 +12,8 @@ LEFT, RIGHT, TOP, BOTTOM = 48, 12, 16, 44
 INK, GRID = "#1b1b1f", "#d0d0d8"
 COLOURS = ["#00557f", "#a4161a", "#1a6b32", "#6b3fa0", "#8a5a00"]
 FONT = "DejaVu Sans"
+CHAR_WIDTH = 6.6  # mean advance of DejaVu Sans at 11 px, generous
+LEGEND_ROW = 16
 
 
 def _step(high: float) -> float:
@@ -25,6 +27,19 @@ def _step(high: float) -> float:
     return 10 * magnitude
 
 
+def legend_positions(names: list[str]) -> list[tuple[int, int]]:
+    """(x, row) of each legend entry: side by side, a new row when the next would leave the
+    chart (the text's width estimated from its length at 11 px)."""
+    positions, x, row = [], LEFT, 0
+    for name in names:
+        width = 14 + math.ceil(len(name) * CHAR_WIDTH) + 18
+        if x > LEFT and x + width > WIDTH - RIGHT:
+            x, row = LEFT, row + 1
+        positions.append((x, row))
+        x += width
+    return positions
+
+
 def bar_chart(chart_id: str, title: str, labels: list[str], series: list[tuple[str, list[float]]]) -> SafeString:
     """Grouped bars: one group per label (period), one bar per series."""
     values = [v for _name, line in series for v in line]
@@ -36,9 +51,11 @@ def bar_chart(chart_id: str, title: str, labels: list[str], series: list[tuple[s
     bar_w = max(group_w * 0.8 / max(len(series), 1), 1)
     total = ", ".join(f"{name} : {int(sum(line))}" for name, line in series)
     desc = f"{len(labels)} période(s), de {labels[0]} à {labels[-1]}. Totaux — {total}." if labels else "Aucune donnée."
+    legend = legend_positions([name for name, _line in series])
+    height = HEIGHT + LEGEND_ROW * max(row for _x, row in legend) if legend else HEIGHT
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="stat-chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
-        f'height="{HEIGHT}" role="img" aria-labelledby="{chart_id}-t {chart_id}-d" font-family="{FONT}" font-size="11">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="stat-chart" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" '
+        f'height="{height}" role="img" aria-labelledby="{chart_id}-t {chart_id}-d" font-family="{FONT}" font-size="11">',
         f'<title id="{chart_id}-t">{escape(title)}</title><desc id="{chart_id}-d">{escape(desc)}</desc>',
     ]
     grid, tick = [], 0.0
@@ -67,10 +84,10 @@ def bar_chart(chart_id: str, title: str, labels: list[str], series: list[tuple[s
             parts.append(
                 f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" fill="{INK}">{escape(label)}</text>'
             )
-    for index, (name, _line) in enumerate(series):
-        x = LEFT + index * 150
+    for index, ((name, _line), (x, row)) in enumerate(zip(series, legend, strict=True)):
         colour = COLOURS[index % len(COLOURS)]
-        parts.append(f'<path d="M{x} {HEIGHT - 12}h10v-10h-10z" fill="{colour}"/>')
-        parts.append(f'<text x="{x + 14}" y="{HEIGHT - 3}" fill="{INK}">{escape(name)}</text>')
+        y = HEIGHT + row * LEGEND_ROW
+        parts.append(f'<path d="M{x} {y - 12}h10v-10h-10z" fill="{colour}"/>')
+        parts.append(f'<text x="{x + 14}" y="{y - 3}" fill="{INK}">{escape(name)}</text>')
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every text above is escaped

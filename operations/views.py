@@ -17,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from audit.events import record
 from audit.models import AuditEvent
 from directory.models import ImportRun
+from mailboxes.delivery import SOURCE_LABELS
 from mailboxes.models import Mailbox, Structure, TrustedDomain
 from operations import statistics as stats
 from operations.charts import bar_chart
@@ -27,7 +28,6 @@ from operations.metrics import render as render_metrics
 from operations.selftest import last_whitelist_import
 
 GRANULARITIES = {"jour": ("day", 30), "semaine": ("week", 12 * 7), "mois": ("month", 365)}
-SOURCES = ["webmail", "smtp", "api", "patient", "system"]
 DELIVERY_STATUSES = [
     ("delivered", "distribués"),
     ("relayed", "relayés"),
@@ -185,7 +185,11 @@ def statistics_tables(scope, first, last, granularity) -> list[dict]:
     tables = [
         by_period("messages", "Messages envoyés et reçus", [("envoyés", "sent"), ("reçus", "received")]),
         by_period("destinataires", "Destinataires des messages envoyés", recipients),
-        by_period("sources", "Messages envoyés par origine", [(s, f"sent_source_{s}") for s in SOURCES]),
+        by_period(
+            "sources",
+            "Messages envoyés par origine",
+            [(str(label), f"sent_source_{s}") for s, label in SOURCE_LABELS.items()],
+        ),
         by_period(
             "distribution",
             "Devenir des envois (par destinataire)",

@@ -124,7 +124,7 @@ def _documents(patient):
 def _compose(request, patient, *, entry=None):
     """The composer, for a reply (`entry`) or a first message to an allowed box."""
     if not _space_is_open(patient):
-        messages.error(request, "Votre messagerie est clôturée : vous ne pouvez plus envoyer de message.")
+        messages.error(request, _("Votre messagerie est clôturée : vous ne pouvez plus envoyer de message."))
         return redirect("patients:inbox")
     documents = _documents(patient)
     recipients = None
@@ -132,15 +132,17 @@ def _compose(request, patient, *, entry=None):
     if entry is not None:
         state = selectors.reply_state(patient, entry)
         if not state.allowed:
-            messages.error(request, "Vous ne pouvez pas répondre à ce message.")
+            messages.error(request, _("Vous ne pouvez pas répondre à ce message."))
             return redirect("patients:message", entry_id=entry.pk)
     else:
         recipients = [(b.address, box_name(b)) for b in policy.allowed_recipients(patient)]
         if not recipients:
             messages.info(
                 request,
-                "Vous pourrez écrire à un professionnel ou une structure dès qu'il vous aura écrit, "
-                "ou à une pharmacie qui vous a délivré une ordonnance remboursée dans l'année.",
+                _(
+                    "Vous pourrez écrire à un professionnel ou une structure dès qu'il vous aura écrit, "
+                    "ou à une pharmacie qui vous a délivré une ordonnance remboursée dans l'année."
+                ),
             )
             return redirect("patients:inbox")
     form = ComposeForm(
@@ -173,9 +175,9 @@ def _compose(request, patient, *, entry=None):
         except DeliveryRefused as exc:
             error = exc.reason
         else:
-            messages.success(request, "Votre message a été envoyé.")
+            messages.success(request, _("Votre message a été envoyé."))
             return redirect("patients:conversation", entry_id=entry.pk) if entry else redirect("patients:inbox")
-        error += " Votre texte est conservé ; choisissez à nouveau vos fichiers s'il y en avait."
+        error += " " + _("Votre texte est conservé ; choisissez à nouveau vos fichiers s'il y en avait.")
     return render(
         request,
         "patients/compose.html",
@@ -218,10 +220,10 @@ def save_attachment(request, attachment_id):
     form = SaveDocumentForm(request.POST or None, initial={"title": title, "date": date, "kind": "health"})
     error = ""
     if attachment.size > settings.HEALTH_DOCUMENT_MAX_BYTES:
-        error = (
-            f"Ce fichier pèse {filesizeformat(attachment.size)} : un document de votre dossier ne peut pas "
-            f"dépasser {filesizeformat(settings.HEALTH_DOCUMENT_MAX_BYTES)}."
-        )
+        error = _("Ce fichier pèse %(size)s : un document de votre dossier ne peut pas dépasser %(limit)s.") % {
+            "size": filesizeformat(attachment.size),
+            "limit": filesizeformat(settings.HEALTH_DOCUMENT_MAX_BYTES),
+        }
     elif request.method == "POST" and form.is_valid():
         with attachment.file.open("rb") as handle:
             data = handle.read()
@@ -240,7 +242,7 @@ def save_attachment(request, attachment_id):
         except ValidationError as exc:
             error = " ".join(exc.messages)
         else:
-            messages.success(request, "Le document a été enregistré dans vos documents.")
+            messages.success(request, _("Le document a été enregistré dans vos documents."))
             return redirect("patients:message", entry_id=entry.pk)
     return render(
         request,
@@ -256,7 +258,7 @@ def settings_page(request):
     form = NotificationEmailForm(request.POST or None, initial={"notification_email": patient.notification_email})
     if request.method == "POST" and form.is_valid():
         space.set_notification_email(patient, form.cleaned_data["notification_email"], request.user)
-        messages.success(request, "Votre adresse de notification est enregistrée.")
+        messages.success(request, _("Votre adresse de notification est enregistrée."))
         return redirect("patients:settings")
     blocks = list(Block.objects.filter(patient=patient).select_related("mailbox"))
     blocked_ids = {b.mailbox_id for b in blocks}
@@ -282,7 +284,7 @@ def block(request, mailbox_id):
     mailbox = get_object_or_404(space.blockable_mailboxes(patient), pk=mailbox_id)
     if request.method == "POST" and request.POST.get("confirm") == "on":
         space.block_mailbox(patient, mailbox, request.user)
-        messages.success(request, f"{box_name(mailbox)} ne pourra plus vous écrire.")
+        messages.success(request, _("%(name)s ne pourra plus vous écrire.") % {"name": box_name(mailbox)})
         return redirect("patients:settings")
     return render(
         request, "patients/block_confirm.html", {"patient": patient, "mailbox": mailbox, "name": box_name(mailbox)}
@@ -296,7 +298,7 @@ def unblock(request, block_id):
     block_row = get_object_or_404(Block.objects.select_related("mailbox"), pk=block_id, patient=patient)
     name = box_name(block_row.mailbox)
     space.unblock_mailbox(patient, block_row, request.user)
-    messages.success(request, f"{name} peut de nouveau vous écrire.")
+    messages.success(request, _("%(name)s peut de nouveau vous écrire.") % {"name": name})
     return redirect("patients:settings")
 
 
@@ -309,7 +311,7 @@ def close_space(request):
     if request.method == "POST" and form.is_valid():
         space.close_space(patient, request.user)
         messages.success(
-            request, "Votre messagerie est clôturée. Les professionnels en seront avertis s'ils vous écrivent."
+            request, _("Votre messagerie est clôturée. Les professionnels en seront avertis s'ils vous écrivent.")
         )
         return redirect("patients:settings")
     return render(request, "patients/close_space.html", {"patient": patient, "form": form})
@@ -339,9 +341,9 @@ def pro_close_conversation(request, mailbox_id, patient_id):
         try:
             pro_conversation.close_conversation(mailbox, patient, request.user)
         except DeliveryRefused as exc:
-            messages.error(request, f"L'échange n'a pas pu être clôturé : {exc.reason}")
+            messages.error(request, _("L'échange n'a pas pu être clôturé : %(reason)s") % {"reason": exc.reason})
         else:
-            messages.success(request, "L'échange est clôturé : le patient ne peut plus vous répondre.")
+            messages.success(request, _("L'échange est clôturé : le patient ne peut plus vous répondre."))
         return redirect(next_url or reverse("home"))
     return render(
         request,

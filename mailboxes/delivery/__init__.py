@@ -43,7 +43,7 @@ from mailboxes.delivery.history import message_history, refusal_reason
 from mailboxes.delivery.planning import check_recipient
 from mailboxes.delivery.quota import count_draft, release_space
 from mailboxes.delivery.receipts import READ_RECEIPT_EVENTS, is_read_receipt_event
-from mailboxes.delivery.send import SOURCES, send_message
+from mailboxes.delivery.send import SOURCE_LABELS, SOURCES, send_message
 from mailboxes.delivery.senders import check_sender, is_null_sender
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "READ_RECEIPT_EVENTS",
     "REPLY_CODES",
     "SOURCES",
+    "SOURCE_LABELS",
     "CallerEvents",
     "DeliveryRefused",
     "DeliveryResult",

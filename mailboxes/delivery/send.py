@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import uuid
 
+from django.utils.translation import gettext_lazy
+
 from audit.events import record_lasting
 from mailboxes.delivery import batch, senders
 from mailboxes.delivery.decisions import (
@@ -35,7 +37,17 @@ from mailboxes.trust import classify_domains, domain_of
 
 log = logging.getLogger("mailboxes.delivery")
 
-SOURCES = frozenset({"webmail", "patient", "smtp", "submission", "api", "system"})
+# Where a message comes from (the `source` of `send_message`, the `actor_label` of its
+# `message.submitted` event, the `sent_source_<source>` statistics), with its French label.
+SOURCE_LABELS = {
+    "webmail": gettext_lazy("messagerie web"),
+    "smtp": gettext_lazy("passerelle SMTP"),
+    "submission": gettext_lazy("logiciel de messagerie"),
+    "api": gettext_lazy("API"),
+    "patient": gettext_lazy("patients"),
+    "system": gettext_lazy("envois automatiques"),
+}
+SOURCES = frozenset(SOURCE_LABELS)
 
 
 def send_message(

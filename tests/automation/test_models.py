@@ -117,3 +117,35 @@ def test_install_command_installs_the_standard_models_once(service, cast):
     assert MessageModel.objects.filter(mailbox=service.admissions).count() == 6
     with pytest.raises(CommandError):
         call_command("install_message_models", cast.paul_box.address, "Admissions")
+
+
+def test_editing_a_model_is_one_action_a_refused_text_changes_nothing(service):
+    """`authoring.edit_model` saves the model's own fields and its new version together: a text
+    naming an unknown field is refused, and the name, the service, the reminders and the
+    versions stay as they were, in the database and in the object the page shows."""
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    before = (model.name, model.service, list(model.reminder_days), model.versions.count(), model.current.body)
+    with pytest.raises(ValidationError) as refused:
+        authoring.edit_model(
+            model,
+            name="Convocation renommée",
+            service="Neurologie",
+            reminder_days=[3],
+            subject="Votre rendez-vous",
+            body="Bonjour {{ prenom_du_patient }}",
+            user=service.cast.bob,
+        )
+    assert "Champ inconnu : {{ prenom_du_patient }}" in " ".join(refused.value.messages)
+    assert (model.name, model.service, list(model.reminder_days)) == before[:3]
+    model.refresh_from_db()
+    assert (model.name, model.service, list(model.reminder_days), model.versions.count(), model.current.body) == before
+
+    version = authoring.edit_model(
+        model,
+        name="Convocation renommée",
+        service="Neurologie",
+        subject="Votre rendez-vous",
+        body="Bonjour {{ prenom }}",
+    )
+    model.refresh_from_db()
+    assert (model.name, model.service, version.number) == ("Convocation renommée", "Neurologie", before[3] + 1)

@@ -3,6 +3,7 @@ the model editor and its preview, a convocation sent, moved and cancelled from i
 whole campaign journey, and the patient's upcoming appointments with "add to my calendar"."""
 
 import html
+import re
 
 import icalendar
 import pytest
@@ -120,6 +121,8 @@ def test_convocation_page_send_move_cancel(service, client):
     assert response.status_code == 302 and response["Location"] == reverse(
         "automation:convocation", args=[convocation.pk]
     )
+    # The first invitation says its state only (the iCalendar SEQUENCE is not the secretary's word).
+    assert _state(client, convocation) == "prévue"
     assert convocation.duration_minutes == 45 and convocation.place == "Salle 3"
     moved = in_days(16)
     client.post(
@@ -127,6 +130,7 @@ def test_convocation_page_send_move_cancel(service, client):
     )
     convocation.refresh_from_db()
     assert convocation.sequence == 1 and convocation.starts_at.date() == moved.date()
+    assert _state(client, convocation) == "prévue (déplacée : mise à jour n° 1 envoyée au patient)"
     # "Annuler le rendez-vous" first asks (the patient will get a cancellation): nothing leaves yet.
     cancel_url = reverse("automation:convocation_cancel", args=[convocation.pk])
     asked = client.post(cancel_url)
@@ -141,6 +145,14 @@ def test_convocation_page_send_move_cancel(service, client):
     assert convocation.status == Convocation.Status.CANCELLED
     assert Entry.objects.filter(mailbox=cast.paul_box).count() == 3
     assert AuditEvent.objects.filter(action="convocation.cancelled", actor=cast.bob).count() == 1
+    assert _state(client, convocation) == "annulée"
+
+
+def _state(client, convocation) -> str:
+    """The « État » of the convocation page, as read (tags dropped)."""
+    page = html.unescape(client.get(reverse("automation:convocation", args=[convocation.pk])).content.decode())
+    cell = page.split('data-testid="convocation-state">', 1)[1].split("</dd>", 1)[0]
+    return re.sub(r"<[^>]+>", "", cell).strip()
 
 
 def test_convocation_form_names_the_problem(service, client):
@@ -279,7 +291,9 @@ def test_campaign_journey_through_the_pages(service, client):
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SENDING
     progress = client.get(reverse("automation:campaign_progress", args=[campaign.pk]))
-    assert 'hx-trigger="every 2s"' in progress.content.decode() and "0 sur 4" in progress.content.decode()
+    assert (
+        'hx-trigger="every 2s"' in progress.content.decode() and "0 message traité sur 4" in progress.content.decode()
+    )
     campaign_sending.sweep()  # the embedded scheduler's run
     progress = client.get(reverse("automation:campaign_progress", args=[campaign.pk]))
     assert progress["HX-Refresh"] == "true"
@@ -313,3 +327,116 @@ def test_patient_sees_upcoming_convocations_and_adds_them_to_the_calendar(servic
     assert "Mes prochains rendez-vous" not in client.get(reverse("patients:inbox")).content.decode()
     client.force_login(cast.bob)
     assert client.get(ics_url).status_code == 404
+
+
+def _send_a_list(service, client, count: int) -> tuple[Campaign, str]:
+    """Upload, map and start a list of `count` lines; returns the campaign, still sending, and
+    the page shown after the start."""
+    people = patients(count, prefix="Compte")
+    client.force_login(service.cast.bob)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    date = in_days(20).strftime("%d/%m/%Y")
+    lines = ["INS;Date;Heure;Lieu"] + [f"{p.ins};{date};10:00;Hall B" for p in people]
+    upload = SimpleUploadedFile("jour.csv", "\n".join(lines).encode(), content_type="text/csv")
+    client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
+    campaign = Campaign.objects.get()
+    mapping = {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure", "lieu": "Lieu"}
+    client.post(reverse("automation:campaign_mapping", args=[campaign.pk]), mapping)
+    started = client.post(reverse("automation:campaign_control", args=[campaign.pk, "envoyer"]), follow=True)
+    return campaign, html.unescape(started.content.decode())
+
+
+def _counts(page: str) -> tuple[str, str]:
+    """The progress bar's label and its counts line, as read on the page."""
+    text = html.unescape(page)
+    label = text.split('<label for="progress-bar">', 1)[1].split("</label>", 1)[0]
+    counts = text.split('data-testid="progress-counts">', 1)[1].split("</span>", 1)[0]
+    return label, counts
+
+
+@pytest.mark.parametrize(
+    ("count", "started", "before", "after"),
+    [
+        (
+            1,
+            ("Envoi lancé : 1 message part en arrière-plan.", " · 1 ligne · fichier "),
+            ("0 message traité sur 1", "0 envoyé, 0 retour automatique, 0 échec, 1 à envoyer."),
+            ("1 message traité sur 1", "1 envoyé, 0 retour automatique, 0 échec, 0 à envoyer."),
+        ),
+        (
+            3,
+            ("Envoi lancé : 3 messages partent en arrière-plan.", " · 3 lignes · fichier "),
+            ("0 message traité sur 3", "0 envoyé, 0 retour automatique, 0 échec, 3 à envoyer."),
+            ("3 messages traités sur 3", "3 envoyés, 0 retour automatique, 0 échec, 0 à envoyer."),
+        ),
+    ],
+)
+def test_send_progress_speaks_french_plurals_for_zero_one_and_many(service, client, count, started, before, after):
+    campaign, page = _send_a_list(service, client, count)
+    assert all(text in page for text in started)
+    assert _counts(client.get(reverse("automation:campaign_progress", args=[campaign.pk])).content.decode()) == before
+    campaign_sending.sweep()
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DONE
+    assert _counts(client.get(reverse("automation:campaign", args=[campaign.pk])).content.decode()) == after
+
+
+def test_the_check_table_names_every_fault_of_a_line_at_once(service, client):
+    """A line with a short INS, an impossible date and an impossible time says all three; a known
+    patient's line with a bad date and a bad time says both (and no « champ manquant »)."""
+    person = patients(1, prefix="Fautes")[0]
+    client.force_login(service.cast.bob)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    lines = ["INS;Date;Heure;Lieu", "123;31/02/2027;25:00;Hall B", f"{person.ins};31/02/2027;25:00;Hall B"]
+    upload = SimpleUploadedFile("jour.csv", "\n".join(lines).encode(), content_type="text/csv")
+    client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
+    campaign = Campaign.objects.get()
+    mapping = {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure", "lieu": "Lieu"}
+    client.post(reverse("automation:campaign_mapping", args=[campaign.pk]), mapping)
+    page = html.unescape(client.get(reverse("automation:campaign", args=[campaign.pk])).content.decode())
+    table = page.split('data-testid="problems">', 1)[1].split("</table>", 1)[0]
+    reasons = {}
+    for tr in table.split("<tr><td>")[1:]:
+        number, cell = tr.split("</td><td>", 1)
+        reasons[number] = [item.split("</li>")[0] for item in cell.split("<li>")[1:]]
+    date = "date illisible « 31/02/2027 » (attendu jj/mm/aaaa)"
+    time = "heure illisible « 25:00 » (attendu hh:mm)"
+    ins = "Le matricule INS compte 15 caractères (13 + une clé de 2 chiffres) ; « 123 » en compte 3."
+    assert reasons == {"2": [ins, date, time], "3": [date, time]}
+    assert Campaign.objects.get().lines.filter(status="invalid").count() == 2
+
+
+def test_the_index_says_what_became_of_each_list(service, client):
+    """A list left before its check, one checked and left, one abandoned before its start and
+    one cancelled during its send: four states, none of them « à valider » forever."""
+    people = patients(1, prefix="Index")
+    client.force_login(service.cast.bob)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    date = in_days(20).strftime("%d/%m/%Y")
+    mapping = {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure", "lieu": "Lieu"}
+    csv_text = f"INS;Date;Heure;Lieu\n{people[0].ins};{date};10:00;Hall B".encode()
+    ids = {}
+    for name in ("laissee", "verifiee", "abandonnee", "annulee"):
+        upload = SimpleUploadedFile(f"{name}.csv", csv_text, content_type="text/csv")
+        client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
+        ids[name] = Campaign.objects.get(filename=f"{name}.csv").pk
+        if name != "laissee":
+            client.post(reverse("automation:campaign_mapping", args=[ids[name]]), mapping)
+    client.post(reverse("automation:campaign_control", args=[ids["abandonnee"], "annuler"]), {"confirm": "on"})
+    client.post(reverse("automation:campaign_control", args=[ids["annulee"], "envoyer"]))
+    client.post(reverse("automation:campaign_control", args=[ids["annulee"], "annuler"]), {"confirm": "on"})
+
+    page = html.unescape(client.get(reverse("automation:index")).content.decode())
+    states = {
+        re.search(r">(\w+)\.csv<", item).group(1): re.search(r'<span class="badge">([^<]*)</span>', item).group(1)
+        for item in page.split("<li>")
+        if ".csv</a>" in item
+    }
+    assert states == {
+        "laissee": "colonnes à choisir",
+        "verifiee": "vérifiée, pas encore envoyée",
+        "abandonnee": "abandonnée",
+        "annulee": "annulée",
+    }
+    abandoned = html.unescape(client.get(reverse("automation:campaign", args=[ids["abandonnee"]])).content.decode())
+    assert 'data-testid="campaign-status">abandonnée<' in abandoned

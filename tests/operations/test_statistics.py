@@ -4,6 +4,7 @@
 import csv
 import datetime
 import io
+import re
 from unittest import mock
 
 import pytest
@@ -220,3 +221,31 @@ def test_campaign_outcomes_are_counted_per_sending_box_and_shown(cast, client, s
     assert lines[-1] == "Total;2;0;1"
     page = client.get(reverse("operations:statistics"), {"du": D1.isoformat(), "au": D2.isoformat()}).content.decode()
     assert "issue des lignes" in page and "apparaîtront ici" not in page
+
+
+def test_sources_are_named_in_french_in_the_table_and_the_legend(history, client):
+    """« Messages envoyés par origine »: French labels (mailboxes.delivery.SOURCE_LABELS), never
+    the codes, and every legend entry inside the chart (a sixth one wraps to a second row)."""
+    client.force_login(history.ada)
+    page = client.get(reverse("operations:statistics"), {"du": D1.isoformat(), "au": TODAY.isoformat()})
+    labels = [
+        "messagerie web",
+        "passerelle SMTP",
+        "logiciel de messagerie",
+        "API",
+        "patients",
+        "envois automatiques",
+    ]
+    sources = {t["id"]: t for t in page.context["tables"]}["sources"]
+    assert sources["columns"] == ["Période", *labels]
+    # The four messages sent (messages table): three from the webmail, one from a patient.
+    assert (sources["rows"][-1][1], sources["rows"][-1][5]) == (3, 1)
+    svg = str(sources["chart"])
+    width = int(re.search(r'viewBox="0 0 (\d+) (\d+)"', svg).group(1))
+    legend = [
+        (float(x), text) for x, text in re.findall(r'<text x="([\d.]+)" y="[\d.]+" fill="[^"]+">([^<]+)</text>', svg)
+    ]
+    assert [text for _x, text in legend] == labels
+    assert all(x + len(text) * 6.6 <= width for x, text in legend)
+    html = page.content.decode()
+    assert ">system<" not in html and ">webmail<" not in html and ">smtp<" not in html

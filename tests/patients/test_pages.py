@@ -1,7 +1,10 @@
 """The patient's pages (RULES.md §3): inbox, message, attachments, banner, reply composer,
 "save to my documents", settings; and the professional's close action."""
 
+import html
+
 import pytest
+from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from audit.models import AuditEvent
@@ -74,7 +77,8 @@ def test_closed_banner_and_no_reply_button_on_any_message_of_that_box(cast, paul
         assert 'data-testid="reply-button"' not in page
     first_entry = inbox_of(cast.paul_box).get(message=first)
     assert 'data-testid="reply-button"' not in paul.get(f"/patient/echange/{first_entry.pk}/").content.decode()
-    assert paul.get(f"/patient/message/{first_entry.pk}/repondre").status_code == 302
+    refused = paul.get(f"/patient/message/{first_entry.pk}/repondre")
+    assert refused.status_code == 302 and flashes(refused) == ["Vous ne pouvez pas répondre à ce message."]
     other_page = paul.get(f"/patient/message/{inbox_of(cast.paul_box).get(message=other).pk}/").content.decode()
     assert 'data-testid="reply-button"' in other_page
     assert "a clôturé cet échange" not in other_page
@@ -87,7 +91,7 @@ def test_reply_with_a_device_pdf(cast, paul):
         f"/patient/message/{entry.pk}/repondre",
         {"text": "Voici mon bilan.", "files": [SimpleUploadedFile("bilan.pdf", PDF, "application/pdf")]},
     )
-    assert response.status_code == 302
+    assert response.status_code == 302 and flashes(response) == ["Votre message a été envoyé."]
     reply = inbox_of(cast.alice_box).get().message
     assert reply.in_reply_to == sent.message_id
     assert reply.subject == f"RE : {sent.subject}"  # the one reply prefix (mailboxes.compose)
@@ -248,6 +252,11 @@ def test_save_attachment_refuses_a_wrong_format_or_size(cast, paul, settings):
     for attachment in sent.attachments.all():
         response = paul.post(f"/patient/piece-jointe/{attachment.pk}/enregistrer", data)
         assert response.status_code == 400
+        if attachment.filename == "gros.pdf":
+            assert (
+                "Ce fichier pèse 3,0\xa0Ko : un document de votre dossier ne peut pas dépasser 2,0\xa0Ko."
+                in html.unescape(response.content.decode())
+            )
     assert not Document.objects.exists()
 
 
@@ -255,15 +264,20 @@ def test_settings_email_block_unblock_and_close(cast, paul):
     pro_send(cast.alice_box, cast.alice, cast.paul_patient.address)
     page = paul.get("/patient/parametres").content.decode()
     assert "Dr Alice MARTIN" in page
-    paul.post("/patient/parametres", {"notification_email": "nouvelle@exemple.org"})
+    saved = paul.post("/patient/parametres", {"notification_email": "nouvelle@exemple.org"})
+    assert flashes(saved) == ["Votre adresse de notification est enregistrée."]
+    paul.get("/patient/parametres")  # the page shows (and uses up) the message
     cast.paul_patient.refresh_from_db()
     assert cast.paul_patient.notification_email == "nouvelle@exemple.org"
 
-    assert paul.post(f"/patient/parametres/bloquer/{cast.alice_box.pk}", {"confirm": "on"}).status_code == 302
+    blocked = paul.post(f"/patient/parametres/bloquer/{cast.alice_box.pk}", {"confirm": "on"})
+    assert blocked.status_code == 302 and flashes(blocked) == ["Dr Alice MARTIN ne pourra plus vous écrire."]
+    paul.get("/patient/parametres")
     block = Block.objects.get(patient=cast.paul_patient)
     # A box that never wrote cannot be targeted.
     assert paul.post(f"/patient/parametres/bloquer/{cast.charlie_box.pk}").status_code == 404
-    assert paul.post(f"/patient/parametres/debloquer/{block.pk}").status_code == 302
+    unblocked = paul.post(f"/patient/parametres/debloquer/{block.pk}")
+    assert unblocked.status_code == 302 and flashes(unblocked) == ["Dr Alice MARTIN peut de nouveau vous écrire."]
     assert not Block.objects.exists()
 
     response = paul.post("/patient/parametres/cloturer", {})
@@ -334,3 +348,8 @@ def test_html_only_message_is_shown_sanitised(cast, paul):
     page = paul.get(f"/patient/message/{inbox_of(cast.paul_box).get(message=sent).pk}/").content.decode()
     assert "<b>Paul</b>" in page
     assert "alert(1)" not in page
+
+
+def flashes(response) -> list[str]:
+    """The messages the next page shows (django.contrib.messages), as the person reads them."""
+    return [str(m) for m in get_messages(response.wsgi_request)]
