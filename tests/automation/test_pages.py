@@ -241,17 +241,7 @@ def test_a_file_that_is_not_a_csv_list_is_refused_by_what_it_is(service, client,
 
 def test_cancelling_a_list_asks_first_and_says_what_stopped(service, client):
     cast = service.cast
-    people = patients(3)
-    client.force_login(cast.bob)
-    model = service.models[MessageModel.Kind.CONVOCATION]
-    date = in_days(20).strftime("%d/%m/%Y")
-    lines = ["INS;Date;Heure;Lieu"] + [f"{p.ins};{date};10:00;Hall B" for p in people]
-    upload = SimpleUploadedFile("jour.csv", "\n".join(lines).encode(), content_type="text/csv")
-    client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
-    campaign = Campaign.objects.get()
-    mapping = {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure", "lieu": "Lieu"}
-    client.post(reverse("automation:campaign_mapping", args=[campaign.pk]), mapping)
-    client.post(reverse("automation:campaign_control", args=[campaign.pk, "envoyer"]))
+    campaign, _page = _send_a_list(service, client, 3)
     cancel = reverse("automation:campaign_control", args=[campaign.pk, "annuler"])
 
     asked = client.post(cancel).content.decode()
