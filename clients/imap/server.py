@@ -175,13 +175,17 @@ class Connection:
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
 
+    def bye(self, text: str) -> None:
+        """`* BYE <text>`: the server ends the session (RFC 9051 §7.1.5)."""
+        self.write(b"* BYE " + text.encode("ascii", "replace") + b"\r\n")
+
     async def access_holds(self) -> bool:
         """Whether the session may answer the command just read; else it said BYE. A check that
         fails (the database unreachable) ends the session too: access unknown is access refused."""
         try:
             await self.session.check_access()
         except SessionEnded as exc:
-            self.write(b"* BYE " + str(exc).encode("ascii", "replace") + b"\r\n")
+            self.bye(str(exc))
             return False
         except Exception:
             log.exception("imap access check failed")
@@ -205,7 +209,7 @@ class Connection:
             code = f"[{exc.code}] " if exc.code else ""
             self.write(tag + b" " + exc.status.encode() + b" " + (code + exc.text).encode("ascii", "replace") + b"\r\n")
         except SessionEnded as exc:  # withdrawn while idling
-            self.write(b"* BYE " + str(exc).encode("ascii", "replace") + b"\r\n")
+            self.bye(str(exc))
             return False
         except ConnectionAbortedError:
             self.write(b"* BYE Session terminee : reconnectez-vous\r\n")
