@@ -173,8 +173,15 @@ class AuditEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True, verbose_name="détail")
     ip = models.GenericIPAddressField(null=True, blank=True, verbose_name="adresse IP")
     # The hash chain (audit/chain.py): position in the chain, previous and own hash.
+    # No index of its own: the (chain, seq) constraint leads with it.
     chain = models.ForeignKey(
-        AuditChain, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name="chaîne"
+        AuditChain,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="chaîne",
+        db_index=False,
     )
     seq = models.BigIntegerField(null=True, blank=True, verbose_name="rang dans la chaîne")
     prev_hash = models.CharField(max_length=64, blank=True, verbose_name="empreinte précédente")

@@ -418,11 +418,11 @@ def attachment_upload_path(instance, filename):
 class Message(models.Model):
     """One RFC 5322 message, stored once: its raw bytes as received, and its parsed fields."""
 
-    message_id = models.CharField(max_length=998, db_index=True)
+    message_id = models.CharField(max_length=998)
     in_reply_to = models.CharField(max_length=998, blank=True)
     references = models.TextField(blank=True)
-    thread_key = models.CharField(max_length=998, db_index=True, blank=True)
-    from_address = models.CharField(max_length=254, db_index=True)
+    thread_key = models.CharField(max_length=998, blank=True)
+    from_address = models.CharField(max_length=254)
     from_name = models.CharField(max_length=300, blank=True)
     to = models.JSONField(default=list, blank=True)  # [{"address": ..., "name": ...}]
     cc = models.JSONField(default=list, blank=True)
@@ -440,7 +440,7 @@ class Message(models.Model):
     report_type = models.CharField(max_length=60, blank=True)
     has_attachments = models.BooleanField(default=False)
     size = models.BigIntegerField(default=0)
-    sha256 = models.CharField(max_length=64, db_index=True)
+    sha256 = models.CharField(max_length=64)
     raw = models.FileField(upload_to=raw_upload_path, max_length=200)
     sender_mailbox = models.ForeignKey(
         Mailbox, null=True, blank=True, on_delete=models.SET_NULL, related_name="sent_messages"
@@ -454,8 +454,15 @@ class Message(models.Model):
     class Meta:
         verbose_name = "message"
         verbose_name_plural = "messages"
+        # Every index here is paid for by each message written (ingest, issue 17): plain B-trees
+        # for the exact look-ups (threading, the bounce match, de-duplication), none of the
+        # `varchar_pattern_ops` twins `db_index=True` would add on PostgreSQL (no LIKE on these),
+        # and none on `from_address` (searched with ILIKE and `iexact`, which no B-tree serves).
         indexes = [
             models.Index(fields=["id"], condition=models.Q(search_pending=True), name="mailboxes_message_search_queue"),
+            models.Index(fields=["message_id"], name="message_message_id"),
+            models.Index(fields=["thread_key"], name="message_thread_key"),
+            models.Index(fields=["sha256"], name="message_sha256"),
         ]
 
     def __str__(self) -> str:
@@ -467,7 +474,7 @@ class Attachment(models.Model):
     filename = models.CharField(max_length=255)
     content_type = models.CharField(max_length=255)
     size = models.BigIntegerField()
-    sha256 = models.CharField(max_length=64, db_index=True)
+    sha256 = models.CharField(max_length=64)
     file = models.FileField(upload_to=attachment_upload_path, max_length=200)
     content_id = models.CharField(max_length=255, blank=True)
     is_inline = models.BooleanField(default=False)
@@ -477,6 +484,7 @@ class Attachment(models.Model):
         verbose_name = "pièce jointe"
         verbose_name_plural = "pièces jointes"
         ordering = ["message_id", "position"]
+        indexes = [models.Index(fields=["sha256"], name="attachment_sha256")]
 
     @classmethod
     def from_part(cls, part, *, sha256: str, file: str, position: int, size: int, **fields) -> "Attachment":
@@ -554,9 +562,11 @@ class Entry(models.Model):
 
     objects = EntryQuerySet.as_manager()
 
-    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="entries")
+    # No index of their own for `mailbox` and `folder`: the composite indexes and constraints
+    # below lead with them and serve every look-up by either (Meta).
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="entries", db_index=False)
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="entries")
-    folder = models.ForeignKey(Folder, on_delete=models.PROTECT, related_name="entries")
+    folder = models.ForeignKey(Folder, on_delete=models.PROTECT, related_name="entries", db_index=False)
     received_at = models.DateTimeField(db_index=True)
     seen = models.BooleanField(default=False)
     flagged = models.BooleanField(default=False)
@@ -567,11 +577,16 @@ class Entry(models.Model):
     trashed_at = models.DateTimeField(null=True, blank=True)
     # Organisational boxes: claim / assign / done, visible to all members.
     assigned_to = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_entries"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_entries",
+        db_index=False,  # a partial index (Meta): most entries have none
     )
     done_at = models.DateTimeField(null=True, blank=True)
     done_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     # IMAP (clients/imap/uids.py): the UID of this entry in its folder, given from
     # `Folder.imap_uid_next` when an IMAP session first sees the entry there. A database trigger
@@ -599,9 +614,17 @@ class Entry(models.Model):
             models.UniqueConstraint(fields=["folder", "imap_uid"], name="entry_folder_imap_uid_unique"),
             models.UniqueConstraint(fields=["mailbox", "api_position"], name="entry_mailbox_api_position_unique"),
         ]
+        # Each index here is written for every entry a delivery makes (ingest, issue 17). The
+        # organisational boxes' assignee and done-by are indexed only where set (partial
+        # indexes: an entry written without them costs nothing there), which is enough for a
+        # user's deletion (SET NULL) and for "assigned to me".
         indexes = [
             models.Index(fields=["folder", "-received_at", "-id"], name="entry_folder_list"),
             models.Index(fields=["mailbox", "seen"], name="entry_mailbox_seen"),
+            models.Index(
+                fields=["assigned_to"], condition=models.Q(assigned_to__isnull=False), name="entry_assigned_to"
+            ),
+            models.Index(fields=["done_by"], condition=models.Q(done_by__isnull=False), name="entry_done_by"),
         ]
 
     def __str__(self) -> str:
@@ -633,7 +656,8 @@ class Delivery(models.Model):
         RETURNED = "returned", "retour automatique"
         READ = "read", "lu"
 
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries")
+    # Served by the (message, address) constraint, which leads with it.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     address = models.CharField(max_length=254)
     mailbox = models.ForeignKey(Mailbox, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices)
