@@ -271,6 +271,11 @@ def classify(cursor, addresses: int, *, shared: bool = False, first: bool = Fals
         "WHEN e.id IS NULL THEN 'added' WHEN e.exercises <> n.exercises THEN 'changed' ELSE 'same' END"
     )
     national = f"SELECT id, address, exercises FROM {ENTRY} WHERE source = 'national'"
+    if postgres():
+        # The comparison is cheap per row but its plan costs above `jit_optimize_above_cost`:
+        # PostgreSQL spent 0.53 s of a re-import's 1.72 s comparison compiling it (auto_explain,
+        # bench/RESULTS.md, fourteenth sitting), more than the compiled code saves.
+        cursor.execute("SET LOCAL jit = off")
     _create(cursor, DIFF, "address text, change text, line integer, exercises text, id bigint", shared)
     # One pass: the file's addresses against the national entries (a full join finds both the
     # new and the gone); the mailbox join marks the addresses hosted here.
