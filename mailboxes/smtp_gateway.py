@@ -31,6 +31,7 @@ import time
 import unicodedata
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from email.utils import format_datetime
 
 from aiosmtpd.controller import Controller
@@ -40,7 +41,6 @@ from django.db import connections
 
 from mailboxes import delivery, reports
 from mailboxes.fanout import deliver_one_per_patient
-from mailboxes.patient_domain import get_policy
 from mssante.db import kept_connection_call
 from mssante.metrics import SMTP_SESSIONS
 
@@ -55,7 +55,15 @@ SIZE_SLACK = 64 * 1024
 
 def max_message_bytes() -> int:
     """The largest message any rule may accept: the mailbox limit or the patient domain's."""
-    return max(settings.MAILBOX_MAX_MESSAGE_BYTES, get_policy().message_limit() or 0)
+    return delivery.largest_message()
+
+
+def advertised_size() -> int:
+    """The largest message the gateway reads (EHLO SIZE, RFC 1870): up to
+    SMTP_OVERSIZE_RETURN_MAX_BYTES, so that a message to patients over their limit comes in and
+    gets the policy's automatic return (`GatewayHandler.handle_oversized`); never below
+    `max_message_bytes()`."""
+    return max(max_message_bytes(), settings.SMTP_OVERSIZE_RETURN_MAX_BYTES)
 
 
 TYPOGRAPHY = [
@@ -193,6 +201,7 @@ class GatewayHandler:
         self.workers = workers or settings.SMTPD_WORKERS
         self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="smtpd-orm")
         self.max_bytes = max_message_bytes()
+        self.cap = advertised_size()
         self.decisions = DecisionCache(settings.SMTPD_DECISION_CACHE_SECONDS)
 
     async def _decide(self, key, fn, *args):
@@ -228,8 +237,11 @@ class GatewayHandler:
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
-        # Advertise the real limit, not aiosmtpd's memory cap (which includes a small slack).
-        responses = [f"250-SIZE {self.max_bytes}" if r.startswith("250-SIZE") else r for r in responses]
+        # Advertise what we read, not aiosmtpd's memory cap (which includes a small slack): up to
+        # the oversize-return cap, so a peer sends a message too large for a patient at all and
+        # gets the policy's automatic return; RCPT refuses a professional a declared size over
+        # the mailbox limit (`check_declared_size`).
+        responses = [f"250-SIZE {self.cap}" if r.startswith("250-SIZE") else r for r in responses]
         # RFC 2920: commands sent in a group are read in turn (DATA reads no further than its
         # final dot), so a peer may pipeline MAIL and its RCPTs instead of a round trip each.
         # RFC 2034: every reply after EHLO carries an enhanced status code (`push`).
@@ -237,9 +249,9 @@ class GatewayHandler:
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         size = declared_size(mail_options)
-        if size is not None and size > self.max_bytes:
-            log.info("smtp refused at MAIL: declared size %s over %s", size, self.max_bytes)
-            return too_large_reply(self.max_bytes)
+        if size is not None and size > self.cap:
+            log.info("smtp refused at MAIL: declared size %s over %s", size, self.cap)
+            return too_large_reply(self.cap)
         try:
             sender = envelope_sender(address)
             decision = await self._decide(("mail", sender), delivery.check_sender, sender)
@@ -256,8 +268,13 @@ class GatewayHandler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if len(envelope.rcpt_tos) >= settings.SMTPD_MAX_RECIPIENTS:
             return "452 4.5.3 Trop de destinataires pour ce message"
+        sender = envelope_sender(envelope.mail_from)
+        # RFC 1870: a declared size over the mailbox limit is refused now for a professional.
+        decision = delivery.check_declared_size(sender, address, declared_size(envelope.mail_options))
+        if not decision.deliver:
+            log.info("smtp refused at RCPT: %s (declared size)", decision.code)
+            return refusal_reply(decision.code, decision.reason)
         try:
-            sender = envelope_sender(envelope.mail_from)
             decision = await self._decide(("rcpt", sender, address), delivery.check_recipient, sender, address)
         except Exception:
             log.exception("smtp temporary failure at RCPT")
@@ -274,19 +291,14 @@ class GatewayHandler:
         raw = envelope.original_content
         envelope.original_content = envelope.content = None
         if len(raw) > self.max_bytes:
-            log.info("smtp refused at DATA: size %s over %s", len(raw), self.max_bytes)
-            return too_large_reply(self.max_bytes)
+            return await self.handle_oversized(server, session, envelope, header_block(raw), len(raw))
         sender = envelope_sender(envelope.mail_from)
         trace_id = uuid.uuid4().hex[:16]
         trace = trace_headers(server, session, sender, list(envelope.rcpt_tos), trace_id)
         try:
             result = await self._run(deliver_inbound, raw, sender, list(envelope.rcpt_tos), trace)
         except delivery.DeliveryRefused as exc:
-            if answered_by_returns(exc, sender):
-                log.info("smtp answered by automatic returns: %s id=%s", exc.code, trace_id)
-                return "250 2.0.0 OK, non distribue : un retour automatique est envoye a l'expediteur"
-            log.info("smtp refused at DATA: %s", exc.code)
-            return refusal_reply(exc.code, exc.reason, exc.smtp_code)
+            return refused_at_data(exc, sender, trace_id)
         except Exception:
             log.exception("smtp temporary failure at DATA")
             return TEMPORARY_FAILURE
@@ -303,6 +315,43 @@ class GatewayHandler:
             len(result.refused),
         )
         return f"250 2.0.0 OK message {message.pk}"
+
+    def keep_limit(self, envelope: Envelope) -> int:
+        """How much of the message DATA keeps (`read_message`): what a box may take, plus the
+        slack of dot-stuffing; only the head when the peer declared a size over that."""
+        if (declared_size(envelope.mail_options) or 0) > self.max_bytes:
+            return 0
+        return self.max_bytes + SIZE_SLACK
+
+    async def handle_oversized(self, server, session, envelope, head: bytes, size: int) -> str:
+        """A message over every limit, of which `head` (its header block) was kept: the delivery
+        path refuses it, with the patient domain's automatic returns when only patients
+        receive it (`delivery.oversized_refusal`); nothing is stored."""
+        sender = envelope_sender(envelope.mail_from)
+        if size <= self.max_bytes:  # declared over the limit, smaller in fact: its body was not kept
+            log.info("smtp refused at DATA: declared size over %s", self.max_bytes)
+            return too_large_reply(self.max_bytes)
+        log.info("smtp oversized message: size %s over %s", size, self.max_bytes)
+        trace_id = uuid.uuid4().hex[:16]
+        refused = functools.partial(
+            delivery.oversized_refusal, envelope_from=sender, envelope_to=list(envelope.rcpt_tos), source="smtp"
+        )
+        try:
+            refusal = await self._run(refused, head, size)
+        except Exception:
+            log.exception("smtp temporary failure at DATA")
+            return TEMPORARY_FAILURE
+        return refused_at_data(refusal, sender, trace_id)
+
+
+def refused_at_data(refusal: delivery.DeliveryRefused, sender: str, trace_id: str) -> str:
+    """The reply to a message refused at the end of DATA: 250 when the patient domain's
+    automatic returns answer it (`answered_by_returns`), else the refusal."""
+    if answered_by_returns(refusal, sender):
+        log.info("smtp answered by automatic returns: %s id=%s", refusal.code, trace_id)
+        return "250 2.0.0 OK, non distribue : un retour automatique est envoye a l'expediteur"
+    log.info("smtp refused at DATA: %s", refusal.code)
+    return refusal_reply(refusal.code, refusal.reason, refusal.smtp_code)
 
 
 def _trace_text(value: str) -> str:
@@ -432,7 +481,7 @@ class GatewaySMTP(SMTP):
         piece: its `250-` lines are held until the last line comes."""
         if isinstance(status, str):
             if status.startswith("552 Error:"):
-                status = too_large_reply(max_message_bytes())
+                status = too_large_reply(advertised_size())
             elif status.startswith("530 Must issue a STARTTLS"):
                 status = STARTTLS_FIRST
             elif status[:4] in ("250-", "220-", "214-"):
@@ -505,19 +554,27 @@ class GatewaySMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        # The handler is this gateway's own (`GatewayHandler`, which always answers DATA).
+        handler = self.event_handler
         try:
-            raw, state = await read_message_data(self._reader, self.line_length_limit, self.data_size_limit)
+            data = await read_message(
+                self._reader, self.line_length_limit, self.data_size_limit, handler.keep_limit(self.envelope)
+            )
         except asyncio.CancelledError:
             self._writer.close()
             raise
-        if state != "ok":
+        if data.state in ("too_long", "too_much"):
             self.envelope = Envelope()
-            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)" if state == "too_long" else "552 Error:")
+            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)" if data.state == "too_long" else "552 Error:")
             return
-        self.envelope.content = self.envelope.original_content = raw
-        del raw
-        # The handler is this gateway's own (`Gateway`, which always answers DATA).
-        status = await self.event_handler.handle_DATA(self, self.session, self.envelope)
+        if data.state == "oversize":
+            status = await handler.handle_oversized(
+                self, self.session, self.envelope, header_block(data.raw), data.size
+            )
+        else:
+            self.envelope.content = self.envelope.original_content = data.raw
+            del data
+            status = await handler.handle_DATA(self, self.session, self.envelope)
         self.envelope = Envelope()
         await self.push(status)
 
@@ -525,10 +582,42 @@ class GatewaySMTP(SMTP):
 END_OF_DATA = b"\r\n.\r\n"
 
 
+# How much of a message over the limits is kept: the start, which holds its header block.
+HEAD_BYTES = 256 * 1024
+HEADER_END = re.compile(rb"\r?\n\r?\n")
+
+
+@dataclass
+class MessageData:
+    """What one DATA command brought: `raw`, the message (dot-unstuffed), or only its first
+    `head_bytes` when `state` is "oversize"; `size`, the length of the whole unstuffed message
+    ("ok" and "oversize"); `state`: "ok", "oversize" (over `keep_limit`: the rest was counted,
+    not kept), "too_long" or "too_much" (nothing kept)."""
+
+    raw: bytes
+    state: str
+    size: int
+
+
 async def read_message_data(reader: asyncio.StreamReader, line_limit: int, size_limit: int | None) -> tuple[bytes, str]:
     """The message of one DATA command, dot-unstuffed (RFC 5321 §4.5.2), and "ok", "too_long"
     (a line over `line_limit` bytes, CRLF included) or "too_much" (over `size_limit`); what
-    follows the final `.` line stays in `reader` (a pipelining peer's next command).
+    follows the final `.` line stays in `reader` (a pipelining peer's next command)."""
+    data = await read_message(reader, line_limit, size_limit)
+    return data.raw, data.state
+
+
+async def read_message(
+    reader: asyncio.StreamReader,
+    line_limit: int,
+    size_limit: int | None,
+    keep_limit: int | None = None,
+    head_bytes: int = HEAD_BYTES,
+) -> MessageData:
+    """`read_message_data`, and past `keep_limit` bytes received the "oversize" state: from
+    there only the first `head_bytes` of the message are kept and the rest is counted, so the
+    memory held does not grow with what is dropped (a message no box takes, answered from its
+    header block alone). `keep_limit` 0: the head only from the start.
 
     Read in pieces, not line by line (issue 17: 2,000 awaits for a 139 KB message were a good
     part of the gateway's CPU): `readuntil(b".\r\n")` returns the bytes up to a line ending in a
@@ -536,7 +625,7 @@ async def read_message_data(reader: asyncio.StreamReader, line_limit: int, size_
     (`LimitOverrunError.consumed`), which `readexactly` then takes; the last two bytes read
     before each piece tell whether its dot starts a line (the end of data) or ends one."""
     buffer = bytearray()
-    state, received, line_length = "ok", 0, 0
+    state, received, size, line_length = "ok", 0, 0, 0
     tail = b"\r\n"  # the message starts at the start of a line
     while True:
         try:
@@ -550,18 +639,33 @@ async def read_message_data(reader: asyncio.StreamReader, line_limit: int, size_
             piece = piece[:-3]
         received += len(piece)
         line_length, too_long = line_lengths(piece, line_length, line_limit)
-        if state == "ok" and too_long:
+        if state in ("ok", "oversize") and too_long:
             state, buffer = "too_long", bytearray()
-        elif state == "ok" and size_limit and received > size_limit:
+        elif state in ("ok", "oversize") and size_limit and received > size_limit:
             state, buffer = "too_much", bytearray()
-        if state == "ok":
-            buffer += unstuffed(piece, tail)
+        elif state == "ok" and keep_limit is not None and received > keep_limit:
+            state, buffer = "oversize", bytearray(buffer[:head_bytes])
+        if state in ("ok", "oversize"):
+            text = unstuffed(piece, tail)
+            size += len(text)
+            if state == "ok":
+                buffer += text
+            elif len(buffer) < head_bytes:
+                buffer += text[: head_bytes - len(buffer)]
+            del text
         if end:
             break
         tail = next_tail
     raw = bytes(buffer)
     del buffer
-    return raw, state
+    return MessageData(raw, state, size)
+
+
+def header_block(data: bytes) -> bytes:
+    """The header block of a message (up to its first empty line, included), b"" when `data`
+    holds none (a header block longer than what was kept cannot be read)."""
+    end = HEADER_END.search(data)
+    return data[: end.end()] if end else b""
 
 
 def unstuffed(piece: bytes, tail: bytes) -> bytes:
@@ -608,7 +712,7 @@ def tls_context() -> ssl.SSLContext | None:
 def smtp_kwargs() -> dict:
     context = tls_context()
     return {
-        "data_size_limit": max_message_bytes() + SIZE_SLACK,
+        "data_size_limit": advertised_size() + SIZE_SLACK,
         "hostname": settings.SMTPD_HOSTNAME or None,
         "ident": "MSSante SMTP",
         "tls_context": context,

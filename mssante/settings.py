@@ -412,6 +412,11 @@ SMTPD_PROCESSES = env_int("SMTPD_PROCESSES", 1)
 SMTPD_DECISION_CACHE_SECONDS = env_int("SMTPD_DECISION_CACHE_SECONDS", 5)
 SMTPD_TIMEOUT = env_int("SMTPD_TIMEOUT", 300)
 SMTPD_MAX_RECIPIENTS = env_int("SMTPD_MAX_RECIPIENTS", 100)
+# The largest message the gateway reads (EHLO SIZE): over the largest a box takes, a message to
+# patients only is answered by the patient domain's automatic return "maximum size exceeded"
+# (RULES.md §3), its body counted and dropped, never held; over this, 552 at once. 0: no returns
+# for size, the gateway reads no more than the limits (docs/smtp.md).
+SMTP_OVERSIZE_RETURN_MAX_BYTES = env_int("SMTP_OVERSIZE_RETURN_MAX_BYTES", 100 * 1024**2)
 RELAY_TLS_CA_FILE = env_str("RELAY_TLS_CA_FILE", "")
 RELAY_TLS_VERIFY = env_bool("RELAY_TLS_VERIFY", True)
 # import_whitelist refuses (unless --force) a list that removes more than this percentage of the

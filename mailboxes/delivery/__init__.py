@@ -21,6 +21,9 @@ Every message goes through `send_message`, whoever sends it. The package, one mo
 - `decisions`: the delivery path's refusal codes and texts, the one SMTP code map,
   `DeliveryRefused` and `DeliveryResult`;
 - `events`: its audit events (ids only);
+- `oversize`: a message from another operator over every size limit, of which the gateway kept
+  only the header block: the patient domain's automatic returns when only patients receive it
+  (`oversized_refusal`, `check_declared_size` for RCPT after `SIZE=`), else the size refusal;
 - `caller`: `events_with_next_delivery`, a caller's own audit events (the API's call event)
   linked and written with the next delivery's.
 
@@ -40,6 +43,7 @@ from mailboxes.delivery.decisions import (
     reply_code,
 )
 from mailboxes.delivery.history import message_history, refusal_reason
+from mailboxes.delivery.oversize import check_declared_size, largest_message, oversized_refusal
 from mailboxes.delivery.planning import check_recipient
 from mailboxes.delivery.quota import count_draft, release_space
 from mailboxes.delivery.receipts import READ_RECEIPT_EVENTS, is_read_receipt_event
@@ -55,10 +59,13 @@ __all__ = [
     "CallerEvents",
     "DeliveryRefused",
     "DeliveryResult",
+    "check_declared_size",
     "check_recipient",
     "check_sender",
     "is_null_sender",
     "is_read_receipt_event",
+    "largest_message",
+    "oversized_refusal",
     "refusal_text",
     "refuse_invalid",
     "count_draft",

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailboxes.smtp_gateway import read_message_data
+from mailboxes.smtp_gateway import read_message, read_message_data
 
 LINE_LIMIT = 40
 SIZE_LIMIT = 300
@@ -82,6 +82,36 @@ def test_pieces_give_what_lines_give(lines, cuts):
     assert run(read_message_data, stream, cuts) == expected
     if expected[1] == "ok":
         assert expected[0] == message and expected[2] == b"QUIT\r\n"
+
+
+HEAD = 7
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=lines,
+    cuts=st.lists(st.integers(min_value=1, max_value=400), max_size=6),
+    keep=st.integers(min_value=0, max_value=320),
+)
+def test_past_the_keep_limit_only_the_head_is_kept_and_the_rest_is_counted(lines, cuts, keep):
+    """A message over what a box takes (`keep_limit`): its first bytes kept, its whole length
+    counted, the line and size limits and the next command as without the keep limit."""
+    stuffed = b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
+    stream = stuffed + b".\r\nQUIT\r\n"
+
+    async def keeping(reader, line_limit, size_limit):
+        data = await read_message(reader, line_limit, size_limit, keep, HEAD)
+        return (data.raw, data.size), data.state
+
+    whole, state, rest = run(read_message_data, stream, cuts)
+    (head, size), kept_state, kept_rest = run(keeping, stream, cuts)
+    assert kept_rest == rest
+    if state != "ok":
+        assert (head, kept_state) == (b"", state)
+    elif len(stuffed) > keep:
+        assert (head, size, kept_state) == (whole[:HEAD], len(whole), "oversize")
+    else:
+        assert (head, size, kept_state) == (whole, len(whole), "ok")
 
 
 def test_a_dot_ending_a_line_is_not_the_end_and_the_next_command_stays_unread():

@@ -169,6 +169,7 @@ def test_wrong_patient_ins_is_answered_by_the_policy_return(trusted_peer, start_
 
 def test_oversize_is_refused_with_552(trusted_peer, settings, start_gateway):
     settings.MAILBOX_MAX_MESSAGE_BYTES = settings.PATIENT_MAX_MESSAGE_BYTES = 100_000
+    settings.SMTP_OVERSIZE_RETURN_MAX_BYTES = 1_000_000
     cast = trusted_peer
     gateway = start_gateway()
     base = make_raw(cast.alice_box.address, body="")
@@ -178,9 +179,15 @@ def test_oversize_is_refused_with_552(trusted_peer, settings, start_gateway):
     assert len(exact) == 100_000
     over = exact[:-2] + b"c\r\n"
     with client_for(gateway) as client:
-        assert client.has_extn("size") and client.esmtp_features["size"] == "100000"
-        code, reply = client.mail(PEER_SENDER, ["SIZE=100001"])
+        # EHLO SIZE is what the gateway reads: up to the oversize-return cap (a patient's
+        # automatic return answers more than the limit); a professional is refused at RCPT.
+        assert client.has_extn("size") and client.esmtp_features["size"] == "1000000"
+        code, reply = client.mail(PEER_SENDER, ["SIZE=1000001"])
         assert (code, reply[:5]) == (552, b"5.3.4")
+        assert client.mail(PEER_SENDER, ["SIZE=100001"])[0] == 250
+        code, reply = client.rcpt(cast.alice_box.address)
+        assert (code, reply[:5]) == (552, b"5.3.4")
+        assert client.rset()[0] == 250
         assert client.mail(PEER_SENDER)[0] == 250
         assert client.rcpt(cast.alice_box.address)[0] == 250
         code, reply = client.data(over)
