@@ -6,6 +6,7 @@ Every wait polls a condition with a deadline (`wait_until`), never a fixed sleep
 """
 
 import asyncio
+import os
 import select
 import socket
 import sqlite3
@@ -30,8 +31,9 @@ from tests.patients.conftest import _real_policy  # noqa: F401 - the real MSS-C 
 from tests.transport.conftest import free_port, process_env, start_worker, wait_until  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
-# A Redis database for these tests alone: they FLUSHDB it.
-CHAOS_REDIS_URL = "redis://127.0.0.1:6379/13"
+# A Redis database for these tests alone: they FLUSHDB it (TEST_CHAOS_REDIS_URL for a checkout
+# running its suite beside another).
+CHAOS_REDIS_URL = os.environ.get("TEST_CHAOS_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
 def alive(server) -> bool:
