@@ -20,9 +20,11 @@ from email.utils import make_msgid, parseaddr
 import pytest
 from django.urls import reverse
 
+from mailboxes.delivery import DeliveryRefused
 from mailboxes.models import Entry, Message, Outbox, TrustedDomain
-from patients.models import Patient, PendingReturn
 from patients import policy as patient_policy
+from patients.models import Patient, PendingReturn
+from patients.sending import send_from_patient
 from tests.factories import make_ins
 from tests.transport.conftest import wait_until
 from tests.transport.postfix import mailbox, maillog, postfix_available, queue_is_empty, start_postfix, stop_postfix
@@ -75,7 +77,9 @@ def write(
 
 def received(peer, count: int = 1) -> list:
     """The remote professional's box once it holds `count` messages, parsed."""
-    raws = wait_until(lambda: len(mailbox(peer, PRO_LOCAL)) >= count and mailbox(peer, PRO_LOCAL), timeout=30)
+    raws = mailbox(peer, PRO_LOCAL)
+    if count:
+        raws = wait_until(lambda: len(mailbox(peer, PRO_LOCAL)) >= count and mailbox(peer, PRO_LOCAL), timeout=30)
     return [message_from_bytes(raw, policy=policy.default) for raw in raws]
 
 
@@ -85,8 +89,10 @@ def patient_entries(patient: Patient):
 
 def delivered_to_patient(patient: Patient, count: int = 1) -> list[Entry]:
     return wait_until(
-        lambda: patient_entries(patient).filter(folder__role="inbox").count() >= count
-        and list(patient_entries(patient).filter(folder__role="inbox").order_by("id")),
+        lambda: (
+            patient_entries(patient).filter(folder__role="inbox").count() >= count
+            and list(patient_entries(patient).filter(folder__role="inbox").order_by("id"))
+        ),
         timeout=30,
     )
 
@@ -127,3 +133,117 @@ def test_a_refused_patient_address_sends_the_automatic_return_back_through_postf
     assert not Entry.objects.filter(mailbox__kind="PAT").exists()
     # Postfix got our 250 (no bounce of its own on top of our return).
     assert "status=sent" in maillog(peer) and "status=bounced" not in maillog(peer)
+
+
+def relay_settled(peer) -> bool:
+    """Our relay has nothing left to send and Postfix has nothing left in its queue."""
+    return not Outbox.objects.exclude(status__in=[Outbox.Status.SENT, Outbox.Status.FAILED]).exists() and (
+        queue_is_empty(peer)
+    )
+
+
+def test_the_patients_reply_reaches_the_remote_professional_threaded(cast, peer, client):
+    paul = cast.paul_patient
+    # A patient does not write first: nothing leaves for the remote professional.
+    with pytest.raises(DeliveryRefused) as refused:
+        send_from_patient(paul, cast.paul, to=PRO, subject="Question", text="Bonjour")
+    assert refused.value.code == "patient_may_not_initiate"
+    assert not Outbox.objects.exists()
+    original = write(peer, paul.address, "Préparation de l'examen", "Bonjour, à jeun la veille.")
+    [entry] = delivered_to_patient(paul)
+    client.force_login(cast.paul)
+    page = client.get(reverse("patients:message", args=[entry.pk])).content.decode()
+    assert "Dr Jeanne Externe" in page and PRO not in page  # the name, never the raw address
+    response = client.post(reverse("patients:reply", args=[entry.pk]), {"text": "Merci, c'est noté."})
+    assert response.status_code == 302
+    [reply] = received(peer)
+    assert parseaddr(reply["From"])[1] == paul.address
+    assert reply["Return-Path"] == f"<{paul.address}>"
+    assert reply["In-Reply-To"].strip() == original["Message-ID"]
+    assert reply["References"].split()[-1] == original["Message-ID"]
+    assert reply["Message-ID"] and reply["Message-ID"] != original["Message-ID"]
+    assert reply["Subject"].startswith("RE") and "Préparation de l'examen" in reply["Subject"]
+    assert "Merci, c'est noté." in text_of(reply)
+
+
+def test_the_read_receipt_reaches_the_remote_professional_when_the_patient_opens(cast, peer, client):
+    paul = cast.paul_patient
+    original = write(peer, paul.address, "Résultats", "Vos résultats.", headers={"Disposition-Notification-To": PRO})
+    [entry] = delivered_to_patient(paul)
+    assert mailbox(peer, PRO_LOCAL) == []  # delivered is not read: no receipt yet
+    client.force_login(cast.paul)
+    assert client.get(reverse("patients:message", args=[entry.pk])).status_code == 200
+    [mdn] = received(peer)
+    assert mdn["Return-Path"] == "<>"
+    assert mdn.get_content_type() == "multipart/report"
+    assert mdn.get_param("report-type") == "disposition-notification"
+    assert mdn["In-Reply-To"].strip() == original["Message-ID"]
+    [report] = [part for part in mdn.walk() if part.get_content_type() == "message/disposition-notification"]
+    fields = report.get_payload()[0] if report.is_multipart() else message_from_bytes(report.get_payload(decode=True))
+    assert fields["Original-Message-ID"].strip() == original["Message-ID"]
+    assert paul.address in fields["Final-Recipient"]
+    assert fields["Disposition"].replace(" ", "") == "manual-action/MDN-sent-automatically;displayed"
+    # Opening it again, or the whole conversation, sends no second receipt.
+    client.get(reverse("patients:message", args=[entry.pk]))
+    client.get(reverse("patients:conversation", args=[entry.pk]))
+    wait_until(lambda: relay_settled(peer), timeout=30)
+    assert len(mailbox(peer, PRO_LOCAL)) == 1
+
+
+def test_the_test_address_answers_through_postfix_only_when_subject_and_body_say_test(cast, peer):
+    address = patient_policy.test_address()
+    write(peer, address, "Essai TEST", "Un message sans le mot.")
+    write(peer, address, "Bonjour", "Ceci est un TEST.")
+    original = write(peer, address, "TEST de messagerie", "Ceci est un TEST de notre opérateur.")
+    [answer] = received(peer)
+    assert_automatic_answer_to(answer, original)
+    assert "a bien été reçu" in text_of(answer)
+    # The two other messages were taken in by our gateway and answered by nothing.
+    box = patient_policy.ensure_test_mailbox()
+    wait_until(lambda: Entry.objects.filter(mailbox=box).count() == 3, timeout=30)
+    wait_until(lambda: relay_settled(peer), timeout=30)
+    assert len(mailbox(peer, PRO_LOCAL)) == 1 and PendingReturn.objects.count() == 1
+
+
+def test_fin_closes_the_exchange_for_the_patient_and_a_later_message_reopens_it(cast, peer, client):
+    paul = cast.paul_patient
+    write(peer, paul.address, "Suivi", "Bonjour, comment allez-vous ?")
+    [first] = delivered_to_patient(paul)
+    write(peer, paul.address, "[FIN]", "Fin de la prise en charge.")
+    delivered_to_patient(paul, 2)
+    client.force_login(cast.paul)
+    page = client.get(reverse("patients:message", args=[first.pk])).content.decode()
+    assert "Vous ne pouvez plus répondre" in page and "Dr Jeanne Externe a clôturé cet échange" in page
+    response = client.post(reverse("patients:reply", args=[first.pk]), {"text": "Encore une question."}, follow=True)
+    assert "Vous ne pouvez pas répondre à ce message." in response.content.decode()
+    assert not Outbox.objects.exists()
+    # A new episode of care: the professional writes again, the patient may answer.
+    write(peer, paul.address, "Nouvelle consultation", "Bonjour, un nouveau rendez-vous.")
+    [*_, latest] = delivered_to_patient(paul, 3)
+    page = client.get(reverse("patients:message", args=[latest.pk])).content.decode()
+    assert "Vous ne pouvez plus répondre" not in page
+    assert client.post(reverse("patients:reply", args=[latest.pk]), {"text": "Merci."}).status_code == 302
+    [reply] = received(peer)
+    assert parseaddr(reply["From"])[1] == paul.address and "Merci." in text_of(reply)
+
+
+@pytest.mark.parametrize("case", ["auto-submitted", "null-sender"])
+def test_nothing_automatic_answers_an_automatic_message_or_the_null_sender(cast, peer, case):
+    paul = cast.paul_patient
+    Patient.objects.filter(pk=paul.pk).update(space_state=Patient.SpaceState.CLOSED)
+    if case == "auto-submitted":
+        write(peer, paul.address, "Absence", "Je suis absente.", headers={"Auto-Submitted": "auto-replied"})
+    else:
+        write(peer, paul.address, "Rapport", "Rapport de remise.", sender="")
+    # Our gateway refused it (Postfix logged the refusal) and both queues are settled.
+    wait_until(lambda: "status=bounced" in maillog(peer) and relay_settled(peer), timeout=30)
+    assert "Aucun retour automatique" in maillog(peer) or case == "null-sender"
+    assert not PendingReturn.objects.exists() and not Outbox.objects.exists()
+    assert not Message.objects.filter(from_address=patient_policy.system_address()).exists()
+    assert not Entry.objects.filter(mailbox__kind="PAT").exists()
+    # What the remote box holds is at most its own MTA's report, never a return from us.
+    for mail in received(peer, 0):
+        assert parseaddr(mail["From"])[1] != patient_policy.system_address()
+        assert mail.get_content_type() == "multipart/report"
+        assert mail.get_param("report-type") == "delivery-status"
+    assert len(mailbox(peer, PRO_LOCAL)) == (1 if case == "auto-submitted" else 0)
