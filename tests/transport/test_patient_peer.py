@@ -247,3 +247,32 @@ def test_nothing_automatic_answers_an_automatic_message_or_the_null_sender(cast,
         assert mail.get_content_type() == "multipart/report"
         assert mail.get_param("report-type") == "delivery-status"
     assert len(mailbox(peer, PRO_LOCAL)) == (1 if case == "auto-submitted" else 0)
+
+
+def test_a_professional_of_another_operator_blocked_by_the_patient_gets_non_distribue(cast, peer, client):
+    """RULES.md §3: the patient may block chosen professionals, whatever operator hosts them.
+    The blocked one gets what a blocked hosted box gets: the short « Message non distribué. »
+    (here as its own MTA's report of our refusal), no automatic return, no word of a block."""
+    paul = cast.paul_patient
+    write(peer, paul.address, "Suivi", "Bonjour.")
+    [entry] = delivered_to_patient(paul)
+    client.force_login(cast.paul)
+    page = client.get(reverse("patients:conversation", args=[entry.pk])).content.decode()
+    assert "Ne plus recevoir de messages de ce correspondant" in page
+    settings_page = client.get(reverse("patients:settings")).content.decode()
+    assert "Bloquer Dr Jeanne Externe" in settings_page and PRO not in settings_page
+    response = client.post(reverse("patients:block_correspondent", args=[entry.pk]), {"confirm": "on"})
+    assert response.status_code == 302
+    assert "Débloquer Dr Jeanne Externe" in client.get(reverse("patients:settings")).content.decode()
+
+    original = write(peer, paul.address, "Nouveau message", "SENTINELLE-CORPS")
+    [report] = received(peer)
+    assert report["Return-Path"] == "<>"
+    assert report.get_content_type() == "multipart/report"
+    assert report.get_param("report-type") == "delivery-status"
+    text = report.as_string()
+    assert "Message non distribu" in text and original["Message-ID"] in text
+    assert "bloqu" not in text.lower() and "retour automatique" not in text
+    wait_until(lambda: relay_settled(peer), timeout=30)
+    assert patient_entries(paul).filter(folder__role="inbox").count() == 1
+    assert not PendingReturn.objects.exists()
