@@ -479,6 +479,25 @@ def allowed_recipients(patient: Patient) -> list[Mailbox]:
     )
 
 
+def outside_recipients(patient: Patient) -> list[tuple[str, Message]]:
+    """The boxes of other operators a patient may write to now (for the "write a message"
+    page): each address that wrote to them, with its latest message (what names it), unless
+    that message closed the exchange, the same rule `external_exchange_state` reads."""
+    latest: dict[str, Message] = {}
+    received = Message.objects.filter(
+        entries__mailbox=patient.mailbox_id, sender_mailbox__isnull=True, is_report=False
+    ).order_by("-created_at", "-id")
+    for message in received:
+        address = (message.from_address or "").lower()
+        if address and address not in latest and address != system_address() and not is_patient_address(address):
+            latest[address] = message
+    hosted = set(Mailbox.objects.filter(address__in=list(latest)).values_list("address", flat=True))
+    return sorted(
+        ((a, m) for a, m in latest.items() if a not in hosted and not is_closing_subject(m.subject)),
+        key=lambda item: item[0],
+    )
+
+
 # --- After delivery: conversations, notifications ---------------------------------------------
 
 

@@ -55,7 +55,8 @@ def inbox(request):
             "patient": patient,
             "mailbox": patient.mailbox,
             "rows": rows,
-            "can_write": _space_is_open(patient) and bool(policy.allowed_recipients(patient)),
+            "can_write": _space_is_open(patient)
+            and bool(policy.allowed_recipients(patient) or policy.outside_recipients(patient)),
             "space_open": _space_is_open(patient),
             "panels": panels_for(request, patient),
         },
@@ -143,6 +144,7 @@ def _compose(request, patient, *, entry=None):
             return redirect("patients:message", entry_id=entry.pk)
     else:
         recipients = [(b.address, box_name(b)) for b in policy.allowed_recipients(patient)]
+        recipients += [(address, sender_name(m)) for address, m in policy.outside_recipients(patient)]
         if not recipients:
             messages.info(
                 request,

@@ -20,6 +20,7 @@ from email.utils import make_msgid, parseaddr
 import pytest
 from django.urls import reverse
 
+from mailboxes.compose import send_from_mailbox
 from mailboxes.delivery import DeliveryRefused
 from mailboxes.models import Entry, Message, Outbox, TrustedDomain
 from patients import policy as patient_policy
@@ -276,3 +277,26 @@ def test_a_professional_of_another_operator_blocked_by_the_patient_gets_non_dist
     wait_until(lambda: relay_settled(peer), timeout=30)
     assert patient_entries(paul).filter(folder__role="inbox").count() == 1
     assert not PendingReturn.objects.exists()
+
+
+def test_the_patient_may_open_a_new_conversation_with_a_remote_professional_who_wrote(cast, peer, client):
+    """RULES.md §3: a patient may open a new conversation with a pro who has written to them
+    before, unless that pro closed the exchange, whatever operator hosts that pro."""
+    paul = cast.paul_patient
+    client.force_login(cast.paul)
+    send_from_mailbox(cast.alice_box, cast.alice, to=[paul.address], subject="Consultation", text="Bonjour.")
+    write(peer, paul.address, "Suivi", "Bonjour.")
+    delivered_to_patient(paul, 2)
+    compose = client.get(reverse("patients:compose")).content.decode()
+    assert "Dr Jeanne Externe" in compose
+    response = client.post(reverse("patients:compose"), {"to": PRO, "subject": "Une question", "text": "Bonjour."})
+    assert response.status_code == 302
+    [mail] = received(peer)
+    assert parseaddr(mail["From"])[1] == paul.address and mail["Subject"] == "Une question"
+    # Once that pro closed the exchange, it is no longer offered, and a forged choice is refused.
+    write(peer, paul.address, "[FIN]", "Fin.")
+    delivered_to_patient(paul, 3)
+    assert "Dr Jeanne Externe" not in client.get(reverse("patients:compose")).content.decode()
+    refused = client.post(reverse("patients:compose"), {"to": PRO, "subject": "Encore", "text": "Bonjour."})
+    assert "Choisissez à qui envoyer votre message dans la liste." in refused.content.decode()
+    assert Outbox.objects.count() == 1
