@@ -111,9 +111,13 @@ def assert_automatic_answer_to(mail, original: EmailMessage) -> None:
     assert mail["Message-ID"]
 
 
-@pytest.mark.parametrize("case", ["closed", "unknown", "malformed"])
+@pytest.mark.parametrize("case", ["closed", "unknown", "malformed", "not_qualified"])
 def test_a_refused_patient_address_sends_the_automatic_return_back_through_postfix(cast, peer, settings, case):
-    if case == "closed":
+    if case == "not_qualified":
+        settings.INS_REQUIRE_QUALIFIED = True
+        Patient.objects.filter(pk=cast.paul_patient.pk).update(ins_qualified=False)
+        address, code = cast.paul_patient.address, "ins_not_qualified"
+    elif case == "closed":
         Patient.objects.filter(pk=cast.paul_patient.pk).update(space_state=Patient.SpaceState.CLOSED)
         address, code = cast.paul_patient.address, "space_closed"
     elif case == "unknown":
@@ -300,3 +304,28 @@ def test_the_patient_may_open_a_new_conversation_with_a_remote_professional_who_
     refused = client.post(reverse("patients:compose"), {"to": PRO, "subject": "Encore", "text": "Bonjour."})
     assert "Choisissez à qui envoyer votre message dans la liste." in refused.content.decode()
     assert Outbox.objects.count() == 1
+
+
+def test_one_message_to_an_open_and_a_closed_space_delivers_one_and_returns_the_other(cast, peer):
+    """One SMTP transaction from the peer to two patients: the open space receives it (its own
+    copy, naming it alone), the closed one is answered by our automatic return, and the peer's
+    MTA adds no non-delivery report of its own."""
+    paul, pauline = cast.paul_patient, cast.pauline_patient
+    Patient.objects.filter(pk=pauline.pk).update(space_state=Patient.SpaceState.CLOSED)
+    mail = EmailMessage()
+    mail["From"] = f"Dr Jeanne Externe <{PRO}>"
+    mail["To"] = f"{paul.address}, {pauline.address}"
+    mail["Subject"] = "Convocation"
+    mail["Message-ID"] = make_msgid(domain=PEER)
+    mail.set_content("Bonjour, rendez-vous le 3.")
+    with smtplib.SMTP("127.0.0.1", peer.port, timeout=10) as client:
+        client.sendmail(PRO, [paul.address, pauline.address], mail.as_bytes())
+    [entry] = delivered_to_patient(paul)
+    with entry.message.raw.open("rb") as stored:
+        assert pauline.address.encode() not in stored.read()
+    [ret] = received(peer)
+    assert_automatic_answer_to(ret, mail)
+    assert pauline.address in text_of(ret) and paul.address not in text_of(ret)
+    wait_until(lambda: relay_settled(peer), timeout=30)
+    assert "status=bounced" not in maillog(peer) and len(mailbox(peer, PRO_LOCAL)) == 1
+    assert not patient_entries(pauline).exists()
