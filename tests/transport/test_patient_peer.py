@@ -156,6 +156,10 @@ def test_the_patients_reply_reaches_the_remote_professional_threaded(cast, peer,
     assert not Outbox.objects.exists()
     original = write(peer, paul.address, "Préparation de l'examen", "Bonjour, à jeun la veille.")
     [entry] = delivered_to_patient(paul)
+    with entry.message.raw.open("rb") as stored:  # RULES.md §7: our trace, behind the peer's own
+        head = stored.read().split(b"\r\n\r\n", 1)[0].decode()
+    assert head.startswith(f"Return-Path: <{PRO}>\r\nReceived: from {PEER} ([127.0.0.1])")
+    assert "by autre-operateur.mssante.fr (Postfix)" in head
     client.force_login(cast.paul)
     page = client.get(reverse("patients:message", args=[entry.pk])).content.decode()
     assert "Dr Jeanne Externe" in page and PRO not in page  # the name, never the raw address
@@ -329,3 +333,25 @@ def test_one_message_to_an_open_and_a_closed_space_delivers_one_and_returns_the_
     wait_until(lambda: relay_settled(peer), timeout=30)
     assert "status=bounced" not in maillog(peer) and len(mailbox(peer, PRO_LOCAL)) == 1
     assert not patient_entries(pauline).exists()
+
+
+def test_the_patients_reply_with_a_file_and_the_medical_profile_arrives_intact(cast, peer, client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.patients.conftest import PDF
+
+    paul = cast.paul_patient
+    write(peer, paul.address, "Documents", "Merci de m'envoyer votre ordonnance.")
+    [entry] = delivered_to_patient(paul)
+    client.force_login(cast.paul)
+    upload = SimpleUploadedFile("ordonnance.pdf", PDF, content_type="application/pdf")
+    response = client.post(
+        reverse("patients:reply", args=[entry.pk]),
+        {"text": "Voici mon ordonnance.", "files": [upload], "include_profile": "on"},
+    )
+    assert response.status_code == 302
+    [reply] = received(peer)
+    files = {part.get_filename(): part.get_content() for part in reply.iter_attachments()}
+    assert files["ordonnance.pdf"] == PDF
+    [profile] = [data for name, data in files.items() if name != "ordonnance.pdf"]
+    assert profile.startswith(b"%PDF")
