@@ -88,9 +88,9 @@ class PharmacyDispensationAdmin(admin.ModelAdmin):
 @admin.register(Block)
 class BlockAdmin(admin.ModelAdmin):
     show_full_result_count = False
-    list_display = ["__str__", "patient", "mailbox", "created_at"]
+    list_display = ["__str__", "patient", "mailbox", "address", "created_at"]
     list_select_related = ["patient", "mailbox"]
-    search_fields = ["=patient__ins", "mailbox__address"]
+    search_fields = ["=patient__ins", "mailbox__address", "=address"]
     raw_id_fields = ["patient"]
     autocomplete_fields = ["mailbox"]
 
@@ -103,4 +103,4 @@ class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["__str__", "mailbox", "patient", "state", "opened_at", "closed_at"]
     list_select_related = ["mailbox", "patient"]
     list_filter = ["state"]
-    search_fields = ["=patient__ins", "mailbox__address"]
+    search_fields = ["=patient__ins", "mailbox__address", "=address"]

@@ -104,18 +104,35 @@ class PharmacyDispensation(models.Model):
 
 
 class Block(models.Model):
-    """The patient blocked a professional or structure box."""
+    """The patient blocked a professional or structure box: a box hosted here (`mailbox`), or
+    one hosted by another operator (`address`, as its messages came: no local box to point to)."""
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="blocks")
     mailbox = models.ForeignKey(
-        "mailboxes.Mailbox", on_delete=models.CASCADE, related_name="blocked_by", verbose_name="BAL"
+        "mailboxes.Mailbox",
+        on_delete=models.CASCADE,
+        related_name="blocked_by",
+        verbose_name="BAL",
+        null=True,
+        blank=True,
     )
+    address = models.EmailField(max_length=254, blank=True, verbose_name="adresse d'un autre opérateur")
     created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
 
     class Meta:
         verbose_name = "blocage"
         verbose_name_plural = "blocages"
-        constraints = [models.UniqueConstraint(fields=["patient", "mailbox"], name="block_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "mailbox"], name="block_unique"),
+            models.UniqueConstraint(
+                fields=["patient", "address"], condition=~models.Q(address=""), name="block_address_unique"
+            ),
+            models.CheckConstraint(
+                condition=(models.Q(mailbox__isnull=False) & models.Q(address=""))
+                | (models.Q(mailbox__isnull=True) & ~models.Q(address="")),
+                name="block_box_or_address",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"blocage #{self.pk}"

@@ -304,8 +304,16 @@ def _patient_facts_sql() -> str:
         column(Patient, "space_state"),
         column(Patient, "ins_qualified"),
     )
-    block_patient, block_box = column(Block, "patient"), column(Block, "mailbox")
-    blocked = f"SELECT 1 FROM {block} k WHERE k.{block_patient} = p.id AND k.{block_box} = %s"  # noqa: S608
+    block_patient, block_box, block_address = (
+        column(Block, "patient"),
+        column(Block, "mailbox"),
+        column(Block, "address"),
+    )
+    # A box hosted here is blocked by its id; one of another operator by its address.
+    blocked = (
+        f"SELECT 1 FROM {block} k WHERE k.{block_patient} = p.id "  # noqa: S608
+        f"AND (k.{block_box} = %s OR (k.{block_address} <> '' AND k.{block_address} = %s))"
+    )
     return (
         f"SELECT b.{active}, p.{state}, p.{qualified}, EXISTS ({blocked}) "  # noqa: S608
         f"FROM {patient} p LEFT JOIN {box} b ON b.id = p.{column(Patient, 'mailbox')} "
@@ -319,10 +327,12 @@ def _patient_facts_sql() -> str:
 PATIENT_FACTS_SQL = _patient_facts_sql()
 
 
-def patient_facts(ins: str, sender_box: Mailbox | None) -> PatientFacts | None:
-    """The facts of the patient of `ins` (normalised), None when there is none."""
+def patient_facts(ins: str, sender_box: Mailbox | None, sender_address: str = "") -> PatientFacts | None:
+    """The facts of the patient of `ins` (normalised), None when there is none. `blocked` reads
+    the block of the sending box: `sender_box` when it is hosted here, else `sender_address`."""
+    outside_address = (sender_address or "").lower() if sender_box is None else ""
     with connection.cursor() as cursor:
-        cursor.execute(PATIENT_FACTS_SQL, [sender_box.pk if sender_box is not None else None, ins])
+        cursor.execute(PATIENT_FACTS_SQL, [sender_box.pk if sender_box is not None else None, outside_address, ins])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -333,14 +343,15 @@ def patient_facts(ins: str, sender_box: Mailbox | None) -> PatientFacts | None:
 def pro_may_write(envelope: Envelope, facts: PatientFacts) -> Decision:
     """Only professionals and structures initiate (RULES.md §3): any box kind (nominative,
     organisational, applicative) may write to a patient whose space is open, unless the patient
-    blocked that box. Patients never write to patients."""
+    blocked that box (hosted here, or by another operator: then by the envelope sender's
+    address). Patients never write to patients."""
     sender_box = envelope.sender_mailbox
     if (sender_box is not None and sender_box.kind == Mailbox.Kind.PATIENT) or is_patient_address(
         envelope.sender_address
     ):
         if envelope.sender_address.lower() != system_address():
             return refusal("patient_to_patient")
-    if sender_box is not None and facts.blocked:
+    if facts.blocked:
         return refuse_blocked()
     return Decision.ok()
 
@@ -465,6 +476,25 @@ def allowed_recipients(patient: Patient) -> list[Mailbox]:
     return sorted(
         (b for b in boxes.values() if b.is_active and patient_may_write_to(patient, b.address).deliver),
         key=lambda b: (b.display_name or b.address).lower(),
+    )
+
+
+def outside_recipients(patient: Patient) -> list[tuple[str, Message]]:
+    """The boxes of other operators a patient may write to now (for the "write a message"
+    page): each address that wrote to them, with its latest message (what names it), unless
+    that message closed the exchange, the same rule `external_exchange_state` reads."""
+    latest: dict[str, Message] = {}
+    received = Message.objects.filter(
+        entries__mailbox=patient.mailbox_id, sender_mailbox__isnull=True, is_report=False
+    ).order_by("-created_at", "-id")
+    for message in received:
+        address = (message.from_address or "").lower()
+        if address and address not in latest and address != system_address() and not is_patient_address(address):
+            latest[address] = message
+    hosted = set(Mailbox.objects.filter(address__in=list(latest)).values_list("address", flat=True))
+    return sorted(
+        ((a, m) for a, m in latest.items() if a not in hosted and not is_closing_subject(m.subject)),
+        key=lambda item: item[0],
     )
 
 
@@ -608,7 +638,7 @@ class PatientPolicy:
         ins = ins_of(address)
         if ins_error(ins):
             return refuse_wrong_ins()
-        facts = patient_facts(ins, envelope.sender_mailbox)
+        facts = patient_facts(ins, envelope.sender_mailbox, envelope.sender_address)
         decision = space_decision(facts)
         if facts is None or not decision.deliver:
             return decision

@@ -7,8 +7,11 @@ from django.utils import timezone
 
 from audit.events import record
 from audit.models import AuditEvent
-from mailboxes.models import Mailbox
+from mailboxes.models import Entry, Folder, Mailbox
+from mailboxes.patient_domain import is_patient_address
+from patients.display import box_name, sender_name
 from patients.models import Block, Conversation, Patient
+from patients.policy import system_address
 
 
 def blockable_mailboxes(patient: Patient):
@@ -28,6 +31,60 @@ def block_mailbox(patient: Patient, mailbox: Mailbox, actor) -> Block:
     block, created = Block.objects.get_or_create(patient=patient, mailbox=mailbox)
     if created:
         record(AuditEvent.Action.BLOCKED, actor=actor, obj=block, mailbox_id=mailbox.pk)
+    return block
+
+
+def correspondent_address(entry: Entry) -> str:
+    """The address that identifies the sender of a received message hosted by another operator
+    (its envelope sender, what the policy checks a block against), "" when it is hosted here,
+    a patient, the patient domain's system address or a report."""
+    message = entry.message
+    if entry.folder.role != Folder.Role.INBOX or message.sender_mailbox_id is not None or message.is_report:
+        return ""
+    address = (message.envelope_from or message.from_address or "").lower()
+    if not address or address == system_address() or is_patient_address(address):
+        return ""
+    if Mailbox.objects.filter(address=address).exists():  # hosted here: blocked by its box
+        return ""
+    return address
+
+
+def outside_correspondents(patient: Patient) -> dict[str, Entry]:
+    """Professionals of other operators who wrote to the patient: their address → the latest
+    entry they sent (what names them, as the patient reads them)."""
+    entries = (
+        Entry.objects.filter(
+            mailbox=patient.mailbox_id, folder__role=Folder.Role.INBOX, message__sender_mailbox__isnull=True
+        )
+        .select_related("message", "folder")
+        .order_by("-id")
+    )
+    found: dict[str, Entry] = {}
+    for entry in entries:
+        address = correspondent_address(entry)
+        if address and address not in found:
+            found[address] = entry
+    return found
+
+
+def block_name(block: Block, correspondents: dict[str, Entry] | None = None) -> str:
+    """The blocked box as the patient reads it."""
+    if block.mailbox is not None:
+        return box_name(block.mailbox)
+    entry = (correspondents if correspondents is not None else outside_correspondents(block.patient)).get(block.address)
+    return sender_name(entry.message) if entry is not None else block.address.split("@", 1)[0]
+
+
+@transaction.atomic
+def block_correspondent(patient: Patient, entry: Entry, actor) -> Block:
+    """From now on, messages from the sender of `entry`, a professional of another operator, to
+    this patient are refused ("non distribué"), as for a box hosted here."""
+    address = correspondent_address(entry)
+    if not address:
+        raise ValueError("not a correspondent of another operator")
+    block, created = Block.objects.get_or_create(patient=patient, address=address)
+    if created:
+        record(AuditEvent.Action.BLOCKED, actor=actor, obj=block)
     return block
 
 

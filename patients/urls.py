@@ -12,6 +12,7 @@ urlpatterns = [
     path("piece-jointe/<int:attachment_id>/enregistrer", views.save_attachment, name="save_attachment"),
     path("parametres", views.settings_page, name="settings"),
     path("parametres/bloquer/<int:mailbox_id>", views.block, name="block"),
+    path("parametres/bloquer-correspondant/<int:entry_id>", views.block_correspondent, name="block_correspondent"),
     path("parametres/debloquer/<int:block_id>", views.unblock, name="unblock"),
     path("parametres/cloturer", views.close_space, name="close_space"),
     path(

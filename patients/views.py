@@ -55,7 +55,8 @@ def inbox(request):
             "patient": patient,
             "mailbox": patient.mailbox,
             "rows": rows,
-            "can_write": _space_is_open(patient) and bool(policy.allowed_recipients(patient)),
+            "can_write": _space_is_open(patient)
+            and bool(policy.allowed_recipients(patient) or policy.outside_recipients(patient)),
             "space_open": _space_is_open(patient),
             "panels": panels_for(request, patient),
         },
@@ -86,11 +87,18 @@ def conversation(request, entry_id):
             "items": selectors.thread_items(entries),
             "state": state,
             "space_open": _space_is_open(patient),
-            "can_block": bool(received)
-            and latest.message.sender_mailbox_id is not None
-            and latest.message.sender_mailbox.kind != Mailbox.Kind.PATIENT,
+            "block_url": _block_url(latest) if received else "",
         },
     )
+
+
+def _block_url(entry) -> str:
+    """Where the patient blocks the sender of `entry`: its box when hosted here, the message
+    itself for a professional of another operator; "" when it cannot be blocked."""
+    sender_box = entry.message.sender_mailbox
+    if sender_box is not None:
+        return reverse("patients:block", args=[sender_box.pk]) if sender_box.kind != Mailbox.Kind.PATIENT else ""
+    return reverse("patients:block_correspondent", args=[entry.pk]) if space.correspondent_address(entry) else ""
 
 
 @login_required
@@ -136,6 +144,7 @@ def _compose(request, patient, *, entry=None):
             return redirect("patients:message", entry_id=entry.pk)
     else:
         recipients = [(b.address, box_name(b)) for b in policy.allowed_recipients(patient)]
+        recipients += [(address, sender_name(m)) for address, m in policy.outside_recipients(patient)]
         if not recipients:
             messages.info(
                 request,
@@ -262,15 +271,26 @@ def settings_page(request):
         return redirect("patients:settings")
     blocks = list(Block.objects.filter(patient=patient).select_related("mailbox"))
     blocked_ids = {b.mailbox_id for b in blocks}
-    candidates = [b for b in space.blockable_mailboxes(patient) if b.pk not in blocked_ids]
+    blocked_addresses = {b.address for b in blocks}
+    outside = space.outside_correspondents(patient)
+    candidates = [
+        (reverse("patients:block", args=[b.pk]), box_name(b))
+        for b in space.blockable_mailboxes(patient)
+        if b.pk not in blocked_ids
+    ]
+    candidates += [
+        (reverse("patients:block_correspondent", args=[e.pk]), sender_name(e.message))
+        for address, e in outside.items()
+        if address not in blocked_addresses
+    ]
     return render(
         request,
         "patients/settings.html",
         {
             "patient": patient,
             "form": form,
-            "blocks": [(b, box_name(b.mailbox)) for b in blocks],
-            "candidates": [(b, box_name(b)) for b in candidates],
+            "blocks": [(b, space.block_name(b, outside)) for b in blocks],
+            "candidates": candidates,
             "space_open": _space_is_open(patient),
         },
     )
@@ -292,11 +312,27 @@ def block(request, mailbox_id):
 
 
 @login_required
+def block_correspondent(request, entry_id):
+    """Blocking a professional of another operator, from a message they sent (no local box to
+    name): confirmed first, like `block`."""
+    patient = selectors.patient_for_user(request.user)
+    entry = selectors.entry_for_patient(request.user, patient, entry_id)
+    if not space.correspondent_address(entry):
+        raise Http404("Correspondant introuvable")
+    name = sender_name(entry.message)
+    if request.method == "POST" and request.POST.get("confirm") == "on":
+        space.block_correspondent(patient, entry, request.user)
+        messages.success(request, _("%(name)s ne pourra plus vous écrire.") % {"name": name})
+        return redirect("patients:settings")
+    return render(request, "patients/block_confirm.html", {"patient": patient, "name": name})
+
+
+@login_required
 @require_POST
 def unblock(request, block_id):
     patient = selectors.patient_for_user(request.user)
     block_row = get_object_or_404(Block.objects.select_related("mailbox"), pk=block_id, patient=patient)
-    name = box_name(block_row.mailbox)
+    name = space.block_name(block_row)
     space.unblock_mailbox(patient, block_row, request.user)
     messages.success(request, _("%(name)s peut de nouveau vous écrire.") % {"name": name})
     return redirect("patients:settings")

@@ -291,6 +291,51 @@ def test_settings_email_block_unblock_and_close(cast, paul):
         assert AuditEvent.objects.filter(action=action, actor=cast.paul).exists()
 
 
+def test_blocking_a_professional_of_another_operator_from_the_pages(cast, paul, settings):
+    """A professional hosted elsewhere has no box here: the patient blocks them from a message
+    they sent (conversation page, or the settings' list), and reads their name, never the address."""
+    from mailboxes.delivery import send_message
+    from mailboxes.models import TrustedDomain
+    from tests.patients.conftest import raw_from
+
+    TrustedDomain.objects.create(name="autre-operateur.mssante.fr")
+    outside = "dr.externe@autre-operateur.mssante.fr"
+    raw = raw_from(outside, cast.paul_patient.address, from_name="Dr Jeanne Externe")
+    send_message(raw, envelope_from=outside, envelope_to=[cast.paul_patient.address], source="smtp")
+    pro_send(cast.alice_box, cast.alice, cast.paul_patient.address)
+    entry = inbox_of(cast.paul_box).get(message__from_address=outside)
+    conversation = paul.get(f"/patient/echange/{entry.pk}/").content.decode()
+    assert f'action="/patient/parametres/bloquer-correspondant/{entry.pk}"' in conversation
+    page = paul.get("/patient/parametres").content.decode()
+    assert "Bloquer Dr Jeanne Externe" in page and "Bloquer Dr Alice MARTIN" in page and outside not in page
+    # A message of a box hosted here, or another patient's message, is not a way in.
+    alice_entry = inbox_of(cast.paul_box).get(message__from_address=cast.alice_box.address)
+    assert (
+        paul.post(f"/patient/parametres/bloquer-correspondant/{alice_entry.pk}", {"confirm": "on"}).status_code == 404
+    )
+    raw = raw_from(outside, cast.pauline_patient.address, from_name="Dr Jeanne Externe")
+    send_message(raw, envelope_from=outside, envelope_to=[cast.pauline_patient.address], source="smtp")
+    pauline_entry = inbox_of(cast.pauline_box).get()
+    assert (
+        paul.post(f"/patient/parametres/bloquer-correspondant/{pauline_entry.pk}", {"confirm": "on"}).status_code == 404
+    )
+    assert not Block.objects.exists()
+
+    confirm = paul.post(f"/patient/parametres/bloquer-correspondant/{entry.pk}")
+    assert confirm.status_code == 200 and "Oui, bloquer Dr Jeanne Externe" in confirm.content.decode()
+    assert not Block.objects.exists()  # nothing without the confirmation
+    blocked = paul.post(f"/patient/parametres/bloquer-correspondant/{entry.pk}", {"confirm": "on"})
+    assert flashes(blocked) == ["Dr Jeanne Externe ne pourra plus vous écrire."]
+    page = paul.get("/patient/parametres").content.decode()
+    assert "Débloquer Dr Jeanne Externe" in page and "Bloquer Dr Jeanne Externe" not in page
+    block = Block.objects.get(patient=cast.paul_patient)
+    unblocked = paul.post(f"/patient/parametres/debloquer/{block.pk}")
+    assert flashes(unblocked) == ["Dr Jeanne Externe peut de nouveau vous écrire."]
+    assert not Block.objects.exists()
+    for action in ("patient.blocked", "patient.unblocked"):
+        assert AuditEvent.objects.filter(action=action, actor=cast.paul).exists()
+
+
 def test_pro_close_conversation_view(cast, client):
     pro_send(cast.cardio, cast.bob, cast.paul_patient.address)
     url = f"/patient/pro/echange/{cast.cardio.pk}/{cast.paul_patient.pk}/cloturer"

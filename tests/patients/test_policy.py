@@ -8,11 +8,12 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from mailboxes.delivery import DeliveryRefused, send_message
 from mailboxes.models import Delivery, Mailbox, TrustedDomain
+from mailboxes.patient_domain import Envelope
 from patients import policy
 from patients.models import Block, Conversation, Patient, PharmacyDispensation
 from patients.policy import is_closing_subject
 from tests.factories import make_ins
-from tests.patients.conftest import inbox_of, patient_send, pro_send, raw_from
+from tests.patients.conftest import inbox_of, patient_send, pro_send, raw_from, system_messages_in
 
 pytestmark = pytest.mark.django_db
 
@@ -250,11 +251,45 @@ def test_unblock_lets_messages_through_again(cast):
     assert AuditEvent.objects.filter(action="patient.unblocked").exists()
 
 
+def test_a_blocked_professional_of_another_operator_is_refused_until_unblocked(cast):
+    """RULES.md §3: the patient blocks chosen professionals, whatever operator hosts them."""
+    from patients.space import block_correspondent, unblock_mailbox
+
+    TrustedDomain.objects.create(name="autre-operateur.mssante.fr")
+    outside = "Dr.Externe@autre-operateur.mssante.fr"
+
+    def from_outside(subject):
+        raw = raw_from(outside, cast.paul_patient.address, subject=subject, from_name="Dr Externe")
+        return send_message(raw, envelope_from=outside, envelope_to=[cast.paul_patient.address], source="smtp")
+
+    from_outside("Bilan")
+    [entry] = inbox_of(cast.paul_box)
+    block = block_correspondent(cast.paul_patient, entry, cast.paul)
+    assert block.address == outside.lower() and block.mailbox is None
+    with pytest.raises(DeliveryRefused) as refused:
+        from_outside("Rappel")
+    assert refused.value.code == "blocked" and refused.value.reason == "Message non distribué."
+    assert (
+        not policy.PatientPolicy()
+        .decide_recipient(
+            Envelope(outside.upper(), None, "", 0, "<x@autre-operateur.mssante.fr>"), cast.paul_patient.address
+        )
+        .deliver
+    )
+    assert inbox_of(cast.paul_box).count() == 1 and not system_messages_in(cast.paul_box).exists()
+    # Another professional of that operator, and every box hosted here, still reach the patient.
+    other = "dr.autre@autre-operateur.mssante.fr"
+    raw = raw_from(other, cast.paul_patient.address)
+    assert send_message(raw, envelope_from=other, envelope_to=[cast.paul_patient.address], source="smtp").delivered
+    assert cast.paul_box in pro_send(cast.alice_box, cast.alice, cast.paul_patient.address).delivered
+    unblock_mailbox(cast.paul_patient, block, cast.paul)
+    assert cast.paul_box in from_outside("Nouvel épisode").delivered
+
+
 # --- Addresses and spaces -------------------------------------------------------------------------
 
 
 def test_wrong_ins_key_is_refused_before_any_lookup(cast, django_assert_max_num_queries):
-    from mailboxes.patient_domain import Envelope
     from patients.policy import PatientPolicy
 
     ins = cast.paul_patient.ins

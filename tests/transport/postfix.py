@@ -5,6 +5,11 @@ user, so not under pytest's private tmp), smtpd on a loopback port, its log in a
 its own domain is accepted, then handed to `next_hop_port` (the operator's mailbox server, an
 aiosmtpd sink in the tests): a refusal there becomes Postfix's asynchronous non-delivery report
 (RFC 3464), sent to our hosted domain through our gateway's port.
+
+With `maildirs` (local parts of its domain) Postfix is instead that operator's final MTA: its
+`virtual` agent delivers its domain's mail into one Maildir per box under the folder (adding
+`Return-Path:` and `Delivered-To:`), refuses other local parts, and relays our domains (`our_domain`
+and `also_ours`, e.g. the patient domain) to our gateway. `mailbox(peer, local)` reads a box.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ discard   unix  -       -       n       -       -       discard
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+virtual   unix  -       n       n       -       -       virtual
 """
 
 
@@ -46,7 +52,34 @@ def postfix_available() -> bool:
     return shutil.which("postfix") is not None and os.geteuid() == 0
 
 
-def start_postfix(*, domain: str, our_domain: str, gateway_port: int, next_hop_port: int) -> SimpleNamespace:
+def _delivery_lines(domain: str, conf: Path, folder: Path, maildirs) -> list[str]:
+    """main.cf lines for the peer's own domain: relayed to its next hop, or delivered into Maildirs."""
+    if not maildirs:
+        return [f"relay_domains = {domain}", "relay_recipient_maps ="]
+    mail = folder / "mail"
+    mail.mkdir()
+    shutil.chown(mail, "postfix", "postfix")
+    (conf / "boxes").write_text("".join(f"{local}@{domain} {local}/\n" for local in maildirs))
+    return [
+        "relay_domains =",
+        f"virtual_mailbox_domains = {domain}",
+        f"virtual_mailbox_base = {mail}",
+        f"virtual_mailbox_maps = texthash:{conf / 'boxes'}",
+        "virtual_minimum_uid = 1",
+        f"virtual_uid_maps = static:{os.stat(mail).st_uid}",
+        f"virtual_gid_maps = static:{os.stat(mail).st_gid}",
+    ]
+
+
+def start_postfix(
+    *,
+    domain: str,
+    our_domain: str,
+    gateway_port: int,
+    next_hop_port: int | None = None,
+    also_ours: tuple[str, ...] = (),
+    maildirs: tuple[str, ...] = (),
+) -> SimpleNamespace:
     folder = Path(tempfile.mkdtemp(prefix="mss-postfix-"))
     folder.chmod(0o755)
     conf, queue, data = folder / "conf", folder / "queue", folder / "data"
@@ -54,9 +87,10 @@ def start_postfix(*, domain: str, our_domain: str, gateway_port: int, next_hop_p
         path.mkdir()
     shutil.chown(data, "postfix")
     port = free_port()
-    (conf / "transport").write_text(
-        f"{domain} smtp:[127.0.0.1]:{next_hop_port}\n{our_domain} smtp:[127.0.0.1]:{gateway_port}\n"
-    )
+    routes = [f"{name} smtp:[127.0.0.1]:{gateway_port}" for name in (our_domain, *also_ours)]
+    if not maildirs:
+        routes.insert(0, f"{domain} smtp:[127.0.0.1]:{next_hop_port}")
+    (conf / "transport").write_text("".join(f"{line}\n" for line in routes))
     (conf / "main.cf").write_text(
         "\n".join(
             [
@@ -71,8 +105,7 @@ def start_postfix(*, domain: str, our_domain: str, gateway_port: int, next_hop_p
                 f"mydomain = {domain}",
                 "myorigin = $myhostname",
                 "mydestination =",
-                f"relay_domains = {domain}",
-                "relay_recipient_maps =",
+                *_delivery_lines(domain, conf, folder, maildirs),
                 "mynetworks = 127.0.0.0/8",
                 "alias_maps =",
                 "alias_database =",
@@ -113,3 +146,20 @@ def stop_postfix(peer: SimpleNamespace) -> None:
 
 def maillog(peer: SimpleNamespace) -> str:
     return peer.log.read_text(errors="replace") if peer.log.exists() else ""
+
+
+def mailbox(peer: SimpleNamespace, local: str) -> list[bytes]:
+    """The messages Postfix delivered into a box of its domain (Maildir `new/`), oldest first."""
+    new = peer.folder / "mail" / local / "new"
+    if not new.is_dir():
+        return []
+    return [path.read_bytes() for path in sorted(new.iterdir(), key=lambda path: path.stat().st_mtime_ns)]
+
+
+def queue_is_empty(peer: SimpleNamespace) -> bool:
+    """Postfix's queue holds nothing (`postqueue -p` says so): everything it took is delivered
+    or bounced."""
+    listing = subprocess.run(
+        ["postqueue", "-c", str(peer.conf), "-p"], capture_output=True, text=True, check=False
+    ).stdout
+    return "Mail queue is empty" in listing
