@@ -484,9 +484,11 @@ def outside_recipients(patient: Patient) -> list[tuple[str, Message]]:
     page): each address that wrote to them, with its latest message (what names it), unless
     that message closed the exchange, the same rule `external_exchange_state` reads."""
     latest: dict[str, Message] = {}
-    received = Message.objects.filter(
-        entries__mailbox=patient.mailbox_id, sender_mailbox__isnull=True, is_report=False
-    ).order_by("-created_at", "-id")
+    received = (
+        Message.objects.filter(entries__mailbox=patient.mailbox_id, sender_mailbox__isnull=True, is_report=False)
+        .only("id", "from_address", "from_name", "subject", "created_at")  # not the bodies
+        .order_by("-created_at", "-id")
+    )
     for message in received:
         address = (message.from_address or "").lower()
         if address and address not in latest and address != system_address() and not is_patient_address(address):
