@@ -544,3 +544,16 @@ def test_every_reason_of_the_check_table_is_a_short_sentence(service, client):
         "Heure illisible « midi » : écrivez-la hh:mm.",
     ]
     assert [r for found in reasons.values() for r in found if not SENTENCE.match(r)] == []
+
+
+def test_cancelling_a_paused_list_offers_to_keep_it_paused(service, client):
+    """« Non, continuer l'envoi » under a paused list promised a send that going back does not
+    resume: the way back says the list stays paused."""
+    campaign, _page = _send_a_list(service, client, 2)
+    client.post(reverse("automation:campaign_control", args=[campaign.pk, "pause"]))
+    asked = html.unescape(
+        client.post(reverse("automation:campaign_control", args=[campaign.pk, "annuler"])).content.decode()
+    )
+    assert "Non, garder la liste en pause" in asked and "continuer l'envoi" not in asked
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PAUSED
