@@ -154,6 +154,37 @@ def test_a_secretary_works_through_the_automation_pages(service, page, login, li
     assert seen == {}
 
 
+def test_leaving_the_model_editor_with_unsaved_changes_asks_first(service, page, login, live_server):  # noqa: F811
+    """The back link of the model editor dropped a text being written without a word: leaving
+    with unsaved changes asks (the browser's « Quitter la page ? »); saving does not."""
+    model = service.models[MessageModel.Kind.WELCOME]
+    url = live_server.url + reverse("automation:model", args=[model.pk])
+    page.set_viewport_size({"width": 1366, "height": 900})
+    login(service.cast.bob.username)
+    page.goto(url)
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", answer)
+    page.get_by_role("link", name="← Envois automatisés").click()  # nothing typed: leaves
+    expect(page.get_by_role("heading", name="Envois automatisés", exact=True)).to_be_visible()
+    assert asked == []
+    page.goto(url)
+    page.click("#id_body")
+    page.keyboard.press("End")
+    page.keyboard.type(" Texte en cours.")
+    page.get_by_role("link", name="← Envois automatisés").click(no_wait_after=True)
+    expect(page.locator("#id_body")).to_have_value(re.compile("Texte en cours."))
+    assert asked == ["beforeunload"] and page.url == url
+    page.get_by_role("button", name="Enregistrer une nouvelle version").click()
+    expect(page.locator(".flash-success")).to_have_text("Modèle enregistré (version 2).")
+    assert asked == ["beforeunload"]
+    assert "Texte en cours." in model.current.body
+
+
 @pytest.fixture(params=[1366, 375])
 def width(request):
     return request.param
