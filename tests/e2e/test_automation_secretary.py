@@ -9,10 +9,11 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from automation import campaign_sending
+from automation import campaign_sending, campaigns
 from automation.models import Campaign, Convocation, MessageModel
 from tests.automation.conftest import in_days, patients, service  # noqa: F401 - fixture
 from tests.automation.test_campaigns import to_csv
+from tests.e2e.test_automation_phone import focus_by_tab
 from tests.e2e.test_patient_layout import OVERFLOW_JS
 from tests.factories import make_patient
 
@@ -188,3 +189,37 @@ def test_leaving_the_model_editor_with_unsaved_changes_asks_first(service, page,
 @pytest.fixture(params=[1366, 375])
 def width(request):
     return request.param
+
+
+def test_a_list_is_paused_resumed_and_cancelled_by_keyboard_alone(service, page, login, live_server):  # noqa: F811
+    """On a phone, by Tab and Enter only: pause, resume, then cancel the rest (asked first)."""
+    people = patients(2, prefix="Clavier")
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    date = in_days(20).strftime("%d/%m/%Y")
+    data = to_csv([[p.ins, date, "10:00"] for p in people], headers=["INS", "Date", "Heure"])
+    campaign = campaigns.create_campaign(model, filename="clavier.csv", data=data, user=service.cast.bob)
+    campaigns.apply_mapping(campaign, {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure"}, service.cast.bob)
+    campaigns.start(campaign, service.cast.bob)
+    page.set_viewport_size({"width": 375, "height": 812})
+    login(service.cast.bob.username)
+    page.goto(live_server.url + reverse("automation:campaign", args=[campaign.pk]))
+
+    for button, then in (
+        ("Mettre en pause", Campaign.Status.PAUSED),
+        ("Reprendre l'envoi", Campaign.Status.SENDING),
+    ):
+        focus_by_tab(page, button)
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        campaign.refresh_from_db()
+        assert campaign.status == then
+    focus_by_tab(page, "Annuler les envois restants")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "2 messages ne sont pas encore partis" in page.get_by_role("alertdialog").inner_text()
+    focus_by_tab(page, "Oui, annuler les envois restants", presses=20)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    expect(page.locator(".flash-success")).to_have_text("Envois annulés : 2 messages ne partiront pas.")
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.CANCELLED
