@@ -557,3 +557,19 @@ def test_cancelling_a_paused_list_offers_to_keep_it_paused(service, client):
     assert "Non, garder la liste en pause" in asked and "continuer l'envoi" not in asked
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.PAUSED
+
+
+def test_the_convocation_page_says_how_long_the_appointment_lasts(service, client):
+    """The duration typed on the form (« Durée (minutes) ») was nowhere on the convocation's page."""
+    cast = service.cast
+    convocation = convocations.create_convocation(
+        model=service.models[MessageModel.Kind.CONVOCATION],
+        patient=cast.paul_patient,
+        starts_at=in_days(9),
+        user=cast.bob,
+        values={"lieu": "Hall"},
+        duration_minutes=45,
+    )
+    client.force_login(cast.bob)
+    page = client.get(reverse("automation:convocation", args=[convocation.pk])).content.decode()
+    assert '<dt>Durée</dt><dd data-testid="convocation-duration">45 minutes</dd>' in page
