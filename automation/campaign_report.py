@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from automation import csvfile
 from automation.models import CampaignLine
+from mailboxes.delivery import refusal_text
 from mailboxes.models import Entry, Mailbox, Message
 
 STATUS_LABELS = {
@@ -28,6 +30,26 @@ STATUS_LABELS = {
     CampaignLine.Status.PENDING: _("à envoyer"),
     CampaignLine.Status.CLAIMED: _("en cours"),
 }
+
+
+# The outcome codes of a line sent (`campaign_sending._send_line`) that are not refusals of the
+# delivery path; a refusal's code reads as the delivery path says it (`refusal_text`).
+LINE_REASONS = {
+    "missing_field": gettext_lazy("Un champ du modèle n'avait pas de valeur pour ce patient : rien n'est parti."),
+    "error": gettext_lazy("L'envoi a échoué : rien n'est parti pour ce patient."),
+}
+
+
+def reason_text(line: CampaignLine) -> str:
+    """Why a line did not leave, in French: its faults at the check, or the refusal or failure
+    of its send; never a code."""
+    if line.errors:
+        return " ".join(e.get("message", "") for e in line.errors)
+    if not line.reason:
+        return ""
+    if line.reason in LINE_REASONS:
+        return str(LINE_REASONS[line.reason])
+    return refusal_text(line.reason, line.patient.address if line.patient else "")
 
 
 @dataclass
@@ -112,7 +134,6 @@ def rows(campaign) -> list[list[str]]:
     lines = campaign.lines.select_related("patient").order_by("number")
     for line in lines.iterator(chunk_size=2000):
         patient = line.patient
-        reason = "; ".join(e.get("message", "") for e in line.errors or []) or line.reason
         out.append(
             [
                 str(line.number),
@@ -120,7 +141,7 @@ def rows(campaign) -> list[list[str]]:
                 (patient.usage_name or patient.birth_name).upper() if patient else "",
                 patient.first_name if patient else "",
                 str(STATUS_LABELS.get(line.status, line.status)),
-                reason,
+                reason_text(line),
                 timezone.localtime(line.sent_at).strftime("%d/%m/%Y %H:%M") if line.sent_at else "",
                 "oui" if line.message_id in read else "non",
                 "oui" if line.message_id in answered else "non",

@@ -240,20 +240,20 @@ def _check_line(campaign, version, line, patients, seen) -> tuple[Patient | None
 def _check_patient(values, patients, seen) -> tuple[Patient | None, list[dict]]:
     ins = normalise_ins(values.get("ins", ""))
     if not ins:
-        return None, [_error("ins_missing", _("matricule INS absent"))]
+        return None, [_error("ins_missing", _("Le matricule INS manque sur cette ligne."))]
     problem = ins_error(ins)
     if problem:
         return None, [_error("ins_invalid", problem)]
     patient = patients.get(ins)
     if patient is None:
-        return None, [_error("unknown_patient", _("aucun patient connu avec ce matricule INS"))]
+        return None, [_error("unknown_patient", _("Aucun patient n'est connu avec ce matricule INS."))]
     decision = space_decision(patient)
     if not decision.deliver:
         code = "closed_space" if decision.code == "space_closed" else decision.code
         return patient, [_error(code, decision.reason)]
     if patient.pk in seen:
         return patient, [
-            _error("duplicate", _("doublon : ce patient figure déjà ligne %(n)d") % {"n": seen[patient.pk]})
+            _error("duplicate", _("Doublon : ce patient figure déjà ligne %(n)d.") % {"n": seen[patient.pk]})
         ]
     return patient, []
 

@@ -56,20 +56,24 @@ def parse_appointment(date_text: str, time_text: str) -> datetime.datetime:
 def parse_date(date_text: str) -> datetime.date:
     """The day of `14/03/2027`, `2027-03-14`…; `InvalidAppointment` (in French) otherwise."""
     date_text = (date_text or "").strip()
+    if not date_text:
+        raise InvalidAppointment(_("La date du rendez-vous manque."))
     for pattern in DATE_FORMATS:
         try:
             return datetime.datetime.strptime(date_text, pattern).date()
         except ValueError:
             continue
-    raise InvalidAppointment(_("date illisible « %(v)s » (attendu jj/mm/aaaa)") % {"v": date_text[:40]})
+    raise InvalidAppointment(_("Date illisible « %(v)s » : écrivez-la jj/mm/aaaa.") % {"v": date_text[:40]})
 
 
 def parse_time(time_text: str) -> datetime.time:
     """The time of day of `09:30`, `9h30`, `14 h`; `InvalidAppointment` (in French) otherwise."""
     time_text = (time_text or "").strip()
+    if not time_text:
+        raise InvalidAppointment(_("L'heure du rendez-vous manque."))
     match = TIME_RE.match(time_text)
     if not match or int(match.group(1)) > 23 or int(match.group(2) or 0) > 59:
-        raise InvalidAppointment(_("heure illisible « %(v)s » (attendu hh:mm)") % {"v": time_text[:40]})
+        raise InvalidAppointment(_("Heure illisible « %(v)s » : écrivez-la hh:mm.") % {"v": time_text[:40]})
     return datetime.time(int(match.group(1)), int(match.group(2) or 0))
 
 

@@ -245,6 +245,11 @@ class Campaign(models.Model):
         return f"campagne #{self.pk} ({self.status})"
 
     @property
+    def encoding_label(self) -> str:
+        """The file's encoding as the spreadsheet's « Enregistrer sous » names it."""
+        return {"utf-8": "UTF-8", "windows-1252": "Windows-1252"}.get(self.encoding, self.encoding)
+
+    @property
     def state_label(self) -> str:
         """The state as the pages say it: a draft tells whether its list was checked, a list
         stopped before its start is « abandonnée » (the button and the message say so), one

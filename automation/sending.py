@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from automation import fields
 from mailboxes.fanout import FanOutResult, send_one_per_patient
@@ -64,7 +65,10 @@ def deliver(sender, actor, patient, composed: Composed, attachments, *, source: 
 
 
 def missing_message(names) -> str:
-    return _("Champ sans valeur : %(f)s.") % {"f": ", ".join(f"{{{{ {n} }}}}" for n in names)}
+    names = list(names)
+    return ngettext("Champ sans valeur : %(f)s.", "Champs sans valeur : %(f)s.", len(names)) % {
+        "f": ", ".join(f"{{{{ {n} }}}}" for n in names)
+    }
 
 
 # --- The daily limit of a box (issue 9 item 6) -----------------------------------------------

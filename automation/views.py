@@ -425,7 +425,10 @@ def _campaign_cancel_confirmation(request, campaign):
         % {"n": pending},
         button=_("Oui, annuler les envois restants"),
         back=back,
-        back_label=_("Non, continuer l'envoi"),
+        # Going back leaves the list as it is: sending, or paused until « Reprendre l'envoi ».
+        back_label=_("Non, garder la liste en pause")
+        if campaign.status == Campaign.Status.PAUSED
+        else _("Non, continuer l'envoi"),
     )
 
 

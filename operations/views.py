@@ -17,7 +17,7 @@ from django.views.decorators.cache import never_cache
 from audit.events import record
 from audit.models import AuditEvent
 from directory.models import ImportRun
-from mailboxes.delivery import SOURCE_LABELS
+from mailboxes.delivery import SOURCE_LABELS, refusal_text
 from mailboxes.models import Mailbox, Structure, TrustedDomain
 from operations import statistics as stats
 from operations.charts import bar_chart
@@ -26,6 +26,7 @@ from operations.indicators import indicators_csv
 from operations.metrics import queue_stats
 from operations.metrics import render as render_metrics
 from operations.selftest import last_whitelist_import
+from patients.policy import refusal_label
 
 GRANULARITIES = {"jour": ("day", 30), "semaine": ("week", 12 * 7), "mois": ("month", 365)}
 DELIVERY_STATUSES = [
@@ -232,10 +233,11 @@ def _add_median_read_delay(read_table: dict, reads: list[dict]) -> None:
 
 
 def _returns_table(table: dict) -> dict:
-    """Automatic returns by reason over the whole period, most frequent first."""
+    """Automatic returns by reason over the whole period, most frequent first, each reason
+    named in French (`return_reason_label`), never by its code."""
     returns = sorted(
         (
-            (metric.removeprefix("return_"), sum(values.values()))
+            (return_reason_label(metric.removeprefix("return_")), sum(values.values()))
             for metric, values in table.items()
             if metric.startswith("return_")
         ),
@@ -245,7 +247,7 @@ def _returns_table(table: dict) -> dict:
         "id": "retours",
         "title": "Retours automatiques par motif",
         "columns": ["motif", "nombre"],
-        "rows": [[reason, count] for reason, count in returns] or [["aucun", 0]],
+        "rows": [[reason, count] for reason, count in returns] or [["aucun retour automatique sur la période", 0]],
         "chart": bar_chart(
             "chart-retours",
             "Retours automatiques par motif",
@@ -255,8 +257,29 @@ def _returns_table(table: dict) -> dict:
     }
 
 
+def return_reason_label(code: str) -> str:
+    """The French name of the reason of an automatic return (`Delivery.reason`): the patient
+    policy's label for its codes, the delivery path's summary for another code."""
+    if code == "inconnu":  # a return stored without its reason (operations.statistics)
+        return "motif non enregistré"
+    return refusal_label(code) or refusal_text(code)
+
+
+# The read-delay buckets (operations.statistics.READ_DELAY_BUCKETS) as a person says them.
+BUCKET_LABELS = {
+    "": "—",
+    "15min": "moins de 15 minutes",
+    "1h": "moins d'une heure",
+    "4h": "moins de 4 heures",
+    "1j": "moins d'un jour",
+    "3j": "moins de 3 jours",
+    "7j": "moins de 7 jours",
+    "plus": "plus de 7 jours",
+}
+
+
 def _bucket_label(name: str) -> str:
-    return {"": "—", "plus": "plus de 7 jours"}.get(name, f"moins de {name}")
+    return BUCKET_LABELS[name]
 
 
 @staff_member_required

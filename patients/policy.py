@@ -125,12 +125,14 @@ class Refusal:
     """One refusal of the patient domain. `text` is the one sentence the sender reads for this
     code, wherever they read it (SMTP reply, webmail, delivery timeline, conversation panel);
     `happened` and `to_do` are the two paragraphs of the automatic return message, when the
-    refusal has one (RULES.md §3 automatic returns)."""
+    refusal has one (RULES.md §3 automatic returns); `label` names the reason in a few words
+    where refusals are counted (the statistics' « Retours automatiques par motif »)."""
 
     text: str
     automatic_return: bool
     happened: str = ""
     to_do: str = ""
+    label: str = ""
 
 
 NOT_DELIVERED = "Message non distribué."
@@ -143,6 +145,7 @@ REFUSALS: dict[str, Refusal] = {
         "correspond pas au numéro). Aucune messagerie Mon espace santé ne peut exister à cette adresse.",
         "Vérifiez le matricule INS dans le dossier du patient (de préférence une INS qualifiée par le "
         "téléservice INSi), corrigez l'adresse et renvoyez le message.",
+        label="INS erroné",
     ),
     "too_large": Refusal(
         "Message trop volumineux pour un patient (25 Mo au plus, pièces jointes comprises).",
@@ -151,6 +154,7 @@ REFUSALS: dict[str, Refusal] = {
         "patient (pièces jointes comprises).",
         "Renvoyez le contenu en plusieurs messages plus légers, ou réduisez la taille des pièces jointes "
         "(PDF compressé, images de résolution réduite).",
+        label="message de plus de 25 Mo",
     ),
     "patient_not_found": Refusal(
         "Aucune messagerie Mon espace santé n'est ouverte à cette adresse.",
@@ -161,6 +165,7 @@ REFUSALS: dict[str, Refusal] = {
         "Vérifiez le matricule INS (15 caractères, clé comprise) dans le dossier du patient, de préférence "
         "une INS qualifiée par le téléservice INSi, puis renvoyez le message. Sinon, communiquez avec le "
         "patient par un autre moyen.",
+        label="aucun espace à cette adresse",
     ),
     "space_closed": Refusal(
         "Le titulaire de cette adresse a clôturé son espace Mon espace santé.",
@@ -168,6 +173,7 @@ REFUSALS: dict[str, Refusal] = {
         "Il n'a pas été distribué : le titulaire de cette adresse a clôturé son espace Mon espace santé. "
         "Le message n'a pas été conservé.",
         "Transmettez ces informations au patient par un autre moyen (courrier, téléphone, consultation).",
+        label="espace clôturé par le patient",
     ),
     "ins_not_qualified": Refusal(
         "L'identité de ce patient n'est pas qualifiée : la messagerie exige une INS qualifiée.",
@@ -176,6 +182,7 @@ REFUSALS: dict[str, Refusal] = {
         "n'accepte d'écrire aux patients qu'avec une INS qualifiée.",
         "Qualifiez l'identité du patient (vérification des pièces d'identité et appel au téléservice INSi), "
         "puis renvoyez le message.",
+        label="INS non qualifiée",
     ),
     # Blocks: the blocked box gets the short "non distribué" of any transport refusal, no return
     # message, and nothing that says a block exists.
@@ -219,6 +226,13 @@ def refusal_text(code: str) -> str | None:
     """The one French text of a refusal code of the patient domain, None for any other code."""
     item = REFUSALS.get(code)
     return item.text if item else None
+
+
+def refusal_label(code: str) -> str | None:
+    """A refusal code of the patient domain named in a few words (a table's row, a chart's
+    bar): its `label`, or its text when it has none; None for any other code."""
+    item = REFUSALS.get(code)
+    return (item.label or item.text) if item else None
 
 
 def without_return(decision: Decision) -> Decision:

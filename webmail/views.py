@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -398,6 +399,16 @@ def folder_create(request, mailbox_id):
     return redirect("webmail:folder", mailbox.pk, created.pk)
 
 
+def _folder_deleted_text(moved: int) -> str:
+    if not moved:
+        return _("Dossier supprimé ; il était vide.")
+    return ngettext(
+        "Dossier supprimé ; %(n)d message placé dans la corbeille.",
+        "Dossier supprimé ; %(n)d messages placés dans la corbeille.",
+        moved,
+    ) % {"n": moved}
+
+
 @login_required
 def folder_edit(request, mailbox_id, folder_id):
     mailbox = pro_mailbox(request.user, mailbox_id)
@@ -408,9 +419,7 @@ def folder_edit(request, mailbox_id, folder_id):
         try:
             if request.POST.get("action") == "delete":
                 moved = organise.delete_folder(target, request.user)
-                messages.success(
-                    request, _("Dossier supprimé ; %(n)d messages placés dans la corbeille.") % {"n": moved}
-                )
+                messages.success(request, _folder_deleted_text(moved))
                 return redirect("webmail:mailbox", mailbox.pk)
             organise.rename_folder(target, request.POST.get("name", ""))
             messages.success(request, _("Dossier renommé."))

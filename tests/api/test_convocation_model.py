@@ -68,9 +68,9 @@ def test_an_appointment_that_cannot_be_read_is_refused_before_anything_leaves(ca
     model = convocation_model(api.box)
     past = (timezone.localdate() - datetime.timedelta(days=2)).isoformat()
     for fields, says in (
-        ({"date_rdv": "pas une date", "heure_rdv": "09:30", "lieu": "Hall B"}, "date illisible"),
-        ({"date_rdv": "2031-02-31", "heure_rdv": "09:30", "lieu": "Hall B"}, "date illisible"),
-        ({"date_rdv": "2031-06-14", "heure_rdv": "25:99", "lieu": "Hall B"}, "heure illisible"),
+        ({"date_rdv": "pas une date", "heure_rdv": "09:30", "lieu": "Hall B"}, "Date illisible"),
+        ({"date_rdv": "2031-02-31", "heure_rdv": "09:30", "lieu": "Hall B"}, "Date illisible"),
+        ({"date_rdv": "2031-06-14", "heure_rdv": "25:99", "lieu": "Hall B"}, "Heure illisible"),
         ({"date_rdv": past, "heure_rdv": "09:30", "lieu": "Hall B"}, "déjà passé"),
     ):
         response = api.call.post(

@@ -53,3 +53,12 @@ def test_one_text_per_refusal_code():
     for code, refusal in policy.REFUSALS.items():
         assert policy.refusal(code).reason == refusal.text == policy.refusal_text(code)
         assert policy.refusal(code).automatic_return == refusal.automatic_return
+
+
+def test_every_reason_of_an_automatic_return_has_its_short_label():
+    """The statistics count automatic returns by reason: each such code is named in a few words
+    by the policy (`Refusal.label`), never shown as its code."""
+    for code, refusal in policy.REFUSALS.items():
+        if refusal.automatic_return:
+            assert refusal.label and policy.refusal_label(code) == refusal.label
+            assert len(refusal.label) <= 30 and refusal.label != code

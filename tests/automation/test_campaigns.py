@@ -82,12 +82,12 @@ def test_two_hundred_lines_with_ten_bad_ones(service, two_hundred_lines):
     assert report.total == 200 and report.valid == 190
     assert {p.number for p in report.problems} == set(bad)
     messages = {p.number: " ".join(p.messages) for p in report.problems}
-    assert "clé" in messages[5] and "aucun patient" in messages[17] and "aucun patient" in messages[190]
+    assert "clé" in messages[5] and "Aucun patient" in messages[17] and "Aucun patient" in messages[190]
     assert "clôturé" in messages[30] and "clôturé" in messages[44]
-    assert "date illisible" in messages[61]
-    assert "heure illisible" in messages[75]
-    assert "doublon" in messages[88] and "ligne" in messages[88]
-    assert "absent" in messages[120]
+    assert messages[61] == "La date du rendez-vous manque."
+    assert messages[75] == "Heure illisible « midi » : écrivez-la hh:mm."
+    assert messages[88].startswith("Doublon : ce patient figure déjà ligne ") and messages[88].endswith(".")
+    assert messages[120] == "Le matricule INS manque sur cette ligne."
     assert not Message.objects.exists()  # nothing leaves before the start
 
     assert campaigns.start(campaign, service.cast.bob) == 190

@@ -2,7 +2,9 @@
 the model editor and its preview, a convocation sent, moved and cancelled from its page, the
 whole campaign journey, and the patient's upcoming appointments with "add to my calendar"."""
 
+import csv
 import html
+import io
 import re
 
 import icalendar
@@ -14,7 +16,10 @@ from audit.models import AuditEvent
 from automation import campaign_sending, convocations, fields
 from automation.models import Campaign, Convocation, MessageModel
 from mailboxes.models import Entry
+from patients import policy
+from patients.models import Patient
 from tests.automation.conftest import in_days, patients
+from tests.factories import make_ins, make_patient
 
 pytestmark = pytest.mark.django_db
 
@@ -389,8 +394,8 @@ def test_the_check_table_names_every_fault_of_a_line_at_once(service, client):
     for tr in table.split("<tr><td>")[1:]:
         number, cell = tr.split("</td><td>", 1)
         reasons[number] = [item.split("</li>")[0] for item in cell.split("<li>")[1:]]
-    date = "date illisible « 31/02/2027 » (attendu jj/mm/aaaa)"
-    time = "heure illisible « 25:00 » (attendu hh:mm)"
+    date = "Date illisible « 31/02/2027 » : écrivez-la jj/mm/aaaa."
+    time = "Heure illisible « 25:00 » : écrivez-la hh:mm."
     ins = "Le matricule INS compte 15 caractères (13 + une clé de 2 chiffres) ; « 123 » en compte 3."
     assert reasons == {"2": [ins, date, time], "3": [date, time]}
     assert Campaign.objects.get().lines.filter(status="invalid").count() == 2
@@ -430,3 +435,141 @@ def test_the_index_says_what_became_of_each_list(service, client):
     }
     abandoned = html.unescape(client.get(reverse("automation:campaign", args=[ids["abandonnee"]])).content.decode())
     assert 'data-testid="campaign-status">abandonnée<' in abandoned
+
+
+def test_the_report_names_in_french_why_a_line_did_not_leave(service, client):
+    """The report's « motif » column read `space_closed` for a line returned at the send: it
+    says the patient policy's sentence, as the check table says its own."""
+    people = patients(2, prefix="Motif")
+    client.force_login(service.cast.bob)
+    model = service.models[MessageModel.Kind.WELCOME]
+    lines = ["INS", *[p.ins for p in people], "123"]
+    upload = SimpleUploadedFile("accueil.csv", "\n".join(lines).encode(), content_type="text/csv")
+    client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
+    campaign = Campaign.objects.get()
+    client.post(reverse("automation:campaign_mapping", args=[campaign.pk]), {"ins": "INS"})
+    # Between the check and the send, the second patient closes their space.
+    Patient.objects.filter(pk=people[1].pk).update(space_state="closed")
+    client.post(reverse("automation:campaign_control", args=[campaign.pk, "envoyer"]))
+    campaign_sending.sweep()
+    text = client.get(reverse("automation:campaign_report", args=[campaign.pk])).content.decode("utf-8-sig")
+    by_line = {row[0]: row for row in csv.reader(io.StringIO(text), delimiter=";")}
+    assert by_line["2"][4:6] == ["envoyé", ""]
+    assert by_line["3"][4:6] == ["retour automatique", policy.refusal_text("space_closed")]
+    assert by_line["4"][4] == "ligne refusée" and by_line["4"][5].startswith("Le matricule INS compte 15 caractères")
+    assert "space_closed" not in text and "closed_space" not in text
+
+
+def test_a_list_without_a_line_to_send_says_what_to_do(service, client):
+    """Every line refused at the check: no start button, and a sentence instead of nothing."""
+    client.force_login(service.cast.bob)
+    model = service.models[MessageModel.Kind.WELCOME]
+    upload = SimpleUploadedFile("vide.csv", b"INS\n123\n\n456\n", content_type="text/csv")
+    client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
+    campaign = Campaign.objects.get()
+    client.post(reverse("automation:campaign_mapping", args=[campaign.pk]), {"ins": "INS"})
+    page = html.unescape(client.get(reverse("automation:campaign", args=[campaign.pk])).content.decode())
+    assert 'data-testid="start"' not in page
+    nothing = page.split('data-testid="nothing-to-send">', 1)[1].split("</p>", 1)[0]
+    assert nothing.startswith("Aucune ligne ne peut partir : corrigez le fichier, puis déposez-le de nouveau.")
+    assert reverse("automation:campaign_create") in nothing
+
+
+def test_a_check_with_more_refused_lines_than_shown_says_so(service, client):
+    client.force_login(service.cast.bob)
+    model = service.models[MessageModel.Kind.WELCOME]
+    data = "\n".join(["INS"] + [f"{n}" for n in range(1, 503)]).encode()
+    upload = SimpleUploadedFile("longue.csv", data, content_type="text/csv")
+    client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
+    campaign = Campaign.objects.get()
+    client.post(reverse("automation:campaign_mapping", args=[campaign.pk]), {"ins": "INS"})
+    page = html.unescape(client.get(reverse("automation:campaign", args=[campaign.pk])).content.decode())
+    assert page.count("<tr><td>") == 500
+    cut = page.split('data-testid="problems-cut">', 1)[1].split("</p>", 1)[0]
+    assert cut == (
+        "Le tableau montre les 500 premières des 502 lignes refusées : corrigez-les, puis déposez le fichier "
+        "de nouveau pour voir les suivantes."
+    )
+
+
+SENTENCE = re.compile(r"^[A-ZÀÂÉÈÊÎÔÛÇ].*\.$", re.DOTALL)
+
+
+def test_every_reason_of_the_check_table_is_a_short_sentence(service, client):
+    """The check table mixed « matricule INS absent » and « doublon : … » with the INS's and the
+    patient policy's full sentences: every reason is now a short sentence, capital first, full
+    stop last, as the page shows it."""
+    people = patients(2, prefix="Phrase")
+    closed = make_patient("Close", "Phrase", space_state="closed")
+    future, past = in_days(20).strftime("%d/%m/%Y"), in_days(-3).strftime("%d/%m/%Y")
+    wrong_key = people[0].ins[:-2] + f"{(int(people[0].ins[-2:]) + 1) % 97:02d}"
+    lines = [
+        "INS;Date;Heure",
+        f"{people[0].ins};{future};10:00",  # 2: leaves
+        f";{future};10:00",  # 3: no INS
+        f"123;{future};10:00",  # 4: too short
+        f"ABCDEFGHIJKLMNO;{future};10:00",  # 5: not a NIR
+        f"{wrong_key};{future};10:00",  # 6: wrong key
+        f"{make_ins(sex='1', year=44, month=1, seq=990001)};{future};10:00",  # 7: nobody
+        f"{closed.ins};{future};10:00",  # 8: space closed
+        f"{people[0].ins};{future};11:00",  # 9: twice
+        f"{people[1].ins};;",  # 10: no date, no time
+        f"{people[1].ins};31/02/2027;midi",  # 11: unreadable
+        f"{people[1].ins};{past};10:00",  # 12: past
+    ]
+    client.force_login(service.cast.bob)
+    model = service.models[MessageModel.Kind.CONVOCATION]
+    upload = SimpleUploadedFile("phrases.csv", "\n".join(lines).encode(), content_type="text/csv")
+    client.post(reverse("automation:campaign_create"), {"model": model.pk, "file": upload})
+    campaign = Campaign.objects.get()
+    client.post(
+        reverse("automation:campaign_mapping", args=[campaign.pk]),
+        {"ins": "INS", "date_rdv": "Date", "heure_rdv": "Heure"},
+    )
+    page = html.unescape(client.get(reverse("automation:campaign", args=[campaign.pk])).content.decode())
+    table = page.split('data-testid="problems">', 1)[1].split("</table>", 1)[0]
+    reasons = {}
+    for tr in table.split("<tr><td>")[1:]:
+        number, cell = tr.split("</td><td>", 1)
+        cell = cell.split("</td></tr>", 1)[0]
+        reasons[int(number)] = [i.split("</li>")[0] for i in cell.split("<li>")[1:]] or [cell]
+    assert sorted(reasons) == list(range(3, 13))
+    assert reasons[3] == ["Le matricule INS manque sur cette ligne."]
+    assert reasons[7] == ["Aucun patient n'est connu avec ce matricule INS."]
+    assert reasons[8] == [policy.refusal_text("space_closed")]
+    assert reasons[9] == ["Doublon : ce patient figure déjà ligne 2."]
+    assert reasons[10] == ["La date du rendez-vous manque.", "L'heure du rendez-vous manque."]
+    assert reasons[11] == [
+        "Date illisible « 31/02/2027 » : écrivez-la jj/mm/aaaa.",
+        "Heure illisible « midi » : écrivez-la hh:mm.",
+    ]
+    assert [r for found in reasons.values() for r in found if not SENTENCE.match(r)] == []
+
+
+def test_cancelling_a_paused_list_offers_to_keep_it_paused(service, client):
+    """« Non, continuer l'envoi » under a paused list promised a send that going back does not
+    resume: the way back says the list stays paused."""
+    campaign, _page = _send_a_list(service, client, 2)
+    client.post(reverse("automation:campaign_control", args=[campaign.pk, "pause"]))
+    asked = html.unescape(
+        client.post(reverse("automation:campaign_control", args=[campaign.pk, "annuler"])).content.decode()
+    )
+    assert "Non, garder la liste en pause" in asked and "continuer l'envoi" not in asked
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PAUSED
+
+
+def test_the_convocation_page_says_how_long_the_appointment_lasts(service, client):
+    """The duration typed on the form (« Durée (minutes) ») was nowhere on the convocation's page."""
+    cast = service.cast
+    convocation = convocations.create_convocation(
+        model=service.models[MessageModel.Kind.CONVOCATION],
+        patient=cast.paul_patient,
+        starts_at=in_days(9),
+        user=cast.bob,
+        values={"lieu": "Hall"},
+        duration_minutes=45,
+    )
+    client.force_login(cast.bob)
+    page = client.get(reverse("automation:convocation", args=[convocation.pk])).content.decode()
+    assert '<dt>Durée</dt><dd data-testid="convocation-duration">45 minutes</dd>' in page

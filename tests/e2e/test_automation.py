@@ -63,7 +63,7 @@ def test_secretary_journey(service, page, login, live_server, settings):  # noqa
     rows = page.get_by_test_id("problems").locator("tbody tr")
     assert rows.count() == 2
     assert rows.nth(0).locator("td").first.inner_text() == "5" and "clé" in rows.nth(0).inner_text()
-    assert rows.nth(1).locator("td").first.inner_text() == "15" and "doublon" in rows.nth(1).inner_text()
+    assert rows.nth(1).locator("td").first.inner_text() == "15" and "Doublon" in rows.nth(1).inner_text()
     assert not Entry.objects.filter(mailbox__kind="PAT").exists()  # nothing left yet
 
     # Preview the message of line 8 (people[5]: the heading is line 1, the bad line 5).

@@ -134,9 +134,9 @@ def test_statistics_page_pairs_each_chart_with_its_table_and_exports_csv(history
     html = page.content.decode()
     assert html.count("<svg") == len(tables) and 'role="img"' in html
     returns = tables["retours"]["rows"]
-    assert ["patient_not_found", 1] in returns
+    assert ["aucun espace à cette adresse", 1] in returns
     reads = tables["accuses"]
-    assert reads["rows"][0][1:] == [1, "moins de 4h"]
+    assert reads["rows"][0][1:] == [1, "moins de 4 heures"]
     csv_response = client.get(url, {"du": D1.isoformat(), "au": TODAY.isoformat(), "csv": "destinataires"})
     rows = list(csv.reader(io.StringIO(csv_response.content.decode("utf-8-sig")), delimiter=";"))
     assert rows[0] == ["Période", "même structure", "autres structures de l'opérateur", "autres opérateurs", "patients"]
@@ -249,3 +249,62 @@ def test_sources_are_named_in_french_in_the_table_and_the_legend(history, client
     assert all(x + len(text) * 6.6 <= width for x, text in legend)
     html = page.content.decode()
     assert ">system<" not in html and ">webmail<" not in html and ">smtp<" not in html
+
+
+def test_automatic_returns_are_named_by_their_french_reason_not_their_code(history, client):
+    """« Retours automatiques par motif » read the stored codes (`space_closed`, `too_large`…):
+    the page and its CSV name each reason as the patient policy does (`Refusal.label`)."""
+    cast = history
+    first = Message.objects.filter(subject="Compte rendu").get()
+    Delivery.objects.filter(message=first, address=cast.paul_patient.address).update(
+        status="returned", reason="space_closed"
+    )
+    Delivery.objects.filter(message=first, address=cast.charlie_box.address).update(
+        status="returned", reason="too_large"
+    )
+    Delivery.objects.filter(message=first, address=cast.cardio.address).update(status="returned", reason="")
+    call_command("aggregate_stats", "--since", D1.isoformat())
+    cast.alice.is_staff = True
+    cast.alice.save()
+    client.force_login(cast.alice)
+    url = reverse("operations:statistics")
+    html = client.get(url, {"du": D1.isoformat(), "au": TODAY.isoformat()}).content.decode()
+    section = html.split('aria-labelledby="h-retours"', 1)[1].split("</section>", 1)[0]
+    cells = re.findall(r'<th scope="row">([^<]*)</th><td>(\d+)</td>', section)
+    assert sorted(cells) == [
+        ("aucun espace à cette adresse", "1"),
+        ("espace clôturé par le patient", "1"),
+        ("message de plus de 25 Mo", "1"),
+        ("motif non enregistré", "1"),
+    ]
+    for code in ("space_closed", "too_large", "patient_not_found", "inconnu"):
+        assert code not in section
+    exported = client.get(url, {"du": D1.isoformat(), "au": TODAY.isoformat(), "csv": "retours"})
+    lines = exported.content.decode("utf-8-sig").splitlines()
+    assert lines[0] == "motif;nombre" and "espace clôturé par le patient;1" in lines
+
+
+def test_a_period_without_automatic_returns_says_so(cast, client):
+    cast.alice.is_staff = True
+    cast.alice.save()
+    client.force_login(cast.alice)
+    html = client.get(reverse("operations:statistics")).content.decode()
+    section = html.split('aria-labelledby="h-retours"', 1)[1].split("</section>", 1)[0]
+    assert '<th scope="row">aucun retour automatique sur la période</th><td>0</td>' in section
+
+
+def test_every_read_delay_is_said_in_words_with_its_unit():
+    """The median read delay read « moins de 4h », « moins de 1j »: each bucket is said in full."""
+    from operations.statistics import READ_DELAY_BUCKETS
+    from operations.views import BUCKET_LABELS
+
+    labels = [BUCKET_LABELS[name] for _limit, name in READ_DELAY_BUCKETS]
+    assert labels == [
+        "moins de 15 minutes",
+        "moins d'une heure",
+        "moins de 4 heures",
+        "moins d'un jour",
+        "moins de 3 jours",
+        "moins de 7 jours",
+        "plus de 7 jours",
+    ]

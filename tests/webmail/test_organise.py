@@ -2,6 +2,7 @@
 after a confirmation, empty the trash, and the retention purge of the trash."""
 
 import datetime
+import html
 
 import pytest
 from django.test import override_settings
@@ -65,14 +66,26 @@ def test_user_folders_create_move_rename_delete(cast, client, received):
     client.post(url, {"name": "Écho 2026"})
     folder.refresh_from_db()
     assert folder.name == "Écho 2026"
-    assert (
-        "iront dans la corbeille" in client.get(url).content.decode()
-        or "ira dans la corbeille" in client.get(url).content.decode()
-    )
-    client.post(url, {"action": "delete"})
+    assert "Le message qu'il contient ira dans la corbeille." in html.unescape(client.get(url).content.decode())
+    deleted = client.post(url, {"action": "delete"}, follow=True)
+    assert "Dossier supprimé ; 1 message placé dans la corbeille." in html.unescape(deleted.content.decode())
     assert not Folder.objects.filter(pk=folder.pk).exists()
     received.refresh_from_db()
     assert received.folder.role == Folder.Role.TRASH
+
+
+def test_an_empty_folder_says_it_is_empty_before_and_after_its_deletion(cast, client):
+    """French puts 0 in the singular: « Le message qu'il contient ira dans la corbeille » for an
+    empty folder would promise a message that is not there; the page says the folder is empty."""
+    client.force_login(cast.bob)
+    client.post(reverse("webmail:folder_create", args=[cast.cardio.pk]), {"name": "Vide"})
+    folder = Folder.objects.get(mailbox=cast.cardio, name="Vide")
+    url = reverse("webmail:folder_edit", args=[cast.cardio.pk, folder.pk])
+    page = html.unescape(client.get(url).content.decode())
+    said = page.split('data-testid="folder-content">', 1)[1].split("</p>", 1)[0]
+    assert said == "Le dossier est vide : rien n'ira dans la corbeille."
+    deleted = html.unescape(client.post(url, {"action": "delete"}, follow=True).content.decode())
+    assert "Dossier supprimé ; il était vide." in deleted
 
 
 def test_system_folders_cannot_be_renamed(cast, client):
