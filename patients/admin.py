@@ -103,4 +103,4 @@ class ConversationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["__str__", "mailbox", "patient", "state", "opened_at", "closed_at"]
     list_select_related = ["mailbox", "patient"]
     list_filter = ["state"]
-    search_fields = ["=patient__ins", "mailbox__address", "=address"]
+    search_fields = ["=patient__ins", "mailbox__address"]
