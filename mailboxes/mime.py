@@ -77,6 +77,7 @@ class ParsedMessage:
     references: list[str] = field(default_factory=list)
     from_address: str = ""
     from_name: str = ""
+    reply_to: str = ""  # the first address of Reply-To, lower case
     to: list[dict] = field(default_factory=list)
     cc: list[dict] = field(default_factory=list)
     subject: str = ""
@@ -365,6 +366,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
     sender = parse_address_list(top.get_all("from") or [])
     if sender:
         parsed.from_address, parsed.from_name = sender[0]["address"], sender[0]["name"]
+    reply_to = parse_address_list(top.get_all("reply-to") or [])
+    parsed.reply_to = reply_to[0]["address"].lower() if reply_to else ""
     parsed.to = parse_address_list(top.get_all("to") or [])
     parsed.cc = parse_address_list(top.get_all("cc") or [])
     parsed.subject = decode_text(top.get("subject", ""))

@@ -424,6 +424,9 @@ class Message(models.Model):
     thread_key = models.CharField(max_length=998, blank=True)
     from_address = models.CharField(max_length=254)
     from_name = models.CharField(max_length=300, blank=True)
+    # The first address of `Reply-To:` (RFC 5322 §3.6.2), lower case: where an applicative box of
+    # another operator asks replies to go (RULES.md §6, its return box); "" when none.
+    reply_to = models.CharField(max_length=254, blank=True)
     to = models.JSONField(default=list, blank=True)  # [{"address": ..., "name": ...}]
     cc = models.JSONField(default=list, blank=True)
     envelope_from = models.CharField(max_length=254, blank=True)

@@ -43,9 +43,12 @@ def correspondent_address(message: Message) -> str:
 
 def reply_target(message: Message) -> str:
     """Where the patient's reply goes: an applicative box's organisational return box
-    (RULES.md §2), else the sender."""
+    (RULES.md §2, §6): its setting for a box hosted here, the `Reply-To:` of its domain for one
+    of another operator (`policy.outside_reply_address`); else the sender."""
     box = message.sender_mailbox
-    if box is not None and box.kind == Mailbox.Kind.APPLICATIVE and box.return_mailbox_id:
+    if box is None:
+        return policy.outside_reply_address(message)
+    if box.kind == Mailbox.Kind.APPLICATIVE and box.return_mailbox_id:
         return box.return_mailbox.address
     return correspondent_address(message)
 

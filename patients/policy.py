@@ -432,12 +432,31 @@ def has_recent_dispensation(patient: Patient, box: Mailbox, today: datetime.date
     ).exists()
 
 
+def outside_reply_address(message: Message) -> str:
+    """Where a patient's reply to `message`, from a box of another operator, goes: the address
+    its `Reply-To:` names (an applicative box's return box, RULES.md §6) when that address is in
+    the sender's own domain and not a patient's, else the sender. A `Reply-To:` elsewhere is not
+    followed: a patient's health data goes back only to the structure that wrote."""
+    sender = (message.from_address or "").lower()
+    reply_to = (message.reply_to or "").lower()
+    if reply_to and not is_patient_address(reply_to) and reply_to.rpartition("@")[2] == sender.rpartition("@")[2]:
+        return reply_to
+    return sender
+
+
 def external_exchange_state(patient: Patient, address: str) -> str | None:
     """For a box hosted by another operator (no local mailbox, so no Conversation row): the
-    exchange is "open" when that address wrote to the patient and its latest message was not a
+    exchange is "open" when that address wrote to the patient (or was named by a message of its
+    domain as where replies go, `outside_reply_address`) and the latest such message was not a
     closing one, "closed" when it was, None when it never wrote."""
+    address = address.lower()
+    domain = address.rpartition("@")[2]
     latest = (
-        Message.objects.filter(entries__mailbox=patient.mailbox, from_address__iexact=address, is_report=False)
+        Message.objects.filter(entries__mailbox=patient.mailbox, is_report=False)
+        .filter(
+            Q(from_address__iexact=address)
+            | Q(reply_to=address, from_address__iendswith=f"@{domain}", sender_mailbox__isnull=True)
+        )
         .order_by("-created_at", "-id")
         .only("subject")
         .first()
@@ -495,16 +514,17 @@ def allowed_recipients(patient: Patient) -> list[Mailbox]:
 
 def outside_recipients(patient: Patient) -> list[tuple[str, Message]]:
     """The boxes of other operators a patient may write to now (for the "write a message"
-    page): each address that wrote to them, with its latest message (what names it), unless
+    page): each address that wrote to them (or that its message named for replies,
+    `outside_reply_address`), with its latest message (what names it), unless
     that message closed the exchange, the same rule `external_exchange_state` reads."""
     latest: dict[str, Message] = {}
     received = (
         Message.objects.filter(entries__mailbox=patient.mailbox_id, sender_mailbox__isnull=True, is_report=False)
-        .only("id", "from_address", "from_name", "subject", "created_at")  # not the bodies
+        .only("id", "from_address", "from_name", "reply_to", "subject", "created_at")  # not the bodies
         .order_by("-created_at", "-id")
     )
     for message in received:
-        address = (message.from_address or "").lower()
+        address = outside_reply_address(message)
         if address and address not in latest and address != system_address() and not is_patient_address(address):
             latest[address] = message
     hosted = set(Mailbox.objects.filter(address__in=list(latest)).values_list("address", flat=True))

@@ -183,7 +183,7 @@ def initial_for(request, boxes) -> tuple[dict, dict]:
         to = original_to
         cc = original_cc if mode == "all" else []
     else:
-        to = [message.from_address]
+        to = [message.reply_to or message.from_address]  # RFC 5322 §3.6.2: Reply-To, when given
         if mode == "all":
             to += [a for a in original_to if a not in own]
         cc = [a for a in original_cc if a not in own] if mode == "all" else []

@@ -450,6 +450,7 @@ def append(user, target: FolderInfo, raw: bytes, bits: int, internaldate) -> tup
             thread_key=(parsed.references[0] if parsed.references else parsed.message_id)[:998],
             from_address=parsed.from_address[:254],
             from_name=parsed.from_name[:300],
+            reply_to=parsed.reply_to[:254],
             to=parsed.to,
             cc=parsed.cc,
             subject=parsed.subject,

@@ -134,6 +134,7 @@ def message_row(submission: Submission, files: StoredFiles) -> Message:
         thread_key=thread_key(parsed, envelope.message_id)[:998],
         from_address=(parsed.from_address or submission.sender)[:254],
         from_name=parsed.from_name[:300],
+        reply_to=parsed.reply_to[:254],
         to=parsed.to,
         cc=parsed.cc,
         envelope_from=submission.sender,

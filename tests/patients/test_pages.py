@@ -398,3 +398,42 @@ def test_html_only_message_is_shown_sanitised(cast, paul):
 def flashes(response) -> list[str]:
     """The messages the next page shows (django.contrib.messages), as the person reads them."""
     return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def test_a_reply_to_an_applicative_box_of_another_operator_goes_where_its_reply_to_says(cast, paul):
+    """RULES.md §6: an applicative box's replies go to its return box. Hosted elsewhere, that box
+    is named by the message's `Reply-To:`, followed when it is in the sender's own domain."""
+    from mailboxes.delivery import send_message
+    from mailboxes.models import Message, TrustedDomain
+    from patients import policy
+    from tests.patients.conftest import raw_from
+
+    TrustedDomain.objects.create(name="autre-operateur.mssante.fr")
+    TrustedDomain.objects.create(name="ailleurs.mssante.fr")
+    noreply, team = "envois-auto@autre-operateur.mssante.fr", "cardiologie@autre-operateur.mssante.fr"
+    patient = cast.paul_patient.address
+
+    def received(reply_to: str):
+        raw = raw_from(noreply, patient, from_name="CH Externe", headers={"Reply-To": reply_to})
+        message = send_message(raw, envelope_from=noreply, envelope_to=[patient], source="smtp").message
+        return inbox_of(cast.paul_box).get(message=message)
+
+    def reply_to(entry) -> list[str]:
+        before = Message.objects.filter(sender_mailbox=cast.paul_box).count()
+        response = paul.post(f"/patient/message/{entry.pk}/repondre", {"text": "Bien reçu, merci."})
+        assert response.status_code == 302 and flashes(response)[-1] == "Votre message a été envoyé."
+        assert Message.objects.filter(sender_mailbox=cast.paul_box).count() == before + 1
+        sent = Message.objects.filter(sender_mailbox=cast.paul_box).latest("pk")
+        return [r["address"] for r in sent.to]
+
+    entry = received(f"Service de cardiologie <{team.upper()}>")
+    assert entry.message.reply_to == team
+    assert reply_to(entry) == [team]
+    assert [address for address, _ in policy.outside_recipients(cast.paul_patient)] == [team]
+    # A Reply-To outside the sender's domain is not followed: the reply goes to the sender.
+    elsewhere = received("secretariat@ailleurs.mssante.fr")
+    assert reply_to(elsewhere) == [noreply]
+    # The exchange closes from either address: a [FIN] from the sending box names the team too.
+    raw = raw_from(noreply, patient, subject="[FIN]", headers={"Reply-To": team})
+    send_message(raw, envelope_from=noreply, envelope_to=[patient], source="smtp")
+    assert policy.patient_may_write_to(cast.paul_patient, team).code == "conversation_closed"

@@ -60,11 +60,19 @@ def peer(cast, settings, start_gateway):
 
 
 def write(
-    peer, to: str, subject: str, text: str, *, sender: str = PRO, headers: dict | None = None, **extra
+    peer,
+    to: str,
+    subject: str,
+    text: str,
+    *,
+    sender: str = PRO,
+    headers: dict | None = None,
+    from_header: str = f"Dr Jeanne Externe <{PRO}>",
+    **extra,
 ) -> EmailMessage:
     """The remote professional's mail client submits to its operator's Postfix."""
     mail = EmailMessage()
-    mail["From"] = f"Dr Jeanne Externe <{PRO}>"
+    mail["From"] = from_header
     mail["To"] = to
     mail["Subject"] = subject
     mail["Message-ID"] = make_msgid(domain=PEER)
@@ -173,6 +181,30 @@ def test_the_patients_reply_reaches_the_remote_professional_threaded(cast, peer,
     assert reply["Message-ID"] and reply["Message-ID"] != original["Message-ID"]
     assert reply["Subject"].startswith("RE") and "Préparation de l'examen" in reply["Subject"]
     assert "Merci, c'est noté." in text_of(reply)
+
+
+def test_the_reply_to_a_remote_applicative_box_reaches_the_box_its_reply_to_names(cast, peer, client):
+    """RULES.md §6: the hospital software of another operator sends from an applicative box
+    and names the service's box in `Reply-To:`; the patient's reply goes there, through Postfix."""
+    paul = cast.paul_patient
+    software = f"envois-automatiques@{PEER}"
+    original = write(
+        peer,
+        paul.address,
+        "Convocation",
+        "Votre rendez-vous est fixé.",
+        sender=software,
+        from_header=f"CH Externe <{software}>",
+        headers={"Reply-To": f"Dr Jeanne Externe <{PRO}>"},
+    )
+    [entry] = delivered_to_patient(paul)
+    client.force_login(cast.paul)
+    response = client.post(reverse("patients:reply", args=[entry.pk]), {"text": "Je serai présent."})
+    assert response.status_code == 302
+    [reply] = received(peer)
+    assert parseaddr(reply["To"])[1] == PRO
+    assert reply["In-Reply-To"].strip() == original["Message-ID"]
+    assert "Je serai présent." in text_of(reply)
 
 
 def test_the_read_receipt_reaches_the_remote_professional_when_the_patient_opens(cast, peer, client):

@@ -69,6 +69,23 @@ def test_reply_all_leaves_out_the_users_own_boxes(cast, client, send):
     assert initial["to"] == cast.charlie_box.address
 
 
+def test_a_reply_goes_to_the_reply_to_of_a_message_received_from_another_operator(cast, client, settings):
+    """RFC 5322 §3.6.2: a message naming a `Reply-To:` is answered there (another operator's
+    applicative box and its return box), the sender otherwise."""
+    from mailboxes.delivery import send_message
+    from mailboxes.models import TrustedDomain
+    from tests.patients.conftest import raw_from
+
+    TrustedDomain.objects.create(name="autre-operateur.mssante.fr")
+    software, team = "envois-auto@autre-operateur.mssante.fr", "secretariat@autre-operateur.mssante.fr"
+    raw = raw_from(software, cast.alice_box.address, headers={"Reply-To": f"Secrétariat <{team}>"})
+    message = send_message(raw, envelope_from=software, envelope_to=[cast.alice_box.address], source="smtp").message
+    entry = Entry.objects.get(mailbox=cast.alice_box, message=message)
+    client.force_login(cast.alice)
+    initial = client.get(reverse("webmail:compose"), {"reponse": entry.pk, "mode": "reply"}).context["form"].initial
+    assert initial["to"] == team
+
+
 def test_forward_keeps_the_chosen_attachments(cast, client, received):
     client.force_login(cast.bob)
     page = client.get(reverse("webmail:compose"), {"reponse": received.pk, "mode": "forward"})
