@@ -390,7 +390,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # The process's standard error itself (sys.__stderr__), not whatever sys.stderr is when logging
+    # is configured: a test runner's capture stream there is closed when its run ends, and a line
+    # written afterwards (a thread or an exit handler still logging) would be lost in a "Logging
+    # error" traceback. pytest still captures these lines (it captures file descriptor 2).
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.__stderr__"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
