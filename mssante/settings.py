@@ -698,6 +698,10 @@ LOGGING["loggers"] = {
     "gunicorn.error": {"handlers": ["console"], "propagate": False},
     "gunicorn.access": {"handlers": ["console"], "propagate": False},
 }
+# No `mail_admins` handler (Django's default sends an e-mail per 500 when ADMINS is set): its
+# report quotes the request — path, query, form fields (a message's subject and body), cookies —
+# which the log filter above cannot mask, and it would travel as plain e-mail. Errors are the
+# ERROR lines of the log and the 5xx of /metrics (docs/operations.md "Logs").
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured("LOG_FORMAT must be plain or json")
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT
