@@ -4,6 +4,8 @@
 - Its control socket (`gunicornc`, gunicorn 25.1+) is off: two instances of one user side by side
   leave nothing at the shared default path, where each would take the socket from the other.
   With `GUNICORN_CONTROL_SOCKET` an instance has its own, and `gunicornc` reaches that instance.
+- The benches' settings (bench/webmail_settings.py) keep the product's console handler: their
+  gunicorn writes one access line per request, as production's does.
 """
 
 import json
@@ -74,3 +76,15 @@ def test_no_shared_control_socket_and_one_of_its_own_when_asked(tmp_path):
             stop(second)
     finally:
         stop(first)
+
+
+def test_the_benches_gunicorn_writes_its_access_log(tmp_path):
+    port = free_port()
+    env = environment(tmp_path, DJANGO_SETTINGS_MODULE="bench.webmail_settings")
+    process, output = serve(gunicorn(port), env, port)  # it answered GET /healthz
+    try:
+        lines = output.wait_for(lambda lines: any("gunicorn.access" in x and "/healthz" in x for x in lines))
+    finally:
+        stop(process)
+    (access, *_) = [x for x in lines if "gunicorn.access" in x and "/healthz" in x]
+    assert ' "GET /healthz HTTP/1.1" 200 ' in access
