@@ -46,7 +46,10 @@ def postfix_available() -> bool:
     return shutil.which("postfix") is not None and os.geteuid() == 0
 
 
-def start_postfix(*, domain: str, our_domain: str, gateway_port: int, next_hop_port: int) -> SimpleNamespace:
+def start_postfix(
+    *, domain: str, our_domain: str, gateway_port: int, next_hop_port: int, smtputf8: bool = False
+) -> SimpleNamespace:
+    """`smtputf8`: Postfix's own default (`smtputf8_enable = yes`), as a peer runs it."""
     folder = Path(tempfile.mkdtemp(prefix="mss-postfix-"))
     folder.chmod(0o755)
     conf, queue, data = folder / "conf", folder / "queue", folder / "data"
@@ -79,7 +82,7 @@ def start_postfix(*, domain: str, our_domain: str, gateway_port: int, next_hop_p
                 f"transport_maps = texthash:{conf / 'transport'}",
                 "smtpd_relay_restrictions = permit_mynetworks, permit_auth_destination, reject",
                 "smtp_tls_security_level = none",
-                "smtputf8_enable = no",
+                f"smtputf8_enable = {'yes' if smtputf8 else 'no'}",
                 "message_size_limit = 30000000",
                 # A 451 from our gateway (SQLite busy while the test thread writes) is retried
                 # within seconds, as a peer retries, instead of after Postfix's default minutes.
