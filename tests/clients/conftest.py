@@ -29,8 +29,9 @@ def _ports() -> range:
 PORTS = _ports()
 # Ports handed out lately by this process: a test often takes several before it starts the
 # servers that bind them (SeaweedFS takes twelve), so a port that is free now may be another
-# caller's already. Half the range, so that a long run never runs out.
-_GIVEN: collections.deque[int] = collections.deque(maxlen=max(len(PORTS) // 2, 1))
+# caller's already. Sixteen at most (a quarter of a small range): the rest of the range stays
+# available to a long run.
+_GIVEN: collections.deque[int] = collections.deque(maxlen=min(16, max(len(PORTS) // 4, 1)))
 _GIVEN_LOCK = threading.Lock()
 
 
@@ -42,6 +43,9 @@ def free_port() -> int:
         random.shuffle(ports)
         for port in ports:
             with socket.socket() as probe:
+                # As the servers bind (SO_REUSEADDR): a port whose last connections wait in
+                # TIME_WAIT is free for them; one something listens on is not.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     probe.bind(("127.0.0.1", port))
                 except OSError:
