@@ -346,6 +346,9 @@ def run_completion(args):
     prefixes, contains = fragments(args.samples, rng)
     cookies = session_cookies()
     port = args.port or free_port()
+    log_path = Path(tempfile.gettempdir()) / f"bench-directory-gunicorn-{port}.log"
+    print(f"gunicorn's output: {log_path}")
+    log = open(log_path, "ab")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [
             str(ROOT / ".venv" / "bin" / "gunicorn"),
@@ -361,6 +364,8 @@ def run_completion(args):
         ],
         cwd=ROOT,
         env={**os.environ, "PGAPPNAME": "bench-completion"},
+        stdout=log,  # its access log (a line per request) goes to a file, not the terminal
+        stderr=subprocess.STDOUT,
     )
     try:
         for _ in range(100):
@@ -377,6 +382,7 @@ def run_completion(args):
     finally:
         server.terminate()
         server.wait(timeout=10)
+        log.close()
     return prefixes, contains, prefix, inside
 
 

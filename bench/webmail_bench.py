@@ -31,6 +31,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -443,8 +444,16 @@ def _under_load(client, urls, inbox, args):
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.webmail_settings"}
     gunicorn = [str(ROOT / ".venv" / "bin" / "gunicorn"), "mssante.wsgi:application", "-k", "sync"]
+    # Its access log (a line per request) goes to a file, not the terminal.
+    log_path = Path(tempfile.gettempdir()) / f"bench-webmail-gunicorn-{port}.log"
+    print(f"gunicorn's output: {log_path}")
+    log = open(log_path, "ab")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
-        [*gunicorn, "-w", str(args.workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning"], cwd=ROOT, env=env
+        [*gunicorn, "-w", str(args.workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -471,6 +480,7 @@ def _under_load(client, urls, inbox, args):
     finally:
         server.terminate()
         server.wait(timeout=10)
+        log.close()
     return load
 
 

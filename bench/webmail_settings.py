@@ -18,4 +18,7 @@ CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 DATABASES["default"]["CONN_MAX_AGE"] = 600
-LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
+# The product's LOGGING (its console handler, request ids, masking) with the root at WARNING:
+# the benches' gunicorn (gunicorn.conf.py) writes its access log, one line per request, as
+# production's does; webmail_bench and directory_bench send its output to a file.
+LOGGING = {**LOGGING, "root": {**LOGGING["root"], "level": "WARNING"}}  # noqa: F405

@@ -390,7 +390,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # The process's standard error itself (sys.__stderr__), not whatever sys.stderr is when logging
+    # is configured: a test runner's capture stream there is closed when its run ends, and a line
+    # written afterwards (a thread or an exit handler still logging) would be lost in a "Logging
+    # error" traceback. pytest still captures these lines (it captures file descriptor 2).
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.__stderr__"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
@@ -699,6 +703,20 @@ LOGGING["loggers"] = {
     "gunicorn.error": {"handlers": ["console"], "propagate": False},
     "gunicorn.access": {"handlers": ["console"], "propagate": False},
 }
+# Celery writes "Task <name>[<id>] succeeded in …" at INFO for every task it runs. Without a
+# broker (the embedded set-up: tasks in process, `manage.py runscheduler`) that is a line a second
+# for the search indexer alone, in the scheduler's and the web server's output: such a run shows
+# its failures only (ERROR lines, and the scheduler's "scheduled job failed"). A Celery worker
+# keeps the line, its record of what ran with which task id (docs/operations.md "Logs").
+TASK_TRACE_LOG_LEVEL = env_str("TASK_TRACE_LOG_LEVEL", "WARNING" if CELERY_TASK_ALWAYS_EAGER else "")
+if TASK_TRACE_LOG_LEVEL:
+    if TASK_TRACE_LOG_LEVEL.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ImproperlyConfigured("TASK_TRACE_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    LOGGING["loggers"]["celery.app.trace"] = {"level": TASK_TRACE_LOG_LEVEL.upper()}
+# No `mail_admins` handler (Django's default sends an e-mail per 500 when ADMINS is set): its
+# report quotes the request — path, query, form fields (a message's subject and body), cookies —
+# which the log filter above cannot mask, and it would travel as plain e-mail. Errors are the
+# ERROR lines of the log and the 5xx of /metrics (docs/operations.md "Logs").
 if LOG_FORMAT not in ("plain", "json"):
     raise ImproperlyConfigured("LOG_FORMAT must be plain or json")
 LOGGING["handlers"]["console"]["formatter"] = LOG_FORMAT

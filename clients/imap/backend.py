@@ -233,7 +233,8 @@ STATUS_ITEMS = frozenset({"MESSAGES", "UNSEEN", "UIDNEXT", "UIDVALIDITY", "RECEN
 def status(folder_id: int, items: frozenset[str] = STATUS_ITEMS) -> dict[str, int]:
     """The STATUS data items of a folder (RFC 3501 §6.3.10), with RFC 9208's DELETED (messages
     marked \\Deleted) and DELETED-STORAGE (what EXPUNGE would hand back to the quota, in octets:
-    the sizes `release_space` gives back) when asked."""
+    the sizes `release_space` gives back; §4.1.4 names the sum of the RFC822.SIZE, unlike STORAGE's
+    1024-octet units) when asked."""
     uid_next, _given = assign_uids(folder_id)
     entries = Entry.objects.filter(folder_id=folder_id)
     values = {

@@ -6,6 +6,7 @@ loopback ports 14300-14399, each in a thread with its own event loop, over the t
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime
 import imaplib
 import os
@@ -26,17 +27,30 @@ def _ports() -> range:
 
 
 PORTS = _ports()
+# Ports handed out lately by this process: a test often takes several before it starts the
+# servers that bind them (SeaweedFS takes twelve), so a port that is free now may be another
+# caller's already. Sixteen at most (a quarter of a small range): the rest of the range stays
+# available to a long run.
+_GIVEN: collections.deque[int] = collections.deque(maxlen=min(16, max(len(PORTS) // 4, 1)))
+_GIVEN_LOCK = threading.Lock()
 
 
 def free_port() -> int:
-    ports = list(PORTS)
-    random.shuffle(ports)
-    for port in ports:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+    """A port of PORTS (MSS_TEST_PORTS) that binds now and that this process has not handed out
+    lately."""
+    with _GIVEN_LOCK:
+        ports = [port for port in PORTS if port not in _GIVEN]
+        random.shuffle(ports)
+        for port in ports:
+            with socket.socket() as probe:
+                # As the servers bind (SO_REUSEADDR): a port whose last connections wait in
+                # TIME_WAIT is free for them; one something listens on is not.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _GIVEN.append(port)
             return port
     raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1}")
 

@@ -139,7 +139,7 @@ def test_raw_exchange_setquota_refused_unknown_root_and_deleted_storage(imap, ca
     # Another user's box is no quota root of Alice's.
     assert raw.command("a7", f'GETQUOTA "{cast.charlie_box.address}"')[-1].startswith("a7 NO")
 
-    # STATUS DELETED / DELETED-STORAGE (RFC 9208 §4.2): what EXPUNGE hands back, in octets.
+    # STATUS DELETED / DELETED-STORAGE (RFC 9208 §4.1.4): what EXPUNGE hands back, in octets.
     assert raw.command("b1", "SELECT INBOX")[-1].startswith("b1 OK")
     assert raw.command("b2", "STATUS INBOX (MESSAGES DELETED DELETED-STORAGE)")[0] == (
         "* STATUS INBOX (MESSAGES 2 DELETED 0 DELETED-STORAGE 0)"
@@ -157,5 +157,55 @@ def test_raw_exchange_setquota_refused_unknown_root_and_deleted_storage(imap, ca
         f"* QUOTA {address} (STORAGE {-(-after // 1024)} {10 * 1024**2})"
     )
     assert raw.command("b7", "STATUS INBOX (FOO)")[-1].startswith("b7 BAD")
+    raw.command("z", "LOGOUT")
+    raw.close()
+
+
+def test_the_units_of_every_quota_figure(imap, cast):
+    """RFC 9208: STORAGE (§5.1) is "in units of 1024 octets"; DELETED-STORAGE (§4.1.4) has no unit
+    of its own and names its figure: what EXPUNGE reclaims, at worst "the sum of the RFC822.SIZE
+    of the messages with the \\Deleted flag set" — octets, as RFC822.SIZE is (Cyrus IMAP reports it
+    so too). Three messages of a few KB, two marked: STATUS gives the octets FETCH gives, and
+    EXPUNGE moves STORAGE by those octets, rounded to the 1024-octet unit."""
+    for n in range(3):
+        deliver(
+            cast,
+            cast.alice_box,
+            subject=f"Piece {n}",
+            attachments=[("cr.pdf", "application/pdf", b"%PDF" * (900 * (n + 1)))],
+        )
+    Mailbox.objects.filter(pk=cast.alice_box.pk).update(quota_bytes=1024**3)
+    address = cast.alice_box.address
+    raw = Raw(imap.port)
+    assert raw.command("a1", f"LOGIN alice {PASSWORD}")[-1].startswith("a1 OK")
+    assert raw.command("a2", "SELECT INBOX")[-1].startswith("a2 OK")
+    sizes = {}
+    for line in raw.command("a3", "FETCH 1:* (UID RFC822.SIZE)")[:-1]:
+        match = re.fullmatch(r"\* \d+ FETCH \((?:UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+))\)", line)
+        assert match, line
+        uid, size = (match.group(1), match.group(2)) if match.group(1) else (match.group(4), match.group(3))
+        sizes[int(uid)] = int(size)
+    assert len(sizes) == 3 and all(size > 1024 for size in sizes.values())
+    marked = sorted(sizes)[:2]
+    assert raw.command("a4", f"UID STORE {marked[0]},{marked[1]} +FLAGS.SILENT (\\Deleted)")[-1].startswith("a4 OK")
+    reclaimable = sizes[marked[0]] + sizes[marked[1]]
+    assert raw.command("a5", "STATUS INBOX (DELETED DELETED-STORAGE)")[0] == (
+        f"* STATUS INBOX (DELETED 2 DELETED-STORAGE {reclaimable})"
+    )
+
+    def storage() -> tuple[int, int]:
+        line = raw.command("q", f'GETQUOTA "{address}"')[0]
+        match = re.fullmatch(rf"\* QUOTA {re.escape(address)} \(STORAGE (\d+) (\d+)\)", line)
+        assert match, line
+        return int(match.group(1)), int(match.group(2))
+
+    used = Mailbox.objects.get(pk=cast.alice_box.pk).used_bytes
+    assert storage() == (-(-used // 1024), 1024**2)
+    assert raw.command("a6", "EXPUNGE")[-1].startswith("a6 OK")
+    assert Mailbox.objects.get(pk=cast.alice_box.pk).used_bytes == used - reclaimable
+    assert storage() == (-(-(used - reclaimable) // 1024), 1024**2)
+    assert (
+        raw.command("a7", "STATUS INBOX (DELETED DELETED-STORAGE)")[0] == "* STATUS INBOX (DELETED 0 DELETED-STORAGE 0)"
+    )
     raw.command("z", "LOGOUT")
     raw.close()

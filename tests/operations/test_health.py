@@ -14,6 +14,7 @@ from django.utils import timezone
 from mailboxes.compose import send_from_mailbox
 from mailboxes.models import Message, Outbox
 from operations.models import Heartbeat
+from tests.transport.conftest import free_port
 
 
 def test_healthz_answers_without_touching_anything(client):
@@ -71,9 +72,7 @@ def own_redis():
     touched)."""
     binary = shutil.which("redis-server")
     assert binary, "redis-server is installed by scripts/test"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # in MSS_TEST_PORTS when set, as every server a test starts
     process = subprocess.Popen(
         [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,

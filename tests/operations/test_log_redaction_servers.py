@@ -146,7 +146,7 @@ def test_the_development_server_logs_each_request_without_the_ins(var_dir):
 def test_gunicorn_with_the_documented_config_logs_each_request_without_the_ins(var_dir):
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "mssante.wsgi", "-c", "gunicorn.conf.py", "-w", "1"]
-    command += ["-b", f"127.0.0.1:{port}", "--control-socket", str(var_dir / f"gunicorn-{port}.ctl")]
+    command += ["-b", f"127.0.0.1:{port}"]
     process, output = serve(command, server_env(var_dir, debug=False, log_format="json"), port)
     try:
         ask_everything(port)

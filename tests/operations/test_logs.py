@@ -85,3 +85,37 @@ def test_a_send_read_download_story_logs_ids_only(cast, client, json_log, django
     sentinels += [cast.paul_box.address, cast.alice_box.address, "Martin", "Lambert"]
     for sentinel in sentinels:
         assert sentinel not in everything, sentinel
+
+
+LATE_LINE_TEST = """
+import atexit
+import logging
+
+
+def test_leaves_a_line_to_log_after_the_run():
+    # Logged once pytest has finished and closed its capture, as a thread or exit handler would.
+    atexit.register(lambda: logging.getLogger("tests.late").warning("late line %s", 42))
+"""
+
+
+def test_a_line_logged_after_a_pytest_run_reaches_stderr(tmp_path):
+    """The console handler writes to the process's standard error, not to the capture stream
+    pytest put in sys.stderr while the settings configured logging (closed when the run ends):
+    a line logged after the run is printed, not a "--- Logging error ---" traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "test_late.py").write_text(LATE_LINE_TEST)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-c", str(root / "pyproject.toml"), "--rootdir", str(root)]
+        + [str(tmp_path / "test_late.py")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Logging error" not in done.stderr, done.stderr[-3000:]
+    assert "WARNING tests.late [-] late line 42" in done.stderr

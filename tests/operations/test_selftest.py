@@ -1,7 +1,6 @@
 """The go-live self-test: each check against the real thing (a certificate file, the SMTP gateway
 listening with TLS, the delivery path and the test address), with what to fix in French."""
 
-import socket
 import subprocess
 from io import StringIO
 
@@ -12,12 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from operations import selftest
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.transport.conftest import free_port  # in MSS_TEST_PORTS when set
 
 
 def certificate(folder, days: int):

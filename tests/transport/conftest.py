@@ -317,6 +317,7 @@ def seaweedfs(tmp_path_factory):
         )
     }
     options = [f"-{name}={port}" for name, port in ports.items()] + ["-s3.port.iceberg=0", "-s3.port.lance=0"]
+    options.append("-master.telemetry=false")  # no anonymous statistics sent out from a test
     log = open(folder / "weed.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [str(weed), "mini", f"-dir={folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
@@ -350,7 +351,9 @@ def seaweedfs(tmp_path_factory):
                 return False
 
         wait_until(bucket_ready, timeout=60, interval=0.25)
-        yield SimpleNamespace(endpoint=endpoint, client=client, bucket=S3_BUCKET, key=S3_KEY, secret=S3_SECRET)
+        yield SimpleNamespace(
+            endpoint=endpoint, client=client, bucket=S3_BUCKET, key=S3_KEY, secret=S3_SECRET, pid=proc.pid, ports=ports
+        )
     finally:
         proc.terminate()
         try:

@@ -79,7 +79,9 @@ def start_postfix(
     next_hop_port: int | None = None,
     also_ours: tuple[str, ...] = (),
     maildirs: tuple[str, ...] = (),
+    smtputf8: bool = False,
 ) -> SimpleNamespace:
+    """`smtputf8`: Postfix's own default (`smtputf8_enable = yes`), as a peer runs it."""
     folder = Path(tempfile.mkdtemp(prefix="mss-postfix-"))
     folder.chmod(0o755)
     conf, queue, data = folder / "conf", folder / "queue", folder / "data"
@@ -112,7 +114,7 @@ def start_postfix(
                 f"transport_maps = texthash:{conf / 'transport'}",
                 "smtpd_relay_restrictions = permit_mynetworks, permit_auth_destination, reject",
                 "smtp_tls_security_level = none",
-                "smtputf8_enable = no",
+                f"smtputf8_enable = {'yes' if smtputf8 else 'no'}",
                 "message_size_limit = 30000000",
                 # A 451 from our gateway (SQLite busy while the test thread writes) is retried
                 # within seconds, as a peer retries, instead of after Postfix's default minutes.

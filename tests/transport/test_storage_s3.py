@@ -4,10 +4,12 @@ django-storages, tested against SeaweedFS on loopback, which checks request sign
 A download always goes through the access-checked view, never a public URL.
 """
 
+import os
 import smtplib
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -15,6 +17,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from mailboxes.models import Attachment, Message, TrustedDomain
+from tests.clients.conftest import PORTS
 from tests.transport.conftest import s3_storages
 from tests.transport.test_smtp_gateway import PEER, PEER_SENDER, make_raw
 
@@ -82,3 +85,35 @@ def test_a_wrong_secret_key_is_refused_and_the_peer_is_told_to_retry(cast, seawe
         code, reply = smtp.data(make_raw(cast.alice_box.address, attachment=PDF))
     assert (code, reply[:5]) == (451, b"4.3.0")
     assert not Message.objects.exists()
+
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports a process listens on, from /proc: its socket inodes, matched in the
+    kernel's tables of listening sockets."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_seaweedfs_listens_only_on_the_ports_it_was_given(seaweedfs):
+    """Twelve distinct ports, taken like every other test server's (MSS_TEST_PORTS when set), and
+    none of SeaweedFS's defaults (8333, 9333, 8888…) besides."""
+    given = set(seaweedfs.ports.values())
+    assert len(given) == len(seaweedfs.ports)
+    listening = listening_ports(seaweedfs.pid)
+    assert int(seaweedfs.endpoint.rsplit(":", 1)[1]) in listening
+    assert listening <= given, listening - given
+    if os.environ.get("MSS_TEST_PORTS"):
+        assert given <= set(PORTS)
