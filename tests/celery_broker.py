@@ -1,7 +1,14 @@
 """Pointing the test process's Celery app at a real Redis broker, for the integration tests that
 start a real worker (tests run tasks in process otherwise)."""
 
+import os
 from contextlib import contextmanager
+
+
+def broker_url(group: str, database: int) -> str:
+    """The Redis database of one group of worker tests (each empties its own): `database` on the
+    local Redis, or `TEST_<GROUP>_REDIS_URL` for a checkout testing beside another (README)."""
+    return os.environ.get(f"TEST_{group.upper()}_REDIS_URL", f"redis://127.0.0.1:6379/{database}")
 
 
 def forget_pools(app) -> None:

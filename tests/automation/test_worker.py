@@ -13,12 +13,12 @@ from automation.models import Campaign, CampaignLine, MessageModel
 from mailboxes.models import Entry, Message
 from tests.automation.conftest import in_days, patients
 from tests.automation.test_campaigns import to_csv
-from tests.celery_broker import publishing_to
+from tests.celery_broker import broker_url, publishing_to
 from tests.transport.conftest import process_env, start_worker, wait_until  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-REDIS_URL = "redis://127.0.0.1:6379/11"
+REDIS_URL = broker_url("automation", 11)
 LINES = 240
 
 

@@ -6,7 +6,6 @@ Every wait polls a condition with a deadline (`wait_until`), never a fixed sleep
 """
 
 import asyncio
-import os
 import select
 import socket
 import sqlite3
@@ -26,14 +25,14 @@ from django.db import connection
 
 from mssante.celery import app
 from operations.scheduler import jobs_from_settings, run_due
-from tests.celery_broker import publishing_to
+from tests.celery_broker import broker_url, publishing_to
 from tests.patients.conftest import _real_policy  # noqa: F401 - the real MSS-C policy
 from tests.transport.conftest import free_port, process_env, start_worker, wait_until  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 # A Redis database for these tests alone: they FLUSHDB it (TEST_CHAOS_REDIS_URL for a checkout
 # running its suite beside another).
-CHAOS_REDIS_URL = os.environ.get("TEST_CHAOS_REDIS_URL", "redis://127.0.0.1:6379/13")
+CHAOS_REDIS_URL = broker_url("chaos", 13)
 
 
 def alive(server) -> bool:

@@ -8,13 +8,13 @@ import pytest
 import redis
 
 from patients.models import Notification
-from tests.celery_broker import publishing_to
+from tests.celery_broker import broker_url, publishing_to
 from tests.patients.conftest import pro_send
 from tests.transport.conftest import finished, process_env, start_worker, wait_until  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-REDIS_URL = "redis://127.0.0.1:6379/4"
+REDIS_URL = broker_url("patients", 4)
 
 
 @pytest.fixture

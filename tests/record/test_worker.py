@@ -14,14 +14,14 @@ from django.urls import reverse
 from health_record import pdf
 from health_record.api import profile_pdf, request_profile_pdf
 from health_record.models import Profile
-from tests.celery_broker import publishing_to
+from tests.celery_broker import broker_url, publishing_to
 from tests.record.conftest import formset_data
 from tests.record.profiles import fill_profile
 from tests.transport.conftest import finished, process_env, start_worker, wait_until  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-REDIS_URL = "redis://127.0.0.1:6379/7"
+REDIS_URL = broker_url("record", 7)
 
 
 @pytest.fixture

@@ -22,12 +22,12 @@ from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.db import connection
 
-from tests.celery_broker import publishing_to
+from tests.celery_broker import broker_url, publishing_to
 
 ROOT = Path(__file__).resolve().parents[2]
 # The broker of the worker-based tests; another checkout running its suite beside this one
 # sets its own (TEST_TRANSPORT_REDIS_URL), as MSS_TEST_PORTS for ports.
-REDIS_URL = os.environ.get("TEST_TRANSPORT_REDIS_URL", "redis://127.0.0.1:6379/2")
+REDIS_URL = broker_url("transport", 2)
 
 
 def free_port() -> int:
