@@ -343,22 +343,9 @@ def sanitise_html(html: str) -> str:
 # --- entry point ------------------------------------------------------------------------------
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
-    if not isinstance(raw, bytes | bytearray | memoryview):
-        raise MalformedMessage("not bytes")
-    data = bytes(raw) if not isinstance(raw, bytes) else raw
-    if not data.strip():
-        raise MalformedMessage("empty message")
-    buf = memoryview(data)
-    items: list = []
-    _walk(data, buf, 0, len(data), 0, items, [0])
-    if not items:
-        raise MalformedMessage("no entity")
-    top = items[0][1] if items[0][0] == "container" else items[0][1].headers
-    if not top.keys():
-        raise MalformedMessage("no header field")
-
-    parsed = ParsedMessage()
+def _read_top_headers(parsed: ParsedMessage, top) -> None:
+    """The top entity's header fields a message keeps: threading, addresses, subject, date, the
+    MDN request, every X-MSS-* field (repeats joined) and Auto-Submitted."""
     parsed.message_id = first_msgid(top.get("message-id"))
     parsed.in_reply_to = first_msgid(top.get("in-reply-to"))
     references = MSGID_RE.findall(decode_text(top.get("references", "")))
@@ -384,6 +371,25 @@ def parse_message(raw: bytes) -> ParsedMessage:
             )
     auto = decode_text(top.get("auto-submitted", "")).split(";", 1)[0].strip().lower()
     parsed.auto_submitted = bool(auto) and auto != "no"
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        raise MalformedMessage("not bytes")
+    data = bytes(raw) if not isinstance(raw, bytes) else raw
+    if not data.strip():
+        raise MalformedMessage("empty message")
+    buf = memoryview(data)
+    items: list = []
+    _walk(data, buf, 0, len(data), 0, items, [0])
+    if not items:
+        raise MalformedMessage("no entity")
+    top = items[0][1] if items[0][0] == "container" else items[0][1].headers
+    if not top.keys():
+        raise MalformedMessage("no header field")
+
+    parsed = ParsedMessage()
+    _read_top_headers(parsed, top)
     top_type = _content_type(top)
     if top_type == "multipart/report":
         parsed.is_report = True
