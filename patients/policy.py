@@ -450,16 +450,20 @@ def external_exchange_state(patient: Patient, address: str) -> str | None:
     domain as where replies go, `outside_reply_address`) and the latest such message was not a
     closing one, "closed" when it was, None when it never wrote."""
     address = address.lower()
-    domain = address.rpartition("@")[2]
-    latest = (
+    candidates = (
         Message.objects.filter(entries__mailbox=patient.mailbox, is_report=False)
-        .filter(
-            Q(from_address__iexact=address)
-            | Q(reply_to=address, from_address__iendswith=f"@{domain}", sender_mailbox__isnull=True)
-        )
+        .filter(Q(from_address__iexact=address) | Q(reply_to=address, sender_mailbox__isnull=True))
         .order_by("-created_at", "-id")
-        .only("subject")
-        .first()
+        .only("subject", "from_address", "reply_to")
+    )
+    # A Reply-To counts where a reply would follow it (one rule: `outside_reply_address`).
+    latest = next(
+        (
+            m
+            for m in candidates.iterator(chunk_size=20)
+            if m.from_address.lower() == address or outside_reply_address(m) == address
+        ),
+        None,
     )
     if latest is None:
         return None

@@ -34,37 +34,55 @@ def block_mailbox(patient: Patient, mailbox: Mailbox, actor) -> Block:
     return block
 
 
-def correspondent_address(entry: Entry) -> str:
-    """The address that identifies the sender of a received message hosted by another operator
-    (its envelope sender, what the policy checks a block against), "" when it is hosted here,
-    a patient, the patient domain's system address or a report."""
+def _outside_sender(entry: Entry) -> str:
+    """The envelope sender of a received message from another operator (what the policy checks
+    a block against), "" for a box hosted here, a patient, the system address or a report; no
+    query: whether the address is hosted here is the caller's look-up."""
     message = entry.message
     if entry.folder.role != Folder.Role.INBOX or message.sender_mailbox_id is not None or message.is_report:
         return ""
     address = (message.envelope_from or message.from_address or "").lower()
     if not address or address == system_address() or is_patient_address(address):
         return ""
-    if Mailbox.objects.filter(address=address).exists():  # hosted here: blocked by its box
+    return address
+
+
+def correspondent_address(entry: Entry) -> str:
+    """The address that identifies the sender of `entry`, a professional of another operator;
+    "" otherwise (a box hosted here is blocked by its box)."""
+    address = _outside_sender(entry)
+    if address and Mailbox.objects.filter(address=address).exists():
         return ""
     return address
 
 
 def outside_correspondents(patient: Patient) -> dict[str, Entry]:
     """Professionals of other operators who wrote to the patient: their address → the latest
-    entry they sent (what names them, as the patient reads them)."""
+    entry they sent (what names them, as the patient reads them). The messages are read without
+    their bodies, and the boxes hosted here found in one query."""
     entries = (
         Entry.objects.filter(
             mailbox=patient.mailbox_id, folder__role=Folder.Role.INBOX, message__sender_mailbox__isnull=True
         )
         .select_related("message", "folder")
+        .only(
+            "id",
+            "folder__role",
+            "message__sender_mailbox",
+            "message__is_report",
+            "message__envelope_from",
+            "message__from_address",
+            "message__from_name",
+        )
         .order_by("-id")
     )
     found: dict[str, Entry] = {}
     for entry in entries:
-        address = correspondent_address(entry)
+        address = _outside_sender(entry)
         if address and address not in found:
             found[address] = entry
-    return found
+    hosted = set(Mailbox.objects.filter(address__in=list(found)).values_list("address", flat=True))
+    return {address: entry for address, entry in found.items() if address not in hosted}
 
 
 def block_name(block: Block, correspondents: dict[str, Entry] | None = None) -> str:
