@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -144,6 +145,24 @@ def start_postfix(
 def stop_postfix(peer: SimpleNamespace) -> None:
     subprocess.run(["postfix", "-c", str(peer.conf), "stop"], capture_output=True)
     shutil.rmtree(peer.folder, ignore_errors=True)
+
+
+@contextmanager
+def other_operator(cast, settings, start_gateway, domain: str, **options):
+    """Another operator's Postfix for `domain`, trusted by our gateway (started here), relaying
+    our structure's domain to it: the set-up of every test with a real peer; `options` go to
+    `start_postfix`."""
+    from mailboxes.models import TrustedDomain
+
+    assert postfix_available(), "Postfix (Debian package) and root are needed for this test"
+    settings.TRUST_ALL_MSSANTE = False
+    TrustedDomain.objects.create(name=domain)
+    gateway = start_gateway()
+    peer = start_postfix(domain=domain, our_domain=cast.d_troispics.name, gateway_port=gateway.port, **options)
+    try:
+        yield peer
+    finally:
+        stop_postfix(peer)
 
 
 def maillog(peer: SimpleNamespace) -> str:

@@ -16,7 +16,7 @@ from mailboxes.compose import send_from_mailbox
 from mailboxes.delivery import send_message
 from mailboxes.models import Delivery, Entry, Folder, Message, TrustedDomain
 from tests.transport.conftest import wait_until
-from tests.transport.postfix import maillog, postfix_available, start_postfix, stop_postfix
+from tests.transport.postfix import maillog, other_operator
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -26,19 +26,10 @@ UNKNOWN = f"personne@{PEER}"
 
 @pytest.fixture
 def postfix_peer(cast, settings, start_gateway, sink):
-    assert postfix_available(), "Postfix (Debian package) and root are needed for this test"
-    settings.TRUST_ALL_MSSANTE = False
-    TrustedDomain.objects.create(name=PEER)
     sink.handler.rcpt_replies[UNKNOWN] = "550 5.1.1 Utilisateur inconnu chez cet operateur"
-    gateway = start_gateway()
-    peer = start_postfix(
-        domain=PEER, our_domain=cast.d_troispics.name, gateway_port=gateway.port, next_hop_port=sink.port
-    )
-    settings.RELAY_HOST, settings.RELAY_PORT, settings.RELAY_USE_TLS = "127.0.0.1", peer.port, False
-    try:
+    with other_operator(cast, settings, start_gateway, PEER, next_hop_port=sink.port) as peer:
+        settings.RELAY_HOST, settings.RELAY_PORT, settings.RELAY_USE_TLS = "127.0.0.1", peer.port, False
         yield peer
-    finally:
-        stop_postfix(peer)
 
 
 def test_postfix_bounce_marks_the_delivery_bounced_in_the_thread_and_timeline(cast, postfix_peer, client):

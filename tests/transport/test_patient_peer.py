@@ -22,13 +22,13 @@ from django.urls import reverse
 
 from mailboxes.compose import send_from_mailbox
 from mailboxes.delivery import DeliveryRefused
-from mailboxes.models import Entry, Message, Outbox, TrustedDomain
+from mailboxes.models import Entry, Message, Outbox
 from patients import policy as patient_policy
 from patients.models import Patient, PendingReturn
 from patients.sending import send_from_patient
 from tests.factories import make_ins
 from tests.transport.conftest import wait_until
-from tests.transport.postfix import mailbox, maillog, postfix_available, queue_is_empty, start_postfix, stop_postfix
+from tests.transport.postfix import mailbox, maillog, other_operator, queue_is_empty
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -39,24 +39,12 @@ PRO = f"{PRO_LOCAL}@{PEER}"
 
 @pytest.fixture
 def peer(cast, settings, start_gateway):
-    assert postfix_available(), "Postfix (Debian package) and root are needed for this test"
     settings.PATIENT_POLICY = "patients.policy.PatientPolicy"
-    settings.TRUST_ALL_MSSANTE = False
     settings.RELAY_RETRY_BASE_SECONDS = 0
-    TrustedDomain.objects.create(name=PEER)
-    gateway = start_gateway()
-    postfix = start_postfix(
-        domain=PEER,
-        our_domain=cast.d_troispics.name,
-        also_ours=(settings.PATIENT_DOMAIN,),
-        gateway_port=gateway.port,
-        maildirs=(PRO_LOCAL,),
-    )
-    settings.RELAY_HOST, settings.RELAY_PORT, settings.RELAY_USE_TLS = "127.0.0.1", postfix.port, False
-    try:
+    options = {"also_ours": (settings.PATIENT_DOMAIN,), "maildirs": (PRO_LOCAL,)}
+    with other_operator(cast, settings, start_gateway, PEER, **options) as postfix:
+        settings.RELAY_HOST, settings.RELAY_PORT, settings.RELAY_USE_TLS = "127.0.0.1", postfix.port, False
         yield postfix
-    finally:
-        stop_postfix(postfix)
 
 
 def write(

@@ -10,9 +10,9 @@ import uuid
 
 import pytest
 
-from mailboxes.models import Message, TrustedDomain
+from mailboxes.models import Message
 from tests.transport.conftest import wait_until
-from tests.transport.postfix import maillog, postfix_available, start_postfix, stop_postfix
+from tests.transport.postfix import maillog, other_operator
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -22,17 +22,8 @@ PEER_SENDER = f"dr.externe@{PEER}"
 
 @pytest.fixture
 def utf8_peer(cast, settings, start_gateway, sink):
-    assert postfix_available(), "Postfix (Debian package) and root are needed for this test"
-    settings.TRUST_ALL_MSSANTE = False
-    TrustedDomain.objects.create(name=PEER)
-    gateway = start_gateway()
-    peer = start_postfix(
-        domain=PEER, our_domain=cast.d_troispics.name, gateway_port=gateway.port, next_hop_port=sink.port, smtputf8=True
-    )
-    try:
+    with other_operator(cast, settings, start_gateway, PEER, next_hop_port=sink.port, smtputf8=True) as peer:
         yield peer
-    finally:
-        stop_postfix(peer)
 
 
 def raw_message(to: str, subject: str, message_id: str) -> bytes:
