@@ -173,6 +173,9 @@ ACCOUNT_RATE_LIMITS = {
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "MSSanté")
+# Codes of the neighbouring 30 s steps are accepted too (RFC 6238 §5.2: a code typed as its step
+# ends, or a phone's clock a few seconds off); 0 accepts the current step only.
+MFA_TOTP_TOLERANCE = env_int("MFA_TOTP_TOLERANCE", 1)
 # Professionals must enrol a second factor before reaching any page (RULES.md §5): on unless
 # DEBUG; turning it off in production makes `check --deploy` warn (accounts.W001).
 MFA_REQUIRED_FOR_PROFESSIONALS = env_bool("MFA_REQUIRED_FOR_PROFESSIONALS", not DEBUG)

@@ -27,6 +27,14 @@ def totp(secret: str, at: float | None = None) -> str:
     return f"{value % 1_000_000:06d}"
 
 
+def activation_secret(client, password) -> str:
+    """Signs alice in with two-factor set-up required and returns the secret the page shows."""
+    response = client.post(landed_on(login(client, "alice", password)), {"password": password}, follow=True)
+    assert landed_on(response) == reverse("mfa_activate_totp")
+    grouped = re.search(r'data-testid="mfa-secret">([A-Z2-7 ]+)</code>', response.content.decode()).group(1)
+    return grouped.replace(" ", "")
+
+
 def test_required_onboarding_says_why_shows_the_secret_and_leads_back_to_the_mail(client, cast, settings, password):
     settings.MFA_REQUIRED_FOR_PROFESSIONALS = True
     response = login(client, "alice", password)
@@ -60,3 +68,20 @@ def test_reauthentication_for_another_change_gives_the_general_reason(client, ca
     client.force_login(cast.alice)
     page = client.get(reverse("account_reauthenticate") + "?next=/comptes/2fa/").content.decode()
     assert "Vous allez modifier la sécurité de votre compte" in page
+
+
+@pytest.mark.parametrize("steps_ago,accepted", [(1, True), (-1, True), (2, False)])
+def test_a_code_of_the_neighbouring_step_is_accepted_an_older_one_is_not(
+    client, cast, settings, password, steps_ago, accepted
+):
+    """A code typed as its 30 s step ends (or from a phone a few seconds off) still activates;
+    one from two steps back does not (MFA_TOTP_TOLERANCE = 1, RFC 6238 §5.2)."""
+    settings.MFA_REQUIRED_FOR_PROFESSIONALS = True
+    secret = activation_secret(client, password)
+    code = totp(secret, at=time.time() - 30 * steps_ago)
+    response = client.post(reverse("mfa_activate_totp"), {"code": code}, follow=True)
+    if accepted:
+        assert landed_on(response) == reverse("mfa_view_recovery_codes")
+    else:
+        assert landed_on(response) == reverse("mfa_activate_totp")
+        assert "Code incorrect" in response.content.decode()
