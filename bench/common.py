@@ -2,6 +2,8 @@
 
 import os
 import socket
+import subprocess
+import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -22,6 +24,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def start_gunicorn(name: str, port: int, workers: int, env: dict) -> subprocess.Popen:
+    """The product under gunicorn (sync workers) on 127.0.0.1:`port`, its output (the access log,
+    a line per request) in a file of the temporary folder rather than on the terminal."""
+    root = Path(__file__).resolve().parents[1]
+    log_path = Path(tempfile.gettempdir()) / f"bench-{name}-gunicorn-{port}.log"
+    print(f"gunicorn's output: {log_path}")
+    command = [str(root / ".venv" / "bin" / "gunicorn"), "mssante.wsgi:application", "-k", "sync"]
+    with open(log_path, "ab") as log:  # the server keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [*command, "-w", str(workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def server_environment(url: str, folder: Path, *, drop: tuple[str, ...] = ()) -> dict:

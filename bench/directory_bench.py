@@ -40,7 +40,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from common import free_port, recreate_database  # noqa: E402 - bench/ is on sys.path
+from common import free_port, recreate_database, start_gunicorn  # noqa: E402 - bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -346,27 +346,7 @@ def run_completion(args):
     prefixes, contains = fragments(args.samples, rng)
     cookies = session_cookies()
     port = args.port or free_port()
-    log_path = Path(tempfile.gettempdir()) / f"bench-directory-gunicorn-{port}.log"
-    print(f"gunicorn's output: {log_path}")
-    log = open(log_path, "ab")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "mssante.wsgi:application",
-            "-k",
-            "sync",
-            "-w",
-            str(args.workers),
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PGAPPNAME": "bench-completion"},
-        stdout=log,  # its access log (a line per request) goes to a file, not the terminal
-        stderr=subprocess.STDOUT,
-    )
+    server = start_gunicorn("directory", port, args.workers, {**os.environ, "PGAPPNAME": "bench-completion"})
     try:
         for _ in range(100):
             try:
@@ -382,7 +362,6 @@ def run_completion(args):
     finally:
         server.terminate()
         server.wait(timeout=10)
-        log.close()
     return prefixes, contains, prefix, inside
 
 

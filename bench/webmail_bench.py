@@ -31,12 +31,11 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from common import free_port, recreate_database  # noqa: E402 - bench/ is on sys.path
+from common import free_port, recreate_database, start_gunicorn  # noqa: E402 - bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -443,18 +442,7 @@ def _under_load(client, urls, inbox, args):
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.webmail_settings"}
-    gunicorn = [str(ROOT / ".venv" / "bin" / "gunicorn"), "mssante.wsgi:application", "-k", "sync"]
-    # Its access log (a line per request) goes to a file, not the terminal.
-    log_path = Path(tempfile.gettempdir()) / f"bench-webmail-gunicorn-{port}.log"
-    print(f"gunicorn's output: {log_path}")
-    log = open(log_path, "ab")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [*gunicorn, "-w", str(args.workers), "-b", f"127.0.0.1:{port}", "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    server = start_gunicorn("webmail", port, args.workers, env)
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -480,7 +468,6 @@ def _under_load(client, urls, inbox, args):
     finally:
         server.terminate()
         server.wait(timeout=10)
-        log.close()
     return load
 
 

@@ -7,7 +7,7 @@ the last, which pins what changed: the common forms no longer go through that pa
 """
 
 import socket
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import aiosmtpd.smtp
 import pytest
@@ -219,13 +219,11 @@ def side_by_side(local_part_limit: int = 0, **kwargs):
     gateway_class = type("Limited", (GatewaySMTP,), {"local_part_limit": local_part_limit})
     reference_class = type("LimitedReference", (AiosmtpdCommands,), {"local_part_limit": local_part_limit})
     servers = [CommandsController(cls, Recorder(), **kwargs) for cls in (gateway_class, reference_class)]
-    for server in servers:
-        server.start()
-    try:
-        yield servers
-    finally:
+    with ExitStack() as started:  # a server that failed to start leaves the other one stopped
         for server in servers:
-            server.stop()
+            server.start()
+            started.callback(server.stop)
+        yield servers
 
 
 def transcript(server, greeting: str | None, commands: list[str]) -> tuple[list[str], list[tuple]]:
