@@ -26,6 +26,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds (user + system) of every PostgreSQL process on this machine (backends, WAL
+    writer, checkpointer), with the backends that exited meanwhile: the postmaster reaps them, so
+    their time is in its children's time. Other work's queries count too: over a measured span,
+    the difference is an upper bound of what the measured work cost PostgreSQL."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended while we listed them
+            continue
+        name, rest = text.split("(", 1)[1].rsplit(")", 1)
+        if name.startswith("postgres"):
+            fields = rest.split()  # utime, stime, cutime, cstime: fields 14-17 of proc(5)
+            total += sum(int(value) for value in fields[11:15])
+    return total / ticks
+
+
 def start_gunicorn(name: str, port: int, workers: int, env: dict) -> subprocess.Popen:
     """The product under gunicorn (sync workers) on 127.0.0.1:`port`, its output (the access log,
     a line per request) in a file of the temporary folder rather than on the terminal."""

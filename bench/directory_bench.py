@@ -40,7 +40,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from common import free_port, recreate_database, start_gunicorn  # noqa: E402 - bench/ is on sys.path
+from common import free_port, postgres_cpu_seconds, recreate_database, start_gunicorn  # noqa: E402 - bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -48,26 +48,6 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "bench.webmail_settings"
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench_directory")
 # The bench asks 400+ completions in a row from one user: lift the per-user limit for it.
 os.environ["DIRECTORY_SEARCH_RATE_PER_MINUTE"] = "1000000"
-
-
-def postgres_cpu() -> float:
-    """CPU seconds (user + system) of every PostgreSQL process on the machine: other work's
-    queries included, so the difference over an import is an upper bound of the import's."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{entry}/comm") as handle:
-                if handle.read().strip() not in ("postgres", "postmaster"):
-                    continue
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
 
 
 def backend_cpu(pid: int) -> float | None:
@@ -96,7 +76,7 @@ def watch_backend(url: str, name: str, done: threading.Event, seen: dict) -> Non
 
 def run_import(path: Path) -> dict:
     """Import through a child process we reap ourselves, to read its rusage."""
-    pg_before = postgres_cpu()
+    pg_before = postgres_cpu_seconds()
     seen, done = {}, threading.Event()
     watcher = threading.Thread(target=watch_backend, args=(os.environ["DATABASE_URL"], "bench-import", done, seen))
     watcher.start()
@@ -119,7 +99,7 @@ def run_import(path: Path) -> dict:
         "wall": wall,
         "rss_mb": usage.ru_maxrss / 1024,
         "cpu": usage.ru_utime + usage.ru_stime,
-        "pg_cpu": postgres_cpu() - pg_before,
+        "pg_cpu": postgres_cpu_seconds() - pg_before,
         "backend_cpu": sum(seen.values()),
         "out": out,
     }

@@ -31,7 +31,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 
-from common import free_port, recreate_database  # noqa: E402 - bench/ is on sys.path
+from common import free_port, postgres_cpu_seconds, recreate_database  # noqa: E402 - bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER = "operateur-externe.mssante.fr"
@@ -55,22 +55,6 @@ def cpu_seconds(pid: int) -> float:
     for one in pids:
         fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])
-    return total / ticks
-
-
-def postgres_cpu_seconds() -> float:
-    """CPU of every PostgreSQL process on this machine (backends, WAL writer, checkpointer)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        name, rest = text.split("(", 1)[1].rsplit(")", 1)
-        if name.startswith("postgres"):
-            fields = rest.split()
-            total += int(fields[11]) + int(fields[12])
     return total / ticks
 
 
