@@ -130,6 +130,17 @@ def open_account(user, primary: str = "") -> Account:
     )
 
 
+def with_new_boxes(account: Account) -> Account:
+    """The account with the boxes its user was given since it was opened (a membership an
+    administrator added), each under the shared prefix; the boxes it shows keep their names, so
+    a selected folder is not renamed under the client. Asked at each LIST: a client sees a new
+    box when it next lists its folders, as it sees a lost one go (`session.check_access`)."""
+    shared = settings.IMAP_SHARED_PREFIX
+    rows = reachable_boxes(account.user).exclude(pk__in=account.box_ids).values_list("id", "address", "kind")
+    added = [Box(pk, address, kind, f"{shared}/{address}/") for pk, address, kind in rows]
+    return Account(account.user, account.boxes + added) if added else account
+
+
 def list_folders(account: Account) -> list[FolderInfo]:
     prefixes = {b.id: b for b in account.boxes}
     out = []

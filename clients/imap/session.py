@@ -404,6 +404,7 @@ class Session:
         if not pattern:
             self.write(b'* %s (\\Noselect) "/" ""\r\n' % word)
             return None
+        self.account = await self.run(backend.with_new_boxes, self.account)
         folders = await self.run(backend.list_folders, self.account)
         for name, attributes in list_entries(folders, reference + pattern, special_only):
             self.write(b'* %s (%s) "/" %s\r\n' % (word, " ".join(attributes).encode("ascii"), mailbox_out(name)))

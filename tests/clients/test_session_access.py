@@ -20,7 +20,7 @@ from audit.models import AuditEvent
 from mailboxes.activation import deactivate_mailboxes
 from mailboxes.models import Entry, Membership
 from tests.clients.conftest import build, deliver
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, organisational_mailbox
 
 pytestmark = pytest.mark.integration
 
@@ -268,3 +268,29 @@ def test_a_session_whose_boxes_are_all_gone_ends_even_if_the_account_got_another
     again = imap.client("bob", PASSWORD)
     assert again.select("INBOX")[0] == "OK"
     assert again.getquotaroot("INBOX")[1][0][0] == b"INBOX pneumologie@ch-troispics.mssante.fr"
+
+
+def test_a_box_given_while_connected_appears_at_the_next_list(imap, cast, client):
+    """Bob's mail client stays connected while an administrator makes him a member of another
+    service's box: its next LIST shows the new box's folders (the ones it showed keep their
+    names) and it can read there, without signing in again."""
+    urgences = organisational_mailbox("urgences", cast.d_troispics, responsible=cast.alice_pro)
+    deliver(cast, urgences, subject="Admission")
+    session = imap.client("bob", PASSWORD)
+    assert session.select("INBOX")[0] == "OK"
+    before = [row.decode() for row in session.list()[1]]
+    assert not any("urgences" in name for name in before)
+
+    client.force_login(cast.ada)
+    response = client.post(
+        "/admin/mailboxes/membership/add/", {"mailbox": urgences.pk, "user": cast.bob.pk, "role": "member"}
+    )
+    assert response.status_code == 302, response.content.decode()[-2000:]
+
+    after = [row.decode() for row in session.list()[1]]
+    assert set(before) < set(after)  # the folders it showed are still there, under their names
+    inbox = "Partag&AOk-s/urgences@ch-troispics.mssante.fr/INBOX"
+    assert any(name.endswith(f" {inbox}") for name in after), after
+    assert session.select(f'"{inbox}"') == ("OK", [b"1"])
+    typ, data = session.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert typ == "OK" and b"Admission" in data[0][1]
