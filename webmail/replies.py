@@ -111,6 +111,13 @@ def chosen_attachments(form) -> list[tuple[str, str, bytes]]:
     return attachments
 
 
+def distinct_reply_to(message) -> str:
+    """The address the message's `Reply-To:` names when it is not the sender's own (compared
+    without case), else "": the reading pane shows it ("Répondre à"), and a reply goes there."""
+    reply_to = message.reply_to or ""
+    return reply_to if reply_to and reply_to.lower() != (message.from_address or "").lower() else ""
+
+
 def _chosen_box(request, boxes):
     """The sending box the composer opens on: `?bal=` when it is one of `boxes`, else the first
     nominative box, else the first box."""
@@ -123,7 +130,7 @@ def _chosen_box(request, boxes):
 
 def initial_for(request, boxes) -> tuple[dict, dict]:
     """The compose form's initial values, and what else the page shows (`forward_attachments`,
-    `original`, `draft_entry`): a new message (`?bal=`, `?a=` from the
+    `original`, `draft_entry`, `reply_to_address`): a new message (`?bal=`, `?a=` from the
     directory), a reopened draft (`?brouillon=`), or an answer to a message (`?reponse=`, `?mode=`)."""
     sender = _chosen_box(request, boxes)
     initial = {"sender": sender.pk, "body": _signature(sender)}
@@ -191,6 +198,8 @@ def _answer(request, boxes, sender, initial: dict, extra: dict) -> tuple[dict, d
         )
         return initial, extra
     to, cc = _reply_recipients(entry, {b.address for b in boxes}, everyone=mode == "all")
+    sent_here = message.sender_mailbox_id == entry.mailbox_id
+    extra["reply_to_address"] = "" if sent_here else distinct_reply_to(message)
     initial.update(
         {
             "to": ", ".join(to),
