@@ -111,61 +111,79 @@ def chosen_attachments(form) -> list[tuple[str, str, bytes]]:
     return attachments
 
 
-def initial_for(request, boxes) -> tuple[dict, dict]:
-    by_id = {b.pk: b for b in boxes}
+def distinct_reply_to(message) -> str:
+    """The address the message's `Reply-To:` names when it is not the sender's own (compared
+    without case), else "": the reading pane shows it ("Répondre à"), and a reply goes there."""
+    reply_to = message.reply_to or ""
+    return reply_to if reply_to and reply_to.lower() != (message.from_address or "").lower() else ""
+
+
+def _chosen_box(request, boxes):
+    """The sending box the composer opens on: `?bal=` when it is one of `boxes`, else the first
+    nominative box, else the first box."""
     default = next((b for b in boxes if b.kind == "PER"), boxes[0])
     try:
-        sender = by_id.get(int(request.GET.get("bal", "")), default)
+        return {b.pk: b for b in boxes}.get(int(request.GET.get("bal", "")), default)
     except ValueError:
-        sender = default
+        return default
+
+
+def initial_for(request, boxes) -> tuple[dict, dict]:
+    """The compose form's initial values, and what else the page shows (`forward_attachments`,
+    `original`, `draft_entry`, `reply_to_address`): a new message (`?bal=`, `?a=` from the
+    directory), a reopened draft (`?brouillon=`), or an answer to a message (`?reponse=`, `?mode=`)."""
+    sender = _chosen_box(request, boxes)
     initial = {"sender": sender.pk, "body": _signature(sender)}
     extra: dict = {"forward_attachments": [], "original": None}
     recipient = (request.GET.get("a") or "").strip()[:254]
     if recipient and "@" in recipient and not is_patient_address(recipient):
         initial["to"] = recipient  # "write to" from the directory (never an INS in a URL)
-
     if request.GET.get("brouillon"):
         entry = pro_entry(request.user, request.GET["brouillon"])
-        if not entry.is_draft:
-            return initial, extra
-        message = entry.message
-        parent = None
-        if message.in_reply_to:
-            parent = (
-                Entry.objects.filter(mailbox_id=entry.mailbox_id, message__message_id=message.in_reply_to)
-                .only("id")
-                .first()
-            )
-        initial = {
-            "sender": entry.mailbox_id,
-            "to": ", ".join(r.get("address", "") for r in message.to or []),
-            "cc": ", ".join(r.get("address", "") for r in message.cc or []),
-            "subject": message.subject,
-            "body": message.text_body,
-            "body_html": message.html_body,
-            "request_mdn": bool(message.mdn_requested_to),
-            "draft": entry.pk,
-            "reply_to": parent.pk if parent else None,
-            "mode": "reply" if parent else "",
-        }
-        extra["forward_attachments"] = draft_attachments(entry)
-        extra["draft_entry"] = entry
-        initial["keep_attachments"] = [a.pk for a in extra["forward_attachments"]]
-        return initial, extra
-
-    mode = request.GET.get("mode", "reply")
+        return _reopened_draft(entry, extra) if entry.is_draft else (initial, extra)
     if not request.GET.get("reponse"):
         return initial, extra
+    return _answer(request, boxes, sender, initial, extra)
+
+
+def _reopened_draft(entry: Entry, extra: dict) -> tuple[dict, dict]:
+    """The form as the draft `entry` (fetched through `pro_entry`) left it; a reply draft finds
+    the message it answers in the same box, by its In-Reply-To."""
+    message = entry.message
+    parent = None
+    if message.in_reply_to:
+        parent = (
+            Entry.objects.filter(mailbox_id=entry.mailbox_id, message__message_id=message.in_reply_to)
+            .only("id")
+            .first()
+        )
+    extra["forward_attachments"] = draft_attachments(entry)
+    extra["draft_entry"] = entry
+    initial = {
+        "sender": entry.mailbox_id,
+        "to": ", ".join(r.get("address", "") for r in message.to or []),
+        "cc": ", ".join(r.get("address", "") for r in message.cc or []),
+        "subject": message.subject,
+        "body": message.text_body,
+        "body_html": message.html_body,
+        "request_mdn": bool(message.mdn_requested_to),
+        "draft": entry.pk,
+        "reply_to": parent.pk if parent else None,
+        "mode": "reply" if parent else "",
+        "keep_attachments": [a.pk for a in extra["forward_attachments"]],
+    }
+    return initial, extra
+
+
+def _answer(request, boxes, sender, initial: dict, extra: dict) -> tuple[dict, dict]:
+    """A reply, a reply to all or a forward of `?reponse=`, written from the box it is in."""
+    mode = request.GET.get("mode", "reply")
     entry = pro_entry(request.user, request.GET["reponse"])
     # The composer quotes the original: that is a read too (issue 15 item 21).
     via = f"compose_{mode}" if mode in ("reply", "all", "forward") else "compose"
     sharing.open_entry(entry, request.user, ip=client_ip(request), via=via)
     message = entry.message
-    sender = by_id.get(entry.mailbox_id, sender)
-    own = {b.address for b in boxes}
-    sent_here = message.sender_mailbox_id == entry.mailbox_id
-    original_to = [r.get("address", "") for r in message.to or []]
-    original_cc = [r.get("address", "") for r in message.cc or []]
+    sender = next((b for b in boxes if b.pk == entry.mailbox_id), sender)
     extra["original"] = entry
     initial.update({"sender": sender.pk, "reply_to": entry.pk, "mode": mode})
     if mode == "forward":
@@ -179,24 +197,37 @@ def initial_for(request, boxes) -> tuple[dict, dict]:
             }
         )
         return initial, extra
-    if sent_here:
-        to = original_to
-        cc = original_cc if mode == "all" else []
-    else:
-        to = [message.reply_to or message.from_address]  # RFC 5322 §3.6.2: Reply-To, when given
-        if mode == "all":
-            to += [a for a in original_to if a not in own]
-        cc = [a for a in original_cc if a not in own] if mode == "all" else []
-    to = list(dict.fromkeys(a for a in to if a))
+    to, cc = _reply_recipients(entry, {b.address for b in boxes}, everyone=mode == "all")
+    sent_here = message.sender_mailbox_id == entry.mailbox_id
+    extra["reply_to_address"] = "" if sent_here else distinct_reply_to(message)
     initial.update(
         {
             "to": ", ".join(to),
-            "cc": ", ".join(a for a in dict.fromkeys(cc) if a not in to),
+            "cc": ", ".join(cc),
             "subject": compose.reply_subject(message.subject),
             "body": _signature(sender) + _quoted(entry),
         }
     )
     return initial, extra
+
+
+def _reply_recipients(entry: Entry, own: set[str], *, everyone: bool) -> tuple[list[str], list[str]]:
+    """(To, Cc) of a reply to `entry`: to its sender — or where its `Reply-To:` says — and, for a
+    reply to all, to its other recipients but the user's own boxes (`own`). A reply to a message
+    sent from this box goes to its recipients again."""
+    message = entry.message
+    original_to = [r.get("address", "") for r in message.to or []]
+    original_cc = [r.get("address", "") for r in message.cc or []]
+    if message.sender_mailbox_id == entry.mailbox_id:
+        to = original_to
+        cc = original_cc if everyone else []
+    else:
+        to = [message.reply_to or message.from_address]  # RFC 5322 §3.6.2: Reply-To, when given
+        if everyone:
+            to += [a for a in original_to if a not in own]
+        cc = [a for a in original_cc if a not in own] if everyone else []
+    to = list(dict.fromkeys(a for a in to if a))
+    return to, [a for a in dict.fromkeys(cc) if a not in to]
 
 
 @dataclass

@@ -36,7 +36,7 @@ from webmail import contacts, drafts, headers, organise, selection, sharing
 from webmail.forms import ComposeForm, SearchForm
 from webmail.people import names_for_addresses
 from webmail.quota import quota_usage
-from webmail.replies import draft_attachments, forward_attachments_for, initial_for, send
+from webmail.replies import distinct_reply_to, draft_attachments, forward_attachments_for, initial_for, send
 from webmail.rows import prepare
 from webmail.rows import render as render_rows
 from webmail.search import search_page
@@ -180,6 +180,7 @@ def _reading_context(request, entry: Entry) -> dict:
         "sent_here": sent_here,
         "timeline": timeline(entry) if sent_here else None,
         "from_name": names.get(message.from_address) or display_name(message.from_name),
+        "reply_to": distinct_reply_to(message),
         "to_list": [
             (r.get("address", ""), names.get(r.get("address", ""), r.get("name", ""))) for r in message.to or []
         ],

@@ -428,6 +428,9 @@ def test_a_reply_to_an_applicative_box_of_another_operator_goes_where_its_reply_
 
     entry = received(f"Service de cardiologie <{team.upper()}>")
     assert entry.message.reply_to == team
+    # The reply page names the structure that wrote (RULES.md §3: a name, never the raw address).
+    page = paul.get(f"/patient/message/{entry.pk}/repondre").content.decode()
+    assert "<h1>Répondre à CH Externe</h1>" in page and team not in page and noreply not in page
     assert reply_to(entry) == [team]
     assert [address for address, _ in policy.outside_recipients(cast.paul_patient)] == [team]
     # A Reply-To outside the sender's domain is not followed: the reply goes to the sender.

@@ -82,8 +82,21 @@ def test_a_reply_goes_to_the_reply_to_of_a_message_received_from_another_operato
     message = send_message(raw, envelope_from=software, envelope_to=[cast.alice_box.address], source="smtp").message
     entry = Entry.objects.get(mailbox=cast.alice_box, message=message)
     client.force_login(cast.alice)
-    initial = client.get(reverse("webmail:compose"), {"reponse": entry.pk, "mode": "reply"}).context["form"].initial
-    assert initial["to"] == team
+    page = client.get(reverse("webmail:compose"), {"reponse": entry.pk, "mode": "reply"})
+    assert page.context["form"].initial["to"] == team
+    # The composer says why the recipient is not the sender.
+    note = f"« Répondre à » : l'expéditeur, {software}, demande que les réponses aillent à {team}"
+    assert f'id="id_to" value="{team}"' in page.content.decode() and note in page.content.decode()
+    assert note in client.get(reverse("webmail:compose"), {"reponse": entry.pk, "mode": "all"}).content.decode()
+    forward = client.get(reverse("webmail:compose"), {"reponse": entry.pk, "mode": "forward"}).content.decode()
+    assert "« Répondre à »" not in forward
+
+
+def test_a_reply_without_reply_to_says_nothing_of_it(cast, client, received):
+    client.force_login(cast.bob)
+    page = client.get(reverse("webmail:compose"), {"reponse": received.pk, "mode": "reply"}).content.decode()
+    assert f'id="id_to" value="{cast.charlie_box.address}"' in page
+    assert "« Répondre à »" not in page and "to-reply-to" not in page
 
 
 def test_forward_keeps_the_chosen_attachments(cast, client, received):

@@ -82,3 +82,65 @@ def test_patient_sender_is_shown_with_their_name(cast, client, received):
     client.force_login(cast.bob)
     html = client.get(reverse("webmail:message", args=[received.pk])).content.decode()
     assert "Paul LAMBERT" in html and cast.paul_patient.address in html
+
+
+OTHER_OPERATOR = "autre-operateur.mssante.fr"
+SOFTWARE = f"envois-auto@{OTHER_OPERATOR}"
+REPLY_TO_LINE = "<dt>Répondre à</dt>"
+
+
+@pytest.fixture
+def from_software(cast):
+    """received(reply_to=None, from_name="CH Externe") -> the entry, in Alice's inbox, of a
+    message that an applicative box of another operator sent through the SMTP path."""
+    from mailboxes.delivery import send_message
+    from mailboxes.models import TrustedDomain
+    from tests.patients.conftest import raw_from
+
+    TrustedDomain.objects.create(name=OTHER_OPERATOR)
+
+    def received(reply_to=None, from_name="CH Externe"):
+        headers = {"Reply-To": reply_to} if reply_to else {}
+        raw = raw_from(SOFTWARE, cast.alice_box.address, from_name=from_name, headers=headers)
+        to = [cast.alice_box.address]
+        message = send_message(raw, envelope_from=SOFTWARE, envelope_to=to, source="smtp").message
+        return message.entries.get(mailbox=cast.alice_box)
+
+    return received
+
+
+def reading_pane(client, entry) -> str:
+    return client.get(reverse("webmail:message", args=[entry.pk])).content.decode()
+
+
+def test_a_reply_to_that_names_someone_else_is_shown_under_the_sender(cast, client, from_software):
+    """Like Thunderbird and Roundcube: « Répondre à » when the message asks replies elsewhere."""
+    entry = from_software(f"Secrétariat de cardiologie <secretariat@{OTHER_OPERATOR}>")
+    client.force_login(cast.alice)
+    html = reading_pane(client, entry)
+    sender = html.index("<dt>De</dt>")
+    line = html.index(f"{REPLY_TO_LINE}<dd>&lt;secretariat@{OTHER_OPERATOR}&gt;</dd>")
+    assert sender < line < html.index("<dt>Date</dt>")
+
+
+def test_no_reply_to_line_without_one_or_when_it_is_the_sender(cast, client, received, from_software):
+    client.force_login(cast.alice)
+    assert REPLY_TO_LINE not in reading_pane(client, from_software())
+    assert REPLY_TO_LINE not in reading_pane(client, from_software(f"Envois <{SOFTWARE.upper()}>"))
+    client.force_login(cast.bob)
+    assert REPLY_TO_LINE not in reading_pane(client, received)
+
+
+def test_the_reply_to_line_is_text_never_markup(cast, client, from_software):
+    """The store keeps the address of `Reply-To:` alone (mailboxes 0010): its display name is
+    never shown, and the address, however odd, is escaped like the sender's name."""
+    hostile = from_software(f'"<script>alert(1)</script>"@{OTHER_OPERATOR}', from_name='"Dr \\"Jo\\" & Cie"')
+    named = from_software(f'"Secrétariat \\"Cardio\\" <b>gras</b>" <secretariat@{OTHER_OPERATOR}>')
+    client.force_login(cast.alice)
+    html = reading_pane(client, hostile)
+    assert f"{REPLY_TO_LINE}<dd>&lt;&quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;@{OTHER_OPERATOR}&gt;</dd>" in html
+    assert "<script>alert(1)" not in html
+    assert "<strong>Dr &quot;Jo&quot; &amp; Cie</strong>" in html
+    html = reading_pane(client, named)
+    assert f"{REPLY_TO_LINE}<dd>&lt;secretariat@{OTHER_OPERATOR}&gt;</dd>" in html
+    assert "<b>gras</b>" not in html
