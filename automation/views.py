@@ -312,7 +312,10 @@ def _mapping_form(campaign, data=None):
 
 @login_required
 def campaign_detail(request, campaign_id):
-    campaign = access.campaign_for_user(request.user, campaign_id)
+    return _campaign_page(request, access.campaign_for_user(request.user, campaign_id))
+
+
+def _campaign_page(request, campaign):
     context = {"campaign": campaign, "progress": campaigns.progress(campaign)}
     if campaign.status == Campaign.Status.DRAFT:
         context.update(_draft_context(request, campaign))
@@ -443,14 +446,18 @@ def _campaign_cancelled_text(campaign, count: int) -> str:
 @login_required
 @require_GET
 def campaign_progress(request, campaign_id):
-    """htmx (polled): the progress bar; the whole page reloads once the campaign is over."""
+    """htmx (polled): the progress bar. Once the campaign is over, its page's body (#campaign-body)
+    becomes the report in place, without a reload, so that the page's live region, outside that
+    body, can say the send is over (templates/automation/_progress.html)."""
     campaign = access.campaign_for_user(request.user, campaign_id)
-    response = render(
+    if campaign.status in (Campaign.Status.DONE, Campaign.Status.CANCELLED):
+        response = _campaign_page(request, campaign)
+        response["HX-Retarget"] = response["HX-Reselect"] = "#campaign-body"
+        response["HX-Reswap"] = "outerHTML"
+        return response
+    return render(
         request, "automation/_progress.html", {"campaign": campaign, "progress": campaigns.progress(campaign)}
     )
-    if campaign.status in (Campaign.Status.DONE, Campaign.Status.CANCELLED):
-        response["HX-Refresh"] = "true"
-    return response
 
 
 @login_required

@@ -20,7 +20,7 @@ from directory.models import ImportRun
 from mailboxes.delivery import SOURCE_LABELS, refusal_text
 from mailboxes.models import Mailbox, Structure, TrustedDomain
 from operations import statistics as stats
-from operations.charts import bar_chart
+from operations.charts import bar_chart, category_chart
 from operations.health import readiness
 from operations.indicators import indicators_csv
 from operations.metrics import queue_stats
@@ -248,12 +248,7 @@ def _returns_table(table: dict) -> dict:
         "title": "Retours automatiques par motif",
         "columns": ["motif", "nombre"],
         "rows": [[reason, count] for reason, count in returns] or [["aucun retour automatique sur la période", 0]],
-        "chart": bar_chart(
-            "chart-retours",
-            "Retours automatiques par motif",
-            [r for r, _c in returns],
-            [("retours", [c for _r, c in returns])],
-        ),
+        "chart": category_chart("chart-retours", "Retours automatiques par motif", "retours", returns),
     }
 
 

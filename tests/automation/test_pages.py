@@ -291,7 +291,16 @@ def test_campaign_journey_through_the_pages(service, client):
     )
     campaign_sending.sweep()  # the embedded scheduler's run
     progress = client.get(reverse("automation:campaign_progress", args=[campaign.pk]))
-    assert progress["HX-Refresh"] == "true"
+    # Over: the page's body becomes the report in place (its live region stays to say so).
+    assert (progress["HX-Retarget"], progress["HX-Reselect"], progress["HX-Reswap"]) == (
+        "#campaign-body",
+        "#campaign-body",
+        "outerHTML",
+    )
+    assert 'id="campaign-body"' in progress.content.decode()
+    assert (
+        "Envoi terminé, le rapport est affiché : 4 envoyés, 0 retour automatique, 0 échec." in progress.content.decode()
+    )
     html = client.get(page).content.decode()
     assert "Télécharger le rapport" in html
     # The report counts the line refused at the check: 5 lines, 4 sent, 1 refused (not a lost one).

@@ -16,6 +16,7 @@ from audit.events import record
 from audit.models import AuditEvent
 from mailboxes.compose import send_from_mailbox
 from mailboxes.models import Delivery, Message
+from operations.charts import CHAR_WIDTH
 from operations.indicators import indicator_rows
 from operations.models import DailyStat
 from operations.statistics import Scope, aggregate_day, series
@@ -246,7 +247,7 @@ def test_sources_are_named_in_french_in_the_table_and_the_legend(history, client
         (float(x), text) for x, text in re.findall(r'<text x="([\d.]+)" y="[\d.]+" fill="[^"]+">([^<]+)</text>', svg)
     ]
     assert [text for _x, text in legend] == labels
-    assert all(x + len(text) * 6.6 <= width for x, text in legend)
+    assert all(x + len(text) * CHAR_WIDTH <= width for x, text in legend)  # 12 px text
     html = page.content.decode()
     assert ">system<" not in html and ">webmail<" not in html and ">smtp<" not in html
 
