@@ -311,7 +311,7 @@ def test_patient_sees_upcoming_convocations_and_adds_them_to_the_calendar(servic
     client.force_login(cast.paul)
     html = client.get(reverse("patients:inbox")).content.decode()
     ics_url = reverse("automation_patient:convocation_ics", args=[convocation.pk])
-    assert "Mes prochains rendez-vous" in html and ics_url in html and "15:15" in html
+    assert "Mes prochains rendez-vous" in html and ics_url in html and "15 h 15" in html
     response = client.get(ics_url)
     calendar = icalendar.Calendar.from_ical(response.content)
     (event,) = calendar.walk("VEVENT")
