@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from api.models import ApiKey, WebhookDelivery
 from audit.events import record
@@ -148,7 +149,7 @@ def failed(delivery: WebhookDelivery, key: ApiKey, exc: Exception) -> int | None
 
 def disable(key: ApiKey, error: str) -> None:
     reason = (
-        f"Désactivé le {timezone.localtime():%d/%m/%Y %H:%M} après {key.webhook_failures} échecs consécutifs "
+        f"Désactivé le {date_format(timezone.localtime(), 'SHORT_DATETIME_FORMAT')} après {key.webhook_failures} échecs consécutifs "
         f"(dernier : {error})"
     )[:300]
     changed = ApiKey.objects.filter(pk=key.pk, webhook_enabled=True).update(

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 from django.utils import timezone
-from django.utils.formats import date_format
+from django.utils.formats import date_format, time_format
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
@@ -141,7 +141,7 @@ def structure_values(mailbox) -> dict[str, str]:
 
 def appointment_values(starts_at: datetime.datetime) -> dict[str, str]:
     local = timezone.localtime(starts_at)
-    return {"date_rdv": long_date(local.date(), get_language()), "heure_rdv": f"{local.hour} h {local.minute:02d}"}
+    return {"date_rdv": long_date(local.date(), get_language()), "heure_rdv": time_format(local)}
 
 
 @functools.lru_cache(maxsize=1024)

@@ -23,6 +23,7 @@ from email.utils import format_datetime, make_msgid
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from audit.events import record
 from audit.models import AuditEvent
@@ -142,10 +143,10 @@ def build_mdn(original: Message, recipient_mailbox: Mailbox) -> bytes:
         ("References", references),
         ("Auto-Submitted", "auto-replied"),
     ]
-    sent_on = timezone.localtime(original.date or original.created_at).strftime("%d/%m/%Y à %H:%M")
+    sent_on = date_format(timezone.localtime(original.date or original.created_at), "SHORT_DATETIME_FORMAT")
     human = (
         f"Votre message du {sent_on} adressé à {recipient_mailbox.address} "
-        f"a été affiché par son destinataire le {now:%d/%m/%Y à %H:%M}.\n\n"
+        f"a été affiché par son destinataire le {date_format(now, 'SHORT_DATETIME_FORMAT')}.\n\n"
         "Cet accusé de lecture est envoyé automatiquement ; il ne garantit pas que le contenu "
         "du message a été lu ou compris.\n"
     )
@@ -238,7 +239,7 @@ def build_dsn(original: Message, failures: list[tuple[str, str, str]], reporting
         ("Auto-Submitted", "auto-replied"),
     ]
     listed = "\n".join(f"- {recipient} : {_clean(diagnostic) or status}" for recipient, status, diagnostic in failures)
-    sent_on = timezone.localtime(original.date or original.created_at).strftime("%d/%m/%Y à %H:%M")
+    sent_on = date_format(timezone.localtime(original.date or original.created_at), "SHORT_DATETIME_FORMAT")
     human = (
         f"Votre message du {sent_on} n'a pas pu être remis aux destinataires suivants :\n\n{listed}\n\n"
         "Vérifiez l'adresse ou contactez le destinataire par un autre moyen.\n"

@@ -213,6 +213,9 @@ if env_str("OIDC_CLIENT_ID"):
 LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", _("Français"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Times of day read "9 h 30" on pages as in messages (mssante/formats/fr/formats.py); the input
+# formats stay Django's.
+FORMAT_MODULE_PATH = ["mssante.formats"]
 TIME_ZONE = "Europe/Paris"
 USE_I18N = True
 USE_TZ = True

@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from audit.events import record
 from audit.models import AuditEvent, AuditSeal
 from mailboxes.models import Mailbox
+from mailboxes.templatetags.mss_format import fr_precise
 from mssante.admin_helpers import ReadOnlyAdminMixin
 
 
@@ -181,7 +182,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="date et heure", ordering="at")
     def when(self, event):
-        return timezone.localtime(event.at).strftime("%d/%m/%Y %H:%M:%S")
+        return fr_precise(event.at)
 
     @admin.display(description="action", ordering="action")
     def action_display(self, event):

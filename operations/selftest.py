@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from audit.models import AuditEvent
 from mailboxes.models import Mailbox, TrustedDomain
+from mailboxes.templatetags.mss_format import fr_precise
 
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
 # RULES.md §5: TLS 1.2 with the four ECDHE-RSA AES-GCM/CBC suites of the MSSanté profile.
@@ -282,7 +284,13 @@ def check_directory() -> Result:
     found = f"dernier import le {timezone.localtime(state['last']):%d/%m/%Y}"
     if state["failed"]:
         tried = timezone.localtime(state["failed"].started_at)
-        return Result("directory", label, FAIL, f"{found} ; la tentative du {tried:%d/%m/%Y %H:%M} a échoué", fix)
+        return Result(
+            "directory",
+            label,
+            FAIL,
+            f"{found} ; la tentative du {date_format(tried, 'SHORT_DATETIME_FORMAT')} a échoué",
+            fix,
+        )
     return Result("directory", label, OK, found)
 
 
@@ -384,9 +392,7 @@ def check_time() -> Result:
         problems.append(
             f"écart de {skew:.1f} s entre ce serveur et la base de données : synchronisez les horloges (NTP)"
         )
-    found = (
-        f"{settings.TIME_ZONE}, écart avec la base {skew:.2f} s, heure locale {timezone.localtime():%d/%m/%Y %H:%M:%S}"
-    )
+    found = f"{settings.TIME_ZONE}, écart avec la base {skew:.2f} s, heure locale {fr_precise(timezone.localtime())}"
     return Result("time", label, FAIL if problems else OK, found, " ; ".join(problems))
 
 

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.formats import date_format
 
 from audit.events import record
 from mailboxes import queueing
@@ -65,7 +66,7 @@ def build_return(
     """The automatic return for one refused recipient: (Message-ID, raw bytes)."""
     message_id = stable_message_id("return", code, sender, recipient, original_message_id)
     when = parse_datetime(refused_at) or timezone.now()
-    when_text = timezone.localtime(when).strftime("%d/%m/%Y à %H:%M")
+    when_text = date_format(timezone.localtime(when), "SHORT_DATETIME_FORMAT")
     refusal = REFUSALS.get(code)
     if refusal is None or not refusal.happened:
         refusal = REFUSALS["patient_not_found"]

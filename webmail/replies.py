@@ -15,7 +15,7 @@ from django.http import Http404
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.formats import date_format
+from django.utils.formats import date_format, time_format
 from django.utils.translation import gettext as _
 
 from audit.events import client_ip
@@ -36,10 +36,10 @@ def _signature(box) -> str:
 
 
 def written_on(entry: Entry) -> str:
-    """When the quoted message was written, in French ("lundi 30 novembre 2026 à 09:12"): its
+    """When the quoted message was written, in French ("lundi 30 novembre 2026 à 9 h 12"): its
     `Date:` header, else (a message that came without one) when this box received it."""
     moment = timezone.localtime(entry.message.date or entry.received_at)
-    return _("%(day)s à %(time)s") % {"day": date_format(moment, "l j F Y"), "time": date_format(moment, "H:i")}
+    return _("%(day)s à %(time)s") % {"day": date_format(moment, "l j F Y"), "time": time_format(moment)}
 
 
 def _quoted(entry: Entry) -> str:

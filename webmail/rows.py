@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils import dateformat, timezone
+from django.utils.formats import get_format
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
@@ -115,10 +116,11 @@ def _assignees(rows) -> dict[int, str]:
 
 
 def short_date(moment, today) -> str:
-    """What a mail list shows: the time today, the day and month this year, else the full date —
-    Django's date formatting in the active language, like the `mss_format` filters."""
+    """What a mail list shows: the time today ("9 h 30"), the day and month this year, else the
+    full date — the active language's named formats (mssante/formats), like the `mss_format`
+    filters."""
     if moment.date() == today:
-        return dateformat.format(moment, "H:i")
+        return dateformat.format(moment, get_format("TIME_FORMAT"))
     if moment.year == today.year:
         return dateformat.format(moment, "j N")
-    return dateformat.format(moment, "d/m/Y")
+    return dateformat.format(moment, get_format("SHORT_DATE_FORMAT"))

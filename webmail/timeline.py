@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from django.utils import timezone
-from django.utils.formats import date_format
+from django.utils.formats import date_format, time_format
 from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditEvent
@@ -111,9 +111,7 @@ def relay_state(row: Outbox) -> dict:
         next_try = str(_("dès que possible"))
     else:
         local = timezone.localtime(max(when, timezone.now()))
-        next_try = str(
-            _("le %(day)s à %(time)s") % {"day": date_format(local, "j F Y"), "time": date_format(local, "H:i")}
-        )
+        next_try = str(_("le %(day)s à %(time)s") % {"day": date_format(local, "j F Y"), "time": time_format(local)})
     return {"reason": str(reason), "next_try": next_try, "at": row.updated_at}
 
 

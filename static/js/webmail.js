@@ -388,7 +388,7 @@
         // The draft's attachments as saved (an unticked one is no longer in it).
         showKept(json.attachments);
         refreshFiles();
-        var now = new Date();
+        var now = new Date();  // "9 h 05", as TIME_FORMAT writes it on pages (mssante/formats/fr)
         draftStatus.textContent = "Brouillon enregistré à " + now.getHours() + " h " + String(now.getMinutes()).padStart(2, "0") + ".";
       })
       .catch(function () { dirty = true; if (withFiles) filesDirty = true; });

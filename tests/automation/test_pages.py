@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from automation import campaign_sending, convocations, fields
+from automation.forms import RescheduleForm
 from automation.models import Campaign, Convocation, MessageModel
 from mailboxes.models import Entry
 from patients import policy
@@ -320,7 +321,7 @@ def test_patient_sees_upcoming_convocations_and_adds_them_to_the_calendar(servic
     client.force_login(cast.paul)
     html = client.get(reverse("patients:inbox")).content.decode()
     ics_url = reverse("automation_patient:convocation_ics", args=[convocation.pk])
-    assert "Mes prochains rendez-vous" in html and ics_url in html and "15:15" in html
+    assert "Mes prochains rendez-vous" in html and ics_url in html and "15 h 15" in html
     response = client.get(ics_url)
     calendar = icalendar.Calendar.from_ical(response.content)
     (event,) = calendar.walk("VEVENT")
@@ -582,3 +583,30 @@ def test_the_convocation_page_says_how_long_the_appointment_lasts(service, clien
     client.force_login(cast.bob)
     page = client.get(reverse("automation:convocation", args=[convocation.pk])).content.decode()
     assert '<dt>Durée</dt><dd data-testid="convocation-duration">45 minutes</dd>' in page
+
+
+def test_the_convocation_pages_write_the_time_as_the_message_does(service, client):
+    """The secretary reads "9 h 05" on the pages, as in the convocation the patient received;
+    the move form's `<input type=time>` keeps its machine value, "09:05"."""
+    cast = service.cast
+    starts_at = in_days(15, 9, 5)
+    convocation = convocations.create_convocation(
+        model=service.models[MessageModel.Kind.CONVOCATION],
+        patient=cast.paul_patient,
+        starts_at=starts_at,
+        user=cast.bob,
+        values={"lieu": "Hall"},
+    )
+    message = Entry.objects.get(mailbox=cast.paul_box).message
+    assert "9 h 05" in message.text_body
+    when = f"{fields.appointment_values(starts_at)['date_rdv']} à 9 h 05"
+    client.force_login(cast.bob)
+    page = html.unescape(client.get(reverse("automation:convocation", args=[convocation.pk])).content.decode())
+    assert f"Convocation du {when}" in page
+    assert "09:05" not in page
+    # The move form's time field still writes (and reads) the machine value.
+    field = RescheduleForm(initial={"time": starts_at.time()})["time"]
+    assert 'type="time"' in str(field) and 'value="09:05"' in str(field)
+    assert RescheduleForm({"date": starts_at.date().isoformat(), "time": "09:05"}).is_valid()
+    index = html.unescape(client.get(reverse("automation:index")).content.decode())
+    assert when in index

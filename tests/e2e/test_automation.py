@@ -109,7 +109,7 @@ def test_patient_adds_an_appointment_to_the_calendar_on_a_phone(service, page, l
     page.set_viewport_size({"width": 375, "height": 800})
     login(cast.paul.username)
     section = page.get_by_test_id("upcoming-convocations")
-    assert "08:45" in section.inner_text() and "Hôpital de jour" in section.inner_text()
+    assert "8 h 45" in section.inner_text() and "Hôpital de jour" in section.inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     button = section.get_by_role("link", name="Ajouter à mon agenda")
     box = button.bounding_box()

@@ -307,12 +307,12 @@ def test_reply_and_forward_quote_the_date_in_french(cast, client, received):
     client.force_login(cast.bob)
     reply = client.get(reverse("webmail:compose"), {"reponse": received.pk, "mode": "reply"})
     body = reply.context["form"].initial["body"]
-    assert f"Le {day} à {moment:%H:%M}, Dr Charlie DURAND <{cast.charlie_box.address}> a écrit :" in body
+    assert f"Le {day} à {moment.hour} h {moment:%M}, Dr Charlie DURAND <{cast.charlie_box.address}> a écrit :" in body
     page = reply.content.decode()
-    assert f"Le {day} à {moment:%H:%M}, Dr Charlie DURAND" in page  # what the person sees in the editor
+    assert f"Le {day} à {moment.hour} h {moment:%M}, Dr Charlie DURAND" in page  # what the person sees in the editor
     forward = client.get(reverse("webmail:compose"), {"reponse": received.pk, "mode": "forward"})
     body = forward.context["form"].initial["body"]
-    assert f"\nDate : {day} à {moment:%H:%M}\n" in body
+    assert f"\nDate : {day} à {moment.hour} h {moment:%M}\n" in body
     assert f"\nDe : Dr Charlie DURAND <{cast.charlie_box.address}>\n" in body
 
 
@@ -335,5 +335,5 @@ def test_a_message_without_date_header_is_quoted_with_its_arrival(cast, client):
     moment = timezone.localtime(entry.received_at)
     client.force_login(cast.alice)
     body = client.get(reverse("webmail:compose"), {"reponse": entry.pk}).context["form"].initial["body"]
-    assert f"Le {date_format(moment, 'l j F Y')} à {moment:%H:%M}, Dr Jean DUPONT" in body
+    assert f"Le {date_format(moment, 'l j F Y')} à {moment.hour} h {moment:%M}, Dr Jean DUPONT" in body
     assert "Le , " not in body

@@ -209,7 +209,7 @@ def test_the_list_shows_the_time_today_the_day_this_year_and_the_full_date_befor
     from webmail.rows import short_date
 
     today = dt.date(2026, 11, 22)
-    assert short_date(dt.datetime(2026, 11, 22, 9, 5), today) == "09:05"
+    assert short_date(dt.datetime(2026, 11, 22, 9, 5), today) == "9 h 05"
     assert short_date(dt.datetime(2026, 2, 3, 9, 5), today) == "3 fév."
     assert short_date(dt.datetime(2025, 12, 31, 9, 5), today) == "31/12/2025"
 
@@ -235,7 +235,7 @@ def test_each_row_shows_its_own_date_and_time(cast):
         (row.entry.message.subject, short_date(timezone.localtime(row.entry.received_at), today)) for row in page.rows
     ]
     assert shown == expected
-    assert [when for subject, when in shown if subject.startswith("Récent")] == ["11:32", "11:31", "11:30"]
+    assert [when for subject, when in shown if subject.startswith("Récent")] == ["11 h 32", "11 h 31", "11 h 30"]
     assert len({when for subject, when in shown if subject.startswith("Ancien")}) == 1
 
 

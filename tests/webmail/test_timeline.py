@@ -70,7 +70,7 @@ def test_a_failed_relay_attempt_shows_its_reason_and_the_next_try(cast, client, 
         "« 451 4.7.1 Greylisted, please try again later » (refus temporaire)"
     ) in html.replace("&#x27;", "'").replace("&quot;", '"')
     moment = timezone.localtime(outbox.next_attempt_at)
-    assert f"Prochain essai : le {date_format(moment, 'j F Y')} à {moment:%H:%M}" in html
+    assert f"Prochain essai : le {date_format(moment, 'j F Y')} à {moment.hour} h {moment:%M}" in html
     assert "Motif" in html and "<td>—</td>" not in html.split("delivery-states", 1)[1].split("</table>", 1)[0]
 
 

@@ -1,0 +1,1 @@
+"""The project's own format modules (settings.FORMAT_MODULE_PATH), read before Django's."""
