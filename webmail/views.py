@@ -258,7 +258,8 @@ def message_print(request, entry_id):
     entry = pro_entry(request.user, entry_id)
     sharing.open_entry(entry, request.user, ip=_ip(request), via="print")
     attachments = entry.message.attachments.filter(is_inline=False).order_by("position")
-    return render(request, "webmail/print.html", {"entry": entry, "message": entry.message, "attachments": attachments})
+    context = {"entry": entry, "message": entry.message, "attachments": attachments}
+    return render(request, "webmail/print.html", {**context, "reply_to": distinct_reply_to(entry.message)})
 
 
 @login_required

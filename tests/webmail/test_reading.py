@@ -123,6 +123,16 @@ def test_a_reply_to_that_names_someone_else_is_shown_under_the_sender(cast, clie
     assert sender < line < html.index("<dt>Date</dt>")
 
 
+def test_the_printed_message_shows_the_reply_to_too(cast, client, from_software):
+    """What is printed and filed on paper says where replies go, as the screen does."""
+    client.force_login(cast.alice)
+    asked = from_software(f"Secrétariat <secretariat@{OTHER_OPERATOR}>")
+    printed = client.get(reverse("webmail:message_print", args=[asked.pk])).content.decode()
+    assert f"{REPLY_TO_LINE}<dd>&lt;secretariat@{OTHER_OPERATOR}&gt;</dd>" in printed
+    plain = client.get(reverse("webmail:message_print", args=[from_software().pk])).content.decode()
+    assert "<dt>De</dt>" in plain and REPLY_TO_LINE not in plain
+
+
 def test_no_reply_to_line_without_one_or_when_it_is_the_sender(cast, client, received, from_software):
     client.force_login(cast.alice)
     assert REPLY_TO_LINE not in reading_pane(client, from_software())
