@@ -211,6 +211,20 @@ def _answer(request, boxes, sender, initial: dict, extra: dict) -> tuple[dict, d
     return initial, extra
 
 
+def reply_note(user, posted) -> dict:
+    """For a reply posted back with errors: the `original` and `reply_to_address` the composer
+    showed when it opened, so the page still says where the reply goes. Nothing (and no read
+    recorded again) for a new message, a forward, or an original the user no longer reaches."""
+    if posted.get("mode") not in ("reply", "all") or not str(posted.get("reply_to") or "").isdigit():
+        return {}
+    try:
+        entry = pro_entry(user, posted["reply_to"])
+    except Http404:
+        return {}
+    sent_here = entry.message.sender_mailbox_id == entry.mailbox_id
+    return {"original": entry, "reply_to_address": "" if sent_here else distinct_reply_to(entry.message)}
+
+
 def _reply_recipients(entry: Entry, own: set[str], *, everyone: bool) -> tuple[list[str], list[str]]:
     """(To, Cc) of a reply to `entry`: to its sender — or where its `Reply-To:` says — and, for a
     reply to all, to its other recipients but the user's own boxes (`own`). A reply to a message

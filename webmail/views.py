@@ -36,7 +36,14 @@ from webmail import contacts, drafts, headers, organise, selection, sharing
 from webmail.forms import ComposeForm, SearchForm
 from webmail.people import names_for_addresses
 from webmail.quota import quota_usage
-from webmail.replies import distinct_reply_to, draft_attachments, forward_attachments_for, initial_for, send
+from webmail.replies import (
+    distinct_reply_to,
+    draft_attachments,
+    forward_attachments_for,
+    initial_for,
+    reply_note,
+    send,
+)
 from webmail.rows import prepare
 from webmail.rows import render as render_rows
 from webmail.search import search_page
@@ -590,7 +597,8 @@ def compose(request):
                 for e in errs
             ]
             return JsonResponse({"errors": errors}, status=400)
-        return render(request, "webmail/compose.html", _compose_context(request, form, boxes), status=400)
+        context = {**_compose_context(request, form, boxes), **reply_note(request.user, request.POST)}
+        return render(request, "webmail/compose.html", context, status=400)
     contacts.refresh_for_user(request.user)  # the completion proposes the latest correspondents
     initial, extra = initial_for(request, boxes)
     form = ComposeForm(

@@ -90,6 +90,12 @@ def test_a_reply_goes_to_the_reply_to_of_a_message_received_from_another_operato
     assert note in client.get(reverse("webmail:compose"), {"reponse": entry.pk, "mode": "all"}).content.decode()
     forward = client.get(reverse("webmail:compose"), {"reponse": entry.pk, "mode": "forward"}).content.decode()
     assert "« Répondre à »" not in forward
+    # Posted back with an error, the page still says it (and keeps what was typed).
+    posted = {"sender": cast.alice_box.pk, "to": "pas-une-adresse", "subject": "RE: x", "body": "Bien reçu."}
+    again = client.post(reverse("webmail:compose"), {**posted, "reply_to": entry.pk, "mode": "reply"})
+    assert again.status_code == 400 and note in again.content.decode() and "Bien reçu." in again.content.decode()
+    forward_again = client.post(reverse("webmail:compose"), {**posted, "reply_to": entry.pk, "mode": "forward"})
+    assert forward_again.status_code == 400 and "« Répondre à »" not in forward_again.content.decode()
 
 
 def test_a_reply_without_reply_to_says_nothing_of_it(cast, client, received):
