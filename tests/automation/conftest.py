@@ -52,5 +52,19 @@ def in_days(days: int, hour: int = 10, minute: int = 0) -> datetime.datetime:
     return local.replace(hour=hour, minute=minute, second=0, microsecond=0)
 
 
+def convocation_of_paul(service, starts_at: datetime.datetime):
+    """Bob convokes Paul with the service's convocation model, place "Hall"."""
+    from automation import convocations
+    from automation.models import MessageModel
+
+    return convocations.create_convocation(
+        model=service.models[MessageModel.Kind.CONVOCATION],
+        patient=service.cast.paul_patient,
+        starts_at=starts_at,
+        user=service.cast.bob,
+        values={"lieu": "Hall"},
+    )
+
+
 def patients(count: int, prefix: str = "Patient") -> list:
     return [make_patient(f"{prefix}{i}", f"Nom{i}", sex="1" if i % 2 else "2") for i in range(count)]

@@ -7,9 +7,8 @@ from html.parser import HTMLParser
 import pytest
 from django.urls import reverse
 
-from automation import convocations
-from automation.models import Convocation, MessageModel
-from tests.automation.conftest import in_days
+from automation.models import Convocation
+from tests.automation.conftest import convocation_of_paul, in_days
 
 pytestmark = pytest.mark.django_db
 
@@ -51,13 +50,7 @@ class _FormValues(HTMLParser):
 def test_the_admin_change_form_of_a_convocation_saves_its_date_and_time_unchanged(service, client):
     cast = service.cast
     starts_at = in_days(20, 9, 5)
-    convocation = convocations.create_convocation(
-        model=service.models[MessageModel.Kind.CONVOCATION],
-        patient=cast.paul_patient,
-        starts_at=starts_at,
-        user=cast.bob,
-        values={"lieu": "Hall"},
-    )
+    convocation = convocation_of_paul(service, starts_at)
     client.force_login(cast.ada)
     url = reverse("admin:automation_convocation_change", args=[convocation.pk])
     parser = _FormValues()

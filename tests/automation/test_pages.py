@@ -19,7 +19,7 @@ from automation.models import Campaign, Convocation, MessageModel
 from mailboxes.models import Entry
 from patients import policy
 from patients.models import Patient
-from tests.automation.conftest import in_days, patients
+from tests.automation.conftest import convocation_of_paul, in_days, patients
 from tests.factories import make_ins, make_patient
 
 pytestmark = pytest.mark.django_db
@@ -590,13 +590,7 @@ def test_the_convocation_pages_write_the_time_as_the_message_does(service, clien
     the move form's `<input type=time>` keeps its machine value, "09:05"."""
     cast = service.cast
     starts_at = in_days(15, 9, 5)
-    convocation = convocations.create_convocation(
-        model=service.models[MessageModel.Kind.CONVOCATION],
-        patient=cast.paul_patient,
-        starts_at=starts_at,
-        user=cast.bob,
-        values={"lieu": "Hall"},
-    )
+    convocation = convocation_of_paul(service, starts_at)
     message = Entry.objects.get(mailbox=cast.paul_box).message
     assert "9 h 05" in message.text_body
     when = f"{fields.appointment_values(starts_at)['date_rdv']} à 9 h 05"
