@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import re
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -339,6 +340,14 @@ def unknown_folder(mailbox, folder: str) -> str:
     return f"Dossier « {folder} » inconnu dans cette boîte : {accepted}."
 
 
+def since_error(value: str) -> str:
+    """Why `since` was refused; an offset whose `+` the query string turned into a space
+    (`?since=2026-12-01T10:00:00+01:00` sent as such) is said, with how to write it."""
+    if re.search(r"\d \d{2}:?\d{2}$", value):
+        return "Date ISO 8601 attendue : dans l'adresse, « + » se lit comme une espace ; écrivez %2B (ou Z en UTC)."
+    return "Date ISO 8601 attendue."
+
+
 def page_limit(request) -> int:
     """`limit`: an integer from 1 to 200 (50 without it); anything else is refused, not clamped."""
     try:
@@ -407,7 +416,7 @@ class BoxMessagesView(ApiView):
             except ValueError:  # well formed, but no such date (a 13th month, a 99-hour offset)
                 since = None
             if since is None:
-                raise Problem("validation_error", extra={"errors": {"since": ["Date ISO 8601 attendue."]}})
+                raise Problem("validation_error", extra={"errors": {"since": [since_error(params["since"])]}})
             entries = entries.filter(received_at__gte=since)
         if params.get("folder"):
             folder = params["folder"]

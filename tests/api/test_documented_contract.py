@@ -100,3 +100,20 @@ def test_a_nested_validation_error_is_the_documented_problem(cast, api, document
     assert problem["detail"].startswith("to.1 : Saisissez une adresse e-mail valide.")
     assert "attachments.0.filename" in problem["detail"]
     OAS30Validator(problem_schema(document)).validate(problem)
+
+
+def test_an_offset_whose_plus_the_query_string_ate_is_explained(cast, api):
+    """`?since=…+01:00` copied into a URL reaches the server as `… 01:00`: the 422 says how to
+    write the `+`; written `%2B`, the same date is read."""
+    box = api.box.address
+    eaten = api.call.client.get(f"/api/v1/boxes/{box}/messages?since=2026-12-01T10:00:00+01:00", **api.call.headers())
+    assert eaten.status_code == 422
+    assert eaten.json()["errors"] == {
+        "since": ["Date ISO 8601 attendue : dans l'adresse, « + » se lit comme une espace ; écrivez %2B (ou Z en UTC)."]
+    }
+    written = api.call.client.get(
+        f"/api/v1/boxes/{box}/messages?since=2026-12-01T10:00:00%2B01:00", **api.call.headers()
+    )
+    assert written.status_code == 200
+    garbled = api.call.get(f"/api/v1/boxes/{box}/messages", {"since": "hier"})
+    assert garbled.json()["errors"] == {"since": ["Date ISO 8601 attendue."]}
