@@ -15,6 +15,7 @@ while a call runs is then seen from the next call.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -163,13 +164,36 @@ def queue_message_events(rows, senders: dict[int, int]) -> None:
         keys = keys_by_box.get(senders.get(row.message_id), [])
         if not keys:
             continue
-        detail = row.detail if isinstance(row.detail, dict) else {}
-        delivery = by_id.get(detail.get("delivery")) or by_box.get((row.message_id, row.mailbox_id))
-        name = event_name(row, delivery)
-        if name is None:
-            continue
-        recipient = delivery.address if delivery else ""
-        data = {"message": row.message_id, "recipient": recipient, "status": delivery.status if delivery else ""}
-        if delivery is not None and delivery.reason and name == WebhookDelivery.Event.BOUNCED:
-            data["code"] = delivery.reason
-        webhooks.queue_event(keys, name, f"{row.message_id}:{recipient or row.pk}", data)
+        for delivery in row_deliveries(row, by_id, by_box):
+            name = event_name(row, delivery)
+            if name is None:
+                continue
+            recipient = delivery.address if delivery else ""
+            data = {"message": row.message_id, "recipient": recipient, "status": delivery.status if delivery else ""}
+            if delivery is not None and delivery.reason and name == WebhookDelivery.Event.BOUNCED:
+                data["code"] = delivery.reason
+            webhooks.queue_event(keys, name, message_ref(row.message_id, recipient, row.pk), data)
+
+
+def message_ref(message_id: int, recipient: str, row_id: int) -> str:
+    """What a message event is about (`WebhookDelivery.subject_ref`: one event per key, event and
+    ref): the message and its recipient, or the audit row when no recipient is named. An
+    address too long for the column (an address may have 254 characters) is named by its
+    SHA-256 instead, as stable."""
+    ref = f"{message_id}:{recipient or row_id}"
+    if len(ref) <= (WebhookDelivery._meta.get_field("subject_ref").max_length or 80):
+        return ref
+    return f"{message_id}:#{hashlib.sha256(recipient.encode()).hexdigest()[:40]}"
+
+
+def row_deliveries(row: AuditEvent, by_id: dict, by_box: dict) -> list[Delivery | None]:
+    """The recipients an event concerns: its delivery (`detail["delivery"]`, or the recipient
+    box), or those the relay names (`detail["deliveries"]`: one event for every recipient one
+    SMTP transaction relayed or bounced), else [None] (the whole message)."""
+    detail = row.detail if isinstance(row.detail, dict) else {}
+    delivery = by_id.get(detail.get("delivery")) or by_box.get((row.message_id, row.mailbox_id))
+    if delivery is not None:
+        return [delivery]
+    listed = detail.get("deliveries")
+    named = [by_id[pk] for pk in listed if pk in by_id] if isinstance(listed, list) else []
+    return named or [None]

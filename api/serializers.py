@@ -281,5 +281,13 @@ class Problem(serializers.Serializer):
     status = serializers.IntegerField()
     detail = serializers.CharField(help_text="Explication en français.")
     code = serializers.CharField()
-    errors = serializers.DictField(required=False)
+    errors = serializers.DictField(
+        required=False,
+        help_text="validation_error : champ → liste de messages ; un champ imbriqué garde son imbrication "
+        '({"attachments": {"1": {"filename": […]}}}, {"to": {"1": […]}}), que detail nomme en pointé.',
+    )
     recipients = RecipientOutcome(many=True, required=False)
+    remaining_today = serializers.IntegerField(
+        required=False, help_text="daily_limit_reached : ce que la boîte peut encore envoyer aujourd'hui."
+    )
+    daily_limit = serializers.IntegerField(required=False, help_text="daily_limit_reached : la limite quotidienne.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import re
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -57,6 +58,38 @@ def problems(*codes: int) -> dict:
         (code, CONTENT_TYPE): OpenApiResponse(s.Problem, description=PROBLEM_DESCRIPTIONS[code])
         for code in sorted({401, 403, 404, 406, 429, *codes})
     }
+
+
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After",
+    OpenApiTypes.INT,
+    OpenApiParameter.HEADER,
+    response=[409, 429, 503],
+    description="Secondes à attendre avant de réessayer.",
+)
+SEND_HEADERS = [
+    OpenApiParameter(
+        "Location",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        response=[201],
+        description="L'état du message envoyé : /api/v1/messages/{id}.",
+    ),
+    OpenApiParameter(
+        "Idempotent-Replayed",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        enum=["true"],
+        response=[201, 409, 413, 422, 429, 503],
+        description="La première réponse à cette clé d'idempotence, rejouée ; rien n'est envoyé.",
+    ),
+    RETRY_AFTER,
+]
+LIMIT_PARAMETER = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+    description="1 à 200 (50) ; toute autre valeur est refusée (422), jamais ramenée dans l'intervalle.",
+)
 
 
 class ApiView(APIView):
@@ -125,7 +158,8 @@ class MessagesView(ApiView):
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, description="Rejouable 24 h."
-            )
+            ),
+            *SEND_HEADERS,
         ],
         responses={201: s.SendResult, **problems(409, 411, 413, 415, 422, 503)},
     )
@@ -146,7 +180,7 @@ class MessagesView(ApiView):
                 return Response(
                     earlier.response,
                     status=earlier.status_code,
-                    headers={"Idempotent-Replayed": "true"},
+                    headers={"Idempotent-Replayed": "true", **created_at(earlier.status_code, earlier.response)},
                     content_type=CONTENT_TYPE if earlier.status_code >= 400 else None,
                 )
         # The delivery, the idempotency answer and the call's audit event commit together (one
@@ -182,7 +216,15 @@ class MessagesView(ApiView):
                 response = self.handle_exception(problem)
                 idempotency.finish(record_, response.status_code, response.data)
             raise problem
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(body, status=status.HTTP_201_CREATED, headers=created_at(201, body))
+
+
+def created_at(status_code: int, body) -> dict:
+    """`Location` of a `201`: the sent message's status (its first message when there is one
+    per patient), as a path on this server."""
+    if status_code != status.HTTP_201_CREATED or not isinstance(body, dict) or "id" not in body:
+        return {}
+    return {"Location": reverse("api:message", kwargs={"message_id": body["id"]})}
 
 
 STEP_EVENTS = {
@@ -199,15 +241,19 @@ STEP_EVENTS = {
 def message_status(message) -> dict:
     history = message_history(message, STEP_EVENTS)
     steps: dict[str, list] = {d.address: [] for d in history.deliveries}
+    addresses = {d.pk: d.address for d in history.deliveries}
     submitted = None
     for item in history.events:
         event = item.event
         if event.action == AuditEvent.Action.SUBMITTED:
             submitted = submitted or event.at
-            for address in steps:
-                steps[address].append({"at": event.at, "event": "submitted", "recipient": address})
+            concerned = list(steps)
         elif item.delivery is not None:
-            address = item.delivery.address
+            concerned = [item.delivery.address]
+        else:  # the relay's event names the recipients it concerns by their Delivery ids
+            listed = item.detail.get("deliveries")
+            concerned = [addresses[pk] for pk in listed if pk in addresses] if isinstance(listed, list) else []
+        for address in concerned:
             steps[address].append({"at": event.at, "event": STEP_EVENTS[event.action], "recipient": address})
     return {
         "id": message.pk,
@@ -234,6 +280,7 @@ class MessageView(ApiView):
     @extend_schema(
         operation_id="get_message",
         summary="État d'un message et chronologie par destinataire",
+        parameters=[RETRY_AFTER],
         responses={200: s.MessageStatus, **problems()},
     )
     def get(self, request, message_id: int):
@@ -293,6 +340,14 @@ def unknown_folder(mailbox, folder: str) -> str:
     return f"Dossier « {folder} » inconnu dans cette boîte : {accepted}."
 
 
+def since_error(value: str) -> str:
+    """Why `since` was refused; an offset whose `+` the query string turned into a space
+    (`?since=2026-12-01T10:00:00+01:00` sent as such) is said, with how to write it."""
+    if re.search(r"\d \d{2}:?\d{2}$", value):
+        return "Date ISO 8601 attendue : dans l'adresse, « + » se lit comme une espace ; écrivez %2B (ou Z en UTC)."
+    return "Date ISO 8601 attendue."
+
+
 def page_limit(request) -> int:
     """`limit`: an integer from 1 to 200 (50 without it); anything else is refused, not clamped."""
     try:
@@ -344,7 +399,8 @@ class BoxMessagesView(ApiView):
             OpenApiParameter("since", OpenApiTypes.DATETIME, description="Reçus à partir de (ISO 8601)."),
             FOLDER_PARAMETER,
             OpenApiParameter("cursor", OpenApiTypes.STR, description="next_cursor de la page précédente."),
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1 à 200 (50)."),
+            LIMIT_PARAMETER,
+            RETRY_AFTER,
         ],
         responses={200: s.BoxMessagePage, **problems(422)},
     )
@@ -360,7 +416,7 @@ class BoxMessagesView(ApiView):
             except ValueError:  # well formed, but no such date (a 13th month, a 99-hour offset)
                 since = None
             if since is None:
-                raise Problem("validation_error", extra={"errors": {"since": ["Date ISO 8601 attendue."]}})
+                raise Problem("validation_error", extra={"errors": {"since": [since_error(params["since"])]}})
             entries = entries.filter(received_at__gte=since)
         if params.get("folder"):
             folder = params["folder"]
@@ -392,6 +448,7 @@ class RawView(ApiView):
     @extend_schema(
         operation_id="get_raw_message",
         summary="Le message tel qu'envoyé ou reçu (.eml)",
+        parameters=[RETRY_AFTER],
         responses={(200, "message/rfc822"): OpenApiTypes.BINARY, **problems()},
     )
     def get(self, request, box: str, entry_id: int):
@@ -416,6 +473,7 @@ class AttachmentView(ApiView):
     @extend_schema(
         operation_id="get_attachment",
         summary="Télécharger une pièce jointe",
+        parameters=[RETRY_AFTER],
         responses={(200, "*/*"): OpenApiTypes.BINARY, **problems()},
     )
     def get(self, request, box: str, entry_id: int, attachment_id: int):
@@ -489,7 +547,8 @@ class RepliesView(ApiView):
                 "status", OpenApiTypes.STR, enum=["to_process", "filed", "all"], description="to_process par défaut."
             ),
             OpenApiParameter("cursor", OpenApiTypes.STR),
-            OpenApiParameter("limit", OpenApiTypes.INT),
+            LIMIT_PARAMETER,
+            RETRY_AFTER,
         ],
         responses={200: s.ReplyPage, **problems(422)},
     )
@@ -521,6 +580,7 @@ class FileReplyView(ApiView):
         operation_id="file_reply",
         summary="Classer une réponse (avec une note)",
         request=s.FileIn,
+        parameters=[RETRY_AFTER],
         responses={200: s.ReplyOut, **problems(411, 415, 422)},
     )
     def post(self, request, box: str, reply_id: int):

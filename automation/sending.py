@@ -101,10 +101,20 @@ def check_daily_limit(mailbox, count: int, now=None) -> None:
     if count > remaining:
         raise DailyLimitReached(
             _(
-                "La boîte %(box)s peut encore envoyer %(r)d messages aujourd'hui (limite quotidienne : %(l)d) : "
-                "%(n)d demandés. Réduisez la liste ou reprenez l'envoi demain ; l'administrateur peut relever "
+                "La boîte %(box)s peut encore envoyer %(r)s aujourd'hui (limite quotidienne : %(l)d) : "
+                "%(n)s. Réduisez la liste ou reprenez l'envoi demain ; l'administrateur peut relever "
                 "la limite (AUTOMATION_DAILY_LIMIT)."
             )
-            % {"box": mailbox.address, "r": remaining, "l": settings.AUTOMATION_DAILY_LIMIT, "n": count},
+            % {
+                "box": mailbox.address,
+                "r": french_count(remaining, "message", "messages"),
+                "l": settings.AUTOMATION_DAILY_LIMIT,
+                "n": french_count(count, "demandé", "demandés"),
+            },
             remaining,
         )
+
+
+def french_count(n: int, one: str, many: str) -> str:
+    """`0 message`, `1 message`, `2 messages`: French takes the singular below 2."""
+    return f"{n} {one if n < 2 else many}"

@@ -202,31 +202,9 @@ def record_outcomes(row: Outbox, outcomes: dict[str, Outcome]) -> int | None:
     retry_in = None
     with transaction.atomic():
         if accepted:
-            Delivery.objects.filter(message=message, address__in=accepted).update(
-                status=Delivery.Status.RELAYED, reason="smtp_250", updated_at=now
-            )
-            events.record(
-                "message.relayed",
-                actor_label="relay",
-                object_type="outbox",
-                object_id=row.pk,
-                message_id=message.pk,
-                detail={"recipients": len(accepted), "attempt": row.attempts},
-            )
+            record_relayed(row, accepted, now)
         if permanent:
-            for address, outcome in permanent.items():
-                Delivery.objects.filter(message=message, address=address).update(
-                    status=Delivery.Status.BOUNCED, reason=f"smtp_{outcome.code or 'expired'}"[:60], updated_at=now
-                )
-            events.record(
-                "message.bounced",
-                actor_label="relay",
-                object_type="outbox",
-                object_id=row.pk,
-                message_id=message.pk,
-                outcome="failed",
-                detail={"recipients": len(permanent), "codes": sorted({o.status for o in permanent.values()})},
-            )
+            record_bounced(row, permanent, now)
         last = next(iter(temporary.values() or permanent.values()), None)
         last_error = (f"{last.code} {last.text}" if last and last.code else (last.text if last else ""))[:300]
         if temporary:
@@ -266,6 +244,46 @@ def record_outcomes(row: Outbox, outcomes: dict[str, Outcome]) -> int | None:
         len(temporary),
     )
     return retry_in
+
+
+def record_relayed(row: Outbox, accepted: list[str], now) -> None:
+    """The recipients the peer accepted: relayed, and one audit event naming them by their
+    Delivery ids (ids only: the API's status and webhooks name each recipient from them,
+    mailboxes/delivery/history.py)."""
+    relayed = Delivery.objects.filter(message=row.message, address__in=accepted)
+    ids = sorted(relayed.values_list("pk", flat=True))
+    relayed.update(status=Delivery.Status.RELAYED, reason="smtp_250", updated_at=now)
+    events.record(
+        "message.relayed",
+        actor_label="relay",
+        object_type="outbox",
+        object_id=row.pk,
+        message_id=row.message.pk,
+        detail={"recipients": len(accepted), "attempt": row.attempts, "deliveries": ids},
+    )
+
+
+def record_bounced(row: Outbox, permanent: dict[str, Outcome], now) -> None:
+    """The recipients refused for good: bounced with their SMTP code, one audit event naming
+    them as `record_relayed` does."""
+    ids = sorted(Delivery.objects.filter(message=row.message, address__in=list(permanent)).values_list("pk", flat=True))
+    for address, outcome in permanent.items():
+        Delivery.objects.filter(message=row.message, address=address).update(
+            status=Delivery.Status.BOUNCED, reason=f"smtp_{outcome.code or 'expired'}"[:60], updated_at=now
+        )
+    events.record(
+        "message.bounced",
+        actor_label="relay",
+        object_type="outbox",
+        object_id=row.pk,
+        message_id=row.message.pk,
+        outcome="failed",
+        detail={
+            "recipients": len(permanent),
+            "codes": sorted({o.status for o in permanent.values()}),
+            "deliveries": ids,
+        },
+    )
 
 
 def sweep_outbox() -> dict[str, int]:

@@ -249,7 +249,7 @@ def test_a_model_send_counts_against_the_box_daily_limit(cast, api, settings):
     assert both["Content-Type"] == "application/problem+json"
     problem = both.json()
     assert problem["code"] == "daily_limit_reached" and problem["remaining_today"] == 1
-    assert "peut encore envoyer 1 messages aujourd'hui" in problem["detail"]
+    assert "peut encore envoyer 1 message aujourd'hui (limite quotidienne : 2) : 2 demandés." in problem["detail"]
     assert int(both["Retry-After"]) > 0
     assert Message.objects.count() == before  # nothing half-sent
     one = api.call.post("/api/v1/messages", {"to": [cast.pauline_box.address], "model": model.pk})

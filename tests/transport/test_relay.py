@@ -65,7 +65,8 @@ def test_webmail_send_delivers_locally_and_relays_the_same_bytes(peer, sink):
     assert (outbox.status, outbox.attempts) == ("sent", 1)
     assert Delivery.objects.get(message=message, address=EXTERNAL).status == "relayed"
     event = AuditEvent.objects.get(action="message.relayed", message_id=message.pk)
-    assert event.detail == {"recipients": 1, "attempt": 1}
+    delivery = Delivery.objects.get(message=message, address=EXTERNAL)
+    assert event.detail == {"recipients": 1, "attempt": 1, "deliveries": [delivery.pk]}
     # Running the task again is a no-op: nothing goes out twice.
     assert relay.send_outbox(outbox.pk) is None
     assert len(sink.handler.received) == 1
