@@ -13,7 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV_READERS = {"env_str", "env_bool", "env_int", "env_float", "env_list"}
 # The product's modules that read the environment (settings, gunicorn's file, the metrics'
 # multiprocess switch); tests/ and bench/ set variables of their own and are not the product.
-SOURCES = [ROOT / "mssante" / "settings.py", ROOT / "gunicorn.conf.py", ROOT / "operations" / "metrics.py"]
+SOURCES = [
+    ROOT / "mssante" / "settings.py",
+    ROOT / "gunicorn.conf.py",
+    ROOT / "mssante" / "metrics.py",
+    ROOT / "operations" / "metrics.py",
+]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # Names in the first column of configuration.md's tables that are not variables of ours.
 NOT_VARIABLES = {"CELERY_BEAT_SCHEDULE"}
