@@ -49,3 +49,12 @@ def test_the_admin_login_form_does_not_skip_the_second_factor(client, cast, sett
     assert landed_on(response) == admin_index and response.status_code == 200
     # Signed in, the admin's login URL goes on to the admin (Django's own behaviour).
     assert client.get(reverse("admin:login"))["Location"] == admin_index
+
+
+def test_a_signed_in_professional_is_refused_the_admin_in_french(client, cast, password):
+    login(client, "alice", password)
+    response = client.get(reverse("admin:index"), follow=True)
+    assert response.status_code == 403
+    assert landed_on(response).startswith(reverse("admin:login"))
+    assert "Accès refusé" in response.content.decode()
+    assert "_auth_user_id" in client.session  # still signed in to her mail
