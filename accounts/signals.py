@@ -3,7 +3,8 @@
 A wrong second-factor code (TOTP or recovery code) is a failed sign-in too: allauth's
 `authentication_failed` signal records it with `via: second_factor` (or `reauthentication`).
 Django sends its signals for every way in: the password form (allauth calls Django's
-`authenticate` and `login`), Pro Santé Connect (allauth's social login calls `login`), the admin.
+`authenticate` and `login`), Pro Santé Connect (allauth's social login calls `login`). (The
+admin's own login form is not served: /admin/login/ leads to the sign-in page, mssante/urls.py.)
 The events carry the account id when one is known and the client's address behind the trusted
 proxy; never the login typed (a mistyped e-mail address is personal data), only whether it
 matched an account.
@@ -20,8 +21,6 @@ from audit.models import AuditEvent
 
 def _via(request) -> str:
     path = getattr(request, "path", "") or ""
-    if path.startswith("/admin/"):
-        return "admin"
     if "/oidc/" in path or "/3rdparty/" in path or "/openid_connect/" in path:
         return "oidc"
     return "password"

@@ -394,11 +394,19 @@ class SubmissionSMTP(SMTP):
             self.transport.close()  # 421: the server closes the channel (RFC 5321 §3.8)
 
 
+def without_login_data_warning(record: logging.LogRecord) -> bool:
+    """aiosmtpd itself sets its deprecated `Session.login_data` after every successful AUTH, and
+    warns about it: a WARNING line per mail-client login that says nothing about this server."""
+    return not record.getMessage().startswith("Session.login_data is deprecated")
+
+
 async def start(host: str, port: int, handler: SubmissionHandler | None = None):
     from clients.imap.server import check_bind
 
     check_bind(host)
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    aiosmtpd_log = logging.getLogger("mail.log")
+    aiosmtpd_log.setLevel(logging.WARNING)
+    aiosmtpd_log.addFilter(without_login_data_warning)
     handler = handler or SubmissionHandler()
     kwargs = smtp_kwargs()
     loop = asyncio.get_running_loop()

@@ -8,6 +8,8 @@ import ssl
 
 from django.conf import settings
 
+from mailboxes.smtp_gateway import load_certificate
+
 
 def server_context() -> ssl.SSLContext | None:
     if not (settings.CLIENTS_TLS_CERT and settings.CLIENTS_TLS_KEY):
@@ -18,5 +20,5 @@ def server_context() -> ssl.SSLContext | None:
         context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(settings.SMTPD_TLS_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
-    context.load_cert_chain(settings.CLIENTS_TLS_CERT, settings.CLIENTS_TLS_KEY)
+    load_certificate(context, "CLIENTS_TLS_CERT", "CLIENTS_TLS_KEY")
     return context

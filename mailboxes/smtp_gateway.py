@@ -37,6 +37,7 @@ from email.utils import format_datetime
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, TLSSetupException, syntax
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from mailboxes import delivery, reports
@@ -705,8 +706,28 @@ def tls_context() -> ssl.SSLContext | None:
         context.maximum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(settings.SMTPD_TLS_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
-    context.load_cert_chain(settings.SMTPD_TLS_CERT, settings.SMTPD_TLS_KEY)
+    load_certificate(context, "SMTPD_TLS_CERT", "SMTPD_TLS_KEY")
     return context
+
+
+def load_certificate(context: ssl.SSLContext, cert_setting: str, key_setting: str) -> None:
+    """Load the certificate and key the two settings name, or stop the start-up with a message
+    that names the setting and the path at fault (OpenSSL's own says neither: "No such file or
+    directory", "PEM lib")."""
+    cert, key = getattr(settings, cert_setting), getattr(settings, key_setting)
+    for name, path in ((cert_setting, cert), (key_setting, key)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}={path!r} cannot be read: {exc.strerror or exc}") from exc
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise ImproperlyConfigured(
+            f"{cert_setting}={cert!r} and {key_setting}={key!r} are not a PEM certificate (chain) and "
+            f"its private key, or the key does not match the certificate (OpenSSL: {exc.reason or exc})"
+        ) from exc
 
 
 def smtp_kwargs() -> dict:

@@ -9,7 +9,19 @@ from the database at scrape time (operations/metrics.py), so every process sees 
 Labels carry codes and names of views, never an address or an id.
 """
 
+import os
+
+from django.core.exceptions import ImproperlyConfigured
 from prometheus_client import Counter, Histogram
+
+# prometheus_client writes a file there as the first counter is made: a folder that does not exist
+# stopped every process, `manage.py check` included, on a bare FileNotFoundError of that file.
+_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _MULTIPROC_DIR and not os.path.isdir(_MULTIPROC_DIR):
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR={_MULTIPROC_DIR!r} is not a folder: create it, empty, before the "
+        "processes start (docs/operations.md, Metrics)"
+    )
 
 MESSAGES_SUBMITTED = Counter("mss_messages_submitted", "Messages accepted by the delivery path, by source.", ["source"])
 MESSAGES_DELIVERED = Counter(

@@ -305,6 +305,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+# beat keeps the last run of each job in this file; Celery's default is relative to the directory
+# beat starts in (the checkout, with the documented command), which may be read-only there.
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "purge-audit-events": {"task": "audit.tasks.purge_audit_events", "schedule": 24 * 3600},
 }

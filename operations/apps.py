@@ -11,6 +11,7 @@ class OperationsConfig(AppConfig):
         from celery.signals import task_postrun, task_prerun
 
         from audit.chain import events_committed
+        from operations import checks  # noqa: F401 - registers the deployment checks
         from operations.metrics import count_events
         from operations.observability import bind_task_id, unbind_task_id
 

@@ -2,6 +2,7 @@
 
 import email
 import email.policy
+import logging
 import re
 import smtplib
 import ssl
@@ -331,3 +332,17 @@ def test_a_report_without_envelope_id_finds_the_copy_that_left_for_the_other_ope
     ).encode()
     send_message(report, envelope_from="", envelope_to=[cast.alice_box.address], source="smtp")
     assert Delivery.objects.get(address=f"dr.x@{peer}").status == Delivery.Status.BOUNCED
+
+
+def test_a_login_leaves_no_warning_of_aiosmtpd_in_the_log(make_submission, cast, with_tls, caplog):
+    # aiosmtpd sets its deprecated Session.login_data after each AUTH and warns: one WARNING line
+    # per mail-client login in production's log, about aiosmtpd's own code.
+    server = make_submission()
+    smtp = connect(server, with_tls)
+    secure(smtp, with_tls)
+    with caplog.at_level(logging.INFO):
+        smtp.login("alice", PASSWORD)
+        smtp.noop()
+    smtp.quit()
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN, actor=cast.alice, detail__protocol="smtp").exists()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -51,3 +51,34 @@ def test_scripts_run_derives_the_links_from_its_port():
     assert run_script_environment(PORT="23457") == "http://127.0.0.1:23457"
     assert run_script_environment() == "http://127.0.0.1:8000"
     assert run_script_environment(PORT="23457", SITE_URL="https://mss.example.fr") == "https://mss.example.fr"
+
+
+def check_deploy(**env) -> subprocess.CompletedProcess:
+    base = {
+        k: v for k, v in os.environ.items() if k not in ("SITE_URL", "PORT", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    base.update(
+        DEBUG="false",
+        SECRET_KEY="k8Zq-7vR2mN9pL4xT6wY1sB3dF5gH0jKaQeWcVbUiOpLzXnMyRt",
+        ALLOWED_HOSTS="mss.example.fr",
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_warns_when_links_in_e_mails_would_not_reach_the_service():
+    # Forgotten, SITE_URL is the loopback address: invitations sent by `provision` would carry it.
+    for env in ({}, {"SITE_URL": "http://mss.example.fr"}, {"SITE_URL": "https://localhost:8443"}):
+        result = check_deploy(**env)
+        assert result.returncode == 0, result.stderr  # a warning, as Django's own deployment checks
+        assert "(operations.W001) SITE_URL is " in result.stderr, (env, result.stderr)
+    result = check_deploy(SITE_URL="https://mss.example.fr")
+    assert "operations.W001" not in result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
