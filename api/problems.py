@@ -8,6 +8,7 @@ it. Refusal codes of the delivery path and of the patient policy keep their own 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -225,17 +226,46 @@ def handle_exception(exc, context):
 
 
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser with its refusals in French, and a body nested too deep for Python's
-    parser (a RecursionError, else a 500) refused like any unreadable body."""
+    """DRF's JSON parser with its refusals in French (DRF gives Python's English sentence:
+    « Expecting property name enclosed in double quotes… »), a body nested too deep for
+    Python's parser (a RecursionError, else a 500) refused like any unreadable body, and a
+    body that is `null` refused here (DRF's serializer said « No data provided », untranslated)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("Corps JSON illisible : imbrication trop profonde.") from None
+        except exceptions.ParseError as exc:
+            raise exceptions.ParseError(f"Corps JSON illisible : {json_reason(exc.__context__)}") from None
+        if data is None:
+            raise exceptions.ParseError("Corps JSON illisible : null au lieu d'un objet { … }.")
+        return data
+
+
+def json_reason(error) -> str:
+    """Why Python's JSON reader refused a body, in French."""
+    if isinstance(error, json.JSONDecodeError):
+        return f"erreur de syntaxe ligne {error.lineno}, colonne {error.colno}."
+    if isinstance(error, UnicodeDecodeError):
+        return f"le corps n'est pas en UTF-8 (octet {error.start + 1})."
+    if isinstance(error, ValueError) and "float" in str(error):
+        return "NaN et Infinity ne sont pas du JSON."
+    return "ce n'est pas du JSON."
+
+
+class MultiPartParser(parsers.MultiPartParser):
+    """DRF's multipart parser with its refusal in French (« Multipart form parse error -
+    Invalid boundary in multipart: None »)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:
             return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise exceptions.ParseError("Corps JSON illisible : imbrication trop profonde.") from None
-        except exceptions.ParseError as exc:
-            reason = str(exc.detail).removeprefix("JSON parse error - ")
-            raise exceptions.ParseError(f"Corps JSON illisible : {reason}") from None
+        except exceptions.ParseError:
+            raise exceptions.ParseError(
+                "Formulaire multipart illisible : le Content-Type doit donner un séparateur "
+                "(« multipart/form-data; boundary=… ») que le corps emploie."
+            ) from None
 
 
 class ProblemNegotiation(DefaultContentNegotiation):

@@ -88,3 +88,38 @@ def test_a_host_the_server_does_not_answer_is_a_400_problem_under_api(
     assert_problem(status, content_type, body, 400, "bad_request")
     status, content_type, _body = raw_call(live_server, "GET", "/pro/", {"Host": "evil.example", "Connection": "close"})
     assert status == 400 and content_type.startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    "content_type, body, detail",
+    [
+        ("application/json", b"{bad", "Corps JSON illisible : erreur de syntaxe ligne 1, colonne 2."),
+        ("application/json", b'{"to": [\n"a@b.fr",]}', "Corps JSON illisible : erreur de syntaxe ligne 2, colonne 10."),
+        ("application/json", b'{"to": ["\xff"]}', "Corps JSON illisible : le corps n'est pas en UTF-8 (octet 10)."),
+        ("application/json", b'{"subject": NaN}', "Corps JSON illisible : NaN et Infinity ne sont pas du JSON."),
+        ("application/json", b"null", "Corps JSON illisible : null au lieu d'un objet { … }."),
+        (
+            "multipart/form-data",
+            b"to=x",
+            "Formulaire multipart illisible : le Content-Type doit donner un séparateur "
+            "(« multipart/form-data; boundary=… ») que le corps emploie.",
+        ),
+    ],
+    ids=["syntax", "syntax-line-2", "not-utf8", "nan", "null", "multipart-without-boundary"],
+)
+def test_an_unreadable_body_is_explained_in_french(
+    transactional_db, cast, api, live_server, content_type, body, detail
+):
+    """The detail quoted Python's or DRF's English (« Expecting property name enclosed in double
+    quotes », « No data provided », « Multipart form parse error - Invalid boundary »)."""
+    response = requests.post(
+        f"{live_server.url}/api/v1/messages",
+        data=body,
+        headers={"Authorization": f"Bearer {api.secret}", "Content-Type": content_type},
+        timeout=30,
+    )
+    answer = assert_problem(
+        response.status_code, response.headers["Content-Type"], response.content, 422, "validation_error"
+    )
+    assert answer["detail"] == detail
+    assert not Message.objects.exists()
