@@ -123,3 +123,43 @@ def test_an_unreadable_body_is_explained_in_french(
     )
     assert answer["detail"] == detail
     assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "extra, field",
+    [
+        ({"bcc": ["x@ch-troispics.mssante.fr"]}, "bcc"),
+        ({"attachement": [{"filename": "cr.pdf", "content_base64": "JVBERi0xLjQK"}]}, "attachement"),
+        ({"attachments": [{"filename": "cr.pdf", "content_base64": "JVBERi0xLjQK", "size": 12}]}, "attachments.0.size"),
+    ],
+    ids=["bcc", "misspelt-attachments", "attachment-member"],
+)
+def test_a_member_no_field_reads_is_422_and_nothing_is_sent(transactional_db, cast, api, live_server, extra, field):
+    """They were dropped without a word: a `bcc` nobody received, a misspelt `attachement`
+    whose report left without its file, and the answer a 201."""
+    body = {"to": [cast.paul_box.address], "subject": "Inconnu", "text": "Bonjour", **extra}
+    response = requests.post(
+        f"{live_server.url}/api/v1/messages", json=body, headers={"Authorization": f"Bearer {api.secret}"}, timeout=30
+    )
+    answer = assert_problem(
+        response.status_code, response.headers["Content-Type"], response.content, 422, "validation_error"
+    )
+    assert answer["detail"].startswith(f"{field} : Champ inconnu. Champs acceptés : ")
+    assert not Message.objects.filter(subject="Inconnu").exists()
+
+
+def test_a_multipart_attachments_field_is_422_pointing_at_files(transactional_db, cast, api, live_server):
+    """In a form the JSON `attachments` is not read (files go in `files`): the message left
+    without them."""
+    form = {"to": cast.paul_box.address, "subject": "Formulaire", "text": "Bonjour", "attachments": "[]"}
+    response = requests.post(
+        f"{live_server.url}/api/v1/messages",
+        files={name: (None, value) for name, value in form.items()},
+        headers={"Authorization": f"Bearer {api.secret}"},
+        timeout=30,
+    )
+    answer = assert_problem(
+        response.status_code, response.headers["Content-Type"], response.content, 422, "validation_error"
+    )
+    assert answer["errors"] == {"attachments": ["En multipart, les fichiers se joignent dans « files »."]}
+    assert not Message.objects.filter(subject="Formulaire").exists()
