@@ -119,6 +119,9 @@ class Connection:
                     return None
                 fresh = True
                 continue
+            if end - pos > MAX_LINE:  # arrived whole in one read: as long a line as one in pieces
+                self.write(b"* BYE Ligne de commande trop longue\r\n")
+                return None
             line_end = end + 1
             match = LITERAL_RE.search(bytes(self.buf[max(pos, line_end - 32) : line_end]))
             if match is None:

@@ -113,3 +113,17 @@ def test_a_literal_before_login_is_bounded_and_other_sessions_go_on(imap, cast):
     assert other.select("INBOX")[0] == "OK"
     other.logout()
     stranger.close()
+
+
+@pytest.mark.parametrize("size", [70_000, 200_000])
+def test_a_command_line_over_64_kib_ends_the_session_however_it_arrives(imap, cast, size):
+    """The limit held only for a line that came in pieces: one that arrived whole in a read
+    (up to 256 KiB) was run (a 70 KB LOGIN was answered AUTHENTICATIONFAILED)."""
+    raw = Raw(imap.port)
+    raw.send(b"a1 LOGIN alice " + b"x" * size + b"\r\n")
+    assert raw.file.readline() == b"* BYE Ligne de commande trop longue\r\n"
+    assert raw.file.readline() == b""  # closed
+    raw.close()
+    other = imap.client("alice", PASSWORD)
+    assert other.select("INBOX")[0] == "OK"
+    other.logout()
