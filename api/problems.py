@@ -8,8 +8,17 @@ it. Refusal codes of the delivery path and of the patient policy keep their own 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.exceptions import (
+    DisallowedHost,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import OperationalError
 from django.http import Http404, JsonResponse
@@ -32,6 +41,7 @@ class Kind:
 
 
 CATALOGUE: dict[str, Kind] = {
+    "bad_request": Kind(400, "Requête mal formée", "Malformed request"),
     "not_authenticated": Kind(401, "Authentification requise", "Authentication required"),
     "invalid_key": Kind(401, "Clé d'API invalide", "Invalid API key"),
     "key_revoked": Kind(401, "Clé d'API révoquée", "API key revoked"),
@@ -179,6 +189,8 @@ def handle_exception(exc, context):
         return problem_response(
             "temporarily_refused", "Conflit momentané avec un autre envoi : réessayez.", headers={"Retry-After": "1"}
         )
+    if isinstance(exc, SuspiciousOperation):  # met while reading the body (request.data)
+        return problem_response(*suspicious_problem(exc))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -214,17 +226,46 @@ def handle_exception(exc, context):
 
 
 class JSONParser(parsers.JSONParser):
-    """DRF's JSON parser with its refusals in French, and a body nested too deep for Python's
-    parser (a RecursionError, else a 500) refused like any unreadable body."""
+    """DRF's JSON parser with its refusals in French (DRF gives Python's English sentence:
+    « Expecting property name enclosed in double quotes… »), a body nested too deep for
+    Python's parser (a RecursionError, else a 500) refused like any unreadable body, and a
+    body that is `null` refused here (DRF's serializer said « No data provided », untranslated)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("Corps JSON illisible : imbrication trop profonde.") from None
+        except exceptions.ParseError as exc:
+            raise exceptions.ParseError(f"Corps JSON illisible : {json_reason(exc.__context__)}") from None
+        if data is None:
+            raise exceptions.ParseError("Corps JSON illisible : null au lieu d'un objet { … }.")
+        return data
+
+
+def json_reason(error) -> str:
+    """Why Python's JSON reader refused a body, in French."""
+    if isinstance(error, json.JSONDecodeError):
+        return f"erreur de syntaxe ligne {error.lineno}, colonne {error.colno}."
+    if isinstance(error, UnicodeDecodeError):
+        return f"le corps n'est pas en UTF-8 (octet {error.start + 1})."
+    if isinstance(error, ValueError) and "float" in str(error):
+        return "NaN et Infinity ne sont pas du JSON."
+    return "ce n'est pas du JSON."
+
+
+class MultiPartParser(parsers.MultiPartParser):
+    """DRF's multipart parser with its refusal in French (« Multipart form parse error -
+    Invalid boundary in multipart: None »)."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:
             return super().parse(stream, media_type, parser_context)
-        except RecursionError:
-            raise exceptions.ParseError("Corps JSON illisible : imbrication trop profonde.") from None
-        except exceptions.ParseError as exc:
-            reason = str(exc.detail).removeprefix("JSON parse error - ")
-            raise exceptions.ParseError(f"Corps JSON illisible : {reason}") from None
+        except exceptions.ParseError:
+            raise exceptions.ParseError(
+                "Formulaire multipart illisible : le Content-Type doit donner un séparateur "
+                "(« multipart/form-data; boundary=… ») que le corps emploie."
+            ) from None
 
 
 class ProblemNegotiation(DefaultContentNegotiation):
@@ -253,6 +294,35 @@ def refuse_unsized_body(request) -> None:
         raise Problem("length_required", "Envoyez le corps avec un en-tête Content-Length (pas en « chunked »).")
 
 
+def suspicious_problem(exc: SuspiciousOperation) -> tuple[str, str]:
+    """The code and French detail of a request Django refuses as suspicious: too many form
+    fields or files (DATA_UPLOAD_MAX_NUMBER_FIELDS / _FILES), a body over its cap, a Host not
+    in ALLOWED_HOSTS. Under /api/ these were Django's HTML 400 page."""
+    if isinstance(exc, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return "request_too_large", f"Le formulaire compte plus de {limit} champs."
+    if isinstance(exc, TooManyFilesSent):
+        return "request_too_large", f"La requête compte plus de {settings.DATA_UPLOAD_MAX_NUMBER_FILES} fichiers."
+    if isinstance(exc, RequestDataTooBig):
+        return "request_too_large", f"La requête dépasse {settings.API_MAX_REQUEST_BYTES} octets."
+    if isinstance(exc, DisallowedHost):
+        return "bad_request", "En-tête Host non autorisé pour ce serveur."
+    return "bad_request", BAD_REQUEST
+
+
+BAD_REQUEST = "Requête mal formée."
+
+
+def declared_length(request) -> int:
+    """The body's Content-Length as a number of bytes (0 without one). A value that is not a
+    number (« abc », « 1e3 », « 0x10 ») was a 500 in the send view: a `bad_request` problem."""
+    value = (request.META.get("CONTENT_LENGTH") or "0").strip()
+    if not (value.isascii() and value.isdigit()):
+        shown = value[:40]
+        raise Problem("bad_request", f"En-tête Content-Length invalide : « {shown} » n'est pas un nombre d'octets.")
+    return int(value)
+
+
 def is_api(request) -> bool:
     return request.path_info.startswith("/api/")
 
@@ -275,6 +345,14 @@ def no_route(request):
     on as off. It is a route rather than only `page_not_found` because with DEBUG on Django
     answers an unmatched path with its own HTML page and never calls handler404."""
     return problem_json("not_found", NO_ROUTE)
+
+
+def bad_request(request, exception):
+    """handler400 (DEBUG off): under /api/, a problem; elsewhere Django's page. (With DEBUG on,
+    ServerErrorProblemMiddleware rewrites the debug page.)"""
+    if is_api(request):
+        return problem_json(*suspicious_problem(exception))
+    return defaults.bad_request(request, exception)
 
 
 def page_not_found(request, exception):
@@ -311,11 +389,14 @@ class ServerErrorProblemMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if response.status_code != 500 or response.streaming or not is_api(request):
+        if response.status_code not in (400, 500) or response.streaming or not is_api(request):
             return response
         if response.get("Content-Type", "").split(";")[0].strip() == CONTENT_TYPE:
             return response
-        problem = problem_json("server_error", SERVER_ERROR)
+        if response.status_code == 400:  # Django's debug page for a suspicious request
+            problem = problem_json("bad_request", BAD_REQUEST)
+        else:
+            problem = problem_json("server_error", SERVER_ERROR)
         response.content = problem.content
         response["Content-Type"] = CONTENT_TYPE
         if response.has_header("Content-Length"):

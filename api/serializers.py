@@ -6,9 +6,11 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Mapping
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.utils import html
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 
@@ -40,7 +42,39 @@ MEDIA_TYPE = re.compile(rf'{TOKEN}/{TOKEN}([ \t]*;[ \t]*{TOKEN}=({TOKEN}|"[\x20\
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class AttachmentIn(serializers.Serializer):
+INDEXED_ATTACHMENT = re.compile(r"attachments\[\d+\]")
+
+
+class KnownFieldsOnly:
+    """A body's member that no field reads is refused, named in `errors`: a misspelt or
+    invented field (`bcc`, `attachement`, `body`, `notes`) was dropped without a word, and the
+    message left without what the software meant to send."""
+
+    def to_internal_value(self, data):
+        unknown = {}
+        if isinstance(data, Mapping):
+            accepted = ", ".join(self.fields)
+            message = f"Champ inconnu. Champs acceptés : {accepted}."
+            form = html.is_html_input(data)
+            unknown = {
+                str(name): [message]
+                for name in data
+                if name not in self.fields and not (form and INDEXED_ATTACHMENT.match(name))
+            }
+            if form and "attachments" in data:  # DRF reads only `attachments[0].filename`… in a form
+                unknown["attachments"] = ["En multipart, les fichiers se joignent dans « files »."]
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if unknown and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **unknown}) from None
+            raise
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        return value
+
+
+class AttachmentIn(KnownFieldsOnly, serializers.Serializer):
     filename = serializers.CharField(max_length=255, help_text="Le nom du fichier (sans chemin).")
     content_type = serializers.CharField(
         max_length=255,
@@ -137,7 +171,7 @@ def message_fields() -> dict:
     }
 
 
-class MessageIn(serializers.Serializer):
+class MessageIn(KnownFieldsOnly, serializers.Serializer):
     # No docstring: drf-spectacular would publish it as the schema's description.
     def get_fields(self):
         return message_fields()
@@ -270,7 +304,7 @@ class ReplyPage(serializers.Serializer):
     next_cursor = serializers.CharField(allow_null=True)
 
 
-class FileIn(serializers.Serializer):
+class FileIn(KnownFieldsOnly, serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 

@@ -20,7 +20,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework import exceptions, status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,7 +29,15 @@ from api import access, hooks, idempotency, listing, returns, sending
 from api import serializers as s
 from api.auth import ApiKeyAuthentication, HasScope, KeyRateThrottle, request_ip
 from api.models import ApiKey, ReturnReply
-from api.problems import CONTENT_TYPE, JSONParser, Problem, ProblemNegotiation, refuse_unsized_body
+from api.problems import (
+    CONTENT_TYPE,
+    JSONParser,
+    MultiPartParser,
+    Problem,
+    ProblemNegotiation,
+    declared_length,
+    refuse_unsized_body,
+)
 from audit.events import record
 from audit.models import AuditEvent
 from mailboxes.delivery import events_with_next_delivery, message_history, refusal_reason
@@ -103,6 +111,7 @@ class ApiView(APIView):
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         refuse_unsized_body(request)
+        declared_length(request)
         if getattr(request, "problems_only", False):
             raise exceptions.NotAcceptable()
 
@@ -164,7 +173,7 @@ class MessagesView(ApiView):
         responses={201: s.SendResult, **problems(409, 411, 413, 415, 422, 503)},
     )
     def post(self, request):
-        if int(request.META.get("CONTENT_LENGTH") or 0) > settings.API_MAX_REQUEST_BYTES:
+        if declared_length(request) > settings.API_MAX_REQUEST_BYTES:
             raise Problem("request_too_large", f"La requête dépasse {settings.API_MAX_REQUEST_BYTES} octets.")
         incoming = s.MessageIn(data=request.data)
         incoming.is_valid(raise_exception=True)

@@ -70,6 +70,7 @@ def sender_box(user, address: str):
 HEADER_END = re.compile(rb"\r?\n\r?\n")
 FIELD_START = re.compile(rb"\r?\n(?![ \t])")  # a line break not followed by a folded line
 BCC_FIELD = re.compile(rb"bcc[ \t]*:", re.IGNORECASE)
+FIELD_NAME = re.compile(rb"[!-9;-~]+[ \t]*:")  # RFC 5322 §2.2: printable ASCII but ":", then ":"
 
 
 def completed(raw: bytes, domain: str) -> bytes:
@@ -81,6 +82,11 @@ def completed(raw: bytes, domain: str) -> bytes:
     end = HEADER_END.search(raw)
     head, rest = (raw[: end.start()], raw[end.start() :]) if end else (raw, b"")
     fields = FIELD_START.split(head)
+    if not FIELD_NAME.match(fields[0]):
+        # Not a message (empty, or a text without header fields): left as it came, the delivery
+        # path refuses it as the gateway does (554 5.6.0), where a Date and a Message-ID added
+        # in front made it one, sent with no author.
+        return raw
     kept = [field for field in fields if not BCC_FIELD.match(field)]
     names = {field.split(b":", 1)[0].strip().lower() for field in kept}
     added = []

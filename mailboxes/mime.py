@@ -77,6 +77,7 @@ class ParsedMessage:
     references: list[str] = field(default_factory=list)
     from_address: str = ""
     from_name: str = ""
+    from_count: int = 0  # the readable addresses of every From field (RFC 5322: one, or a Sender)
     reply_to: str = ""  # the first address of Reply-To, lower case
     to: list[dict] = field(default_factory=list)
     cc: list[dict] = field(default_factory=list)
@@ -351,6 +352,7 @@ def _read_top_headers(parsed: ParsedMessage, top) -> None:
     references = MSGID_RE.findall(decode_text(top.get("references", "")))
     parsed.references = list(dict.fromkeys(references))[-50:]
     sender = parse_address_list(top.get_all("from") or [])
+    parsed.from_count = len(sender)
     if sender:
         parsed.from_address, parsed.from_name = sender[0]["address"], sender[0]["name"]
     reply_to = parse_address_list(top.get_all("reply-to") or [])

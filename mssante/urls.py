@@ -6,6 +6,7 @@ from accounts import views as account_views
 
 # Under /api/, an unexpected error is problem details too (a path no route matches is the API's
 # last route, api.problems.no_route, so that it holds with DEBUG on); elsewhere Django's pages.
+handler400 = "api.problems.bad_request"
 handler404 = "api.problems.page_not_found"
 handler500 = "api.problems.server_error"
 

@@ -185,25 +185,34 @@ def _name_taken(mailbox: Mailbox, name: str, exclude=None) -> bool:
     )
 
 
-def create_folder(mailbox: Mailbox, name: str) -> Folder:
+def _folder_name(mailbox: Mailbox, name: str, exclude=None) -> str:
+    """The name a folder is created or renamed to, stripped, or a ValidationError saying why
+    not (code `taken` when another folder of the box has it). Both ways in (the webmail's forms
+    and IMAP CREATE/RENAME) come here: a rename to 2000 characters or a name with a NUL was a
+    database error (a 500, an IMAP "erreur temporaire")."""
     name = (name or "").strip()
     if not name:
-        raise ValidationError(_("Donnez un nom au dossier."))
-    if len(name) > 100:
-        raise ValidationError(_("Un nom de dossier compte au plus 100 caractères."))
-    if _name_taken(mailbox, name):
-        raise ValidationError(_("Un dossier « %(n)s » existe déjà dans cette boîte.") % {"n": name})
+        raise ValidationError(_("Donnez un nom au dossier."), code="empty")
+    if len(name) > Folder._meta.get_field("name").max_length:
+        raise ValidationError(_("Un nom de dossier compte au plus 100 caractères."), code="too_long")
+    if any(ord(char) < 32 or ord(char) == 127 for char in name):
+        raise ValidationError(_("Un nom de dossier ne contient pas de caractère de contrôle."), code="control")
+    if name.casefold() == "inbox":  # the inbox's name over IMAP: such a folder was hidden there
+        raise ValidationError(_("« %(n)s » est le nom de la boîte de réception.") % {"n": name}, code="taken")
+    if _name_taken(mailbox, name, exclude=exclude):
+        raise ValidationError(_("Un dossier « %(n)s » existe déjà dans cette boîte.") % {"n": name}, code="taken")
+    return name
+
+
+def create_folder(mailbox: Mailbox, name: str) -> Folder:
+    name = _folder_name(mailbox, name)
     return Folder.objects.create(mailbox=mailbox, role=Folder.Role.USER, name=name, position=100)
 
 
 def rename_folder(folder: Folder, name: str) -> Folder:
     if folder.role != Folder.Role.USER:
         raise ValidationError(_("Les dossiers du système ne se renomment pas."))
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError(_("Donnez un nom au dossier."))
-    if _name_taken(folder.mailbox, name, exclude=folder.pk):
-        raise ValidationError(_("Un dossier « %(n)s » existe déjà dans cette boîte.") % {"n": name})
+    name = _folder_name(folder.mailbox, name, exclude=folder.pk)
     folder.name = name
     folder.save(update_fields=["name"])
     return folder

@@ -182,14 +182,22 @@ def box_for_new_folder(account: Account, name: str) -> tuple[Box, str]:
     return personal, name
 
 
-def create_folder(account: Account, name: str) -> None:
-    box, local = box_for_new_folder(account, name.rstrip(DELIMITER))
+def refuse_reserved(local: str) -> None:
+    """A folder may not be named INBOX in any case (the box's inbox has that IMAP name: a
+    folder renamed so was hidden from IMAP) nor hold an empty level ("a//b", "/a")."""
     if local.upper() == "INBOX" or not local:
         raise Refused("Ce dossier existe déjà.", "ALREADYEXISTS")
+    if "" in local.split(DELIMITER):
+        raise Refused("Un nom de dossier n'a pas de niveau vide.", "CANNOT")
+
+
+def create_folder(account: Account, name: str) -> None:
+    box, local = box_for_new_folder(account, name.rstrip(DELIMITER))
+    refuse_reserved(local)
     try:
         organise.create_folder(Mailbox.objects.get(pk=box.id), local)
     except ValidationError as exc:
-        raise Refused(" ".join(exc.messages), "ALREADYEXISTS") from None
+        raise _name_refused(exc) from None
 
 
 def delete_folder(account: Account, folder: FolderInfo) -> None:
@@ -204,10 +212,19 @@ def rename_folder(account: Account, folder: FolderInfo, new_name: str) -> None:
         raise Refused("Un dossier ne change pas de boîte aux lettres.", "CANNOT")
     if folder.role != Folder.Role.USER:
         raise Refused("Les dossiers du système ne se renomment pas.", "CANNOT")
+    local = local.rstrip(DELIMITER)
+    refuse_reserved(local)
     try:
         organise.rename_folder(Folder.objects.select_related("mailbox").get(pk=folder.id), local)
     except ValidationError as exc:
-        raise Refused(" ".join(exc.messages), "ALREADYEXISTS") from None
+        raise _name_refused(exc) from None
+
+
+def _name_refused(exc: ValidationError) -> Refused:
+    """A folder name the webmail's rules refuse: ALREADYEXISTS only when another folder has it
+    (RFC 5530), CANNOT otherwise (empty, too long, a control character)."""
+    taken = any(error.code == "taken" for error in exc.error_list)
+    return Refused(" ".join(exc.messages), "ALREADYEXISTS" if taken else "CANNOT")
 
 
 # --- snapshots and message data ------------------------------------------------------------

@@ -78,17 +78,25 @@ def parse_date(reader: Reader) -> datetime.date:
         raise BadCommand("invalid date") from None
 
 
-def parse_keys(reader: Reader) -> list[Key]:
-    keys = [parse_key(reader)]
+# How deep parentheses, NOT and OR may nest. Mail clients nest a few levels; without a bound a
+# command of thousands of "NOT " or "(" overflowed Python's stack (parsing, then compiling the
+# query), which answered "NO [UNAVAILABLE] Erreur temporaire" and logged a traceback.
+MAX_DEPTH = 50
+
+
+def parse_keys(reader: Reader, depth: int = 0) -> list[Key]:
+    keys = [parse_key(reader, depth)]
     while not reader.at_end() and reader.peek() != 41:  # ')'
         reader.space()
-        keys.append(parse_key(reader))
+        keys.append(parse_key(reader, depth))
     return keys
 
 
-def parse_key(reader: Reader) -> Key:
+def parse_key(reader: Reader, depth: int = 0) -> Key:
+    if depth >= MAX_DEPTH:
+        raise BadCommand(f"search keys nested more than {MAX_DEPTH} levels deep")
     if reader.maybe(b"("):
-        keys = parse_keys(reader)
+        keys = parse_keys(reader, depth + 1)
         reader.expect(b")")
         return Key("AND", tuple(keys))
     char = reader.peek()
@@ -119,12 +127,12 @@ def parse_key(reader: Reader) -> Key:
         return Key(name, (parse_sequence_set(reader.sequence()),))
     if name == "NOT":
         reader.space()
-        return Key(name, (parse_key(reader),))
+        return Key(name, (parse_key(reader, depth + 1),))
     if name == "OR":
         reader.space()
-        first = parse_key(reader)
+        first = parse_key(reader, depth + 1)
         reader.space()
-        return Key(name, (first, parse_key(reader)))
+        return Key(name, (first, parse_key(reader, depth + 1)))
     raise BadCommand(f"unknown search key {name}")
 
 

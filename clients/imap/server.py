@@ -119,6 +119,9 @@ class Connection:
                     return None
                 fresh = True
                 continue
+            if end - pos > MAX_LINE:  # arrived whole in one read: as long a line as one in pieces
+                self.write(b"* BYE Ligne de commande trop longue\r\n")
+                return None
             line_end = end + 1
             match = LITERAL_RE.search(bytes(self.buf[max(pos, line_end - 32) : line_end]))
             if match is None:
@@ -126,12 +129,12 @@ class Connection:
                 del self.buf[:line_end]
                 return command, fresh
             size, non_sync = int(match.group(1)), bool(match.group(2))
-            if size > self.server.max_literal:
+            if self.literal_refused(size, line_end):
                 tag = bytes(self.buf[: max(self.buf.find(b" "), 0)]) or b"*"
                 if non_sync:
-                    self.write(b"* BYE Message trop volumineux\r\n")
+                    self.write(b"* BYE " + self.too_big() + b"\r\n")
                     return None
-                self.write(tag + b" NO [TOOBIG] Message trop volumineux\r\n")
+                self.write(tag + b" NO [TOOBIG] " + self.too_big() + b"\r\n")
                 del self.buf[:line_end]
                 pos = 0
                 continue
@@ -143,6 +146,20 @@ class Connection:
                     return None
                 fresh = True
             pos = line_end + size
+
+    def literal_refused(self, size: int, before: int) -> bool:
+        """Whether a literal of `size` bytes, announced after `before` bytes of its command, is
+        refused. Before login a literal only carries a login or a password: the whole command
+        stays within MAX_LINE, so that a client that never logs in cannot make the server hold
+        a message-sized buffer (it answered "+ Pret" to 100 MB, and to any chain of literals)."""
+        if self.session.state == "not_authenticated":
+            return before + size > MAX_LINE
+        return size > self.server.max_literal
+
+    def too_big(self) -> bytes:
+        if self.session.state == "not_authenticated":
+            return b"Litteral trop long avant authentification"
+        return b"Message trop volumineux"
 
     async def start_tls(self) -> None:
         await self.flush()

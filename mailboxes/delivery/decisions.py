@@ -155,6 +155,20 @@ def refuse_from_not_box() -> Decision:
     return refuse("sender_not_allowed", _("L'en-tête From du message n'est pas la boîte aux lettres qui envoie."))
 
 
+def refuse_from_missing() -> Decision:
+    return refuse(
+        "sender_not_allowed",
+        _("Le message n'a pas d'en-tête From lisible : il doit donner l'adresse de la boîte aux lettres qui envoie."),
+    )
+
+
+def refuse_several_authors() -> Decision:
+    return refuse(
+        "sender_not_allowed",
+        _("L'en-tête From du message doit donner la seule adresse de la boîte aux lettres qui envoie."),
+    )
+
+
 # One line per refusal code of the delivery path, for pages that show a stored refusal (the
 # delivery timeline): the sentences above name the address, domain or size, while a stored
 # Delivery keeps only the code. The patient domain's codes have their one text in its policy.

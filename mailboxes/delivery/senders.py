@@ -16,11 +16,13 @@ from mailboxes.delivery.decisions import (
     DeliveryRefused,
     refuse_envelope_not_box,
     refuse_forged_local,
+    refuse_from_missing,
     refuse_from_not_box,
     refuse_inactive_box,
     refuse_invalid,
     refuse_malformed,
     refuse_null_sender_not_report,
+    refuse_several_authors,
     refuse_too_large,
     refuse_untrusted,
     refuse_untrusted_from,
@@ -107,13 +109,26 @@ def check_identity(
     if sender and classes[sender_domain] == "untrusted":
         raise refused(refuse_untrusted(sender_domain))
     if sender_mailbox is not None:
-        if parsed.from_address and parsed.from_address.lower() != sender_mailbox.address:
-            raise refused(refuse_from_not_box())
+        check_local_from(parsed, sender_mailbox)
     elif not local_sender:
         for domain in (sender_domain, header_domain):
             if domain and classes[domain] in LOCAL_KINDS:
                 raise refused(refuse_forged_local(domain))
         check_outside_from(parsed, sender, header_domain, classes)
+
+
+def check_local_from(parsed: ParsedMessage, sender_mailbox: Mailbox) -> None:
+    """A local box is the one author of what it sends: its address alone in `From:`. A message
+    without a readable `From:` (none, a name without address, a group, `From:` empty) or with
+    another author beside the box (a second address or a second `From:` field) passed, and its
+    recipients saw an author the box could disown (submission, where the client writes the
+    header; the webmail and the API write it themselves)."""
+    if parsed.from_count == 0:
+        raise refused(refuse_from_missing())
+    if parsed.from_count > 1:
+        raise refused(refuse_several_authors())
+    if parsed.from_address.lower() != sender_mailbox.address:
+        raise refused(refuse_from_not_box())
 
 
 def check_outside_from(parsed: ParsedMessage, sender: str, header_domain: str, classes: dict) -> None:

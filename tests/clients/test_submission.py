@@ -346,3 +346,62 @@ def test_a_login_leaves_no_warning_of_aiosmtpd_in_the_log(make_submission, cast,
     smtp.quit()
     assert AuditEvent.objects.filter(action=AuditEvent.Action.LOGIN, actor=cast.alice, detail__protocol="smtp").exists()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+NO_FROM = "Le message n'a pas d'en-tete From lisible : il doit donner l'adresse de la boite aux lettres qui envoie."
+TWO_AUTHORS = "L'en-tete From du message doit donner la seule adresse de la boite aux lettres qui envoie."
+NOT_A_MESSAGE = "Le message est illisible : ce n'est pas un message electronique."
+
+
+@pytest.mark.parametrize(
+    "head, code, reason",
+    [
+        (b"", 550, NO_FROM),
+        (b"From: Professeur Tournesol\r\n", 550, NO_FROM),
+        (b"From:\r\n", 550, NO_FROM),
+        (b"From: Direction:;\r\n", 550, NO_FROM),
+        (
+            b"From: <alice.martin@ch-troispics.mssante.fr>, <charlie.durand@clinique-du-lac.mssante.fr>\r\n",
+            550,
+            TWO_AUTHORS,
+        ),
+        (
+            b"From: <alice.martin@ch-troispics.mssante.fr>\r\nFrom: <charlie.durand@clinique-du-lac.mssante.fr>\r\n",
+            550,
+            TWO_AUTHORS,
+        ),
+    ],
+    ids=["none", "name-only", "empty", "group", "two-addresses", "two-fields"],
+)
+def test_a_message_whose_from_is_not_the_box_alone_is_refused_with_its_reason(
+    make_submission, cast, head, code, reason
+):
+    """The check compared the box with the first readable From address only when there was
+    one: without a readable From (none, a name alone, a group) the message went out with no
+    author, and a second address or a second From field put another author beside the box."""
+    server = make_submission()
+    smtp = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+    smtp.ehlo("poste.cabinet")
+    smtp.login("alice", PASSWORD)
+    raw = head + b"To: <cardiologie@ch-troispics.mssante.fr>\r\nSubject: Auteur\r\n\r\nBonjour.\r\n"
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        smtp.sendmail("alice.martin@ch-troispics.mssante.fr", ["cardiologie@ch-troispics.mssante.fr"], raw)
+    assert (refused.value.smtp_code, refused.value.smtp_error.decode()) == (code, f"5.7.1 {reason}")
+    assert smtp.noop()[0] == 250  # the session goes on
+    smtp.quit()
+    assert not Entry.objects.filter(message__subject="Auteur").exists()
+
+
+@pytest.mark.parametrize("raw", [b"", b"juste une ligne de texte\r\n"], ids=["empty", "no-header"])
+def test_a_data_that_is_no_message_is_refused_as_the_gateway_refuses_it(make_submission, cast, raw):
+    """The Date and Message-ID the server adds in front made a message of it, sent to the
+    recipients with no author nor subject."""
+    server = make_submission()
+    smtp = smtplib.SMTP("127.0.0.1", server.port, timeout=10)
+    smtp.ehlo("poste.cabinet")
+    smtp.login("alice", PASSWORD)
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        smtp.sendmail("alice.martin@ch-troispics.mssante.fr", ["cardiologie@ch-troispics.mssante.fr"], raw)
+    assert (refused.value.smtp_code, refused.value.smtp_error.decode()) == (554, f"5.6.0 {NOT_A_MESSAGE}")
+    smtp.quit()
+    assert not Entry.objects.filter(mailbox=cast.cardio).exists()

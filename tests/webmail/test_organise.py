@@ -88,6 +88,29 @@ def test_an_empty_folder_says_it_is_empty_before_and_after_its_deletion(cast, cl
     assert "Dossier supprimé ; il était vide." in deleted
 
 
+@pytest.mark.parametrize(
+    "name, said",
+    [
+        ("x" * 2000, "Un nom de dossier compte au plus 100 caractères."),
+        ("Écho\x00", "Un nom de dossier ne contient pas de caractère de contrôle."),
+        ("inbox", "« inbox » est le nom de la boîte de réception."),
+    ],
+)
+def test_a_folder_name_the_box_cannot_keep_is_refused_at_the_form(cast, client, name, said):
+    """Creating checked the length, renaming did not: a rename to 2000 characters, or a name
+    with a NUL either way, was a database error (a 500). A folder named INBOX is hidden from
+    IMAP clients, whose inbox has that name."""
+    client.force_login(cast.bob)
+    client.post(reverse("webmail:folder_create", args=[cast.cardio.pk]), {"name": "Écho"})
+    folder = Folder.objects.get(mailbox=cast.cardio, name="Écho")
+    renamed = client.post(reverse("webmail:folder_edit", args=[cast.cardio.pk, folder.pk]), {"name": name})
+    assert renamed.status_code == 200 and said in html.unescape(renamed.content.decode())
+    created = client.post(reverse("webmail:folder_create", args=[cast.cardio.pk]), {"name": name}, follow=True)
+    assert said in html.unescape(created.content.decode())
+    names = Folder.objects.filter(mailbox=cast.cardio, role=Folder.Role.USER).values_list("name", flat=True)
+    assert list(names) == ["Écho"]
+
+
 def test_system_folders_cannot_be_renamed(cast, client):
     client.force_login(cast.alice)
     inbox = cast.alice_box.folder(Folder.Role.INBOX)
