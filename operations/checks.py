@@ -25,3 +25,20 @@ def site_url_is_public(app_configs, **kwargs):
             id="operations.W001",
         )
     ]
+
+
+@register(Tags.database, deploy=True)
+def database_is_a_server(app_configs, **kwargs):
+    """Without DATABASE_URL a process runs on the local SQLite file of VAR_DIR (the embedded
+    set-up of `scripts/run`): in production, a service that forgot the variable would keep its
+    own mail apart from every other process's, without an error."""
+    if settings.DEBUG or settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+        return []
+    return [
+        Warning(
+            f"The database is the local SQLite file {settings.DATABASES['default']['NAME']}: DATABASE_URL is not "
+            "set for this process, whose data would not be the other processes' (web, mail servers, worker).",
+            hint="Set DATABASE_URL=postgres://… in the environment of every service (docs/configuration.md).",
+            id="operations.W002",
+        )
+    ]

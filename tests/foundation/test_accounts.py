@@ -209,7 +209,9 @@ def test_check_deploy_reports_nothing_in_production_posture():
         for k, v in os.environ.items()
         if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
     }
-    env.update(PROD_ENV, SITE_URL="https://messagerie.ch-troispics.fr")
+    env.update(
+        PROD_ENV, SITE_URL="https://messagerie.ch-troispics.fr", DATABASE_URL="postgres://mss@db.ch-troispics.fr/mss"
+    )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "DEBUG"],
         cwd=ROOT,

@@ -79,6 +79,14 @@ def test_check_deploy_warns_when_links_in_e_mails_would_not_reach_the_service():
         result = check_deploy(**env)
         assert result.returncode == 0, result.stderr  # a warning, as Django's own deployment checks
         assert "(operations.W001) SITE_URL is " in result.stderr, (env, result.stderr)
-    result = check_deploy(SITE_URL="https://mss.example.fr")
+    result = check_deploy(SITE_URL="https://mss.example.fr", DATABASE_URL="postgres://mss@db.example.fr/mss")
     assert "operations.W001" not in result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_check_deploy_warns_when_a_service_would_run_on_the_local_sqlite_file():
+    """A service started without DATABASE_URL uses VAR_DIR's SQLite file, apart from the others."""
+    result = check_deploy(SITE_URL="https://mss.example.fr")
+    assert result.returncode == 0, result.stderr
+    assert "(operations.W002) The database is the local SQLite file " in result.stderr
+    assert "DATABASE_URL is not set for this process" in result.stderr
