@@ -10,7 +10,9 @@ data-protection officer, itself recorded as an audit event.
 
 import csv
 import datetime
+from functools import cache
 
+from django.apps import apps
 from django.contrib import admin
 from django.db.models import OuterRef, Q, Subquery
 from django.http import StreamingHttpResponse
@@ -126,6 +128,29 @@ def actor_display(event) -> str:
     return f"{name} ({event.actor.username})" if name else event.actor.username
 
 
+# Object types that are not a model (the others are named by their model's verbose name).
+OBJECT_TYPES = {
+    "absence": "message d'absence",
+    "indicators": "indicateurs",
+    "pending_return": "retour en attente",
+    "provisioning": "provisionnement",
+    "returnqueue": "file des réponses",
+    "selftest": "auto-test",
+}
+
+
+@cache
+def object_type_label(code: str) -> str:
+    """The French name of a stored object type (`mailbox` → « boîte aux lettres »); the code
+    itself when it names nothing known. The stored code stays in the CSV export."""
+    if code in OBJECT_TYPES:
+        return OBJECT_TYPES[code]
+    for model in apps.get_models():
+        if model._meta.model_name == code:
+            return str(model._meta.verbose_name)
+    return code
+
+
 EXPORT_COLUMNS = [
     ("id", "numéro"),
     ("at", "date et heure"),
@@ -162,7 +187,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     date_hierarchy = "at"
     change_list_template = "admin/audit/auditevent/change_list.html"
-    fields = ["at", "action", "actor", "actor_label", "object_type", "object_id", "mailbox_id", "message_id"]
+    fields = ["at", "action", "actor", "actor_label", "object_type_column", "object_id", "mailbox_id", "message_id"]
     fields += ["outcome", "detail", "ip", "chain", "seq", "prev_hash", "hash"]
     readonly_fields = fields
 
@@ -204,7 +229,12 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="objet")
     def object_column(self, event):
-        return f"{event.object_type} n° {event.object_id}" if event.object_id else (event.object_type or "—")
+        kind = object_type_label(event.object_type)
+        return f"{kind} n° {event.object_id}" if event.object_id else (kind or "—")
+
+    @admin.display(description="type d'objet")
+    def object_type_column(self, event):
+        return object_type_label(event.object_type) or "—"
 
     @admin.display(description="résultat", ordering="outcome")
     def outcome_column(self, event):
