@@ -219,4 +219,4 @@ class AuditEvent(models.Model):
             return self.action
 
     def __str__(self) -> str:
-        return f"trace n° {self.pk} du {self.at:%d/%m/%Y %H:%M:%S} : {self.action_label}"
+        return f"trace n° {self.pk} du {timezone.localtime(self.at):%d/%m/%Y %H:%M:%S} : {self.action_label}"

@@ -10,6 +10,7 @@ data-protection officer, itself recorded as an audit event.
 
 import csv
 import datetime
+import json
 from functools import cache
 
 from django.apps import apps
@@ -139,6 +140,38 @@ OBJECT_TYPES = {
 }
 
 
+# The words of an admin change's detail (audit/signals.py, mailboxes/activation.py), in French.
+DETAIL_WORDS = {
+    "change": "modification",
+    "fields": "champs",
+    "action": "action",
+    "added": "ajout",
+    "changed": "modification",
+    "deleted": "suppression",
+    "activated": "réactivation",
+    "deactivated": "désactivation",
+}
+
+
+def detail_display(detail) -> str:
+    """An event's detail as « modification : suppression » lines; the JSON of any other key's
+    value as stored (codes, counts, ids)."""
+    if not detail:
+        return "—"
+    if not isinstance(detail, dict):
+        return _json(detail)
+    lines = []
+    for key, value in detail.items():
+        if isinstance(value, list):
+            shown = ", ".join(str(item) for item in value)
+        elif isinstance(value, str):
+            shown = DETAIL_WORDS.get(value, value) if key == "change" else value
+        else:
+            shown = json.dumps(value, sort_keys=True, ensure_ascii=False)
+        lines.append(f"{DETAIL_WORDS.get(key, key)} : {shown}")
+    return "\n".join(lines)
+
+
 @cache
 def object_type_label(code: str) -> str:
     """The French name of a stored object type (`mailbox` → « boîte aux lettres »); the code
@@ -188,7 +221,7 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "at"
     change_list_template = "admin/audit/auditevent/change_list.html"
     fields = ["at", "action", "actor", "actor_label", "object_type_column", "object_id", "mailbox_id", "message_id"]
-    fields += ["outcome", "detail", "ip", "chain", "seq", "prev_hash", "hash"]
+    fields += ["outcome", "detail_column", "ip", "chain", "seq", "prev_hash", "hash"]
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -231,6 +264,10 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def object_column(self, event):
         kind = object_type_label(event.object_type)
         return f"{kind} n° {event.object_id}" if event.object_id else (kind or "—")
+
+    @admin.display(description="détail")
+    def detail_column(self, event):
+        return detail_display(event.detail)
 
     @admin.display(description="type d'objet")
     def object_type_column(self, event):
@@ -307,8 +344,6 @@ def _csv_rows(queryset):
 
 
 def _json(value) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True, ensure_ascii=False) if value else ""
 
 

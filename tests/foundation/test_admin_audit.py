@@ -58,6 +58,8 @@ def test_deleting_in_the_admin_is_audited_without_the_patient(admin_client, cast
     assert event.actor == cast.ada and event.object_id == str(block.pk)
     assert event.detail == {"change": "deleted"}
     assert cast.paul_patient.ins not in str(event.detail) and "Lambert" not in str(event.detail)
+    page = admin_client.get(reverse("admin:audit_auditevent_change", args=[event.pk])).content.decode()
+    assert "modification : suppression" in page and ">blocage<" in page
 
 
 def test_every_admin_action_is_audited(admin_client, cast, rf):
