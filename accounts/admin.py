@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm, SetUnusablePasswordMixin
 from django.contrib.auth.models import Group
 
 from accounts.models import User
@@ -98,8 +99,18 @@ class FrenchPermissionsMixin:
         return super().formfield_for_manytomany(db_field, request=request, **kwargs)
 
 
+class FrenchAdminPasswordChangeForm(AdminPasswordChangeForm):
+    """Django's form for an account's password, whose warning Django leaves in English."""
+
+    usable_password_help_text = SetUnusablePasswordMixin.usable_password_help_text + (
+        '<ul id="id_unusable_warning" class="messagelist"><li class="warning">'
+        "Si vous la désactivez, le mot de passe actuel de ce compte sera perdu.</li></ul>"
+    )
+
+
 @admin.register(User)
 class UserAdmin(FrenchPermissionsMixin, BaseUserAdmin):
+    change_password_form = FrenchAdminPasswordChangeForm
     show_full_result_count = False
     list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_active", "last_login"]
     search_fields = ["username", "email", "last_name"]

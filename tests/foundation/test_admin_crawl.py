@@ -205,7 +205,10 @@ def test_every_admin_page_answers_in_french(admin_client, cast, rf):
     request.user = cast.ada
     found, wrong = {}, {}
     index = admin_client.get(reverse("admin:index"))
-    pages = [(reverse("admin:index"), "get", None)]
+    pages = [(reverse("admin:index"), "get", None), (reverse("admin:password_change"), "get", None)]
+    # The admin's own pages beyond the model pages: an account's password, the self-test.
+    pages += [(reverse("admin:auth_user_password_change", args=[cast.alice.pk]), "get", None)]
+    pages += [(reverse("admin:operations_selftest"), "get", None)]
     for model in registered_models():
         pages += pages_of(model, admin.site.get_model_admin(model), request)
     for url, method, data in pages:
