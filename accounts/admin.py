@@ -1,10 +1,16 @@
 """Login accounts in the admin. Identity lives in Professional / Patient; this is the account."""
 
+from allauth.account.admin import EmailAddressAdmin
+from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.socialaccount.admin import SocialAccountAdmin, SocialAppAdmin, SocialAppForm, SocialTokenAdmin
 from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
+from django import forms
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm, SetUnusablePasswordMixin
+from django.contrib.auth.models import Group
 
 from accounts.models import User
 
@@ -64,12 +70,60 @@ class SecondFactorInline(FrenchLabelsMixin, admin.TabularInline):
         return obj.last_used_at or "—"
 
 
+# --- Permissions, in French --------------------------------------------------------------------
+# Django stores each permission's name once, in English ("Can add social account"), when the
+# model is migrated. The account and group forms name the four standard permissions from the
+# model's French verbose name instead; a permission of another kind keeps its own name.
+
+PERMISSION_ACTIONS = {"add": "ajouter", "change": "modifier", "delete": "supprimer", "view": "voir"}
+
+
+def permission_label(permission) -> str:
+    action, _, model_name = permission.codename.partition("_")
+    model = permission.content_type.model_class()
+    if model is not None and action in PERMISSION_ACTIONS and model_name == model._meta.model_name:
+        return f"{permission.content_type} | peut {PERMISSION_ACTIONS[action]} : {model._meta.verbose_name}"
+    return str(permission)
+
+
+class PermissionChoiceField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj):
+        return permission_label(obj)
+
+
+class FrenchPermissionsMixin:
+    def formfield_for_manytomany(self, db_field, request=None, **kwargs):
+        if db_field.name in ("permissions", "user_permissions"):
+            kwargs["form_class"] = PermissionChoiceField
+            kwargs["queryset"] = db_field.remote_field.model.objects.select_related("content_type")
+        return super().formfield_for_manytomany(db_field, request=request, **kwargs)
+
+
+class FrenchAdminPasswordChangeForm(AdminPasswordChangeForm):
+    """Django's form for an account's password, whose warning Django leaves in English."""
+
+    usable_password_help_text = SetUnusablePasswordMixin.usable_password_help_text + (
+        '<ul id="id_unusable_warning" class="messagelist"><li class="warning">'
+        "Si vous la désactivez, le mot de passe actuel de ce compte sera perdu.</li></ul>"
+    )
+
+
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(FrenchPermissionsMixin, BaseUserAdmin):
+    change_password_form = FrenchAdminPasswordChangeForm
     show_full_result_count = False
     list_display = ["username", "email", "first_name", "last_name", "is_staff", "is_active", "last_login"]
     search_fields = ["username", "email", "last_name"]
     inlines = [SecondFactorInline]
+
+
+class GroupAdmin(FrenchPermissionsMixin, BaseGroupAdmin):
+    pass
+
+
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+admin.site.register(Group, GroupAdmin)
 
 
 if admin.site.is_registered(Authenticator):
@@ -119,3 +173,20 @@ for model, model_admin in (
     if admin.site.is_registered(model):
         admin.site.unregister(model)
     admin.site.register(model, model_admin)
+
+
+class AuditedEmailAddressAdmin(EmailAddressAdmin):
+    """allauth's admin of e-mail addresses, whose action leaves an audit event like every admin
+    change (through the admin log, audit/signals.py)."""
+
+    @admin.action(description=EmailAddressAdmin.make_verified.short_description)
+    def make_verified(self, request, queryset):
+        pending = list(queryset.filter(verified=False))
+        super().make_verified(request, queryset)
+        for address in EmailAddress.objects.filter(pk__in=[a.pk for a in pending], verified=True):
+            self.log_change(request, address, "adresse vérifiée")
+
+
+if admin.site.is_registered(EmailAddress):
+    admin.site.unregister(EmailAddress)
+admin.site.register(EmailAddress, AuditedEmailAddressAdmin)

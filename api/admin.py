@@ -73,12 +73,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke_keys(self, request, queryset):
         for key in queryset.filter(revoked_at__isnull=True):
             key.revoke()
-            self.log_change(request, key, "revoked")
+            self.log_change(request, key, "clé révoquée")
         messages.success(request, "Clés révoquées : elles sont refusées dès le prochain appel.")
 
     @admin.action(description="Réactiver le webhook des clés choisies")
     def enable_webhooks(self, request, queryset):
+        keys = list(queryset)
         queryset.update(webhook_enabled=True, webhook_failures=0, webhook_disabled_reason="")
+        for key in keys:
+            self.log_change(request, key, "webhook réactivé")
         messages.success(request, "Webhooks réactivés.")
 
 
@@ -92,11 +95,16 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
     actions = ["retry_now"]
 
+    def has_add_permission(self, request):
+        return False  # a delivery is made by the event it reports (api/webhooks.py), never by hand
+
     @admin.action(description="Renvoyer maintenant")
     def retry_now(self, request, queryset):
-        for pk in queryset.values_list("pk", flat=True):
-            WebhookDelivery.objects.filter(pk=pk).exclude(status="sent").update(status="pending")
-            enqueue(pk)
+        for delivery in queryset:
+            WebhookDelivery.objects.filter(pk=delivery.pk).exclude(status="sent").update(status="pending")
+            enqueue(delivery.pk)
+            self.log_change(request, delivery, "renvoi demandé")
+        messages.success(request, "Renvoi demandé.")
 
 
 @admin.register(ReturnReply)

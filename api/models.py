@@ -202,7 +202,7 @@ class ReturnReply(models.Model):
         indexes = [models.Index(fields=["mailbox", "status", "-id"], name="returnreply_queue")]
 
     def __str__(self) -> str:
-        return f"réponse #{self.pk} ({self.status})"
+        return f"réponse #{self.pk} ({self.get_status_display()})"
 
 
 class WebhookDelivery(models.Model):
@@ -242,4 +242,4 @@ class WebhookDelivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"webhook #{self.pk} ({self.event}, {self.status})"
+        return f"webhook #{self.pk} ({self.get_event_display()}, {self.get_status_display()})"

@@ -219,4 +219,4 @@ class AuditEvent(models.Model):
             return self.action
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.object_type}#{self.object_id} {self.outcome}"
+        return f"trace n° {self.pk} du {timezone.localtime(self.at):%d/%m/%Y %H:%M:%S} : {self.action_label}"

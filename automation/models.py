@@ -192,7 +192,7 @@ class Reminder(models.Model):
         indexes = [models.Index(fields=["status", "due_at"], name="reminder_due")]
 
     def __str__(self) -> str:
-        return f"rappel #{self.pk} ({self.status})"
+        return f"rappel #{self.pk} ({self.get_status_display()})"
 
     @property
     def reason_label(self) -> str:
@@ -242,7 +242,7 @@ class Campaign(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"campagne #{self.pk} ({self.status})"
+        return f"campagne #{self.pk} ({self.get_status_display()})"
 
     @property
     def encoding_label(self) -> str:

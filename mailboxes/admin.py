@@ -84,6 +84,10 @@ class ProfessionalAdmin(FastAdmin):
         ("Compte et préférences", {"fields": ["user", "dematerialisation", "notify_patient_replies"]}),
     ]
 
+    @admin.display(description="nom affiché", ordering="last_name")
+    def display_name(self, obj):
+        return obj.display_name
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership

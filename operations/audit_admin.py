@@ -10,7 +10,10 @@ data-protection officer, itself recorded as an audit event.
 
 import csv
 import datetime
+import json
+from functools import cache
 
+from django.apps import apps
 from django.contrib import admin
 from django.db.models import OuterRef, Q, Subquery
 from django.http import StreamingHttpResponse
@@ -126,6 +129,61 @@ def actor_display(event) -> str:
     return f"{name} ({event.actor.username})" if name else event.actor.username
 
 
+# Object types that are not a model (the others are named by their model's verbose name).
+OBJECT_TYPES = {
+    "absence": "message d'absence",
+    "indicators": "indicateurs",
+    "pending_return": "retour en attente",
+    "provisioning": "provisionnement",
+    "returnqueue": "file des réponses",
+    "selftest": "auto-test",
+}
+
+
+# The words of an admin change's detail (audit/signals.py, mailboxes/activation.py), in French.
+DETAIL_WORDS = {
+    "change": "modification",
+    "fields": "champs",
+    "action": "action",
+    "added": "ajout",
+    "changed": "modification",
+    "deleted": "suppression",
+    "activated": "réactivation",
+    "deactivated": "désactivation",
+}
+
+
+def detail_display(detail) -> str:
+    """An event's detail as « modification : suppression » lines; the JSON of any other key's
+    value as stored (codes, counts, ids)."""
+    if not detail:
+        return "—"
+    if not isinstance(detail, dict):
+        return _json(detail)
+    lines = []
+    for key, value in detail.items():
+        if isinstance(value, list):
+            shown = ", ".join(str(item) for item in value)
+        elif isinstance(value, str):
+            shown = DETAIL_WORDS.get(value, value) if key == "change" else value
+        else:
+            shown = json.dumps(value, sort_keys=True, ensure_ascii=False)
+        lines.append(f"{DETAIL_WORDS.get(key, key)} : {shown}")
+    return "\n".join(lines)
+
+
+@cache
+def object_type_label(code: str) -> str:
+    """The French name of a stored object type (`mailbox` → « boîte aux lettres »); the code
+    itself when it names nothing known. The stored code stays in the CSV export."""
+    if code in OBJECT_TYPES:
+        return OBJECT_TYPES[code]
+    for model in apps.get_models():
+        if model._meta.model_name == code:
+            return str(model._meta.verbose_name)
+    return code
+
+
 EXPORT_COLUMNS = [
     ("id", "numéro"),
     ("at", "date et heure"),
@@ -162,8 +220,8 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     )
     date_hierarchy = "at"
     change_list_template = "admin/audit/auditevent/change_list.html"
-    fields = ["at", "action", "actor", "actor_label", "object_type", "object_id", "mailbox_id", "message_id"]
-    fields += ["outcome", "detail", "ip", "chain", "seq", "prev_hash", "hash"]
+    fields = ["at", "action", "actor", "actor_label", "object_type_column", "object_id", "mailbox_id", "message_id"]
+    fields += ["outcome", "detail_column", "ip", "chain", "seq", "prev_hash", "hash"]
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -204,7 +262,16 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="objet")
     def object_column(self, event):
-        return f"{event.object_type} n° {event.object_id}" if event.object_id else (event.object_type or "—")
+        kind = object_type_label(event.object_type)
+        return f"{kind} n° {event.object_id}" if event.object_id else (kind or "—")
+
+    @admin.display(description="détail")
+    def detail_column(self, event):
+        return detail_display(event.detail)
+
+    @admin.display(description="type d'objet")
+    def object_type_column(self, event):
+        return object_type_label(event.object_type) or "—"
 
     @admin.display(description="résultat", ordering="outcome")
     def outcome_column(self, event):
@@ -277,8 +344,6 @@ def _csv_rows(queryset):
 
 
 def _json(value) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True, ensure_ascii=False) if value else ""
 
 

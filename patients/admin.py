@@ -54,6 +54,10 @@ class PatientAdmin(admin.ModelAdmin):
             kwargs["choices"] = [c for c in Patient.SpaceState.choices if c[0] != Patient.SpaceState.CLOSED]
         return super().formfield_for_choice_field(db_field, request, **kwargs)
 
+    @admin.display(description="nom affiché", ordering="birth_name")
+    def display_name(self, obj):
+        return obj.display_name
+
     @admin.display(description="messagerie")
     def mailbox_link(self, obj):
         if obj.mailbox_id is None:
