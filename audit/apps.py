@@ -9,9 +9,8 @@ class AuditConfig(AppConfig):
         from celery.signals import task_postrun
         from django.core.signals import request_finished, request_started
 
-        from audit import events, signals
+        from audit import events, signals  # noqa: F401 - signals registers the admin's receiver
 
-        signals.install()
         # Refusals and security events outlive a caller's rollback (events.record_lasting).
         request_started.connect(events.forget_remembered, dispatch_uid="audit-forget-remembered")
         request_finished.connect(events.write_rolled_back, dispatch_uid="audit-write-rolled-back")

@@ -5,9 +5,9 @@ kind of change and the names of the changed fields — never their values — or
 the fixed words it logged (`ModelAdmin.log_change(request, obj, "clé révoquée")`): every custom
 action logs each object it changes that way, unless the function it calls records its own event.
 
-One LogEntry is saved (post_save below); several at once (deleting a selection) go through
-`bulk_create`, which sends no signal, so `install()` also wraps `LogEntryManager.log_actions`
-for that case only.
+Every LogEntry is saved on its own (post_save below): deleting a selection writes one per object
+through the admin site's `AuditedDeletions` (audit/admin_site.py), instead of Django's single
+`bulk_create`, which sends no signal.
 """
 
 import json
@@ -77,21 +77,3 @@ def record_log_entry(entry: LogEntry) -> AuditEvent:
 def record_admin_change(sender, instance: LogEntry, created: bool, raw: bool = False, **kwargs):
     if created and not raw:
         record_log_entry(instance)
-
-
-def install() -> None:
-    manager_class = type(LogEntry.objects)
-    original = manager_class.log_actions
-    if getattr(original, "audited", False):
-        return
-
-    def log_actions(self, *args, **kwargs):
-        result = original(self, *args, **kwargs)
-        entries = result if isinstance(result, list) else [result]
-        if len(entries) > 1:  # written by bulk_create: no post_save was sent
-            for entry in entries:
-                record_log_entry(entry)
-        return result
-
-    log_actions.audited = True
-    manager_class.log_actions = log_actions

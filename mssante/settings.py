@@ -31,7 +31,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = (env_str("SITE_URL") or f"http://127.0.0.1:{env_int('PORT', 8000)}").rstrip("/")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "audit.admin_config.AuditedAdminConfig",  # django.contrib.admin, every deletion audited
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -10,8 +10,6 @@ handler400 = "api.problems.bad_request"
 handler404 = "api.problems.page_not_found"
 handler500 = "api.problems.server_error"
 
-admin.site.site_header = "Administration MSSanté"
-admin.site.site_title = "Administration MSSanté"
 
 urlpatterns = [
     path("", account_views.home, name="home"),
