@@ -22,12 +22,15 @@ from django.core.exceptions import (
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import OperationalError
 from django.http import Http404, JsonResponse
+from django.utils.http import parse_header_parameters
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, parsers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from api.serializers import too_many_attachments
 
 TYPE_BASE = "urn:mssante:api:problem:"
 CONTENT_TYPE = "application/problem+json"
@@ -189,6 +192,9 @@ def handle_exception(exc, context):
         return problem_response(
             "temporarily_refused", "Conflit momentané avec un autre envoi : réessayez.", headers={"Retry-After": "1"}
         )
+    if isinstance(exc, TooManyFilesSent):  # Django stopped reading a form past API_MAX_ATTACHMENTS files
+        errors = {"files": [too_many_attachments()]}
+        return problem_response("validation_error", validation_detail(errors), extra={"errors": errors})
     if isinstance(exc, SuspiciousOperation):  # met while reading the body (request.data)
         return problem_response(*suspicious_problem(exc))
     if isinstance(exc, Http404):
@@ -321,6 +327,28 @@ def declared_length(request) -> int:
         shown = value[:40]
         raise Problem("bad_request", f"En-tête Content-Length invalide : « {shown} » n'est pas un nombre d'octets.")
     return int(value)
+
+
+MAX_BOUNDARY = 70  # RFC 2046 §5.1.1: a boundary is 1 to 70 characters
+
+
+def check_multipart_boundary(request) -> None:
+    """A form's boundary over RFC 2046's 70 characters is a `bad_request` that says so. Django
+    read one up to 201 characters, answered « illisible » (422) past them, and past DRF's
+    256-character Content-Type the answer was « type de média non supporté » (415)."""
+    content_type = request.META.get("CONTENT_TYPE", "")
+    if not content_type.lstrip().lower().startswith("multipart/form-data"):
+        return
+    try:
+        boundary = parse_header_parameters(content_type)[1].get("boundary") or ""
+    except ValueError:  # an undecodable RFC 2231 parameter: the parser's own refusal follows
+        return
+    if len(boundary) > MAX_BOUNDARY:
+        raise Problem(
+            "bad_request",
+            f"Formulaire multipart illisible : séparateur (boundary) invalide, trop long ({len(boundary)} "
+            f"caractères ; {MAX_BOUNDARY} au plus, RFC 2046).",
+        )
 
 
 def is_api(request) -> bool:

@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Mapping
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.utils import html
@@ -74,7 +75,63 @@ class KnownFieldsOnly:
         return value
 
 
+def too_many_attachments(count: int | None = None) -> str:
+    """The French refusal of a call of more than API_MAX_ATTACHMENTS attachments; `count`
+    None when Django stopped reading a form past its files' limit (the same number)."""
+    limit = settings.API_MAX_ATTACHMENTS
+    counted = f"{count} pièces jointes" if count is not None else f"Plus de {limit} pièces jointes"
+    return f"{counted} : {limit} au plus par message."
+
+
+class AttachmentList(serializers.ListSerializer):
+    """`attachments`: their number is checked before any is decoded (2000 tiny ones were sent)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, list) and len(data) > settings.API_MAX_ATTACHMENTS:
+            raise serializers.ValidationError([too_many_attachments(len(data))])
+        return super().to_internal_value(data)
+
+
+def upload_content_type(upload) -> str:
+    """A multipart file's type, read as the JSON `content_type` is: its part's Content-Type
+    header, `type/sous-type` (Django keeps the parameters apart); none is
+    application/octet-stream, as a JSON attachment without `content_type`."""
+    declared = (upload.content_type or "").strip()
+    if not declared:
+        return "application/octet-stream"
+    if not MEDIA_TYPE.fullmatch(declared):
+        shown = CONTROL.sub("?", declared[:80])
+        raise serializers.ValidationError(
+            f"Type de contenu « {shown} » de « {upload.name} » invalide : attendu « type/sous-type » "
+            "(ex. application/pdf) dans l'en-tête Content-Type de sa partie."
+        )
+    return declared
+
+
+class UploadList(serializers.ListField):
+    """`files` (multipart): their number as `attachments`', each part's declared type checked."""
+
+    child = serializers.FileField()
+
+    def to_internal_value(self, data):
+        if isinstance(data, list | tuple) and len(data) > settings.API_MAX_ATTACHMENTS:
+            raise serializers.ValidationError([too_many_attachments(len(data))])
+        uploads = super().to_internal_value(data)
+        errors = {}
+        for index, upload in enumerate(uploads):
+            try:
+                upload.content_type = upload_content_type(upload)
+            except serializers.ValidationError as exc:
+                errors[index] = exc.detail
+        if errors:
+            raise serializers.ValidationError(errors)
+        return uploads
+
+
 class AttachmentIn(KnownFieldsOnly, serializers.Serializer):
+    class Meta:
+        list_serializer_class = AttachmentList
+
     filename = serializers.CharField(max_length=255, help_text="Le nom du fichier (sans chemin).")
     content_type = serializers.CharField(
         max_length=255,
@@ -153,8 +210,10 @@ def message_fields() -> dict:
         "text": TextField(required=False, allow_blank=True, default="", trim_whitespace=False),
         "html": TextField(required=False, allow_blank=True, default="", trim_whitespace=False),
         "attachments": AttachmentIn(many=True, required=False, default=list, help_text="JSON : fichiers en base64."),
-        "files": serializers.ListField(
-            child=serializers.FileField(), required=False, default=list, help_text="Multipart : fichiers joints."
+        "files": UploadList(
+            required=False,
+            default=list,
+            help_text="Multipart : fichiers joints, chacun avec son type dans l'en-tête Content-Type de sa partie.",
         ),
         "request_read_receipt": serializers.BooleanField(required=False, default=False),
         "in_reply_to": serializers.CharField(

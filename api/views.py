@@ -35,6 +35,7 @@ from api.problems import (
     MultiPartParser,
     Problem,
     ProblemNegotiation,
+    check_multipart_boundary,
     declared_length,
     refuse_unsized_body,
 )
@@ -112,6 +113,7 @@ class ApiView(APIView):
         super().initial(request, *args, **kwargs)
         refuse_unsized_body(request)
         declared_length(request)
+        check_multipart_boundary(request)
         if getattr(request, "problems_only", False):
             raise exceptions.NotAcceptable()
 

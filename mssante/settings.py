@@ -607,6 +607,11 @@ API_MAX_REQUEST_BYTES = env_int("API_MAX_REQUEST_BYTES", 40 * 1024**2)
 # (2.5 MB by default): the API's JSON with base64 attachments needs the API's own limit. The
 # reverse proxy's body limit stays the first guard for every page.
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_REQUEST_BYTES
+# The most attachments one API call sends (JSON `attachments` or multipart `files`): 422 past it.
+# Django stops reading a form at DATA_UPLOAD_MAX_NUMBER_FILES files (100 by default): the same
+# number, so that a form of too many files is refused as a JSON body of too many attachments.
+API_MAX_ATTACHMENTS = env_int("API_MAX_ATTACHMENTS", 100)
+DATA_UPLOAD_MAX_NUMBER_FILES = API_MAX_ATTACHMENTS
 # API calls check their kept database connection (CONN_MAX_AGE, the CONN_HEALTH_CHECKS probe) at
 # most this often per worker thread, and after a call that raised; 0: around every call, as
 # Django does for every other request (api/connections.py).

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from clients.imap import mime
 from clients.imap.backend import SEEN, flag_names
-from clients.imap.protocol import BadCommand, Reader, literal
+from clients.imap.protocol import BadCommand, Reader, literal, shown
 
 MACROS = {
     "ALL": ["FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"],
@@ -103,7 +103,7 @@ def _name(reader: Reader) -> str:
     while reader.peek() is not None and reader.peek() in NAME_CHARS:
         reader.pos += 1
     if reader.pos == start:
-        raise BadCommand("expected a fetch item")
+        raise BadCommand("element de FETCH attendu")
     return reader.data[start : reader.pos].decode("ascii").upper()
 
 
@@ -120,11 +120,11 @@ def parse_item(reader: Reader) -> Item:
             length = reader.number()
             reader.expect(b">")
             if length == 0:
-                raise BadCommand("a partial fetch asks for at least one byte")
+                raise BadCommand("une lecture partielle <debut.longueur> demande au moins un octet")
             partial = (start, length)
         return Item("BODY" if name == "BODY" else "BODY.PEEK", section, partial)
     if name not in SIMPLE:
-        raise BadCommand(f"unknown fetch item {name}")
+        raise BadCommand(f"element de FETCH inconnu : {shown(name)}")
     return Item(name)
 
 
@@ -140,13 +140,13 @@ def parse_section(reader: Reader) -> mime.Section:
     while parts and parts[0].isdigit():
         number = int(parts.pop(0))
         if number == 0:
-            raise BadCommand("section numbers start at 1")
+            raise BadCommand("les numeros de partie commencent a 1")
         path.append(number)
     text = ".".join(parts)
     if text not in ("", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"):
-        raise BadCommand("invalid section")
+        raise BadCommand(f"section inconnue : {shown(text)}")
     if text == "MIME" and not path:
-        raise BadCommand("MIME needs a part number")
+        raise BadCommand("MIME demande un numero de partie")
     fields: tuple[str, ...] = ()
     if text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
         reader.space()

@@ -12,7 +12,31 @@ import re
 
 
 class BadCommand(Exception):
-    """A syntax error: answered `BAD`."""
+    """A syntax error: answered `BAD` with a short French reason in ASCII (IMAP response text
+    is 7-bit here, as the NO texts), after the command's name once it is known
+    (`BAD FETCH : element de FETCH inconnu : FOO`)."""
+
+    def __init__(self, text: str, command: str = ""):
+        super().__init__(text)
+        self.text = text
+        self.command = command
+
+    def reply(self) -> str:
+        return f"{self.command} : {self.text}" if self.command else self.text
+
+
+def shown(value: bytes | str, limit: int = 40) -> str:
+    """What the client sent, quoted in a BAD text: printable ASCII, cut at `limit` characters."""
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+    text = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+EXPECTED = {b" ": "espace attendue", b"}\r\n": 'fin de ligne attendue apres "}" du litteral'}
+
+
+def shown_byte(byte: int) -> str:
+    return f'"{chr(byte)}"' if 32 < byte < 127 else "une espace" if byte == 32 else f"l'octet 0x{byte:02x}"
 
 
 ATOM_SPECIALS = frozenset(b'(){ %*"\\]') | frozenset(range(0, 32)) | {127}
@@ -35,7 +59,9 @@ class Reader:
 
     def expect(self, char: bytes) -> None:
         if self.data[self.pos : self.pos + len(char)] != char:
-            raise BadCommand(f"expected {char.decode()!r}")
+            if self.at_end() and char == b" ":
+                raise BadCommand("argument manquant")
+            raise BadCommand(EXPECTED.get(char) or f'"{char.decode()}" attendu')
         self.pos += len(char)
 
     def space(self) -> None:
@@ -49,7 +75,7 @@ class Reader:
 
     def end(self) -> None:
         if not self.at_end():
-            raise BadCommand("unexpected characters at the end of the command")
+            raise BadCommand("caracteres en trop en fin de commande")
 
     def atom(self, extra: frozenset = frozenset()) -> bytes:
         """An atom; `extra` are otherwise special characters allowed here (`]` in an astring,
@@ -59,7 +85,9 @@ class Reader:
         while self.pos < len(data) and (data[self.pos] not in ATOM_SPECIALS or data[self.pos] in extra):
             self.pos += 1
         if self.pos == start:
-            raise BadCommand("expected an atom")
+            if self.at_end():
+                raise BadCommand("argument manquant")
+            raise BadCommand(f"argument attendu, pas {shown_byte(data[self.pos])}")
         return data[start : self.pos]
 
     def sequence(self) -> bytes:
@@ -71,7 +99,7 @@ class Reader:
         while self.pos < len(self.data) and 48 <= self.data[self.pos] <= 57:
             self.pos += 1
         if self.pos == start:
-            raise BadCommand("expected a number")
+            raise BadCommand("nombre attendu")
         return int(self.data[start : self.pos])
 
     def quoted(self) -> bytes:
@@ -80,18 +108,18 @@ class Reader:
         data = self.data
         while True:
             if self.pos >= len(data):
-                raise BadCommand("unterminated quoted string")
+                raise BadCommand("chaine entre guillemets non terminee")
             char = data[self.pos]
             self.pos += 1
             if char == 34:  # '"'
                 return bytes(out)
             if char == 92:  # backslash
                 if self.pos >= len(data):
-                    raise BadCommand("unterminated quoted string")
+                    raise BadCommand("chaine entre guillemets non terminee")
                 char = data[self.pos]
                 self.pos += 1
             elif char in (10, 13):
-                raise BadCommand("line break in a quoted string")
+                raise BadCommand("saut de ligne dans une chaine entre guillemets")
             out.append(char)
 
     def literal(self) -> bytes:
@@ -100,7 +128,7 @@ class Reader:
         self.maybe(b"+")
         self.expect(b"}\r\n")
         if self.pos + size > len(self.data):
-            raise BadCommand("literal shorter than announced")
+            raise BadCommand("litteral plus court qu'annonce")
         value = self.data[self.pos : self.pos + size]
         self.pos += size
         return value
@@ -111,7 +139,7 @@ class Reader:
             return self.quoted()
         if char == 123:
             return self.literal()
-        raise BadCommand("expected a string")
+        raise BadCommand("chaine attendue (entre guillemets ou litteral)")
 
     def astring(self, extra: frozenset = frozenset()) -> bytes:
         char = self.peek()
@@ -190,11 +218,11 @@ def parse_sequence_set(text: bytes) -> list[tuple[int | None, int | None]]:
     for part in text.split(b","):
         match = SEQUENCE_RE.match(part)
         if not match:
-            raise BadCommand("invalid sequence set")
+            raise BadCommand(f"ensemble de messages invalide : {shown(text)}")
         first = None if match.group(1) == b"*" else int(match.group(1))
         second = first if match.group(2) is None else (None if match.group(2) == b"*" else int(match.group(2)))
         if first == 0 or second == 0:
-            raise BadCommand("0 is not a valid message number")
+            raise BadCommand("0 n'est pas un numero de message")
         ranges.append((first, second))
     return ranges
 
@@ -268,7 +296,7 @@ def decode_mailbox(data: bytes) -> str:
             continue
         end = data.find(b"-", pos)
         if end == -1:
-            raise BadCommand("invalid modified UTF-7 mailbox name")
+            raise BadCommand(f"nom de dossier invalide (UTF-7 modifie) : {shown(data)}")
         chunk = data[pos + 1 : end]
         if not chunk:
             out.append("&")
@@ -277,7 +305,7 @@ def decode_mailbox(data: bytes) -> str:
             try:
                 out.append(base64.b64decode(padded).decode("utf-16-be"))
             except ValueError:
-                raise BadCommand("invalid modified UTF-7 mailbox name") from None
+                raise BadCommand(f"nom de dossier invalide (UTF-7 modifie) : {shown(data)}") from None
         pos = end + 1
     text = "".join(out)
     if any(ord(c) > 0x7F for c in data.decode("latin-1")):

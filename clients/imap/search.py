@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clients.imap.mime import header_end, parse_headers
-from clients.imap.protocol import BadCommand, Reader, parse_sequence_set, sequence_members
+from clients.imap.protocol import BadCommand, Reader, parse_sequence_set, sequence_members, shown
 from webmail.search_index import fold
 
 MONTHS = {
@@ -75,7 +75,7 @@ def parse_date(reader: Reader) -> datetime.date:
         day, month, year = text.split("-")
         return datetime.date(int(year), MONTHS[month.lower()], int(day))
     except (ValueError, KeyError):
-        raise BadCommand("invalid date") from None
+        raise BadCommand(f"date invalide : {shown(text)} (attendue : 1-Dec-2026)") from None
 
 
 # How deep parentheses, NOT and OR may nest. Mail clients nest a few levels; without a bound a
@@ -94,7 +94,7 @@ def parse_keys(reader: Reader, depth: int = 0) -> list[Key]:
 
 def parse_key(reader: Reader, depth: int = 0) -> Key:
     if depth >= MAX_DEPTH:
-        raise BadCommand(f"search keys nested more than {MAX_DEPTH} levels deep")
+        raise BadCommand(f"criteres imbriques sur plus de {MAX_DEPTH} niveaux")
     if reader.maybe(b"("):
         keys = parse_keys(reader, depth + 1)
         reader.expect(b")")
@@ -133,7 +133,7 @@ def parse_key(reader: Reader, depth: int = 0) -> Key:
         first = parse_key(reader, depth + 1)
         reader.space()
         return Key(name, (first, parse_key(reader, depth + 1)))
-    raise BadCommand(f"unknown search key {name}")
+    raise BadCommand(f"critere de recherche inconnu : {shown(name)}")
 
 
 def _day_bounds(day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
@@ -246,7 +246,7 @@ class Compiler:
             return Q(forwarded=True) if key.args[0].lower() == "$forwarded" else Q(pk__in=[])
         if name == "UNKEYWORD":
             return Q(forwarded=False) if key.args[0].lower() == "$forwarded" else Q()
-        raise BadCommand(f"unknown search key {name}")
+        raise BadCommand(f"critere de recherche inconnu : {shown(name)}")
 
     @staticmethod
     def _contains(columns, value: str) -> Q:

@@ -39,6 +39,7 @@ from clients import psc
 from clients.imap.protocol import BadCommand, Reader
 from clients.imap.session import Respond, Session, SessionEnded
 from clients.tls import server_context
+from mailboxes.smtp_gateway import ascii_text
 from mssante.db import kept_connection_call
 
 log = logging.getLogger("clients.imap")
@@ -221,7 +222,7 @@ class Connection:
             name = reader.atom().decode("ascii", "replace").upper()
             await self.session.handle(tag, name, reader)
         except BadCommand as exc:
-            self.write(tag + b" BAD " + str(exc).encode("ascii", "replace") + b"\r\n")
+            self.write(tag + b" BAD " + ascii_text(exc.reply()).encode("ascii") + b"\r\n")
         except Respond as exc:
             code = f"[{exc.code}] " if exc.code else ""
             self.write(tag + b" " + exc.status.encode() + b" " + (code + exc.text).encode("ascii", "replace") + b"\r\n")

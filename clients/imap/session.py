@@ -32,6 +32,7 @@ from clients.imap.protocol import (
     format_sequence_set,
     parse_sequence_set,
     sequence_members,
+    shown,
 )
 from mailboxes.smtp_gateway import ascii_text
 
@@ -180,21 +181,28 @@ class Session:
     async def handle(self, tag: bytes, name: str, reader: Reader) -> None:
         uid = False
         if name == "UID":
-            reader.space()
-            name = reader.atom().decode("ascii", "replace").upper()
+            try:
+                reader.space()
+                name = reader.atom().decode("ascii", "replace").upper()
+            except BadCommand as exc:
+                raise BadCommand(exc.text, "UID") from None
             uid = True
             if name not in ("FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE"):
-                raise BadCommand("unknown UID command")
+                raise BadCommand(f"commande UID inconnue : {shown(name)}")
         handler = COMMANDS.get(name)
         if handler is None:
-            raise BadCommand(f"unknown command {name}")
+            raise BadCommand(f"commande inconnue : {shown(name)}")
         states, method = handler
         if self.state not in states:
-            raise Respond("BAD", "Commande impossible dans cet etat")
-        if method in UID_AWARE:
-            text = await getattr(self, method)(tag, reader, uid)
-        else:
-            text = await getattr(self, method)(tag, reader)
+            raise Respond("BAD", f"{name} : {state_refusal(self.state, states)}")
+        try:
+            if method in UID_AWARE:
+                text = await getattr(self, method)(tag, reader, uid)
+            else:
+                text = await getattr(self, method)(tag, reader)
+        except BadCommand as exc:
+            exc.command = exc.command or (f"UID {name}" if uid else name)
+            raise
         if text is not ANSWERED:
             self.write(tag + b" OK " + (text or f"{name} termine").encode("ascii") + b"\r\n")
 
@@ -427,7 +435,8 @@ class Session:
         items = [i.upper().decode("ascii", "replace") for i in reader.paren_list(reader.atom)]
         reader.end()
         if not set(items) <= backend.STATUS_ITEMS:
-            raise BadCommand("unknown status item")
+            unknown = ", ".join(i for i in items if i not in backend.STATUS_ITEMS)
+            raise BadCommand(f"element de STATUS inconnu : {shown(unknown)}")
         folder = await self.folder(name)
         values = await self.run(backend.status, folder.id, frozenset(items))
         body = " ".join(f"{i} {values[i]}" for i in items).encode("ascii")
@@ -572,7 +581,7 @@ class Session:
         for first, second in ranges:
             low, high = (count if first is None else first), (count if second is None else second)
             if max(low, high) > count:
-                raise BadCommand("message number beyond the last message")
+                raise BadCommand(f"numero de message au-dela du dernier ({count})")
             numbers.update(range(min(low, high), max(low, high) + 1))
         return sorted(sel.uids[n - 1] for n in numbers)
 
@@ -746,7 +755,7 @@ class Session:
         silent = action.endswith(".SILENT")
         action = action.removesuffix(".SILENT")
         if action not in ("FLAGS", "+FLAGS", "-FLAGS"):
-            raise BadCommand("STORE takes FLAGS, +FLAGS or -FLAGS")
+            raise BadCommand("FLAGS, +FLAGS ou -FLAGS attendu")
         reader.space()
         if reader.peek() == 40:
             flags = reader.paren_list(reader.flag)
@@ -810,6 +819,15 @@ class Session:
 # --- helpers -------------------------------------------------------------------------------------
 
 
+def state_refusal(state: str, states: tuple[str, ...]) -> str:
+    """Why a known command is refused in the session's state (BAD, RFC 3501 §6)."""
+    if state == "not_authenticated":
+        return "connectez-vous d'abord (LOGIN ou AUTHENTICATE)"
+    if states == NOT_AUTH:
+        return "session deja authentifiee"
+    return "ouvrez d'abord un dossier (SELECT ou EXAMINE)"
+
+
 def flags_out(bits: int) -> bytes:
     return " ".join(backend.flag_names(bits)).encode("ascii")
 
@@ -830,7 +848,7 @@ def parse_datetime(text: bytes):
     try:
         return datetime.datetime.strptime(text.decode("ascii").strip(), "%d-%b-%Y %H:%M:%S %z")
     except ValueError:
-        raise BadCommand("invalid date-time") from None
+        raise BadCommand(f'date invalide : {shown(text)} (attendue : "01-Dec-2026 10:00:00 +0100")') from None
 
 
 def list_entries(folders: list[backend.FolderInfo], pattern: str, special_only: bool):

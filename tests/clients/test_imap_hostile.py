@@ -60,7 +60,7 @@ def test_search_keys_nested_thousands_deep_are_bad_and_the_session_goes_on(imap,
     (a client retries that) with a traceback in the log."""
     deliver(cast, cast.alice_box, subject="Suivi")
     assert session.command(b"s", b"SELECT INBOX")[-1].startswith(b"s OK")
-    assert session.command(b"k", b"SEARCH " + keys) == [b"k BAD search keys nested more than 50 levels deep"]
+    assert session.command(b"k", b"SEARCH " + keys) == [b"k BAD SEARCH : criteres imbriques sur plus de 50 niveaux"]
     assert session.command(b"n", b"SEARCH NOT NOT (NOT (NOT ALL))") == [b"* SEARCH 1", b"n OK SEARCH termine"]
 
 
@@ -127,3 +127,55 @@ def test_a_command_line_over_64_kib_ends_the_session_however_it_arrives(imap, ca
     other = imap.client("alice", PASSWORD)
     assert other.select("INBOX")[0] == "OK"
     other.logout()
+
+
+BAD_BEFORE_LOGIN = [
+    (b"SELECT INBOX", b"SELECT : connectez-vous d'abord (LOGIN ou AUTHENTICATE)"),
+    (b"FROB", b"commande inconnue : FROB"),
+    (b"LOGIN alice", b"LOGIN : argument manquant"),
+    (b'LOGIN "alice', b"LOGIN : chaine entre guillemets non terminee"),
+    (b"CAPABILITY now", b"CAPABILITY : caracteres en trop en fin de commande"),
+]
+BAD_AFTER_LOGIN = [
+    (b"FETCH 1 FLAGS", b"FETCH : ouvrez d'abord un dossier (SELECT ou EXAMINE)"),
+    (b"LOGIN alice x", b"LOGIN : session deja authentifiee"),
+    (b"STATUS INBOX (MESSAGES FOO)", b"STATUS : element de STATUS inconnu : FOO"),
+    (b"CREATE &Jjo", b"CREATE : nom de dossier invalide (UTF-7 modifie) : &Jjo"),
+    (b"SELECT INBOX", None),
+    (b"FETCH 1 (NOPE)", b"FETCH : element de FETCH inconnu : NOPE"),
+    (b"FETCH 0 FLAGS", b"FETCH : 0 n'est pas un numero de message"),
+    (b"FETCH 1,,2 FLAGS", b"FETCH : ensemble de messages invalide : 1,,2"),
+    (b"FETCH 9 FLAGS", b"FETCH : numero de message au-dela du dernier (1)"),
+    (b"FETCH 1 BODY[0]", b"FETCH : les numeros de partie commencent a 1"),
+    (b"FETCH 1 BODY[]<0.0>", b"FETCH : une lecture partielle <debut.longueur> demande au moins un octet"),
+    (b"UID FROB 1", b"commande UID inconnue : FROB"),
+    (b"UID FETCH 1 (\xe9t\xe9)", b"UID FETCH : element de FETCH attendu"),
+    (b"SEARCH SINCE 31-Foo-2026", b"SEARCH : date invalide : 31-Foo-2026 (attendue : 1-Dec-2026)"),
+    (b"SEARCH FLAGG\xc9", b"SEARCH : critere de recherche inconnu : FLAGG?"),
+    (b"STORE 1 FLAGZ (\\Seen)", b"STORE : FLAGS, +FLAGS ou -FLAGS attendu"),
+    (
+        b'APPEND INBOX "99-Foo-2026 10:00:00 +0100" {1+}\r\nx',
+        b'APPEND : date invalide : 99-Foo-2026 10:00:00 +0100 (attendue : "01-Dec-2026 10:00:00 +0100")',
+    ),
+]
+
+
+def test_bad_replies_are_short_french_ascii_and_name_the_command(imap, cast):
+    """BAD texts were English protocol messages (« expected an atom », « unknown fetch item »)
+    while NO texts are French: now French too, 7-bit as the NO texts, after the command's name."""
+    deliver(cast, cast.alice_box, subject="Suivi")
+    raw = Raw(imap.port)
+    for number, (command, reason) in enumerate(BAD_BEFORE_LOGIN):
+        tag = b"b%d" % number
+        assert raw.command(tag, command) == [tag + b" BAD " + reason]
+    assert raw.command(b"a0", f"LOGIN alice {PASSWORD}".encode())[-1].startswith(b"a0 OK")
+    for number, (command, reason) in enumerate(BAD_AFTER_LOGIN):
+        tag = b"c%d" % number
+        lines = raw.command(tag, command)
+        if reason is None:
+            assert lines[-1].startswith(tag + b" OK")
+            continue
+        assert lines == [tag + b" BAD " + reason]
+        assert all(32 <= byte < 127 for byte in lines[-1])
+    assert raw.command(b"f", b"FETCH 1 (FLAGS)")[-1] == b"f OK FETCH termine"  # the session goes on
+    raw.close()
