@@ -1,0 +1,182 @@
+"""An elderly patient on a phone (375x812, 320x640), in Chromium (RULES.md §3): what they see
+when a reply is refused (a file of the wrong kind or too big, an empty text, an exchange closed
+while they wrote), a wrong notification address, a blocked correspondent: nothing they wrote is
+lost, errors are read out (role=alert, focused) and tied to their field (aria-describedby)."""
+
+import pytest
+
+from mailboxes.compose import send_from_mailbox
+from mailboxes.models import Entry, Folder, Message
+from patients.conversation import close_conversation
+from patients.models import Block
+from tests.e2e.a11y.conftest import serious_violations
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+DOCX = b"PK\x03\x04\x14\x00\x06\x00 not a pdf"
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    # axe is injected as an inline script, which the product's strict CSP rightly refuses.
+    return {**browser_context_args, "bypass_csp": True}
+
+
+def results_from_alice(cast):
+    """Dr Martin sends Paul his results with a PDF; the entry in Paul's inbox."""
+    sent = send_from_mailbox(
+        cast.alice_box,
+        cast.alice,
+        to=[cast.paul_patient.address],
+        subject="Résultats de votre bilan sanguin",
+        text="Bonjour,\nvoici vos résultats.\n",
+        attachments=[("resultats-bilan.pdf", "application/pdf", PDF)],
+    ).message
+    return Entry.objects.get(mailbox=cast.paul_box, folder__role=Folder.Role.INBOX, message=sent)
+
+
+def replies_from_paul(cast):
+    return Message.objects.filter(sender_mailbox=cast.paul_box)
+
+
+def focused_id(page) -> str:
+    return page.evaluate("() => document.activeElement && document.activeElement.id")
+
+
+def described_by(page, selector) -> str:
+    """The text a screen reader reads after the field's name: its aria-describedby targets."""
+    return page.evaluate(
+        """(selector) => (document.querySelector(selector).getAttribute('aria-describedby') || '')
+            .split(' ').filter(Boolean).map(id => document.getElementById(id).innerText).join(' | ')""",
+        selector,
+    )
+
+
+def test_a_refused_file_is_read_out_tied_to_the_field_and_the_reply_is_kept(cast, login, live_server, settings):
+    settings.ATTACHMENT_MAX_BYTES = 2000
+    entry = results_from_alice(cast)
+    page = login(cast.paul.username)
+    page.set_viewport_size({"width": 375, "height": 812})
+    reply_url = f"{live_server.url}/patient/message/{entry.pk}/repondre"
+
+    # A Word file: refused, said at the top (focused, role=alert) and under the files field.
+    page.goto(reply_url)
+    page.fill("textarea[name=text]", "Voici mon compte rendu et mon profil.")
+    page.check("input[name=include_profile]")
+    page.set_input_files(
+        "input[type=file]", files=[{"name": "notes.docx", "mimeType": "application/msword", "buffer": DOCX}]
+    )
+    page.get_by_test_id("send-button").click()
+    error = page.get_by_test_id("compose-error")
+    error.wait_for()
+    assert error.get_attribute("role") == "alert" and focused_id(page) == "compose-error"
+    assert "« notes.docx » n'est pas d'un format accepté" in error.inner_text()
+    assert "choisissez-les à nouveau" in error.inner_text()
+    assert "n'est pas d'un format accepté" in described_by(page, "input[type=file]")
+    assert page.get_attribute("input[type=file]", "aria-invalid") == "true"
+    # Nothing lost: the text and the profile box are as he left them.
+    assert page.input_value("textarea[name=text]") == "Voici mon compte rendu et mon profil."
+    assert page.is_checked("input[name=include_profile]")
+    assert serious_violations(page) == []
+
+    # Too big: the page warns as soon as the file is chosen, with the real limit.
+    page.set_input_files(
+        "input[type=file]", files=[{"name": "scanner.pdf", "mimeType": "application/pdf", "buffer": PDF + b"0" * 4000}]
+    )
+    summary = page.locator("[data-role=file-summary]").inner_text()
+    assert "Trop volumineux (2,0\xa0Ko au plus par fichier)" in summary and "scanner.pdf" in summary
+    page.get_by_test_id("send-button").click()
+    page.get_by_test_id("compose-error").wait_for()
+    assert "« scanner.pdf » pèse" in page.get_by_test_id("compose-error").inner_text()
+    assert page.input_value("textarea[name=text]") == "Voici mon compte rendu et mon profil."
+
+    # An empty text: the problem is read out and tied to the text field.
+    page.fill("textarea[name=text]", "")
+    page.get_by_test_id("send-button").click()
+    page.get_by_test_id("compose-error").wait_for()
+    assert focused_id(page) == "compose-error"
+    assert "Écrivez votre message avant de l'envoyer." in page.get_by_test_id("compose-error").inner_text()
+    assert "Écrivez votre message" in described_by(page, "textarea[name=text]")
+    assert not replies_from_paul(cast).exists()
+
+    # Then he sends it right: a PDF from his phone and his medical profile.
+    page.fill("textarea[name=text]", "Voici mon compte rendu et mon profil.")
+    page.set_input_files("input[type=file]", files=[{"name": "cr.pdf", "mimeType": "application/pdf", "buffer": PDF}])
+    page.check("input[name=include_profile]")
+    settings.ATTACHMENT_MAX_BYTES = 10 * 1024**2
+    page.get_by_test_id("send-button").click()
+    page.wait_for_url("**/patient/echange/**")
+    assert "Votre message a été envoyé." in page.locator(".flash").inner_text()
+    [reply] = replies_from_paul(cast)
+    names = sorted(a.filename for a in reply.attachments.all())
+    assert names[0] == "cr.pdf" and len(names) == 2 and names[1].endswith(".pdf")
+
+
+def test_a_reply_written_while_the_exchange_is_closed_is_not_lost(cast, login, live_server):
+    entry = results_from_alice(cast)
+    page = login(cast.paul.username)
+    page.set_viewport_size({"width": 320, "height": 640})
+    page.goto(f"{live_server.url}/patient/message/{entry.pk}/repondre")
+    written = "Bonjour Docteur,\nj'ai bien reçu mes résultats, mais j'ai une question sur le cholestérol."
+    page.fill("textarea[name=text]", written)
+    # Meanwhile, Dr Martin closes the exchange.
+    close_conversation(cast.alice_box, cast.paul_patient, cast.alice)
+    page.get_by_test_id("send-button").click()
+
+    error = page.get_by_test_id("compose-error")
+    error.wait_for()
+    assert focused_id(page) == "compose-error"
+    assert "Votre message n'a pas été envoyé : votre texte est ci-dessous" in error.inner_text()
+    assert "Dr Alice MARTIN a clôturé cet échange" in page.get_by_test_id("closed-banner").inner_text()
+    assert page.input_value("textarea[name=text]") == written  # his text is still there to copy
+    assert page.get_by_test_id("send-button").count() == 0
+    assert page.get_by_role("link", name="Revenir à mes messages").is_visible()
+    assert not replies_from_paul(cast).exists()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert serious_violations(page) == []
+
+
+def test_notification_address_errors_are_read_out_and_an_empty_one_stops_them(cast, login, live_server):
+    page = login(cast.paul.username)
+    page.set_viewport_size({"width": 375, "height": 812})
+    page.goto(f"{live_server.url}/patient/parametres")
+    # The help is really read with the field (its id exists).
+    assert "Laissez la case vide pour ne plus être prévenu" in described_by(page, "input[name=notification_email]")
+    page.fill("input[name=notification_email]", "paul.perso@")
+    page.get_by_role("button", name="Enregistrer").click()
+    error = page.locator("#settings-error")
+    error.wait_for()
+    assert error.get_attribute("role") == "alert" and focused_id(page) == "settings-error"
+    assert "incomplète ou mal écrite" in error.inner_text() and "Rien n'a été changé" in error.inner_text()
+    assert "incomplète ou mal écrite" in described_by(page, "input[name=notification_email]")
+    assert serious_violations(page) == []
+    cast.paul_patient.refresh_from_db()
+    assert cast.paul_patient.notification_email == "paul.perso@exemple.org"
+
+    page.fill("input[name=notification_email]", "")
+    page.get_by_role("button", name="Enregistrer").click()
+    page.locator(".flash").wait_for()
+    assert "Vous ne serez plus prévenu par e-mail de vos nouveaux messages." in page.locator(".flash").inner_text()
+    cast.paul_patient.refresh_from_db()
+    assert cast.paul_patient.notification_email == ""
+
+
+def test_a_blocked_correspondent_reads_as_blocked_on_the_exchange(cast, login, live_server):
+    send_from_mailbox(cast.cardio, cast.bob, to=[cast.paul_patient.address], subject="Rendez-vous", text="Bonjour.")
+    entry = Entry.objects.get(mailbox=cast.paul_box, message__subject="Rendez-vous")
+    page = login(cast.paul.username)
+    page.set_viewport_size({"width": 375, "height": 812})
+    page.goto(f"{live_server.url}/patient/echange/{entry.pk}/")
+    page.get_by_text("Ne plus recevoir de messages de ce correspondant").click()
+    confirm = page.get_by_role("button", name="Bloquer", exact=True)
+    assert confirm.bounding_box()["height"] >= 44
+    confirm.click()
+    page.wait_for_url("**/patient/parametres")
+    assert Block.objects.filter(patient=cast.paul_patient, mailbox=cast.cardio).exists()
+
+    page.goto(f"{live_server.url}/patient/echange/{entry.pk}/")
+    note = page.get_by_test_id("blocked-note")
+    assert "Vous avez bloqué Service de cardiologie — CH des Trois Pics" in note.inner_text()
+    assert note.get_by_role("link", name="Débloquer dans mes paramètres").is_visible()
+    assert page.get_by_text("Ne plus recevoir de messages de ce correspondant").count() == 0
