@@ -13,6 +13,16 @@
     var summary = form.querySelector("[data-role=file-summary]");
     var max = parseInt(form.getAttribute("data-max-file"), 10);
     var maxLabel = form.getAttribute("data-max-label");
+    // Leaving the page (a link, the back button) with a text not yet sent: the browser asks
+    // first, so a tap on the wrong link does not lose what was written.
+    var text = form.querySelector("textarea");
+    var sending = false;
+    form.addEventListener("submit", function () { sending = true; });
+    window.addEventListener("beforeunload", function (event) {
+      if (sending || !text || text.value.trim() === text.defaultValue.trim()) { return; }
+      event.preventDefault();
+      event.returnValue = "";
+    });
     if (!input || !summary) { return; }
     input.addEventListener("change", function () {
       var names = [];

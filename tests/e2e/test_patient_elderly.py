@@ -180,3 +180,26 @@ def test_a_blocked_correspondent_reads_as_blocked_on_the_exchange(cast, login, l
     assert "Vous avez bloqué Service de cardiologie — CH des Trois Pics" in note.inner_text()
     assert note.get_by_role("link", name="Débloquer dans mes paramètres").is_visible()
     assert page.get_by_text("Ne plus recevoir de messages de ce correspondant").count() == 0
+
+
+def test_leaving_the_reply_by_mistake_asks_first(cast, login, live_server):
+    entry = results_from_alice(cast)
+    page = login(cast.paul.username)
+    page.set_viewport_size({"width": 375, "height": 812})
+    page.goto(f"{live_server.url}/patient/message/{entry.pk}/repondre")
+    page.fill("textarea[name=text]", "Une longue réponse pas encore envoyée.")
+    asked = []
+
+    def stay(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", stay)
+    page.get_by_role("link", name="← Retour au message").click()
+    assert asked == ["beforeunload"]
+    assert page.url.endswith("/repondre")
+    assert page.input_value("textarea[name=text]") == "Une longue réponse pas encore envoyée."
+    # Sending is not leaving: no question.
+    page.get_by_test_id("send-button").click()
+    page.wait_for_url(f"**/patient/echange/{entry.pk}/")
+    assert asked == ["beforeunload"]
