@@ -97,7 +97,11 @@ class CloseSpaceForm(forms.Form):
 
 
 class SaveDocumentForm(forms.Form):
-    title = forms.CharField(label="Titre", max_length=200)
+    title = forms.CharField(
+        label="Titre",
+        max_length=200,
+        error_messages={"required": "Donnez un titre au document (par exemple « Résultats de prise de sang »)."},
+    )
     date = forms.DateField(label="Date du document", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     category = forms.ChoiceField(label="Catégorie")
     kind = forms.ChoiceField(label="Nature")

@@ -203,3 +203,44 @@ def test_leaving_the_reply_by_mistake_asks_first(cast, login, live_server):
     page.get_by_test_id("send-button").click()
     page.wait_for_url(f"**/patient/echange/{entry.pk}/")
     assert asked == ["beforeunload"]
+
+
+def test_forms_that_refuse_say_why_out_loud_instead_of_a_passing_bubble(cast, login, live_server):
+    """Saving a received document without a title, closing the space without ticking the box,
+    adding a Word file to the record: the browser's short-lived bubble gave way to a summary
+    read out and focused, each line leading to its field."""
+    entry = results_from_alice(cast)
+    page = login(cast.paul.username)
+    page.set_viewport_size({"width": 375, "height": 812})
+
+    page.goto(f"{live_server.url}/patient/piece-jointe/{entry.message.attachments.get().pk}/enregistrer")
+    page.fill("input[name=title]", "")
+    page.get_by_role("button", name="Enregistrer").click()
+    summary = page.get_by_test_id("form-errors")
+    summary.wait_for()
+    assert summary.get_attribute("role") == "alert"
+    assert page.evaluate("document.activeElement.dataset.testid") == "form-errors"
+    assert "Donnez un titre au document" in summary.inner_text()
+    assert "Donnez un titre au document" in described_by(page, "input[name=title]")
+    summary.get_by_role("link", name="Titre").click()
+    assert page.evaluate("document.activeElement.name") == "title"
+    assert serious_violations(page) == []
+
+    page.goto(f"{live_server.url}/patient/parametres/cloturer")
+    page.get_by_role("button", name="Confirmer la clôture").click()
+    page.get_by_test_id("form-errors").wait_for()
+    assert "Cochez la case pour confirmer la clôture." in page.get_by_test_id("form-errors").inner_text()
+    cast.paul_patient.refresh_from_db()
+    assert cast.paul_patient.space_state == cast.paul_patient.SpaceState.ACTIVE
+
+    page.goto(f"{live_server.url}/dossier/documents/ajouter/")
+    page.set_input_files(
+        "input[type=file]", files=[{"name": "notes.docx", "mimeType": "application/msword", "buffer": DOCX}]
+    )
+    page.fill("input[name=title]", "Mes notes")
+    page.fill("input[name=date]", "2025-03-01")
+    page.get_by_role("button", name="Ajouter à mon dossier").click()
+    page.get_by_test_id("form-errors").wait_for()
+    assert page.evaluate("document.activeElement.dataset.testid") == "form-errors"
+    assert "« notes.docx » n'est pas d'un format accepté" in page.get_by_test_id("form-errors").inner_text()
+    assert serious_violations(page) == []
