@@ -148,7 +148,10 @@ def test_with_only_a_keyboard_paul_reads_replies_with_his_profile_and_signs_out(
         if stops[-1]["name"] == "Répondre":
             break
     names = [s["name"] for s in stops]
-    assert "Télécharger" in names and names[-1] == "Répondre", names
+    assert any(n.startswith("Télécharger") and "resultats-bilan.pdf" in n for n in names), names
+    assert names[-1] == "Répondre", names
+    # Each document's links say which file, and that "Afficher" opens another tab.
+    assert page.get_by_role("link", name="Afficher resultats-bilan.pdf (s'ouvre dans un nouvel onglet)").count() == 1
     main_stops = stops[names.index("Mes messages") :]
     assert [s["top"] for s in main_stops] == sorted(s["top"] for s in main_stops)
     assert [s["name"] for s in stops if not s["ring"] or s["contrast"] < 3] == []
