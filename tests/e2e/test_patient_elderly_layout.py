@@ -186,3 +186,16 @@ def test_with_only_a_keyboard_paul_reads_replies_with_his_profile_and_signs_out(
     assert stop["name"] == "Se déconnecter" and stop["ring"] and stop["contrast"] >= 3
     page.keyboard.press("Enter")
     page.wait_for_url("**/comptes/login/")
+
+
+def test_the_sign_in_page_is_easy_to_tap_on_a_small_phone(cast, live_server, page, password):
+    page.set_viewport_size({"width": 320, "height": 640})
+    page.goto(f"{live_server.url}/comptes/login/")
+    assert page.evaluate(SIDEWAYS_JS) == []
+    assert page.evaluate(SMALL_TARGETS_JS) == []
+    page.evaluate("document.documentElement.style.fontSize = '200%'")
+    assert page.evaluate(SIDEWAYS_JS) == []
+    page.fill("input[name=login]", cast.paul.username)
+    page.fill("input[name=password]", password)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url("**/patient/")
