@@ -71,6 +71,7 @@ def test_a_refused_file_is_read_out_tied_to_the_field_and_the_reply_is_kept(cast
     error = page.get_by_test_id("compose-error")
     error.wait_for()
     assert error.get_attribute("role") == "alert" and focused_id(page) == "compose-error"
+    assert page.title().startswith("Erreur · Répondre")  # the first thing a screen reader says
     assert "« notes.docx » n'est pas d'un format accepté" in error.inner_text()
     assert "choisissez-les à nouveau" in error.inner_text()
     assert "n'est pas d'un format accepté" in described_by(page, "input[type=file]")
@@ -149,6 +150,7 @@ def test_notification_address_errors_are_read_out_and_an_empty_one_stops_them(ca
     error.wait_for()
     assert error.get_attribute("role") == "alert" and focused_id(page) == "settings-error"
     assert "incomplète ou mal écrite" in error.inner_text() and "Rien n'a été changé" in error.inner_text()
+    assert page.title().startswith("Erreur · Paramètres")
     assert "incomplète ou mal écrite" in described_by(page, "input[name=notification_email]")
     assert serious_violations(page) == []
     cast.paul_patient.refresh_from_db()
@@ -230,6 +232,7 @@ def test_forms_that_refuse_say_why_out_loud_instead_of_a_passing_bubble(cast, lo
     page.get_by_role("button", name="Confirmer la clôture").click()
     page.get_by_test_id("form-errors").wait_for()
     assert "Cochez la case pour confirmer la clôture." in page.get_by_test_id("form-errors").inner_text()
+    assert page.title().startswith("Erreur · Clôturer ma messagerie")
     cast.paul_patient.refresh_from_db()
     assert cast.paul_patient.space_state == cast.paul_patient.SpaceState.ACTIVE
 
