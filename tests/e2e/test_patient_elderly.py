@@ -3,8 +3,12 @@ when a reply is refused (a file of the wrong kind or too big, an empty text, an 
 while they wrote), a wrong notification address, a blocked correspondent: nothing they wrote is
 lost, errors are read out (role=alert, focused) and tied to their field (aria-describedby)."""
 
+import datetime
+import re
+
 import pytest
 
+from health_record.models import Measure
 from mailboxes.compose import send_from_mailbox
 from mailboxes.models import Entry, Folder, Message
 from patients.conversation import close_conversation
@@ -247,3 +251,27 @@ def test_forms_that_refuse_say_why_out_loud_instead_of_a_passing_bubble(cast, lo
     assert page.evaluate("document.activeElement.dataset.testid") == "form-errors"
     assert "« notes.docx » n'est pas d'un format accepté" in page.get_by_test_id("form-errors").inner_text()
     assert serious_violations(page) == []
+
+
+def test_deleting_a_measure_asks_first(cast, login, live_server):
+    measure = Measure.objects.create(
+        patient=cast.paul_patient, kind="weight", value=72, measured_on=datetime.date(2025, 3, 1)
+    )
+    page = login(cast.paul.username)
+    page.set_viewport_size({"width": 375, "height": 812})
+    page.goto(f"{live_server.url}/dossier/mesures/")
+    page.locator("table.record-table").get_by_role("button", name="Supprimer").click()
+    page.wait_for_url(re.compile(rf"/dossier/mesures/{measure.pk}/supprimer/"))
+    assert page.get_by_role("heading", name="Supprimer cette mesure ?").is_visible()
+    assert "Cette action est définitive." in page.inner_text("main")
+    # A slip: "Non" keeps it.
+    page.get_by_role("link", name="Non, garder la mesure").click()
+    page.wait_for_url("**/dossier/mesures/")
+    assert Measure.objects.filter(pk=measure.pk).exists()
+    page.locator("table.record-table").get_by_role("button", name="Supprimer").click()
+    confirm = page.get_by_role("button", name="Oui, supprimer la mesure")
+    assert confirm.bounding_box()["height"] >= 44
+    confirm.click()
+    page.wait_for_url("**/dossier/mesures/")
+    assert "Mesure supprimée." in page.locator(".flash").inner_text()
+    assert not Measure.objects.filter(pk=measure.pk).exists()
