@@ -199,3 +199,15 @@ def test_the_sign_in_page_is_easy_to_tap_on_a_small_phone(cast, live_server, pag
     page.fill("input[name=password]", password)
     page.get_by_role("button", name="Se connecter").click()
     page.wait_for_url("**/patient/")
+
+
+def test_the_top_bar_is_easy_to_tap_on_the_account_security_page_too(cast, login, live_server):
+    page = login(cast.paul.username)
+    page.set_viewport_size({"width": 320, "height": 640})
+    page.goto(f"{live_server.url}/comptes/2fa/")
+    heights = page.evaluate(
+        "() => Array.from(document.querySelectorAll('header a, header button')).map(el => "
+        "[el.innerText.trim(), Math.round(el.getBoundingClientRect().height)])"
+    )
+    assert [name for name, height in heights if height < 44] == [], heights
+    assert page.evaluate(SIDEWAYS_JS) == []
