@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.events import client_ip, record
 from audit.models import AuditEvent
@@ -140,12 +140,16 @@ def measures(request):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def delete_measure(request, measure_id):
+    """The table's « Supprimer » opens a confirmation (GET): a finger that slips on a phone does
+    not delete a measure; the confirmation's POST deletes it."""
     patient = patient_for_user(request.user)
     measure = Measure.objects.filter(pk=measure_id, patient=patient).first()
     if measure is None:
         raise Http404("Mesure introuvable")
+    if request.method == "GET":
+        return render(request, "health_record/measure_delete.html", {"measure": measure, "nav": "measures"})
     with transaction.atomic():
         record(
             AuditEvent.Action.PROFILE_UPDATED,

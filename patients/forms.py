@@ -15,9 +15,8 @@ class MultipleFileField(forms.FileField):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault(
             "widget",
-            MultipleFileInput(
-                attrs={"accept": ".pdf,.jpg,.jpeg,.png,.rtf,.tif,.tiff", "aria-describedby": "files-help"}
-            ),
+            # Django links the help text and the errors to the input (aria-describedby).
+            MultipleFileInput(attrs={"accept": ".pdf,.jpg,.jpeg,.png,.rtf,.tif,.tiff"}),
         )
         super().__init__(*args, **kwargs)
 
@@ -82,7 +81,11 @@ class NotificationEmailForm(forms.Form):
     notification_email = forms.EmailField(
         label="Adresse e-mail personnelle pour les notifications",
         required=False,
-        help_text="Nous vous y prévenons d'un nouveau message, sans jamais en donner le contenu.",
+        help_text=(
+            "Nous vous y prévenons d'un nouveau message, sans jamais en donner le contenu. "
+            "Laissez la case vide pour ne plus être prévenu par e-mail."
+        ),
+        error_messages={"invalid": "Cette adresse e-mail est incomplète ou mal écrite (exemple : nom@exemple.fr)."},
     )
 
 
@@ -94,7 +97,11 @@ class CloseSpaceForm(forms.Form):
 
 
 class SaveDocumentForm(forms.Form):
-    title = forms.CharField(label="Titre", max_length=200)
+    title = forms.CharField(
+        label="Titre",
+        max_length=200,
+        error_messages={"required": "Donnez un titre au document (par exemple « Résultats de prise de sang »)."},
+    )
     date = forms.DateField(label="Date du document", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     category = forms.ChoiceField(label="Catégorie")
     kind = forms.ChoiceField(label="Nature")

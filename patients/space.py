@@ -25,6 +25,15 @@ def set_notification_email(patient: Patient, email: str, actor) -> None:
     record(AuditEvent.Action.PROFILE_UPDATED, actor=actor, obj=patient, detail={"field": "notification_email"})
 
 
+def is_blocked(patient: Patient, entry: Entry) -> bool:
+    """Whether the patient blocked the sender of `entry` (its box here, or its address)."""
+    sender_box = entry.message.sender_mailbox_id
+    if sender_box is not None:
+        return Block.objects.filter(patient=patient, mailbox_id=sender_box).exists()
+    address = correspondent_address(entry)
+    return bool(address) and Block.objects.filter(patient=patient, address=address).exists()
+
+
 @transaction.atomic
 def block_mailbox(patient: Patient, mailbox: Mailbox, actor) -> Block:
     """From now on, messages from `mailbox` to this patient are refused ("non distribué")."""

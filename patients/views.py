@@ -6,6 +6,7 @@ Views parse and answer: every object is fetched through an access-checked functi
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -88,6 +89,7 @@ def conversation(request, entry_id):
             "state": state,
             "space_open": _space_is_open(patient),
             "block_url": _block_url(latest) if received else "",
+            "blocked": bool(received) and space.is_blocked(patient, latest),
         },
     )
 
@@ -130,63 +132,52 @@ def _documents(patient):
 
 
 def _compose(request, patient, *, entry=None):
-    """The composer, for a reply (`entry`) or a first message to an allowed box."""
-    if not _space_is_open(patient):
-        messages.error(request, _("Votre messagerie est clôturée : vous ne pouvez plus envoyer de message."))
-        return redirect("patients:inbox")
-    documents = _documents(patient)
-    recipients = None
-    state = None
-    if entry is not None:
-        state = selectors.reply_state(patient, entry)
-        if not state.allowed:
-            messages.error(request, _("Vous ne pouvez pas répondre à ce message."))
+    """The composer, for a reply (`entry`) or a first message to an allowed box. What the
+    person wrote is never dropped: a refused or invalid send shows the page again with their
+    text, and says so (and that files chosen on the device must be chosen again)."""
+    state = selectors.reply_state(patient, entry) if entry is not None else None
+    refusal = _cannot_send(patient, state)
+    if refusal and request.method != "POST":
+        messages.error(request, refusal)
+        if entry is not None and _space_is_open(patient):
             return redirect("patients:message", entry_id=entry.pk)
-    else:
-        recipients = [(b.address, box_name(b)) for b in policy.allowed_recipients(patient)]
-        recipients += [(address, sender_name(m)) for address, m in policy.outside_recipients(patient)]
-        if not recipients:
-            messages.info(
-                request,
-                _(
-                    "Vous pourrez écrire à un professionnel ou une structure dès qu'il vous aura écrit, "
-                    "ou à une pharmacie qui vous a délivré une ordonnance remboursée dans l'année."
-                ),
-            )
-            return redirect("patients:inbox")
+        return redirect("patients:inbox")
+    recipients = None if entry is not None else _recipients(patient)
+    if recipients == []:
+        messages.info(
+            request,
+            _(
+                "Vous pourrez écrire à un professionnel ou une structure dès qu'il vous aura écrit, "
+                "ou à une pharmacie qui vous a délivré une ordonnance remboursée dans l'année."
+            ),
+        )
+        return redirect("patients:inbox")
     form = ComposeForm(
-        request.POST or None, request.FILES or None, recipients=recipients, documents=documents, show_profile=True
+        request.POST or None,
+        request.FILES or None,
+        recipients=recipients,
+        documents=_documents(patient),
+        show_profile=True,
     )
     error = ""
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        if entry is not None:
-            to = state.target
-            subject = entry.message.subject
-            subject = reply_subject(subject)
+    if request.method == "POST":
+        if refusal:
+            error = (
+                refusal
+                + " "
+                + _("Votre message n'a pas été envoyé : votre texte est ci-dessous, vous pouvez le copier.")
+            )
+        elif not form.is_valid():
+            error = " ".join(message for errors in form.errors.values() for message in errors)
         else:
-            to, subject = data["to"], data["subject"]
-        try:
-            with transaction.atomic():
-                sending.send_from_patient(
-                    patient,
-                    request.user,
-                    to=to,
-                    subject=subject,
-                    text=data["text"],
-                    in_reply_to=entry.message if entry is not None else None,
-                    include_profile=data.get("include_profile", False),
-                    document_ids=data.get("documents", []),
-                    uploads=data.get("files", []),
-                )
-        except ValidationError as exc:
-            error = " ".join(exc.messages)
-        except DeliveryRefused as exc:
-            error = exc.reason
-        else:
-            messages.success(request, _("Votre message a été envoyé."))
-            return redirect("patients:conversation", entry_id=entry.pk) if entry else redirect("patients:inbox")
-        error += " " + _("Votre texte est conservé ; choisissez à nouveau vos fichiers s'il y en avait.")
+            error = _send(request, patient, entry, state, form)
+            if not error:
+                messages.success(request, _("Votre message a été envoyé."))
+                return redirect("patients:conversation", entry_id=entry.pk) if entry else redirect("patients:inbox")
+            if form.cleaned_data.get("text"):
+                error += " " + _("Votre texte est conservé.")
+        if request.FILES and not refusal:
+            error += " " + _("Les fichiers de votre appareil n'ont pas été gardés : choisissez-les à nouveau.")
     return render(
         request,
         "patients/compose.html",
@@ -196,9 +187,58 @@ def _compose(request, patient, *, entry=None):
             "name": sender_name(entry.message) if entry else "",
             "form": form,
             "error": error,
+            "unsent": bool(refusal),
+            "closed_by": state.closed_by if state else "",
+            "max_file": settings.ATTACHMENT_MAX_BYTES,
         },
         status=400 if error else 200,
     )
+
+
+def _cannot_send(patient, state) -> str:
+    """Why the patient cannot send from this composer now ("" when they can): their space is
+    closed, or the message they answer no longer takes a reply (the exchange was closed)."""
+    if not _space_is_open(patient):
+        return _("Votre messagerie est clôturée : vous ne pouvez plus envoyer de message.")
+    if state is not None and not state.allowed:
+        return _("Vous ne pouvez pas répondre à ce message.")
+    return ""
+
+
+def _recipients(patient) -> list[tuple[str, str]]:
+    """Whom a first message may go to: the boxes that wrote to the patient, the pharmacies."""
+    recipients = [(b.address, box_name(b)) for b in policy.allowed_recipients(patient)]
+    recipients += [(address, sender_name(m)) for address, m in policy.outside_recipients(patient)]
+    return recipients
+
+
+def _send(request, patient, entry, state, form) -> str:
+    """Send the composed message; "" when sent, else what went wrong (a refused file is also
+    shown under the files field, linked to it)."""
+    data = form.cleaned_data
+    if entry is not None:
+        to, subject = state.target, reply_subject(entry.message.subject)
+    else:
+        to, subject = data["to"], data["subject"]
+    try:
+        with transaction.atomic():
+            sending.send_from_patient(
+                patient,
+                request.user,
+                to=to,
+                subject=subject,
+                text=data["text"],
+                in_reply_to=entry.message if entry is not None else None,
+                include_profile=data.get("include_profile", False),
+                document_ids=data.get("documents", []),
+                uploads=data.get("files", []),
+            )
+    except ValidationError as exc:
+        form.add_error("files", exc)
+        return " ".join(exc.messages)
+    except DeliveryRefused as exc:
+        return exc.reason
+    return ""
 
 
 @login_required
@@ -217,7 +257,6 @@ def compose(request):
 @login_required
 def save_attachment(request, attachment_id):
     """ "Enregistrer dans mes documents" (RULES.md §3): title, date, category; ≤ 5 MB; formats."""
-    from django.conf import settings
     from django.template.defaultfilters import filesizeformat
 
     patient = selectors.patient_for_user(request.user)
@@ -266,8 +305,12 @@ def settings_page(request):
     patient = selectors.patient_for_user(request.user)
     form = NotificationEmailForm(request.POST or None, initial={"notification_email": patient.notification_email})
     if request.method == "POST" and form.is_valid():
-        space.set_notification_email(patient, form.cleaned_data["notification_email"], request.user)
-        messages.success(request, _("Votre adresse de notification est enregistrée."))
+        email = form.cleaned_data["notification_email"]
+        space.set_notification_email(patient, email, request.user)
+        if email:
+            messages.success(request, _("Votre adresse de notification est enregistrée."))
+        else:
+            messages.success(request, _("Vous ne serez plus prévenu par e-mail de vos nouveaux messages."))
         return redirect("patients:settings")
     blocks = list(Block.objects.filter(patient=patient).select_related("mailbox"))
     blocked_ids = {b.mailbox_id for b in blocks}
@@ -293,6 +336,7 @@ def settings_page(request):
             "candidates": candidates,
             "space_open": _space_is_open(patient),
         },
+        status=400 if form.errors else 200,
     )
 
 

@@ -1,15 +1,28 @@
-// Patient composer: say which files are chosen and warn, before sending, about a file over the
-// limit (the server checks again, by content). No inline script: CSP is strict.
+// Patient forms: a form's error summary takes the focus. Composer: say which files are chosen and
+// warn, before sending, about a file over the limit (the server checks again, by content).
+// No inline script: CSP is strict.
 (function () {
   "use strict";
   document.addEventListener("DOMContentLoaded", function () {
-    var error = document.getElementById("compose-error");
+    // A refused form: the summary of what went wrong takes the focus (read out, seen first).
+    var error = document.querySelector(".form-error[role=alert][tabindex='-1']");
     if (error) { error.focus(); }
     var form = document.querySelector("form[data-max-file]");
     if (!form) { return; }
     var input = form.querySelector("input[type=file]");
     var summary = form.querySelector("[data-role=file-summary]");
     var max = parseInt(form.getAttribute("data-max-file"), 10);
+    var maxLabel = form.getAttribute("data-max-label");
+    // Leaving the page (a link, the back button) with a text not yet sent: the browser asks
+    // first, so a tap on the wrong link does not lose what was written.
+    var text = form.querySelector("textarea");
+    var sending = false;
+    form.addEventListener("submit", function () { sending = true; });
+    window.addEventListener("beforeunload", function (event) {
+      if (sending || !text || text.value.trim() === text.defaultValue.trim()) { return; }
+      event.preventDefault();
+      event.returnValue = "";
+    });
     if (!input || !summary) { return; }
     input.addEventListener("change", function () {
       var names = [];
@@ -20,7 +33,7 @@
       });
       summary.textContent = names.length ? "Fichiers choisis : " + names.join(", ") : "";
       if (tooBig.length) {
-        summary.textContent += ". Trop volumineux (10 Mo au plus) : " + tooBig.join(", ");
+        summary.textContent += ". Trop volumineux (" + maxLabel + " au plus par fichier), choisissez-en un autre : " + tooBig.join(", ");
       }
     });
   });

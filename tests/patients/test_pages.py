@@ -192,7 +192,7 @@ def test_patient_cannot_attach_another_patients_document(cast, paul):
     sent = pro_send(cast.alice_box, cast.alice, cast.paul_patient.address).message
     entry = inbox_of(cast.paul_box).get(message=sent)
     response = paul.post(f"/patient/message/{entry.pk}/repondre", {"text": "x", "documents": [str(theirs.pk)]})
-    assert response.status_code == 200  # the form says the choice is not valid
+    assert response.status_code == 400  # the form says the choice is not valid
     assert "Sélectionnez un choix valide" in response.content.decode()
     assert not inbox_of(cast.alice_box).exists()
 

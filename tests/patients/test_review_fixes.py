@@ -80,6 +80,8 @@ def test_reply_after_closing_the_space_explains_instead_of_a_404(cast, paul):
     entry = cast.paul_patient.mailbox.entries.get()
     Patient.objects.filter(pk=cast.paul_patient.pk).update(space_state=Patient.SpaceState.CLOSED)
     response = paul.post(f"/patient/message/{entry.pk}/repondre", {"text": "Bonjour"}, follow=True)
-    assert response.status_code == 200
+    # Explained on the composer itself, with what was written still there (nothing lost).
+    assert response.status_code == 400
     assert "Votre messagerie est clôturée : vous ne pouvez plus envoyer de message." in response.content.decode()
+    assert "Bonjour</textarea>" in response.content.decode()
     assert cast.paul_patient.mailbox.entries.count() == 1  # nothing sent
