@@ -38,6 +38,16 @@ def inactivity_timeout(user) -> int:
     return settings.SESSION_INACTIVITY_TIMEOUT
 
 
+def expired_login_url(user) -> str:
+    """The sign-in page that says the session ended: `?expiree=1` also tells a professional that
+    the message being written is in the drafts (the webmail saved it); `?expiree=2` does not,
+    for a patient, whose composer keeps no draft, or a visitor already signed out elsewhere."""
+    from django.urls import reverse
+
+    professional = user is not None and user.is_authenticated and not user.is_patient
+    return reverse("account_login") + ("?expiree=1" if professional else "?expiree=2")
+
+
 def start_activity_clock(sender, request, user, **kwargs) -> None:
     """Signing in is activity (connected to `user_logged_in` in AccountsConfig.ready): the first
     page after it then has nothing to write in the session."""
@@ -61,7 +71,6 @@ class InactivityTimeoutMiddleware:
 
         from django.contrib.auth import logout
         from django.http import HttpResponse
-        from django.urls import reverse
 
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
@@ -70,8 +79,8 @@ class InactivityTimeoutMiddleware:
                 now = int(time.time())
                 last = request.session.get(LAST_ACTIVITY_KEY)
                 if last is not None and now - last > timeout:
+                    target = expired_login_url(user)
                     logout(request)
-                    target = reverse("account_login") + "?expiree=1"
                     if request.headers.get("HX-Request"):
                         response = HttpResponse(status=204)
                         response["HX-Redirect"] = target

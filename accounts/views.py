@@ -111,9 +111,12 @@ def session_keepalive(request):
 
 @require_POST
 def session_expired(request):
-    """The page's countdown reached the end (the draft was saved just before): sign out."""
+    """The page's countdown reached the end (a professional's draft was saved just before): sign
+    out."""
     from django.contrib.auth import logout
-    from django.urls import reverse
 
+    from accounts.middleware import expired_login_url
+
+    target = expired_login_url(request.user)
     logout(request)
-    return redirect(reverse("account_login") + "?expiree=1")
+    return redirect(target)

@@ -98,6 +98,24 @@ def test_patients_keep_their_own_setting(client, cast, settings):
     assert b"data-session-timeout" not in response.content
 
 
+def test_a_patients_expired_session_promises_no_draft(client, cast, settings):
+    """A patient's composer keeps no draft: the sign-in page says the session ended, not that
+    the message being written was kept (it told patients so)."""
+    settings.SESSION_INACTIVITY_TIMEOUT_PATIENT = 600
+    sign_in(client, cast.paul.username)
+    session = client.session
+    session[LAST_ACTIVITY_KEY] = int(time.time()) - 4000
+    session.save()
+    response = client.get("/patient/")
+    assert response.status_code == 302 and response["Location"] == "/comptes/login/?expiree=2"
+    page = client.get(response["Location"]).content.decode()
+    assert "période d'inactivité" in page and "brouillons" not in page
+    sign_in(client, cast.paul.username)
+    assert client.post("/comptes/session/expiree/")["Location"] == "/comptes/login/?expiree=2"
+    # Already signed out in another tab: the neutral notice too.
+    assert client.post("/comptes/session/expiree/")["Location"] == "/comptes/login/?expiree=2"
+
+
 def test_keepalive_and_expiry_endpoints(client, cast):
     sign_in(client, "alice")
     assert client.post("/comptes/session/prolonger/").status_code == 204
