@@ -38,13 +38,17 @@ def inactivity_timeout(user) -> int:
     return settings.SESSION_INACTIVITY_TIMEOUT
 
 
-def expired_login_url(user) -> str:
+def expired_login_url(user, portal: str = "") -> str:
     """The sign-in page that says the session ended: `?expiree=1` also tells a professional that
     the message being written is in the drafts (the webmail saved it); `?expiree=2` does not,
-    for a patient, whose composer keeps no draft, or a visitor already signed out elsewhere."""
+    for a patient, whose composer keeps no draft. Already signed out (a request of the page
+    reached the server past the timeout first), the page's own `portal` says which."""
     from django.urls import reverse
 
-    professional = user is not None and user.is_authenticated and not user.is_patient
+    if user is not None and user.is_authenticated:
+        professional = not user.is_patient
+    else:
+        professional = portal == "pro"
     return reverse("account_login") + ("?expiree=1" if professional else "?expiree=2")
 
 

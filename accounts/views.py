@@ -112,11 +112,11 @@ def session_keepalive(request):
 @require_POST
 def session_expired(request):
     """The page's countdown reached the end (a professional's draft was saved just before): sign
-    out."""
+    out, if the server has not already (its `portail` field says which sign-in notice)."""
     from django.contrib.auth import logout
 
     from accounts.middleware import expired_login_url
 
-    target = expired_login_url(request.user)
+    target = expired_login_url(request.user, request.POST.get("portail", ""))
     logout(request)
     return redirect(target)

@@ -112,8 +112,11 @@ def test_a_patients_expired_session_promises_no_draft(client, cast, settings):
     assert "période d'inactivité" in page and "brouillons" not in page
     sign_in(client, cast.paul.username)
     assert client.post("/comptes/session/expiree/")["Location"] == "/comptes/login/?expiree=2"
-    # Already signed out in another tab: the neutral notice too.
+    # Already signed out (the page's last request reached the server past the timeout): the
+    # page says which portal it was.
+    assert client.post("/comptes/session/expiree/", {"portail": "patient"})["Location"] == "/comptes/login/?expiree=2"
     assert client.post("/comptes/session/expiree/")["Location"] == "/comptes/login/?expiree=2"
+    assert client.post("/comptes/session/expiree/", {"portail": "pro"})["Location"] == "/comptes/login/?expiree=1"
 
 
 def test_keepalive_and_expiry_endpoints(client, cast):
