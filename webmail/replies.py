@@ -198,8 +198,7 @@ def _answer(request, boxes, sender, initial: dict, extra: dict) -> tuple[dict, d
         )
         return initial, extra
     to, cc = _reply_recipients(entry, {b.address for b in boxes}, everyone=mode == "all")
-    sent_here = message.sender_mailbox_id == entry.mailbox_id
-    extra["reply_to_address"] = "" if sent_here else distinct_reply_to(message)
+    extra["reply_to_address"] = reply_to_of_received(entry)
     initial.update(
         {
             "to": ", ".join(to),
@@ -221,8 +220,14 @@ def reply_note(user, posted) -> dict:
         entry = pro_entry(user, posted["reply_to"])
     except Http404:
         return {}
+    return {"original": entry, "reply_to_address": reply_to_of_received(entry)}
+
+
+def reply_to_of_received(entry: Entry) -> str:
+    """The Reply-To the composer of a reply to `entry` names (`distinct_reply_to`), for a message
+    the box received; none for one it sent (a reply to it goes to its recipients)."""
     sent_here = entry.message.sender_mailbox_id == entry.mailbox_id
-    return {"original": entry, "reply_to_address": "" if sent_here else distinct_reply_to(entry.message)}
+    return "" if sent_here else distinct_reply_to(entry.message)
 
 
 def _reply_recipients(entry: Entry, own: set[str], *, everyone: bool) -> tuple[list[str], list[str]]:

@@ -183,9 +183,10 @@ def box_for_new_folder(account: Account, name: str) -> tuple[Box, str]:
 
 
 def refuse_reserved(local: str) -> None:
-    """A folder may not be named INBOX in any case (the box's inbox has that IMAP name: a
-    folder renamed so was hidden from IMAP) nor hold an empty level ("a//b", "/a")."""
-    if local.upper() == "INBOX" or not local:
+    """The IMAP side of a folder's name: none (the personal namespace itself), or an empty level
+    ("a//b", "/a"). The other rules, INBOX in any case included, are the webmail's
+    (`organise`), which every way in shares."""
+    if not local:
         raise Refused("Ce dossier existe déjà.", "ALREADYEXISTS")
     if "" in local.split(DELIMITER):
         raise Refused("Un nom de dossier n'a pas de niveau vide.", "CANNOT")

@@ -19,7 +19,7 @@ class _FormValues(HTMLParser):
     def __init__(self):
         super().__init__()
         self.data: dict[str, str] = {}
-        self._select = self._textarea = None
+        self.select_name = self.textarea_name = None
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -29,22 +29,22 @@ class _FormValues(HTMLParser):
         elif tag == "input" and name and a.get("type") == "checkbox" and "checked" in a:
             self.data[name] = a.get("value") or "on"
         elif tag == "select" and name:
-            self._select = name
-        elif tag == "option" and self._select and "selected" in a:
-            self.data[self._select] = a.get("value") or ""
+            self.select_name = name
+        elif tag == "option" and self.select_name and "selected" in a:
+            self.data[self.select_name] = a.get("value") or ""
         elif tag == "textarea" and name:
-            self._textarea = name
+            self.textarea_name = name
             self.data[name] = ""
 
     def handle_endtag(self, tag):
         if tag == "select":
-            self._select = None
+            self.select_name = None
         elif tag == "textarea":
-            self._textarea = None
+            self.textarea_name = None
 
     def handle_data(self, data):
-        if self._textarea:
-            self.data[self._textarea] += data.removeprefix("\n")
+        if self.textarea_name:
+            self.data[self.textarea_name] += data.removeprefix("\n")
 
 
 def test_the_admin_change_form_of_a_convocation_saves_its_date_and_time_unchanged(service, client):

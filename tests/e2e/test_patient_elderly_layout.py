@@ -9,6 +9,7 @@ import pytest
 
 from health_record.api import save_document
 from mailboxes.compose import send_from_mailbox
+from tests.e2e.patient_pages import patient_page_urls
 from tests.e2e.test_patient_elderly import replies_from_paul, results_from_alice
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -54,24 +55,7 @@ def patient_pages(cast):
         kind="health",
     )
     attachment = entry.message.attachments.get()
-    return [
-        "/patient/",
-        f"/patient/echange/{entry.pk}/",
-        f"/patient/message/{entry.pk}/",
-        f"/patient/message/{entry.pk}/repondre",
-        "/patient/ecrire",
-        f"/patient/piece-jointe/{attachment.pk}/enregistrer",
-        "/patient/parametres",
-        f"/patient/parametres/bloquer/{cast.cardio.pk}",
-        "/patient/parametres/cloturer",
-        "/dossier/",
-        "/dossier/mesures/",
-        "/dossier/documents/",
-        "/dossier/documents/ajouter/",
-        f"/dossier/documents/{document.pk}/",
-        f"/dossier/documents/{document.pk}/supprimer/",
-        "/dossier/profil/contacts/",
-    ]
+    return [*patient_page_urls(cast, entry, entry, attachment, document), "/dossier/profil/contacts/"]
 
 
 def test_every_page_fits_320_px_even_with_text_at_200_percent_and_is_easy_to_tap(cast, login, live_server):

@@ -13,6 +13,7 @@ from health_record.models import HistoryItem
 from mailboxes.compose import send_from_mailbox
 from mailboxes.models import Entry, Folder
 from patients.conversation import close_conversation
+from tests.e2e.patient_pages import patient_page_urls
 from tests.record.profiles import fill_profile
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -83,24 +84,7 @@ def patient_urls(cast, first, document):
         mailbox=cast.paul_box, folder__role=Folder.Role.INBOX, message__subject="Rendez-vous"
     )
     attachment = first.attachments.get()
-    urls = [
-        "/patient/",
-        f"/patient/echange/{entry.pk}/",
-        f"/patient/message/{entry.pk}/",
-        f"/patient/echange/{open_entry.pk}/",
-        f"/patient/message/{open_entry.pk}/repondre",
-        "/patient/ecrire",
-        f"/patient/piece-jointe/{attachment.pk}/enregistrer",
-        "/patient/parametres",
-        f"/patient/parametres/bloquer/{cast.cardio.pk}",
-        "/patient/parametres/cloturer",
-        "/dossier/",
-        "/dossier/mesures/",
-        "/dossier/documents/",
-        "/dossier/documents/ajouter/",
-        f"/dossier/documents/{document.pk}/",
-        f"/dossier/documents/{document.pk}/supprimer/",
-    ]
+    urls = patient_page_urls(cast, entry, open_entry, attachment, document)
     from health_record.profile import SECTIONS
 
     return urls + [f"/dossier/profil/{s.key}/" for s in SECTIONS]
