@@ -45,7 +45,7 @@ from mailboxes.delivery import events_with_next_delivery, message_history, refus
 from mailboxes.models import Attachment, Entry, Folder
 
 PROBLEM_DESCRIPTIONS = {
-    401: "Clé absente, invalide ou révoquée",
+    401: "Clé absente, invalide, révoquée ou expirée",
     403: "Portée, adresse IP ou certificat refusés",
     404: "Introuvable (ou pas à cette clé)",
     406: "Format de réponse non disponible (Accept)",
