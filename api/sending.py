@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from api import hooks
 from api.access import box_ids_for_key
 from api.models import ApiKey, SentRecipient
 from api.problems import Problem
@@ -114,7 +115,7 @@ def send(key: ApiKey, data: dict, attachments: list[tuple[str, str, bytes]]) -> 
             ]
     except DeliveryRefused as refusal:
         raise refused(refusal) from None
-    return answer(results)
+    return answer(results, box)
 
 
 def send_with_model(box: Mailbox, data: dict, attachments, common) -> list[FanOutResult]:
@@ -271,7 +272,7 @@ def outcomes(result: DeliveryResult) -> list[dict]:
     return rows
 
 
-def answer(fanouts: list[FanOutResult]) -> dict:
+def answer(fanouts: list[FanOutResult], box: Mailbox) -> dict:
     messages = []
     refused_only = []
     for fanout in fanouts:
@@ -293,6 +294,8 @@ def answer(fanouts: list[FanOutResult]) -> dict:
             recipients.append(item)
     first = messages[0]
     keep_recipients(first["id"], recipients)
+    # The copies refused whole are reported to the box's webhooks too (no delivery event does).
+    hooks.queue_refused_copies(box.pk, first["id"], [r for r in recipients if r["message"] is None])
     return {"id": first["id"], "message_id": first["message_id"], "recipients": recipients, "messages": messages}
 
 

@@ -151,3 +151,42 @@ def test_the_answers_with_a_refused_patient_are_as_the_openapi_document_says(cas
     schema_of("/api/v1/messages", "post", "422", "application/problem+json").validate(problem.json())
     fields = document["components"]["schemas"]["RecipientOutcome"]["properties"]
     assert "In-Reply-To" in fields["message_id"]["description"]
+
+
+def test_the_webhook_reports_the_refused_copy_with_the_message_id_its_return_cites(
+    cast, api, closed_pauline, django_capture_on_commit_callbacks
+):
+    import json
+
+    from api.models import ApiKey
+    from tests.api.test_queue_and_webhooks import Receiver, check_signature
+
+    receiver = Receiver()
+    try:
+        ApiKey.objects.filter(pk=api.key.pk).update(webhook_url=receiver.url)
+        api.key.refresh_from_db()
+        to = [cast.alice_box.address, cast.paul_box.address, cast.pauline_box.address]
+        response = send(api, to, django_capture_on_commit_callbacks)
+        assert response.status_code == 201, response.content
+        body = response.json()
+        received = receiver.wait_for(3)
+    finally:
+        receiver.server.shutdown()
+    for headers, raw in received:
+        check_signature(api.key.webhook_secret, headers, raw)
+    events = {json.loads(raw)["data"]["recipient"]: json.loads(raw) for _headers, raw in received}
+    assert {a: e["event"] for a, e in events.items()} == {
+        cast.alice_box.address: "message.delivered",
+        cast.paul_box.address: "message.delivered",
+        cast.pauline_box.address: "message.bounced",
+    }
+    refused = by_address(body["recipients"])[cast.pauline_box.address]
+    assert events[cast.pauline_box.address]["data"] == {
+        "message": body["id"],
+        "recipient": cast.pauline_box.address,
+        "status": "bounced",
+        "code": "space_closed",
+        "message_id": refused["message_id"],
+    }
+    [automatic_return] = returns_in_box(api)
+    assert automatic_return["in_reply_to"] == events[cast.pauline_box.address]["data"]["message_id"]
