@@ -19,6 +19,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
+from django.utils.formats import date_format
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
@@ -121,11 +122,14 @@ class ApiKeyAuthentication(BaseAuthentication):
                 raise fail("invalid_key", "En-tête Authorization attendu : « Bearer <clé d'API> ».")
             key = key_from_token(token.strip())
         elif fingerprint:
-            keys = list(
+            held = list(
                 ApiKey.objects.select_related("mailbox").filter(
                     client_cert_fingerprint=fingerprint, revoked_at__isnull=True
-                )[:2]
+                )[:20]
             )
+            # A key that expired still holds its certificate: the call is told it expired (below),
+            # unless a live key holds the certificate too (the key that replaces it).
+            keys = [k for k in held if not k.is_expired] or held[:1]
             if not keys:
                 raise fail("invalid_key", "Aucune clé d'API n'est associée à ce certificat client.")
             if len(keys) > 1:  # which box would be a guess: the key must say
@@ -146,6 +150,12 @@ class ApiKeyAuthentication(BaseAuthentication):
 def check_key(key: ApiKey, request, fingerprint: str) -> None:
     if key.revoked_at is not None:
         raise fail("key_revoked", "Cette clé d'API a été révoquée.")
+    if key.is_expired:
+        when = date_format(timezone.localtime(key.expires_at), "SHORT_DATETIME_FORMAT")
+        raise fail(
+            "key_expired",
+            f"Cette clé d'API a expiré le {when} : demandez une nouvelle clé à l'administrateur de la messagerie.",
+        )
     if not key.mailbox.is_active:
         raise exceptions.PermissionDenied("La boîte aux lettres de cette clé est désactivée.", "mailbox_inactive")
     if not key.ip_allowed(request_ip(request)):

@@ -175,6 +175,24 @@ def queue_message_events(rows, senders: dict[int, int]) -> None:
             webhooks.queue_event(keys, name, message_ref(row.message_id, recipient, row.pk), data)
 
 
+def queue_refused_copies(box_id: int, sent_id: int, refused: list[dict]) -> None:
+    """`message.bounced` for each copy of a call's fan-out refused whole (a patient among
+    several: closed space, wrong INS key, no such patient), which no delivery event reports
+    (nothing was stored): about the message the call answered with (`sent_id`, where
+    `GET /messages/{id}` tells it), with the refused copy's Message-ID, the one its automatic
+    return cites in In-Reply-To."""
+    keys = webhooks.keys_with_webhook({box_id}) if refused else []
+    for item in refused if keys else []:
+        data = {
+            "message": sent_id,
+            "recipient": item["address"],
+            "status": Delivery.Status.BOUNCED.value,
+            "code": item["code"],
+            "message_id": item["message_id"],
+        }
+        webhooks.queue_event(keys, WebhookDelivery.Event.BOUNCED, message_ref(sent_id, item["address"], 0), data)
+
+
 def message_ref(message_id: int, recipient: str, row_id: int) -> str:
     """What a message event is about (`WebhookDelivery.subject_ref`: one event per key, event and
     ref): the message and its recipient, or the audit row when no recipient is named. An

@@ -13,6 +13,7 @@ work queue and webhook deliveries.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import ipaddress
 import secrets
@@ -27,6 +28,15 @@ KEY_PREFIX = "mss"
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def default_expiry() -> datetime.datetime:
+    """When a key made now expires: `API_KEY_LIFETIME_DAYS` (365) days from now."""
+    return timezone.now() + datetime.timedelta(days=settings.API_KEY_LIFETIME_DAYS)
+
+
+# The admin's key list marks keys that expire within this many days.
+EXPIRES_SOON_DAYS = 30
 
 
 class ApiKey(models.Model):
@@ -72,6 +82,15 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, verbose_name="créé le")
     last_used_at = models.DateTimeField(null=True, blank=True, verbose_name="dernière utilisation le")
     revoked_at = models.DateTimeField("révoquée le", null=True, blank=True)
+    # Blank in the admin's form: the default is taken at saving (`ApiKeyAdmin.save_model`).
+    expires_at = models.DateTimeField(
+        "expire le",
+        default=default_expiry,
+        blank=True,
+        db_index=True,
+        help_text="Après cette date, la clé est refusée (401 key_expired). Vide : dans API_KEY_LIFETIME_DAYS "
+        "jours (365 par défaut) à partir de l'enregistrement.",
+    )
 
     class Meta:
         verbose_name = "clé d'API"
@@ -83,7 +102,11 @@ class ApiKey(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
     @property
     def scopes(self) -> list[str]:
@@ -243,3 +266,37 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"webhook #{self.pk} ({self.get_event_display()}, {self.get_status_display()})"
+
+
+class SentRecipient(models.Model):
+    """An address of a `POST /messages` call that the message the call answered with (its `id`,
+    its `Location`) does not hold, kept as the `201` told it: a patient's own copy of a fan-out
+    (`copy`), or a copy refused whole (no `copy`: nothing was stored for it), with its code, its
+    reason and the Message-ID it had, which its automatic return names in `In-Reply-To`.
+    `GET /messages/{id}` reads them beside the message's own deliveries, so it tells every
+    recipient the `201` told (api/views.py `message_status`)."""
+
+    sent = models.ForeignKey(
+        "mailboxes.Message", on_delete=models.CASCADE, related_name="+", verbose_name="message de l'appel"
+    )
+    address = models.CharField("adresse", max_length=254)
+    copy = models.ForeignKey(
+        "mailboxes.Message",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name="copie du destinataire",
+    )
+    message_id = models.CharField("Message-ID", max_length=998, blank=True)
+    code = models.CharField("code du refus", max_length=60, blank=True)
+    reason = models.CharField("raison du refus", max_length=500, blank=True)
+    created_at = models.DateTimeField("enregistré le", default=timezone.now)
+
+    class Meta:
+        verbose_name = "destinataire d'un envoi par l'API"
+        verbose_name_plural = "destinataires des envois par l'API"
+        constraints = [models.UniqueConstraint(fields=["sent", "address"], name="sentrecipient_unique")]
+
+    def __str__(self) -> str:
+        return f"destinataire #{self.pk}"

@@ -48,6 +48,7 @@ CATALOGUE: dict[str, Kind] = {
     "not_authenticated": Kind(401, "Authentification requise", "Authentication required"),
     "invalid_key": Kind(401, "Clé d'API invalide", "Invalid API key"),
     "key_revoked": Kind(401, "Clé d'API révoquée", "API key revoked"),
+    "key_expired": Kind(401, "Clé d'API expirée", "API key expired"),
     "ip_not_allowed": Kind(403, "Adresse IP non autorisée pour cette clé", "IP address not allowed for this key"),
     "certificate_required": Kind(
         403, "Certificat client absent ou différent", "Client certificate missing or different"

@@ -14,8 +14,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from api import hooks
 from api.access import box_ids_for_key
-from api.models import ApiKey
+from api.models import ApiKey, SentRecipient
 from api.problems import Problem
 from automation import calendar, convocations
 from automation import sending as automation_sending
@@ -114,7 +115,7 @@ def send(key: ApiKey, data: dict, attachments: list[tuple[str, str, bytes]]) -> 
             ]
     except DeliveryRefused as refusal:
         raise refused(refusal) from None
-    return answer(results)
+    return answer(results, box)
 
 
 def send_with_model(box: Mailbox, data: dict, attachments, common) -> list[FanOutResult]:
@@ -179,7 +180,7 @@ def send_with_model(box: Mailbox, data: dict, attachments, common) -> list[FanOu
         except DeliveryRefused as refusal:
             if len(patients) == 1:
                 raise
-            results.append(FanOutResult(refused=refusal.refused))
+            results.append(FanOutResult(refused=refusal.refused, refused_message_ids=refusal.message_ids))
             continue
         if convocation is not None:
             convocations.record_sent(convocation, None, fanout.primary.message)
@@ -224,16 +225,27 @@ def refusal_without_patient(address: str) -> Decision:
 
 
 def refused(refusal: DeliveryRefused) -> Problem:
-    recipients = [
-        {"address": a, "outcome": "refused", "code": d.code, "reason": str(d.reason)}
-        for a, d in refusal.refused.items()
-    ]
+    recipients = [refused_outcome(a, d, refusal.message_ids.get(a)) for a, d in refusal.refused.items()]
     if 400 <= refusal.smtp_code < 500:
         return Problem(
             "temporarily_refused", refusal.reason, extra={"recipients": recipients}, headers={"Retry-After": "60"}
         )
     code = refusal.code if refusal.code in known_codes() else "refused"
     return Problem(code, refusal.reason, extra={"recipients": recipients})
+
+
+def refused_outcome(address: str, decision: Decision, message_id: str | None) -> dict:
+    """A recipient refused whole (no copy stored for them): `message` null, and `message_id` the
+    Message-ID of the copy that was refused, which its automatic return names in `In-Reply-To`
+    (null when no copy was written: a message model to an address without a patient)."""
+    return {
+        "address": address,
+        "outcome": "refused",
+        "code": decision.code,
+        "reason": str(decision.reason or refusal_text(decision.code, address)),
+        "message": None,
+        "message_id": message_id or None,
+    }
 
 
 def known_codes():
@@ -243,16 +255,24 @@ def known_codes():
 
 
 def outcomes(result: DeliveryResult) -> list[dict]:
-    rows = [{"address": box.address, "outcome": "delivered"} for box in result.delivered]
-    rows += [{"address": address, "outcome": "queued"} for address in result.queued]
+    """Each recipient of a stored message, with that message (`message`, `message_id`)."""
+    copy = {"message": result.message.pk, "message_id": result.message.message_id}
+    rows = [{"address": box.address, "outcome": "delivered", **copy} for box in result.delivered]
+    rows += [{"address": address, "outcome": "queued", **copy} for address in result.queued]
     rows += [
-        {"address": a, "outcome": "refused", "code": d.code, "reason": str(d.reason or refusal_text(d.code, a))}
+        {
+            "address": a,
+            "outcome": "refused",
+            "code": d.code,
+            "reason": str(d.reason or refusal_text(d.code, a)),
+            **copy,
+        }
         for a, d in result.refused.items()
     ]
     return rows
 
 
-def answer(fanouts: list[FanOutResult]) -> dict:
+def answer(fanouts: list[FanOutResult], box: Mailbox) -> dict:
     messages = []
     refused_only = []
     for fanout in fanouts:
@@ -262,11 +282,9 @@ def answer(fanouts: list[FanOutResult]) -> dict:
             )
         # Every refusal of the fan-out, also those of copies that were refused whole (a patient
         # among several: closed space, wrong INS key, no such patient) and so have no message
-        # above: the caller learns of each address it sent to.
-        refused_only += [
-            {"address": a, "outcome": "refused", "code": d.code, "reason": str(d.reason or refusal_text(d.code, a))}
-            for a, d in fanout.refused.items()
-        ]
+        # above: the caller learns of each address it sent to, and of the Message-ID the
+        # refused copy had, which its automatic return names.
+        refused_only += [refused_outcome(a, d, fanout.refused_message_ids.get(a)) for a, d in fanout.refused.items()]
     if not messages:
         raise Problem("refused", "Aucun destinataire n'a accepté le message.", extra={"recipients": refused_only})
     seen, recipients = set(), []
@@ -275,7 +293,34 @@ def answer(fanouts: list[FanOutResult]) -> dict:
             seen.add(item["address"])
             recipients.append(item)
     first = messages[0]
+    keep_recipients(first["id"], recipients)
+    # The copies refused whole are reported to the box's webhooks too (no delivery event does).
+    hooks.queue_refused_copies(box.pk, first["id"], [r for r in recipients if r["message"] is None])
     return {"id": first["id"], "message_id": first["message_id"], "recipients": recipients, "messages": messages}
+
+
+def keep_recipients(sent_id: int, recipients: list[dict]) -> None:
+    """The call's recipients that its first message (the answer's `id`) does not hold: another
+    copy of the fan-out, or a copy refused whole. `GET /messages/{id}` reads them
+    (`api.views.message_status`), so it tells what this answer tells. Written in the call's
+    transaction (several copies are always one: `needs_one_transaction`)."""
+    others = [r for r in recipients if r["message"] != sent_id]
+    if not others:
+        return
+    SentRecipient.objects.bulk_create(
+        [
+            SentRecipient(
+                sent_id=sent_id,
+                address=r["address"],
+                copy_id=r["message"],
+                message_id=r["message_id"] or "",
+                code=r.get("code", "") if r["message"] is None else "",
+                reason=r.get("reason", "")[:500] if r["message"] is None else "",
+            )
+            for r in others
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def max_request_bytes() -> int:

@@ -248,6 +248,18 @@ class RecipientOutcome(serializers.Serializer):
     outcome = serializers.ChoiceField(choices=["delivered", "queued", "refused"])
     code = serializers.CharField(required=False)
     reason = serializers.CharField(required=False, help_text="La raison en français.")
+    message = serializers.IntegerField(
+        allow_null=True,
+        help_text="Le message stocké qui porte ce destinataire (GET /api/v1/messages/{id}) ; null pour un "
+        "destinataire refusé sans copie stockée (patient parmi plusieurs : espace clôturé, clé INS fausse, "
+        "patient inconnu), que GET /api/v1/messages/{id} de l'id de la réponse donne.",
+    )
+    message_id = serializers.CharField(
+        allow_null=True,
+        help_text="Le Message-ID de la copie destinée à cette adresse ; pour une copie refusée, celui que "
+        "son retour automatique cite dans In-Reply-To et References. null si aucune copie n'a été écrite "
+        "(modèle de message vers une adresse sans patient : pas de retour automatique).",
+    )
 
 
 class SentMessage(serializers.Serializer):
@@ -276,6 +288,16 @@ class RecipientState(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True)
     updated_at = serializers.DateTimeField()
     timeline = TimelineStep(many=True)
+    message = serializers.IntegerField(
+        allow_null=True,
+        help_text="Le message qui porte ce destinataire : celui-ci, une autre copie du même envoi (un "
+        "message par patient), ou null pour une copie refusée entière (rien de stocké).",
+    )
+    message_id = serializers.CharField(
+        allow_null=True,
+        help_text="Le Message-ID de cette copie ; pour une copie refusée, celui que cite l'In-Reply-To de "
+        "son retour automatique.",
+    )
 
 
 class MessageStatus(serializers.Serializer):

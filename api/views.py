@@ -28,7 +28,7 @@ from rest_framework.views import APIView
 from api import access, hooks, idempotency, listing, returns, sending
 from api import serializers as s
 from api.auth import ApiKeyAuthentication, HasScope, KeyRateThrottle, request_ip
-from api.models import ApiKey, ReturnReply
+from api.models import ApiKey, ReturnReply, SentRecipient
 from api.problems import (
     CONTENT_TYPE,
     JSONParser,
@@ -45,7 +45,7 @@ from mailboxes.delivery import events_with_next_delivery, message_history, refus
 from mailboxes.models import Attachment, Entry, Folder
 
 PROBLEM_DESCRIPTIONS = {
-    401: "Clé absente, invalide ou révoquée",
+    401: "Clé absente, invalide, révoquée ou expirée",
     403: "Portée, adresse IP ou certificat refusés",
     404: "Introuvable (ou pas à cette clé)",
     406: "Format de réponse non disponible (Accept)",
@@ -250,6 +250,43 @@ STEP_EVENTS = {
 
 
 def message_status(message) -> dict:
+    """The message's recipients, each with its status and timeline; for the message a call
+    answered with (its `id`), also the call's other recipients (`api.models.SentRecipient`): a
+    patient's own copy, read in that copy, and a copy refused whole, as the `201` told it."""
+    own = recipient_states(message)
+    kept = list(SentRecipient.objects.filter(sent=message).select_related("copy").order_by("id"))
+    others: list[dict] = []
+    copies: dict[int, dict[str, dict]] = {}
+    for row in kept:
+        if row.copy is None:
+            others.append(refused_whole_state(row, own["submitted_at"]))
+            continue
+        if row.copy_id not in copies:
+            copies[row.copy_id] = {r["address"]: r for r in recipient_states(row.copy)["recipients"]}
+        state = copies[row.copy_id].get(row.address)
+        if state is not None:
+            others.append(state)
+    own["recipients"] += others
+    return own
+
+
+def refused_whole_state(row: SentRecipient, submitted_at) -> dict:
+    return {
+        "address": row.address,
+        "status": "bounced",
+        "code": row.code,
+        "reason": row.reason,
+        "updated_at": row.created_at,
+        "timeline": [
+            {"at": submitted_at, "event": "submitted", "recipient": row.address},
+            {"at": row.created_at, "event": "refused", "recipient": row.address},
+        ],
+        "message": None,
+        "message_id": row.message_id or None,
+    }
+
+
+def recipient_states(message) -> dict:
     history = message_history(message, STEP_EVENTS)
     steps: dict[str, list] = {d.address: [] for d in history.deliveries}
     addresses = {d.pk: d.address for d in history.deliveries}
@@ -279,6 +316,8 @@ def message_status(message) -> dict:
                 "reason": refusal_reason(d),
                 "updated_at": d.updated_at,
                 "timeline": steps[d.address],
+                "message": message.pk,
+                "message_id": message.message_id,
             }
             for d in history.deliveries
         ],

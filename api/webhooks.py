@@ -44,7 +44,13 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 def keys_with_webhook(box_ids) -> list[ApiKey]:
     return list(
-        ApiKey.objects.filter(mailbox_id__in=box_ids, revoked_at__isnull=True, webhook_enabled=True, webhook_url__gt="")
+        ApiKey.objects.filter(
+            mailbox_id__in=box_ids,
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+            webhook_enabled=True,
+            webhook_url__gt="",
+        )
     )
 
 
@@ -112,7 +118,7 @@ def deliver(delivery_id: int) -> int | None:
     if delivery is None:
         return None
     key = delivery.api_key
-    if key.revoked_at is not None or not key.webhook_enabled or not key.webhook_url:
+    if key.revoked_at is not None or key.is_expired or not key.webhook_enabled or not key.webhook_url:
         delivery.status, delivery.last_error = WebhookDelivery.Status.FAILED, "webhook désactivé"
         delivery.save(update_fields=["status", "last_error", "updated_at"])
         return None

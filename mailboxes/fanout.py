@@ -44,6 +44,9 @@ class FanOutResult:
     refused: dict[str, Decision] = field(default_factory=dict)
     # Copies refused whole (nothing stored), kept for the SMTP code when every copy is.
     refusals: list[DeliveryRefused] = field(default_factory=list)
+    # A recipient of a copy refused whole → that copy's Message-ID (its automatic return's
+    # In-Reply-To; `DeliveryRefused.message_ids`).
+    refused_message_ids: dict[str, str] = field(default_factory=dict)
     # How many patients were addressed (the composer says "N messages, one per patient").
     patient_count: int = 0
 
@@ -95,7 +98,9 @@ def _raise_when_nothing_sent(outcome: FanOutResult) -> None:
         return
     temporary = [r for r in outcome.refusals if r.smtp_code // 100 == 4]
     first = temporary[0] if temporary else outcome.refusals[0]
-    raise DeliveryRefused(first.code, first.reason, first.smtp_code, refused=outcome.refused)
+    raise DeliveryRefused(
+        first.code, first.reason, first.smtp_code, refused=outcome.refused, message_ids=outcome.refused_message_ids
+    )
 
 
 def _attempt(outcome: FanOutResult, send) -> None:
@@ -104,6 +109,7 @@ def _attempt(outcome: FanOutResult, send) -> None:
     except DeliveryRefused as refusal:
         outcome.refusals.append(refusal)
         outcome.refused.update(refusal.refused or {})
+        outcome.refused_message_ids.update(refusal.message_ids)
         return
     outcome.results.append(result)
     outcome.refused.update(result.refused)

@@ -596,6 +596,9 @@ SPECTACULAR_SETTINGS = {
 }
 # Calls per minute and per key, unless the key sets its own (429 with Retry-After past it).
 API_RATE_PER_MINUTE = env_int("API_RATE_PER_MINUTE", 600)
+# How long a new API key lives: its expiry (`ApiKey.expires_at`, editable in the admin) is set
+# this many days after its creation; an expired key is refused (401 key_expired).
+API_KEY_LIFETIME_DAYS = env_int("API_KEY_LIFETIME_DAYS", 365)
 # Mutual TLS behind the reverse proxy: the header in which the proxy forwards the SHA-256
 # fingerprint of the client certificate it verified (e.g. X-SSL-Client-SHA256). Empty: off.
 API_CLIENT_CERT_HEADER = env_str("API_CLIENT_CERT_HEADER", "")

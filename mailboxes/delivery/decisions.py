@@ -44,14 +44,24 @@ def reply_code(code: str) -> tuple[int, str]:
 
 class DeliveryRefused(Exception):
     """The whole message is refused: nothing was stored. `refused` gives each refused
-    recipient's Decision; `smtp_code` is 4xx when the peer should try again."""
+    recipient's Decision; `smtp_code` is 4xx when the peer should try again. `message_ids`
+    gives, for the refused recipients of a message that was read, its Message-ID: the one an
+    automatic return for that recipient names in `In-Reply-To` (the API tells it its caller)."""
 
-    def __init__(self, code: str, reason: str, smtp_code: int | None = None, refused: dict | None = None):
+    def __init__(
+        self,
+        code: str,
+        reason: str,
+        smtp_code: int | None = None,
+        refused: dict | None = None,
+        message_ids: dict[str, str] | None = None,
+    ):
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
         self.smtp_code = smtp_code or reply_code(code)[0]
         self.refused: dict[str, Decision] = refused or {}
+        self.message_ids: dict[str, str] = message_ids or {}
 
 
 @dataclass

@@ -137,8 +137,16 @@ def accept(raw, envelope_from, envelope_to, source, actor, sender_mailbox) -> tu
     if not plan.accepts_any and plan.existing is None:
         tell_policy_refused(submission.envelope, None, submission.refused)
         first = next(iter(submission.refused.values()), None) or refuse_unknown()
-        raise DeliveryRefused(first.code, first.reason, refused=submission.refused)
+        raise DeliveryRefused(
+            first.code, first.reason, refused=submission.refused, message_ids=refused_message_ids(submission)
+        )
     return submission, plan
+
+
+def refused_message_ids(submission: Submission) -> dict[str, str]:
+    """Each refused recipient → the Message-ID of the message refused (its automatic return's
+    `In-Reply-To`)."""
+    return dict.fromkeys(submission.refused, submission.envelope.message_id)
 
 
 def envelope_for(parsed: ParsedMessage, sender: str, sender_mailbox: Mailbox | None, size: int) -> Envelope:
@@ -181,7 +189,9 @@ def write(submission: Submission, files: StoredFiles, plan: Plan) -> Message:
         if message is None:  # under the lock, every recipient box turned out full
             tell_policy_refused(submission.envelope, None, submission.refused)
             first = next(iter(submission.refused.values()))
-            raise DeliveryRefused(first.code, first.reason, refused=submission.refused)
+            raise DeliveryRefused(
+                first.code, first.reason, refused=submission.refused, message_ids=refused_message_ids(submission)
+            )
         return message
     # A box still changed under the lock (deleted, say): a temporary refusal, the peer retries.
     raise DeliveryRefused("over_quota", refuse_over_quota().reason, 452, submission.refused)

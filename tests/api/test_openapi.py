@@ -167,7 +167,14 @@ def test_curl_against_live_server(transactional_db, cast, api, live_server):
     payload, code = out.rsplit("\n", 1)
     assert code == "201", payload
     sent = json.loads(payload)
-    assert sent["recipients"] == [{"address": cast.alice_box.address, "outcome": "delivered"}]
+    assert sent["recipients"] == [
+        {
+            "address": cast.alice_box.address,
+            "outcome": "delivered",
+            "message": sent["id"],
+            "message_id": sent["message_id"],
+        }
+    ]
     status = subprocess.run(
         ["curl", "-sS", "-H", f"Authorization: Bearer {api.secret}", f"{live_server.url}/api/v1/messages/{sent['id']}"],
         capture_output=True,
