@@ -88,6 +88,9 @@ class ParsedMessage:
     mdn_requested_to: str = ""
     x_mss_headers: dict = field(default_factory=dict)
     auto_submitted: bool = False
+    # How many `Received:` fields the top header block holds: the hops it has made (RFC 5321
+    # §6.3; the delivery path's hop limit, `senders.check_hops`).
+    received_count: int = 0
     is_report: bool = False
     report_type: str = ""
     attachments: list[ParsedAttachment] = field(default_factory=list)
@@ -365,7 +368,9 @@ def _read_top_headers(parsed: ParsedMessage, top) -> None:
     parsed.mdn_requested_to = mdn[0]["address"] if mdn else ""
     for name, value in top.items():
         lowered = name.lower()
-        if lowered.startswith("x-mss-"):
+        if lowered == "received":
+            parsed.received_count += 1
+        elif lowered.startswith("x-mss-"):
             decoded = decode_text(value)
             key = lowered
             parsed.x_mss_headers[key] = (
