@@ -79,6 +79,7 @@ class ParsedMessage:
     from_name: str = ""
     from_count: int = 0  # the readable addresses of every From field (RFC 5322: one, or a Sender)
     reply_to: str = ""  # the first address of Reply-To, lower case
+    reply_to_name: str = ""  # its display name (`"Secrétariat cardio" <…>`), decoded, "" when none
     to: list[dict] = field(default_factory=list)
     cc: list[dict] = field(default_factory=list)
     subject: str = ""
@@ -360,6 +361,7 @@ def _read_top_headers(parsed: ParsedMessage, top) -> None:
         parsed.from_address, parsed.from_name = sender[0]["address"], sender[0]["name"]
     reply_to = parse_address_list(top.get_all("reply-to") or [])
     parsed.reply_to = reply_to[0]["address"].lower() if reply_to else ""
+    parsed.reply_to_name = reply_to[0]["name"] if reply_to else ""
     parsed.to = parse_address_list(top.get_all("to") or [])
     parsed.cc = parse_address_list(top.get_all("cc") or [])
     parsed.subject = decode_text(top.get("subject", ""))
