@@ -4,7 +4,7 @@ While a box's absence message is on and today falls within its dates, a new mess
 reply per sender and per period, sent through the one delivery path with the null envelope
 sender and `Auto-Submitted: auto-replied`. Never answered: reports (MDN, DSN), automatic mail
 (`Auto-Submitted`, mailing lists: `List-*`, `Precedence: bulk/list/junk`,
-`X-Auto-Response-Suppress`), the null sender, system senders (mailer-daemon, postmaster,
+`X-Auto-Response-Suppress`), a message over the hop limit (a loop, `SMTP_HOP_LIMIT`), the null sender, system senders (mailer-daemon, postmaster,
 no-reply), the box itself, a message where the box is neither in To nor in Cc (a copy in Bcc,
 a list, a forward), and patients unless the box's owner chose to answer them.
 
@@ -73,6 +73,14 @@ def is_automatic(headers) -> bool:
     return "all" in suppress or "oof" in suppress
 
 
+def is_looping(headers) -> bool:
+    """More `Received:` fields than the delivery path's hop limit (RFC 5321 §6.3): a message
+    caught in a loop is not answered."""
+    from mailboxes.delivery import over_hop_limit
+
+    return over_hop_limit(len(headers.get_all("received") or []))
+
+
 def reason_not_to_answer(message: Message, box: Mailbox, absence: AbsenceMessage, headers) -> str:
     """A short code saying why no reply goes out, or "" when one should."""
     sender = (message.envelope_from or "").lower()
@@ -82,6 +90,8 @@ def reason_not_to_answer(message: Message, box: Mailbox, absence: AbsenceMessage
         return "report"
     if message.auto_submitted or is_automatic(headers):
         return "automatic"
+    if is_looping(headers):
+        return "looping"
     if sender == box.address or message.sender_mailbox_id == box.pk:
         return "own_message"
     if SYSTEM_LOCAL_PART_RE.match(sender.split("@", 1)[0]) or sender == settings.PATIENT_SYSTEM_ADDRESS:

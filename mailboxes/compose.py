@@ -58,10 +58,14 @@ def build_message(
     extra_headers: dict | None = None,
     from_name: str | None = None,
     mss_headers: bool = True,
+    recipient_names: dict | None = None,
 ) -> bytes:
     """The RFC 5322 bytes of a message. `mss_headers=False` (a draft, a size estimate) leaves
     out the X-MSS-* headers read from IHE_XDM archives: nothing is inflated for them. A text
-    message (no HTML) is written by `write_plain_message`, one with HTML by the `email` package."""
+    message (no HTML) is written by `write_plain_message`, one with HTML by the `email` package.
+    `recipient_names` gives a display name to some of `to` and `cc` (a reply to a `Reply-To`
+    with a name: « Secrétariat cardio <cardio@…> »)."""
+    names = recipient_names or {}
     # X-MSS-CODECDA is set when, and only when, CDA documents travel in an IHE_XDM archive: the
     # value comes from the documents themselves, never from the caller.
     extra = {k: v for k, v in (extra_headers or {}).items() if k.lower() != "x-mss-codecda"}
@@ -78,8 +82,8 @@ def build_message(
     return_box = sender.return_mailbox if sender.kind == Mailbox.Kind.APPLICATIVE and sender.return_mailbox_id else None
     if html is None:
         headers = [("From", _mailbox(sender.address, name))]
-        headers += [("To", ", ".join(_mailbox(a) for a in to))] if to else []
-        headers += [("Cc", ", ".join(_mailbox(a) for a in cc))] if cc else []
+        headers += [("To", ", ".join(_mailbox(a, names.get(a, "")) for a in to))] if to else []
+        headers += [("Cc", ", ".join(_mailbox(a, names.get(a, "")) for a in cc))] if cc else []
         headers += [("Subject", _encoded_text(subject)), ("Date", date), ("Message-ID", message_id)]
         headers += [("MIME-Version", "1.0")]
         headers += [("In-Reply-To", parent[0]), ("References", parent[1])] if parent else []
@@ -91,9 +95,9 @@ def build_message(
     message = EmailMessage(policy=policy.SMTP)
     message["From"] = _address(sender.address, " ".join((name or "").split()))
     if to:
-        message["To"] = [_address(a) for a in to]
+        message["To"] = [_address(a, names.get(a, "")) for a in to]
     if cc:
-        message["Cc"] = [_address(a) for a in cc]
+        message["Cc"] = [_address(a, names.get(a, "")) for a in cc]
     message["Subject"] = subject
     message["Date"] = date
     message["Message-ID"] = message_id
@@ -335,6 +339,7 @@ def send_from_mailbox(
     source="webmail",
     extra_headers=None,
     replied_entry: Entry | None = None,
+    recipient_names: dict | None = None,
 ) -> DeliveryResult:
     """Build the message and send it from `sender`. A reply (`in_reply_to`) marks the entry it
     answers as answered: `replied_entry` when given (the webmail may answer a message of one
@@ -351,6 +356,7 @@ def send_from_mailbox(
         in_reply_to=in_reply_to,
         request_mdn=request_mdn,
         extra_headers=extra_headers,
+        recipient_names=recipient_names,
     )
     result = send_message(
         raw,

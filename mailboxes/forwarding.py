@@ -9,7 +9,9 @@ trash once the forward is accepted (restorable until the trash is emptied), neve
 
 Loops: a report, a message the box sent itself, and a message that already carries a
 `Resent-From` of a domain hosted here (forwarded by us once, or coming back from a forward) are
-never forwarded; the settings refuse a target that forwards back to the box.
+never forwarded, nor a message that has made more hops than SMTP_HOP_LIMIT (its `Received:`
+fields: a loop through peers that drop the `Resent-*` block); the settings refuse a target that
+forwards back to the box.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def resent_block(box: Mailbox, target: str) -> bytes:
 
 def forward_message(action: IncomingAction) -> str:
     """The task's work for one forward action (already claimed): returns the outcome code."""
-    from mailboxes.delivery import DeliveryRefused, send_message
+    from mailboxes.delivery import DeliveryRefused, over_hop_limit, send_message
 
     box, message = action.mailbox, action.message
     forwarding = Forwarding.objects.filter(mailbox=box, enabled=True).first()
@@ -93,8 +95,11 @@ def forward_message(action: IncomingAction) -> str:
         return "switched_off"
     if message.is_report or message.sender_mailbox_id == box.pk:
         return "own_message"
-    if forwarded_here_before(stored_headers(message)):
+    headers = stored_headers(message)
+    if forwarded_here_before(headers):
         return "already_forwarded"
+    if over_hop_limit(len(headers.get_all("received") or [])):
+        return "looping"  # its copy would be refused as a loop (RFC 5321 §6.3): not sent at all
     error = forward_target_error(box, forwarding.address)
     if error:
         log.info("forward not sent: action=%s target no longer allowed", action.pk)

@@ -79,6 +79,7 @@ class ParsedMessage:
     from_name: str = ""
     from_count: int = 0  # the readable addresses of every From field (RFC 5322: one, or a Sender)
     reply_to: str = ""  # the first address of Reply-To, lower case
+    reply_to_name: str = ""  # its display name (`"Secrétariat cardio" <…>`), decoded, "" when none
     to: list[dict] = field(default_factory=list)
     cc: list[dict] = field(default_factory=list)
     subject: str = ""
@@ -88,6 +89,9 @@ class ParsedMessage:
     mdn_requested_to: str = ""
     x_mss_headers: dict = field(default_factory=dict)
     auto_submitted: bool = False
+    # How many `Received:` fields the top header block holds: the hops it has made (RFC 5321
+    # §6.3; the delivery path's hop limit, `senders.check_hops`).
+    received_count: int = 0
     is_report: bool = False
     report_type: str = ""
     attachments: list[ParsedAttachment] = field(default_factory=list)
@@ -357,6 +361,7 @@ def _read_top_headers(parsed: ParsedMessage, top) -> None:
         parsed.from_address, parsed.from_name = sender[0]["address"], sender[0]["name"]
     reply_to = parse_address_list(top.get_all("reply-to") or [])
     parsed.reply_to = reply_to[0]["address"].lower() if reply_to else ""
+    parsed.reply_to_name = reply_to[0]["name"] if reply_to else ""
     parsed.to = parse_address_list(top.get_all("to") or [])
     parsed.cc = parse_address_list(top.get_all("cc") or [])
     parsed.subject = decode_text(top.get("subject", ""))
@@ -365,7 +370,9 @@ def _read_top_headers(parsed: ParsedMessage, top) -> None:
     parsed.mdn_requested_to = mdn[0]["address"] if mdn else ""
     for name, value in top.items():
         lowered = name.lower()
-        if lowered.startswith("x-mss-"):
+        if lowered == "received":
+            parsed.received_count += 1
+        elif lowered.startswith("x-mss-"):
             decoded = decode_text(value)
             key = lowered
             parsed.x_mss_headers[key] = (

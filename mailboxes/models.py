@@ -427,6 +427,9 @@ class Message(models.Model):
     # The first address of `Reply-To:` (RFC 5322 §3.6.2), lower case: where an applicative box of
     # another operator asks replies to go (RULES.md §6, its return box); "" when none.
     reply_to = models.CharField(max_length=254, blank=True)
+    # Its display name, as `from_name` is the sender's: a reply goes to « Secrétariat cardio
+    # <…> », not to a bare address.
+    reply_to_name = models.CharField(max_length=300, blank=True)
     to = models.JSONField(default=list, blank=True)  # [{"address": ..., "name": ...}]
     cc = models.JSONField(default=list, blank=True)
     envelope_from = models.CharField(max_length=254, blank=True)

@@ -5,7 +5,8 @@ RULES.md §1: exchanges are traceable, with no loss of messages. The delivery pa
 after commit. `send_outbox` then:
 
 1. claims the row by a conditional UPDATE (pending → sending): a duplicate task is a no-op;
-2. sends the stored raw bytes unchanged (same Message-ID) to the relay of the settings;
+2. sends the stored raw bytes unchanged (same Message-ID) to the relay of the settings, behind
+   our own `Received:` line (`trace_line`: the hops of a loop add up, RFC 5321 §6.3);
 3. on 250: row sent, deliveries relayed, audit `message.relayed`;
    on 4xx or a connection problem: row back to pending with exponential backoff;
    on 5xx, or once the retry window has passed: row failed, deliveries bounced, audit
@@ -26,6 +27,7 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from datetime import timedelta
+from email.utils import format_datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -146,12 +148,31 @@ def envelope_sender(message: Message) -> str:
     return message.sender_mailbox.address if message.sender_mailbox_id else ""
 
 
+def trace_line(message: Message) -> bytes:
+    """Our `Received:` line in front of what the relay sends (RFC 5321 §4.4: every server that
+    passes a message on adds one), so that the hops of a message that loops between operators
+    add up and the hop limit stops it (`SMTP_HOP_LIMIT`). Its time is when the message came in
+    here, so every attempt sends the same bytes."""
+    host = "".join(c for c in (settings.RELAY_HELO_NAME or reports.reporting_host()) if 33 <= ord(c) < 127)
+    received = f"Received: by {host[:255] or 'localhost'} (MSSante) id {envelope_id(message)};"
+    when = format_datetime(timezone.localtime(message.created_at))
+    return f"{received}\r\n\t{when}\r\n".encode("ascii")
+
+
+READ_CHUNK = 1024 * 1024
+
+
 def read_raw(message: Message) -> bytes:
-    raw = store.read_raw(message)
+    """What the relay sends: our trace line, then the stored bytes, read in pieces into one
+    buffer (a 25 MB message is never held twice)."""
+    raw = bytearray(trace_line(message))
+    with store.open_raw(message) as handle:
+        for chunk in iter(lambda: handle.read(READ_CHUNK), b""):
+            raw += chunk
     # SMTP wants CRLF line ends; messages built in Python may carry bare LF.
     if BARE_LF_RE.search(raw):
-        raw = re.sub(rb"\r?\n", b"\r\n", raw)
-    return raw
+        return re.sub(rb"\r?\n", b"\r\n", raw)
+    return raw  # a bytearray: smtplib takes it as it takes bytes
 
 
 def backoff_seconds(attempts: int) -> int:

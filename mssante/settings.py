@@ -430,6 +430,9 @@ SMTPD_MAX_RECIPIENTS = env_int("SMTPD_MAX_RECIPIENTS", 100)
 # (RULES.md §3), its body counted and dropped, never held; over this, 552 at once. 0: no returns
 # for size, the gateway reads no more than the limits (docs/smtp.md).
 SMTP_OVERSIZE_RETURN_MAX_BYTES = env_int("SMTP_OVERSIZE_RETURN_MAX_BYTES", 100 * 1024**2)
+# Mail loops (RFC 5321 §6.3): a message whose header block holds more `Received:` fields than
+# this is refused, 554 5.4.6, nothing stored (Postfix's hopcount_limit, also 50).
+SMTP_HOP_LIMIT = env_int("SMTP_HOP_LIMIT", 50)
 RELAY_TLS_CA_FILE = env_str("RELAY_TLS_CA_FILE", "")
 RELAY_TLS_VERIFY = env_bool("RELAY_TLS_VERIFY", True)
 # import_whitelist refuses (unless --force) a list that removes more than this percentage of the

@@ -60,6 +60,7 @@ def save_draft(form, user) -> Entry:
         request_mdn=bool(data.get("request_mdn")),
         attachments=chosen_attachments(form),
         mss_headers=False,  # computed when it is sent: an autosave never inflates an archive
+        recipient_names=form.recipient_names,
     )
     parsed = parse_message(raw)
     digest, name = store_raw(raw)
@@ -69,8 +70,8 @@ def save_draft(form, user) -> Entry:
         "references": " ".join(parsed.references),
         "from_address": sender.address,
         "from_name": sender.display_name,
-        "to": [{"address": a, "name": ""} for a in data.get("to") or []],
-        "cc": [{"address": a, "name": ""} for a in data.get("cc") or []],
+        "to": [{"address": a, "name": form.recipient_names.get(a, "")} for a in data.get("to") or []],
+        "cc": [{"address": a, "name": form.recipient_names.get(a, "")} for a in data.get("cc") or []],
         "subject": data.get("subject") or "",
         "date": timezone.now(),
         "text_body": data.get("body") or "",

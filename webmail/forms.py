@@ -7,6 +7,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
+from mailboxes.display_text import display_name
 from mailboxes.formatting import composed_bodies
 from mailboxes.identifiers import ins_error, normalise_ins
 from mailboxes.trust import InvalidAddress, normalise_address
@@ -32,15 +33,19 @@ class MultipleFileField(forms.FileField):
         return [single(data, initial)] if data else []
 
 
-def parse_recipients(value: str) -> tuple[list[str], list[str]]:
+def parse_recipients(value: str, names: dict | None = None) -> tuple[list[str], list[str]]:
     """Addresses separated by commas or semicolons; a bare INS becomes the patient address.
-    Returns (addresses, French error messages)."""
+    Returns (addresses, French error messages). `names`, when given, receives the display name
+    typed before an address (`Secrétariat cardio <cardio@…>`, as a reply to a `Reply-To` with a
+    name proposes it), by normalised address: the message sent keeps it in its `To:`/`Cc:`."""
     addresses, errors = [], []
     for raw in (value or "").replace(";", ",").split(","):
         item = raw.strip()
         if not item:
             continue
+        name = ""
         if "<" in item and item.endswith(">"):
+            name = display_name(item[: item.rindex("<")].strip().strip('"'))
             item = item[item.rindex("<") + 1 : -1].strip()
         local = item.split("@", 1)[0]
         if "@" not in item and normalise_ins(local)[:1].isdigit():
@@ -64,6 +69,8 @@ def parse_recipients(value: str) -> tuple[list[str], list[str]]:
             continue
         if address not in addresses:
             addresses.append(address)
+        if name and names is not None:
+            names.setdefault(address, name)
     return addresses, errors
 
 
@@ -103,6 +110,8 @@ class ComposeForm(forms.Form):
         self.boxes = {b.pk: b for b in boxes}
         self.user = user
         self.is_draft = draft
+        # The display names typed before the recipients' addresses (`parse_recipients`).
+        self.recipient_names: dict[str, str] = {}
         self.fields["sender"].choices = [
             (b.pk, f"{b.display_name} <{b.address}>" if b.display_name else b.address) for b in boxes
         ]
@@ -113,7 +122,7 @@ class ComposeForm(forms.Form):
         return self.boxes[self.cleaned_data["sender"]]
 
     def _recipients(self, name):
-        addresses, errors = parse_recipients(self.cleaned_data.get(name, ""))
+        addresses, errors = parse_recipients(self.cleaned_data.get(name, ""), self.recipient_names)
         if errors and not self.is_draft:
             raise forms.ValidationError(errors)
         return addresses

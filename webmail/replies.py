@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from audit.events import client_ip
 from mailboxes import cda, compose
 from mailboxes.delivery import DeliveryRefused
+from mailboxes.display_text import display_name
 from mailboxes.fanout import send_one_per_patient
 from mailboxes.models import Entry, Folder
 from mailboxes.patient_domain import is_patient_address
@@ -118,6 +119,21 @@ def distinct_reply_to(message) -> str:
     return reply_to if reply_to and reply_to.lower() != (message.from_address or "").lower() else ""
 
 
+def reply_to_name(message) -> str:
+    """The display name of the message's `Reply-To:` (« Secrétariat cardio »), fit to show
+    (`display_name`: none that looks like an address), when it names another address than the
+    sender's; else ""."""
+    return display_name(message.reply_to_name) if distinct_reply_to(message) else ""
+
+
+def recipient_text(address: str, name: str = "") -> str:
+    """A recipient as the composer's To field shows it: « Secrétariat cardio <cardio@…> », or
+    the address alone. The field separates recipients by commas and semicolons and reads the
+    address between the last angle brackets: a name keeps none of those characters."""
+    name = " ".join("".join(c for c in display_name(name) if c not in ',;"').split())
+    return f"{name} <{address}>" if name and address else address
+
+
 def _chosen_box(request, boxes):
     """The sending box the composer opens on: `?bal=` when it is one of `boxes`, else the first
     nominative box, else the first box."""
@@ -161,8 +177,8 @@ def _reopened_draft(entry: Entry, extra: dict) -> tuple[dict, dict]:
     extra["draft_entry"] = entry
     initial = {
         "sender": entry.mailbox_id,
-        "to": ", ".join(r.get("address", "") for r in message.to or []),
-        "cc": ", ".join(r.get("address", "") for r in message.cc or []),
+        "to": ", ".join(recipient_text(r.get("address", ""), r.get("name", "")) for r in message.to or []),
+        "cc": ", ".join(recipient_text(r.get("address", ""), r.get("name", "")) for r in message.cc or []),
         "subject": message.subject,
         "body": message.text_body,
         "body_html": message.html_body,
@@ -224,10 +240,13 @@ def reply_note(user, posted) -> dict:
 
 
 def reply_to_of_received(entry: Entry) -> str:
-    """The Reply-To the composer of a reply to `entry` names (`distinct_reply_to`), for a message
-    the box received; none for one it sent (a reply to it goes to its recipients)."""
+    """The Reply-To the composer of a reply to `entry` names (`distinct_reply_to`, with its
+    display name: « Secrétariat cardio <cardio@…> »), for a message the box received; none for
+    one it sent (a reply to it goes to its recipients)."""
     sent_here = entry.message.sender_mailbox_id == entry.mailbox_id
-    return "" if sent_here else distinct_reply_to(entry.message)
+    if sent_here or not distinct_reply_to(entry.message):
+        return ""
+    return recipient_text(entry.message.reply_to, reply_to_name(entry.message))
 
 
 def _reply_recipients(entry: Entry, own: set[str], *, everyone: bool) -> tuple[list[str], list[str]]:
@@ -246,7 +265,10 @@ def _reply_recipients(entry: Entry, own: set[str], *, everyone: bool) -> tuple[l
             to += [a for a in original_to if a not in own]
         cc = [a for a in original_cc if a not in own] if everyone else []
     to = list(dict.fromkeys(a for a in to if a))
-    return to, [a for a in dict.fromkeys(cc) if a not in to]
+    cc = [a for a in dict.fromkeys(cc) if a not in to]
+    # The Reply-To's display name goes with its address (« Secrétariat cardio <cardio@…> »).
+    name = reply_to_name(message) if message.sender_mailbox_id != entry.mailbox_id else ""
+    return [recipient_text(a, name if a == message.reply_to else "") for a in to], cc
 
 
 @dataclass
@@ -278,6 +300,7 @@ def send(request, form) -> Outcome:
         "attachments": attachments,
         "in_reply_to": in_reply_to,
         "request_mdn": data["request_mdn"],
+        "recipient_names": form.recipient_names,
     }
     # An IHE_XDM archive is read within bounds, once (mailboxes/cda.py): a zip bomb is refused here.
     problems = [p for name, _type, content in attachments if (p := cda.archive_problem(name, content))]

@@ -42,6 +42,7 @@ from webmail.replies import (
     forward_attachments_for,
     initial_for,
     reply_note,
+    reply_to_name,
     send,
 )
 from webmail.rows import prepare
@@ -188,6 +189,7 @@ def _reading_context(request, entry: Entry) -> dict:
         "timeline": timeline(entry) if sent_here else None,
         "from_name": names.get(message.from_address) or display_name(message.from_name),
         "reply_to": distinct_reply_to(message),
+        "reply_to_name": reply_to_name(message),
         "to_list": [
             (r.get("address", ""), names.get(r.get("address", ""), r.get("name", ""))) for r in message.to or []
         ],
@@ -266,7 +268,8 @@ def message_print(request, entry_id):
     sharing.open_entry(entry, request.user, ip=_ip(request), via="print")
     attachments = entry.message.attachments.filter(is_inline=False).order_by("position")
     context = {"entry": entry, "message": entry.message, "attachments": attachments}
-    return render(request, "webmail/print.html", {**context, "reply_to": distinct_reply_to(entry.message)})
+    reply_to = {"reply_to": distinct_reply_to(entry.message), "reply_to_name": reply_to_name(entry.message)}
+    return render(request, "webmail/print.html", {**context, **reply_to})
 
 
 @login_required

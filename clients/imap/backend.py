@@ -481,6 +481,7 @@ def append(user, target: FolderInfo, raw: bytes, bits: int, internaldate) -> tup
             from_address=parsed.from_address[:254],
             from_name=parsed.from_name[:300],
             reply_to=parsed.reply_to[:254],
+            reply_to_name=parsed.reply_to_name[:300],
             to=parsed.to,
             cc=parsed.cc,
             subject=parsed.subject,

@@ -3,7 +3,8 @@
 Every message goes through `send_message`, whoever sends it. The package, one module per step:
 
 - `send`: `send_message`, the page of steps;
-- `senders`: who sends and may they (trust space, sender identity, size, parsing), and
+- `senders`: who sends and may they (trust space, sender identity, size, parsing, the hop
+  limit against mail loops: `over_hop_limit`), and
   `check_sender` for the SMTP gateway's MAIL FROM;
 - `planning`: each recipient's decision (hosted box, patient domain through its policy,
   another operator's domain, refusal), and `check_recipient` for RCPT TO;
@@ -48,7 +49,7 @@ from mailboxes.delivery.planning import check_recipient
 from mailboxes.delivery.quota import count_draft, release_space
 from mailboxes.delivery.receipts import READ_RECEIPT_EVENTS, is_read_receipt_event
 from mailboxes.delivery.send import SOURCE_LABELS, SOURCES, send_message
-from mailboxes.delivery.senders import check_sender, is_null_sender
+from mailboxes.delivery.senders import check_sender, is_null_sender, over_hop_limit
 
 __all__ = [
     "DEFAULT_REPLY",
@@ -65,6 +66,7 @@ __all__ = [
     "is_null_sender",
     "is_read_receipt_event",
     "largest_message",
+    "over_hop_limit",
     "oversized_refusal",
     "refusal_text",
     "refuse_invalid",

@@ -33,6 +33,7 @@ REPLY_CODES: dict[str, tuple[int, str]] = {
     "too_large": (552, "5.3.4"),
     "over_quota": (552, "5.2.2"),
     "malformed": (554, "5.6.0"),
+    "too_many_hops": (554, "5.4.6"),  # RFC 3463: routing loop detected
 }
 DEFAULT_REPLY = (550, "5.7.1")
 
@@ -142,6 +143,19 @@ def refuse_malformed() -> Decision:
     return refuse("malformed", _("Le message est illisible : ce n'est pas un message électronique."))
 
 
+def refuse_too_many_hops(count: int, limit: int) -> Decision:
+    """A message that has made more hops than the limit (RFC 5321 §6.3): a mail loop. The
+    peer's postmaster may not read French: the reason says it in English too."""
+    return refuse(
+        "too_many_hops",
+        _(
+            "Boucle de messagerie : le message a déjà traversé %(n)d serveurs (en-têtes Received), "
+            "la limite est de %(m)d. Mail loop detected: %(n)d Received headers, limit %(m)d."
+        )
+        % {"n": count, "m": limit},
+    )
+
+
 def refuse_forged_local(domain: str) -> Decision:
     return refuse(
         "sender_not_allowed",
@@ -192,6 +206,7 @@ SUMMARIES = {
     "too_large": gettext_lazy("message trop volumineux"),
     "over_quota": gettext_lazy("boîte du destinataire pleine"),
     "malformed": gettext_lazy("message illisible"),
+    "too_many_hops": gettext_lazy("boucle de messagerie (trop de serveurs traversés)"),
     "sender_not_allowed": gettext_lazy("expéditeur non autorisé"),
 }
 

@@ -93,11 +93,12 @@ def send_message(
 
 
 def accept(raw, envelope_from, envelope_to, source, actor, sender_mailbox) -> tuple[Submission, Plan]:
-    """The checks before anything is stored: sender, size, parsing, identity, then each
+    """The checks before anything is stored: sender, size, parsing, hops, identity, then each
     recipient. DeliveryRefused when nobody accepts the message."""
     sender = senders.normalised_sender(envelope_from)
     senders.check_sending_box(sender, sender_mailbox)
     parsed = senders.parse_within_limit(raw, sender_mailbox)
+    senders.check_hops(parsed)
     if not envelope_to:
         raise senders.refused(refuse_no_recipient())
     recipients, refused = normalise_recipients(envelope_to)

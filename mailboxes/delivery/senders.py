@@ -4,7 +4,8 @@ A local box sends under its own address only, while it is active and within its 
 mail from outside comes from a trusted operator's domain and never claims one of ours, in the
 envelope or in `From:`; its `From:` is in the trust space too (refused otherwise, issue 15
 item 2); the null reverse-path `<>` carries only delivery or disposition reports
-(`multipart/report`) whose `From:` domain is trusted (issue 15 item 1). `check_sender` answers MAIL FROM for the SMTP gateway; the other
+(`multipart/report`) whose `From:` domain is trusted (issue 15 item 1); a message that has
+made more hops than SMTP_HOP_LIMIT (its `Received:` fields) is a loop, refused (RFC 5321 §6.3). `check_sender` answers MAIL FROM for the SMTP gateway; the other
 functions are the first steps of `send_message`. Each raises `DeliveryRefused` or returns.
 """
 
@@ -24,6 +25,7 @@ from mailboxes.delivery.decisions import (
     refuse_null_sender_not_report,
     refuse_several_authors,
     refuse_too_large,
+    refuse_too_many_hops,
     refuse_untrusted,
     refuse_untrusted_from,
 )
@@ -95,6 +97,18 @@ def parse_within_limit(raw: bytes, sender_mailbox: Mailbox | None) -> ParsedMess
         return parse_message(raw)
     except MalformedMessage:
         raise refused(refuse_malformed()) from None
+
+
+def over_hop_limit(received_count: int) -> bool:
+    """More `Received:` fields than SMTP_HOP_LIMIT: the message is looping (RFC 5321 §6.3)."""
+    return received_count > settings.SMTP_HOP_LIMIT
+
+
+def check_hops(parsed: ParsedMessage) -> None:
+    """A message over the hop limit is refused whole, whoever hands it over: the gateway (a
+    loop between operators), a forward (a box forwarding to itself through a peer), a client."""
+    if over_hop_limit(parsed.received_count):
+        raise refused(refuse_too_many_hops(parsed.received_count, settings.SMTP_HOP_LIMIT))
 
 
 def check_identity(

@@ -135,6 +135,7 @@ def message_row(submission: Submission, files: StoredFiles) -> Message:
         from_address=(parsed.from_address or submission.sender)[:254],
         from_name=parsed.from_name[:300],
         reply_to=parsed.reply_to[:254],
+        reply_to_name=parsed.reply_to_name[:300],
         to=parsed.to,
         cc=parsed.cc,
         envelope_from=submission.sender,

@@ -83,10 +83,10 @@ def test_a_reply_goes_to_the_reply_to_of_a_message_received_from_another_operato
     entry = Entry.objects.get(mailbox=cast.alice_box, message=message)
     client.force_login(cast.alice)
     page = client.get(reverse("webmail:compose"), {"reponse": entry.pk, "mode": "reply"})
-    assert page.context["form"].initial["to"] == team
+    assert page.context["form"].initial["to"] == f"Secrétariat <{team}>"  # its display name kept
     # The composer says why the recipient is not the sender.
-    note = f"« Répondre à » : l'expéditeur, {software}, demande que les réponses aillent à {team}"
-    assert f'id="id_to" value="{team}"' in page.content.decode() and note in page.content.decode()
+    note = f"« Répondre à » : l'expéditeur, {software}, demande que les réponses aillent à Secrétariat &lt;{team}&gt;"
+    assert f'id="id_to" value="Secrétariat &lt;{team}&gt;"' in page.content.decode() and note in page.content.decode()
     assert note in client.get(reverse("webmail:compose"), {"reponse": entry.pk, "mode": "all"}).content.decode()
     forward = client.get(reverse("webmail:compose"), {"reponse": entry.pk, "mode": "forward"}).content.decode()
     assert "« Répondre à »" not in forward

@@ -119,7 +119,9 @@ def test_a_reply_to_that_names_someone_else_is_shown_under_the_sender(cast, clie
     client.force_login(cast.alice)
     html = reading_pane(client, entry)
     sender = html.index("<dt>De</dt>")
-    line = html.index(f"{REPLY_TO_LINE}<dd>&lt;secretariat@{OTHER_OPERATOR}&gt;</dd>")
+    line = html.index(
+        f"{REPLY_TO_LINE}<dd><strong>Secrétariat de cardiologie</strong> &lt;secretariat@{OTHER_OPERATOR}&gt;</dd>"
+    )
     assert sender < line < html.index("<dt>Date</dt>")
 
 
@@ -128,7 +130,7 @@ def test_the_printed_message_shows_the_reply_to_too(cast, client, from_software)
     client.force_login(cast.alice)
     asked = from_software(f"Secrétariat <secretariat@{OTHER_OPERATOR}>")
     printed = client.get(reverse("webmail:message_print", args=[asked.pk])).content.decode()
-    assert f"{REPLY_TO_LINE}<dd>&lt;secretariat@{OTHER_OPERATOR}&gt;</dd>" in printed
+    assert f"{REPLY_TO_LINE}<dd>Secrétariat &lt;secretariat@{OTHER_OPERATOR}&gt;</dd>" in printed
     plain = client.get(reverse("webmail:message_print", args=[from_software().pk])).content.decode()
     assert "<dt>De</dt>" in plain and REPLY_TO_LINE not in plain
 
@@ -142,10 +144,12 @@ def test_no_reply_to_line_without_one_or_when_it_is_the_sender(cast, client, rec
 
 
 def test_the_reply_to_line_is_text_never_markup(cast, client, from_software):
-    """The store keeps the address of `Reply-To:` alone (mailboxes 0010): its display name is
-    never shown, and the address, however odd, is escaped like the sender's name."""
+    """The address of `Reply-To:`, however odd, and its display name (mailboxes 0011) are escaped
+    like the sender's name; a name that looks like an address or markup is not shown at all
+    (`display_name`: it could pass for another address)."""
     hostile = from_software(f'"<script>alert(1)</script>"@{OTHER_OPERATOR}', from_name='"Dr \\"Jo\\" & Cie"')
     named = from_software(f'"Secrétariat \\"Cardio\\" <b>gras</b>" <secretariat@{OTHER_OPERATOR}>')
+    quoted = from_software(f'"Secrétariat \\"Cardio\\" & Cie" <secretariat@{OTHER_OPERATOR}>')
     client.force_login(cast.alice)
     html = reading_pane(client, hostile)
     assert f"{REPLY_TO_LINE}<dd>&lt;&quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;@{OTHER_OPERATOR}&gt;</dd>" in html
@@ -154,3 +158,6 @@ def test_the_reply_to_line_is_text_never_markup(cast, client, from_software):
     html = reading_pane(client, named)
     assert f"{REPLY_TO_LINE}<dd>&lt;secretariat@{OTHER_OPERATOR}&gt;</dd>" in html
     assert "<b>gras</b>" not in html
+    html = reading_pane(client, quoted)
+    expected = "<strong>Secrétariat &quot;Cardio&quot; &amp; Cie</strong>"
+    assert f"{REPLY_TO_LINE}<dd>{expected} &lt;secretariat@{OTHER_OPERATOR}&gt;</dd>" in html
