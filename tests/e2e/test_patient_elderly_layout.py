@@ -1,6 +1,6 @@
 """An elderly patient's pages at 320 px, with the text at 200 %, and with only a keyboard on a
 desktop (1366x768), in Chromium: no page scrolls sideways, every control is large enough to tap
-(44 px, checkboxes 24 px), a file field is whole on screen and
+(44 px, checkboxes 24 px; the account's security pages too), a file field is whole on screen and
 says which files are chosen, every keyboard stop shows a ring that stands out (3:1) in reading
 order, and the whole round (read, reply with the medical profile, sign out) works from the keyboard."""
 
@@ -252,7 +252,7 @@ def test_the_sign_in_page_is_easy_to_tap_on_a_small_phone(cast, live_server, pag
     page.wait_for_url("**/patient/")
 
 
-def test_the_top_bar_is_easy_to_tap_on_the_account_security_page_too(cast, login, live_server):
+def test_the_account_security_pages_are_easy_to_tap_too(cast, login, live_server):
     page = login(cast.paul.username)
     page.set_viewport_size({"width": 320, "height": 640})
     page.goto(f"{live_server.url}/comptes/2fa/")
@@ -261,4 +261,27 @@ def test_the_top_bar_is_easy_to_tap_on_the_account_security_page_too(cast, login
         "[el.innerText.trim(), Math.round(el.getBoundingClientRect().height)])"
     )
     assert [name for name, height in heights if height < 44] == [], heights
-    assert page.evaluate(SIDEWAYS_JS) == []
+
+    def check(name):
+        """The page's controls are 44 px targets; nothing goes sideways, the text at 200 % too."""
+        page.wait_for_load_state()
+        assert page.evaluate(SMALL_TARGETS_JS) == [], name
+        assert page.evaluate(SIDEWAYS_JS) == [], name
+        page.evaluate("document.documentElement.style.fontSize = '200%'")
+        assert page.evaluate(SIDEWAYS_JS) == [], name
+        page.evaluate("document.documentElement.style.fontSize = ''")
+
+    check("second factor off")
+    assert page.get_by_role("link", name="Activer").is_visible()
+    # With the second factor and the recovery codes: more actions on the page.
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+
+    Authenticator.objects.create(user=cast.paul, type=Authenticator.Type.TOTP, data={"secret": "JBSWY3DPEHPK3PXP"})
+    RecoveryCodes.activate(cast.paul)
+    page.goto(f"{live_server.url}/comptes/2fa/")
+    check("second factor on")
+    # Turning it off asks for the password first: that page too.
+    page.get_by_role("link", name="Désactiver").click()
+    page.wait_for_url("**/reauthenticate/**")
+    check("password asked again")
