@@ -142,6 +142,17 @@ def test_at_320_px_and_200_percent_the_file_button_chooses_files_and_says_which(
         page.keyboard.press("Space")
     chooser.value.set_files([{"name": "bilan.pdf", "mimeType": "application/pdf", "buffer": PDF}])
     assert chosen.inner_text() == "Fichier choisi : bilan.pdf"
+    # What Chromium gives a screen reader: a button named by both labels, the file as its value,
+    # the formats and sizes allowed as its description.
+    nodes = page.context.new_cdp_session(page).send("Accessibility.getFullAXTree")["nodes"]
+    [field] = [
+        (n["name"]["value"], n.get("value", {}).get("value"), n.get("description", {}).get("value", ""))
+        for n in nodes
+        if n.get("role", {}).get("value") == "button"
+        and "Fichiers de mon appareil" in n.get("name", {}).get("value", "")
+    ]
+    assert field[:2] == ("Fichiers de mon appareil Choisir des fichiers", "bilan.pdf"), field
+    assert field[2].startswith("PDF, JPG, PNG, RTF ou TIFF uniquement"), field
 
 
 # --- Only a keyboard, on a desktop ------------------------------------------------------------
