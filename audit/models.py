@@ -12,6 +12,7 @@ them, whole sealed days at a time.
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.formats import date_format
 
 
 class AppendOnlyError(Exception):
@@ -34,7 +35,7 @@ class AuditChain(models.Model):
         constraints = [models.UniqueConstraint(fields=["day", "partition"], name="auditchain_day_partition")]
 
     def __str__(self) -> str:
-        return f"{self.day:%Y-%m-%d}/{self.partition}"
+        return f"chaîne {self.partition} du {date_format(self.day)}"
 
 
 class AuditSeal(models.Model):
@@ -56,7 +57,7 @@ class AuditSeal(models.Model):
         ordering = ["day"]
 
     def __str__(self) -> str:
-        return f"{self.day:%Y-%m-%d} {self.hash[:12]}"
+        return f"scellement du {date_format(self.day)} ({self.hash[:12]})"
 
 
 class AuditEventQuerySet(models.QuerySet):

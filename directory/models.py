@@ -9,6 +9,8 @@ even before the mirror catches up). `ImportRun` records each import: when, from 
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
+from django.utils.formats import date_format
 
 from mailboxes.models import Mailbox
 
@@ -146,4 +148,7 @@ class ImportRun(models.Model):
         ordering = ["-started_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.started_at:%Y-%m-%d %H:%M} {self.get_status_display()}"
+        if self.started_at is None:  # not saved yet
+            return f"import ({self.get_status_display()})"
+        started = date_format(timezone.localtime(self.started_at), "DATETIME_FORMAT")
+        return f"import du {started} ({self.get_status_display()})"

@@ -19,6 +19,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.http import StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from audit.events import record
@@ -354,7 +355,7 @@ class AuditSealAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="jour", ordering="day")
     def day_column(self, seal):
-        return seal.day.strftime("%d/%m/%Y")
+        return date_format(seal.day, "SHORT_DATE_FORMAT")
 
     @admin.display(description="chaînes")
     def chain_count(self, seal):

@@ -1,6 +1,8 @@
 """Operations: the scheduler's heartbeat and the daily statistics table (issue 14)."""
 
 from django.db import models
+from django.utils import timezone
+from django.utils.formats import date_format
 
 
 class Heartbeat(models.Model):
@@ -17,7 +19,7 @@ class Heartbeat(models.Model):
         verbose_name_plural = "battements"
 
     def __str__(self) -> str:
-        return f"{self.name} {self.at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.name} : {date_format(timezone.localtime(self.at), 'DATETIME_FORMAT')}"
 
 
 class DailyStat(models.Model):
@@ -43,4 +45,4 @@ class DailyStat(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.day} {self.metric}={self.value}"
+        return f"{date_format(self.day)} {self.metric}={self.value}"

@@ -13,14 +13,14 @@ from tests.patients.test_long_body import long_text
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def _check_notice_and_download(page):
+def _check_notice_and_download(page, link_name):
     notice = page.get_by_test_id("body-cut")
     notice.scroll_into_view_if_needed()
     assert notice.is_visible()
     assert "seul son début est affiché" in notice.inner_text()
     box = notice.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= 375 + 1
-    link = page.get_by_role("link", name="Télécharger le message complet (.eml)")
+    link = page.get_by_role("link", name=link_name)
     assert link.is_visible()
     with page.expect_download() as download:
         link.click()
@@ -40,7 +40,9 @@ def test_a_patient_opens_a_very_long_message_on_a_phone(cast, login, live_server
     assert page.get_by_text("Ligne de compte rendu numéro 0000000.").is_visible()
     assert page.get_by_text("FIN-DU-MESSAGE").count() == 0
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
-    _check_notice_and_download(page)
+    # Plain words for the patient: what the download is, no file extension.
+    assert ".eml" not in page.inner_text("main")
+    _check_notice_and_download(page, "Télécharger le message en entier")
 
 
 def test_a_professional_opens_a_very_long_message_on_a_phone(cast, login, live_server):
@@ -53,4 +55,4 @@ def test_a_professional_opens_a_very_long_message_on_a_phone(cast, login, live_s
     page.set_viewport_size({"width": 375, "height": 812})
     page.goto(live_server.url + reverse("webmail:message", args=[entry.pk]))
     assert page.get_by_text("FIN-DU-MESSAGE").count() == 0
-    _check_notice_and_download(page)
+    _check_notice_and_download(page, "Télécharger le message complet (.eml)")

@@ -1,7 +1,8 @@
 """An elderly patient's pages at 320 px, with the text at 200 %, and with only a keyboard on a
 desktop (1366x768), in Chromium: no page scrolls sideways, every control is large enough to tap
-(44 px, checkboxes 24 px), every keyboard stop shows a ring that stands out (3:1) in reading order,
-and the whole round (read, reply with the medical profile, sign out) works from the keyboard."""
+(44 px, checkboxes 24 px; the account's security pages too), a file field is whole on screen and
+says which files are chosen, every keyboard stop shows a ring that stands out (3:1) in reading
+order, and the whole round (read, reply with the medical profile, sign out) works from the keyboard."""
 
 import datetime
 
@@ -41,6 +42,28 @@ SMALL_TARGETS_JS = """() => Array.from(document.querySelectorAll(
   })
   .map(el => el.tagName + ' ' + (el.innerText || el.name || '').trim().slice(0, 30) + ' ' + Math.round(el.getBoundingClientRect().height))"""
 
+# A file field (the reply's files, a document for the record): what a finger taps to choose a
+# file is whole on the screen. Either the browser's input shows, and then nothing inside it (its
+# button, "no file chosen") is cut off, or it is hidden from sight and a label of it, on screen
+# and not cut off either, stands in for it (at least 44 px high). Boxes in CSS px.
+FILE_PICKER_JS = """() => {
+  const width = window.innerWidth;
+  const whole = el => {
+    const r = el.getBoundingClientRect();
+    return r.width > 1 && r.height > 1 && r.left >= -0.5 && r.right <= width + 0.5
+      && el.scrollWidth <= el.clientWidth + 1 && el.scrollHeight <= el.clientHeight + 1;
+  };
+  return Array.from(document.querySelectorAll('main input[type=file]')).flatMap(input => {
+    const r = input.getBoundingClientRect();
+    if (r.width > 1 && r.height > 1) {
+      return whole(input) ? [] : [input.name + ' cut off: ' + Math.round(r.left) + '-' + Math.round(r.right)
+        + ' showing ' + input.clientWidth + ' of ' + input.scrollWidth + ' px'];
+    }
+    const tap = Array.from(input.labels).filter(l => whole(l) && l.getBoundingClientRect().height >= 43.5);
+    return tap.length ? [] : [input.name + ' hidden, and no label on screen to tap instead'];
+  });
+}"""
+
 
 def patient_pages(cast):
     entry = results_from_alice(cast)
@@ -62,7 +85,7 @@ def test_every_page_fits_320_px_even_with_text_at_200_percent_and_is_easy_to_tap
     urls = patient_pages(cast)
     page = login(cast.paul.username)
     page.set_viewport_size({"width": 320, "height": 640})
-    sideways, small = {}, {}
+    sideways, small, cut_off = {}, {}, {}
     for url in urls:
         page.goto(live_server.url + url)
         if found := page.evaluate(SIDEWAYS_JS):
@@ -73,8 +96,63 @@ def test_every_page_fits_320_px_even_with_text_at_200_percent_and_is_easy_to_tap
         page.evaluate("document.documentElement.style.fontSize = '200%'")
         if found := page.evaluate(SIDEWAYS_JS):
             sideways[f"200 % {url}"] = found
+        if found := page.evaluate(FILE_PICKER_JS):
+            cut_off[url] = found
     assert sideways == {}
     assert small == {}
+    # The file fields are on these pages, and whole at 200 %.
+    assert any(url.endswith("/repondre") for url in urls) and "/dossier/documents/ajouter/" in urls
+    assert cut_off == {}
+
+
+def test_at_320_px_and_200_percent_the_file_button_chooses_files_and_says_which(cast, login, live_server):
+    entry = results_from_alice(cast)
+    page = login(cast.paul.username)
+    page.set_viewport_size({"width": 320, "height": 640})
+    page.goto(f"{live_server.url}/patient/message/{entry.pk}/repondre")
+    page.evaluate("document.documentElement.style.fontSize = '200%'")
+    # The input is named by its field's label (a screen reader says what it is for).
+    assert page.get_by_label("Fichiers de mon appareil").get_attribute("name") == "files"
+    button = page.get_by_test_id("file-button")
+    button.scroll_into_view_if_needed()
+    box = button.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 320 and box["height"] >= 44, box
+    chosen = page.locator("[data-role=file-summary]")
+    assert chosen.inner_text() == "Aucun fichier choisi"
+    # A tap on the button opens the chooser; the names chosen are written under it.
+    with page.expect_file_chooser() as chooser:
+        button.click()
+    chooser.value.set_files(
+        [
+            {"name": "ordonnance-du-docteur.pdf", "mimeType": "application/pdf", "buffer": PDF},
+            {"name": "carte-vitale.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\n"},
+        ]
+    )
+    assert chosen.inner_text() == "Fichiers choisis : ordonnance-du-docteur.pdf, carte-vitale.png"
+    box = chosen.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 320
+    # From the keyboard: the input is the stop, its ring shows on the button, Space opens the chooser.
+    page.focus("input[name=files]")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.name") == "files"
+    ring = button.evaluate("el => [getComputedStyle(el).outlineStyle, parseFloat(getComputedStyle(el).outlineWidth)]")
+    assert ring[0] != "none" and ring[1] >= 2, ring
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    chooser.value.set_files([{"name": "bilan.pdf", "mimeType": "application/pdf", "buffer": PDF}])
+    assert chosen.inner_text() == "Fichier choisi : bilan.pdf"
+    # What Chromium gives a screen reader: a button named by both labels, the file as its value,
+    # the formats and sizes allowed as its description.
+    nodes = page.context.new_cdp_session(page).send("Accessibility.getFullAXTree")["nodes"]
+    [field] = [
+        (n["name"]["value"], n.get("value", {}).get("value"), n.get("description", {}).get("value", ""))
+        for n in nodes
+        if n.get("role", {}).get("value") == "button"
+        and "Fichiers de mon appareil" in n.get("name", {}).get("value", "")
+    ]
+    assert field[:2] == ("Fichiers de mon appareil Choisir des fichiers", "bilan.pdf"), field
+    assert field[2].startswith("PDF, JPG, PNG, RTF ou TIFF uniquement"), field
 
 
 # --- Only a keyboard, on a desktop ------------------------------------------------------------
@@ -185,7 +263,7 @@ def test_the_sign_in_page_is_easy_to_tap_on_a_small_phone(cast, live_server, pag
     page.wait_for_url("**/patient/")
 
 
-def test_the_top_bar_is_easy_to_tap_on_the_account_security_page_too(cast, login, live_server):
+def test_the_account_security_pages_are_easy_to_tap_too(cast, login, live_server):
     page = login(cast.paul.username)
     page.set_viewport_size({"width": 320, "height": 640})
     page.goto(f"{live_server.url}/comptes/2fa/")
@@ -194,4 +272,27 @@ def test_the_top_bar_is_easy_to_tap_on_the_account_security_page_too(cast, login
         "[el.innerText.trim(), Math.round(el.getBoundingClientRect().height)])"
     )
     assert [name for name, height in heights if height < 44] == [], heights
-    assert page.evaluate(SIDEWAYS_JS) == []
+
+    def check(name):
+        """The page's controls are 44 px targets; nothing goes sideways, the text at 200 % too."""
+        page.wait_for_load_state()
+        assert page.evaluate(SMALL_TARGETS_JS) == [], name
+        assert page.evaluate(SIDEWAYS_JS) == [], name
+        page.evaluate("document.documentElement.style.fontSize = '200%'")
+        assert page.evaluate(SIDEWAYS_JS) == [], name
+        page.evaluate("document.documentElement.style.fontSize = ''")
+
+    check("second factor off")
+    assert page.get_by_role("link", name="Activer").is_visible()
+    # With the second factor and the recovery codes: more actions on the page.
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+
+    Authenticator.objects.create(user=cast.paul, type=Authenticator.Type.TOTP, data={"secret": "JBSWY3DPEHPK3PXP"})
+    RecoveryCodes.activate(cast.paul)
+    page.goto(f"{live_server.url}/comptes/2fa/")
+    check("second factor on")
+    # Turning it off asks for the password first: that page too.
+    page.get_by_role("link", name="Désactiver").click()
+    page.wait_for_url("**/reauthenticate/**")
+    check("password asked again")

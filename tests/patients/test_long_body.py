@@ -44,6 +44,9 @@ def test_a_body_over_the_bound_is_shown_in_part_with_the_notice_and_the_download
         assert "FIN-DU-MESSAGE" not in html
         assert NOTICE in html
         assert reverse("mailboxes:message_eml", args=[entry.pk]) in html
+        # Plain words for the patient: what the download is, no file extension.
+        assert "Télécharger le message en entier" in html
+        assert ".eml" not in html
     # The link gives the whole message.
     download = paul.get(reverse("mailboxes:message_eml", args=[entry.pk]))
     assert download.status_code == 200
