@@ -17,6 +17,7 @@ forwards back to the box.
 from __future__ import annotations
 
 import logging
+import re
 from email.utils import format_datetime, getaddresses, make_msgid
 
 from django.db import transaction
@@ -85,6 +86,19 @@ def resent_block(box: Mailbox, target: str) -> bytes:
     return "".join(f"{name}: {value}\r\n" for name, value in fields).encode("ascii")
 
 
+RETURN_PATH_RE = re.compile(rb"^return-path:[^\n]*\n(?:[ \t][^\n]*\n)*", re.IGNORECASE | re.MULTILINE)
+
+
+def without_return_path(raw: bytes) -> bytes:
+    """The stored bytes less the `Return-Path:` fields of their header block (the gateway's trace
+    put one there at delivery): a server that sends a message on must not pass one along
+    (RFC 5321 §4.4); the final delivery writes its own. The body is left as it is."""
+    ends = [at + skip for at, skip in ((raw.find(b"\n\n"), 1), (raw.find(b"\r\n\r\n"), 2)) if at != -1]
+    head = raw[: min(ends)] if ends else raw  # through the last field's line end
+    cleaned = RETURN_PATH_RE.sub(b"", head)
+    return raw if cleaned == head else cleaned + raw[len(head) :]
+
+
 def forward_message(action: IncomingAction) -> str:
     """The task's work for one forward action (already claimed): returns the outcome code."""
     from mailboxes.delivery import DeliveryRefused, over_hop_limit, send_message
@@ -105,7 +119,7 @@ def forward_message(action: IncomingAction) -> str:
         log.info("forward not sent: action=%s target no longer allowed", action.pk)
         return "target_refused"
     target = normalise_address(forwarding.address)
-    raw = resent_block(box, target) + read_raw(message)
+    raw = resent_block(box, target) + without_return_path(read_raw(message))
     with transaction.atomic():
         try:
             result = send_message(raw, envelope_from=box.address, envelope_to=[target], source="system")

@@ -108,6 +108,11 @@ def test_forward_to_another_operator_keeps_the_original_and_its_envelope_is_the_
     assert forwarded.mail_from == cast.alice_box.address
     assert forwarded.rcpt_tos == [f"dr.remplacant@{PEER}"]
     assert forwarded.raw.endswith(original)  # the original bytes, unaltered, under the Resent block
+    # Our gateway's trace stays (its Received: counts the hop) but not the Return-Path: it wrote
+    # at delivery, which a server passing a message on must not send (RFC 5321 §4.4).
+    head = forwarded.raw.split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nReturn-Path:" not in head and not head.startswith(b"Return-Path:")
+    assert head.count(b"Received: ") == 2  # the relay's line and the gateway's
     parsed = message_from_bytes(forwarded.raw, policy=policy.default)
     assert parsed["Resent-From"] == cast.alice_box.address
     assert parsed["Resent-To"] == f"dr.remplacant@{PEER}"
