@@ -65,3 +65,9 @@ def test_patients_only_the_refused_one_shows_on_the_first_copy(cast, client):
     page = client.get(reverse("webmail:message", args=[sent.pk])).content.decode()
     page = html.unescape(page)
     assert closed.address in page and str(policy.space_decision(closed).reason) in page
+
+    # Stored at sending, not worked out again: the space reopened since, the page still says
+    # the message did not reach that patient, and why.
+    type(closed).objects.filter(pk=closed.pk).update(space_state="active")
+    page = html.unescape(client.get(reverse("webmail:message", args=[sent.pk])).content.decode())
+    assert closed.address in page and str(policy.refuse_space_closed().reason) in page
