@@ -844,8 +844,7 @@ class SentRecipient(models.Model):
     had, which its automatic return names in `In-Reply-To`. Written in the sending's transaction
     (`mailboxes.fanout.keep_recipients`, api/sending.py `keep_recipients`); read beside the
     message's own deliveries by the webmail's delivery timeline (webmail/timeline.py) and by
-    `GET /messages/{id}` (api/views.py `message_status`). Its table is still the API's, where
-    it was first kept (`db_table`)."""
+    `GET /messages/{id}` (api/views.py `message_status`)."""
 
     sent = models.ForeignKey(
         "mailboxes.Message", on_delete=models.CASCADE, related_name="+", verbose_name="message envoyé"
@@ -865,7 +864,6 @@ class SentRecipient(models.Model):
     created_at = models.DateTimeField("enregistré le", default=timezone.now)
 
     class Meta:
-        db_table = "api_sentrecipient"
         verbose_name = "destinataire d'un envoi"
         verbose_name_plural = "destinataires des envois"
         constraints = [models.UniqueConstraint(fields=["sent", "address"], name="sentrecipient_unique")]
