@@ -266,37 +266,3 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"webhook #{self.pk} ({self.get_event_display()}, {self.get_status_display()})"
-
-
-class SentRecipient(models.Model):
-    """An address of a `POST /messages` call that the message the call answered with (its `id`,
-    its `Location`) does not hold, kept as the `201` told it: a patient's own copy of a fan-out
-    (`copy`), or a copy refused whole (no `copy`: nothing was stored for it), with its code, its
-    reason and the Message-ID it had, which its automatic return names in `In-Reply-To`.
-    `GET /messages/{id}` reads them beside the message's own deliveries, so it tells every
-    recipient the `201` told (api/views.py `message_status`)."""
-
-    sent = models.ForeignKey(
-        "mailboxes.Message", on_delete=models.CASCADE, related_name="+", verbose_name="message de l'appel"
-    )
-    address = models.CharField("adresse", max_length=254)
-    copy = models.ForeignKey(
-        "mailboxes.Message",
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="+",
-        verbose_name="copie du destinataire",
-    )
-    message_id = models.CharField("Message-ID", max_length=998, blank=True)
-    code = models.CharField("code du refus", max_length=60, blank=True)
-    reason = models.CharField("raison du refus", max_length=500, blank=True)
-    created_at = models.DateTimeField("enregistré le", default=timezone.now)
-
-    class Meta:
-        verbose_name = "destinataire d'un envoi par l'API"
-        verbose_name_plural = "destinataires des envois par l'API"
-        constraints = [models.UniqueConstraint(fields=["sent", "address"], name="sentrecipient_unique")]
-
-    def __str__(self) -> str:
-        return f"destinataire #{self.pk}"

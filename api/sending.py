@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from api import hooks
 from api.access import box_ids_for_key
-from api.models import ApiKey, SentRecipient
+from api.models import ApiKey
 from api.problems import Problem
 from automation import calendar, convocations
 from automation import sending as automation_sending
@@ -24,7 +24,7 @@ from automation.models import MessageModel
 from mailboxes.delivery import DeliveryRefused, DeliveryResult, refusal_text
 from mailboxes.fanout import FanOutResult, patients_among, send_one_per_patient
 from mailboxes.identifiers import ins_error
-from mailboxes.models import Entry, Mailbox, Message
+from mailboxes.models import Entry, Mailbox, Message, SentRecipient
 from mailboxes.patient_domain import Decision, get_policy
 from patients import policy
 from patients.models import Patient

@@ -28,7 +28,7 @@ from rest_framework.views import APIView
 from api import access, hooks, idempotency, listing, returns, sending
 from api import serializers as s
 from api.auth import ApiKeyAuthentication, HasScope, KeyRateThrottle, request_ip
-from api.models import ApiKey, ReturnReply, SentRecipient
+from api.models import ApiKey, ReturnReply
 from api.problems import (
     CONTENT_TYPE,
     JSONParser,
@@ -42,7 +42,7 @@ from api.problems import (
 from audit.events import record
 from audit.models import AuditEvent
 from mailboxes.delivery import events_with_next_delivery, message_history, refusal_reason
-from mailboxes.models import Attachment, Entry, Folder
+from mailboxes.models import Attachment, Entry, Folder, SentRecipient
 
 PROBLEM_DESCRIPTIONS = {
     401: "Clé absente, invalide, révoquée ou expirée",
@@ -251,7 +251,7 @@ STEP_EVENTS = {
 
 def message_status(message) -> dict:
     """The message's recipients, each with its status and timeline; for the message a call
-    answered with (its `id`), also the call's other recipients (`api.models.SentRecipient`): a
+    answered with (its `id`), also the call's other recipients (`mailboxes.models.SentRecipient`): a
     patient's own copy, read in that copy, and a copy refused whole, as the `201` told it."""
     own = recipient_states(message)
     kept = list(SentRecipient.objects.filter(sent=message).select_related("copy").order_by("id"))

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 
 from mailboxes import delivery
 from mailboxes.compose import build_message, checked_addresses, send_from_mailbox
-from mailboxes.delivery import DeliveryRefused, DeliveryResult, send_message
+from mailboxes.delivery import DeliveryRefused, DeliveryResult, refusal_text, send_message
 from mailboxes.mime import parse_address_list
-from mailboxes.models import Entry, Mailbox
+from mailboxes.models import Entry, Mailbox, SentRecipient
 from mailboxes.patient_domain import Decision, get_policy, is_patient_address
 
 
@@ -63,6 +63,37 @@ class FanOutResult:
     @property
     def delivered_count(self) -> int:
         return sum(len(r.delivered) + len(r.queued) for r in self.results)
+
+    @property
+    def refused_whole(self) -> dict[str, Decision]:
+        """The recipients of the copies refused whole (nothing stored for them: a patient's
+        closed space, wrong INS key, no such patient), with the policy's decision."""
+        return {a: d for refusal in self.refusals for a, d in (refusal.refused or {}).items()}
+
+
+def keep_recipients(outcome: FanOutResult) -> None:
+    """The recipients that the sender's shown message (`outcome.primary`) does not hold, kept on
+    it (`SentRecipient`): every other copy's recipients, and each copy refused whole with the
+    policy's code, its French reason and the Message-ID it had. The webmail's delivery timeline
+    reads them, so the sent message names every recipient typed. Call it in the sending's
+    transaction."""
+    primary = outcome.primary
+    if primary is None or not outcome.split:
+        return
+    rows: dict[str, SentRecipient] = {}
+    for result in outcome.results[1:]:
+        for address in [b.address for b in result.delivered] + list(result.queued) + list(result.refused):
+            rows.setdefault(address, SentRecipient(sent=primary.message, address=address, copy=result.message))
+    for address, decision in outcome.refused_whole.items():
+        rows[address] = SentRecipient(
+            sent=primary.message,
+            address=address,
+            message_id=outcome.refused_message_ids.get(address, ""),
+            code=decision.code,
+            reason=str(decision.reason or refusal_text(decision.code, address))[:500],
+        )
+    held = {b.address for b in primary.delivered} | set(primary.queued) | set(primary.refused)
+    SentRecipient.objects.bulk_create([r for a, r in rows.items() if a not in held], ignore_conflicts=True)
 
 
 def patients_among(addresses) -> list[str]:

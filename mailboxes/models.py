@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from mailboxes import identifiers
@@ -833,3 +834,39 @@ class IncomingAction(models.Model):
 
     def __str__(self) -> str:
         return f"action #{self.pk} ({self.kind}, {self.status})"
+
+
+class SentRecipient(models.Model):
+    """An address a sender wrote to that the message they are shown (`sent`: the webmail's sent
+    message, the `id` a `POST /messages` call answered with) does not hold, kept as the sending
+    told it: a patient's own copy of a fan-out (`copy`), or a copy refused whole (no `copy`:
+    nothing was stored for it), with the patient policy's code and reason and the Message-ID it
+    had, which its automatic return names in `In-Reply-To`. Written in the sending's transaction
+    (`mailboxes.fanout.keep_recipients`, api/sending.py `keep_recipients`); read beside the
+    message's own deliveries by the webmail's delivery timeline (webmail/timeline.py) and by
+    `GET /messages/{id}` (api/views.py `message_status`)."""
+
+    sent = models.ForeignKey(
+        "mailboxes.Message", on_delete=models.CASCADE, related_name="+", verbose_name="message envoyé"
+    )
+    address = models.CharField("adresse", max_length=254)
+    copy = models.ForeignKey(
+        "mailboxes.Message",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name="copie du destinataire",
+    )
+    message_id = models.CharField("Message-ID", max_length=998, blank=True)
+    code = models.CharField("code du refus", max_length=60, blank=True)
+    reason = models.CharField("raison du refus", max_length=500, blank=True)
+    created_at = models.DateTimeField("enregistré le", default=timezone.now)
+
+    class Meta:
+        verbose_name = "destinataire d'un envoi"
+        verbose_name_plural = "destinataires des envois"
+        constraints = [models.UniqueConstraint(fields=["sent", "address"], name="sentrecipient_unique")]
+
+    def __str__(self) -> str:
+        return f"destinataire #{self.pk}"

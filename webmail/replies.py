@@ -7,24 +7,27 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format, time_format
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from audit.events import client_ip
 from mailboxes import cda, compose
 from mailboxes.delivery import DeliveryRefused
 from mailboxes.display_text import display_name
-from mailboxes.fanout import send_one_per_patient
+from mailboxes.fanout import keep_recipients, send_one_per_patient
 from mailboxes.models import Entry, Folder
-from mailboxes.patient_domain import is_patient_address
+from mailboxes.patient_domain import get_policy, is_patient_address
 from patients import policy
 from webmail import organise, sharing
 from webmail.selectors import pro_entry
@@ -319,11 +322,21 @@ def send(request, form) -> Outcome:
                 % {"s": filesizeformat(size), "l": filesizeformat(limit)}
             ],
         )
-    try:
-        # One patient, one message (issue 15 item 9): several patients get a copy each.
-        replied = parent_entry if in_reply_to is not None else None
-        outcome = send_one_per_patient(sender, request.user, source="webmail", replied_entry=replied, **arguments)
-    except DeliveryRefused as refusal:
+    # One patient, one message (issue 15 item 9): several patients get a copy each, sent in one
+    # transaction with the recipients kept on the message the sender is shown (`keep_recipients`:
+    # a copy refused whole stores nothing else), so its page names every recipient typed. A
+    # refusal of every copy leaves the block normally: its audit events and returns stay.
+    replied = parent_entry if in_reply_to is not None else None
+    recipients = data["to"] + data["cc"]
+    refusal = None
+    with transaction.atomic() if get_policy().own_copies(recipients, recipients) else nullcontext():
+        try:
+            outcome = send_one_per_patient(sender, request.user, source="webmail", replied_entry=replied, **arguments)
+        except DeliveryRefused as refused:
+            refusal = refused
+        else:
+            keep_recipients(outcome)
+    if refusal is not None:
         reasons = [d.reason for d in (getattr(refusal, "refused", None) or {}).values() if getattr(d, "reason", "")]
         return Outcome(ok=False, errors=reasons or [refusal.reason])
     if parent_entry is not None and data.get("mode") == "forward":
@@ -334,6 +347,17 @@ def send(request, form) -> Outcome:
             draft = Entry.objects.filter(pk=data["draft"], is_draft=True, mailbox__in=form.boxes).first()
         if draft is not None:
             organise.delete_entries([draft], actor=request.user)
+    unreached = [a for a in outcome.refused if is_patient_address(a)]
+    if unreached:
+        messages.warning(
+            request,
+            ngettext(
+                "%(n)d patient n'a pas reçu ce message (motif ci-dessous, et dans le suivi du message envoyé).",
+                "%(n)d patients n'ont pas reçu ce message (motifs ci-dessous, et dans le suivi du message envoyé).",
+                len(unreached),
+            )
+            % {"n": len(unreached)},
+        )
     for address, decision in outcome.refused.items():
         messages.warning(request, _("Non distribué à %(a)s : %(r)s") % {"a": address, "r": decision.reason})
     if outcome.delivered_count and outcome.split:

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditEvent
 from mailboxes.delivery import message_history, refusal_reason
-from mailboxes.models import Delivery, Entry, Outbox
+from mailboxes.models import Delivery, Entry, Outbox, SentRecipient
 
 ACTION_LABELS = {
     AuditEvent.Action.SUBMITTED: _("Soumis"),
@@ -87,7 +87,49 @@ def timeline(entry: Entry) -> dict:
         if row is not None:
             state.update(relay_state(row))
         states.append(state)
+    states += kept_states(message, {d.address for d in deliveries})
     return {"steps": steps, "states": states}
+
+
+def kept_states(message, shown: set[str]) -> list[dict]:
+    """The recipients the message does not hold, kept on it when it was sent one copy per
+    patient (`SentRecipient`, `mailboxes.fanout.keep_recipients`): a patient's own copy, as its
+    delivery stands, and a copy refused whole, « Non distribué » with the reason the patient
+    policy gave then (stored, not recomputed)."""
+    kept = list(SentRecipient.objects.filter(sent=message).order_by("id"))
+    copies = {
+        (d.message_id, d.address): d
+        for d in Delivery.objects.filter(message_id__in={r.copy_id for r in kept if r.copy_id})
+    }
+    states = []
+    for row in kept:
+        if row.address in shown:
+            continue
+        if row.copy_id is None:
+            states.append(
+                {
+                    "address": row.address,
+                    "status": Delivery.Status.BOUNCED.label,
+                    "code": Delivery.Status.BOUNCED,
+                    "reason": row.reason,
+                    "next_try": "",
+                    "at": row.created_at,
+                }
+            )
+            continue
+        d = copies.get((row.copy_id, row.address))
+        if d is not None:
+            states.append(
+                {
+                    "address": d.address,
+                    "status": d.get_status_display(),
+                    "code": d.status,
+                    "reason": refusal_reason(d),
+                    "next_try": "",
+                    "at": d.updated_at,
+                }
+            )
+    return states
 
 
 def relay_rows(message, deliveries) -> dict[str, Outbox]:

@@ -13,7 +13,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('api', '0003_sent_recipients'),
+        ('api', '0002_french_verbose_names'),
     ]
 
     operations = [
