@@ -245,6 +245,17 @@ def test_a_file_that_is_not_a_csv_list_is_refused_by_what_it_is(service, client,
     assert not Campaign.objects.exists()
 
 
+def test_the_list_upload_marks_its_required_fields_the_file_included(service, client):
+    """The shared file picker (templates/_file_picker.html) keeps the star the automation forms
+    put on a required field's label, beside the other fields' stars."""
+    client.force_login(service.cast.bob)
+    page = client.get(reverse("automation:campaign_create")).content.decode()
+    assert re.search(
+        r'<label for="id_file">Liste des patients \(CSV\) <span aria-hidden="true">\*</span></label>', page
+    )
+    assert re.search(r'<label for="id_model">[^<]+ <span aria-hidden="true">\*</span></label>', page)
+
+
 def test_cancelling_a_list_asks_first_and_says_what_stopped(service, client):
     cast = service.cast
     campaign, _page = _send_a_list(service, client, 3)
