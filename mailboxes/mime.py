@@ -21,6 +21,7 @@ import datetime
 import email.utils
 import re
 from dataclasses import dataclass, field
+from email import errors as email_errors
 from email.header import decode_header, make_header
 from email.message import Message as EmailMessage
 from email.parser import BytesHeaderParser
@@ -35,6 +36,10 @@ MAX_PARTS = 500
 MSGID_RE = re.compile(r"<[^<>\s]{1,990}>")
 CONTENT_TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
+# What the e-mail package notes of a header line it cannot read as a field: a line without a
+# colon (the block ends there for it) or a `From ` line after the first (the first becomes the
+# Unix From line, `get_unixfrom`).
+UNREADABLE_HEADER_DEFECTS = (email_errors.MissingHeaderBodySeparatorDefect, email_errors.MisplacedEnvelopeHeaderDefect)
 
 
 class _Utf8Headers(Compat32):
@@ -92,6 +97,11 @@ class ParsedMessage:
     # How many `Received:` fields the top header block holds: the hops it has made (RFC 5321
     # §6.3; the delivery path's hop limit, `senders.check_hops`).
     received_count: int = 0
+    # The top header block holds a line that is not a `Name: value` field (no colon, a space or
+    # a tab before the colon, a Unix `From ` line): the parse stops reading fields there, while
+    # another reader (an IMAP client) may read what follows, a `From :` among them
+    # (`senders.check_header_block` refuses such a message).
+    unreadable_header_line: bool = False
     is_report: bool = False
     report_type: str = ""
     attachments: list[ParsedAttachment] = field(default_factory=list)
@@ -380,6 +390,9 @@ def _read_top_headers(parsed: ParsedMessage, top) -> None:
             )
     auto = decode_text(top.get("auto-submitted", "")).split(";", 1)[0].strip().lower()
     parsed.auto_submitted = bool(auto) and auto != "no"
+    parsed.unreadable_header_line = top.get_unixfrom() is not None or any(
+        isinstance(defect, UNREADABLE_HEADER_DEFECTS) for defect in top.defects
+    )
 
 
 def parse_message(raw: bytes) -> ParsedMessage:

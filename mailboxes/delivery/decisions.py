@@ -143,6 +143,25 @@ def refuse_malformed() -> Decision:
     return refuse("malformed", _("Le message est illisible : ce n'est pas un message électronique."))
 
 
+def refuse_unreadable_header() -> Decision:
+    """A header block with a line that is not a `Name: value` field: this parse stops there, a
+    mail client may read on (a `From :` it would show, which no rule here checked)."""
+    return refuse(
+        "malformed",
+        _(
+            "Les en-têtes du message sont mal formés : une ligne n'est pas un champ « Nom: valeur » "
+            "(RFC 5322). Malformed header block."
+        ),
+    )
+
+
+def refuse_outside_from_missing() -> Decision:
+    return refuse(
+        "sender_not_allowed",
+        _("Le message n'a pas d'en-tête From lisible : il doit donner l'adresse de son auteur (RFC 5322)."),
+    )
+
+
 def refuse_too_many_hops(count: int, limit: int) -> Decision:
     """A message that has made more hops than the limit (RFC 5321 §6.3): a mail loop. The
     peer's postmaster may not read French: the reason says it in English too."""

@@ -98,6 +98,7 @@ def accept(raw, envelope_from, envelope_to, source, actor, sender_mailbox) -> tu
     sender = senders.normalised_sender(envelope_from)
     senders.check_sending_box(sender, sender_mailbox)
     parsed = senders.parse_within_limit(raw, sender_mailbox)
+    senders.check_header_block(parsed)
     senders.check_hops(parsed)
     if not envelope_to:
         raise senders.refused(refuse_no_recipient())

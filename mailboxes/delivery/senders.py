@@ -23,9 +23,11 @@ from mailboxes.delivery.decisions import (
     refuse_invalid,
     refuse_malformed,
     refuse_null_sender_not_report,
+    refuse_outside_from_missing,
     refuse_several_authors,
     refuse_too_large,
     refuse_too_many_hops,
+    refuse_unreadable_header,
     refuse_untrusted,
     refuse_untrusted_from,
 )
@@ -99,6 +101,14 @@ def parse_within_limit(raw: bytes, sender_mailbox: Mailbox | None) -> ParsedMess
         raise refused(refuse_malformed()) from None
 
 
+def check_header_block(parsed: ParsedMessage) -> None:
+    """Every field of the header block is readable (RFC 5322 §2.2): a line without a colon, a
+    name with a space or tab before its colon, a Unix `From ` line would end this parse's
+    fields where a mail client may read on, and show an author no rule here checked."""
+    if parsed.unreadable_header_line:
+        raise refused(refuse_unreadable_header())
+
+
 def over_hop_limit(received_count: int) -> bool:
     """More `Received:` fields than SMTP_HOP_LIMIT: the message is looping (RFC 5321 §6.3)."""
     return received_count > settings.SMTP_HOP_LIMIT
@@ -150,6 +160,10 @@ def check_outside_from(parsed: ParsedMessage, sender: str, header_domain: str, c
     envelope says; with the null sender it must moreover be a report (RFC 3464 / 8098)."""
     if not sender and not parsed.is_report:
         raise refused(refuse_null_sender_not_report())
+    if parsed.from_count == 0:
+        # RFC 5322 §3.6: a message has an author; without one the reader's client shows whatever
+        # it finds (the envelope sender, or nothing), which no rule here checked.
+        raise refused(refuse_outside_from_missing())
     if not header_domain:
         if not sender:
             raise refused(refuse_null_sender_not_report())

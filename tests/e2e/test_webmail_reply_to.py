@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 SOFTWARE = "envois-automatiques-noreply@autre-operateur.mssante.fr"
 TEAM = "secretariat.cardiologie@autre-operateur.mssante.fr"
+NAMED_TEAM = f"Secrétariat de cardiologie <{TEAM}>"  # as shown and proposed, its display name kept
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def test_reply_to_is_shown_and_the_reply_goes_there(cast, from_software, login, 
     page.set_viewport_size({"width": width, "height": height})
     page.goto(f"{live_server.url}/pro/message/{from_software.pk}/")
     line = page.locator("dl.meta dt:text-is('Répondre à') + dd")
-    assert line.inner_text() == f"<{TEAM}>"
+    assert line.inner_text() == NAMED_TEAM
     assert line.is_visible()
     assert page.locator("dl.meta dt:text-is('De') + dd").inner_text() == f"CH Externe <{SOFTWARE}>"
     measured = page.evaluate(WIDTH)
@@ -52,11 +53,11 @@ def test_reply_to_is_shown_and_the_reply_goes_there(cast, from_software, login, 
 
     page.get_by_role("link", name="Répondre", exact=True).click()
     page.wait_for_url(re.compile(r"/pro/ecrire/\?reponse="))
-    assert page.input_value("#id_to") == TEAM
+    assert page.input_value("#id_to") == NAMED_TEAM
     note = page.locator("#to-reply-to")
     assert note.is_visible()
     assert note.inner_text() == (
-        f"« Répondre à » : l'expéditeur, {SOFTWARE}, demande que les réponses aillent à {TEAM} ; "
+        f"« Répondre à » : l'expéditeur, {SOFTWARE}, demande que les réponses aillent à {NAMED_TEAM} ; "
         "c'est le destinataire proposé."
     )
     assert "to-reply-to" in page.get_attribute("#id_to", "aria-describedby")
