@@ -37,5 +37,11 @@ def test_beat_keeps_its_schedule_under_var_dir(tmp_path):
         assert wait_for_schedule(var, beat)
     finally:
         beat.terminate()
-        beat.wait(20)
+        # Read its output while it stops: a full pipe would hold a process that logs its shutdown
+        # (it timed out once on a loaded machine with `wait(20)` and the pipe never read).
+        try:
+            beat.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            beat.kill()
+            beat.communicate()
     assert list(start_dir.iterdir()) == []
