@@ -105,17 +105,25 @@ def record_many(events: list[dict]) -> None:
 # written there (committed with it, in its chain place) and remembered; `on_commit` forgets it.
 # What is still remembered when the request or the Celery task ends was rolled back: it is
 # written again then, in its own transaction (`write_rolled_back`, connected in audit/apps.py).
+# Each task has a scope of its own (`open_task_scope`): a task run in process while a request's
+# commit hooks run (the embedded runner) ends before the request's own hook has forgotten the
+# request's events, which its end must not take for rolled back.
 
 _remembered = threading.local()
 _keys = itertools.count()
 REMEMBERED_MAX = 1000
 
 
+def _scopes() -> list[dict]:
+    scopes = getattr(_remembered, "scopes", None)
+    if scopes is None:
+        scopes = _remembered.scopes = [{}]
+    return scopes
+
+
 def _waiting() -> dict:
-    waiting = getattr(_remembered, "events", None)
-    if waiting is None:
-        waiting = _remembered.events = {}
-    return waiting
+    """The events remembered by the request or task running now on this thread."""
+    return _scopes()[-1]
 
 
 def record_lasting(action: str, **fields) -> None:
@@ -137,9 +145,24 @@ def forget_remembered(**_kwargs) -> None:
     _waiting().clear()
 
 
+def open_task_scope(**_kwargs) -> None:
+    """Celery task_prerun: the task remembers its own events, apart from those of a request or
+    task whose commit hooks run it in process."""
+    _scopes().append({})
+
+
+def close_task_scope(**_kwargs) -> int:
+    """Celery task_postrun: write the task's rolled-back events, then back to the outer scope."""
+    written = write_rolled_back()
+    scopes = _scopes()
+    if len(scopes) > 1:
+        scopes.pop()
+    return written
+
+
 def write_rolled_back(**_kwargs) -> int:
-    """request_finished / Celery task_postrun: write the remembered events whose transaction
-    rolled back. Inside a transaction still open (a test's), nothing is decided yet."""
+    """request_finished (and a task's end, `close_task_scope`): write the remembered events whose
+    transaction rolled back. Inside a transaction still open (a test's), nothing is decided yet."""
     waiting = _waiting()
     if not waiting or transaction.get_connection().in_atomic_block:
         return 0

@@ -71,3 +71,19 @@ def test_patients_only_the_refused_one_shows_on_the_first_copy(cast, client):
     type(closed).objects.filter(pk=closed.pk).update(space_state="active")
     page = html.unescape(client.get(reverse("webmail:message", args=[sent.pk])).content.decode())
     assert closed.address in page and str(policy.refuse_space_closed().reason) in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_refused_copy_is_audited_once_when_the_send_commits(cast, client):
+    """Found from outside (p30): the refused copy's event was written a second time, marked
+    `caller_rolled_back`, though the send committed: a task run in process by the commit's
+    hooks ended before the hook forgetting the request's event had run, and took it for rolled
+    back. Each task now remembers its own events (audit.events.open_task_scope)."""
+    from audit.models import AuditEvent
+
+    closed = make_patient("Marc", "Ferrand", space_state="closed")
+    client.force_login(cast.alice)
+    response = _send(client, cast, f"{cast.paul_patient.ins}, {closed.ins}", cast.charlie_box.address)
+    assert response.status_code == 200
+    refused = list(AuditEvent.objects.filter(action=AuditEvent.Action.REFUSED).values_list("outcome", "detail"))
+    assert refused == [("space_closed", {"source": "webmail", "recipients": 1})]
