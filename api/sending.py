@@ -22,9 +22,9 @@ from automation import calendar, convocations
 from automation import sending as automation_sending
 from automation.models import MessageModel
 from mailboxes.delivery import DeliveryRefused, DeliveryResult, refusal_text
-from mailboxes.fanout import FanOutResult, patients_among, send_one_per_patient
+from mailboxes.fanout import FanOutResult, keep_recipients, patients_among, send_one_per_patient
 from mailboxes.identifiers import ins_error
-from mailboxes.models import Entry, Mailbox, Message, SentRecipient
+from mailboxes.models import Entry, Mailbox, Message
 from mailboxes.patient_domain import Decision, get_policy
 from patients import policy
 from patients.models import Patient
@@ -293,34 +293,11 @@ def answer(fanouts: list[FanOutResult], box: Mailbox) -> dict:
             seen.add(item["address"])
             recipients.append(item)
     first = messages[0]
-    keep_recipients(first["id"], recipients)
+    # Kept on the answered message, so that `GET /messages/{id}` tells what this answer tells.
+    keep_recipients(next(r.message for f in fanouts for r in f.results), fanouts)
     # The copies refused whole are reported to the box's webhooks too (no delivery event does).
     hooks.queue_refused_copies(box.pk, first["id"], [r for r in recipients if r["message"] is None])
     return {"id": first["id"], "message_id": first["message_id"], "recipients": recipients, "messages": messages}
-
-
-def keep_recipients(sent_id: int, recipients: list[dict]) -> None:
-    """The call's recipients that its first message (the answer's `id`) does not hold: another
-    copy of the fan-out, or a copy refused whole. `GET /messages/{id}` reads them
-    (`api.views.message_status`), so it tells what this answer tells. Written in the call's
-    transaction (several copies are always one: `needs_one_transaction`)."""
-    others = [r for r in recipients if r["message"] != sent_id]
-    if not others:
-        return
-    SentRecipient.objects.bulk_create(
-        [
-            SentRecipient(
-                sent_id=sent_id,
-                address=r["address"],
-                copy_id=r["message"],
-                message_id=r["message_id"] or "",
-                code=r.get("code", "") if r["message"] is None else "",
-                reason=r.get("reason", "")[:500] if r["message"] is None else "",
-            )
-            for r in others
-        ],
-        ignore_conflicts=True,
-    )
 
 
 def max_request_bytes() -> int:

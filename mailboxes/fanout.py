@@ -65,35 +65,55 @@ class FanOutResult:
         return sum(len(r.delivered) + len(r.queued) for r in self.results)
 
     @property
+    def held(self) -> set[str]:
+        """The recipients some stored copy holds (delivered, queued or refused within it)."""
+        return {a for r in self.results for a in recipients_of(r)}
+
+    @property
     def refused_whole(self) -> dict[str, Decision]:
         """The recipients of the copies refused whole (nothing stored for them: a patient's
         closed space, wrong INS key, no such patient), with the policy's decision."""
-        return {a: d for refusal in self.refusals for a, d in (refusal.refused or {}).items()}
+        held = self.held
+        return {a: d for a, d in self.refused.items() if a not in held}
 
 
-def keep_recipients(outcome: FanOutResult) -> None:
-    """The recipients that the sender's shown message (`outcome.primary`) does not hold, kept on
-    it (`SentRecipient`): every other copy's recipients, and each copy refused whole with the
-    policy's code, its French reason and the Message-ID it had. The webmail's delivery timeline
-    reads them, so the sent message names every recipient typed. Call it in the sending's
-    transaction."""
-    primary = outcome.primary
-    if primary is None or not outcome.split:
-        return
+def recipients_of(result: DeliveryResult) -> list[str]:
+    """A stored copy's recipients: delivered here, queued for other operators, refused."""
+    return [*(box.address for box in result.delivered), *result.queued, *result.refused]
+
+
+def keep_recipients(sent, outcomes: list[FanOutResult]) -> None:
+    """The recipients of one sending that `sent` (the message its sender is shown: the
+    webmail's sent copy, the `id` a `POST /messages` answers with) does not hold, kept on it
+    (`SentRecipient`): every other copy's recipients, then each copy refused whole with the
+    policy's code, its French reason and the Message-ID it had (its automatic return's
+    `In-Reply-To`). The webmail's delivery timeline and `GET /messages/{id}` read them. Call it
+    in the sending's transaction."""
     rows: dict[str, SentRecipient] = {}
-    for result in outcome.results[1:]:
-        for address in [b.address for b in result.delivered] + list(result.queued) + list(result.refused):
-            rows.setdefault(address, SentRecipient(sent=primary.message, address=address, copy=result.message))
-    for address, decision in outcome.refused_whole.items():
-        rows[address] = SentRecipient(
-            sent=primary.message,
-            address=address,
-            message_id=outcome.refused_message_ids.get(address, ""),
-            code=decision.code,
-            reason=str(decision.reason or refusal_text(decision.code, address))[:500],
-        )
-    held = {b.address for b in primary.delivered} | set(primary.queued) | set(primary.refused)
-    SentRecipient.objects.bulk_create([r for a, r in rows.items() if a not in held], ignore_conflicts=True)
+    for outcome in outcomes:
+        for result in outcome.results:
+            if result.message.pk != sent.pk:
+                for address in recipients_of(result):
+                    rows.setdefault(
+                        address,
+                        SentRecipient(
+                            sent=sent, address=address, copy=result.message, message_id=result.message.message_id
+                        ),
+                    )
+    for outcome in outcomes:
+        for address, decision in outcome.refused_whole.items():
+            rows.setdefault(
+                address,
+                SentRecipient(
+                    sent=sent,
+                    address=address,
+                    message_id=outcome.refused_message_ids.get(address, ""),
+                    code=decision.code,
+                    reason=str(decision.reason or refusal_text(decision.code, address))[:500],
+                ),
+            )
+    held_by_sent = {a for o in outcomes for r in o.results if r.message.pk == sent.pk for a in recipients_of(r)}
+    SentRecipient.objects.bulk_create([r for a, r in rows.items() if a not in held_by_sent], ignore_conflicts=True)
 
 
 def patients_among(addresses) -> list[str]:

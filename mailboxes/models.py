@@ -842,7 +842,7 @@ class SentRecipient(models.Model):
     told it: a patient's own copy of a fan-out (`copy`), or a copy refused whole (no `copy`:
     nothing was stored for it), with the patient policy's code and reason and the Message-ID it
     had, which its automatic return names in `In-Reply-To`. Written in the sending's transaction
-    (`mailboxes.fanout.keep_recipients`, api/sending.py `keep_recipients`); read beside the
+    (`mailboxes.fanout.keep_recipients`, for the webmail and the API); read beside the
     message's own deliveries by the webmail's delivery timeline (webmail/timeline.py) and by
     `GET /messages/{id}` (api/views.py `message_status`)."""
 

@@ -335,7 +335,8 @@ def send(request, form) -> Outcome:
         except DeliveryRefused as refused:
             refusal = refused
         else:
-            keep_recipients(outcome)
+            if outcome.primary is not None:
+                keep_recipients(outcome.primary.message, [outcome])
     if refusal is not None:
         reasons = [d.reason for d in (getattr(refusal, "refused", None) or {}).values() if getattr(d, "reason", "")]
         return Outcome(ok=False, errors=reasons or [refusal.reason])
