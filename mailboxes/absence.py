@@ -31,6 +31,7 @@ from django.utils.translation import gettext as _
 
 from audit.events import record
 from audit.models import AuditEvent
+from mailboxes.delivery import is_looping
 from mailboxes.models import AbsenceMessage, AbsenceReply, IncomingAction, Mailbox, Message
 from mailboxes.patient_domain import is_patient_address
 from mailboxes.store import open_raw
@@ -71,14 +72,6 @@ def is_automatic(headers) -> bool:
         return True
     suppress = str(headers.get("x-auto-response-suppress", "") or "").lower()
     return "all" in suppress or "oof" in suppress
-
-
-def is_looping(headers) -> bool:
-    """More `Received:` fields than the delivery path's hop limit (RFC 5321 §6.3): a message
-    caught in a loop is not answered."""
-    from mailboxes.delivery import over_hop_limit
-
-    return over_hop_limit(len(headers.get_all("received") or []))
 
 
 def reason_not_to_answer(message: Message, box: Mailbox, absence: AbsenceMessage, headers) -> str:

@@ -101,7 +101,7 @@ def without_return_path(raw: bytes) -> bytes:
 
 def forward_message(action: IncomingAction) -> str:
     """The task's work for one forward action (already claimed): returns the outcome code."""
-    from mailboxes.delivery import DeliveryRefused, over_hop_limit, send_message
+    from mailboxes.delivery import DeliveryRefused, is_looping, send_message
 
     box, message = action.mailbox, action.message
     forwarding = Forwarding.objects.filter(mailbox=box, enabled=True).first()
@@ -112,7 +112,7 @@ def forward_message(action: IncomingAction) -> str:
     headers = stored_headers(message)
     if forwarded_here_before(headers):
         return "already_forwarded"
-    if over_hop_limit(len(headers.get_all("received") or [])):
+    if is_looping(headers):
         return "looping"  # its copy would be refused as a loop (RFC 5321 §6.3): not sent at all
     error = forward_target_error(box, forwarding.address)
     if error:

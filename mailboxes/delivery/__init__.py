@@ -4,7 +4,7 @@ Every message goes through `send_message`, whoever sends it. The package, one mo
 
 - `send`: `send_message`, the page of steps;
 - `senders`: who sends and may they (trust space, sender identity, size, parsing, the hop
-  limit against mail loops: `over_hop_limit`), and
+  limit against mail loops: `is_looping` for a stored message's fields), and
   `check_sender` for the SMTP gateway's MAIL FROM;
 - `planning`: each recipient's decision (hosted box, patient domain through its policy,
   another operator's domain, refusal), and `check_recipient` for RCPT TO;
@@ -49,7 +49,7 @@ from mailboxes.delivery.planning import check_recipient
 from mailboxes.delivery.quota import count_draft, release_space
 from mailboxes.delivery.receipts import READ_RECEIPT_EVENTS, is_read_receipt_event
 from mailboxes.delivery.send import SOURCE_LABELS, SOURCES, send_message
-from mailboxes.delivery.senders import check_sender, is_null_sender, over_hop_limit
+from mailboxes.delivery.senders import check_sender, is_looping, is_null_sender
 
 __all__ = [
     "DEFAULT_REPLY",
@@ -63,10 +63,10 @@ __all__ = [
     "check_declared_size",
     "check_recipient",
     "check_sender",
+    "is_looping",
     "is_null_sender",
     "is_read_receipt_event",
     "largest_message",
-    "over_hop_limit",
     "oversized_refusal",
     "refusal_text",
     "refuse_invalid",

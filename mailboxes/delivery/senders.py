@@ -114,6 +114,12 @@ def over_hop_limit(received_count: int) -> bool:
     return received_count > settings.SMTP_HOP_LIMIT
 
 
+def is_looping(headers) -> bool:
+    """A stored message's header fields (an `email.message.Message`) over the hop limit: what an
+    automatic forward or absence reply must not answer (its copy would be refused one hop later)."""
+    return over_hop_limit(len(headers.get_all("received") or []))
+
+
 def check_hops(parsed: ParsedMessage) -> None:
     """A message over the hop limit is refused whole, whoever hands it over: the gateway (a
     loop between operators), a forward (a box forwarding to itself through a peer), a client."""
