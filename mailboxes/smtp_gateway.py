@@ -639,7 +639,7 @@ async def read_message(
         if end:
             piece = piece[:-3]
         received += len(piece)
-        line_length, too_long = line_lengths(piece, line_length, line_limit)
+        line_length, too_long = line_lengths(piece, line_length, line_limit, after_cr=tail.endswith(b"\r"))
         if state in ("ok", "oversize") and too_long:
             state, buffer = "too_long", bytearray()
         elif state in ("ok", "oversize") and size_limit and received > size_limit:
@@ -679,9 +679,14 @@ def unstuffed(piece: bytes, tail: bytes) -> bytes:
     return piece.replace(b"\r\n.", b"\r\n") if b"\r\n." in piece else piece
 
 
-def line_lengths(piece: bytes, carried: int, limit: int) -> tuple[int, bool]:
+def line_lengths(piece: bytes, carried: int, limit: int, after_cr: bool = False) -> tuple[int, bool]:
     """(length of the line left open at the end of `piece`, whether a line of more than `limit`
-    bytes, its CRLF included, ends or runs in it); `carried`: the open line's length before."""
+    bytes, its CRLF included, ends or runs in it); `carried`: the open line's length before;
+    `after_cr`: the bytes before `piece` end with a CR, so a LF first ends the open line (a CRLF
+    that the network cut in two)."""
+    if after_cr and piece.startswith(b"\n"):
+        open_length, too_long = line_lengths(piece[1:], 0, limit)
+        return open_length, too_long or carried + 1 > limit
     first = piece.find(b"\r\n")
     if first < 0:
         return carried + len(piece), carried + len(piece) > limit

@@ -122,3 +122,12 @@ def test_a_dot_ending_a_line_is_not_the_end_and_the_next_command_stays_unread():
         "ok",
         b"MAIL FROM:<a@b.fr>\r\n",
     )
+
+
+def test_a_crlf_cut_between_two_pieces_ends_its_line():
+    """Found by the property above in CI: a line's CR at the end of one piece and its LF at the
+    start of the next counted the line on with the next one (a 32-byte line taken for 41)."""
+    lines = [b"\r", b"\x00" * 14, b"\x00" * 14, b"\x00" * 30, b"\x00" * 7]
+    stream = b"".join(line + b"\r\n" for line in lines) + b".\r\nQUIT\r\n"
+    assert run(read_message_data, stream, [68]) == run(line_by_line, stream, [68])
+    assert run(read_message_data, stream, [68])[1] == "ok"
